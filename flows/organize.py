@@ -1,0 +1,179 @@
+"""The organize flow: scan, classify and hash in shards, then plan and report.
+
+Orchestration only: which tasks, in what order, on which shards. Every stage checkpoints its
+own shards, so running the flow again with the same operation id resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from storage import operations
+from storage.errors import RootError
+from storage.locations import DataStore
+from storage.operations import OperationRecord, PlanOptions, StageTiming
+from storage.settings import get_settings
+from tasks import hashes, report
+from tasks.layout import parse_layout
+from tasks.progress import tracker
+from tasks.stages import (
+    classify_task,
+    hash_inputs_task,
+    hash_task,
+    plan_task,
+    report_task,
+    scan_task,
+)
+
+
+def check_root(root: str) -> str:
+    """The canonical root, or RootError with one line a user can act on."""
+    path = os.path.realpath(os.path.expanduser(root))
+    if not os.path.exists(path):
+        raise RootError(f"root {root} does not exist")
+    if not os.path.isdir(path):
+        raise RootError(f"root {root} is not a directory")
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise RootError(f"root {root} cannot be read: {exc.strerror}") from None
+    return path
+
+
+@contextmanager
+def stage(store: DataStore, record: OperationRecord, name: str) -> Iterator[StageTiming]:
+    timing = record.stages.setdefault(name, StageTiming())
+    record.stage = name
+    started = time.perf_counter()
+    operations.save(store, record)
+    yield timing
+    timing.seconds = round((timing.seconds or 0) + time.perf_counter() - started, 3)
+    tracker(record.id).finish(name)
+    operations.save(store, record)
+
+
+def open_operation(
+    store: DataStore, operation_id: str, root: str, options: PlanOptions, dry_run: bool
+) -> OperationRecord:
+    if operations.exists(store, operation_id):
+        record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
+    else:
+        record = OperationRecord(id=operation_id, root=root, options=options, dry_run=dry_run)
+    record.status = "running"
+    record.error = None
+    record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
+    operations.save(store, record)
+    return record
+
+
+@flow(
+    name="organize",
+    flow_run_name="organize-{operation_id}",
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),  # type: ignore[arg-type]
+    validate_parameters=True,
+)
+def organize_flow(
+    operation_id: str,
+    root: str,
+    options: PlanOptions | None = None,
+    dry_run: bool = True,
+) -> dict[str, Any]:
+    settings = get_settings()
+    store = DataStore(settings.data_url)
+    options = options or PlanOptions()
+    parse_layout(options.mode, options.template)  # refuse a bad template before any work
+    root = check_root(root)
+    record = open_operation(store, operation_id, root, options, dry_run)
+    try:
+        summary = _run_stages(store, record, settings.shard_rows)
+    except BaseException as exc:
+        record.status = "failed"
+        record.error = str(exc) or type(exc).__name__
+        operations.save(store, record)
+        raise
+    return summary
+
+
+def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> dict[str, Any]:
+    settings = get_settings()
+    op_dir = store.operation_dir(record.id)
+    root = record.root
+    progress = tracker(record.id)
+    skip = [os.fsencode(os.path.realpath(store.base))] if store.is_local else []
+
+    with stage(store, record, "scan") as timing:
+        progress.start("scan")
+        scanned = scan_task(store, op_dir, record.id, root, shard_rows, skip)
+        timing.files, timing.bytes = scanned["files"], scanned["bytes"]
+
+    previous = operations.previous_on_root(store, root, record.id)
+    prev_dir = store.operation_dir(previous.id) if previous else None
+    processes = settings.io_processes
+
+    with stage(store, record, "classify") as timing:
+        progress.start("classify", scanned["files"])
+        futures = classify_task.map(
+            store, op_dir, record.id, range(scanned["shards"]), root, processes, prev_dir
+        )
+        timing.files = sum(f.result()["files"] for f in futures)
+
+    for pass_name in (hashes.PREFIX, hashes.FULL):
+        with stage(store, record, pass_name) as timing:
+            shards = hash_inputs_task(
+                store,
+                op_dir,
+                pass_name,
+                prev_dir,
+                settings.hash_shard_files,
+                settings.hash_shard_bytes,
+            )
+            progress.start(pass_name)
+            futures = hash_task.map(
+                store, op_dir, record.id, pass_name, range(shards), root, processes
+            )
+            results = [f.result() for f in futures]
+            timing.files = sum(r["files"] for r in results)
+            timing.bytes = sum(r["bytes_read"] for r in results)
+
+    with stage(store, record, "plan") as timing:
+        progress.start("plan")
+        planned = plan_task(store, op_dir, record, shard_rows)
+        timing.files = planned["entries"]
+
+    with stage(store, record, "report"):
+        built = report_task(store, op_dir, record)
+    built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
+    report.write_report(store, op_dir, built)
+    record.status = "planned"
+    record.stage = None
+    record.summary = {
+        "files": built["files"],
+        "bytes": built["bytes"],
+        "duplicate_groups": built["duplicates"]["groups"],
+        "wasted_bytes": built["duplicates"]["wasted_bytes"],
+        **built["plan"],
+        "errors": built["errors"]["count"],
+    }
+    operations.save(store, record)
+    _publish_artifact(built)
+    return built
+
+
+def _publish_artifact(built: dict[str, Any]) -> None:
+    try:
+        create_markdown_artifact(
+            key=f"report-{built['operation_id']}",
+            markdown=report.to_markdown(built),
+            description="Organize report: summary and top duplicate groups",
+        )
+    except Exception as exc:  # an artifact is a view of report.json; never fail the run for it
+        get_run_logger().warning("could not publish the report artifact: %s", exc)

@@ -1,0 +1,133 @@
+"""Parquet manifests: one schema per stage, shards written whole or not at all.
+
+Layout of an operation folder:
+
+    operation.json                 parameters, status, stage timings (storage.operations)
+    scan/part-00000.parquet        one row per entry under the root
+    scan/_SUCCESS                  the stage finished; its shards are all there
+    prefix/_inputs/part-*.parquet  work lists made once, so a resumed run hashes the same shards
+    prefix/part-*.parquet
+    hash/_inputs/part-*.parquet, hash/part-*.parquet
+    classify/part-*.parquet
+    plan/part-*.parquet
+    report.json
+
+Paths are stored as raw bytes (`binary`), relative to the root, so that names which are not
+UTF-8 survive exactly; `path_text` is a lossy display copy for searching and printing only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.locations import DataStore
+
+SCAN = pa.schema(
+    [
+        ("path", pa.binary()),
+        ("path_text", pa.string()),
+        ("kind", pa.string()),  # file | symlink | other | error
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("dev", pa.uint64()),
+        ("ino", pa.uint64()),
+        ("nlink", pa.int64()),
+        ("mode", pa.int64()),
+        ("link_target", pa.binary()),
+        ("error", pa.string()),
+    ]
+)
+
+# Work lists and results of the two hashing passes share one shape.
+HASH_INPUT = pa.schema(
+    [
+        ("dev", pa.uint64()),
+        ("ino", pa.uint64()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("path", pa.binary()),
+        ("cached", pa.binary()),  # digest reused from an earlier operation, or null
+    ]
+)
+HASH = pa.schema(
+    [
+        ("dev", pa.uint64()),
+        ("ino", pa.uint64()),
+        ("size", pa.int64()),
+        ("digest", pa.binary()),
+        ("cached", pa.bool_()),
+        ("error", pa.string()),
+    ]
+)
+
+CLASSIFY = pa.schema(
+    [
+        ("path", pa.binary()),
+        ("category", pa.string()),
+        ("ext", pa.string()),
+        ("date", pa.timestamp("us")),
+        ("date_source", pa.string()),
+        ("year", pa.int32()),
+        ("month", pa.int32()),
+        ("error", pa.string()),
+    ]
+)
+
+PLAN = pa.schema(
+    [
+        ("src", pa.binary()),
+        ("dst", pa.binary()),  # null when nothing moves
+        ("action", pa.string()),  # move | keep | skip | quarantine | hardlink
+        ("reason", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("dev", pa.uint64()),
+        ("ino", pa.uint64()),
+        ("category", pa.string()),
+        ("year", pa.int32()),
+        ("digest", pa.binary()),
+        ("link_to", pa.binary()),  # hardlink: the kept copy's final path
+    ]
+)
+
+SUCCESS = "_SUCCESS"
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def shard_path(op_dir: str, stage: str, index: int) -> str:
+    return f"{op_dir}/{stage}/{shard_name(index)}"
+
+
+def write_table(store: DataStore, path: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    store.write_bytes(path, buffer.getvalue())
+
+
+def read_table(store: DataStore, path: str, columns: list[str] | None = None) -> pa.Table:
+    with store.fs.open(path, "rb") as fh:
+        return pq.read_table(fh, columns=columns)
+
+
+def shard_paths(store: DataStore, op_dir: str, stage: str) -> list[str]:
+    return store.glob(f"{op_dir}/{stage}/part-*.parquet")
+
+
+def mark_done(store: DataStore, op_dir: str, stage: str, info: dict[str, Any]) -> None:
+    store.write_bytes(f"{op_dir}/{stage}/{SUCCESS}", json.dumps(info).encode())
+
+
+def done_info(store: DataStore, op_dir: str, stage: str) -> dict[str, Any] | None:
+    path = f"{op_dir}/{stage}/{SUCCESS}"
+    if not store.exists(path):
+        return None
+    info: dict[str, Any] = json.loads(store.read_bytes(path))
+    return info

@@ -1,0 +1,105 @@
+"""The operation record (operation.json): what was asked, where it stands, how long each stage took.
+
+One writer at a time (the flow run that owns the operation), so a whole-file rewrite is enough.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from storage.errors import OperationNotFound
+from storage.locations import DataStore, canonical_operation_id
+
+Status = Literal[
+    "pending",
+    "running",
+    "planned",  # a finished dry run: the plan can be reviewed and applied
+    "failed",
+    "applying",
+    "applied",
+    "partial",  # applied, but some items were skipped or failed
+    "rolling_back",
+    "rolled_back",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PlanOptions(BaseModel):
+    mode: str = "category_year"
+    template: str | None = None
+    duplicates: Literal["report", "quarantine", "hardlink"] = "report"
+    keep: Literal["oldest", "newest", "shortest-path"] = "oldest"
+    include_empty: bool = False
+    exclude: list[str] = Field(default_factory=list)
+
+
+class StageTiming(BaseModel):
+    seconds: float | None = None
+    files: int = 0
+    bytes: int = 0
+
+
+class OperationRecord(BaseModel):
+    id: str
+    root: str  # os.fsdecode'd absolute path (surrogateescape keeps non-UTF-8 bytes)
+    kind: Literal["organize", "scan", "dedupe"] = "organize"
+    options: PlanOptions = Field(default_factory=PlanOptions)
+    dry_run: bool = True
+    status: Status = "pending"
+    stage: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    stages: dict[str, StageTiming] = Field(default_factory=dict)
+    summary: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    flow_run_id: str | None = None
+
+
+def record_path(store: DataStore, operation_id: str) -> str:
+    return f"{store.operation_dir(operation_id)}/operation.json"
+
+
+def save(store: DataStore, record: OperationRecord) -> None:
+    record.updated_at = utcnow()
+    # ensure_ascii keeps lone surrogates (non-UTF-8 root names) as \\udcXX escapes: valid JSON.
+    payload = json.dumps(record.model_dump(mode="json"), ensure_ascii=True, indent=1)
+    store.write_bytes(record_path(store, record.id), payload.encode())
+
+
+def load(store: DataStore, operation_id: str) -> OperationRecord:
+    path = record_path(store, canonical_operation_id(operation_id))
+    try:
+        raw = store.read_bytes(path)
+    except FileNotFoundError:
+        raise OperationNotFound(operation_id) from None
+    return OperationRecord.model_validate(json.loads(raw))
+
+
+def exists(store: DataStore, operation_id: str) -> bool:
+    return store.exists(record_path(store, canonical_operation_id(operation_id)))
+
+
+def list_all(store: DataStore) -> list[OperationRecord]:
+    records = []
+    for path in store.glob(f"{store.operations_dir()}/*/operation.json"):
+        try:
+            records.append(OperationRecord.model_validate(json.loads(store.read_bytes(path))))
+        except (ValueError, FileNotFoundError):
+            continue  # a half-created or foreign folder is not an operation
+    return sorted(records, key=lambda r: r.created_at, reverse=True)
+
+
+def previous_on_root(store: DataStore, root: str, exclude_id: str) -> OperationRecord | None:
+    """The newest other operation on the same root whose hashes are complete (the hash cache)."""
+    for record in list_all(store):
+        timing = record.stages.get("hash")
+        if record.id != exclude_id and record.root == root and timing and timing.seconds:
+            return record
+    return None

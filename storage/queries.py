@@ -1,0 +1,222 @@
+"""DuckDB over an operation's Parquet shards: every question about an operation is answered here.
+
+For object stores the fsspec filesystem is registered on the connection: DuckDB's httpfs
+extension is not bundled with the wheel and cannot be downloaded on an offline install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+
+from storage import manifests
+from storage.locations import DataStore
+
+
+@contextmanager
+def connect(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        if not store.is_local:
+            con.register_filesystem(store.fs)
+        yield con
+    finally:
+        con.close()
+
+
+def stage_glob(store: DataStore, op_dir: str, stage: str) -> str:
+    return store.duckdb_path(f"{op_dir}/{stage}/part-*.parquet")
+
+
+def has_shards(store: DataStore, op_dir: str, stage: str) -> bool:
+    return bool(manifests.shard_paths(store, op_dir, stage))
+
+
+def source(store: DataStore, op_dir: str, stage: str) -> str:
+    """A FROM clause for one stage's shards, quoted for SQL."""
+    pattern = stage_glob(store, op_dir, stage).replace("'", "''")
+    return f"read_parquet('{pattern}')"
+
+
+# blake3 of no bytes: the digest every empty file has.
+EMPTY_DIGEST_HEX = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
+def _hash_with_empty(store: DataStore, op_dir: str, include_empty: bool) -> str:
+    """Content digests per inode; empty files share one digest when they count as duplicates."""
+    hashed = (
+        f"SELECT dev, ino, size, digest FROM {source(store, op_dir, 'hash')} WHERE error IS NULL"
+    )
+    if not include_empty:
+        return hashed
+    empty = f"""
+        SELECT DISTINCT dev, ino, 0 AS size, unhex('{EMPTY_DIGEST_HEX}') AS digest
+        FROM {source(store, op_dir, "scan")} WHERE kind = 'file' AND size = 0
+    """
+    return f"{hashed} UNION ALL {empty}"
+
+
+def duplicate_groups(
+    store: DataStore,
+    op_dir: str,
+    include_empty: bool = False,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Groups of files with equal content, largest waste first; hard links are one copy."""
+    sql = f"""
+        WITH h AS ({_hash_with_empty(store, op_dir, include_empty)}),
+        g AS (
+            SELECT size, digest, count(*) AS copies FROM h
+            GROUP BY size, digest HAVING count(*) > 1
+        ),
+        members AS (
+            SELECT g.size, g.digest, g.copies, s.path, s.path_text, s.dev, s.ino
+            FROM g JOIN h USING (size, digest)
+            JOIN {source(store, op_dir, "scan")} s
+              ON s.dev = h.dev AND s.ino = h.ino AND s.kind = 'file'
+        )
+        SELECT hex(digest) AS digest, size, copies, size * (copies - 1) AS wasted_bytes,
+               list(path ORDER BY path) AS paths, list(path_text ORDER BY path) AS paths_text
+        FROM members GROUP BY size, digest, copies
+        ORDER BY wasted_bytes DESC, digest
+        {_page(limit, offset)}
+    """
+    with connect(store) as con:
+        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+    return rows, duplicate_summary(store, op_dir, include_empty)["groups"]
+
+
+def duplicate_summary(store: DataStore, op_dir: str, include_empty: bool = False) -> dict[str, int]:
+    sql = f"""
+        WITH h AS ({_hash_with_empty(store, op_dir, include_empty)}),
+        g AS (SELECT size, count(*) AS copies FROM h GROUP BY size, digest HAVING count(*) > 1)
+        SELECT count(*), coalesce(sum(copies), 0), coalesce(sum(size * (copies - 1)), 0) FROM g
+    """
+    with connect(store) as con:
+        groups, files, wasted = con.execute(sql).fetchone() or (0, 0, 0)
+    return {"groups": int(groups), "files": int(files), "wasted_bytes": int(wasted)}
+
+
+def _page(limit: int | None, offset: int) -> str:
+    if limit is None:
+        return f"OFFSET {int(offset)}"
+    return f"LIMIT {int(limit)} OFFSET {int(offset)}"
+
+
+def plan_rows(
+    store: DataStore,
+    op_dir: str,
+    action: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    where = "WHERE action = $action" if action else ""
+    params = {"action": action} if action else {}
+    sql = f"""
+        SELECT src, dst, action, reason, size, category, year, link_to,
+               count(*) OVER () AS total
+        FROM {source(store, op_dir, "plan")} {where}
+        ORDER BY src {_page(limit, offset)}
+    """
+    return _rows_with_total(store, sql, params)
+
+
+def _rows_with_total(
+    store: DataStore, sql: str, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    with connect(store) as con:
+        rows = con.sql(sql, params=params).to_arrow_table().to_pylist()
+    total = rows[0]["total"] if rows else 0
+    for row in rows:
+        row.pop("total")
+    return rows, int(total)
+
+
+FILE_SORTS = {"path": "s.path", "size": "s.size", "date": "c.date", "name": "s.path_text"}
+
+
+def file_rows(
+    store: DataStore,
+    op_dir: str,
+    category: str | None = None,
+    year: int | None = None,
+    ext: str | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    name: str | None = None,
+    sort: str = "path",
+    descending: bool = False,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    filters = ["s.kind = 'file'"]
+    params: dict[str, Any] = {}
+    for column, value, op in (
+        ("c.category", category.lower() if category else None, "="),
+        ("c.year", year, "="),
+        ("c.ext", ext.lower().lstrip(".") if ext else None, "="),
+        ("s.size", min_size, ">="),
+        ("s.size", max_size, "<="),
+    ):
+        if value is not None:
+            param = f"p{len(params)}"
+            filters.append(f"{column} {op} ${param}")
+            params[param] = value
+    if name:
+        filters.append("contains(lower(s.path_text), lower($name))")
+        params["name"] = name
+    order = FILE_SORTS.get(sort)
+    if order is None:
+        raise ValueError(f"unknown sort {sort!r}: use {', '.join(FILE_SORTS)}")
+    sql = f"""
+        SELECT s.path, s.path_text, s.size, s.mtime_ns, c.category, c.ext, c.date, c.date_source,
+               c.year, count(*) OVER () AS total
+        FROM {source(store, op_dir, "scan")} s
+        LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
+        WHERE {" AND ".join(filters)}
+        ORDER BY {order} {"DESC" if descending else "ASC"} NULLS LAST, s.path
+        {_page(limit, offset)}
+    """
+    return _rows_with_total(store, sql, params)
+
+
+def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
+    sql = f"""
+        SELECT coalesce(c.category, 'other') AS category, c.year, count(*) AS files,
+               sum(s.size) AS bytes
+        FROM {source(store, op_dir, "scan")} s
+        LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
+        WHERE s.kind = 'file'
+        GROUP BY ALL ORDER BY category, year NULLS LAST
+    """
+    with connect(store) as con:
+        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+    return rows
+
+
+def problems(store: DataStore, op_dir: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Entries that could not be read at some stage: reported, never fatal."""
+    sql = f"""
+        SELECT path_text AS path, 'scan' AS stage, error FROM {source(store, op_dir, "scan")}
+        WHERE error IS NOT NULL
+        UNION ALL
+        SELECT s.path_text, 'hash', h.error FROM {source(store, op_dir, "hash")} h
+        JOIN {source(store, op_dir, "scan")} s ON s.dev = h.dev AND s.ino = h.ino
+        WHERE h.error IS NOT NULL
+        UNION ALL
+        SELECT s.path_text, 'prefix', h.error FROM {source(store, op_dir, "prefix")} h
+        JOIN {source(store, op_dir, "scan")} s ON s.dev = h.dev AND s.ino = h.ino
+        WHERE h.error IS NOT NULL
+        UNION ALL
+        SELECT s.path_text, 'classify', c.error FROM {source(store, op_dir, "classify")} c
+        JOIN {source(store, op_dir, "scan")} s ON s.path = c.path
+        WHERE c.error IS NOT NULL
+        ORDER BY 1 LIMIT {int(limit)}
+    """
+    with connect(store) as con:
+        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+    return rows

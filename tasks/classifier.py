@@ -1,0 +1,109 @@
+"""Classify one file: its category and the best date we can find for it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tasks.classify_rules import category_for_extension, category_for_magic, extension_of
+from tasks.dates import date_from_exif, date_from_mp4, date_from_name, plausible
+
+MAGIC_BYTES = 8 * 1024
+EXIF_BYTES = 128 * 1024
+
+# ISO base media containers whose moov/mvhd carries a creation time.
+MP4_EXTENSIONS: frozenset[str] = frozenset({"mp4", "m4v", "mov", "qt", "3gp", "3g2"})
+# Box types that can open an ISO base media file; "ftyp" is usual, old QuickTime starts
+# straight with moov/mdat or with a padding box.
+_MP4_FIRST_BOXES: frozenset[bytes] = frozenset(
+    {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"}
+)
+
+# O_NONBLOCK so that a FIFO in the tree cannot hang the worker in open(); it changes nothing
+# for regular files.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_UNIX_EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    category: str
+    ext: str
+    date: datetime | None  # naive
+    date_source: str  # one of DATE_SOURCES
+    error: str | None = None
+
+
+def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Classification:
+    """Category and date of one file. Never raises; a file that cannot be read gets `error`."""
+    ext = extension_of(name)
+    category = category_for_extension(ext)
+    date: datetime | None = None
+    source = "none"
+    error: str | None = None
+
+    wants_magic = category is None
+    wants_exif = category == "images"
+    wants_media = category == "videos" and ext in MP4_EXTENSIONS
+    if size > 0 and (wants_magic or wants_exif or wants_media):
+        try:
+            fd = os.open(abs_path, _OPEN_FLAGS)
+        except (OSError, ValueError) as exc:
+            error = _describe("open", exc)
+        else:
+            try:
+                category, date, source = _inspect(fd, ext, category)
+            except OSError as exc:
+                error = _describe("read", exc)
+            finally:
+                os.close(fd)
+
+    if date is None:
+        date, source = _date_without_content(name, mtime_ns)
+    return Classification(category or "other", ext, date, source, error)
+
+
+def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datetime | None, str]:
+    """Category and content date from an open file; raises OSError for the caller to report."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    head = b""
+    if category is None:
+        head = os.pread(fd, MAGIC_BYTES, 0)
+        category = category_for_magic(head)
+    if category == "images":
+        # Continue the read rather than start over, so no byte of the head is read twice.
+        if len(head) == MAGIC_BYTES or not head:
+            head += os.pread(fd, EXIF_BYTES - len(head), len(head))
+        date = date_from_exif(head)
+        if date is not None:
+            return category, date, "exif"
+    elif category == "videos" and (ext in MP4_EXTENSIONS or head[4:8] in _MP4_FIRST_BOXES):
+        date = date_from_mp4(fd)
+        if date is not None:
+            return category, date, "media"
+    return category, None, "none"
+
+
+def _date_without_content(name: bytes, mtime_ns: int) -> tuple[datetime | None, str]:
+    date = date_from_name(os.fsdecode(name))
+    if date is not None:
+        return date, "filename"
+    try:
+        mtime = _UNIX_EPOCH + timedelta(microseconds=mtime_ns // 1000)
+    except OverflowError:
+        return None, "none"
+    if plausible(mtime):
+        return mtime, "mtime"
+    return None, "none"
+
+
+def _describe(operation: str, exc: OSError | ValueError) -> str:
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ELOOP:
+            return f"{operation}: symlink not followed"
+        return f"{operation}: {exc.strerror or type(exc).__name__}"
+    return f"{operation}: {exc}"

@@ -1,0 +1,214 @@
+"""Categories: which kind of file something is, from its name or, failing that, its first bytes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import puremagic
+
+CATEGORIES: tuple[str, ...] = (
+    "images",
+    "videos",
+    "audio",
+    "documents",
+    "spreadsheets",
+    "presentations",
+    "archives",
+    "code",
+    "fonts",
+    "ebooks",
+    "other",
+)
+
+# The single registry of extension rules. An extension may appear under one category only;
+# `_index` refuses duplicates so that a new rule cannot silently shadow an old one.
+# fmt: off
+RULES: Mapping[str, frozenset[str]] = {
+    "images": frozenset(
+        {
+            "jpg", "jpeg", "jpe", "jfif", "png", "apng", "gif", "bmp", "dib", "tif", "tiff",
+            "webp", "heic", "heif", "hif", "avif", "jxl", "jp2", "j2k", "jpf", "jpx", "svg",
+            "svgz", "ico", "icns", "cur", "psd", "psb", "xcf", "tga", "exr", "hdr", "pbm", "pgm",
+            "ppm", "pnm", "pcx", "eps", "ai", "wmf", "emf", "dds", "qoi",
+            # camera raw
+            "raw", "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2",
+            "raf", "pef", "ptx", "srw", "x3f", "3fr", "fff", "erf", "kdc", "dcr", "mrw", "mef",
+            "mos", "rwl", "iiq", "gpr",
+        }
+    ),
+    "videos": frozenset(
+        {
+            "mp4", "m4v", "mov", "qt", "mkv", "webm", "avi", "wmv", "asf", "flv", "f4v", "mpg",
+            "mpeg", "mpe", "m1v", "m2v", "mp2v", "m2ts", "mts", "m2t", "vob", "3gp", "3g2",
+            "ogv", "rm", "rmvb", "divx", "dv", "mxf", "insv", "lrv", "mod", "tod", "y4m",
+        }
+    ),
+    "audio": frozenset(
+        {
+            "mp3", "m4a", "m4b", "m4p", "aac", "wav", "wave", "flac", "ogg", "oga", "opus",
+            "spx", "wma", "aiff", "aif", "aifc", "ape", "wv", "amr", "awb", "mid", "midi", "kar",
+            "mka", "dsf", "dff", "caf", "au", "snd", "ac3", "eac3", "dts", "ra", "mp2", "mpa",
+            "tta", "mpc", "xm", "it", "s3m",
+        }
+    ),
+    "documents": frozenset(
+        {
+            "pdf", "doc", "docx", "docm", "dot", "dotx", "dotm", "odt", "ott", "fodt", "sxw",
+            "rtf", "txt", "text", "md", "markdown", "rst", "org", "adoc", "tex", "ltx", "pages",
+            "wpd", "wps", "xps", "oxps", "abw", "hwp",
+        }
+    ),
+    "spreadsheets": frozenset(
+        {
+            "xls", "xlsx", "xlsm", "xlsb", "xlt", "xltx", "xltm", "ods", "ots", "fods", "csv",
+            "tsv", "numbers", "gnumeric", "sxc",
+        }
+    ),
+    "presentations": frozenset(
+        {
+            "ppt", "pptx", "pptm", "pps", "ppsx", "ppsm", "pot", "potx", "potm", "odp", "otp",
+            "fodp", "key", "sxi",
+        }
+    ),
+    "archives": frozenset(
+        {
+            "zip", "zipx", "7z", "rar", "tar", "gz", "tgz", "bz2", "tbz", "tbz2", "xz", "txz",
+            "zst", "tzst", "lz", "lzma", "tlz", "lz4", "lzo", "z", "cab", "arj", "lzh", "lha",
+            "ace", "cpio", "iso", "img", "dmg", "deb", "rpm", "apk", "xpi", "jar", "war", "ear",
+            "tar.gz", "tar.bz2", "tar.xz", "tar.zst",
+        }
+    ),
+    "code": frozenset(
+        {
+            "py", "pyi", "pyw", "pyx", "pxd", "ipynb", "js", "mjs", "cjs", "jsx", "ts", "tsx",
+            "cts", "c", "h", "cc", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++", "inl",
+            "m", "mm", "rs", "go", "java", "kt", "kts", "scala", "sc", "groovy", "gradle", "clj",
+            "cljs", "edn", "swift", "cs", "fs", "fsx", "vb", "rb", "erb", "php", "pl", "pm", "lua",
+            "r", "jl", "dart", "hs", "lhs", "ml", "mli", "ex", "exs", "erl", "hrl", "elm", "nim",
+            "zig", "d", "f", "f90", "f95", "for", "pas", "asm", "s", "sh", "bash", "zsh", "fish",
+            "ksh", "csh", "ps1", "psm1", "bat", "cmd", "awk", "sed", "tcl", "vim", "el", "lisp",
+            "scm", "rkt", "html", "htm", "xhtml", "css", "scss", "sass", "less", "vue", "svelte",
+            "json", "jsonc", "json5", "jsonl", "ndjson", "yaml", "yml", "toml", "ini", "cfg",
+            "conf", "xml", "xsl", "xslt", "xsd", "sql", "graphql", "gql", "proto", "thrift",
+            "cmake", "mk", "make", "dockerfile", "tf", "tfvars", "hcl", "nix", "sol", "v", "sv",
+            "vhd", "vhdl", "patch", "diff",
+        }
+    ),
+    "fonts": frozenset(
+        {"ttf", "otf", "woff", "woff2", "eot", "ttc", "otc", "pfb", "pfm", "pfa", "afm", "fon",
+         "fnt", "bdf", "pcf", "dfont"}
+    ),
+    "ebooks": frozenset(
+        {"epub", "mobi", "azw", "azw3", "azw4", "kfx", "fb2", "fbz", "djvu", "djv", "ibooks",
+         "lit", "lrf", "cbz", "cbr", "cb7", "cbt"}
+    ),
+}
+# fmt: on
+
+# Compound endings kept whole, because "gz" alone would lose that the file is a tarball.
+COMPOUND_EXTENSIONS: frozenset[str] = frozenset({"tar.gz", "tar.bz2", "tar.xz", "tar.zst"})
+
+# Magic results shorter than three bytes (confidence < 0.3 in puremagic) match too much
+# ordinary text ("BM..." would make any note starting with "BMW" a bitmap).
+_MIN_MAGIC_CONFIDENCE = 0.3
+
+_MIME_CATEGORIES: Mapping[str, str] = {
+    "application/pdf": "documents",
+    "application/rtf": "documents",
+    "application/msword": "documents",
+    "application/zip": "archives",
+    "application/x-matroska": "videos",
+    "application/epub+zip": "ebooks",
+    "application/vnd.ms-excel": "spreadsheets",
+    "application/vnd.ms-powerpoint": "presentations",
+}
+_MIME_PREFIX_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("image/", "images"),
+    ("video/", "videos"),
+    ("audio/", "audio"),
+    ("font/", "fonts"),
+    ("application/font-", "fonts"),
+    ("application/x-font-", "fonts"),
+)
+
+
+def _index(rules: Mapping[str, frozenset[str]]) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for category, extensions in rules.items():
+        if category not in CATEGORIES or category == "other":
+            raise ValueError(f"rule for unknown category {category!r}")
+        for ext in extensions:
+            if ext != ext.lower() or ext.startswith("."):
+                raise ValueError(f"extension {ext!r} must be lowercase without a dot")
+            if ext in index:
+                raise ValueError(f"extension {ext!r} is in both {index[ext]} and {category}")
+            index[ext] = category
+    return index
+
+
+_EXTENSION_CATEGORIES: dict[str, str] = _index(RULES)
+
+
+def extension_of(name: bytes) -> str:
+    """Lowercase extension without the dot ("" when none); "tar.gz"-style endings kept whole."""
+    text = os.fsdecode(name).lower()
+    stem, dot, ext = text.rpartition(".")
+    # A leading dot marks a hidden file (".bashrc"), not an extension; and text after the
+    # last dot that holds whitespace ("Report v2. final") is prose, not an extension.
+    if not dot or not stem or not ext or any(ch.isspace() for ch in ext):
+        return ""
+    inner_stem, inner_dot, inner = stem.rpartition(".")
+    if inner_dot and inner_stem and f"{inner}.{ext}" in COMPOUND_EXTENSIONS:
+        return f"{inner}.{ext}"
+    return ext
+
+
+def category_for_extension(ext: str) -> str | None:
+    return _EXTENSION_CATEGORIES.get(ext.lower())
+
+
+def _category_of_match(extension: str, mime_type: str) -> str | None:
+    category = category_for_extension(extension.lstrip("."))
+    if category is not None:
+        return category
+    mime = mime_type.lower()
+    if mime in _MIME_CATEGORIES:
+        return _MIME_CATEGORIES[mime]
+    for prefix, prefixed_category in _MIME_PREFIX_CATEGORIES:
+        if mime.startswith(prefix):
+            return prefixed_category
+    return None
+
+
+def category_for_magic(head: bytes) -> str | None:
+    """Category from a file's first bytes, or None when they are not recognised."""
+    if not head:
+        return None
+    try:
+        matches = puremagic.magic_string(head)
+    # puremagic parses arbitrary bytes; whatever it trips on means "not identified".
+    except Exception:
+        return None
+    scored: list[tuple[float, str]] = []
+    for match in matches:
+        confidence = float(match.confidence)
+        if confidence < _MIN_MAGIC_CONFIDENCE:
+            continue
+        category = _category_of_match(str(match.extension or ""), str(match.mime_type or ""))
+        if category is not None:
+            scored.append((confidence, category))
+    if not scored:
+        return None
+    best = max(confidence for confidence, _ in scored)
+    top = {category for confidence, category in scored if confidence == best}
+    if len(top) == 1:
+        return top.pop()
+    # Container formats tie: a bare ZIP header matches zip, docx, xlsx, odp, jar... equally.
+    # Without the file's name all we truly know is that it is an archive of some kind.
+    if "archives" in top:
+        return "archives"
+    for confidence, category in scored:
+        if confidence == best:
+            return category
+    return None  # pragma: no cover - `best` is taken from `scored`

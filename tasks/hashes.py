@@ -1,0 +1,186 @@
+"""Hash: find the files whose content must be compared, and hash them in shards.
+
+Two passes, each planned once into `{pass}/_inputs/` so a resumed run hashes the same shards:
+
+* prefix: one file per inode (hard links are one file) among sizes shared by two or more
+  inodes: blake3 of the first 4 KiB;
+* hash: inodes whose (size, prefix) is still shared: blake3 of the whole content. For files of
+  at most 4 KiB the prefix digest already is the full digest and nothing is read again.
+
+Digests of files unchanged since the last operation on the same root (same path, size,
+mtime_ns and inode) are reused from that operation's manifests instead of being read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from storage import manifests
+from storage.locations import DataStore
+from storage.queries import connect, has_shards, source
+from tasks import hashing
+
+PREFIX = "prefix"
+FULL = "hash"
+INPUTS = "_inputs"
+
+
+def _inputs_dir(pass_name: str) -> str:
+    return f"{pass_name}/{INPUTS}"
+
+
+def _cache_join(store: DataStore, prev_dir: str | None, pass_name: str) -> tuple[str, str]:
+    """SQL pieces reusing digests from the previous operation, or nothing."""
+    if prev_dir is None or not has_shards(store, prev_dir, pass_name):
+        return "NULL::BLOB", ""
+    prev_scan = source(store, prev_dir, "scan")
+    prev_hash = source(store, prev_dir, pass_name)
+    join = f"""
+        LEFT JOIN (
+            SELECT s.path, s.size, s.mtime_ns, s.ino, h.digest
+            FROM {prev_scan} s JOIN {prev_hash} h ON s.dev = h.dev AND s.ino = h.ino
+            WHERE h.error IS NULL AND s.kind = 'file'
+        ) prev ON prev.path = c.path AND prev.size = c.size
+              AND prev.mtime_ns = c.mtime_ns AND prev.ino = c.ino
+    """
+    return "prev.digest", join
+
+
+def plan_prefix_inputs(
+    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int
+) -> int:
+    """Write the prefix work list; return its number of shards (reusing an existing plan)."""
+    done = manifests.done_info(store, op_dir, _inputs_dir(PREFIX))
+    if done is not None:
+        return int(done["shards"])
+    cached, join = _cache_join(store, prev_dir, PREFIX)
+    sql = f"""
+        WITH inodes AS (
+            SELECT dev, ino, any_value(size) AS size, min(mtime_ns) AS mtime_ns, min(path) AS path
+            FROM {source(store, op_dir, "scan")}
+            WHERE kind = 'file' AND size > 0
+            GROUP BY dev, ino
+        ), c AS (
+            SELECT * FROM inodes
+            WHERE size IN (SELECT size FROM inodes GROUP BY size HAVING count(*) > 1)
+        )
+        SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path, {cached} AS cached
+        FROM c {join}
+        ORDER BY c.dev, c.ino
+    """
+    with connect(store) as con:
+        table = con.sql(sql).to_arrow_table()
+    return _write_inputs(store, op_dir, PREFIX, table, _cut_by_files(table, shard_files))
+
+
+def plan_full_inputs(
+    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, shard_bytes: int
+) -> int:
+    done = manifests.done_info(store, op_dir, _inputs_dir(FULL))
+    if done is not None:
+        return int(done["shards"])
+    cached, join = _cache_join(store, prev_dir, FULL)
+    small = hashing.PREFIX_BYTES
+    sql = f"""
+        WITH p AS (
+            SELECT dev, ino, size, digest FROM {source(store, op_dir, PREFIX)}
+            WHERE error IS NULL
+        ), shared AS (
+            SELECT size, digest FROM p GROUP BY size, digest HAVING count(*) > 1
+        ), c AS (
+            SELECT p.dev, p.ino, p.size, i.mtime_ns, i.path, p.digest AS prefix
+            FROM p JOIN shared USING (size, digest)
+            JOIN {source(store, op_dir, _inputs_dir(PREFIX))} i USING (dev, ino)
+        )
+        SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path,
+               CASE WHEN c.size <= {small} THEN c.prefix ELSE {cached} END
+                   AS cached
+        FROM c {join}
+        ORDER BY c.dev, c.ino
+    """
+    with connect(store) as con:
+        table = con.sql(sql).to_arrow_table()
+    cuts = _cut_by_bytes(table, shard_files, shard_bytes)
+    return _write_inputs(store, op_dir, FULL, table, cuts)
+
+
+def _cut_by_files(table: pa.Table, shard_files: int) -> list[tuple[int, int]]:
+    n = table.num_rows
+    return [(a, min(a + shard_files, n)) for a in range(0, n, shard_files)]
+
+
+def _cut_by_bytes(table: pa.Table, shard_files: int, shard_bytes: int) -> list[tuple[int, int]]:
+    sizes = table.column("size").to_pylist()
+    cached = table.column("cached").is_null().to_pylist()
+    cuts, start, nbytes = [], 0, 0
+    for i, (size, to_read) in enumerate(zip(sizes, cached, strict=True)):
+        nbytes += size if to_read else 0
+        if i + 1 - start >= shard_files or nbytes >= shard_bytes:
+            cuts.append((start, i + 1))
+            start, nbytes = i + 1, 0
+    if start < len(sizes):
+        cuts.append((start, len(sizes)))
+    return cuts
+
+
+def _write_inputs(
+    store: DataStore, op_dir: str, pass_name: str, table: pa.Table, cuts: list[tuple[int, int]]
+) -> int:
+    table = table.cast(manifests.HASH_INPUT)
+    if not cuts:
+        # One empty shard keeps "the pass has shards" true, so queries need no special case.
+        cuts = [(0, 0)]
+    for index, (a, b) in enumerate(cuts):
+        path = manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
+        manifests.write_table(store, path, table.slice(a, b - a))
+    manifests.mark_done(store, op_dir, _inputs_dir(pass_name), {"shards": len(cuts)})
+    return len(cuts)
+
+
+def hash_shard(
+    store: DataStore,
+    op_dir: str,
+    pass_name: str,
+    index: int,
+    root: str,
+    processes: int,
+    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
+) -> dict[str, int]:
+    """Hash one shard of a pass, unless it is already written (the checkpoint)."""
+    out = manifests.shard_path(op_dir, pass_name, index)
+    if store.exists(out):
+        return {"files": 0, "bytes_read": 0, "skipped_shard": 1}
+    inputs = manifests.read_table(
+        store, manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
+    )
+    rows = inputs.to_pylist()
+    root_b = os.fsencode(root).rstrip(b"/")
+    todo = [r for r in rows if r["cached"] is None]
+    cached = [r for r in rows if r["cached"] is not None]
+    on_chunk(len(cached), 0)
+    kind = "prefix" if pass_name == PREFIX else "full"
+    jobs = [(root_b + b"/" + r["path"], r["size"]) for r in todo]
+    results = hashing.hash_many(kind, jobs, processes, on_chunk)
+    table = pa.Table.from_pylist(
+        [
+            {"dev": r["dev"], "ino": r["ino"], "size": r["size"], "digest": r["cached"],
+             "cached": True, "error": None}
+            for r in cached
+        ]
+        + [
+            {"dev": r["dev"], "ino": r["ino"], "size": r["size"], "digest": digest,
+             "cached": False, "error": error}
+            for r, (digest, error, _) in zip(todo, results, strict=True)
+        ],
+        schema=manifests.HASH,
+    )
+    manifests.write_table(store, out, table)
+    return {
+        "files": len(rows),
+        "bytes_read": sum(r[2] for r in results),
+        "errors": sum(1 for r in results if r[1] is not None),
+        "skipped_shard": 0,
+    }

@@ -1,0 +1,120 @@
+"""Reading file content for hashes, in the process pool (tasks.pool says why processes).
+
+Files are opened with O_NOFOLLOW and
+re-checked with fstat, so a file swapped for a symlink or changed since the scan is an error,
+not a wrong hash. This module is imported by the pool's workers: keep its imports light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import blake3
+
+from tasks import pool
+
+PREFIX_BYTES = 4096
+CHUNK_FILES = 2000
+CHUNK_BYTES = 64 * 1024 * 1024
+READ_BLOCK = 1024 * 1024
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+
+# (path, expected size) -> (digest or None, error or None, bytes read)
+Job = tuple[bytes, int]
+Result = tuple[bytes | None, str | None, int]
+
+
+def _open(path: bytes) -> int:
+    try:
+        return os.open(path, _OPEN_FLAGS)
+    except PermissionError:
+        # O_NOATIME is refused on files we do not own; retry without it.
+        return os.open(path, _OPEN_FLAGS & ~getattr(os, "O_NOATIME", 0))
+
+
+def hash_prefix(path: bytes, size: int) -> Result:
+    try:
+        fd = _open(path)
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__, 0
+    try:
+        if os.fstat(fd).st_size != size:
+            return None, "changed since scan", 0
+        head = os.pread(fd, PREFIX_BYTES, 0)
+        return blake3.blake3(head).digest(), None, len(head)
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__, 0
+    finally:
+        os.close(fd)
+
+
+def hash_full(path: bytes, size: int) -> Result:
+    try:
+        fd = _open(path)
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__, 0
+    try:
+        if os.fstat(fd).st_size != size:
+            return None, "changed since scan", 0
+        hasher = blake3.blake3()
+        buffer = bytearray(min(READ_BLOCK, max(size, 1)))
+        view = memoryview(buffer)
+        total = 0
+        while True:
+            n = os.readv(fd, [buffer])
+            if n == 0:
+                break
+            hasher.update(view[:n])
+            total += n
+        if total != size:
+            return None, "changed since scan", total
+        return hasher.digest(), None, total
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__, 0
+    finally:
+        os.close(fd)
+
+
+def run_prefix(jobs: list[Job]) -> list[Result]:
+    return [hash_prefix(path, size) for path, size in jobs]
+
+
+def run_full(jobs: list[Job]) -> list[Result]:
+    return [hash_full(path, size) for path, size in jobs]
+
+
+def chunk_ranges(jobs: Sequence[Job], by_bytes: bool) -> list[tuple[int, int]]:
+    """Cut the job list into (start, stop) ranges bounded by file count and, for full
+    hashes, by bytes, so one huge file does not hold up a chunk of small ones for long."""
+    ranges = []
+    start = 0
+    nbytes = 0
+    for i, (_, size) in enumerate(jobs):
+        nbytes += size if by_bytes else 0
+        if i + 1 - start >= CHUNK_FILES or nbytes >= CHUNK_BYTES:
+            ranges.append((start, i + 1))
+            start, nbytes = i + 1, 0
+    if start < len(jobs):
+        ranges.append((start, len(jobs)))
+    return ranges
+
+
+def hash_many(
+    kind: str,
+    jobs: Sequence[Job],
+    processes: int,
+    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
+) -> list[Result]:
+    """Hash every job ("prefix" or "full") in the process pool; results in job order."""
+    full = kind == "full"
+    ranges = chunk_ranges(jobs, by_bytes=full)
+    if len(jobs) <= 64:
+        processes = 1  # a pool round trip costs more than hashing a handful of files
+    return pool.map_chunks(
+        run_full if full else run_prefix,
+        ranges,
+        jobs,
+        processes,
+        lambda chunk: on_chunk(len(chunk), sum(r[2] for r in chunk)),
+    )

@@ -1,0 +1,171 @@
+"""Where a file belongs: organization modes as templates, validated before anything runs.
+
+A template is a `/`-separated path of components with fields {category}, {year}, {month},
+{day}, {name}, {stem}, {ext} and Python format specs (`{month:02d}`). The last component names
+the file; a template that does not name it gets `/{name}` appended. A file with no usable date
+goes to an `Unknown` folder instead of a date folder (never a wrong year).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.errors import InvalidPlanOptions
+
+MODES: dict[str, str] = {
+    "category_year": "{category}/{year}/{name}",
+    "category": "{category}/{name}",
+    "year_month": "{year}/{month:02d}/{name}",
+    "extension": "{ext}/{name}",
+}
+FIELDS = frozenset({"category", "year", "month", "day", "name", "stem", "ext"})
+DATE_FIELDS = frozenset({"year", "month", "day"})
+NAME_FIELDS = frozenset({"name", "stem"})
+UNKNOWN = "Unknown"
+NO_EXTENSION = "no-extension"
+
+_SAMPLE: dict[str, object] = {
+    "category": "Images",
+    "year": 2019,
+    "month": 4,
+    "day": 12,
+    "name": "a.jpg",
+    "stem": "a",
+    "ext": "jpg",
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    template: str
+    fields: frozenset[str]
+
+    @property
+    def dated(self) -> bool:
+        return bool(self.fields & DATE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Layout:
+    directories: tuple[Component, ...]
+    filename: Component
+
+    def destination(
+        self, category: str, date: datetime | None, name: bytes, ext: str
+    ) -> list[bytes]:
+        """Path components (bytes) of the destination, relative to the root."""
+        text_name = os.fsdecode(name)
+        stem = (
+            text_name[: -len(ext) - 1]
+            if ext and text_name.lower().endswith("." + ext)
+            else text_name
+        )
+        values: dict[str, object] = {
+            "category": category.capitalize(),
+            "name": text_name,
+            "stem": stem,
+            "ext": ext,
+        }
+        parts: list[str] = []
+        unknown_placed = False
+        for component in self.directories:
+            if component.dated and date is None:
+                # One Unknown folder stands for all the missing date levels.
+                if not unknown_placed:
+                    parts.append(UNKNOWN)
+                    unknown_placed = True
+                continue
+            rendered = _render(component.template, values, date, empty_ext=NO_EXTENSION)
+            parts.append(_safe(rendered))
+        file_values = dict(values)
+        rendered_name = _render(self.filename.template, file_values, date, empty_ext="")
+        return [os.fsencode(p) for p in parts] + [_safe_name(rendered_name, name)]
+
+
+def _render(template: str, values: dict[str, object], date: datetime | None, empty_ext: str) -> str:
+    merged = dict(values)
+    if not merged["ext"]:
+        merged["ext"] = empty_ext
+    if date is not None:
+        merged.update(year=date.year, month=date.month, day=date.day)
+    else:
+        merged.update(year=UNKNOWN, month=UNKNOWN, day=UNKNOWN)
+        # Format specs like :02d cannot apply to the word Unknown: drop them.
+        template = _strip_date_specs(template)
+    return template.format(**merged)
+
+
+def _strip_date_specs(template: str) -> str:
+    out = []
+    for literal, field, spec, conv in string.Formatter().parse(template):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field is not None:
+            if field in DATE_FIELDS:
+                out.append("{" + field + "}")
+            else:
+                out.append(
+                    "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                )
+    return "".join(out)
+
+
+def _safe(component: str) -> str:
+    """A directory component can never climb out of the root or be empty."""
+    cleaned = component.replace("/", "_").replace("\x00", "_").strip()
+    if cleaned in ("", ".", ".."):
+        return "_"
+    return cleaned
+
+
+def _safe_name(rendered: str, original: bytes) -> bytes:
+    cleaned = _safe(rendered)
+    encoded = os.fsencode(cleaned)
+    return encoded if cleaned != "_" or rendered == "_" else original
+
+
+def parse_layout(mode: str, template: str | None = None) -> Layout:
+    """The layout for a mode name or a user template; InvalidPlanOptions on anything unknown."""
+    if template is None:
+        if mode not in MODES:
+            raise InvalidPlanOptions(
+                f"unknown mode {mode!r}: choose one of {', '.join(MODES)} or give a template"
+            )
+        template = MODES[mode]
+    if not template.strip() or template.startswith("/"):
+        raise InvalidPlanOptions(f"template {template!r} must be a relative path")
+    components = []
+    for raw in template.split("/"):
+        components.append(_component(raw, template))
+    if not components[-1].fields & NAME_FIELDS:
+        components.append(Component("{name}", frozenset({"name"})))
+    return Layout(tuple(components[:-1]), components[-1])
+
+
+def _component(raw: str, template: str) -> Component:
+    if raw in ("", ".", ".."):
+        raise InvalidPlanOptions(f"template {template!r} has an empty, '.' or '..' component")
+    try:
+        parsed = list(string.Formatter().parse(raw))
+    except ValueError as exc:
+        raise InvalidPlanOptions(f"template {template!r} is malformed: {exc}") from None
+    fields = set()
+    for _, field, _, conv in parsed:
+        if field is None:
+            continue
+        if field not in FIELDS:
+            raise InvalidPlanOptions(
+                f"unknown template field {{{field}}}: use {', '.join(sorted(FIELDS))}"
+            )
+        if conv:
+            raise InvalidPlanOptions(
+                f"template {template!r}: conversions like !{conv} are not allowed"
+            )
+        fields.add(field)
+    try:
+        raw.format(**_SAMPLE)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise InvalidPlanOptions(f"template {template!r}: {exc}") from None
+    return Component(raw, frozenset(fields))

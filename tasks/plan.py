@@ -1,0 +1,90 @@
+"""Plan stage: read the manifests, run the pure planner, write the plan shards."""
+
+from __future__ import annotations
+
+import blake3
+import pyarrow as pa
+
+from storage import manifests
+from storage.locations import DataStore
+from storage.operations import PlanOptions
+from storage.queries import connect, source
+from tasks.layout import parse_layout
+from tasks.planner import DEFAULT_EXCLUDES, FileFacts, PlannedMove, PlanPolicy, plan_moves
+
+STAGE = "plan"
+EMPTY_DIGEST = blake3.blake3(b"").digest()
+
+
+def policy_for(options: PlanOptions) -> PlanPolicy:
+    return PlanPolicy(
+        layout=parse_layout(options.mode, options.template),
+        duplicates=options.duplicates,
+        keep=options.keep,
+        include_empty=options.include_empty,
+        exclude=DEFAULT_EXCLUDES + tuple(options.exclude),
+    )
+
+
+def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileFacts]:
+    sql = f"""
+        SELECT s.path, s.kind, s.size, s.mtime_ns, s.dev, s.ino, s.error,
+               c.category, c.ext, c.date, h.digest
+        FROM {source(store, op_dir, "scan")} s
+        LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
+        LEFT JOIN (
+            SELECT dev, ino, any_value(digest) AS digest FROM {source(store, op_dir, "hash")}
+            WHERE error IS NULL GROUP BY dev, ino
+        ) h ON h.dev = s.dev AND h.ino = s.ino AND s.kind = 'file'
+    """
+    with connect(store) as con:
+        rows = con.execute(sql).fetchall()
+    facts = []
+    for path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest in rows:
+        if digest is None and include_empty and kind == "file" and size == 0:
+            digest = EMPTY_DIGEST
+        facts.append(
+            FileFacts(
+                path=path,
+                kind=kind,
+                size=size,
+                mtime_ns=mtime_ns,
+                dev=dev,
+                ino=ino,
+                category=category or "other",
+                ext=ext or "",
+                date=date,
+                digest=digest,
+                error=error,
+            )
+        )
+    return facts
+
+
+def _table(moves: list[PlannedMove]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {name: [getattr(m, name) for m in moves] for name in manifests.PLAN.names},
+        schema=manifests.PLAN,
+    )
+
+
+def plan_operation(
+    store: DataStore, op_dir: str, options: PlanOptions, shard_rows: int
+) -> dict[str, int]:
+    done = manifests.done_info(store, op_dir, STAGE)
+    if done is not None:
+        return dict(done)
+    for stale in manifests.shard_paths(store, op_dir, STAGE):
+        store.remove(stale)
+    moves = plan_moves(load_facts(store, op_dir, options.include_empty), policy_for(options))
+    shards = max(1, -(-len(moves) // shard_rows))
+    for index in range(shards):
+        batch = moves[index * shard_rows : (index + 1) * shard_rows]
+        manifests.write_table(store, manifests.shard_path(op_dir, STAGE, index), _table(batch))
+    counts: dict[str, int] = {"shards": shards, "entries": len(moves)}
+    for m in moves:
+        counts[m.action] = counts.get(m.action, 0) + 1
+        if m.reason.startswith("conflict"):
+            counts["conflicts"] = counts.get("conflicts", 0) + 1
+    manifests.mark_done(store, op_dir, STAGE, counts)
+    return counts

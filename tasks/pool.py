@@ -1,0 +1,84 @@
+"""One process pool per process, shared by every task that reads file content.
+
+Per-file reads are short syscalls: threads convoy on the GIL (25-30 µs a file against 8 µs
+serial), while processes given chunks of a few thousand paths reach about 2.5 µs a file warm,
+and more processes than cores keep a cold disk busy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_lock = threading.Lock()
+
+
+def _get(processes: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != processes:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            # forkserver: forking a process that runs Prefect's threads could copy held locks.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["tasks.hashing", "tasks.classifier"])
+            _pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+            _pool_size = processes
+        return _pool
+
+
+def shutdown() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def map_chunks(
+    fn: Callable[[list[J]], list[R]],
+    ranges: Sequence[tuple[int, int]],
+    jobs: Sequence[J],
+    processes: int,
+    on_chunk: Callable[[list[R]], None] = lambda chunk: None,
+) -> list[R]:
+    """Run `fn` (a module-level function) over each job range, in order, in the pool."""
+    if processes <= 1 or len(ranges) <= 1:
+        out: list[R] = []
+        for a, b in ranges:
+            chunk = fn(list(jobs[a:b]))
+            on_chunk(chunk)
+            out.extend(chunk)
+        return out
+    try:
+        return _in_pool(fn, ranges, jobs, processes, on_chunk)
+    except BrokenProcessPool:
+        # A worker died (OOM killer, a signal): one fresh pool; task retries cover the rest.
+        shutdown()
+        return _in_pool(fn, ranges, jobs, processes, on_chunk)
+
+
+def _in_pool(
+    fn: Callable[[list[J]], list[R]],
+    ranges: Sequence[tuple[int, int]],
+    jobs: Sequence[J],
+    processes: int,
+    on_chunk: Callable[[list[R]], None],
+) -> list[R]:
+    pool = _get(processes)
+    futures: list[Future[list[R]]] = [pool.submit(fn, list(jobs[a:b])) for a, b in ranges]
+    out: list[R] = []
+    for future in futures:
+        chunk = future.result()
+        on_chunk(chunk)
+        out.extend(chunk)
+    return out

@@ -1,0 +1,123 @@
+"""Report: what an operation found and planned, as report.json and as markdown for Prefect."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from storage import manifests, queries
+from storage.locations import DataStore
+from storage.operations import OperationRecord
+
+TOP_GROUPS = 10
+
+
+def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict[str, Any]:
+    include_empty = record.options.include_empty
+    scan = manifests.done_info(store, op_dir, "scan") or {}
+    plan = manifests.done_info(store, op_dir, "plan") or {}
+    by_category: dict[str, dict[str, int]] = {}
+    by_year: dict[str, dict[str, int]] = {}
+    for row in queries.totals_by_category_year(store, op_dir):
+        for table, name in (
+            (by_category, row["category"]),
+            (by_year, str(row["year"] or "unknown")),
+        ):
+            slot = table.setdefault(name, {"files": 0, "bytes": 0})
+            slot["files"] += row["files"]
+            slot["bytes"] += int(row["bytes"] or 0)
+    groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
+    problems = queries.problems(store, op_dir)
+    return {
+        "operation_id": record.id,
+        "root": record.root,
+        "dry_run": record.dry_run,
+        "options": record.options.model_dump(),
+        "files": scan.get("files", 0),
+        "bytes": scan.get("bytes", 0),
+        "entries": scan.get("entries", 0),
+        "by_category": by_category,
+        "by_year": by_year,
+        "duplicates": {
+            **queries.duplicate_summary(store, op_dir, include_empty),
+            "top_groups": [
+                {
+                    "digest": g["digest"],
+                    "size": g["size"],
+                    "copies": g["copies"],
+                    "wasted_bytes": g["wasted_bytes"],
+                    "paths": g["paths_text"],
+                }
+                for g in groups
+            ],
+        },
+        "plan": {
+            "moves": plan.get("move", 0),
+            "quarantine": plan.get("quarantine", 0),
+            "hardlink": plan.get("hardlink", 0),
+            "unchanged": plan.get("keep", 0),
+            "skipped": plan.get("skip", 0),
+            "conflicts": plan.get("conflicts", 0),
+        },
+        "errors": {"count": len(problems), "items": problems},
+        "stages": {
+            name: {"seconds": t.seconds, "files": t.files, "bytes": t.bytes}
+            for name, t in record.stages.items()
+        },
+    }
+
+
+def write_report(store: DataStore, op_dir: str, report: dict[str, Any]) -> None:
+    store.write_bytes(f"{op_dir}/report.json", json.dumps(report, indent=1).encode())
+
+
+def read_report(store: DataStore, op_dir: str) -> dict[str, Any] | None:
+    path = f"{op_dir}/report.json"
+    if not store.exists(path):
+        return None
+    data: dict[str, Any] = json.loads(store.read_bytes(path))
+    return data
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    dup = report["duplicates"]
+    plan = report["plan"]
+    lines = [
+        f"# Operation {report['operation_id']}",
+        f"Root: `{report['root']}` ({'dry run' if report['dry_run'] else 'applied'})",
+        "",
+        "| files | size | duplicate groups | wasted | moves | conflicts | skipped | errors |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {report['files']} | {human_bytes(report['bytes'])} | {dup['groups']} "
+        f"| {human_bytes(dup['wasted_bytes'])} | {plan['moves']} | {plan['conflicts']} "
+        f"| {plan['skipped']} | {report['errors']['count']} |",
+        "",
+        "## By category",
+        "| category | files | size |",
+        "|---|---|---|",
+    ]
+    for name, slot in sorted(report["by_category"].items()):
+        lines.append(f"| {name} | {slot['files']} | {human_bytes(slot['bytes'])} |")
+    lines += [
+        "",
+        "## Largest duplicate groups",
+        "| copies | size | wasted | paths |",
+        "|---|---|---|---|",
+    ]
+    for g in dup["top_groups"]:
+        paths = "<br>".join(f"`{p}`" for p in g["paths"][:5])
+        more = f" (+{len(g['paths']) - 5})" if len(g["paths"]) > 5 else ""
+        lines.append(
+            f"| {g['copies']} | {human_bytes(g['size'])} | {human_bytes(g['wasted_bytes'])} "
+            f"| {paths}{more} |"
+        )
+    return "\n".join(lines) + os.linesep

@@ -1,0 +1,111 @@
+"""Prefect tasks: thin wrappers over the plain stage functions.
+
+Each task works on a whole shard (never one file), retries with backoff, and finds its own
+finished output on a retry or a re-run (the shard files are the checkpoint, so Prefect's
+result cache, whose default key includes the run id, is switched off).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from storage.locations import DataStore
+from storage.operations import OperationRecord
+from tasks import classify, hashes, plan, report, scan
+from tasks.progress import tracker
+
+RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 5, 15],
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(name="scan", **RETRIES)
+def scan_task(
+    store: DataStore, op_dir: str, operation_id: str, root: str, shard_rows: int, skip: list[bytes]
+) -> dict[str, int]:
+    progress = tracker(operation_id)
+    return scan.scan_root(
+        store,
+        op_dir,
+        root,
+        shard_rows,
+        frozenset(skip),
+        on_flush=lambda files, nbytes: progress.advance("scan", files, nbytes),
+    )
+
+
+@task(name="classify", task_run_name="classify-{index}", **RETRIES)
+def classify_task(
+    store: DataStore,
+    op_dir: str,
+    operation_id: str,
+    index: int,
+    root: str,
+    processes: int,
+    prev_dir: str | None,
+) -> dict[str, int]:
+    progress = tracker(operation_id)
+    return classify.classify_shard(
+        store,
+        op_dir,
+        index,
+        root,
+        processes,
+        prev_dir,
+        on_chunk=lambda files, nbytes: progress.advance("classify", files, nbytes),
+    )
+
+
+@task(name="plan-hash-inputs", task_run_name="plan-{pass_name}-inputs", **RETRIES)
+def hash_inputs_task(
+    store: DataStore,
+    op_dir: str,
+    pass_name: str,
+    prev_dir: str | None,
+    shard_files: int,
+    shard_bytes: int,
+) -> int:
+    if pass_name == hashes.PREFIX:
+        return hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_files)
+    return hashes.plan_full_inputs(store, op_dir, prev_dir, shard_files, shard_bytes)
+
+
+@task(name="hash", task_run_name="{pass_name}-{index}", **RETRIES)
+def hash_task(
+    store: DataStore,
+    op_dir: str,
+    operation_id: str,
+    pass_name: str,
+    index: int,
+    root: str,
+    processes: int,
+) -> dict[str, int]:
+    progress = tracker(operation_id)
+    return hashes.hash_shard(
+        store,
+        op_dir,
+        pass_name,
+        index,
+        root,
+        processes,
+        on_chunk=lambda files, nbytes: progress.advance(pass_name, files, nbytes),
+    )
+
+
+@task(name="plan", **RETRIES)
+def plan_task(
+    store: DataStore, op_dir: str, record: OperationRecord, shard_rows: int
+) -> dict[str, int]:
+    return plan.plan_operation(store, op_dir, record.options, shard_rows)
+
+
+@task(name="report", **RETRIES)
+def report_task(store: DataStore, op_dir: str, record: OperationRecord) -> dict[str, Any]:
+    built = report.build_report(store, op_dir, record)
+    report.write_report(store, op_dir, built)
+    return built
