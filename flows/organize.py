@@ -17,13 +17,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from storage import operations
-from storage.errors import RootError
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, StageTiming
 from storage.settings import get_settings
 from tasks import hashes, report
 from tasks.layout import parse_layout
 from tasks.progress import tracker
+from tasks.scan import check_root
 from tasks.stages import (
     classify_task,
     hash_inputs_task,
@@ -32,21 +32,6 @@ from tasks.stages import (
     report_task,
     scan_task,
 )
-
-
-def check_root(root: str) -> str:
-    """The canonical root, or RootError with one line a user can act on."""
-    path = os.path.realpath(os.path.expanduser(root))
-    if not os.path.exists(path):
-        raise RootError(f"root {root} does not exist")
-    if not os.path.isdir(path):
-        raise RootError(f"root {root} is not a directory")
-    try:
-        with os.scandir(path):
-            pass
-    except OSError as exc:
-        raise RootError(f"root {root} cannot be read: {exc.strerror}") from None
-    return path
 
 
 @contextmanager

@@ -1,12 +1,12 @@
 """Errors that reach users, translated once at the boundary (CLI, API).
 
-    FileorgError                 anything this project raises on purpose
-    ├── UserError                bad input: the caller can fix it (exit code 2, HTTP 4xx)
-    │   ├── RootError            the root is missing, not a directory, or unreadable
-    │   ├── OperationNotFound    no operation with that id
-    │   ├── InvalidPlanOptions   unknown mode, template field, policy...
-    │   └── OperationStateError  the operation is not in a state that allows this
-    └── StorageError             the data folder or a manifest could not be read or written
+FileorgError                 anything this project raises on purpose
+├── UserError                bad input: the caller can fix it (exit code 2, HTTP 4xx)
+│   ├── RootError            the root is missing, not a directory, or unreadable
+│   ├── OperationNotFound    no operation with that id
+│   ├── InvalidPlanOptions   unknown mode, template field, policy...
+│   └── OperationStateError  the operation is not in a state that allows this
+└── StorageError             the data folder or a manifest could not be read or written
 """
 
 from __future__ import annotations

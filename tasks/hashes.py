@@ -166,13 +166,25 @@ def hash_shard(
     results = hashing.hash_many(kind, jobs, processes, on_chunk)
     table = pa.Table.from_pylist(
         [
-            {"dev": r["dev"], "ino": r["ino"], "size": r["size"], "digest": r["cached"],
-             "cached": True, "error": None}
+            {
+                "dev": r["dev"],
+                "ino": r["ino"],
+                "size": r["size"],
+                "digest": r["cached"],
+                "cached": True,
+                "error": None,
+            }
             for r in cached
         ]
         + [
-            {"dev": r["dev"], "ino": r["ino"], "size": r["size"], "digest": digest,
-             "cached": False, "error": error}
+            {
+                "dev": r["dev"],
+                "ino": r["ino"],
+                "size": r["size"],
+                "digest": digest,
+                "cached": False,
+                "error": error,
+            }
             for r, (digest, error, _) in zip(todo, results, strict=True)
         ],
         schema=manifests.HASH,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from storage import manifests
+from storage.errors import RootError
 from storage.locations import DataStore
 
 STAGE = "scan"
@@ -27,6 +28,21 @@ class ScanEntry:
     mode: int = 0
     link_target: bytes | None = None
     error: str | None = None
+
+
+def check_root(root: str) -> str:
+    """The canonical root, or RootError with one line a user can act on."""
+    path = os.path.realpath(os.path.expanduser(root))
+    if not os.path.exists(path):
+        raise RootError(f"root {root} does not exist")
+    if not os.path.isdir(path):
+        raise RootError(f"root {root} is not a directory")
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise RootError(f"root {root} cannot be read: {exc.strerror}") from None
+    return path
 
 
 def display(path: bytes) -> str:

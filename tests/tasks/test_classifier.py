@@ -503,6 +503,14 @@ def test_date_from_mp4_never_raises(
     assert result is None or plausible(result)
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=1024))
+def test_date_from_mp4_never_raises_on_arbitrary_bytes(memfd: int, data: bytes) -> None:
+    fill(memfd, data)
+    result = date_from_mp4(memfd)
+    assert result is None or plausible(result)
+
+
 @given(st.binary(max_size=4096))
 def test_category_for_magic_never_raises(head: bytes) -> None:
     assert category_for_magic(head) in (*CATEGORIES, None)

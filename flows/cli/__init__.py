@@ -1,0 +1,49 @@
+"""The `fileorg` command line: thin commands over flows (organize) and queries (everything else).
+
+Errors a user can fix print one line and exit 2; nothing else prints a traceback unless
+FILEORG_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from storage.errors import FileorgError, StorageError, UserError
+
+app = typer.Typer(
+    name="fileorg",
+    help="Tidy large trees of files: find duplicates, classify, plan, apply safely, undo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that `fileorg --help` and the query commands never import Prefect.
+    from flows.cli import query, run  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (StorageError, FileorgError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command with --id to resume", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("FILEORG_DEBUG"):
+            raise
+        print(
+            f"error: {type(exc).__name__}: {exc} (set FILEORG_DEBUG=1 for details)", file=sys.stderr
+        )
+        sys.exit(1)

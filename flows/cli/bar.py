@@ -1,0 +1,55 @@
+"""A terminal progress bar per stage, fed by progress events (a sink, see tasks.progress)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from flows.cli.render import err
+from tasks.progress import ProgressEvent
+
+
+class ProgressBars:
+    def __init__(self, enabled: bool) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not enabled,
+            transient=False,
+        )
+        self._bars: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ProgressBars:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.__exit__(exc_type, exc, tb)
+
+    def publish(self, event: ProgressEvent) -> None:
+        bar = self._bars.get(event.stage)
+        if bar is None:
+            bar = self._bars[event.stage] = self._progress.add_task(event.stage, total=None)
+        total = event.files_total or None
+        if event.state == "finished":
+            # A finished stage shows full, even one that had nothing to do.
+            total = max(event.files_total, event.files_done, 1)
+            self._progress.update(bar, total=total, completed=total)
+            return
+        self._progress.update(bar, completed=event.files_done, total=total)

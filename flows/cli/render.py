@@ -1,0 +1,73 @@
+"""Printing for the CLI: one JSON document on stdout with --json, rich tables otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tasks.report import human_bytes
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def path_text(path: bytes | None) -> str | None:
+    """Paths are bytes; JSON carries them as os.fsdecode strings (lone surrogates escaped as
+    \\udcXX), which os.fsencode turns back into the exact bytes."""
+    return None if path is None else os.fsdecode(path)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, default=_default, ensure_ascii=True) + "\n")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def shown(path: bytes | None) -> str:
+    return "" if path is None else path.decode("utf-8", "backslashreplace")
+
+
+def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    t = Table(title=title, show_lines=False, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+
+
+def summary(report: dict[str, Any]) -> None:
+    dup = report["duplicates"]
+    plan = report["plan"]
+    rows = [
+        ["files", f"{report['files']:,}", human_bytes(report["bytes"])],
+        ["duplicate groups", f"{dup['groups']:,}", f"{human_bytes(dup['wasted_bytes'])} wasted"],
+        ["planned moves", f"{plan['moves']:,}", ""],
+        ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", ""],
+        ["already in place", f"{plan['unchanged']:,}", ""],
+        ["conflicts (renamed)", f"{plan['conflicts']:,}", ""],
+        ["skipped", f"{plan['skipped']:,}", "symlinks, excluded, unreadable"],
+        ["errors", f"{report['errors']['count']:,}", ""],
+    ]
+    table("Summary", ["", "count", ""], rows)
+    cats = [
+        [name, f"{slot['files']:,}", human_bytes(slot["bytes"])]
+        for name, slot in sorted(report["by_category"].items(), key=lambda kv: -kv[1]["bytes"])
+    ]
+    table("By category", ["category", "files", "size"], cats)
+    stages = [
+        [name, f"{t['seconds']:.2f} s" if t.get("seconds") is not None else "-", f"{t['files']:,}"]
+        for name, t in report["stages"].items()
+    ]
+    table("Stages", ["stage", "time", "files"], stages)
