@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from storage import operations
+from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, StageTiming
 from storage.settings import get_settings
@@ -51,9 +52,12 @@ def open_operation(
 ) -> OperationRecord:
     if operations.exists(store, operation_id):
         record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
+        if record.status not in ("pending", "running", "failed", "planned", "applying"):
+            raise OperationStateError(f"operation {record.id} is already {record.status}")
     else:
         record = OperationRecord(id=operation_id, root=root, options=options, dry_run=dry_run)
-    record.status = "running"
+    if record.status != "applying":  # an interrupted apply resumes as an apply
+        record.status = "running"
     record.error = None
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
     operations.save(store, record)
@@ -80,6 +84,10 @@ def organize_flow(
     record = open_operation(store, operation_id, root, options, dry_run)
     try:
         summary = _run_stages(store, record, settings.shard_rows)
+        if not record.dry_run:
+            from flows.apply import run_apply
+
+            summary["apply"] = run_apply(store, record)
     except BaseException as exc:
         record.status = "failed"
         record.error = str(exc) or type(exc).__name__
@@ -138,7 +146,8 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
     report.write_report(store, op_dir, built)
-    record.status = "planned"
+    if record.status != "applying":
+        record.status = "planned"
     record.stage = None
     record.summary = {
         "files": built["files"],

@@ -24,6 +24,7 @@ Status = Literal[
     "partial",  # applied, but some items were skipped or failed
     "rolling_back",
     "rolled_back",
+    "rollback_incomplete",  # some items were refused (their original path is taken...)
 ]
 
 

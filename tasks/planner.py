@@ -263,7 +263,8 @@ def plan_moves(files: Sequence[FileFacts], policy: PlanPolicy) -> list[PlannedMo
             continue
         main_dst = final_dst.get(main.path)
         if main_dst is None or plan[main.path].action not in ("move", "keep"):
-            organize(f)
+            # The main file stays where it is (a duplicate copy): its sidecar stays beside it.
+            plan[f.path] = _move(f, None, "keep", "sidecar of a file that stays")
             continue
         directory, _, main_name = main_dst.rpartition(b"/")
         main_stem = os.fsencode(

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.locations import DataStore
 from storage.operations import OperationRecord
-from tasks import classify, hashes, plan, report, scan
+from tasks import apply_op, classify, hashes, plan, report, scan
 from tasks.progress import tracker
 
 RETRIES: dict[str, Any] = {
@@ -109,3 +109,34 @@ def report_task(store: DataStore, op_dir: str, record: OperationRecord) -> dict[
     built = report.build_report(store, op_dir, record)
     report.write_report(store, op_dir, built)
     return built
+
+
+@task(name="apply", task_run_name="apply-{phase}-{shard}", **RETRIES)
+def apply_task(
+    store: DataStore, op_dir: str, operation_id: str, root: str, phase: str, shard: int
+) -> dict[str, int]:
+    progress = tracker(operation_id)
+    counts = apply_op.apply_shard(
+        store,
+        op_dir,
+        root,
+        phase,
+        shard,
+        on_batch=lambda c: progress.advance("apply", sum(c.values())),
+    )
+    return dict(counts)
+
+
+@task(name="rollback", task_run_name="rollback-{name}", **RETRIES)
+def rollback_task(
+    store: DataStore, op_dir: str, operation_id: str, root: str, journal: str, name: str
+) -> dict[str, int]:
+    progress = tracker(operation_id)
+    counts = apply_op.rollback_one(
+        store,
+        op_dir,
+        root,
+        journal,
+        on_batch=lambda c: progress.advance("rollback", sum(c.values())),
+    )
+    return dict(counts)

@@ -22,12 +22,21 @@ app = typer.Typer(
 )
 
 
+def _quiet_prefect() -> None:
+    # Prefect's INFO logs would tear through the progress bar; its warnings still show.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL", "WARNING")
+    # The temporary server's telemetry cannot reach the internet from offline machines.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 def _register() -> None:
     # Imported here so that `fileorg --help` and the query commands never import Prefect.
     from flows.cli import query, run  # noqa: F401
 
 
 def main() -> None:
+    _quiet_prefect()
     _register()
     try:
         app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -11,7 +10,7 @@ import typer
 
 from flows.cli import app
 from flows.cli.bar import ProgressBars
-from flows.cli.render import emit_json, err, summary
+from flows.cli.render import emit_json, err, summary, table
 from storage.operations import PlanOptions
 from tasks.layout import parse_layout
 from tasks.scan import check_root
@@ -27,14 +26,6 @@ class Keep(StrEnum):
     oldest = "oldest"
     newest = "newest"
     shortest_path = "shortest-path"
-
-
-def _quiet_prefect() -> None:
-    # Prefect's INFO logs would tear through the progress bar; its warnings still show.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL", "WARNING")
-    # The temporary server's telemetry cannot reach the internet from offline machines.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def run_with_progress(json_output: bool, fn: Any, **kwargs: Any) -> Any:
@@ -61,7 +52,9 @@ def organize(
         False, help="Count empty files as duplicates of each other."
     ),
     exclude: list[str] = typer.Option([], help="Folder or file name patterns to leave alone."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Plan only: change nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Plan only: change nothing (review, then `fileorg apply`)."
+    ),
     operation_id: str | None = typer.Option(None, "--id", help="Resume this operation."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
@@ -77,11 +70,6 @@ def organize(
         include_empty=include_empty,
         exclude=exclude,
     )
-    if not dry_run:
-        from storage.errors import OperationStateError
-
-        raise OperationStateError("applying a plan is not available yet: add --dry-run")
-    _quiet_prefect()
     from flows.organize import organize_flow
 
     if not json_output:
@@ -89,9 +77,100 @@ def organize(
     report = run_with_progress(
         json_output, organize_flow, operation_id=op_id, root=root, options=options, dry_run=dry_run
     )
+    status = "planned" if dry_run else _status(op_id)
     if json_output:
-        emit_json({"operation_id": op_id, "status": "planned", "report": report})
+        emit_json({"operation_id": op_id, "status": status, "report": report})
         return
     summary(report)
-    err.print(f"\noperation id: [bold]{op_id}[/bold]")
-    err.print(f"review it: fileorg plan {op_id}  |  fileorg duplicates {op_id}")
+    if not dry_run:
+        _apply_summary(report.get("apply", {}))
+    err.print(f"\noperation id: [bold]{op_id}[/bold] ({status})")
+    if dry_run:
+        err.print(f"review it: fileorg plan {op_id}; then: fileorg apply {op_id}")
+    else:
+        err.print(f"undo it: fileorg rollback {op_id}")
+
+
+def _status(operation_id: str) -> str:
+    from storage import operations
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
+    return operations.load(DataStore(get_settings().data_url), operation_id).status
+
+
+def _apply_summary(counts: dict[str, int]) -> None:
+    table(
+        "Applied",
+        ["moved", "skipped: changed", "vanished", "conflicts", "unsafe", "errors"],
+        [
+            [
+                str(counts.get(k, 0))
+                for k in ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
+            ]
+        ],
+    )
+
+
+@app.command()
+def apply(
+    operation_id: str,
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Apply a reviewed dry-run plan, re-checking every file; finishes an interrupted apply."""
+    from storage import operations
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
+    store = DataStore(get_settings().data_url)
+    record = operations.load(store, operation_id)
+    from flows.apply import check_can_apply
+
+    check_can_apply(record)
+    check_root(record.root)
+    from flows.apply import apply_plan_flow
+
+    result = run_with_progress(json_output, apply_plan_flow, operation_id=record.id)
+    status = _status(record.id)
+    counts = result.get("apply", {})
+    if json_output:
+        emit_json({"operation_id": record.id, "status": status, "apply": counts})
+        return
+    _apply_summary(counts)
+    err.print(
+        f"operation [bold]{record.id}[/bold]: {status}; undo it: fileorg rollback {record.id}"
+    )
+
+
+@app.command()
+def rollback(
+    operation_id: str,
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Undo an applied operation, newest move first; run it again to finish an interrupted one."""
+    from storage import operations
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
+    store = DataStore(get_settings().data_url)
+    record = operations.load(store, operation_id)
+    from flows.apply import check_can_roll_back
+
+    if check_can_roll_back(store, record):
+        check_root(record.root)
+    from flows.apply import rollback_flow
+
+    result = run_with_progress(json_output, rollback_flow, operation_id=record.id)
+    status = _status(record.id)
+    if json_output:
+        emit_json({"operation_id": record.id, "status": status, "rollback": result})
+        return
+    if result.get("already_rolled_back"):
+        err.print(f"operation {record.id} is already rolled back: nothing to undo")
+        return
+    table(
+        "Rolled back",
+        ["restored", "refused", "folders removed"],
+        [[str(result["undone"]), str(result["refused"]), str(result["folders_removed"])]],
+    )
+    err.print(f"operation [bold]{record.id}[/bold]: {status}")

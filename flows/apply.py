@@ -1,0 +1,128 @@
+"""The apply-plan and rollback flows: orchestration over tasks.apply_op, one task per shard.
+
+Status rules (bad input gets one clear line, and nothing is touched):
+apply needs a finished dry run (`planned`), or an interrupted apply or organize to finish;
+rollback needs something applied; rolling back twice does nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from prefect import flow
+
+from storage import operations
+from storage.errors import OperationStateError
+from storage.locations import DataStore
+from storage.operations import OperationRecord
+from storage.settings import get_settings
+from tasks import apply_op
+from tasks.progress import tracker
+from tasks.scan import check_root
+from tasks.stages import apply_task, rollback_task
+
+APPLY_KEYS = ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
+
+
+def check_can_apply(record: OperationRecord) -> None:
+    if record.status in ("applied", "partial"):
+        raise OperationStateError(f"operation {record.id} is already applied")
+    if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
+        raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
+    if record.status == "planned" or record.status == "applying":
+        return
+    if not record.dry_run and record.status in ("running", "failed", "pending"):
+        return  # an interrupted organize: finish planning, then apply
+    raise OperationStateError(
+        f"operation {record.id} is not a finished dry run (status: {record.status})"
+    )
+
+
+def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
+    """Apply the plan of `record`; resumable. Returns the outcome counts."""
+    op_dir = store.operation_dir(record.id)
+    apply_op.journal_dir(store, op_dir)  # refuses a non-local journal before anything moves
+    check_root(record.root)
+    record.status = "applying"
+    record.stage = "apply"
+    operations.save(store, record)
+    progress = tracker(record.id)
+    progress.start(
+        "apply",
+        int(record.summary.get("moves", 0))
+        + int(record.summary.get("quarantine", 0))
+        + int(record.summary.get("hardlink", 0)),
+    )
+    totals: Counter[str] = Counter()
+    for phase in apply_op.PHASES:
+        for shard in range(apply_op.plan_shards(store, op_dir)):
+            totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
+    progress.finish("apply")
+    counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
+    record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
+    record.stage = None
+    record.summary["apply"] = counts
+    operations.save(store, record)
+    return counts
+
+
+@flow(name="apply-plan", flow_run_name="apply-{operation_id}")
+def apply_plan_flow(operation_id: str) -> dict[str, Any]:
+    store = DataStore(get_settings().data_url)
+    record = operations.load(store, operation_id)
+    check_can_apply(record)
+    if record.status != "planned" and record.status != "applying":
+        from flows.organize import organize_flow
+
+        organize_flow(
+            operation_id=record.id, root=record.root, options=record.options, dry_run=False
+        )
+        return operations.load(store, record.id).summary
+    run_apply(store, record)
+    return record.summary
+
+
+def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
+    """True when there is something to undo; False when it was all undone already."""
+    if record.status == "rolled_back":
+        return False
+    op_dir = store.operation_dir(record.id)
+    if record.status in ("applied", "partial", "applying", "rolling_back", "rollback_incomplete"):
+        return True
+    if apply_op.has_applied_anything(store, op_dir):
+        return True  # an organize interrupted in its apply stage
+    raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")
+
+
+@flow(name="rollback", flow_run_name="rollback-{operation_id}")
+def rollback_flow(operation_id: str) -> dict[str, Any]:
+    store = DataStore(get_settings().data_url)
+    record = operations.load(store, operation_id)
+    if not check_can_roll_back(store, record):
+        return {"undone": 0, "refused": 0, "already_rolled_back": True}
+    check_root(record.root)
+    op_dir = store.operation_dir(record.id)
+    record.status = "rolling_back"
+    record.stage = "rollback"
+    operations.save(store, record)
+    progress = tracker(record.id)
+    progress.start("rollback", int(record.summary.get("apply", {}).get("done", 0)))
+    totals: Counter[str] = Counter()
+    for journal in reversed(apply_op.applied_journals(store, op_dir)):
+        name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
+        totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
+    removed = apply_op.remove_created_dirs(store, op_dir, record.root)
+    progress.finish("rollback")
+    refused = sum(v for k, v in totals.items() if k != "done")
+    result = {
+        "undone": totals.get("done", 0),
+        "refused": refused,
+        "folders_removed": removed,
+        **{f"refused_{k}": v for k, v in totals.items() if k != "done"},
+    }
+    record.status = "rolled_back" if refused == 0 else "rollback_incomplete"
+    record.stage = None
+    record.summary["rollback"] = result
+    operations.save(store, record)
+    return result

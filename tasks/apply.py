@@ -1,0 +1,485 @@
+"""Apply: the only code that changes the tree. It carries out one plan shard at a time.
+
+For every item: re-check the file against the scan (size, mtime_ns, inode), journal the
+intent (fsynced, in batches), move without ever overwriting, fsync the directories, journal
+the outcome. A file that changed or vanished is skipped and reported; a destination that
+appeared meanwhile is a conflict, never an overwrite. Resuming after a crash reads the
+journal and decides each unfinished item from the real state of the files (reconcile_*).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from storage.journal import Entry, Journal, decode_path, encode_path, last_phase, read_journal
+from tasks.fsops import (
+    Identity,
+    UnsafePath,
+    copy_beside,
+    digest_at,
+    lstat_at,
+    open_root,
+    parent_of,
+    rename_noreplace,
+)
+
+BATCH = 256
+MOVING = ("move", "quarantine")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    seq: str
+    action: str  # move | quarantine | hardlink | restore (undo of hardlink)
+    src: bytes
+    dst: bytes  # hardlink: the copy's own path (it stays where it is)
+    identity: Identity
+    link_to: bytes | None = None
+    kept: Identity | None = None  # hardlink: the kept copy, at link_to
+    meta: Entry | None = None  # restore: mode and times of the copy that was replaced
+
+    def intent(self) -> Entry:
+        return {
+            "seq": self.seq,
+            "phase": "intent",
+            "action": self.action,
+            "src": encode_path(self.src),
+            "dst": encode_path(self.dst),
+            "dev": self.identity.dev,
+            "ino": self.identity.ino,
+            "size": self.identity.size,
+            "mtime_ns": self.identity.mtime_ns,
+            "link_to": encode_path(self.link_to),
+            "kept": None
+            if self.kept is None
+            else [self.kept.dev, self.kept.ino, self.kept.size, self.kept.mtime_ns],
+        }
+
+
+# Directories changed by a batch, by (dev, ino), each fsynced once at the end of the batch.
+Touched = dict[tuple[int, int], int]
+
+
+def remember(touched: Touched, dir_fd: int) -> None:
+    st = os.fstat(dir_fd)
+    if (st.st_dev, st.st_ino) not in touched:
+        touched[(st.st_dev, st.st_ino)] = os.dup(dir_fd)
+
+
+class Skip(Exception):
+    """The item is not carried out, for a reason the report shows."""
+
+
+def _tmp_name(seq: str, kind: str) -> bytes:
+    # Short and deterministic: recovery finds its own leftovers, names stay far below 255.
+    return f".fileorg-{kind}-{hashlib.blake2s(seq.encode(), digest_size=8).hexdigest()}".encode()
+
+
+def _stat_rel(root_fd: int, rel: bytes) -> os.stat_result | None:
+    try:
+        with parent_of(root_fd, rel) as (fd, name):
+            return lstat_at(fd, name)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        return None
+
+
+def move(
+    root_fd: int,
+    src: bytes,
+    dst: bytes,
+    identity: Identity,
+    seq: str,
+    on_mkdir: Callable[[bytes], None],
+    touched: Touched,
+) -> Entry:
+    """Move src to dst if src is still the file the plan saw; never replace dst."""
+    try:
+        with parent_of(root_fd, src) as (src_fd, src_name):
+            st = lstat_at(src_fd, src_name)
+            if st is None:
+                raise Skip("vanished since scan")
+            if not identity.matches(st):
+                raise Skip("changed since scan")
+            with parent_of(root_fd, dst, create=True, before_mkdir=on_mkdir) as (dst_fd, name):
+                if lstat_at(dst_fd, name) is not None:
+                    raise Skip("conflict: destination exists")
+                method = "rename"
+                try:
+                    rename_noreplace(src_fd, src_name, dst_fd, name)
+                except FileExistsError:
+                    raise Skip("conflict: destination exists") from None
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    method = "copy"
+                    _copy_across(src_fd, src_name, dst_fd, name, st, seq)
+                after = lstat_at(dst_fd, name)
+                remember(touched, src_fd)
+                remember(touched, dst_fd)
+    except FileNotFoundError:
+        raise Skip("vanished since scan") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
+    assert after is not None
+    return {"seq": seq, "phase": "done", "method": method, "dev": after.st_dev, "ino": after.st_ino}
+
+
+def _copy_across(
+    src_fd: int, src_name: bytes, dst_fd: int, name: bytes, st: os.stat_result, seq: str
+) -> None:
+    """Across devices: copy beside the destination, fsync, verify, link into place without
+    overwriting, and only then remove the source."""
+    tmp = _tmp_name(seq, "copy")
+    if lstat_at(dst_fd, tmp) is not None:
+        os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
+    written = copy_beside(src_fd, src_name, dst_fd, tmp, st.st_mode, st.st_atime_ns, st.st_mtime_ns)
+    if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
+        os.unlink(tmp, dir_fd=dst_fd)
+        raise Skip("changed while copying")
+    try:
+        os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except FileExistsError:
+        os.unlink(tmp, dir_fd=dst_fd)
+        raise Skip("conflict: destination exists") from None
+    os.fsync(dst_fd)
+    os.unlink(tmp, dir_fd=dst_fd)
+    os.unlink(src_name, dir_fd=src_fd)
+
+
+def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
+    """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, link,
+    then remove the aside name; a failure in between puts the copy back."""
+    assert item.link_to is not None and item.kept is not None
+    aside = _tmp_name(item.seq, "aside")
+    try:
+        with parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+            kept_st = lstat_at(kept_fd, kept_name)
+            if kept_st is None or not item.kept.matches(kept_st):
+                raise Skip("kept copy changed or vanished")
+            with parent_of(root_fd, item.src) as (fd, name):
+                st = lstat_at(fd, name)
+                if st is None:
+                    raise Skip("vanished since scan")
+                if not item.identity.matches(st):
+                    raise Skip("changed since scan")
+                if st.st_dev != kept_st.st_dev:
+                    raise Skip("kept copy is on another device")
+                rename_noreplace(fd, name, fd, aside)
+                try:
+                    os.link(
+                        kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False
+                    )
+                except OSError:
+                    rename_noreplace(fd, aside, fd, name)
+                    raise
+                os.fsync(fd)
+                os.unlink(aside, dir_fd=fd)
+                remember(touched, fd)
+    except FileNotFoundError:
+        raise Skip("vanished since scan") from None
+    except FileExistsError:
+        raise Skip("conflict: name taken") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
+    return {
+        "seq": item.seq,
+        "phase": "done",
+        "mode": st.st_mode,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "atime_ns": st.st_atime_ns,
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def restore_copy(root_fd: int, item: Item, touched: Touched) -> Entry:
+    """Undo of hardlink: the path becomes an independent copy again, with the mode and times
+    the replaced copy had (its inode number cannot come back)."""
+    assert item.link_to is not None and item.kept is not None and item.meta is not None
+    tmp, aside = _tmp_name(item.seq, "restore"), _tmp_name(item.seq, "aside")
+    try:
+        with parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+            kept_st = lstat_at(kept_fd, kept_name)
+            if kept_st is None or not item.kept.matches(kept_st):
+                raise Skip("kept copy changed or vanished since apply")
+            with parent_of(root_fd, item.src) as (fd, name):
+                st = lstat_at(fd, name)
+                if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
+                    raise Skip("changed since apply")
+                if lstat_at(fd, tmp) is not None:
+                    os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
+                meta = item.meta
+                copy_beside(
+                    kept_fd,
+                    kept_name,
+                    fd,
+                    tmp,
+                    int(meta["mode"]),
+                    int(meta["atime_ns"]),
+                    int(meta["mtime_ns"]),
+                )
+                rename_noreplace(fd, name, fd, aside)
+                rename_noreplace(fd, tmp, fd, name)
+                os.fsync(fd)
+                os.unlink(aside, dir_fd=fd)
+                remember(touched, fd)
+    except FileNotFoundError:
+        raise Skip("vanished since apply") from None
+    except FileExistsError:
+        raise Skip("conflict: name taken") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
+    return {"seq": item.seq, "phase": "done"}
+
+
+def _reconcile_restore(root_fd: int, item: Item) -> Entry | None:
+    assert item.link_to is not None
+    aside = _tmp_name(item.seq, "aside")
+    kept_st = _stat_rel(root_fd, item.link_to)
+    with parent_of(root_fd, item.src) as (fd, name):
+        st = lstat_at(fd, name)
+        aside_st = lstat_at(fd, aside)
+        if aside_st is not None:
+            if st is not None:  # the copy is back in place: drop the link set aside
+                os.unlink(aside, dir_fd=fd)
+                os.fsync(fd)
+                return {"seq": item.seq, "phase": "done", "recovered": True}
+            rename_noreplace(fd, aside, fd, name)  # back to the linked state, then redo
+            os.fsync(fd)
+            return None
+        independent = (
+            st is not None
+            and kept_st is not None
+            and (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino)
+        )
+        if independent:
+            return {"seq": item.seq, "phase": "done", "recovered": True}
+    return None
+
+
+def reconcile(root_fd: int, item: Item) -> Entry | None:
+    """An intent without an outcome (a crash): what the files say happened, or None to redo."""
+    if item.action == "hardlink":
+        return _reconcile_hardlink(root_fd, item)
+    if item.action == "restore":
+        return _reconcile_restore(root_fd, item)
+    src_st = _stat_rel(root_fd, item.src)
+    dst_st = _stat_rel(root_fd, item.dst)
+    if dst_st is not None and item.identity.matches(dst_st):
+        if src_st is not None and (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
+            # Interrupted between link() and unlink() of the fallback rename: finish it.
+            with parent_of(root_fd, item.src) as (fd, name):
+                os.unlink(name, dir_fd=fd)
+                os.fsync(fd)
+        return {
+            "seq": item.seq,
+            "phase": "done",
+            "method": "rename",
+            "dev": dst_st.st_dev,
+            "ino": dst_st.st_ino,
+            "recovered": True,
+        }
+    if (
+        dst_st is not None
+        and src_st is not None
+        and item.identity.matches(src_st)
+        and item.identity.matches(dst_st, same_inode=False)
+    ):
+        # Interrupted cross-device copy after the link into place: equal content finishes it.
+        with (
+            parent_of(root_fd, item.src) as (sfd, sname),
+            parent_of(root_fd, item.dst) as (dfd, dname),
+        ):
+            if digest_at(sfd, sname) == digest_at(dfd, dname):
+                os.unlink(sname, dir_fd=sfd)
+                os.fsync(sfd)
+                return {
+                    "seq": item.seq,
+                    "phase": "done",
+                    "method": "copy",
+                    "dev": dst_st.st_dev,
+                    "ino": dst_st.st_ino,
+                    "recovered": True,
+                }
+    return None
+
+
+def _reconcile_hardlink(root_fd: int, item: Item) -> Entry | None:
+    assert item.link_to is not None and item.kept is not None
+    aside = _tmp_name(item.seq, "aside")
+    kept_st = _stat_rel(root_fd, item.link_to)
+    with parent_of(root_fd, item.src) as (fd, name):
+        st = lstat_at(fd, name)
+        aside_st = lstat_at(fd, aside)
+        linked = (
+            st is not None
+            and kept_st is not None
+            and (st.st_dev, st.st_ino) == (kept_st.st_dev, kept_st.st_ino)
+        )
+        if aside_st is not None and item.identity.matches(aside_st):
+            if linked:
+                os.unlink(aside, dir_fd=fd)
+                os.fsync(fd)
+                return _hardlink_done(item, aside_st)
+            if st is None:
+                rename_noreplace(fd, aside, fd, name)  # put the copy back, then redo
+                os.fsync(fd)
+            return None
+        if linked:
+            return None if aside_st is not None else _hardlink_done(item, None)
+    return None
+
+
+def _hardlink_done(item: Item, st: os.stat_result | None) -> Entry:
+    entry: Entry = {"seq": item.seq, "phase": "done", "recovered": True}
+    if st is not None:
+        entry.update(
+            mode=st.st_mode,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            atime_ns=st.st_atime_ns,
+            mtime_ns=st.st_mtime_ns,
+        )
+    else:
+        # The copy's own metadata is gone with it; the scan's mtime is what rollback restores.
+        entry.update(
+            mode=0o100644, mtime_ns=item.identity.mtime_ns, atime_ns=item.identity.mtime_ns
+        )
+    return entry
+
+
+def apply_items(
+    root: bytes,
+    items: Iterable[Item],
+    journal_path: str,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+    retry_skipped: bool = False,
+) -> Counter[str]:
+    """Carry out `items` in order, journaled; safe to call again after any interruption.
+    With `retry_skipped` (rollback), items refused last time are tried again."""
+    latest = last_phase(read_journal(journal_path))
+    counts: Counter[str] = Counter()
+    with Journal(journal_path) as journal, open_root(root) as root_fd:
+        todo: list[Item] = []
+        for item in items:
+            entry = latest.get(item.seq)
+            if entry is not None and entry["phase"] == "intent":
+                outcome = reconcile(root_fd, item)
+                if outcome is not None:
+                    journal.add(outcome)
+                    entry = outcome
+                else:
+                    entry = None
+            if entry is not None and retry_skipped and entry["phase"] in ("skipped", "failed"):
+                entry = None
+            if entry is None:
+                todo.append(item)
+            else:
+                counts[_count_key(entry)] += 1
+        journal.sync()
+        made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            batch_counts = _apply_batch(root_fd, batch, journal, made_dirs)
+            counts.update(batch_counts)
+            on_batch(batch_counts)
+    return counts
+
+
+def _count_key(entry: Entry) -> str:
+    if entry["phase"] == "done":
+        return "done"
+    reason = str(entry.get("reason", ""))
+    if entry["phase"] == "failed":
+        return "errors"
+    if reason.startswith("conflict"):
+        return "conflicts"
+    if reason.startswith("vanished"):
+        return "vanished"
+    if reason.startswith("unsafe"):
+        return "unsafe"
+    return "changed"
+
+
+def _apply_batch(
+    root_fd: int, batch: list[Item], journal: Journal, made_dirs: set[str]
+) -> Counter[str]:
+    for item in batch:
+        journal.add(item.intent())
+    journal.sync()
+
+    def on_mkdir(rel_dir: bytes) -> None:
+        key = encode_path(rel_dir)
+        if key not in made_dirs:
+            made_dirs.add(key)  # type: ignore[arg-type]
+            journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
+            journal.sync()
+
+    touched: Touched = {}
+    counts: Counter[str] = Counter()
+    try:
+        for item in batch:
+            try:
+                if item.action == "hardlink":
+                    outcome = hardlink(root_fd, item, touched)
+                elif item.action == "restore":
+                    outcome = restore_copy(root_fd, item, touched)
+                else:
+                    outcome = move(
+                        root_fd, item.src, item.dst, item.identity, item.seq, on_mkdir, touched
+                    )
+            except Skip as exc:
+                outcome = {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
+            except OSError as exc:
+                outcome = {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}
+            journal.add(outcome)
+            counts[_count_key(outcome)] += 1
+        for fd in touched.values():
+            os.fsync(fd)  # the renames are durable before their outcome is journaled
+    finally:
+        for fd in touched.values():
+            os.close(fd)
+    journal.sync()
+    return counts
+
+
+def items_from_plan(
+    rows: Iterable[dict[str, object]], phase: str, shard: int, kept: dict[bytes, Identity]
+) -> list[Item]:
+    """The plan rows this phase carries out: moves first (phase 'move'), then hard links."""
+    items = []
+    for index, row in enumerate(rows):
+        action = str(row["action"])
+        wanted = action in MOVING if phase == "move" else action == "hardlink"
+        if not wanted:
+            continue
+        identity = Identity(
+            int(row["dev"]),
+            int(row["ino"]),
+            int(row["size"]),  # type: ignore[call-overload]
+            int(row["mtime_ns"]),
+        )  # type: ignore[call-overload]
+        link_to = row.get("link_to")
+        items.append(
+            Item(
+                seq=f"{phase}-{shard}-{index}",
+                action=action,
+                src=row["src"],  # type: ignore[arg-type]
+                dst=row["dst"],
+                identity=identity,  # type: ignore[arg-type]
+                link_to=link_to,  # type: ignore[arg-type]
+                kept=kept.get(link_to) if isinstance(link_to, bytes) else None,
+            )
+        )
+    return items
+
+
+def decoded(entry: Entry, key: str) -> bytes:
+    value = decode_path(entry.get(key))
+    assert value is not None
+    return value

@@ -1,0 +1,171 @@
+"""Filesystem moves that can never overwrite and never follow a symlink.
+
+Every path is reached from the root's directory descriptor one component at a time, each
+opened with O_NOFOLLOW | O_DIRECTORY: a directory swapped for a symlink (even during the
+apply) makes the walk fail with UnsafePath instead of leading outside the root. Renames use
+renameat2(RENAME_NOREPLACE); where the filesystem refuses that flag, link() then unlink(),
+which also fails rather than replace an existing name. Never os.replace or shutil.move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import blake3
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+COPY_BLOCK = 1024 * 1024
+
+
+class UnsafePath(OSError):
+    """A component of the path is a symlink or not a directory: refuse to go through it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the scan saw of a file; apply and rollback act only on a file that still matches."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def matches(self, st: os.stat_result, same_inode: bool = True) -> bool:
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if same_inode and (st.st_dev, st.st_ino) != (self.dev, self.ino):
+            return False
+        return (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+@contextmanager
+def open_root(root: bytes) -> Iterator[int]:
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def parent_of(
+    root_fd: int,
+    rel: bytes,
+    create: bool = False,
+    before_mkdir: Callable[[bytes], None] = lambda rel_dir: None,
+) -> Iterator[tuple[int, bytes]]:
+    """(descriptor of the directory holding `rel`, last component), walked without following
+    links. With `create`, missing directories are made; `before_mkdir` runs first (the
+    journal records the intent to create before the directory exists)."""
+    *dirs, name = rel.split(b"/")
+    if not name or any(part in (b"", b".", b"..") for part in dirs) or name in (b".", b".."):
+        raise UnsafePath(errno.EINVAL, "not a clean relative path", os.fsdecode(rel))
+    fd = os.dup(root_fd)
+    try:
+        for i, part in enumerate(dirs):
+            try:
+                child = _open_dir(part, fd, rel)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                before_mkdir(b"/".join(dirs[: i + 1]))
+                # Made meanwhile by someone else is fine: it is opened (and checked) below.
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                child = _open_dir(part, fd, rel)
+            os.close(fd)
+            fd = child
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+def _open_dir(part: bytes, dir_fd: int, rel: bytes) -> int:
+    try:
+        return os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(
+                exc.errno, "a parent is a symlink or not a directory", os.fsdecode(rel)
+            ) from None
+        raise
+
+
+def lstat_at(dir_fd: int, name: bytes) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def rename_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
+    """Rename, failing with FileExistsError if `dst` exists; never replaces it."""
+    if _renameat2 is not None:
+        if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), os.fsdecode(dst))
+    # Filesystems without RENAME_NOREPLACE: link() refuses an existing name just the same.
+    # A crash between the two steps leaves both names on one inode, which recovery detects.
+    os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    os.unlink(src, dir_fd=src_fd)
+
+
+def fsync_dir(fd: int) -> None:
+    os.fsync(fd)
+
+
+def digest_at(dir_fd: int, name: bytes) -> bytes:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        hasher = blake3.blake3()
+        while chunk := os.read(fd, COPY_BLOCK):
+            hasher.update(chunk)
+        return hasher.digest()
+    finally:
+        os.close(fd)
+
+
+def copy_beside(
+    src_fd: int, src: bytes, dst_fd: int, tmp: bytes, mode: int, atime_ns: int, mtime_ns: int
+) -> bytes:
+    """Copy `src` to a new file `tmp` (O_EXCL) with the given mode and times, fsynced.
+    Returns the content digest of what was written."""
+    in_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+    try:
+        out_fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dst_fd,
+        )
+        try:
+            hasher = blake3.blake3()
+            while chunk := os.read(in_fd, COPY_BLOCK):
+                hasher.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out_fd, view) :]
+            os.fchmod(out_fd, stat.S_IMODE(mode))
+            os.utime(out_fd, ns=(atime_ns, mtime_ns))
+            os.fsync(out_fd)
+        finally:
+            os.close(out_fd)
+    finally:
+        os.close(in_fd)
+    return hasher.digest()

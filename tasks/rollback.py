@@ -1,0 +1,109 @@
+"""Rollback: undo what an apply journal says was done, newest first, with the same checks.
+
+Each undo is itself an item of the apply machinery (a move back, or a restore of a copy that
+was replaced by a hard link), journaled in its own file under the same `seq`, so an
+interrupted rollback is finished by running it again, and a second rollback does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections import Counter
+from collections.abc import Callable
+
+from storage.journal import Entry, decode_path, read_journal
+from tasks.apply import Item, apply_items, decoded
+from tasks.fsops import Identity, UnsafePath, open_root, parent_of
+
+
+def undo_items(apply_journal: str) -> list[Item]:
+    """Items that undo every done entry of `apply_journal`, newest first."""
+    entries = read_journal(apply_journal)
+    intents: dict[str, Entry] = {}
+    outcome: dict[str, Entry] = {}
+    order: list[str] = []
+    for entry in entries:
+        if entry["phase"] == "intent":
+            if entry["seq"] not in intents:
+                order.append(entry["seq"])
+            intents[entry["seq"]] = entry
+        elif entry["phase"] != "mkdir":
+            outcome[entry["seq"]] = entry
+    items = []
+    for seq in reversed(order):
+        done = outcome.get(seq)
+        if done is None or done["phase"] != "done":
+            continue
+        intent = intents[seq]
+        size, mtime_ns = int(intent["size"]), int(intent["mtime_ns"])
+        if intent["action"] == "hardlink":
+            items.append(_restore_item(seq, intent, done))
+            continue
+        at_destination = Identity(int(done["dev"]), int(done["ino"]), size, mtime_ns)
+        items.append(
+            Item(
+                seq=seq,
+                action="move",
+                src=decoded(intent, "dst"),
+                dst=decoded(intent, "src"),
+                identity=at_destination,
+            )
+        )
+    return items
+
+
+def _restore_item(seq: str, intent: Entry, done: Entry) -> Item:
+    link_to = decode_path(intent.get("link_to"))
+    kept = intent.get("kept")
+    return Item(
+        seq=seq,
+        action="restore",
+        src=decoded(intent, "src"),
+        dst=decoded(intent, "src"),
+        identity=Identity(
+            int(intent["dev"]), int(intent["ino"]), int(intent["size"]), int(intent["mtime_ns"])
+        ),
+        link_to=link_to,
+        kept=Identity(*(int(v) for v in kept)) if kept else None,
+        meta={
+            "mode": done.get("mode", 0o100644),
+            "atime_ns": done.get("atime_ns", 0),
+            "mtime_ns": done.get("mtime_ns", intent["mtime_ns"]),
+        },
+    )
+
+
+def rollback_journal(
+    root: bytes,
+    apply_journal: str,
+    rollback_journal_path: str,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+) -> Counter[str]:
+    return apply_items(
+        root, undo_items(apply_journal), rollback_journal_path, on_batch, retry_skipped=True
+    )
+
+
+def created_dirs(apply_journal: str) -> list[bytes]:
+    paths = [decode_path(e["path"]) for e in read_journal(apply_journal) if e["phase"] == "mkdir"]
+    return [p for p in paths if p is not None]
+
+
+def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> int:
+    """Remove directories apply created, deepest first, where they are empty again."""
+    removed = 0
+    with open_root(root) as root_fd:
+        for rel in sorted(set(dirs), key=lambda p: (-p.count(b"/"), p)):
+            with (
+                contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError),
+                parent_of(root_fd, rel) as (fd, name),
+            ):
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                    removed += 1
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                        raise
+    return removed
