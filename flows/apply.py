@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.progress_artifact import progress_artifact
 from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
@@ -79,7 +80,8 @@ def apply_plan_flow(operation_id: str) -> dict[str, Any]:
             operation_id=record.id, root=record.root, options=record.options, dry_run=False
         )
         return operations.load(store, record.id).summary
-    run_apply(store, record)
+    with progress_artifact(record.id, ("apply",)):
+        run_apply(store, record)
     return record.summary
 
 
@@ -109,10 +111,11 @@ def rollback_flow(operation_id: str) -> dict[str, Any]:
     progress = tracker(record.id)
     progress.start("rollback", int(record.summary.get("apply", {}).get("done", 0)))
     totals: Counter[str] = Counter()
-    for journal in reversed(apply_op.applied_journals(store, op_dir)):
-        name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
-        totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
-    removed = apply_op.remove_created_dirs(store, op_dir, record.root)
+    with progress_artifact(record.id, ("rollback",)):
+        for journal in reversed(apply_op.applied_journals(store, op_dir)):
+            name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
+            totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
+    removed = apply_op.tidy_dirs(store, op_dir, record.root)
     progress.finish("rollback")
     refused = sum(v for k, v in totals.items() if k != "done")
     result = {

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.progress_artifact import progress_artifact
 from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
@@ -33,6 +34,8 @@ from tasks.stages import (
     report_task,
     scan_task,
 )
+
+STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")
 
 
 @contextmanager
@@ -82,12 +85,14 @@ def organize_flow(
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
     root = check_root(root)
     record = open_operation(store, operation_id, root, options, dry_run)
+    stages = STAGES if record.dry_run else (*STAGES, "apply")
     try:
-        summary = _run_stages(store, record, settings.shard_rows)
-        if not record.dry_run:
-            from flows.apply import run_apply
+        with progress_artifact(record.id, stages):
+            summary = _run_stages(store, record, settings.shard_rows)
+            if not record.dry_run:
+                from flows.apply import run_apply
 
-            summary["apply"] = run_apply(store, record)
+                summary["apply"] = run_apply(store, record)
     except BaseException as exc:
         record.status = "failed"
         record.error = str(exc) or type(exc).__name__

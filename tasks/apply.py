@@ -12,9 +12,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from storage.journal import Entry, Journal, decode_path, encode_path, last_phase, read_journal
 from tasks.fsops import (
@@ -383,12 +385,40 @@ def apply_items(
                 counts[_count_key(entry)] += 1
         journal.sync()
         made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
+        seen_dirs = {e["path"] for e in latest.values() if e["phase"] == "dirmeta"}
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
+            _record_dir_times(root_fd, batch, journal, seen_dirs | made_dirs, seen_dirs)
             batch_counts = _apply_batch(root_fd, batch, journal, made_dirs)
             counts.update(batch_counts)
             on_batch(batch_counts)
     return counts
+
+
+def _record_dir_times(
+    root_fd: int, batch: list[Item], journal: Journal, known: set[str | None], seen: set[str]
+) -> None:
+    """Journal the times of every existing directory a batch will change, once, so that
+    rollback can give them back (a rename updates its directories' mtimes)."""
+    for item in batch:
+        for path in (item.src, item.dst):
+            rel = path.rpartition(b"/")[0]
+            key = encode_path(rel)
+            if key in known or key is None:
+                continue
+            known.add(key)
+            st = os.fstat(root_fd) if not rel else _stat_rel(root_fd, rel)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                seen.add(key)
+                journal.add(
+                    {
+                        "seq": f"dir:{key}",
+                        "phase": "dirmeta",
+                        "path": key,
+                        "atime_ns": st.st_atime_ns,
+                        "mtime_ns": st.st_mtime_ns,
+                    }
+                )
 
 
 def _count_key(entry: Entry) -> str:
@@ -449,7 +479,7 @@ def _apply_batch(
 
 
 def items_from_plan(
-    rows: Iterable[dict[str, object]], phase: str, shard: int, kept: dict[bytes, Identity]
+    rows: Iterable[dict[str, Any]], phase: str, shard: int, kept: dict[bytes, Identity]
 ) -> list[Item]:
     """The plan rows this phase carries out: moves first (phase 'move'), then hard links."""
     items = []
@@ -458,22 +488,16 @@ def items_from_plan(
         wanted = action in MOVING if phase == "move" else action == "hardlink"
         if not wanted:
             continue
-        identity = Identity(
-            int(row["dev"]),
-            int(row["ino"]),
-            int(row["size"]),  # type: ignore[call-overload]
-            int(row["mtime_ns"]),
-        )  # type: ignore[call-overload]
         link_to = row.get("link_to")
         items.append(
             Item(
                 seq=f"{phase}-{shard}-{index}",
                 action=action,
-                src=row["src"],  # type: ignore[arg-type]
+                src=row["src"],
                 dst=row["dst"],
-                identity=identity,  # type: ignore[arg-type]
-                link_to=link_to,  # type: ignore[arg-type]
-                kept=kept.get(link_to) if isinstance(link_to, bytes) else None,
+                identity=Identity(row["dev"], row["ino"], row["size"], row["mtime_ns"]),
+                link_to=link_to,
+                kept=kept.get(link_to) if link_to is not None else None,
             )
         )
     return items

@@ -88,6 +88,11 @@ def rollback_one(
     return rollback.rollback_journal(os.fsencode(root), journal, target, on_batch)
 
 
-def remove_created_dirs(store: DataStore, op_dir: str, root: str) -> int:
-    dirs = [d for j in applied_journals(store, op_dir) for d in rollback.created_dirs(j)]
-    return rollback.remove_empty_dirs(os.fsencode(root), dirs)
+def tidy_dirs(store: DataStore, op_dir: str, root: str) -> int:
+    """After a rollback: remove the folders apply made, now empty, and give the others back
+    their times. Returns how many folders were removed."""
+    journals = applied_journals(store, op_dir)
+    dirs = [d for j in journals for d in rollback.created_dirs(j)]
+    removed = rollback.remove_empty_dirs(os.fsencode(root), dirs)
+    rollback.restore_dir_times(os.fsencode(root), journals)
+    return removed

@@ -62,10 +62,15 @@ def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileF
 
 
 def _table(moves: list[PlannedMove]) -> pa.Table:
-    return pa.Table.from_pydict(
-        {name: [getattr(m, name) for m in moves] for name in manifests.PLAN.names},
-        schema=manifests.PLAN,
-    )
+    columns = {name: [getattr(m, name) for m in moves] for name in manifests.PLAN.names}
+    # Reasons quote paths decoded with surrogateescape (non-UTF-8 names); Parquet strings
+    # must be valid UTF-8, so those bytes are shown escaped (display text only).
+    columns["reason"] = [_display_text(r) for r in columns["reason"]]
+    return pa.Table.from_pydict(columns, schema=manifests.PLAN)
+
+
+def _display_text(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def plan_operation(

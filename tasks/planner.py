@@ -235,27 +235,27 @@ def plan_moves(files: Sequence[FileFacts], policy: PlanPolicy) -> list[PlannedMo
     for f in candidates:
         if f.path in sidecars:
             continue
-        kept = kept_of.get(f.path)
-        if kept is None or policy.duplicates == "report":
+        keeper = kept_of.get(f.path)
+        if keeper is None or policy.duplicates == "report":
             organize(f)
         elif policy.duplicates == "quarantine":
             dst = QUARANTINE_DIR + b"/" + f.path
             if names.occupant(dst) is not None:
                 dst = names.free_variant(dst.rpartition(b"/")[0], dst.rpartition(b"/")[2])
             names.claim(dst, f)
-            plan[f.path] = _move(f, dst, "quarantine", f"duplicate of {os.fsdecode(kept.path)}")
+            plan[f.path] = _move(f, dst, "quarantine", f"duplicate of {os.fsdecode(keeper.path)}")
     for f in candidates:
-        kept = kept_of.get(f.path)
-        if kept is not None and policy.duplicates == "hardlink" and f.path not in sidecars:
-            if f.dev != kept.dev:
+        keeper = kept_of.get(f.path)
+        if keeper is not None and policy.duplicates == "hardlink" and f.path not in sidecars:
+            if f.dev != keeper.dev:
                 organize(f)  # a hard link cannot cross devices: organize it like any file
                 continue
             plan[f.path] = _move(
                 f,
                 f.path,
                 "hardlink",
-                f"duplicate of {os.fsdecode(kept.path)}",
-                link_to=final_dst[kept.path],
+                f"duplicate of {os.fsdecode(keeper.path)}",
+                link_to=final_dst[keeper.path],
             )
     for f in candidates:
         main = sidecars.get(f.path)

@@ -29,7 +29,7 @@ def undo_items(apply_journal: str) -> list[Item]:
             if entry["seq"] not in intents:
                 order.append(entry["seq"])
             intents[entry["seq"]] = entry
-        elif entry["phase"] != "mkdir":
+        elif entry["phase"] not in ("mkdir", "dirmeta"):
             outcome[entry["seq"]] = entry
     items = []
     for seq in reversed(order):
@@ -107,3 +107,27 @@ def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> int:
                     if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                         raise
     return removed
+
+
+def restore_dir_times(root: bytes, apply_journals: list[str]) -> int:
+    """Give directories the times they had before the apply (the earliest record wins)."""
+    times: dict[bytes, tuple[int, int]] = {}
+    for journal in apply_journals:
+        for e in read_journal(journal):
+            path = decode_path(e.get("path")) if e["phase"] == "dirmeta" else None
+            if path is not None and path not in times:
+                times[path] = (int(e["atime_ns"]), int(e["mtime_ns"]))
+    restored = 0
+    with open_root(root) as root_fd:
+        for rel, ns in times.items():
+            if not rel:
+                os.utime(root_fd, ns=ns)
+                restored += 1
+                continue
+            with (
+                contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError),
+                parent_of(root_fd, rel) as (fd, name),
+            ):
+                os.utime(name, dir_fd=fd, ns=ns, follow_symlinks=False)
+                restored += 1
+    return restored

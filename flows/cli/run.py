@@ -11,6 +11,7 @@ import typer
 from flows.cli import app
 from flows.cli.bar import ProgressBars
 from flows.cli.render import emit_json, err, summary, table
+from storage.errors import UserError
 from storage.operations import PlanOptions
 from tasks.layout import parse_layout
 from tasks.scan import check_root
@@ -61,7 +62,7 @@ def organize(
     """Scan PATH, find duplicates, classify files and plan an organized layout."""
     parse_layout(mode, template)
     root = check_root(path)
-    op_id = str(uuid.UUID(operation_id)) if operation_id else str(uuid.uuid4())
+    op_id = _new_or_given_id(operation_id)
     options = PlanOptions(
         mode=mode,
         template=template,
@@ -89,6 +90,15 @@ def organize(
         err.print(f"review it: fileorg plan {op_id}; then: fileorg apply {op_id}")
     else:
         err.print(f"undo it: fileorg rollback {op_id}")
+
+
+def _new_or_given_id(operation_id: str | None) -> str:
+    if operation_id is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(operation_id))
+    except ValueError:
+        raise UserError(f"operation id {operation_id!r} is not a UUID") from None
 
 
 def _status(operation_id: str) -> str:
