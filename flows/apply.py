@@ -17,6 +17,7 @@ from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
+from storage.paths import to_param
 from storage.settings import get_settings
 from tasks import apply_op
 from tasks.progress import tracker
@@ -77,7 +78,10 @@ def apply_plan_flow(operation_id: str) -> dict[str, Any]:
         from flows.organize import organize_flow
 
         organize_flow(
-            operation_id=record.id, root=record.root, options=record.options, dry_run=False
+            operation_id=record.id,
+            root=to_param(record.root),
+            options=record.options,
+            dry_run=False,
         )
         return operations.load(store, record.id).summary
     with progress_artifact(record.id, ("apply",)):

@@ -21,6 +21,7 @@ from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, StageTiming
+from storage.paths import from_param
 from storage.settings import get_settings
 from tasks import hashes, report
 from tasks.layout import parse_layout
@@ -83,7 +84,7 @@ def organize_flow(
     store = DataStore(settings.data_url)
     options = options or PlanOptions()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
-    root = check_root(root)
+    root = check_root(from_param(root))
     record = open_operation(store, operation_id, root, options, dry_run)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
     try:

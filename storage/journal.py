@@ -37,10 +37,13 @@ class Journal:
         directory = os.path.dirname(path)
         try:
             os.makedirs(directory, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            size = os.fstat(self._fd).st_size
+            torn = size > 0 and os.pread(self._fd, 1, size - 1) != b"\n"
         except OSError as exc:
             raise StorageError(f"cannot open journal {path}: {exc.strerror}") from exc
-        self._pending: list[bytes] = []
+        # A line torn by a crash is ended first: glued to it, the next line would be lost too.
+        self._pending: list[bytes] = [b"\n"] if torn else []
         _fsync_dir(directory)
 
     def add(self, entry: Entry) -> None:

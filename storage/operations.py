@@ -101,6 +101,11 @@ def previous_on_root(store: DataStore, root: str, exclude_id: str) -> OperationR
     """The newest other operation on the same root whose hashes are complete (the hash cache)."""
     for record in list_all(store):
         timing = record.stages.get("hash")
-        if record.id != exclude_id and record.root == root and timing and timing.seconds:
+        if (
+            record.id != exclude_id
+            and record.root == root
+            and timing
+            and timing.seconds is not None
+        ):
             return record
     return None

@@ -201,18 +201,18 @@ def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any
 def problems(store: DataStore, op_dir: str, limit: int = 100) -> list[dict[str, Any]]:
     """Entries that could not be read at some stage: reported, never fatal."""
     sql = f"""
-        SELECT path_text AS path, 'scan' AS stage, error FROM {source(store, op_dir, "scan")}
+        SELECT path, 'scan' AS stage, error FROM {source(store, op_dir, "scan")}
         WHERE error IS NOT NULL
         UNION ALL
-        SELECT s.path_text, 'hash', h.error FROM {source(store, op_dir, "hash")} h
+        SELECT s.path, 'hash', h.error FROM {source(store, op_dir, "hash")} h
         JOIN {source(store, op_dir, "scan")} s ON s.dev = h.dev AND s.ino = h.ino
         WHERE h.error IS NOT NULL
         UNION ALL
-        SELECT s.path_text, 'prefix', h.error FROM {source(store, op_dir, "prefix")} h
+        SELECT s.path, 'prefix', h.error FROM {source(store, op_dir, "prefix")} h
         JOIN {source(store, op_dir, "scan")} s ON s.dev = h.dev AND s.ino = h.ino
         WHERE h.error IS NOT NULL
         UNION ALL
-        SELECT s.path_text, 'classify', c.error FROM {source(store, op_dir, "classify")} c
+        SELECT s.path, 'classify', c.error FROM {source(store, op_dir, "classify")} c
         JOIN {source(store, op_dir, "scan")} s ON s.path = c.path
         WHERE c.error IS NOT NULL
         ORDER BY 1 LIMIT {int(limit)}

@@ -28,7 +28,7 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
             slot["files"] += row["files"]
             slot["bytes"] += int(row["bytes"] or 0)
     groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
-    problems = queries.problems(store, op_dir)
+    problems = [{**p, "path": os.fsdecode(p["path"])} for p in queries.problems(store, op_dir)]
     return {
         "operation_id": record.id,
         "root": record.root,
@@ -47,7 +47,8 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
                     "size": g["size"],
                     "copies": g["copies"],
                     "wasted_bytes": g["wasted_bytes"],
-                    "paths": g["paths_text"],
+                    # os.fsdecode: os.fsencode gives back the exact bytes (README).
+                    "paths": [os.fsdecode(path) for path in g["paths"]],
                 }
                 for g in groups
             ],
@@ -88,6 +89,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _shown(path: str) -> str:
+    """A path for people: bytes that are not UTF-8 as \\xNN (markdown must be valid UTF-8)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     dup = report["duplicates"]
     plan = report["plan"]
@@ -114,7 +120,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for g in dup["top_groups"]:
-        paths = "<br>".join(f"`{p}`" for p in g["paths"][:5])
+        paths = "<br>".join(f"`{_shown(p)}`" for p in g["paths"][:5])
         more = f" (+{len(g['paths']) - 5})" if len(g["paths"]) > 5 else ""
         lines.append(
             f"| {g['copies']} | {human_bytes(g['size'])} | {human_bytes(g['wasted_bytes'])} "

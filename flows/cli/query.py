@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from flows.cli import app
@@ -191,7 +193,10 @@ def report(operation_id: str, json_output: bool = JSON) -> None:
         table(
             "Problems",
             ["path", "stage", "error"],
-            [[e["path"], e["stage"], e["error"]] for e in built["errors"]["items"][:20]],
+            [
+                [shown(os.fsencode(e["path"])), e["stage"], e["error"]]
+                for e in built["errors"]["items"][:20]
+            ],
         )
 
 

@@ -13,6 +13,7 @@ from flows.cli.bar import ProgressBars
 from flows.cli.render import emit_json, err, summary, table
 from storage.errors import UserError
 from storage.operations import PlanOptions
+from storage.paths import to_param
 from tasks.layout import parse_layout
 from tasks.scan import check_root
 
@@ -76,7 +77,12 @@ def organize(
     if not json_output:
         err.print(f"operation [bold]{op_id}[/bold] on {root}")
     report = run_with_progress(
-        json_output, organize_flow, operation_id=op_id, root=root, options=options, dry_run=dry_run
+        json_output,
+        organize_flow,
+        operation_id=op_id,
+        root=to_param(root),
+        options=options,
+        dry_run=dry_run,
     )
     status = "planned" if dry_run else _status(op_id)
     if json_output:

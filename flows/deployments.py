@@ -1,0 +1,40 @@
+"""Serve the deployments the API triggers by name: organize, apply-plan, rollback.
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deployments
+
+One runner process polls the server (every FILEORG_RUNNER_POLL_SECONDS, default 2) and runs
+each flow run in a subprocess of its own; prefect.yaml declares the same deployments for
+work-pool installs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.apply import apply_plan_flow, rollback_flow
+from flows.organize import organize_flow
+
+
+def _deployment(flow: Any, name: str) -> RunnerDeployment:
+    deployment = flow.to_deployment(name=name)  # sync outside an event loop
+    assert isinstance(deployment, RunnerDeployment)
+    return deployment
+
+
+def serve_deployments(poll_seconds: float | None = None) -> None:
+    seconds = poll_seconds or float(os.environ.get("FILEORG_RUNNER_POLL_SECONDS", "2"))
+    serve(
+        _deployment(organize_flow, "organize"),
+        _deployment(apply_plan_flow, "apply-plan"),
+        _deployment(rollback_flow, "rollback"),
+        query_seconds=seconds,
+        print_starting_message=False,
+    )
+
+
+if __name__ == "__main__":
+    serve_deployments()
