@@ -117,26 +117,33 @@ def plan_rows(
     where = "WHERE action = $action" if action else ""
     params = {"action": action} if action else {}
     sql = f"""
-        SELECT src, dst, action, reason, size, category, year, link_to,
-               count(*) OVER () AS total
+        SELECT src, dst, action, reason, size, category, year, link_to
         FROM {source(store, op_dir, "plan")} {where}
-        ORDER BY src {_page(limit, offset)}
     """
-    return _rows_with_total(store, sql, params)
+    return _page_with_total(store, sql, "src", limit, offset, params)
 
 
-def _rows_with_total(
-    store: DataStore, sql: str, params: dict[str, Any]
+def _page_with_total(
+    store: DataStore,
+    sql: str,
+    order: str,
+    limit: int | None,
+    offset: int,
+    params: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of `sql` in a stable order, and the number of rows of the whole result."""
     with connect(store) as con:
-        rows = con.sql(sql, params=params).to_arrow_table().to_pylist()
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        row.pop("total")
-    return rows, int(total)
+        rows: list[dict[str, Any]] = (
+            con.sql(f"{sql} ORDER BY {order} {_page(limit, offset)}", params=params)
+            .to_arrow_table()
+            .to_pylist()
+        )
+        counted = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
+    return rows, int(counted[0]) if counted else 0
 
 
-FILE_SORTS = {"path": "s.path", "size": "s.size", "date": "c.date", "name": "s.path_text"}
+# Sort keys: columns of the file listing.
+FILE_SORTS = {"path": "path", "size": "size", "date": "date", "name": "path_text"}
 
 
 def file_rows(
@@ -174,14 +181,15 @@ def file_rows(
         raise ValueError(f"unknown sort {sort!r}: use {', '.join(FILE_SORTS)}")
     sql = f"""
         SELECT s.path, s.path_text, s.size, s.mtime_ns, c.category, c.ext, c.date, c.date_source,
-               c.year, count(*) OVER () AS total
+               c.year
         FROM {source(store, op_dir, "scan")} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
         WHERE {" AND ".join(filters)}
-        ORDER BY {order} {"DESC" if descending else "ASC"} NULLS LAST, s.path
-        {_page(limit, offset)}
     """
-    return _rows_with_total(store, sql, params)
+    direction = "DESC" if descending else "ASC"
+    return _page_with_total(
+        store, sql, f"{order} {direction} NULLS LAST, path", limit, offset, params
+    )
 
 
 def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any]]:

@@ -1,0 +1,173 @@
+"""Reading content for hashes: right digests, refusals instead of wrong hashes, chunking."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from unittest import mock
+
+import blake3
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks import hashing, pool
+from tasks.hashing import PREFIX_BYTES, chunk_ranges, hash_full, hash_many, hash_prefix
+
+_names = itertools.count()
+HashFn = Callable[[bytes, int], hashing.Result]
+
+
+@pytest.fixture(scope="module")
+def content_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("content")
+
+
+def write(directory: Path, data: bytes) -> bytes:
+    path = bytes(directory) + f"/f{next(_names)}".encode()
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=3 * PREFIX_BYTES) | st.sampled_from([b"", b"\x00" * PREFIX_BYTES]))
+def test_digests_are_blake3_of_the_content(content_dir: Path, data: bytes) -> None:
+    path = write(content_dir, data)
+
+    assert hash_full(path, len(data)) == (blake3.blake3(data).digest(), None, len(data))
+    head = data[:PREFIX_BYTES]
+    assert hash_prefix(path, len(data)) == (blake3.blake3(head).digest(), None, len(head))
+
+
+def test_a_file_larger_than_one_read_block(tmp_path: Path) -> None:
+    data = os.urandom(hashing.READ_BLOCK * 2 + 12345)
+    path = write(tmp_path, data)
+
+    assert hash_full(path, len(data)) == (blake3.blake3(data).digest(), None, len(data))
+
+
+@pytest.mark.parametrize("hash_fn", [hash_prefix, hash_full])
+@pytest.mark.parametrize("scanned_size", [4, 6, 0])
+def test_a_file_whose_size_changed_since_the_scan_is_an_error(
+    tmp_path: Path, hash_fn: HashFn, scanned_size: int
+) -> None:
+    path = write(tmp_path, b"12345")
+
+    assert hash_fn(path, scanned_size) == (None, "changed since scan", 0)
+
+
+@pytest.mark.parametrize("hash_fn", [hash_prefix, hash_full])
+def test_a_symlink_is_refused_not_followed(tmp_path: Path, hash_fn: HashFn) -> None:
+    target = write(tmp_path, b"content")
+    link = bytes(tmp_path / "link")
+    os.symlink(target, link)
+
+    digest, error, read = hash_fn(link, 7)
+
+    assert (digest, read) == (None, 0)
+    assert error == os.strerror(40)  # ELOOP: O_NOFOLLOW met a symlink
+
+
+@pytest.mark.parametrize("hash_fn", [hash_prefix, hash_full])
+def test_a_vanished_file_is_an_error(tmp_path: Path, hash_fn: HashFn) -> None:
+    assert hash_fn(bytes(tmp_path / "gone"), 1) == (
+        None,
+        "No such file or directory",
+        0,
+    )
+
+
+def test_non_utf8_paths_are_read(tmp_path: Path) -> None:
+    path = bytes(tmp_path) + b"/caf\xe9\xff"
+    with open(path, "wb") as fh:
+        fh.write(b"abc")
+
+    assert hash_full(path, 3)[0] == blake3.blake3(b"abc").digest()
+
+
+# --- chunking -------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 50), max_size=60),
+    by_bytes=st.booleans(),
+    chunk_files=st.integers(1, 8),
+    chunk_bytes=st.integers(1, 120),
+)
+def test_chunk_ranges_cover_every_job_within_bounds(
+    sizes: list[int], by_bytes: bool, chunk_files: int, chunk_bytes: int
+) -> None:
+    jobs = [(b"p", s) for s in sizes]
+    with (
+        mock.patch.object(hashing, "CHUNK_FILES", chunk_files),
+        mock.patch.object(hashing, "CHUNK_BYTES", chunk_bytes),
+    ):
+        ranges = chunk_ranges(jobs, by_bytes)
+
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(jobs)))
+    for n, (a, b) in enumerate(ranges):
+        assert 0 < b - a <= chunk_files
+        nbytes = sum(sizes[a:b]) if by_bytes else 0
+        # A chunk closes as soon as it is full; only its last file may push it past the bytes.
+        assert nbytes - (sizes[b - 1] if by_bytes else 0) < chunk_bytes
+        if n < len(ranges) - 1:
+            assert b - a == chunk_files or nbytes >= chunk_bytes
+
+
+def test_chunk_ranges_by_count_ignore_sizes() -> None:
+    jobs = [(b"p", 10**12)] * (hashing.CHUNK_FILES + 1)
+
+    assert chunk_ranges(jobs, by_bytes=False) == [
+        (0, hashing.CHUNK_FILES),
+        (hashing.CHUNK_FILES, hashing.CHUNK_FILES + 1),
+    ]
+    assert chunk_ranges(jobs, by_bytes=True) == [(i, i + 1) for i in range(len(jobs))]
+    assert chunk_ranges([], by_bytes=True) == []
+
+
+# --- hash_many ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shut_pool() -> Iterator[None]:
+    yield
+    pool.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["prefix", "full"])
+def test_hash_many_in_processes_returns_results_in_job_order(
+    tmp_path: Path, shut_pool: None, kind: str
+) -> None:
+    contents = [os.urandom(i * 97) for i in range(80)]
+    jobs = [(write(tmp_path, c), len(c)) for c in contents]
+    jobs[5] = (jobs[5][0], jobs[5][1] + 1)  # changed since the scan
+    chunks: list[tuple[int, int]] = []
+
+    with mock.patch.object(hashing, "CHUNK_FILES", 7):
+        results = hash_many(kind, jobs, 2, lambda files, nbytes: chunks.append((files, nbytes)))
+
+    reads = [c[:PREFIX_BYTES] if kind == "prefix" else c for c in contents]
+    expected: list[hashing.Result] = [(blake3.blake3(r).digest(), None, len(r)) for r in reads]
+    expected[5] = (None, "changed since scan", 0)
+    assert results == expected
+    assert [files for files, _ in chunks] == [7] * 11 + [3]
+    assert sum(nbytes for _, nbytes in chunks) == sum(r[2] for r in expected)
+
+
+def test_hash_many_of_a_handful_of_files_stays_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [(write(tmp_path, b"x" * i), i) for i in range(10)]
+
+    def no_pool(processes: int) -> None:
+        raise AssertionError("a pool was started for ten files")
+
+    monkeypatch.setattr(pool, "_get", no_pool)
+
+    results = hash_many("full", jobs, 8)
+
+    assert [r[0] for r in results] == [blake3.blake3(b"x" * i).digest() for i in range(10)]

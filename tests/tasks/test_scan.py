@@ -1,0 +1,372 @@
+"""The scan: an lstat walk that never follows symlinks, and its shards with their checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import manifests
+from storage.errors import RootError
+from storage.locations import DataStore
+from tasks import scan
+from tasks.scan import ScanEntry, check_root, scan_root, walk
+
+OP = "operations/5b0e1c9a-2f43-4c55-9d7e-0b7a3c1e4f10"
+
+
+def make_tree(root: Path) -> None:
+    (root / "b" / "deep").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"hello")
+    (root / "b" / "deep" / "c.bin").write_bytes(b"x" * 1000)
+    (root / "b" / "z.txt").write_bytes(b"")
+
+
+def rel(entries: list[ScanEntry]) -> list[bytes]:
+    return [e.path for e in entries]
+
+
+def test_walk_lists_files_depth_first_in_name_order(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+
+    entries = list(walk(bytes(tmp_path)))
+
+    assert rel(entries) == [b"a.txt", b"b/z.txt", b"b/deep/c.bin"]
+    assert list(walk(bytes(tmp_path))) == entries
+
+
+def test_walk_records_what_lstat_says(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    os.link(tmp_path / "a.txt", tmp_path / "hard.txt")
+    os.utime(tmp_path / "a.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+
+    by_path = {e.path: e for e in walk(bytes(tmp_path))}
+
+    a = by_path[b"a.txt"]
+    st = os.lstat(tmp_path / "a.txt")
+    assert (a.kind, a.size, a.mtime_ns) == ("file", 5, 1_600_000_000_123_456_789)
+    assert (a.dev, a.ino, a.nlink, a.mode) == (st.st_dev, st.st_ino, 2, st.st_mode)
+    assert (by_path[b"hard.txt"].dev, by_path[b"hard.txt"].ino) == (a.dev, a.ino)
+    assert a.error is None and a.link_target is None
+
+
+def test_symlinks_are_recorded_never_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"not ours")
+    (root / "real" / "f.txt").write_bytes(b"f")
+    (root / "to_outside").symlink_to(outside, target_is_directory=True)
+    (root / "to_real").symlink_to("real", target_is_directory=True)
+    (root / "to_file.txt").symlink_to("real/f.txt")
+    (root / "dangling").symlink_to("nowhere")
+    (root / "loop").symlink_to("loop")
+
+    by_path = {e.path: e for e in walk(bytes(root))}
+
+    expected_paths = [
+        b"dangling",
+        b"loop",
+        b"real/f.txt",
+        b"to_file.txt",
+        b"to_outside",
+        b"to_real",
+    ]
+    assert sorted(by_path) == expected_paths
+    expected_targets = {
+        b"dangling": b"nowhere",
+        b"loop": b"loop",
+        b"to_file.txt": b"real/f.txt",
+        b"to_outside": bytes(outside),
+        b"to_real": b"real",
+    }
+    for path, target in expected_targets.items():
+        assert by_path[path].kind == "symlink"
+        assert by_path[path].link_target == target
+        assert stat.S_ISLNK(by_path[path].mode)
+
+
+def test_special_files_are_other(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+
+    (entry,) = walk(bytes(tmp_path))
+
+    assert (entry.path, entry.kind) == (b"pipe", "other")
+
+
+def test_names_that_are_not_utf8_survive(tmp_path: Path) -> None:
+    root = bytes(tmp_path)
+    os.mkdir(root + b"/d\xe9j\xe0")
+    for name in (b"\xff\xfe.bin", b"d\xe9j\xe0/caf\xe9.txt", "日本.txt".encode()):
+        with open(root + b"/" + name, "wb") as fh:
+            fh.write(b"x")
+
+    paths = rel(list(walk(root)))
+
+    assert paths == ["日本.txt".encode(), b"\xff\xfe.bin", b"d\xe9j\xe0/caf\xe9.txt"]
+    assert scan.display(b"caf\xe9") == "caf\\xe9"
+
+
+@pytest.fixture
+def scandir_refusing(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[bytes]]:
+    """os.scandir raising PermissionError for the paths put in the set (we run as root,
+    where chmod 000 does not stop a read)."""
+    refused: set[bytes] = set()
+    real = os.scandir
+
+    def fake(path: Any = ".") -> Any:
+        if os.fsencode(path) in refused:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", fake)
+    yield refused
+
+
+def test_an_unreadable_directory_is_one_error_entry(
+    tmp_path: Path, scandir_refusing: set[bytes]
+) -> None:
+    make_tree(tmp_path)
+    (tmp_path / "b" / "locked").mkdir()
+    (tmp_path / "b" / "locked" / "hidden.txt").write_bytes(b"h")
+    scandir_refusing.add(bytes(tmp_path / "b" / "locked"))
+
+    entries = list(walk(bytes(tmp_path)))
+
+    assert rel(entries) == [b"a.txt", b"b/z.txt", b"b/deep/c.bin", b"b/locked"]
+    assert (entries[-1].kind, entries[-1].error) == ("error", "Permission denied")
+
+
+def test_an_unreadable_root_is_fatal(tmp_path: Path, scandir_refusing: set[bytes]) -> None:
+    scandir_refusing.add(bytes(tmp_path))
+
+    with pytest.raises(PermissionError):
+        list(walk(bytes(tmp_path)))
+
+
+def test_a_directory_removed_during_the_walk_is_one_error_entry(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "later.txt").write_bytes(b"l")
+    entries = walk(bytes(tmp_path))
+    first = next(entries)  # the root is listed: b/ and c/ are queued
+
+    for directory in ("b/deep", "b", "c"):
+        for child in (tmp_path / directory).iterdir():
+            if child.is_file():
+                child.unlink()
+        (tmp_path / directory).rmdir()
+    rest = list(entries)
+
+    assert first.path == b"a.txt"
+    assert [(e.path, e.kind, e.error) for e in rest] == [
+        (b"b", "error", "No such file or directory"),
+        (b"c", "error", "No such file or directory"),
+    ]
+
+
+def test_a_file_removed_between_listing_and_lstat_is_one_error_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tree(tmp_path)
+    real = os.scandir
+
+    class ListThenRemove:
+        """Lists the root like os.scandir, then removes a.txt before it is lstat'ed."""
+
+        def __init__(self, path: bytes) -> None:
+            self.it = real(path)
+            self.path = path
+
+        def __enter__(self) -> Iterator[os.DirEntry[bytes]]:
+            entries = list(self.it)
+            if self.path == bytes(tmp_path):
+                os.unlink(tmp_path / "a.txt")
+            return iter(entries)
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.close()
+
+    monkeypatch.setattr(os, "scandir", ListThenRemove)
+
+    entries = list(walk(bytes(tmp_path)))
+
+    assert (entries[0].path, entries[0].kind) == (b"a.txt", "error")
+    assert rel(entries[1:]) == [b"b/z.txt", b"b/deep/c.bin"]
+
+
+def test_skipped_directories_are_not_entered(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    (tmp_path / "data" / "operations").mkdir(parents=True)
+    (tmp_path / "data" / "operations" / "x.parquet").write_bytes(b"p")
+
+    paths = rel(list(walk(bytes(tmp_path), skip=frozenset({bytes(tmp_path / "data")}))))
+
+    assert paths == [b"a.txt", b"b/z.txt", b"b/deep/c.bin"]
+
+
+def test_a_root_given_with_a_trailing_slash_gives_the_same_paths(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+
+    assert rel(list(walk(bytes(tmp_path) + b"/"))) == rel(list(walk(bytes(tmp_path))))
+
+
+# --- check_root -----------------------------------------------------------------------------
+
+
+def test_check_root_returns_the_canonical_path(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+
+    assert check_root(str(tmp_path / "link") + "/") == str(tmp_path / "real")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected_message"),
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_bytes(b""), "is not a directory"),
+        (lambda p: p.symlink_to(p.parent / "nowhere"), "does not exist"),
+    ],
+)
+def test_check_root_errors(tmp_path: Path, make: Any, expected_message: str) -> None:
+    root = tmp_path / "root"
+    make(root)
+
+    with pytest.raises(RootError, match=expected_message):
+        check_root(str(root))
+
+
+def test_check_root_unreadable(tmp_path: Path, scandir_refusing: set[bytes]) -> None:
+    scandir_refusing.add(bytes(tmp_path))
+
+    with pytest.raises(RootError, match="cannot be read: Permission denied"):
+        check_root(str(tmp_path))
+
+
+# --- scan_root: shards and checkpoint -------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DataStore:
+    return DataStore(str(tmp_path / "data"))
+
+
+def _tree_of(root: Path, n: int) -> None:
+    root.mkdir()
+    for i in range(n):
+        (root / f"f{i:02d}.txt").write_bytes(b"x" * i)
+
+
+def _op_dir(store: DataStore) -> str:
+    return f"{store.base}/{OP}"
+
+
+@pytest.mark.parametrize(
+    ("files", "shard_rows", "expected_rows"),
+    [(5, 2, [2, 2, 1]), (4, 2, [2, 2]), (3, 10, [3]), (0, 10, [0])],
+)
+def test_scan_root_writes_shards_of_shard_rows(
+    tmp_path: Path, store: DataStore, files: int, shard_rows: int, expected_rows: list[int]
+) -> None:
+    root = tmp_path / "root"
+    _tree_of(root, files)
+    flushed: list[tuple[int, int]] = []
+
+    info = scan_root(
+        store, _op_dir(store), str(root), shard_rows, on_flush=lambda n, b: flushed.append((n, b))
+    )
+
+    shards = manifests.shard_paths(store, _op_dir(store), "scan")
+    tables = [manifests.read_table(store, s) for s in shards]
+    assert [t.num_rows for t in tables] == expected_rows
+    assert all(t.schema == manifests.SCAN for t in tables)
+    paths = [p for t in tables for p in t.column("path").to_pylist()]
+    assert paths == [f"f{i:02d}.txt".encode() for i in range(files)]
+    expected_bytes = sum(range(files))
+    assert info == {
+        "shards": len(expected_rows),
+        "entries": files,
+        "files": files,
+        "bytes": expected_bytes,
+        "errors": 0,
+    }
+    assert [n for n, _ in flushed] == expected_rows
+    assert sum(b for _, b in flushed) == expected_bytes
+    success = store.read_bytes(f"{_op_dir(store)}/scan/{manifests.SUCCESS}")
+    assert json.loads(success) == info
+
+
+def test_scan_root_keeps_non_utf8_paths_and_errors(
+    tmp_path: Path, store: DataStore, scandir_refusing: set[bytes]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "locked").mkdir()
+    scandir_refusing.add(bytes(root / "locked"))
+    with open(bytes(root) + b"/caf\xe9.txt", "wb") as fh:
+        fh.write(b"abc")
+    (root / "link").symlink_to("caf")
+
+    info = scan_root(store, _op_dir(store), str(root), 100)
+
+    (shard,) = manifests.shard_paths(store, _op_dir(store), "scan")
+    rows = manifests.read_table(store, shard).to_pylist()
+    expected = [
+        (b"caf\xe9.txt", "caf\\xe9.txt", "file", 3, None),
+        (b"link", "link", "symlink", 3, None),
+        (b"locked", "locked", "error", 0, "Permission denied"),
+    ]
+    assert [(r["path"], r["path_text"], r["kind"], r["size"], r["error"]) for r in rows] == expected
+    assert rows[1]["link_target"] == b"caf"
+    assert (info["entries"], info["files"], info["errors"]) == (3, 1, 1)
+
+
+def test_scan_root_after_success_does_nothing(
+    tmp_path: Path, store: DataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    _tree_of(root, 3)
+    first = scan_root(store, _op_dir(store), str(root), 2)
+    shards = manifests.shard_paths(store, _op_dir(store), "scan")
+    before = {s: store.read_bytes(s) for s in shards}
+
+    def no_walk(*args: object, **kwargs: object) -> Iterator[ScanEntry]:
+        raise AssertionError("a finished scan was walked again")
+
+    monkeypatch.setattr(scan, "walk", no_walk)
+    (root / "new.txt").write_bytes(b"new")
+
+    again = scan_root(store, _op_dir(store), str(root), 2)
+
+    assert again == first
+    assert {
+        s: store.read_bytes(s) for s in manifests.shard_paths(store, _op_dir(store), "scan")
+    } == (before)
+
+
+def test_an_interrupted_scan_is_redone_whole(tmp_path: Path, store: DataStore) -> None:
+    root = tmp_path / "root"
+    _tree_of(root, 3)
+    op_dir = _op_dir(store)
+    for index in range(5):  # stale shards from an earlier, longer attempt; no _SUCCESS
+        manifests.write_table(
+            store,
+            manifests.shard_path(op_dir, "scan", index),
+            manifests.SCAN.empty_table(),
+        )
+
+    info = scan_root(store, op_dir, str(root), 2)
+
+    shards = manifests.shard_paths(store, op_dir, "scan")
+    assert [s.rsplit("/", 1)[1] for s in shards] == ["part-00000.parquet", "part-00001.parquet"]
+    paths = [p for s in shards for p in manifests.read_table(store, s).column("path").to_pylist()]
+    assert paths == [b"f00.txt", b"f01.txt", b"f02.txt"]
+    assert info["shards"] == 2
+    assert manifests.done_info(store, op_dir, "scan") == info
