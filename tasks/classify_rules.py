@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import puremagic
 
+MAGIC_SCAN_BYTES = 2048
+
 CATEGORIES: tuple[str, ...] = (
     "images",
     "videos",
@@ -164,8 +166,63 @@ def extension_of(name: bytes) -> str:
     return ext
 
 
+# Extensions that name what nobody sorts by kind (compiled code, libraries, caches, logs):
+# "other" at once. Sniffing their first bytes costs about 0.5 ms a file in puremagic, and a
+# tree of installed software holds them by the hundred thousand.
+KNOWN_OTHER: frozenset[str] = frozenset(
+    {
+        "pyc",
+        "pyo",
+        "pyd",
+        "so",
+        "a",
+        "o",
+        "ko",
+        "la",
+        "lo",
+        "obj",
+        "lib",
+        "dll",
+        "dylib",
+        "exe",
+        "class",
+        "elc",
+        "beam",
+        "mo",
+        "gmo",
+        "pc",
+        "bin",
+        "dat",
+        "db",
+        "sqlite",
+        "sqlite3",
+        "log",
+        "lock",
+        "tmp",
+        "temp",
+        "bak",
+        "cache",
+        "pak",
+        "idx",
+        "pack",
+        "pdb",
+        "swp",
+        "part",
+        "crdownload",
+        "lnk",
+        "ds_store",
+        "torrent",
+    }
+)
+_ELF = b"\x7fELF"
+
+
 def category_for_extension(ext: str) -> str | None:
-    return _EXTENSION_CATEGORIES.get(ext.lower())
+    ext = ext.lower()
+    found = _EXTENSION_CATEGORIES.get(ext)
+    if found is None and ext in KNOWN_OTHER:
+        return "other"
+    return found
 
 
 def _category_of_match(extension: str, mime_type: str) -> str | None:
@@ -185,8 +242,12 @@ def category_for_magic(head: bytes) -> str | None:
     """Category from a file's first bytes, or None when they are not recognised."""
     if not head:
         return None
+    if head.startswith(_ELF):
+        return "other"  # programs and libraries, the commonest extension-less files by far
     try:
-        matches = puremagic.magic_string(head)
+        # The signatures puremagic knows sit in the first bytes; scanning 8 KiB costs it
+        # half again as much as 2 KiB for the same answers.
+        matches = puremagic.magic_string(head[:MAGIC_SCAN_BYTES])
     # puremagic parses arbitrary bytes; whatever it trips on means "not identified".
     except Exception:
         return None

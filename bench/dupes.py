@@ -1,0 +1,204 @@
+"""Duplicate finding on a large real tree: fileorg vs jdupes vs rmlint, cold and warm.
+
+    .venv/bin/python bench/dupes.py                  # builds /work/bench-data/big if missing
+    .venv/bin/python bench/dupes.py --api-url http://127.0.0.1:4200/api --modes warm
+
+Every tool runs cold (page cache dropped just before) and then warm (right after its cold run,
+so the cache holds what it read). Each fileorg run gets a fresh data folder, so no run reuses
+the hashes of an earlier one. fileorg runs against a Prefect server (--api-url, or one this
+script starts); one extra warm run without a server is the reference for the CLI's own path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+
+SOURCES = ["/usr/share", "/usr/lib", "/root/.pyenv/versions"]
+STAGES = ["scan", "classify", "prefix", "hash", "plan", "report"]
+
+
+def build_tree(root: Path, sources: list[str]) -> None:
+    root.mkdir(parents=True)
+    for src in sources:
+        name = src.strip("/").replace("/", "-")
+        print(f"copying {src} -> {root / name}", flush=True)
+        subprocess.run(["cp", "-a", src, str(root / name)], check=True)
+
+
+def find_count(root: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    out = subprocess.run(
+        f"find '{root}' | wc -l", shell=True, capture_output=True, check=True, text=True
+    )
+    return time.perf_counter() - started, int(out.stdout.strip())
+
+
+def run_fileorg(
+    root: Path, work: Path, label: str, api_url: str | None
+) -> tuple[common.Measured, dict[str, Any]]:
+    data = work / "dupes-data" / label
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    env = common.fileorg_env(data, api_url)
+    if api_url is None:
+        # The CLI then starts a temporary server; keep its database out of ~/.prefect.
+        env["PREFECT_HOME"] = str(work / "prefect-home-noserver")
+    m, op_id = common.organize(root, env)
+    return m, common.fileorg_report(op_id, env)
+
+
+def run_jdupes(root: Path) -> tuple[common.Measured, tuple[int, int]]:
+    m = common.run_measured(["jdupes", "-r", "-q", str(root)])
+    if m.returncode != 0:
+        raise SystemExit(f"jdupes failed ({m.returncode}): {m.stderr[-2000:]}")
+    return m, common.jdupes_groups(m.stdout)
+
+
+def run_rmlint(root: Path, work: Path) -> tuple[common.Measured, tuple[int, int]]:
+    # Naming an output (-o) replaces the defaults, so rmlint writes no rmlint.sh/rmlint.json;
+    # it runs in an empty folder so that anything it wrote anyway would be noticed.
+    cwd = work / "rmlint-cwd"
+    shutil.rmtree(cwd, ignore_errors=True)
+    cwd.mkdir(parents=True)
+    out = work / "rmlint-out.json"
+    m = common.run_measured(["rmlint", str(root), "-o", f"json:{out}"], cwd=str(cwd))
+    if m.returncode != 0:
+        raise SystemExit(f"rmlint failed ({m.returncode}): {m.stderr[-2000:]}")
+    leftovers = list(cwd.iterdir())
+    if leftovers:
+        raise SystemExit(f"rmlint wrote files: {leftovers}")
+    groups = common.rmlint_groups(out)
+    out.unlink()
+    return m, groups
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=common.DEFAULT_WORK / "big")
+    parser.add_argument("--work", type=Path, default=common.DEFAULT_WORK)
+    parser.add_argument("--sources", nargs="+", default=SOURCES, help="copied to --root if missing")
+    parser.add_argument("--api-url", help="a running Prefect server (else one is started)")
+    parser.add_argument("--modes", default="cold,warm", help="cold, warm or cold,warm")
+    parser.add_argument("--tools", default="fileorg,jdupes,rmlint")
+    parser.add_argument("--no-serverless", action="store_true", help="skip the no-server run")
+    parser.add_argument("--json-out", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    common.require_tools("jdupes", "rmlint", "find")
+    modes = args.modes.split(",")
+    tools = args.tools.split(",")
+
+    if not args.root.exists():
+        build_tree(args.root, args.sources)
+    files, nbytes = common.tree_size(args.root)
+    print(f"tree {args.root}: {files:,} regular files, {common.human_bytes(nbytes)}", flush=True)
+
+    results: dict[str, Any] = {"root": str(args.root), "files": files, "bytes": nbytes, "runs": []}
+    common.drop_caches()
+    find_s, entries = find_count(args.root)
+    results["find_cold"] = {"seconds": find_s, "entries": entries}
+    print(f"find ROOT | wc -l, cold: {find_s:.1f} s, {entries:,} entries", flush=True)
+
+    rows, stage_rows, groups = [], [], {}
+    with common.prefect_server(args.api_url, args.work / "prefect-home-bench") as api_url:
+        for tool in tools:
+            for mode in modes:
+                if mode == "cold":
+                    common.drop_caches()
+                label = f"{tool} {mode}"
+                print(f"running {label} ...", flush=True)
+                if tool == "fileorg":
+                    m, report = run_fileorg(args.root, args.work, mode, api_url)
+                    groups[tool] = (report["duplicates"]["groups"], report["duplicates"]["files"])
+                    stages = report["stages"]
+                    stage_rows.append(
+                        [
+                            label,
+                            *(f"{(stages.get(s) or {}).get('seconds') or 0:.1f}" for s in STAGES),
+                        ]
+                    )
+                    results["runs"].append({"label": label, "stages": stages})
+                elif tool == "jdupes":
+                    m, groups[tool] = run_jdupes(args.root)
+                else:
+                    m, groups[tool] = run_rmlint(args.root, args.work)
+                rows.append(
+                    [
+                        label,
+                        f"{m.wall_s:.1f}",
+                        f"{(m.main_maxrss_kb or 0) / 1024:.0f}",
+                        f"{m.peak_tree_rss_kb / 1024:.0f}",
+                        f"{m.peak_tree_pss_kb / 1024:.0f}",
+                        common.human_bytes(m.read_bytes),
+                    ]
+                )
+                results["runs"].append(
+                    {
+                        "label": label,
+                        "wall_s": m.wall_s,
+                        "main_maxrss_kb": m.main_maxrss_kb,
+                        "peak_tree_rss_kb": m.peak_tree_rss_kb,
+                        "peak_tree_pss_kb": m.peak_tree_pss_kb,
+                        "read_bytes": m.read_bytes,
+                        "groups": groups[tool],
+                    }
+                )
+    if "fileorg" in tools and not args.no_serverless:
+        print("running fileorg warm, no server ...", flush=True)
+        m, report = run_fileorg(args.root, args.work, "noserver", None)
+        stages = report["stages"]
+        rows.append(
+            [
+                "fileorg warm, no server",
+                f"{m.wall_s:.1f}",
+                f"{(m.main_maxrss_kb or 0) / 1024:.0f}",
+                f"{m.peak_tree_rss_kb / 1024:.0f}",
+                f"{m.peak_tree_pss_kb / 1024:.0f}",
+                common.human_bytes(m.read_bytes),
+            ]
+        )
+        stage_rows.append(
+            [
+                "fileorg warm, no server",
+                *(f"{(stages.get(s) or {}).get('seconds') or 0:.1f}" for s in STAGES),
+            ]
+        )
+        results["runs"].append({"label": "fileorg noserver", "wall_s": m.wall_s, "stages": stages})
+
+    common.print_table(
+        f"Duplicate finding on {args.root} ({files:,} files, {common.human_bytes(nbytes)})",
+        ["run", "wall s", "main RSS MiB", "tree RSS MiB", "tree PSS MiB", "read from disk"],
+        rows,
+    )
+    if stage_rows:
+        common.print_table(
+            "fileorg stages (seconds, from fileorg report --json)", ["run", *STAGES], stage_rows
+        )
+    common.print_table(
+        "Duplicate groups",
+        ["tool", "groups", "files in groups"],
+        [[t, g, f] for t, (g, f) in groups.items()],
+    )
+    failed = False
+    if "fileorg" in groups and "jdupes" in groups:
+        same = groups["fileorg"][0] == groups["jdupes"][0]
+        failed = not same
+        print(
+            f"\nsanity: fileorg {groups['fileorg'][0]} groups vs jdupes {groups['jdupes'][0]}: "
+            f"{'OK' if same else 'MISMATCH'}"
+        )
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
