@@ -1,0 +1,168 @@
+"""Accounts and tokens: sign up, log in, rotate refresh tokens, log out, create users.
+
+Refresh tokens form families (one per login). Each refresh marks the presented token used and
+issues the next of its family; a used token presented again means it was stolen or replayed,
+so the whole family is revoked and both holders must log in again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import security
+from api.config import Settings
+from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
+from api.models import RefreshToken, User, utcnow
+from api.ratelimit import RateLimiter
+from api.schemas import SignupRequest, TokenPair
+from api.security import Passwords
+
+BAD_LOGIN = "incorrect username or password"
+BAD_REFRESH = "invalid or expired refresh token"
+
+
+def check_rate(
+    limiter: RateLimiter, settings: Settings, action: str, account: str, address: str
+) -> None:
+    for key, limit in (
+        (f"{action}:address:{address}", settings.auth_attempts_per_address),
+        (f"{action}:account:{account.lower()}", settings.auth_attempts_per_account),
+    ):
+        wait = limiter.hit(key, limit)
+        if wait is not None:
+            raise TooManyRequests(wait)
+
+
+async def create_user(
+    session: AsyncSession,
+    passwords: Passwords,
+    body: SignupRequest,
+    is_admin: bool,
+) -> User:
+    user = User(
+        email=body.email,
+        username=body.username,
+        full_name=body.full_name,
+        hashed_password=await passwords.hash(body.password),
+        is_admin=is_admin,
+        is_active=True,
+    )
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        # Neither which field clashed nor that an account exists: just that these cannot be used.
+        raise Conflict("this email or username cannot be used") from None
+    return user
+
+
+async def signup(
+    session: AsyncSession,
+    passwords: Passwords,
+    settings: Settings,
+    secret: str,
+    body: SignupRequest,
+) -> TokenPair:
+    if not settings.signup_open:
+        raise Forbidden("signup is closed; ask an admin for an account")
+    is_first = not await session.scalar(select(func.count()).select_from(User))
+    user = await create_user(session, passwords, body, settings.first_user_admin and is_first)
+    return await issue_pair(session, settings, secret, user)
+
+
+async def login(
+    session: AsyncSession,
+    passwords: Passwords,
+    settings: Settings,
+    secret: str,
+    identifier: str,
+    password: str,
+) -> TokenPair:
+    user = await session.scalar(
+        select(User).where(or_(User.username == identifier, User.email == identifier.lower()))
+    )
+    valid = await passwords.verify(password, user.hashed_password if user else None)
+    if user is None or not valid or not user.is_active:
+        raise Unauthorized(BAD_LOGIN)
+    return await issue_pair(session, settings, secret, user)
+
+
+async def issue_pair(
+    session: AsyncSession, settings: Settings, secret: str, user: User, family: str | None = None
+) -> TokenPair:
+    subject = str(user.id)
+    access_lifetime = timedelta(minutes=settings.access_token_minutes)
+    access = security.issue(secret, subject, "access", access_lifetime)
+    family = family or secrets.token_hex(16)
+    refresh = security.issue(
+        secret,
+        subject,
+        "refresh",
+        timedelta(days=settings.refresh_token_days),
+        {"fam": family},
+    )
+    session.add(
+        RefreshToken(
+            jti=refresh.jti,
+            family_id=family,
+            user_id=user.id,
+            token_hash=security.digest(refresh.token),
+            expires_at=refresh.expires_at,
+        )
+    )
+    await session.commit()
+    return TokenPair(
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=int(access_lifetime.total_seconds()),
+    )
+
+
+async def _presented(session: AsyncSession, secret: str, token: str) -> RefreshToken:
+    claims = security.decode(secret, token, "refresh")
+    row = await session.get(RefreshToken, claims["jti"])
+    if row is None or row.token_hash != security.digest(token) or str(row.user_id) != claims["sub"]:
+        raise Unauthorized(BAD_REFRESH)
+    return row
+
+
+async def revoke_family(session: AsyncSession, family: str) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await session.commit()
+
+
+async def rotate(session: AsyncSession, settings: Settings, secret: str, token: str) -> TokenPair:
+    row = await _presented(session, secret, token)
+    if row.revoked_at is not None:
+        raise Unauthorized(BAD_REFRESH)
+    jti, family, user_id = row.jti, row.family_id, row.user_id  # a rollback expires `row`
+    # Mark it used only if nobody did first: two refreshes racing with one token are a reuse.
+    marked = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.jti == jti, RefreshToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    if getattr(marked, "rowcount", 0) != 1:
+        await session.rollback()
+        await revoke_family(session, family)
+        raise Unauthorized("refresh token reuse detected; every session of this login is revoked")
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        await session.rollback()
+        raise Unauthorized(BAD_REFRESH)
+    return await issue_pair(session, settings, secret, user, family)
+
+
+async def logout(session: AsyncSession, secret: str, token: str) -> None:
+    row = await _presented(session, secret, token)
+    await revoke_family(session, row.family_id)

@@ -1,0 +1,154 @@
+"""Everything a route needs, as Annotated aliases: routes read input, call one function, return.
+
+The app's state (engine, password hasher, limiter, orchestrator, secret) is built by the
+lifespan in api.main; these dependencies hand it to routes and let tests override each part.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import security
+from api.config import Settings, get_settings
+from api.errors import Forbidden, NotFound, Unauthorized
+from api.models import Operation, User
+from api.operations import OperationService
+from api.orchestrator import Orchestrator
+from api.ratelimit import RateLimiter
+from api.security import Passwords
+from storage.locations import DataStore
+
+MAX_PAGE = 500
+MAX_OFFSET = 2**31
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def get_orchestrator(request: Request) -> Orchestrator:
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    return orchestrator
+
+
+def get_passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
+def get_secret(request: Request) -> str:
+    secret: str = request.app.state.secret
+    return secret
+
+
+def get_store(settings: SettingsDep) -> DataStore:
+    return settings.store()
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+SecretDep = Annotated[str, Depends(get_secret)]
+StoreDep = Annotated[DataStore, Depends(get_store)]
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+async def current_user(
+    session: SessionDep, secret: SecretDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    if not token:
+        raise Unauthorized()
+    claims = security.decode(secret, token, "access")
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except ValueError:
+        raise Unauthorized("invalid or expired token") from None
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("admins only")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def _owned(session: AsyncSession, user: User, operation_id: uuid.UUID) -> Operation:
+    operation = await session.scalar(
+        select(Operation).where(Operation.id == operation_id, Operation.owner_id == user.id)
+    )
+    if operation is None:  # someone else's operation is as absent as one that never was
+        raise NotFound("operation not found")
+    return operation
+
+
+async def owned_operation(
+    session: SessionDep, user: CurrentUser, operation_id: Annotated[uuid.UUID, Path()]
+) -> Operation:
+    return await _owned(session, user, operation_id)
+
+
+async def queried_operation(
+    session: SessionDep, user: CurrentUser, operation_id: Annotated[uuid.UUID, Query()]
+) -> Operation:
+    return await _owned(session, user, operation_id)
+
+
+OwnedOperation = Annotated[Operation, Depends(owned_operation)]
+QueriedOperation = Annotated[Operation, Depends(queried_operation)]
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(page)]
+
+
+def operation_service(
+    request: Request, session: SessionDep, orchestrator: OrchestratorDep, store: StoreDep
+) -> OperationService:
+    return OperationService(session, orchestrator, store, request.app.state.start_lock)
+
+
+OperationsDep = Annotated[OperationService, Depends(operation_service)]

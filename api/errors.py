@@ -1,0 +1,110 @@
+"""HTTP errors, translated once: the app registers `install(app)` and nothing else maps errors.
+
+ApiError                      raised by the API's own code, with its status
+├── BadRequest (400), Unauthorized (401), Forbidden (403), NotFound (404), Conflict (409)
+├── TooManyRequests (429)     carries Retry-After
+└── Unavailable (503)
+storage.errors.UserError      OperationNotFound -> 404, OperationStateError -> 409, others -> 400
+storage.errors.StorageError   503 (the data folder or a manifest cannot be read)
+OrchestratorError             503 (Prefect is not reachable or refused)
+TokenError                    401
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.orchestrator import OrchestratorError
+from api.security import TokenError
+from storage.errors import (
+    OperationNotFound,
+    OperationStateError,
+    StorageError,
+    UserError,
+)
+
+log = logging.getLogger("api")
+BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+class ApiError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+    def __init__(self, detail: str = "not authenticated") -> None:
+        super().__init__(detail, BEARER)
+
+
+class Forbidden(ApiError):
+    status_code = 403
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class Conflict(ApiError):
+    status_code = 409
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, round(retry_after))
+        super().__init__("too many attempts; try again later", {"Retry-After": str(seconds)})
+
+
+class Unavailable(ApiError):
+    status_code = 503
+
+
+def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return _json(exc.status_code, exc.detail, exc.headers)
+
+    @app.exception_handler(TokenError)
+    async def _token(_: Request, exc: TokenError) -> JSONResponse:
+        return _json(401, str(exc), BEARER)
+
+    @app.exception_handler(UserError)
+    async def _user(_: Request, exc: UserError) -> JSONResponse:
+        if isinstance(exc, OperationNotFound):
+            return _json(404, "operation not found")
+        return _json(409 if isinstance(exc, OperationStateError) else 400, str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage error: %s", exc, exc_info=exc)
+        return _json(503, "the data folder cannot be read; try again later")
+
+    @app.exception_handler(duckdb.Error)
+    async def _manifest(_: Request, exc: duckdb.Error) -> JSONResponse:
+        log.error("manifest query failed: %s", exc, exc_info=exc)
+        return _json(503, "the operation's manifests cannot be read; try again later")
+
+    @app.exception_handler(OrchestratorError)
+    async def _orchestrator(_: Request, exc: OrchestratorError) -> JSONResponse:
+        log.error("orchestrator: %s", exc)
+        return _json(503, f"the orchestrator is unavailable: {exc}")

@@ -1,0 +1,105 @@
+"""The FastAPI app: `uvicorn api.main:app` (Swagger at /docs; Authorize uses the login form).
+
+Nothing is built at import time but the app object: the lifespan reads the settings (honouring
+`app.dependency_overrides[get_settings]`), refuses a weak secret, applies migrations and opens
+the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import db, errors
+from api.config import Settings, get_settings
+from api.orchestrator import Orchestrator, PrefectOrchestrator
+from api.ratelimit import RateLimiter
+from api.routes import admin, auth, files, health, operations
+from api.routes.health import app_version
+from api.security import Passwords
+
+API_PREFIX = "/api/v1"
+
+
+def settings_of(app: FastAPI) -> Settings:
+    provider = app.dependency_overrides.get(get_settings, get_settings)
+    settings: Settings = provider()
+    return settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = settings_of(app)
+    state = app.state
+    state.settings = settings
+    state.secret = settings.resolved_secret()
+    url = settings.resolved_database_url()
+    if settings.migrate_on_startup:
+        await run_in_threadpool(db.upgrade, url)
+    engine = db.create_engine(url)
+    state.sessions = db.sessionmaker(engine)
+    state.passwords = await run_in_threadpool(
+        Passwords, settings.argon2_time_cost, settings.argon2_memory_kib
+    )
+    state.limiter = RateLimiter(settings.auth_window_seconds)
+    state.start_lock = asyncio.Lock()
+    if getattr(state, "orchestrator", None) is None:
+        state.orchestrator = PrefectOrchestrator(settings.prefect_timeout_seconds)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+class SettingsCORS:
+    """CORS for the origins in the settings, read per request (settings are not built at import)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._handlers: dict[tuple[str, ...], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        origins = tuple(settings_of(scope["app"]).cors_origins)
+        handler = self._handlers.get(origins)
+        if handler is None:
+            handler = self._handlers[origins] = (
+                CORSMiddleware(
+                    self.app,
+                    allow_origins=list(origins),
+                    allow_methods=["GET", "POST", "DELETE"],
+                    allow_headers=["Authorization", "Content-Type"],
+                )
+                if origins
+                else self.app
+            )
+        await handler(scope, receive, send)
+
+
+def create_app(orchestrator: Orchestrator | None = None) -> FastAPI:
+    app = FastAPI(
+        title="File Organizer",
+        version=app_version(),
+        lifespan=lifespan,
+        description="Scan, deduplicate, classify and organize granted folders; apply and undo.",
+    )
+    app.state.orchestrator = orchestrator
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, operations, files, admin):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.add_middleware(SettingsCORS)
+    errors.install(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,286 @@
+"""Operations: start, follow, apply, roll back and cancel runs of the organize deployments.
+
+Operation types map onto the organize flow:
+- organize: plan with the given layout and duplicates policy; a dry run is reviewed, then
+  applied with POST /apply; `dry_run: false` plans and applies in one run.
+- scan: a dry run with the duplicates policy `report`: listing, categories, report. Never applied.
+- dedupe: a dry run with the requested duplicates policy, read through /duplicates and /plan.
+  Never applied: the planner has no "keep the layout, only act on duplicates" mode, so applying
+  it would also reorganize every kept file; act on duplicates with an organize operation.
+A rollback is an operation of its own (type `rollback`) over the one it undoes.
+
+Two operations whose roots overlap never run at once (409): the check and the insert happen
+under one lock (an asyncio lock in the process, plus a PostgreSQL advisory lock across them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from api import roots
+from api.errors import Conflict
+from api.models import Operation, RootGrant, User, utcnow
+from api.orchestrator import (
+    APPLY_PLAN,
+    ORGANIZE,
+    ROLLBACK,
+    TERMINAL,
+    Orchestrator,
+    OrchestratorError,
+    RunState,
+)
+from api.schemas import (
+    OperationCreate,
+    OperationPublic,
+    OperationsPublic,
+    OperationStarted,
+    OperationType,
+    StageTimingPublic,
+)
+from storage import operations as records
+from storage.locations import DataStore
+from storage.operations import OperationRecord, PlanOptions
+
+ACTIVE = ("pending", "running")
+APPLICABLE = frozenset({"planned", "applying"})
+UNDOABLE = frozenset({"applied", "partial", "applying", "rolling_back", "rollback_incomplete"})
+RUNS = {ORGANIZE: "organize", APPLY_PLAN: "apply", ROLLBACK: "rollback"}
+START_LOCK_KEY = 0x0F11E0A7
+NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its start crashed
+
+
+def plan_parameters(body: OperationCreate) -> tuple[dict[str, Any], bool]:
+    duplicates = "report" if body.operation_type is OperationType.scan else body.duplicates.value
+    options = PlanOptions.model_validate(
+        {
+            "mode": body.organization_mode.value,
+            "template": body.template,
+            "duplicates": duplicates,
+            "keep": body.keep.value,
+            "include_empty": body.include_empty,
+            "exclude": body.exclude,
+        }
+    )
+    dry_run = body.dry_run if body.operation_type is OperationType.organize else True
+    return options.model_dump(mode="json"), dry_run
+
+
+def load_record(store: DataStore, operation_id: uuid.UUID) -> OperationRecord | None:
+    if not records.exists(store, str(operation_id)):
+        return None
+    return records.load(store, str(operation_id))
+
+
+def public(op: Operation, record: OperationRecord | None) -> OperationPublic:
+    error = op.error
+    if record is not None and record.error and op.status == "failed":
+        error = record.error
+    return OperationPublic(
+        id=op.id,
+        operation_type=op.operation_type,
+        root_path=op.root_path,
+        dry_run=op.dry_run,
+        parameters=op.parameters,
+        source_operation_id=op.source_operation_id,
+        run=RUNS.get(op.deployment, "organize"),  # type: ignore[arg-type]
+        flow_run_id=op.flow_run_id,
+        status=op.status,  # type: ignore[arg-type]
+        state=record.status if record else None,
+        stage=record.stage if record else None,
+        stages={
+            k: StageTimingPublic(**v.model_dump())
+            for k, v in (record.stages if record else {}).items()
+        },
+        summary=record.summary if record else {},
+        error=error,
+        created_at=op.created_at,
+        updated_at=op.updated_at,
+    )
+
+
+@dataclass
+class OperationService:
+    session: AsyncSession
+    orchestrator: Orchestrator
+    store: DataStore
+    lock: asyncio.Lock
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def read(self, op: Operation) -> OperationPublic:
+        await self.refresh([op])
+        record = await run_in_threadpool(load_record, self.store, op.manifest_id)
+        return public(op, record)
+
+    async def page(
+        self, user: User, status: str | None, limit: int, offset: int
+    ) -> OperationsPublic:
+        where = [Operation.owner_id == user.id]
+        if status is not None:
+            where.append(Operation.status == status)
+        count = await self.session.scalar(select(func.count()).select_from(Operation).where(*where))
+        ops = list(
+            await self.session.scalars(
+                select(Operation)
+                .where(*where)
+                .order_by(Operation.created_at.desc(), Operation.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        await self.refresh(ops)
+        found = await run_in_threadpool(
+            lambda: [load_record(self.store, op.manifest_id) for op in ops]
+        )
+        return OperationsPublic(
+            data=[public(*pair) for pair in zip(ops, found, strict=True)], count=count or 0
+        )
+
+    async def refresh(self, ops: Sequence[Operation]) -> None:
+        """Bring cached statuses up to date from Prefect (unfinished runs only), then commit."""
+        live = [op for op in ops if op.status not in TERMINAL]
+        if not live:
+            return
+        states = await asyncio.gather(*(self._state(op) for op in live))
+        for op, state in zip(live, states, strict=True):
+            if state is not None and (state.status, state.message) != (op.status, op.error):
+                op.status, op.error = state.status, state.message
+        await self.session.commit()
+
+    async def _state(self, op: Operation) -> RunState | None:
+        if op.flow_run_id is None:
+            if utcnow() - op.created_at > NEVER_STARTED and op.status == "pending":
+                return RunState("failed", "the run was never started")
+            return None
+        try:
+            return await self.orchestrator.state(op.flow_run_id)
+        except OrchestratorError:
+            return None  # keep the cached status; /api/v1/status reports Prefect's health
+
+    # --- changing ---------------------------------------------------------------------------
+
+    async def start(self, user: User, body: OperationCreate) -> OperationStarted:
+        grants = await self.session.scalars(
+            select(RootGrant.path).where(RootGrant.user_id == user.id)
+        )
+        root = roots.authorize(list(grants), body.root_path)
+        options, dry_run = plan_parameters(body)
+        op = Operation(
+            id=uuid.uuid4(),
+            owner_id=user.id,
+            operation_type=body.operation_type.value,
+            root_path=root,
+            parameters=options,
+            dry_run=dry_run,
+            deployment=ORGANIZE,
+            status="pending",
+        )
+        parameters = {"operation_id": str(op.id), "root": root, "options": options}
+        async with self._exclusive(root):
+            self.session.add(op)
+        return await self._launch(op, ORGANIZE, {**parameters, "dry_run": dry_run})
+
+    async def apply(self, op: Operation) -> OperationStarted:
+        record = await self._settled(op, "applied")
+        if record is None or record.status not in APPLICABLE:
+            shown = record.status if record else op.status
+            raise Conflict(
+                f"operation {op.id} is not a finished dry run (status: {shown}); "
+                "only a reviewed plan can be applied"
+            )
+        async with self._exclusive(op.root_path, exclude=op.id):
+            op.deployment, op.status, op.flow_run_id, op.error = APPLY_PLAN, "pending", None, None
+        return await self._launch(op, APPLY_PLAN, {"operation_id": str(op.id)})
+
+    async def rollback(self, user: User, op: Operation) -> OperationStarted:
+        record = await self._settled(op, "rolled back")
+        if record is None or record.status not in UNDOABLE:
+            shown = record.status if record else op.status
+            if shown == "rolled_back":
+                raise Conflict(f"operation {op.id} is already rolled back")
+            raise Conflict(
+                f"operation {op.id} was never applied (status: {shown}): nothing to undo"
+            )
+        undo = Operation(
+            id=uuid.uuid4(),
+            owner_id=user.id,
+            operation_type="rollback",
+            root_path=op.root_path,
+            parameters={},
+            dry_run=False,
+            source_operation_id=op.id,
+            deployment=ROLLBACK,
+            status="pending",
+        )
+        async with self._exclusive(op.root_path):
+            self.session.add(undo)
+        return await self._launch(undo, ROLLBACK, {"operation_id": str(op.id)})
+
+    async def cancel(self, op: Operation) -> OperationStarted:
+        await self.refresh([op])
+        if op.status in TERMINAL:
+            raise Conflict(f"operation {op.id} is already {op.status}: nothing to cancel")
+        if op.flow_run_id is None:
+            op.status = "cancelled"
+        else:
+            await self.orchestrator.cancel(op.flow_run_id)
+            await self.refresh([op])
+        await self.session.commit()
+        return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
+
+    async def _settled(self, op: Operation, verb: str) -> OperationRecord | None:
+        """The record of an organize operation whose last run has finished."""
+        if op.operation_type != OperationType.organize.value:
+            raise Conflict(
+                f"a {op.operation_type} operation cannot be {verb}: "
+                "only organize operations change files"
+            )
+        await self.refresh([op])
+        if op.status not in TERMINAL:
+            raise Conflict(f"operation {op.id} is still {op.status}; wait for it or cancel it")
+        return await run_in_threadpool(load_record, self.store, op.id)
+
+    @asynccontextmanager
+    async def _exclusive(self, root: str, exclude: uuid.UUID | None = None) -> AsyncIterator[None]:
+        """Check for running operations on overlapping roots and commit the body's changes,
+        all under one lock."""
+        async with self.lock:
+            if self.session.get_bind().dialect.name == "postgresql":
+                await self.session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": START_LOCK_KEY}
+                )
+            active = await self.session.scalars(
+                select(Operation).where(Operation.status.in_(ACTIVE), Operation.id != exclude)
+            )
+            overlapping = [o for o in active if roots.overlaps(o.root_path, root)]
+            states = await asyncio.gather(*(self._state(o) for o in overlapping))
+            for other, state in zip(overlapping, states, strict=True):
+                if state is not None:
+                    other.status, other.error = state.status, state.message
+                if other.status in ACTIVE:
+                    await self.session.commit()
+                    raise Conflict("another operation on an overlapping root is running")
+            yield
+            await self.session.commit()
+
+    async def _launch(
+        self, op: Operation, deployment: str, parameters: dict[str, Any]
+    ) -> OperationStarted:
+        try:
+            op.flow_run_id = await self.orchestrator.start(deployment, parameters)
+        except OrchestratorError as exc:
+            op.status, op.error = "failed", str(exc)
+            await self.session.commit()
+            raise
+        await self.session.commit()
+        return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]

@@ -1,0 +1,107 @@
+"""/api/v1/auth: sign up, log in (JSON or the OAuth2 password form), refresh, log out, me."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api import accounts, admin
+from api.deps import (
+    ClientAddress,
+    CurrentUser,
+    LimiterDep,
+    PasswordsDep,
+    SecretDep,
+    SessionDep,
+    SettingsDep,
+)
+from api.routes import errors
+from api.schemas import LoginRequest, RefreshRequest, SignupRequest, TokenPair, UserPublic
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+FORM = "application/x-www-form-urlencoded"
+LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string", "minLength": 1, "maxLength": 320},
+                        "password": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "scope": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def credentials(request: Request) -> LoginRequest:
+    """The login body, as JSON or as the OAuth2 password form Swagger's Authorize sends."""
+    try:
+        if request.headers.get("content-type", "").startswith(FORM):
+            form = await request.form()
+            fields = {k: form.get(k) for k in ("username", "password")}
+            return LoginRequest.model_validate(fields)
+        return LoginRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(403, 409, 429),
+)
+async def signup(
+    body: SignupRequest,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+    secret: SecretDep,
+    address: ClientAddress,
+) -> TokenPair:
+    accounts.check_rate(limiter, settings, "signup", body.email, address)
+    return await accounts.signup(session, passwords, settings, secret, body)
+
+
+@router.post("/login", openapi_extra=LOGIN_BODY, responses=errors(401, 429))
+async def login(
+    body: Annotated[LoginRequest, Depends(credentials)],
+    session: SessionDep,
+    passwords: PasswordsDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+    secret: SecretDep,
+    address: ClientAddress,
+) -> TokenPair:
+    accounts.check_rate(limiter, settings, "login", body.username, address)
+    return await accounts.login(session, passwords, settings, secret, body.username, body.password)
+
+
+@router.post("/refresh", responses=errors(401))
+async def refresh(
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep, secret: SecretDep
+) -> TokenPair:
+    return await accounts.rotate(session, settings, secret, body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
+async def logout(body: RefreshRequest, session: SessionDep, secret: SecretDep) -> None:
+    await accounts.logout(session, secret, body.refresh_token)
+
+
+@router.get("/me", responses=errors(401))
+async def me(user: CurrentUser, session: SessionDep) -> UserPublic:
+    return await admin.user_public(session, user)

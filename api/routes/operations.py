@@ -1,0 +1,86 @@
+"""/api/v1/operations: start, list, read, apply, cancel, roll back; plan, duplicates, report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api import manifests
+from api.deps import CurrentUser, OperationsDep, OwnedOperation, PageDep, StoreDep
+from api.orchestrator import RunStatus
+from api.routes import errors
+from api.schemas import (
+    DuplicatesPublic,
+    OperationCreate,
+    OperationPublic,
+    OperationsPublic,
+    OperationStarted,
+    PlanAction,
+    PlanPublic,
+    ReportPublic,
+)
+
+router = APIRouter(prefix="/operations", tags=["operations"])
+ACCEPTED = status.HTTP_202_ACCEPTED
+
+
+@router.post("", status_code=ACCEPTED, responses=errors(400, 401, 403, 409, 503))
+async def start_operation(
+    body: OperationCreate, user: CurrentUser, service: OperationsDep
+) -> OperationStarted:
+    return await service.start(user, body)
+
+
+@router.get("", responses=errors(401))
+async def list_operations(
+    user: CurrentUser,
+    service: OperationsDep,
+    page: PageDep,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
+) -> OperationsPublic:
+    return await service.page(user, status, page.limit, page.offset)
+
+
+@router.get("/{operation_id}", responses=errors(401, 404))
+async def read_operation(op: OwnedOperation, service: OperationsDep) -> OperationPublic:
+    return await service.read(op)
+
+
+@router.get("/{operation_id}/plan", responses=errors(401, 404, 409))
+async def read_plan(
+    op: OwnedOperation,
+    store: StoreDep,
+    page: PageDep,
+    action: Annotated[PlanAction | None, Query(description="Only this action")] = None,
+) -> PlanPublic:
+    return await manifests.plan(
+        store, op, action.value if action else None, page.limit, page.offset
+    )
+
+
+@router.post("/{operation_id}/apply", status_code=ACCEPTED, responses=errors(401, 404, 409, 503))
+async def apply_operation(op: OwnedOperation, service: OperationsDep) -> OperationStarted:
+    return await service.apply(op)
+
+
+@router.post("/{operation_id}/cancel", status_code=ACCEPTED, responses=errors(401, 404, 409, 503))
+async def cancel_operation(op: OwnedOperation, service: OperationsDep) -> OperationStarted:
+    return await service.cancel(op)
+
+
+@router.post("/{operation_id}/rollback", status_code=ACCEPTED, responses=errors(401, 404, 409, 503))
+async def rollback_operation(
+    op: OwnedOperation, user: CurrentUser, service: OperationsDep
+) -> OperationStarted:
+    return await service.rollback(user, op)
+
+
+@router.get("/{operation_id}/duplicates", responses=errors(401, 404, 409))
+async def read_duplicates(op: OwnedOperation, store: StoreDep, page: PageDep) -> DuplicatesPublic:
+    return await manifests.duplicates(store, op, page.limit, page.offset)
+
+
+@router.get("/{operation_id}/report", responses=errors(401, 404, 409))
+async def read_report(op: OwnedOperation, store: StoreDep) -> ReportPublic:
+    return await manifests.report(store, op)

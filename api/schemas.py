@@ -1,0 +1,281 @@
+"""Request and response bodies (Pydantic), in families: XCreate in, XPublic out, XsPublic pages.
+
+Paths leave the API as display text: names that are not UTF-8 show their bytes as `\\xNN`
+escapes (JSON cannot carry the raw bytes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.orchestrator import RunStatus
+
+MAX_PATH = 4096
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorPublic(BaseModel):
+    detail: str
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class SignupRequest(Strict):
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
+    username: str = Field(min_length=3, max_length=64, pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=8, max_length=256)
+    full_name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=320, description="Username or email")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    username: str
+    full_name: str | None
+    is_admin: bool
+    created_at: datetime
+    roots: list[str] = Field(default_factory=list)
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class RootGrantCreate(Strict):
+    root: str = Field(min_length=1, max_length=MAX_PATH)
+
+
+class RootGrantPublic(BaseModel):
+    id: uuid.UUID
+    root: str
+    created_at: datetime
+
+
+class RootGrantsPublic(BaseModel):
+    data: list[RootGrantPublic]
+    count: int
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+class OperationType(StrEnum):
+    organize = "organize"
+    dedupe = "dedupe"  # a dry run whose result is read as duplicate groups; never applied
+    scan = "scan"  # a dry run: listing, categories, report; never applied
+
+
+class OrganizationMode(StrEnum):
+    category_year = "category_year"
+    category = "category"
+    year_month = "year_month"
+    extension = "extension"
+
+
+class DuplicatesPolicy(StrEnum):
+    report = "report"
+    quarantine = "quarantine"
+    hardlink = "hardlink"
+
+
+class KeepPolicy(StrEnum):
+    oldest = "oldest"
+    newest = "newest"
+    shortest_path = "shortest-path"
+
+
+class OperationCreate(Strict):
+    root_path: str = Field(min_length=1, max_length=MAX_PATH)
+    operation_type: OperationType = OperationType.organize
+    organization_mode: OrganizationMode = OrganizationMode.category_year
+    template: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="A layout such as '{category}/{year}/{name}' (overrides organization_mode)",
+    )
+    dry_run: bool = True
+    duplicates: DuplicatesPolicy = DuplicatesPolicy.report
+    keep: KeepPolicy = KeepPolicy.oldest
+    include_empty: bool = False
+    exclude: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("exclude")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or len(pattern) > 255 or "\x00" in pattern:
+                raise ValueError("each exclude pattern must be 1-255 characters, without NUL")
+        return value
+
+
+class OperationStarted(BaseModel):
+    operation_id: uuid.UUID
+    status: RunStatus
+
+
+class StageTimingPublic(BaseModel):
+    seconds: float | None = None
+    files: int = 0
+    bytes: int = 0
+
+
+class OperationPublic(BaseModel):
+    id: uuid.UUID
+    operation_type: str
+    root_path: str
+    dry_run: bool
+    parameters: dict[str, Any]
+    source_operation_id: uuid.UUID | None
+    run: Literal["organize", "apply", "rollback"] = Field(description="What the last run did")
+    flow_run_id: str | None
+    status: RunStatus = Field(description="The last run's state")
+    state: str | None = Field(
+        description="The operation's own record: planned, applied, rolled_back..."
+    )
+    stage: str | None
+    stages: dict[str, StageTimingPublic]
+    summary: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OperationsPublic(BaseModel):
+    data: list[OperationPublic]
+    count: int
+
+
+class PlanItemPublic(BaseModel):
+    src: str
+    dst: str | None
+    action: str
+    reason: str | None
+    size: int | None
+    category: str | None
+    year: int | None
+    link_to: str | None
+
+
+class PlanPublic(BaseModel):
+    data: list[PlanItemPublic]
+    count: int
+
+
+class PlanAction(StrEnum):
+    move = "move"
+    keep = "keep"
+    skip = "skip"
+    quarantine = "quarantine"
+    hardlink = "hardlink"
+
+
+class DuplicateGroupPublic(BaseModel):
+    digest: str
+    size: int
+    copies: int
+    wasted_bytes: int
+    paths: list[str]
+
+
+class DuplicatesPublic(BaseModel):
+    data: list[DuplicateGroupPublic]
+    count: int
+
+
+class FileSort(StrEnum):
+    path = "path"
+    size = "size"
+    date = "date"
+    name = "name"
+
+
+class FilePublic(BaseModel):
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    category: str | None
+    ext: str | None
+    date: datetime | None
+    date_source: str | None
+    year: int | None
+
+
+class FilesPublic(BaseModel):
+    data: list[FilePublic]
+    count: int
+
+
+class ReportPublic(BaseModel):
+    """report.json as the organize flow wrote it, plus apply and rollback outcomes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    operation_id: str
+    root: str
+    dry_run: bool
+    files: int
+    bytes: int
+    by_category: dict[str, dict[str, int]]
+    by_year: dict[str, dict[str, int]]
+    duplicates: dict[str, Any]
+    plan: dict[str, int]
+    errors: dict[str, Any]
+    stages: dict[str, Any]
+    apply: dict[str, int] | None = None
+    rollback: dict[str, Any] | None = None
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ComponentStatus(BaseModel):
+    ok: bool
+    version: str | None = None
+    error: str | None = None
+
+
+class StatusPublic(BaseModel):
+    status: Literal["ready", "degraded"]
+    version: str
+    database: ComponentStatus
+    prefect: ComponentStatus

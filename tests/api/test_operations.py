@@ -1,0 +1,367 @@
+"""Operations through the API with a fake orchestrator: start, follow, read, apply, undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.orchestrator import APPLY_PLAN, ORGANIZE, ROLLBACK
+from tests.api.conftest import Api, User
+from tests.api.fakes import FILES, MOVES
+
+
+@pytest.fixture
+def alice(api: Api, tree: Path) -> User:
+    admin, alice = api.signup("admin"), api.signup("alice")
+    api.grant(admin, alice, tree / "alice")
+    return alice
+
+
+def _get(api: Api, user: User, path: str, **params: Any) -> Any:
+    return api.client.get(path, params=params, headers=user.headers)
+
+
+def _post(api: Api, user: User, path: str) -> Any:
+    return api.client.post(path, headers=user.headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_options", "expected_dry_run"),
+    [
+        (
+            {},
+            {"mode": "category_year", "duplicates": "report", "keep": "oldest"},
+            True,
+        ),
+        (
+            {"organization_mode": "year_month", "duplicates": "quarantine", "dry_run": False},
+            {"mode": "year_month", "duplicates": "quarantine", "keep": "oldest"},
+            False,
+        ),
+        (
+            {"operation_type": "scan", "duplicates": "hardlink", "dry_run": False},
+            {"mode": "category_year", "duplicates": "report", "keep": "oldest"},
+            True,
+        ),
+        (
+            {"operation_type": "dedupe", "duplicates": "quarantine", "keep": "newest"},
+            {"mode": "category_year", "duplicates": "quarantine", "keep": "newest"},
+            True,
+        ),
+    ],
+    ids=["organize-dry-run", "organize-apply", "scan", "dedupe"],
+)
+def test_start_triggers_the_organize_deployment(
+    api: Api,
+    tree: Path,
+    alice: User,
+    body: dict[str, Any],
+    expected_options: dict[str, Any],
+    expected_dry_run: bool,
+) -> None:
+    api.fake.complete = False
+    response = api.start(alice, tree / "alice", **body)
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    [(deployment, parameters)] = api.fake.started
+    assert deployment == ORGANIZE
+    assert parameters["operation_id"] == response.json()["operation_id"]
+    assert parameters["root"] == str(tree / "alice")
+    assert parameters["dry_run"] is expected_dry_run
+    assert {k: parameters["options"][k] for k in expected_options} == expected_options
+
+
+def test_status_follows_the_run(api: Api, tree: Path, alice: User) -> None:
+    api.fake.complete = False
+    op_id = api.started(alice, tree / "alice")
+    running = _get(api, alice, f"/api/v1/operations/{op_id}").json()
+    assert (running["status"], running["state"]) == ("running", None)
+    api.fake.finish()
+    done = _get(api, alice, f"/api/v1/operations/{op_id}").json()
+    assert (done["status"], done["state"], done["run"]) == ("completed", "planned", "organize")
+    assert done["stages"]["scan"]["files"] == len(FILES)
+    assert done["flow_run_id"]
+
+
+def test_a_failed_run_shows_its_error(api: Api, tree: Path, alice: User) -> None:
+    api.fake.complete = False
+    op_id = api.started(alice, tree / "alice")
+    api.fake.finish("failed", "root vanished")
+    shown = _get(api, alice, f"/api/v1/operations/{op_id}").json()
+    assert (shown["status"], shown["error"]) == ("failed", "root vanished")
+
+
+def test_list_is_paged_newest_first_and_filtered(api: Api, tree: Path, alice: User) -> None:
+    ids = [api.started(alice, tree / "alice" / "photos") for _ in range(3)]
+    api.fake.complete = False
+    running = api.started(alice, tree / "alice")  # photos are done: no overlap
+    first = _get(api, alice, "/api/v1/operations", limit=2).json()
+    second = _get(api, alice, "/api/v1/operations", limit=2, offset=2).json()
+    assert first["count"] == 4
+    listed = [o["id"] for o in first["data"] + second["data"]]
+    assert sorted(listed) == sorted([*ids, running])
+    assert listed[0] == running
+    only_completed = _get(api, alice, "/api/v1/operations", status="completed").json()
+    assert sorted(o["id"] for o in only_completed["data"]) == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "ten"}, {"status": "sleeping"}],
+)
+def test_bad_paging_is_422(api: Api, alice: User, params: dict[str, Any]) -> None:
+    assert _get(api, alice, "/api/v1/operations", **params).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"operation_type": "shred"},
+        {"organization_mode": "chaos"},
+        {"duplicates": "delete"},
+        {"dry_run": "maybe"},
+        {"root_path": 42},
+        {"exclude": "not-a-list"},
+        {"unknown_field": 1},
+    ],
+)
+def test_bad_operation_bodies_are_422(
+    api: Api, tree: Path, alice: User, body: dict[str, Any]
+) -> None:
+    assert api.start(alice, tree / "alice", **body).status_code == 422
+    assert api.fake.started == []
+
+
+def test_plan_is_paged_in_stable_order(api: Api, tree: Path, alice: User) -> None:
+    op_id = api.started(alice, tree / "alice")
+    pages = [
+        _get(api, alice, f"/api/v1/operations/{op_id}/plan", limit=2, offset=offset).json()
+        for offset in (0, 2, 4)
+    ]
+    sources = [item["src"] for page in pages for item in page["data"]]
+    expected_sources = sorted(
+        (f[0] for f in FILES), key=lambda p: p
+    )  # DuckDB orders binary paths bytewise
+    assert sources == [p.decode("utf-8", "backslashreplace") for p in expected_sources]
+    assert pages[0]["count"] == len(FILES)
+    moves = _get(api, alice, f"/api/v1/operations/{op_id}/plan", action="move").json()
+    assert moves["count"] == MOVES
+
+
+def test_duplicates_and_report(api: Api, tree: Path, alice: User) -> None:
+    op_id = api.started(alice, tree / "alice")
+    groups = _get(api, alice, f"/api/v1/operations/{op_id}/duplicates").json()
+    assert groups["count"] == 1
+    assert groups["data"][0]["paths"] == ["a/photo.jpg", "b/photo copy.jpg"]
+    assert groups["data"][0]["wasted_bytes"] == 300
+    report = _get(api, alice, f"/api/v1/operations/{op_id}/report").json()
+    assert (report["files"], report["plan"]["moves"], report["apply"]) == (len(FILES), MOVES, None)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected_paths"),
+    [
+        ({}, ["a/photo.jpg", "b/photo copy.jpg", "caf\\xe9.bin", "doc.pdf", "notes.txt"]),
+        ({"category": "documents"}, ["doc.pdf", "notes.txt"]),
+        ({"year": 2019}, ["a/photo.jpg", "b/photo copy.jpg"]),
+        ({"extension": ".PDF"}, ["doc.pdf"]),
+        ({"min_size": 50, "max_size": 300}, ["a/photo.jpg", "b/photo copy.jpg", "caf\\xe9.bin"]),
+        ({"name": "PHOTO"}, ["a/photo.jpg", "b/photo copy.jpg"]),
+        (
+            {"sort": "size", "descending": True},
+            ["doc.pdf", "a/photo.jpg", "b/photo copy.jpg", "caf\\xe9.bin", "notes.txt"],
+        ),
+        ({"limit": 2, "offset": 3}, ["doc.pdf", "notes.txt"]),
+    ],
+)
+def test_files_filters_and_sorts(
+    api: Api, tree: Path, alice: User, params: dict[str, Any], expected_paths: list[str]
+) -> None:
+    op_id = api.started(alice, tree / "alice")
+    listed = _get(api, alice, "/api/v1/files", operation_id=op_id, **params).json()
+    assert [f["path"] for f in listed["data"]] == expected_paths
+
+
+def test_reads_before_the_manifests_exist_are_409(api: Api, tree: Path, alice: User) -> None:
+    api.fake.complete = False
+    op_id = api.started(alice, tree / "alice")
+    for path in ("plan", "duplicates", "report"):
+        assert _get(api, alice, f"/api/v1/operations/{op_id}/{path}").status_code == 409
+    assert _get(api, alice, "/api/v1/files", operation_id=op_id).status_code == 409
+
+
+def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice: User) -> None:
+    op_id = api.started(alice, tree / "alice")
+    applied = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
+    assert applied.status_code == 202
+    assert api.fake.started[-1] == (APPLY_PLAN, {"operation_id": op_id})
+    shown = _get(api, alice, f"/api/v1/operations/{op_id}").json()
+    assert (shown["status"], shown["state"], shown["run"]) == ("completed", "applied", "apply")
+    report = _get(api, alice, f"/api/v1/operations/{op_id}/report").json()
+    assert report["apply"]["done"] == MOVES
+
+    undone = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
+    assert undone.status_code == 202
+    undo_id = undone.json()["operation_id"]
+    assert undo_id != op_id
+    assert api.fake.started[-1] == (ROLLBACK, {"operation_id": op_id})
+    undo = _get(api, alice, f"/api/v1/operations/{undo_id}").json()
+    assert (undo["operation_type"], undo["source_operation_id"], undo["state"]) == (
+        "rollback",
+        op_id,
+        "rolled_back",
+    )
+    again = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        f"operation {op_id} is already rolled back",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "finish", "expected_detail"),
+    [
+        ({"operation_type": "scan"}, None, "only organize operations change files"),
+        ({"operation_type": "dedupe"}, None, "only organize operations change files"),
+        ({"dry_run": False}, None, "not a finished dry run (status: applied)"),
+        ({}, "running", "still running"),
+        ({}, "failed", "not a finished dry run (status: failed)"),
+    ],
+)
+def test_apply_needs_a_finished_dry_run(
+    api: Api,
+    tree: Path,
+    alice: User,
+    body: dict[str, Any],
+    finish: str | None,
+    expected_detail: str,
+) -> None:
+    api.fake.complete = finish is None
+    op_id = api.started(alice, tree / "alice", **body)
+    if finish == "failed":
+        api.fake.finish("failed", "boom")
+    response = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
+    assert response.status_code == 409
+    assert expected_detail in response.json()["detail"]
+
+
+def test_rollback_of_an_operation_never_applied_is_409(api: Api, tree: Path, alice: User) -> None:
+    op_id = api.started(alice, tree / "alice")
+    response = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
+    assert response.status_code == 409
+    assert "never applied" in response.json()["detail"]
+
+
+def test_cancel_a_running_operation(api: Api, tree: Path, alice: User) -> None:
+    api.fake.complete = False
+    op_id = api.started(alice, tree / "alice")
+    response = _post(api, alice, f"/api/v1/operations/{op_id}/cancel")
+    assert (response.status_code, response.json()["status"]) == (202, "cancelled")
+    assert len(api.fake.cancelled) == 1
+    again = _post(api, alice, f"/api/v1/operations/{op_id}/cancel")
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected_status"),
+    [
+        ("alice", "alice", 409),
+        ("alice", "alice/photos", 409),
+        ("alice/photos", "alice", 409),
+        ("alice/photos", "alice/other", 202),
+    ],
+)
+def test_overlapping_roots_do_not_run_at_once(
+    api: Api, tree: Path, alice: User, first: str, second: str, expected_status: int
+) -> None:
+    (tree / "alice" / "other").mkdir()
+    api.fake.complete = False
+    api.started(alice, tree / first)
+    assert api.start(alice, tree / second).status_code == expected_status
+
+
+def test_overlap_is_checked_across_users_and_ends_with_the_run(api: Api, tree: Path) -> None:
+    admin, alice, bob = api.signup("admin"), api.signup("alice"), api.signup("bob")
+    api.grant(admin, alice, tree / "alice")
+    api.grant(admin, bob, tree / "alice" / "photos")
+    api.fake.complete = False
+    api.started(alice, tree / "alice")
+    blocked = api.start(bob, tree / "alice" / "photos")
+    assert blocked.status_code == 409
+    assert "overlapping" in blocked.json()["detail"]
+    api.fake.finish()
+    assert api.start(bob, tree / "alice" / "photos").status_code == 202
+
+
+def test_orchestrator_down_is_503_and_the_operation_failed(
+    api: Api, tree: Path, alice: User
+) -> None:
+    api.fake.down = True
+    response = api.start(alice, tree / "alice")
+    assert response.status_code == 503
+    [shown] = _get(api, alice, "/api/v1/operations").json()["data"]
+    assert shown["status"] == "failed"
+    status = api.client.get("/api/v1/status")
+    assert (status.status_code, status.json()["prefect"]["ok"]) == (503, False)
+
+
+def test_status_reports_database_and_prefect(api: Api) -> None:
+    body = api.client.get("/api/v1/status").json()
+    expected_database = api.settings.resolved_database_url().split(":")[0]
+    assert body["status"] == "ready"
+    assert body["database"] == {"ok": True, "version": expected_database, "error": None}
+    assert body["prefect"]["version"] == "fake"
+    assert api.client.get("/health").json() == {"status": "ok"}
+
+
+ID_ENDPOINTS = [
+    ("GET", "/api/v1/operations/{id}"),
+    ("GET", "/api/v1/operations/{id}/plan"),
+    ("GET", "/api/v1/operations/{id}/duplicates"),
+    ("GET", "/api/v1/operations/{id}/report"),
+    ("GET", "/api/v1/files?operation_id={id}"),
+    ("POST", "/api/v1/operations/{id}/apply"),
+    ("POST", "/api/v1/operations/{id}/cancel"),
+    ("POST", "/api/v1/operations/{id}/rollback"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ID_ENDPOINTS)
+def test_another_users_operation_is_404(api: Api, tree: Path, method: str, path: str) -> None:
+    admin, alice, mallory = api.signup("admin"), api.signup("alice"), api.signup("mallory")
+    api.grant(admin, alice, tree / "alice")
+    op_id = api.started(alice, tree / "alice")
+    _post(api, alice, f"/api/v1/operations/{op_id}/apply")  # so that rollback would be allowed
+    runs = len(api.fake.started)
+    response = api.client.request(method, path.format(id=op_id), headers=mallory.headers)
+    assert (response.status_code, response.json()) == (404, {"detail": "operation not found"})
+    assert len(api.fake.started) == runs
+    owner = api.client.request(method, path.format(id=op_id), headers=alice.headers)
+    assert owner.status_code != 404  # the same request finds the owner's operation
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "expected_status"),
+    [("0b5e2b6c-8f8e-4a4b-9f6a-1d2c3b4a5e6f", 404), ("not-a-uuid", 422), ("1234", 422)],
+)
+def test_unknown_or_malformed_ids(
+    api: Api, alice: User, operation_id: str, expected_status: int
+) -> None:
+    statuses = {
+        path: api.client.request(
+            method, path.format(id=operation_id), headers=alice.headers
+        ).status_code
+        for method, path in ID_ENDPOINTS
+    }
+    assert statuses == dict.fromkeys(statuses, expected_status)
+
+
+def test_id_endpoints_need_a_token(api: Api) -> None:
+    some_id = "0b5e2b6c-8f8e-4a4b-9f6a-1d2c3b4a5e6f"
+    statuses = {
+        path: api.client.request(method, path.format(id=some_id)).status_code
+        for method, path in ID_ENDPOINTS
+    }
+    assert statuses == dict.fromkeys(statuses, 401)

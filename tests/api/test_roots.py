@@ -1,0 +1,113 @@
+"""Granted roots: only admins grant; nobody starts an operation outside their grants."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Api, User
+
+
+def _alice_with_root(api: Api, tree: Path) -> User:
+    admin, alice = api.signup("admin"), api.signup("alice")
+    api.grant(admin, alice, tree / "alice")
+    return alice
+
+
+def test_admin_grants_lists_and_revokes_roots(api: Api, tree: Path) -> None:
+    alice = _alice_with_root(api, tree)
+    admin = api.users["admin"]
+    listed = api.client.get(f"/api/v1/admin/users/{alice.id}/roots", headers=admin.headers)
+    expected_roots = [str(tree / "alice")]
+    assert [g["root"] for g in listed.json()["data"]] == expected_roots
+    assert api.client.get("/api/v1/auth/me", headers=alice.headers).json()["roots"] == (
+        expected_roots
+    )
+    assert api.started(alice, tree / "alice" / "photos")
+
+    revoked = api.client.delete(
+        f"/api/v1/admin/users/{alice.id}/roots",
+        params={"root": str(tree / "alice")},
+        headers=admin.headers,
+    )
+    assert revoked.status_code == 204
+    assert api.start(alice, tree / "alice" / "photos").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/admin/users"),
+        ("GET", "/api/v1/admin/users/{id}/roots"),
+        ("POST", "/api/v1/admin/users/{id}/roots"),
+        ("DELETE", "/api/v1/admin/users/{id}/roots?root=/"),
+    ],
+)
+def test_only_admins_manage_roots(api: Api, tree: Path, method: str, path: str) -> None:
+    api.signup("admin")
+    alice = api.signup("alice")
+    response = api.client.request(
+        method, path.format(id=alice.id), json={"root": str(tree)}, headers=alice.headers
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected_status"),
+    [
+        ("alice/photos", 202),
+        ("alice", 202),
+        ("alice/../bob", 403),
+        ("alice/photos/..", 403),
+        ("alice2", 403),  # a prefix of the string, not of the path
+        ("bob", 403),
+        ("", 403),  # the parent of every grant
+        ("alice/escape", 403),  # a symlink to bob
+        ("alice/inner", 202),  # a symlink that stays inside: canonicalized, allowed
+        ("alice/nul\x00", 403),
+        ("alice/missing", 400),
+        ("alice/photos/cat.jpg", 400),  # a file, not a folder
+    ],
+)
+def test_roots_cannot_be_escaped(
+    api: Api, tree: Path, requested: str, expected_status: int
+) -> None:
+    alice = _alice_with_root(api, tree)
+    os.symlink(tree / "bob", tree / "alice" / "escape")
+    os.symlink(tree / "alice" / "photos", tree / "alice" / "inner")
+    response = api.start(alice, f"{tree}/{requested}".rstrip("/"))
+    assert response.status_code == expected_status, response.text
+    if expected_status == 202:
+        launched_root = api.fake.started[-1][1]["root"]
+        assert launched_root == os.path.realpath(f"{tree}/{requested}")
+    else:
+        assert api.fake.started == []
+
+
+def test_relative_paths_are_refused(api: Api, tree: Path) -> None:
+    alice = _alice_with_root(api, tree)
+    assert api.start(alice, "alice/photos").status_code == 400
+
+
+def test_admins_are_confined_to_their_own_grants(api: Api, tree: Path) -> None:
+    admin = api.signup("admin")
+    assert api.start(admin, tree / "alice").status_code == 403
+    api.grant(admin, admin, tree / "alice")
+    assert api.start(admin, tree / "alice").status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("root", "expected_status"),
+    [("missing", 400), ("alice/photos/cat.jpg", 400), ("relative", 400), ("with\x00nul", 400)],
+)
+def test_grants_must_name_existing_folders(
+    api: Api, tree: Path, root: str, expected_status: int
+) -> None:
+    admin = api.signup("admin")
+    target = root if root == "relative" else f"{tree}/{root}"
+    response = api.client.post(
+        f"/api/v1/admin/users/{admin.id}/roots", json={"root": target}, headers=admin.headers
+    )
+    assert response.status_code == expected_status
