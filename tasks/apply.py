@@ -32,6 +32,7 @@ from tasks.fsops import (
 
 BATCH = 256
 MOVING = ("move", "quarantine")
+UNFINISHED = ("intent", "copied")  # latest phases of an item a crash interrupted
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ def move(
     seq: str,
     on_mkdir: Callable[[bytes], None],
     touched: Touched,
+    on_copied: Callable[[os.stat_result], None] = lambda st: None,
 ) -> Entry:
     """Move src to dst if src is still the file the plan saw; never replace dst."""
     try:
@@ -119,7 +121,7 @@ def move(
                     if exc.errno != errno.EXDEV:
                         raise
                     method = "copy"
-                    _copy_across(src_fd, src_name, dst_fd, name, st, seq)
+                    _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
                 after = lstat_at(dst_fd, name)
                 remember(touched, src_fd)
                 remember(touched, dst_fd)
@@ -132,10 +134,16 @@ def move(
 
 
 def _copy_across(
-    src_fd: int, src_name: bytes, dst_fd: int, name: bytes, st: os.stat_result, seq: str
+    src_fd: int,
+    src_name: bytes,
+    dst_fd: int,
+    name: bytes,
+    st: os.stat_result,
+    seq: str,
+    on_copied: Callable[[os.stat_result], None],
 ) -> None:
-    """Across devices: copy beside the destination, fsync, verify, link into place without
-    overwriting, and only then remove the source."""
+    """Across devices: copy beside the destination, fsync, verify, journal the copy's inode
+    (on_copied), link into place without overwriting, and only then remove the source."""
     tmp = _tmp_name(seq, "copy")
     if lstat_at(dst_fd, tmp) is not None:
         os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
@@ -143,6 +151,10 @@ def _copy_across(
     if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
         os.unlink(tmp, dir_fd=dst_fd)
         raise Skip("changed while copying")
+    # Once the source is gone, only this record tells our copy from a stranger's file.
+    copied = lstat_at(dst_fd, tmp)
+    assert copied is not None
+    on_copied(copied)
     try:
         os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
     except FileExistsError:
@@ -241,37 +253,70 @@ def restore_copy(root_fd: int, item: Item, touched: Touched) -> Entry:
 
 def _reconcile_restore(root_fd: int, item: Item) -> Entry | None:
     assert item.link_to is not None
-    aside = _tmp_name(item.seq, "aside")
+    aside, tmp = _tmp_name(item.seq, "aside"), _tmp_name(item.seq, "restore")
     kept_st = _stat_rel(root_fd, item.link_to)
     with parent_of(root_fd, item.src) as (fd, name):
         st = lstat_at(fd, name)
         aside_st = lstat_at(fd, aside)
-        if aside_st is not None:
-            if st is not None:  # the copy is back in place: drop the link set aside
-                os.unlink(aside, dir_fd=fd)
-                os.fsync(fd)
-                return {"seq": item.seq, "phase": "done", "recovered": True}
-            rename_noreplace(fd, aside, fd, name)  # back to the linked state, then redo
-            os.fsync(fd)
-            return None
+        if _half_renamed(fd, aside, aside_st, st):
+            return None  # as before the rename of the link aside: redo
         independent = (
             st is not None
             and kept_st is not None
             and (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino)
         )
-        if independent:
+        if independent:  # the copy is in place: drop the link set aside and the copy's name
+            assert st is not None
+            tmp_st = lstat_at(fd, tmp)
+            if tmp_st is not None and (tmp_st.st_dev, tmp_st.st_ino) == (st.st_dev, st.st_ino):
+                os.unlink(tmp, dir_fd=fd)  # its link()+unlink() rename into place, cut short
+            if aside_st is not None:
+                os.unlink(aside, dir_fd=fd)
+            os.fsync(fd)
             return {"seq": item.seq, "phase": "done", "recovered": True}
+        if aside_st is not None and st is None:
+            rename_noreplace(fd, aside, fd, name)  # back to the linked state, then redo
+            os.fsync(fd)
     return None
 
 
-def reconcile(root_fd: int, item: Item) -> Entry | None:
+def _half_renamed(
+    fd: int, aside: bytes, aside_st: os.stat_result | None, st: os.stat_result | None
+) -> bool:
+    """A rename between the name and the aside name done as link() + unlink() (filesystems
+    without RENAME_NOREPLACE) and cut between the two: both names are one inode. Dropping
+    the aside name gives back the state before that rename."""
+    if aside_st is None or st is None:
+        return False
+    if (aside_st.st_dev, aside_st.st_ino) != (st.st_dev, st.st_ino):
+        return False
+    os.unlink(aside, dir_fd=fd)
+    os.fsync(fd)
+    return True
+
+
+def reconcile(root_fd: int, item: Item, intent: Entry | None = None) -> Entry | None:
     """An intent without an outcome (a crash): what the files say happened, or None to redo."""
+    try:
+        return _reconcile(root_fd, item, intent)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        return None  # its folder is gone or unsafe now: the redo skips it and says why
+
+
+def _reconcile(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
     if item.action == "hardlink":
-        return _reconcile_hardlink(root_fd, item)
+        return _reconcile_hardlink(root_fd, item, intent)
     if item.action == "restore":
         return _reconcile_restore(root_fd, item)
     src_st = _stat_rel(root_fd, item.src)
     dst_st = _stat_rel(root_fd, item.dst)
+    copied = intent if intent is not None and intent["phase"] == "copied" else None
+    if (
+        dst_st is not None
+        and copied is not None
+        and (dst_st.st_dev, dst_st.st_ino) == (copied["dev"], copied["ino"])
+    ):
+        return _finish_copy(root_fd, item, src_st, dst_st)
     if dst_st is not None and item.identity.matches(dst_st):
         if src_st is not None and (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
             # Interrupted between link() and unlink() of the fallback rename: finish it.
@@ -308,16 +353,48 @@ def reconcile(root_fd: int, item: Item) -> Entry | None:
                     "ino": dst_st.st_ino,
                     "recovered": True,
                 }
+    if src_st is not None and item.identity.matches(src_st):
+        # Not carried out, the source intact: a cross-device copy cut short is only debris.
+        with parent_of(root_fd, item.dst) as (fd, _):
+            if lstat_at(fd, _tmp_name(item.seq, "copy")) is not None:
+                os.unlink(_tmp_name(item.seq, "copy"), dir_fd=fd)
     return None
 
 
-def _reconcile_hardlink(root_fd: int, item: Item) -> Entry | None:
+def _finish_copy(
+    root_fd: int, item: Item, src_st: os.stat_result | None, dst_st: os.stat_result
+) -> Entry:
+    """A cross-device copy is in place (its inode was journaled): drop our temporary name
+    and the source, if they are still there."""
+    with parent_of(root_fd, item.dst) as (fd, name):
+        tmp = _tmp_name(item.seq, "copy")
+        tmp_st = lstat_at(fd, tmp)
+        if tmp_st is not None and (tmp_st.st_dev, tmp_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
+            os.unlink(tmp, dir_fd=fd)
+            os.fsync(fd)
+    if src_st is not None and item.identity.matches(src_st):
+        with parent_of(root_fd, item.src) as (fd, name):
+            os.unlink(name, dir_fd=fd)
+            os.fsync(fd)
+    return {
+        "seq": item.seq,
+        "phase": "done",
+        "method": "copy",
+        "dev": dst_st.st_dev,
+        "ino": dst_st.st_ino,
+        "recovered": True,
+    }
+
+
+def _reconcile_hardlink(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
     assert item.link_to is not None and item.kept is not None
     aside = _tmp_name(item.seq, "aside")
     kept_st = _stat_rel(root_fd, item.link_to)
     with parent_of(root_fd, item.src) as (fd, name):
         st = lstat_at(fd, name)
         aside_st = lstat_at(fd, aside)
+        if _half_renamed(fd, aside, aside_st, st):
+            return None  # as before the copy was set aside (or after it was put back): redo
         linked = (
             st is not None
             and kept_st is not None
@@ -327,17 +404,17 @@ def _reconcile_hardlink(root_fd: int, item: Item) -> Entry | None:
             if linked:
                 os.unlink(aside, dir_fd=fd)
                 os.fsync(fd)
-                return _hardlink_done(item, aside_st)
+                return _hardlink_done(item, aside_st, intent)
             if st is None:
                 rename_noreplace(fd, aside, fd, name)  # put the copy back, then redo
                 os.fsync(fd)
             return None
         if linked:
-            return None if aside_st is not None else _hardlink_done(item, None)
+            return None if aside_st is not None else _hardlink_done(item, None, intent)
     return None
 
 
-def _hardlink_done(item: Item, st: os.stat_result | None) -> Entry:
+def _hardlink_done(item: Item, st: os.stat_result | None, intent: Entry | None) -> Entry:
     entry: Entry = {"seq": item.seq, "phase": "done", "recovered": True}
     if st is not None:
         entry.update(
@@ -348,9 +425,13 @@ def _hardlink_done(item: Item, st: os.stat_result | None) -> Entry:
             mtime_ns=st.st_mtime_ns,
         )
     else:
-        # The copy's own metadata is gone with it; the scan's mtime is what rollback restores.
+        # The copy's inode is gone: its mode and atime as the intent recorded them, and the
+        # scan's mtime (it matched at apply time) are what rollback gives back.
+        copy = (intent or {}).get("copy") or {}
         entry.update(
-            mode=0o100644, mtime_ns=item.identity.mtime_ns, atime_ns=item.identity.mtime_ns
+            mode=int(copy.get("mode", 0o100644)),
+            mtime_ns=item.identity.mtime_ns,
+            atime_ns=int(copy.get("atime_ns", item.identity.mtime_ns)),
         )
     return entry
 
@@ -370,8 +451,8 @@ def apply_items(
         todo: list[Item] = []
         for item in items:
             entry = latest.get(item.seq)
-            if entry is not None and entry["phase"] == "intent":
-                outcome = reconcile(root_fd, item)
+            if entry is not None and entry["phase"] in UNFINISHED:
+                outcome = reconcile(root_fd, item, entry)
                 if outcome is not None:
                     journal.add(outcome)
                     entry = outcome
@@ -436,11 +517,22 @@ def _count_key(entry: Entry) -> str:
     return "changed"
 
 
+def _intent(root_fd: int, item: Item) -> Entry:
+    entry = item.intent()
+    if item.action == "hardlink":
+        # Once linked, the copy's own inode is gone with its mode: durable before the link,
+        # so that a crash right after it still rolls back to the copy's mode and times.
+        st = _stat_rel(root_fd, item.src)
+        if st is not None:
+            entry["copy"] = {"mode": st.st_mode, "atime_ns": st.st_atime_ns}
+    return entry
+
+
 def _apply_batch(
     root_fd: int, batch: list[Item], journal: Journal, made_dirs: set[str]
 ) -> Counter[str]:
     for item in batch:
-        journal.add(item.intent())
+        journal.add(_intent(root_fd, item))
     journal.sync()
 
     def on_mkdir(rel_dir: bytes) -> None:
@@ -449,6 +541,13 @@ def _apply_batch(
             made_dirs.add(key)  # type: ignore[arg-type]
             journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
             journal.sync()
+
+    def on_copied(seq: str) -> Callable[[os.stat_result], None]:
+        def record(st: os.stat_result) -> None:
+            journal.add({"seq": seq, "phase": "copied", "dev": st.st_dev, "ino": st.st_ino})
+            journal.sync()
+
+        return record
 
     touched: Touched = {}
     counts: Counter[str] = Counter()
@@ -461,7 +560,14 @@ def _apply_batch(
                     outcome = restore_copy(root_fd, item, touched)
                 else:
                     outcome = move(
-                        root_fd, item.src, item.dst, item.identity, item.seq, on_mkdir, touched
+                        root_fd,
+                        item.src,
+                        item.dst,
+                        item.identity,
+                        item.seq,
+                        on_mkdir,
+                        touched,
+                        on_copied(item.seq),
                     )
             except Skip as exc:
                 outcome = {"seq": item.seq, "phase": "skipped", "reason": str(exc)}

@@ -13,8 +13,8 @@ import os
 from collections import Counter
 from collections.abc import Callable
 
-from storage.journal import Entry, decode_path, read_journal
-from tasks.apply import Item, apply_items, decoded
+from storage.journal import Entry, Journal, decode_path, last_phase, read_journal
+from tasks.apply import UNFINISHED, Item, apply_items, decoded, reconcile
 from tasks.fsops import Identity, UnsafePath, open_root, parent_of
 
 
@@ -29,7 +29,7 @@ def undo_items(apply_journal: str) -> list[Item]:
             if entry["seq"] not in intents:
                 order.append(entry["seq"])
             intents[entry["seq"]] = entry
-        elif entry["phase"] not in ("mkdir", "dirmeta"):
+        elif entry["phase"] not in ("mkdir", "dirmeta", "copied"):
             outcome[entry["seq"]] = entry
     items = []
     for seq in reversed(order):
@@ -75,12 +75,49 @@ def _restore_item(seq: str, intent: Entry, done: Entry) -> Item:
     )
 
 
+def settle_interrupted(root: bytes, apply_journal: str) -> int:
+    """Journal what became of the items an interrupted apply announced but never confirmed,
+    decided from the files as its resume would: a rollback may follow a killed apply that was
+    never finished, and must undo those moves too. Returns how many were found done."""
+    entries = read_journal(apply_journal)
+    intents = {e["seq"]: e for e in entries if e["phase"] == "intent"}
+    pending = [
+        e for e in last_phase(entries).values() if e["phase"] in UNFINISHED and e["seq"] in intents
+    ]
+    if not pending:
+        return 0
+    settled = 0
+    with Journal(apply_journal) as journal, open_root(root) as root_fd:
+        for latest in pending:
+            outcome = reconcile(root_fd, _announced(intents[latest["seq"]]), latest)
+            if outcome is not None:
+                journal.add(outcome)
+                settled += 1
+    return settled
+
+
+def _announced(intent: Entry) -> Item:
+    kept = intent.get("kept")
+    return Item(
+        seq=intent["seq"],
+        action=intent["action"],
+        src=decoded(intent, "src"),
+        dst=decoded(intent, "dst"),
+        identity=Identity(
+            int(intent["dev"]), int(intent["ino"]), int(intent["size"]), int(intent["mtime_ns"])
+        ),
+        link_to=decode_path(intent.get("link_to")),
+        kept=Identity(*(int(v) for v in kept)) if kept else None,
+    )
+
+
 def rollback_journal(
     root: bytes,
     apply_journal: str,
     rollback_journal_path: str,
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
+    settle_interrupted(root, apply_journal)
     return apply_items(
         root, undo_items(apply_journal), rollback_journal_path, on_batch, retry_skipped=True
     )

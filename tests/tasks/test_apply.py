@@ -1,0 +1,257 @@
+"""Apply as plain functions: re-checks against the scan, the journal, and resuming."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.journal import Journal, last_phase, read_journal
+from storage.operations import PlanOptions
+from tasks import apply, apply_op
+from tests.apply_helpers import Operation, differences
+from tests.trees import snapshot
+
+STAMP = 1_555_083_000 * 10**9
+
+
+def documents(base: Path, policy: str = "report") -> Operation:
+    """Five documents with distinct contents (and, for duplicates, two copies of a.txt),
+    planned to Documents/{name}."""
+    op = Operation(base, PlanOptions(mode="category", duplicates=policy))
+    files = {
+        "inbox/a.txt": b"alpha",
+        "inbox/b.txt": b"bravo",
+        "inbox/c.txt": b"charlie",
+        "inbox/sub/d.txt": b"delta",
+        "e.txt": b"echo",
+    }
+    if policy != "report":
+        files["inbox/sub/copy of a.txt"] = b"alpha"
+    for i, (rel, content) in enumerate(files.items()):
+        path = op.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.utime(path, ns=(STAMP + i, STAMP + i))
+    return op
+
+
+def change(root: Path, how: str) -> Path:
+    """Change inbox/b.txt (or its folder) the way a user might between plan and apply."""
+    path = root / "inbox" / "b.txt"
+    st = os.lstat(path)
+    if how == "rewritten, same size":
+        path.write_bytes(b"BRAVO")
+    elif how == "rewritten, same size and mtime":
+        path.write_bytes(b"BRAVO")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif how == "replaced, same size and mtime":
+        (root / "new").write_bytes(b"bravo")
+        os.utime(root / "new", ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(root / "new", path)
+    elif how == "grown":
+        with open(path, "ab") as fh:
+            fh.write(b"!")
+    elif how == "touched":
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    elif how == "deleted":
+        path.unlink()
+    elif how == "a symlink now":
+        path.unlink()
+        path.symlink_to("c.txt")
+    elif how == "its folder deleted":
+        shutil.rmtree(root / "inbox")
+    elif how == "its folder a symlink now":
+        os.rename(root / "inbox", root / "elsewhere")
+        (root / "inbox").symlink_to("elsewhere")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("how", "expected_key", "expected_skipped"),
+    [
+        ("rewritten, same size", "changed", 1),
+        # Same size, same mtime, same inode: the one change the scan's identity cannot see.
+        ("rewritten, same size and mtime", None, 0),
+        ("replaced, same size and mtime", "changed", 1),
+        ("grown", "changed", 1),
+        ("touched", "changed", 1),
+        ("deleted", "vanished", 1),
+        ("a symlink now", "changed", 1),
+        ("its folder deleted", "vanished", 4),
+        ("its folder a symlink now", "unsafe", 4),
+    ],
+)
+def test_a_file_changed_since_the_scan_is_skipped_and_reported(
+    tmp_path: Path, how: str, expected_key: str | None, expected_skipped: int
+) -> None:
+    op = documents(tmp_path)
+    op.plan()
+    path = change(op.root, how)
+    changed = snapshot(op.root)
+
+    counts = op.apply()
+
+    expected = Counter(done=5 - expected_skipped)
+    if expected_key:
+        expected[expected_key] = expected_skipped
+    assert counts == expected
+    after = snapshot(op.root)
+    if expected_skipped:
+        # Left exactly as the user made it: not moved, not touched.
+        rel = os.fsencode(path.relative_to(op.root))
+        assert after.get(rel) == changed.get(rel)
+        assert not (op.root / "Documents" / "b.txt").exists()
+    else:
+        assert (op.root / "Documents" / "b.txt").read_bytes() == b"BRAVO"
+    assert (op.root / "Documents" / "e.txt").read_bytes() == b"echo"
+
+
+def test_skips_are_journaled_with_their_reason(tmp_path: Path) -> None:
+    op = documents(tmp_path)
+    op.plan()
+    change(op.root, "touched")
+    (op.root / "inbox" / "c.txt").unlink()
+
+    op.apply()
+
+    (journal,) = op.journals()
+    reasons = sorted(e["reason"] for e in read_journal(journal) if e["phase"] == "skipped")
+    assert reasons == ["changed since scan", "vanished since scan"]
+
+
+@pytest.mark.parametrize(
+    ("how", "expected_counts"),
+    [
+        ("kept copy edited", Counter(done=4, changed=2)),
+        ("kept copy deleted", Counter(done=4, vanished=1, changed=1)),
+        ("duplicate edited", Counter(done=5, changed=1)),
+    ],
+)
+def test_hardlink_needs_both_copies_unchanged(
+    tmp_path: Path, how: str, expected_counts: Counter[str]
+) -> None:
+    op = documents(tmp_path, "hardlink")
+    op.plan()
+    kept, copy = op.root / "inbox" / "a.txt", op.root / "inbox" / "sub" / "copy of a.txt"
+    if how == "kept copy edited":
+        kept.write_bytes(b"ALPHA")
+    elif how == "kept copy deleted":
+        kept.unlink()
+    else:
+        copy.write_bytes(b"ALPHA")
+
+    counts = op.apply()
+
+    assert counts == expected_counts
+    assert os.lstat(copy).st_nlink == 1  # never linked to anything
+    assert copy.read_bytes() == (b"ALPHA" if how == "duplicate edited" else b"alpha")
+
+
+def test_apply_twice_does_nothing_the_second_time(tmp_path: Path) -> None:
+    op = documents(tmp_path, "hardlink")
+    op.plan()
+    first = op.apply()
+    after_first = snapshot(op.root)
+
+    second = op.apply()
+
+    assert second == first == Counter(done=6)
+    assert snapshot(op.root) == after_first
+
+
+def test_the_intents_are_durable_before_anything_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op = documents(tmp_path)
+    op.plan()
+    journal = apply_op.apply_journal(op.store, op.op_dir, "move", 0)
+    announced: list[set[str]] = []
+    real = apply.rename_noreplace
+
+    def spy(*args: Any) -> None:
+        latest = last_phase(read_journal(journal))
+        announced.append({seq for seq, e in latest.items() if e["phase"] == "intent"})
+        real(*args)
+
+    monkeypatch.setattr(apply, "rename_noreplace", spy)
+    op.apply()
+
+    expected_intents = {f"move-0-{i}" for i, row in enumerate(op.rows().values())}
+    assert announced[0] == expected_intents
+    phases = [(e["seq"], e["phase"]) for e in read_journal(journal) if e["seq"].startswith("m")]
+    for seq in expected_intents:
+        assert phases.index((seq, "intent")) < phases.index((seq, "done"))
+
+
+def test_a_failing_move_is_reported_and_the_rest_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op = documents(tmp_path)
+    op.plan()
+    real = apply.rename_noreplace
+
+    def refusing(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
+        if src == b"c.txt":
+            raise PermissionError(13, "Permission denied")
+        real(src_fd, src, dst_fd, dst)
+
+    monkeypatch.setattr(apply, "rename_noreplace", refusing)
+    counts = op.apply()
+
+    assert counts == Counter(done=4, errors=1)
+    assert (op.root / "inbox" / "c.txt").read_bytes() == b"charlie"
+
+
+def test_a_line_torn_by_a_crash_does_not_swallow_the_next_one(tmp_path: Path) -> None:
+    path = str(tmp_path / "journal.jsonl")
+    with Journal(path) as journal:
+        journal.add({"seq": "1", "phase": "intent"})
+    with open(path, "ab") as fh:
+        fh.write(b'{"seq": "2", "pha')  # a write cut short
+
+    with Journal(path) as journal:
+        journal.add({"seq": "3", "phase": "intent"})
+
+    assert [e["seq"] for e in read_journal(path)] == ["1", "3"]
+
+
+def test_an_apply_resumed_after_a_torn_line_rolls_back_whole(tmp_path: Path) -> None:
+    op = Operation(tmp_path, PlanOptions(mode="category"))
+    (op.root / "inbox").mkdir(parents=True)
+    for name in "abcde":
+        (op.root / "inbox" / f"{name}.txt").write_bytes(name.encode())
+    before = snapshot(op.root)
+    op.plan()
+    items = apply.items_from_plan(list(op.rows().values()), "move", 0, {})
+    journal = apply_op.apply_journal(op.store, op.op_dir, "move", 0)
+    apply.apply_items(os.fsencode(op.root), items[:2], journal)  # a first batch got through
+    with open(journal, "ab") as fh:
+        fh.write(b'{"seq": "move-0-2", "phase": "inte')  # the next one was cut short
+
+    resumed = op.apply()
+    undone = op.rollback()
+
+    assert resumed == undone == Counter(done=5)
+    assert differences(before, snapshot(op.root)) == []
+
+
+def test_resume_skips_an_announced_hardlink_whose_folder_is_gone(tmp_path: Path) -> None:
+    """A crash right after the intents, then the user deletes the copy's folder: the resume
+    reports the copy as vanished instead of failing the whole shard."""
+    op = documents(tmp_path, "hardlink")
+    op.plan()
+    apply_op.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    kept = apply_op._kept_identities(op.store, op.op_dir)
+    (item,) = apply.items_from_plan(list(op.rows().values()), "link", 0, kept)
+    with Journal(apply_op.apply_journal(op.store, op.op_dir, "link", 0)) as journal:
+        journal.add(item.intent())
+    shutil.rmtree(op.root / "inbox" / "sub")
+
+    counts = apply_op.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+
+    assert counts == Counter(vanished=1)
