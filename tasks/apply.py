@@ -211,9 +211,18 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
     }
 
 
-def restore_copy(root_fd: int, item: Item, touched: Touched) -> Entry:
+# Restored copies by the (dev, ino) the copy had before apply: its other names come back as
+# links to the first one restored, as they were, not as copies of their own.
+Restored = dict[tuple[int, int], bytes]
+
+
+def restore_copy(
+    root_fd: int, item: Item, touched: Touched, restored: Restored | None = None
+) -> Entry:
     """Undo of hardlink: the path becomes an independent copy again, with the mode and times
     the replaced copy had (its inode number cannot come back)."""
+    restored = {} if restored is None else restored
+    original = (item.identity.dev, item.identity.ino)
     assert item.link_to is not None and item.kept is not None and item.meta is not None
     tmp, aside = _tmp_name(item.seq, "restore"), _tmp_name(item.seq, "aside")
     try:
@@ -228,15 +237,16 @@ def restore_copy(root_fd: int, item: Item, touched: Touched) -> Entry:
                 if lstat_at(fd, tmp) is not None:
                     os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
                 meta = item.meta
-                copy_beside(
-                    kept_fd,
-                    kept_name,
-                    fd,
-                    tmp,
-                    int(meta["mode"]),
-                    int(meta["atime_ns"]),
-                    int(meta["mtime_ns"]),
-                )
+                if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
+                    copy_beside(
+                        kept_fd,
+                        kept_name,
+                        fd,
+                        tmp,
+                        int(meta["mode"]),
+                        int(meta["atime_ns"]),
+                        int(meta["mtime_ns"]),
+                    )
                 rename_noreplace(fd, name, fd, aside)
                 rename_noreplace(fd, tmp, fd, name)
                 os.fsync(fd)
@@ -248,7 +258,30 @@ def restore_copy(root_fd: int, item: Item, touched: Touched) -> Entry:
         raise Skip("conflict: name taken") from None
     except UnsafePath as exc:
         raise Skip(f"unsafe path: {exc.strerror}") from None
+    restored.setdefault(original, item.src)
     return {"seq": item.seq, "phase": "done"}
+
+
+def _link_to_twin(
+    root_fd: int, twin: bytes | None, kept_st: os.stat_result, fd: int, tmp: bytes
+) -> bool:
+    """Make `tmp` a new name of the already restored twin, if it is still that copy."""
+    if twin is None:
+        return False
+    try:
+        with parent_of(root_fd, twin) as (twin_fd, twin_name):
+            st = lstat_at(twin_fd, twin_name)
+            if (
+                st is None
+                or not stat.S_ISREG(st.st_mode)
+                or (st.st_dev, st.st_ino) == (kept_st.st_dev, kept_st.st_ino)
+                or st.st_size != kept_st.st_size
+            ):
+                return False
+            os.link(twin_name, tmp, src_dir_fd=twin_fd, dst_dir_fd=fd, follow_symlinks=False)
+    except (OSError, UnsafePath):
+        return False
+    return True
 
 
 def _reconcile_restore(root_fd: int, item: Item) -> Entry | None:
@@ -449,6 +482,7 @@ def apply_items(
     counts: Counter[str] = Counter()
     with Journal(journal_path) as journal, open_root(root) as root_fd:
         todo: list[Item] = []
+        restored: Restored = {}
         for item in items:
             entry = latest.get(item.seq)
             if entry is not None and entry["phase"] in UNFINISHED:
@@ -464,13 +498,15 @@ def apply_items(
                 todo.append(item)
             else:
                 counts[_count_key(entry)] += 1
+                if item.action == "restore" and entry["phase"] == "done":
+                    restored.setdefault((item.identity.dev, item.identity.ino), item.src)
         journal.sync()
         made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
         seen_dirs = {e["path"] for e in latest.values() if e["phase"] == "dirmeta"}
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             _record_dir_times(root_fd, batch, journal, seen_dirs | made_dirs, seen_dirs)
-            batch_counts = _apply_batch(root_fd, batch, journal, made_dirs)
+            batch_counts = _apply_batch(root_fd, batch, journal, made_dirs, restored)
             counts.update(batch_counts)
             on_batch(batch_counts)
     return counts
@@ -529,8 +565,13 @@ def _intent(root_fd: int, item: Item) -> Entry:
 
 
 def _apply_batch(
-    root_fd: int, batch: list[Item], journal: Journal, made_dirs: set[str]
+    root_fd: int,
+    batch: list[Item],
+    journal: Journal,
+    made_dirs: set[str],
+    restored: Restored | None = None,
 ) -> Counter[str]:
+    restored = {} if restored is None else restored
     for item in batch:
         journal.add(_intent(root_fd, item))
     journal.sync()
@@ -557,7 +598,7 @@ def _apply_batch(
                 if item.action == "hardlink":
                     outcome = hardlink(root_fd, item, touched)
                 elif item.action == "restore":
-                    outcome = restore_copy(root_fd, item, touched)
+                    outcome = restore_copy(root_fd, item, touched, restored)
                 else:
                     outcome = move(
                         root_fd,

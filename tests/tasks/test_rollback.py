@@ -193,10 +193,6 @@ def test_rollback_restores_an_independent_copy_of_a_linked_duplicate(tmp_path: P
     assert (planned.root / "inbox" / "a.txt").read_bytes() == b"alpha"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: rollback restores each name of a hard-linked copy as a copy of its own",
-)
 def test_rollback_keeps_the_names_of_a_linked_copy_together(tmp_path: Path) -> None:
     op = Operation(tmp_path, PlanOptions(duplicates="hardlink", mode="category"))
     op.root.mkdir()
