@@ -8,6 +8,7 @@ goes to an `Unknown` folder instead of a date folder (never a wrong year).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import string
 from dataclasses import dataclass
@@ -52,23 +53,37 @@ class Component:
 class Layout:
     directories: tuple[Component, ...]
     filename: Component
+    # Folders depend only on category, date and extension (unless a folder names the file):
+    # rendered once per distinct combination, not once per file.
+    _folders: dict[tuple[object, ...], list[bytes]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def destination(
         self, category: str, date: datetime | None, name: bytes, ext: str
     ) -> list[bytes]:
         """Path components (bytes) of the destination, relative to the root."""
-        text_name = os.fsdecode(name)
-        stem = (
-            text_name[: -len(ext) - 1]
-            if ext and text_name.lower().endswith("." + ext)
-            else text_name
-        )
-        values: dict[str, object] = {
-            "category": category.capitalize(),
-            "name": text_name,
-            "stem": stem,
-            "ext": ext,
-        }
+        folder = self._folder(category, date, name, ext)
+        if self.filename.template == "{name}":
+            return [*folder, name]  # the common case: the name as it is, byte for byte
+        values = _values(category, name, ext)
+        rendered_name = _render(self.filename.template, values, date, empty_ext="")
+        return [*folder, _safe_name(rendered_name, name)]
+
+    def _folder(self, category: str, date: datetime | None, name: bytes, ext: str) -> list[bytes]:
+        if any(c.fields & NAME_FIELDS for c in self.directories):
+            return self._render_folder(category, date, name, ext)
+        when = (date.year, date.month, date.day) if date is not None else None
+        cache_key = (category, when, ext)
+        found = self._folders.get(cache_key)
+        if found is None:
+            found = self._folders[cache_key] = self._render_folder(category, date, name, ext)
+        return found
+
+    def _render_folder(
+        self, category: str, date: datetime | None, name: bytes, ext: str
+    ) -> list[bytes]:
+        values = _values(category, name, ext)
         parts: list[str] = []
         unknown_placed = False
         for component in self.directories:
@@ -80,9 +95,15 @@ class Layout:
                 continue
             rendered = _render(component.template, values, date, empty_ext=NO_EXTENSION)
             parts.append(_safe(rendered))
-        file_values = dict(values)
-        rendered_name = _render(self.filename.template, file_values, date, empty_ext="")
-        return [os.fsencode(p) for p in parts] + [_safe_name(rendered_name, name)]
+        return [os.fsencode(p) for p in parts]
+
+
+def _values(category: str, name: bytes, ext: str) -> dict[str, object]:
+    text_name = os.fsdecode(name)
+    stem = (
+        text_name[: -len(ext) - 1] if ext and text_name.lower().endswith("." + ext) else text_name
+    )
+    return {"category": category.capitalize(), "name": text_name, "stem": stem, "ext": ext}
 
 
 def _render(template: str, values: dict[str, object], date: datetime | None, empty_ext: str) -> str:
