@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import blake3
 import pyarrow as pa
 
@@ -37,8 +39,16 @@ def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileF
             WHERE error IS NULL GROUP BY dev, ino
         ) h ON h.dev = s.dev AND h.ino = s.ino AND s.kind = 'file'
     """
+    facts = []
     with connect(store) as con:
-        rows = con.execute(sql).fetchall()
+        result = con.execute(sql)
+        # In batches: a million rows as tuples beside their FileFacts would double the peak.
+        while rows := result.fetchmany(50_000):
+            facts.extend(_facts(rows, include_empty))
+    return facts
+
+
+def _facts(rows: list[tuple[Any, ...]], include_empty: bool) -> list[FileFacts]:
     facts = []
     for path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest in rows:
         if digest is None and include_empty and kind == "file" and size == 0:
