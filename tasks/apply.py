@@ -14,7 +14,8 @@ import hashlib
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,20 @@ def remember(touched: Touched, dir_fd: int) -> None:
 
 class Skip(Exception):
     """The item is not carried out, for a reason the report shows."""
+
+
+@contextmanager
+def _skips(since: str) -> Iterator[None]:
+    """What makes an item impossible (its file gone, its name taken, a symlinked parent),
+    said once as the reason it is skipped."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise Skip(f"vanished since {since}") from None
+    except FileExistsError:
+        raise Skip("conflict: name taken") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
 
 
 def _tmp_name(seq: str, kind: str) -> bytes:
@@ -170,36 +185,27 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
     then remove the aside name; a failure in between puts the copy back."""
     assert item.link_to is not None and item.kept is not None
     aside = _tmp_name(item.seq, "aside")
-    try:
-        with parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-            kept_st = lstat_at(kept_fd, kept_name)
-            if kept_st is None or not item.kept.matches(kept_st):
-                raise Skip("kept copy changed or vanished")
-            with parent_of(root_fd, item.src) as (fd, name):
-                st = lstat_at(fd, name)
-                if st is None:
-                    raise Skip("vanished since scan")
-                if not item.identity.matches(st):
-                    raise Skip("changed since scan")
-                if st.st_dev != kept_st.st_dev:
-                    raise Skip("kept copy is on another device")
-                rename_noreplace(fd, name, fd, aside)
-                try:
-                    os.link(
-                        kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False
-                    )
-                except OSError:
-                    rename_noreplace(fd, aside, fd, name)
-                    raise
-                os.fsync(fd)
-                os.unlink(aside, dir_fd=fd)
-                remember(touched, fd)
-    except FileNotFoundError:
-        raise Skip("vanished since scan") from None
-    except FileExistsError:
-        raise Skip("conflict: name taken") from None
-    except UnsafePath as exc:
-        raise Skip(f"unsafe path: {exc.strerror}") from None
+    with _skips("scan"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+        kept_st = lstat_at(kept_fd, kept_name)
+        if kept_st is None or not item.kept.matches(kept_st):
+            raise Skip("kept copy changed or vanished")
+        with parent_of(root_fd, item.src) as (fd, name):
+            st = lstat_at(fd, name)
+            if st is None:
+                raise Skip("vanished since scan")
+            if not item.identity.matches(st):
+                raise Skip("changed since scan")
+            if st.st_dev != kept_st.st_dev:
+                raise Skip("kept copy is on another device")
+            rename_noreplace(fd, name, fd, aside)
+            try:
+                os.link(kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                rename_noreplace(fd, aside, fd, name)
+                raise
+            os.fsync(fd)
+            os.unlink(aside, dir_fd=fd)
+            remember(touched, fd)
     return {
         "seq": item.seq,
         "phase": "done",
@@ -225,39 +231,32 @@ def restore_copy(
     original = (item.identity.dev, item.identity.ino)
     assert item.link_to is not None and item.kept is not None and item.meta is not None
     tmp, aside = _tmp_name(item.seq, "restore"), _tmp_name(item.seq, "aside")
-    try:
-        with parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-            kept_st = lstat_at(kept_fd, kept_name)
-            if kept_st is None or not item.kept.matches(kept_st):
-                raise Skip("kept copy changed or vanished since apply")
-            with parent_of(root_fd, item.src) as (fd, name):
-                st = lstat_at(fd, name)
-                if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
-                    raise Skip("changed since apply")
-                if lstat_at(fd, tmp) is not None:
-                    os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
-                meta = item.meta
-                if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
-                    copy_beside(
-                        kept_fd,
-                        kept_name,
-                        fd,
-                        tmp,
-                        int(meta["mode"]),
-                        int(meta["atime_ns"]),
-                        int(meta["mtime_ns"]),
-                    )
-                rename_noreplace(fd, name, fd, aside)
-                rename_noreplace(fd, tmp, fd, name)
-                os.fsync(fd)
-                os.unlink(aside, dir_fd=fd)
-                remember(touched, fd)
-    except FileNotFoundError:
-        raise Skip("vanished since apply") from None
-    except FileExistsError:
-        raise Skip("conflict: name taken") from None
-    except UnsafePath as exc:
-        raise Skip(f"unsafe path: {exc.strerror}") from None
+    with _skips("apply"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+        kept_st = lstat_at(kept_fd, kept_name)
+        if kept_st is None or not item.kept.matches(kept_st):
+            raise Skip("kept copy changed or vanished since apply")
+        with parent_of(root_fd, item.src) as (fd, name):
+            st = lstat_at(fd, name)
+            if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
+                raise Skip("changed since apply")
+            if lstat_at(fd, tmp) is not None:
+                os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
+            meta = item.meta
+            if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
+                copy_beside(
+                    kept_fd,
+                    kept_name,
+                    fd,
+                    tmp,
+                    int(meta["mode"]),
+                    int(meta["atime_ns"]),
+                    int(meta["mtime_ns"]),
+                )
+            rename_noreplace(fd, name, fd, aside)
+            rename_noreplace(fd, tmp, fd, name)
+            os.fsync(fd)
+            os.unlink(aside, dir_fd=fd)
+            remember(touched, fd)
     restored.setdefault(original, item.src)
     return {"seq": item.seq, "phase": "done"}
 
