@@ -1,0 +1,133 @@
+"""Apply and rollback of many moves on one filesystem, against `mv` and a plain os.rename loop.
+
+    .venv/bin/python bench/apply_moves.py [--files 200000] [--mv-sample 20000]
+
+The plan is made with the plain stage functions (no Prefect: this measures the moves, not
+the orchestration). Each contender moves the same number of files from `in/dNNN/` into
+`Documents/2026/`-style folders of a fresh tree; `mv` runs one process per file in a shell
+loop, so it is timed on a sample and reported per move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from storage.locations import DataStore
+from storage.operations import PlanOptions
+from tasks import apply_op, classify, hashes, plan, scan
+
+SHARD_ROWS = 20_000
+
+
+def make_tree(root: Path, files: int) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    for i in range(files):
+        folder = root / "in" / f"d{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"note-{i:07d}.txt").write_bytes(b"%d\n" % i)  # all distinct: no duplicates
+
+
+def plan_tree(store: DataStore, op_id: str, root: Path) -> None:
+    op_dir = store.operation_dir(op_id)
+    scanned = scan.scan_root(store, op_dir, str(root), SHARD_ROWS)
+    for index in range(scanned["shards"]):
+        classify.classify_shard(store, op_dir, index, str(root), 2)
+    for pass_name in (hashes.PREFIX, hashes.FULL):
+        if pass_name == hashes.PREFIX:
+            shards = hashes.plan_prefix_inputs(store, op_dir, None, SHARD_ROWS)
+        else:
+            shards = hashes.plan_full_inputs(store, op_dir, None, SHARD_ROWS, 1 << 40)
+        for index in range(shards):
+            hashes.hash_shard(store, op_dir, pass_name, index, str(root), 2)
+    plan.plan_operation(store, op_dir, PlanOptions(mode="category"), SHARD_ROWS)
+
+
+def timed_apply(store: DataStore, op_dir: str, root: Path) -> tuple[float, Counter[str]]:
+    started = time.perf_counter()
+    totals: Counter[str] = Counter()
+    for phase in apply_op.PHASES:
+        for shard in range(apply_op.plan_shards(store, op_dir)):
+            totals.update(apply_op.apply_shard(store, op_dir, str(root), phase, shard))
+    return time.perf_counter() - started, totals
+
+
+def timed_rollback(store: DataStore, op_dir: str, root: Path) -> tuple[float, Counter[str]]:
+    started = time.perf_counter()
+    totals: Counter[str] = Counter()
+    for journal in reversed(apply_op.applied_journals(store, op_dir)):
+        totals.update(apply_op.rollback_one(store, op_dir, str(root), journal))
+    apply_op.tidy_dirs(store, op_dir, str(root))
+    return time.perf_counter() - started, totals
+
+
+def rename_loop(root: Path) -> tuple[float, int]:
+    sources = sorted((root / "in").rglob("*.txt"))
+    target = root / "Documents"
+    started = time.perf_counter()
+    target.mkdir()
+    for src in sources:
+        os.rename(src, target / src.name)
+    return time.perf_counter() - started, len(sources)
+
+
+def mv_loop(root: Path, sample: int) -> tuple[float, int]:
+    sources = sorted((root / "in").rglob("*.txt"))[:sample]
+    listing = root / "list.txt"
+    listing.write_text("\n".join(str(s) for s in sources) + "\n")
+    (root / "Documents").mkdir()
+    script = f'while IFS= read -r f; do mv -n -- "$f" "{root}/Documents/"; done < "{listing}"'
+    started = time.perf_counter()
+    subprocess.run(["bash", "-c", script], check=True)
+    return time.perf_counter() - started, len(sources)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200_000)
+    parser.add_argument("--mv-sample", type=int, default=20_000)
+    parser.add_argument("--work", default="/work/bench-data/moves")
+    args = parser.parse_args()
+    work = Path(args.work)
+    tree = work / "tree"
+    store = DataStore(str(work / "data"))
+    op_id = str(uuid.uuid4())
+
+    make_tree(tree, args.files)
+    t = time.perf_counter()
+    plan_tree(store, op_id, tree)
+    plan_s = time.perf_counter() - t
+    op_dir = store.operation_dir(op_id)
+    apply_s, applied = timed_apply(store, op_dir, tree)
+    rollback_s, undone = timed_rollback(store, op_dir, tree)
+
+    make_tree(tree, args.files)
+    rename_s, renamed = rename_loop(tree)
+    make_tree(tree, args.files)
+    mv_s, moved = mv_loop(tree, args.mv_sample)
+    shutil.rmtree(work)
+
+    rows = [
+        ("fileorg apply", applied["done"], apply_s),
+        ("fileorg rollback", undone["done"], rollback_s),
+        ("os.rename loop", renamed, rename_s),
+        (f"mv loop (sample of {moved})", moved, mv_s),
+    ]
+    print(f"plan (scan, classify, hash, plan; no Prefect): {plan_s:.1f} s for {args.files} files")
+    print(f"{'what':<28} {'moves':>8} {'seconds':>9} {'moves/s':>9}")
+    for name, count, seconds in rows:
+        print(f"{name:<28} {count:>8} {seconds:>9.2f} {count / seconds:>9.0f}")
+    if applied["done"] != args.files or undone["done"] != args.files:
+        raise SystemExit(f"not every move was done/undone: {applied} {undone}")
+
+
+if __name__ == "__main__":
+    main()
