@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import db, errors
+from api import db, errors, ws
 from api.config import Settings, get_settings
-from api.orchestrator import Orchestrator, PrefectOrchestrator
+from api.events import EventHub
+from api.orchestrator import Orchestrator, PrefectOrchestrator, run_events
 from api.ratelimit import RateLimiter
-from api.routes import admin, auth, files, health, operations
+from api.routes import admin, auth, files, health, operations, schedules
 from api.routes.health import app_version
 from api.security import Passwords
 
@@ -51,9 +52,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.start_lock = asyncio.Lock()
     if getattr(state, "orchestrator", None) is None:
         state.orchestrator = PrefectOrchestrator(settings.prefect_timeout_seconds)
+    # One Prefect event subscription for all of this process's WebSockets (api.ws).
+    live = isinstance(state.orchestrator, PrefectOrchestrator)
+    state.hub = EventHub(run_events if live else None)
+    state.hub.start()
     try:
         yield
     finally:
+        await state.hub.close()
         await engine.dispose()
 
 
@@ -93,10 +99,11 @@ def create_app(orchestrator: Orchestrator | None = None) -> FastAPI:
     )
     app.state.orchestrator = orchestrator
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, operations, files, admin):
+    for module in (auth, operations, files, admin, schedules):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(ws.router)
     app.add_middleware(SettingsCORS)
     errors.install(app)
     return app

@@ -8,10 +8,10 @@ pending (scheduled, pending, paused), running (running, cancelling), completed, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
@@ -117,3 +117,164 @@ class PrefectOrchestrator:
             if failure is not None:
                 raise OrchestratorError(f"Prefect is not healthy: {failure}")
             return str(await client.api_version())
+
+
+# --- live events (one subscription per API process, fanned out by api.events) ---------------
+
+PROGRESS_EVENT = "fileorg.operation.progress"
+FLOW_RUN = "prefect.flow-run."
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A flow run's state change, or a progress update its flow emitted."""
+
+    flow_run_id: str
+    kind: Literal["state", "progress"]
+    state: RunState | None = None
+    payload: dict[str, Any] | None = None
+
+
+def to_run_event(
+    name: str, resource_id: str, state_type: str | None, related: list[str], payload: Any
+) -> RunEvent | None:
+    if name == PROGRESS_EVENT:
+        run = next((r for r in related if r.startswith(FLOW_RUN)), None)
+        if run is None or not isinstance(payload, dict):
+            return None
+        return RunEvent(run.removeprefix(FLOW_RUN), "progress", payload=payload)
+    if name.startswith(FLOW_RUN) and resource_id.startswith(FLOW_RUN) and state_type:
+        return RunEvent(resource_id.removeprefix(FLOW_RUN), "state", map_state(state_type))
+    return None
+
+
+async def run_events(on_connected: Callable[[], None]) -> AsyncIterator[RunEvent]:
+    """Flow-run state changes and progress events from the Prefect server, as they happen.
+
+    One websocket to the server's event stream, filtered to events about flow runs (as their
+    resource, or related to them). Raises when the stream cannot be (re)connected.
+    """
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise OrchestratorError("PREFECT_API_URL is not set")
+    wanted = EventFilter(
+        event=EventNameFilter(prefix=[FLOW_RUN, PROGRESS_EVENT]),
+        any_resource=EventAnyResourceFilter(id_prefix=[FLOW_RUN]),
+    )
+    async with get_events_subscriber(filter=wanted, reconnection_attempts=3) as subscriber:
+        on_connected()
+        async for event in subscriber:
+            found = to_run_event(
+                event.event,
+                event.resource.id,
+                event.resource.get("prefect.state-type"),
+                [r.id for r in event.related],
+                event.payload,
+            )
+            if found is not None:
+                yield found
+
+
+# --- schedules: Prefect deployment schedules on scheduled-cleanup ---------------------------
+
+SCHEDULED_CLEANUP = "organize/scheduled-cleanup"
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    slug: str
+    parameters: dict[str, Any]
+    cron: str | None = None
+    interval_seconds: float | None = None
+    timezone: str = "UTC"
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    id: str
+    slug: str
+    parameters: dict[str, Any]
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str | None
+    active: bool
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    async def add_schedule(self, spec: ScheduleSpec) -> ScheduleInfo: ...
+
+    async def schedules(self) -> list[ScheduleInfo]: ...
+
+    async def remove_schedule(self, schedule_id: str) -> None: ...
+
+
+def _info(schedule: Any) -> ScheduleInfo:
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    rule = schedule.schedule
+    cron = rule.cron if isinstance(rule, CronSchedule) else None
+    interval = rule.interval.total_seconds() if isinstance(rule, IntervalSchedule) else None
+    return ScheduleInfo(
+        id=str(schedule.id),
+        slug=schedule.slug or "",
+        parameters=dict(schedule.parameters or {}),
+        cron=cron,
+        interval_seconds=interval,
+        timezone=getattr(rule, "timezone", None),
+        active=bool(schedule.active),
+    )
+
+
+class PrefectScheduler:
+    """Schedules of the scheduled-cleanup deployment, each with its own parameters and slug."""
+
+    def __init__(self, orchestrator: PrefectOrchestrator) -> None:
+        self._orchestrator = orchestrator
+
+    async def _deployment_id(self, client: PrefectClient) -> uuid.UUID:
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            return (await client.read_deployment_by_name(SCHEDULED_CLEANUP)).id
+        except ObjectNotFound:
+            raise OrchestratorError(
+                f"the {SCHEDULED_CLEANUP} deployment is not registered: start the runner "
+                "(fileorg serve) or run `prefect deploy --all`"
+            ) from None
+
+    async def add_schedule(self, spec: ScheduleSpec) -> ScheduleInfo:
+        from datetime import timedelta
+
+        from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+        rule: Any
+        if spec.cron is not None:
+            rule = CronSchedule(cron=spec.cron, timezone=spec.timezone)
+        else:
+            assert spec.interval_seconds is not None
+            seconds = timedelta(seconds=spec.interval_seconds)
+            rule = IntervalSchedule(interval=seconds, timezone=spec.timezone)
+        async with self._orchestrator._client("cannot create the schedule") as client:
+            deployment_id = await self._deployment_id(client)
+            created = await client.create_deployment_schedules(
+                deployment_id, [(rule, spec.active)], parameters=spec.parameters, slug=spec.slug
+            )
+            # Ask the server to schedule the first runs now rather than on its next loop.
+            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+        return _info(created[0])
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        async with self._orchestrator._client("cannot read the schedules") as client:
+            deployment_id = await self._deployment_id(client)
+            found = await client.read_deployment_schedules(deployment_id)
+        return [_info(s) for s in found]
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        async with self._orchestrator._client("cannot delete the schedule") as client:
+            deployment_id = await self._deployment_id(client)
+            await client.delete_deployment_schedule(deployment_id, uuid.UUID(schedule_id))

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.orchestrator import RunStatus
 
@@ -279,3 +279,59 @@ class StatusPublic(BaseModel):
     version: str
     database: ComponentStatus
     prefect: ComponentStatus
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+class ScheduleCreate(OperationCreate):
+    """An operation to start on a schedule: a cron expression or an interval, in a timezone.
+
+    Every run is a new operation on the scheduled-cleanup deployment; a dry run only plans.
+    """
+
+    cron: str | None = Field(default=None, min_length=1, max_length=120, examples=["0 3 * * 0"])
+    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+    active: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ScheduleCreate:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron and interval_seconds")
+        if self.cron is not None:
+            from prefect.client.schemas.schedules import CronSchedule
+
+            try:
+                CronSchedule(cron=self.cron, timezone=self.timezone)
+            except ValueError:
+                raise ValueError(f"invalid cron expression {self.cron!r}") from None
+        return self
+
+
+class SchedulePublic(BaseModel):
+    id: uuid.UUID
+    operation_type: str
+    root_path: str
+    dry_run: bool
+    parameters: dict[str, Any]
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str | None
+    active: bool = Field(description="False when paused (here or in the Prefect UI)")
+
+
+class SchedulesPublic(BaseModel):
+    data: list[SchedulePublic]
+    count: int

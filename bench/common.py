@@ -115,14 +115,14 @@ def _post(api_url: str, path: str, body: dict[str, Any]) -> Any:
 
 
 def count_task_runs(api_url: str, operation_id: str, settle_seconds: float = 20) -> dict[str, Any]:
-    """Task runs the server recorded for the operation's flow run ("organize-{id}").
+    """Task runs the server recorded for the operation's flow run ("organize-{id} {root}").
 
     The server records task runs from events, asynchronously: poll until the count is stable.
     """
     flows = _post(
         api_url,
         "/flow_runs/filter",
-        {"flow_runs": {"name": {"any_": [f"organize-{operation_id}"]}}, "limit": 5},
+        {"flow_runs": {"name": {"like_": f"organize-{operation_id}"}}, "limit": 5},
     )
     if not flows:
         return {"flow_run_id": None, "task_runs": None}

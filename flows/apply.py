@@ -12,7 +12,9 @@ from typing import Any
 
 from prefect import flow
 
+from flows.organize import run_name
 from flows.progress_artifact import progress_artifact
+from flows.progress_events import progress_events
 from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
@@ -69,7 +71,15 @@ def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     return counts
 
 
-@flow(name="apply-plan", flow_run_name="apply-{operation_id}")
+def apply_run_name() -> str:
+    return run_name("apply")
+
+
+def rollback_run_name() -> str:
+    return run_name("rollback")
+
+
+@flow(name="apply-plan", flow_run_name=apply_run_name)
 def apply_plan_flow(operation_id: str) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
     record = operations.load(store, operation_id)
@@ -84,7 +94,7 @@ def apply_plan_flow(operation_id: str) -> dict[str, Any]:
             dry_run=False,
         )
         return operations.load(store, record.id).summary
-    with progress_artifact(record.id, ("apply",)):
+    with progress_artifact(record.id, ("apply",)), progress_events(record.id):
         run_apply(store, record)
     return record.summary
 
@@ -101,7 +111,7 @@ def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
     raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")
 
 
-@flow(name="rollback", flow_run_name="rollback-{operation_id}")
+@flow(name="rollback", flow_run_name=rollback_run_name)
 def rollback_flow(operation_id: str) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
     record = operations.load(store, operation_id)
@@ -115,7 +125,7 @@ def rollback_flow(operation_id: str) -> dict[str, Any]:
     progress = tracker(record.id)
     progress.start("rollback", int(record.summary.get("apply", {}).get("done", 0)))
     totals: Counter[str] = Counter()
-    with progress_artifact(record.id, ("rollback",)):
+    with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
         for journal in reversed(apply_op.applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
             totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.progress_artifact import progress_artifact
+from flows.progress_events import progress_events
 from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
@@ -51,6 +52,27 @@ def stage(store: DataStore, record: OperationRecord, name: str) -> Iterator[Stag
     operations.save(store, record)
 
 
+def run_name(kind: str) -> str:
+    """A flow run's name in the UI: the kind, the operation id and the root it works on."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    operation_id = params.get("operation_id") or str(flow_run.id)
+    root = params.get("root")
+    if root is None:  # apply and rollback take only the id: the root is in its record
+        try:
+            store = DataStore(get_settings().data_url)
+            root = operations.load(store, operation_id).root
+        except Exception:  # a name is a convenience; the run itself reports a missing record
+            root = "?"
+    shown = os.fsencode(from_param(str(root))).decode("utf-8", "backslashreplace")
+    return f"{kind}-{operation_id} {shown}"
+
+
+def organize_run_name() -> str:
+    return run_name("organize")
+
+
 def open_operation(
     store: DataStore, operation_id: str, root: str, options: PlanOptions, dry_run: bool
 ) -> OperationRecord:
@@ -70,7 +92,7 @@ def open_operation(
 
 @flow(
     name="organize",
-    flow_run_name="organize-{operation_id}",
+    flow_run_name=organize_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),  # type: ignore[arg-type]
     validate_parameters=True,
 )
@@ -82,13 +104,17 @@ def organize_flow(
 ) -> dict[str, Any]:
     settings = get_settings()
     store = DataStore(settings.data_url)
+    if not operation_id:  # a scheduled run (scheduled-cleanup): a new operation per run
+        from prefect.runtime import flow_run
+
+        operation_id = str(flow_run.id)
     options = options or PlanOptions()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
     root = check_root(from_param(root))
     record = open_operation(store, operation_id, root, options, dry_run)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
     try:
-        with progress_artifact(record.id, stages):
+        with progress_artifact(record.id, stages), progress_events(record.id):
             summary = _run_stages(store, record, settings.shard_rows)
             if not record.dry_run:
                 from flows.apply import run_apply

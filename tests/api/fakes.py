@@ -15,7 +15,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from api.orchestrator import APPLY_PLAN, ORGANIZE, ROLLBACK, OrchestratorError, RunState
+from api.orchestrator import (
+    APPLY_PLAN,
+    ORGANIZE,
+    ROLLBACK,
+    OrchestratorError,
+    RunState,
+    ScheduleInfo,
+    ScheduleSpec,
+)
 from storage import manifests, operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, StageTiming
@@ -142,6 +150,7 @@ class FakeOrchestrator:
         self.cancelled: list[str] = []
         self.complete = True  # runs finish at once; False leaves them running
         self.down = False
+        self.schedule_list: list[ScheduleInfo] = []
 
     async def start(self, deployment: str, parameters: dict[str, Any]) -> str:
         self._check()
@@ -192,6 +201,29 @@ class FakeOrchestrator:
     async def version(self) -> str:
         self._check()
         return "fake"
+
+    # schedules (api.orchestrator.Scheduler), kept in memory
+    async def add_schedule(self, spec: ScheduleSpec) -> ScheduleInfo:
+        self._check()
+        info = ScheduleInfo(
+            id=str(uuid.uuid4()),
+            slug=spec.slug,
+            parameters=spec.parameters,
+            cron=spec.cron,
+            interval_seconds=spec.interval_seconds,
+            timezone=spec.timezone,
+            active=spec.active,
+        )
+        self.schedule_list.append(info)
+        return info
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        self._check()
+        return list(self.schedule_list)
+
+    async def remove_schedule(self, schedule_id: str) -> None:
+        self._check()
+        self.schedule_list = [s for s in self.schedule_list if s.id != schedule_id]
 
     def finish(self, status: str = "completed", message: str | None = None) -> None:
         """End every unfinished run, doing its work first when it completes."""

@@ -1,0 +1,129 @@
+"""/api/v1/schedules: recurring operations on a granted root, as Prefect deployment schedules.
+
+Each schedule is a schedule of the scheduled-cleanup deployment with its own parameters (root,
+plan options, dry run), so it shows (and can be paused) in the Prefect UI. Its slug records
+the owner: `fileorg:{user id}:{operation type}:{random}`; another user's schedule is 404.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, status
+from sqlalchemy import select
+
+from api import roots
+from api.deps import CurrentUser, SessionDep
+from api.errors import NotFound, Unavailable
+from api.models import RootGrant, User
+from api.operations import plan_parameters
+from api.orchestrator import (
+    PrefectOrchestrator,
+    PrefectScheduler,
+    ScheduleInfo,
+    Scheduler,
+    ScheduleSpec,
+)
+from api.routes import errors
+from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
+from storage.paths import from_param, to_param
+
+router = APIRouter(prefix="/schedules", tags=["schedules"])
+SLUG_PREFIX = "fileorg"
+
+
+def get_scheduler(request: Request) -> Scheduler:
+    """Prefect's deployment schedules, or the orchestrator's own (the tests' fake)."""
+    orchestrator = request.app.state.orchestrator
+    if isinstance(orchestrator, PrefectOrchestrator):
+        return PrefectScheduler(orchestrator)
+    if isinstance(orchestrator, Scheduler):
+        return orchestrator
+    raise Unavailable("this orchestrator has no schedules")
+
+
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+
+
+def _owner_and_type(info: ScheduleInfo) -> tuple[str, str] | None:
+    parts = info.slug.split(":")
+    if len(parts) != 4 or parts[0] != SLUG_PREFIX:
+        return None
+    return parts[1], parts[2]
+
+
+def public(info: ScheduleInfo) -> SchedulePublic:
+    owned = _owner_and_type(info)
+    params: dict[str, Any] = info.parameters
+    return SchedulePublic(
+        id=uuid.UUID(info.id),
+        operation_type=owned[1] if owned else "organize",
+        root_path=from_param(str(params.get("root", ""))),
+        dry_run=bool(params.get("dry_run", True)),
+        parameters=dict(params.get("options") or {}),
+        cron=info.cron,
+        interval_seconds=info.interval_seconds,
+        timezone=info.timezone,
+        active=info.active,
+    )
+
+
+async def _mine(scheduler: Scheduler, user: User) -> list[ScheduleInfo]:
+    found = await scheduler.schedules()
+    return [s for s in found if (_owner_and_type(s) or ("", ""))[0] == str(user.id)]
+
+
+async def owned_schedule(
+    scheduler: SchedulerDep, user: CurrentUser, schedule_id: Annotated[uuid.UUID, Path()]
+) -> ScheduleInfo:
+    for info in await _mine(scheduler, user):
+        if info.id == str(schedule_id):
+            return info
+    raise NotFound("schedule not found")
+
+
+OwnedSchedule = Annotated[ScheduleInfo, Depends(owned_schedule)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 401, 403, 503))
+async def create_schedule(
+    body: ScheduleCreate, user: CurrentUser, session: SessionDep, scheduler: SchedulerDep
+) -> SchedulePublic:
+    grants = await session.scalars(select(RootGrant.path).where(RootGrant.user_id == user.id))
+    root = roots.authorize(list(grants), body.root_path)
+    options, dry_run = plan_parameters(body)
+    slug = f"{SLUG_PREFIX}:{user.id}:{body.operation_type.value}:{secrets.token_hex(4)}"
+    spec = ScheduleSpec(
+        slug=slug,
+        parameters={
+            "operation_id": "",
+            "root": to_param(root),
+            "options": options,
+            "dry_run": dry_run,
+        },
+        cron=body.cron,
+        interval_seconds=body.interval_seconds,
+        timezone=body.timezone,
+        active=body.active,
+    )
+    return public(await scheduler.add_schedule(spec))
+
+
+@router.get("", responses=errors(401, 503))
+async def list_schedules(user: CurrentUser, scheduler: SchedulerDep) -> SchedulesPublic:
+    mine = [public(s) for s in await _mine(scheduler, user)]
+    return SchedulesPublic(data=mine, count=len(mine))
+
+
+@router.get("/{schedule_id}", responses=errors(401, 404, 503))
+async def read_schedule(schedule: OwnedSchedule) -> SchedulePublic:
+    return public(schedule)
+
+
+@router.delete(
+    "/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 404, 503)
+)
+async def delete_schedule(schedule: OwnedSchedule, scheduler: SchedulerDep) -> None:
+    await scheduler.remove_schedule(schedule.id)

@@ -1,0 +1,267 @@
+"""WebSocket fan-out on loopback: N clients following one operation, and start latencies.
+
+    .venv/bin/python bench/ws_load.py --clients 500 --files 20000 [--api-url URL]
+
+Starts a Prefect server (unless --api-url), a runner (`python -m flows.deployments`, polling
+every 0.5 s) and `uvicorn api.main:app`, signs up, grants a generated tree, then:
+1. start latency, `--starts` times: POST /api/v1/operations, connect one client at once, and
+   time POST -> first `running` state, and POST -> first `progress` message;
+2. fan-out: with the runner stopped (SIGSTOP), POST one operation and connect `--clients`
+   clients to it; once every client has its first `pending` state, resume the runner
+   (SIGCONT). Every client must then get `running`, `completed`, the final `done` and a close
+   1000. Lag = receive time - `sent_at` of each progress message (the flow's emit time, same
+   clock), over all clients; the API's resident memory is sampled throughout.
+The load generator shares the machine's cores with the server, runner and flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.common import _free_port, _status_kb, prefect_server  # noqa: E402
+
+PASSWORD = "bench password 1"
+
+
+def make_tree(root: Path, files: int) -> None:
+    for i in range(files):
+        folder = root / f"d{i % 200}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.txt").write_bytes(f"content {i % max(1, files - files // 10)}\n".encode())
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.stop = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                self.peak_kb = max(self.peak_kb, _status_kb(self.pid)[0])
+            except OSError:
+                return
+
+
+async def follow(
+    url: str, token: str, first: asyncio.Queue[None] | None = None
+) -> tuple[list[tuple[float, dict[str, Any]]], int | None]:
+    got: list[tuple[float, dict[str, Any]]] = []
+    try:
+        async with connect(
+            url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=120
+        ) as ws:
+            try:
+                async for frame in ws:
+                    got.append((time.time(), json.loads(frame)))
+                    if first is not None and len(got) == 1:
+                        first.put_nowait(None)
+            except ConnectionClosed:
+                pass
+            return got, ws.close_code
+    except Exception as exc:
+        print(f"client failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return got, None
+    finally:
+        if first is not None and not got:
+            first.put_nowait(None)  # counted as connected (and as incomplete)
+
+
+def lags_ms(results: list[tuple[list[tuple[float, dict[str, Any]]], int | None]]) -> list[float]:
+    return [
+        (t - m["sent_at"]) * 1000
+        for got, _ in results
+        for t, m in got
+        if m["type"] == "progress" and m.get("sent_at")
+    ]
+
+
+async def start_latency(
+    base: str, ws: str, token: str, root: Path
+) -> tuple[float, float, list[float]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        posted = time.time()
+        response = await client.post(
+            "/api/v1/operations", json={"root_path": str(root)}, headers=headers
+        )
+        response.raise_for_status()
+        op_id = response.json()["operation_id"]
+    got, code = await follow(f"{ws}/ws/operations/{op_id}", token)
+    running = next(t for t, m in got if m["type"] == "state" and m["status"] != "pending")
+    progress = next(t for t, m in got if m["type"] == "progress")
+    return running - posted, progress - posted, lags_ms([(got, code)])
+
+
+async def fan_out(
+    base: str, ws: str, token: str, root: Path, clients: int, runner: subprocess.Popen[bytes]
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    runner.send_signal(signal.SIGSTOP)  # the run waits, scheduled, until every client is on
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            response = await client.post(
+                "/api/v1/operations", json={"root_path": str(root)}, headers=headers
+            )
+            response.raise_for_status()
+            op_id = response.json()["operation_id"]
+        url = f"{ws}/ws/operations/{op_id}"
+        first: asyncio.Queue[None] = asyncio.Queue()
+        started = time.monotonic()
+        tasks = [asyncio.create_task(follow(url, token, first)) for _ in range(clients)]
+        for _ in range(clients):
+            await first.get()
+        connected = time.monotonic() - started
+    finally:
+        runner.send_signal(signal.SIGCONT)
+    results = await asyncio.gather(*tasks)
+    lags = lags_ms(results)
+    expected = ["pending", "running", "completed"]
+    complete = sum(
+        1
+        for got, code in results
+        if code == 1000
+        and got
+        and got[-1][1]["type"] == "done"
+        and [m["status"] for _, m in got if m["type"] == "state"] == expected
+    )
+    return {
+        "connect_all_s": round(connected, 1),
+        "clients": clients,
+        "complete": complete,
+        "progress_messages": len(lags),
+        "lag_ms_p50": round(percentile(lags, 0.5), 1),
+        "lag_ms_p99": round(percentile(lags, 0.99), 1),
+        "lag_ms_max": round(max(lags), 1) if lags else None,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--api-url", default=None, help="a running Prefect server")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ws-load-", dir="/tmp"))
+    data, root = work / "data", work / "tree"
+    data.mkdir()
+    make_tree(root, args.files)
+    with prefect_server(args.api_url, work / "prefect-home") as api_url:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "FILEORG_DATA_URL": str(data),
+            "FILEORG_SECRET_KEY": "b" * 64,
+            "FILEORG_RUNNER_POLL_SECONDS": "0.5",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+        log = (work / "stack.log").open("wb")
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "flows.deployments"], cwd=REPO, env=env, stdout=log, stderr=log
+        )
+        uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+        api = subprocess.Popen(
+            [*uvicorn, "--no-access-log", "--log-level", "warning"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+            report = run(args, base, ws, root, api, runner)
+        finally:
+            for process in (api, runner):
+                process.terminate()
+                process.wait(timeout=30)
+    print(json.dumps(report, indent=2))
+
+
+def run(
+    args: argparse.Namespace,
+    base: str,
+    ws: str,
+    root: Path,
+    api: subprocess.Popen[bytes],
+    runner: subprocess.Popen[bytes],
+) -> dict[str, Any]:
+    client = httpx.Client(base_url=base, timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the API did not start")
+        time.sleep(0.2)
+    body = {"email": "bench@example.org", "username": "bench", "password": PASSWORD}
+    token = client.post("/api/v1/auth/signup", json=body).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    me = client.get("/api/v1/auth/me", headers=headers).json()
+    client.post(f"/api/v1/admin/users/{me['id']}/roots", json={"root": str(root)}, headers=headers)
+    while client.get("/api/v1/status").status_code != 200 or not _deployed(client, root, headers):
+        time.sleep(0.5)
+
+    idle_kb = _status_kb(api.pid)[0]
+    starts = [asyncio.run(start_latency(base, ws, token, root)) for _ in range(args.starts)]
+    sampler = MemorySampler(api.pid)
+    sampler.start()
+    fan = asyncio.run(fan_out(base, ws, token, root, args.clients, runner))
+    sampler.stop.set()
+    one = [lag for _, _, lags in starts for lag in lags]
+    return {
+        "files": args.files,
+        "post_to_running_s": [round(r, 2) for r, _, _ in starts],
+        "post_to_first_progress_s": [round(p, 2) for _, p, _ in starts],
+        "post_to_running_s_median": round(statistics.median(r for r, _, _ in starts), 2),
+        "one_client_lag_ms_p50": round(percentile(one, 0.5), 1),
+        "one_client_lag_ms_p99": round(percentile(one, 0.99), 1),
+        "fan_out": fan,
+        "api_rss_mb_idle": round(idle_kb / 1024, 1),
+        "api_rss_mb_peak": round(sampler.peak_kb / 1024, 1),
+    }
+
+
+def _deployed(client: httpx.Client, root: Path, headers: dict[str, str]) -> bool:
+    """The runner has registered its deployments (a scan starts; it is waited for here)."""
+    response = client.post("/api/v1/operations", json={"root_path": str(root)}, headers=headers)
+    if response.status_code != 202:
+        return False
+    path = f"/api/v1/operations/{response.json()['operation_id']}"
+    while client.get(path, headers=headers).json()["status"] in ("pending", "running"):
+        time.sleep(0.5)
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""`fileorg schedule add|list|remove`: recurring organize runs, as Prefect deployment schedules.
+
+The operator's view of what POST/GET/DELETE /api/v1/schedules manage for users: schedules of
+the scheduled-cleanup deployment on the Prefect server at PREFECT_API_URL (served by
+`fileorg serve` or a worker). Schedules added here belong to no API user (owner `cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import typer
+
+from flows.cli import app
+from flows.cli.render import emit_json, table
+from flows.cli.run import Duplicates, Keep
+from storage.errors import UserError
+from storage.operations import PlanOptions
+from storage.paths import to_param
+from tasks.scan import check_root
+
+schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
+app.add_typer(schedules, name="schedule", no_args_is_help=True)
+
+
+def _scheduler() -> Any:
+    from prefect.settings import PREFECT_API_URL
+
+    from api.orchestrator import PrefectOrchestrator, PrefectScheduler
+
+    if not PREFECT_API_URL.value():
+        raise UserError("set PREFECT_API_URL to the Prefect server (fileorg serve prints it)")
+    return PrefectScheduler(PrefectOrchestrator(timeout=20))
+
+
+def _run(coroutine: Any) -> Any:
+    from api.orchestrator import OrchestratorError
+
+    try:
+        return asyncio.run(coroutine)
+    except OrchestratorError as exc:
+        raise UserError(str(exc)) from None
+
+
+@schedules.command("add")
+def add(
+    path: str = typer.Argument(..., help="The root folder to organize on each run."),
+    cron: str | None = typer.Option(None, help="A cron expression, e.g. '0 3 * * 0'."),
+    every: int | None = typer.Option(None, min=1, help="Or an interval, in seconds."),
+    timezone: str = typer.Option("UTC", help="The timezone cron times are in."),
+    mode: str = typer.Option("category_year", help="Layout: category_year, category, ..."),
+    duplicates: Duplicates = typer.Option(Duplicates.report, help="What to do with copies."),
+    keep: Keep = typer.Option(Keep.oldest, help="Which copy of a duplicate group stays."),
+    apply: bool = typer.Option(False, "--apply", help="Apply each plan (default: dry runs)."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Schedule an organize run of PATH (a dry run unless --apply)."""
+    from api.orchestrator import ScheduleSpec
+
+    if (cron is None) == (every is None):
+        raise UserError("give exactly one of --cron and --every")
+    root = check_root(path)
+    options = PlanOptions.model_validate(
+        {"mode": mode, "duplicates": duplicates.value, "keep": keep.value}
+    )
+    spec = ScheduleSpec(
+        slug=f"fileorg:cli:organize:{secrets.token_hex(4)}",
+        parameters={
+            "operation_id": "",
+            "root": to_param(root),
+            "options": options.model_dump(mode="json"),
+            "dry_run": not apply,
+        },
+        cron=cron,
+        interval_seconds=every,
+        timezone=timezone,
+    )
+    info = _run(_scheduler().add_schedule(spec))
+    if json_output:
+        emit_json(_row(info))
+    else:
+        typer.echo(f"scheduled {info.id}: {_rule(info)} on {root}")
+
+
+def _rule(info: Any) -> str:
+    if info.cron:
+        return f"cron '{info.cron}' ({info.timezone})"
+    return f"every {info.interval_seconds:g} s"
+
+
+def _row(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "owner": info.slug.split(":")[1] if info.slug.count(":") == 3 else "",
+        "rule": _rule(info),
+        "root": info.parameters.get("root"),
+        "dry_run": info.parameters.get("dry_run", True),
+        "active": info.active,
+    }
+
+
+@schedules.command("list")
+def list_(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every schedule of the scheduled-cleanup deployment (all owners)."""
+    rows = [_row(info) for info in _run(_scheduler().schedules())]
+    if json_output:
+        emit_json(rows)
+        return
+    columns = ["id", "owner", "rule", "root", "dry_run", "active"]
+    table("schedules", columns, [[str(r[c]) for c in columns] for r in rows])
+
+
+@schedules.command("remove")
+def remove(schedule_id: str = typer.Argument(..., help="The schedule's id.")) -> None:
+    """Delete a schedule (its future runs go with it)."""
+    import uuid
+
+    try:
+        uuid.UUID(schedule_id)
+    except ValueError:
+        raise UserError(f"not a schedule id: {schedule_id}") from None
+    _run(_scheduler().remove_schedule(schedule_id))
+    typer.echo(f"removed {schedule_id}")

@@ -1,0 +1,270 @@
+"""WS /ws/operations/{id}: refusals against the app with a fake orchestrator, then a real run
+followed by a real WebSocket client through uvicorn, a Prefect server and a runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import WebSocketDenialResponse
+from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from tests.api.conftest import PASSWORD, Api
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 90.0
+FILES = 3000
+STATUS_ORDER = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}
+
+
+# --- refusals and a finished run, with the fake orchestrator (TestClient) -------------------
+
+
+def _received(api: Api, path: str, **kwargs: Any) -> tuple[list[dict[str, Any]], int | None]:
+    messages = []
+    with api.client.websocket_connect(path, **kwargs) as ws:
+        try:
+            while True:
+                messages.append(ws.receive_json())
+        except WebSocketDisconnect as closed:
+            return messages, closed.code
+    return messages, None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("who", "expected_code"),
+    [("nobody", 4401), ("bad-token", 4401), ("other-user", 4404), ("unknown-id", 4404)],
+)
+def test_refused_sockets_close_with_a_documented_code(
+    api: Api, tree: Path, who: str, expected_code: int
+) -> None:
+    admin = api.signup("admin")
+    bob = api.signup("bob")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")
+    headers = {
+        "nobody": {},
+        "bad-token": {"Authorization": "Bearer not-a-token"},
+        "other-user": bob.headers,
+        "unknown-id": admin.headers,
+    }[who]
+    target = "00000000-0000-0000-0000-000000000000" if who == "unknown-id" else op_id
+
+    messages, code = _received(api, f"/ws/operations/{target}", headers=headers)
+
+    assert (messages, code) == ([], expected_code)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_finished_operation_sends_its_state_and_done_at_once(api: Api, tree: Path) -> None:
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")  # the fake finishes its runs at once
+    token = admin.access
+
+    messages, code = _received(api, f"/ws/operations/{op_id}", subprotocols=["bearer", token])
+
+    report = api.client.get(f"/api/v1/operations/{op_id}/report", headers=admin.headers)
+    assert [m["type"] for m in messages] == ["state", "done"]
+    assert messages[0]["status"] == "completed"
+    assert messages[1]["report"] == report.json()
+    assert code == 1000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_token_in_the_url_is_not_accepted(api: Api, tree: Path) -> None:
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")
+
+    try:
+        messages, code = _received(api, f"/ws/operations/{op_id}?token={admin.access}")
+    except WebSocketDenialResponse:  # pragma: no cover - either way, nothing is sent
+        messages, code = [], 4401
+
+    assert (messages, code) == ([], 4401)
+
+
+# --- the real stack -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _until(what: str, probe: Any, deadline: float = DEADLINE) -> Any:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Stack:
+    base: str
+    ws: str
+    data: Path
+    client: httpx.Client
+
+    def signup(self, name: str) -> dict[str, str]:
+        body = {"email": f"{name}@example.org", "username": name, "password": PASSWORD}
+        response = self.client.post("/api/v1/auth/signup", json=body)
+        assert response.status_code == 201, response.text
+        token = response.json()["access_token"]
+        me = self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        return {"id": me.json()["id"], "token": token}
+
+
+def stack_env(prefect_server: str, data: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "FILEORG_DATA_URL": str(data),
+        "FILEORG_DATABASE_URL": f"sqlite:///{data}/api.db",
+        "FILEORG_SECRET_KEY": "k" * 64,
+        "FILEORG_ENVIRONMENT": "test",
+        "FILEORG_ARGON2_TIME_COST": "1",
+        "FILEORG_ARGON2_MEMORY_KIB": "256",
+        "FILEORG_RUNNER_POLL_SECONDS": "0.5",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """uvicorn serving the API and a runner serving the deployments, on the session's server."""
+    data = tmp_path_factory.mktemp("stack")
+    env = stack_env(prefect_server, data)
+    port = free_port()
+    log = (data / "stack.log").open("wb")
+    uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flows.deployments"], cwd=REPO, env=env, stdout=log, stderr=log
+        ),
+        subprocess.Popen([*uvicorn, "--no-access-log"], cwd=REPO, env=env, stdout=log, stderr=log),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+
+            def healthy() -> bool | None:
+                try:
+                    return client.get("/health").status_code == 200 or None
+                except httpx.TransportError:
+                    return None
+
+            _until("the API", healthy)
+            yield Stack(base, f"ws://127.0.0.1:{port}", data, client)
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+        log.close()
+
+
+def _tree(root: Path, files: int) -> None:
+    for i in range(files):
+        folder = root / f"d{i % 30}"
+        folder.mkdir(parents=True, exist_ok=True)
+        # a few hundred duplicates among them
+        (folder / f"f{i}.txt").write_bytes(f"content {i % (files - 300)}\n".encode())
+
+
+def _follow(ws: ClientConnection) -> tuple[list[dict[str, Any]], int | None]:
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(ws.recv(timeout=DEADLINE)))
+    except ConnectionClosed:
+        return messages, ws.close_code
+
+
+def _started(stack: Stack, token: str, root: Path) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def start() -> str | None:  # 503 until the runner has registered its deployments
+        response = stack.client.post(
+            "/api/v1/operations", json={"root_path": str(root)}, headers=headers
+        )
+        assert response.status_code in (202, 503), response.text
+        return response.json()["operation_id"] if response.status_code == 202 else None
+
+    operation_id: str = _until("the deployments", start)
+    return operation_id
+
+
+def test_a_client_follows_a_real_run_to_its_end(stack: Stack, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    _tree(root, FILES)
+    admin = stack.signup(f"admin{os.getpid()}")
+    headers = {"Authorization": f"Bearer {admin['token']}"}
+    granted = stack.client.post(
+        f"/api/v1/admin/users/{admin['id']}/roots", json={"root": str(root)}, headers=headers
+    )
+    assert granted.status_code == 201, granted.text
+    op_id = _started(stack, admin["token"], root)
+    url = f"{stack.ws}/ws/operations/{op_id}"
+
+    with connect(url, additional_headers=headers) as ws:
+        messages, code = _follow(ws)
+
+    states = [m["status"] for m in messages if m["type"] == "state"]
+    ranks = [STATUS_ORDER[s] for s in states]
+    assert ranks == sorted(ranks), states
+    assert "running" in states
+    assert states[-1] == "completed"
+    progress = [m for m in messages if m["type"] == "progress"]
+    assert {m["stage"] for m in progress} >= {"scan", "classify", "plan"}
+    for stage in {m["stage"] for m in progress}:
+        counts = [(m["files_done"], m["bytes_done"]) for m in progress if m["stage"] == stage]
+        assert counts == sorted(counts), (stage, counts)
+    scanned = [m for m in progress if m["stage"] == "scan" and m["stage_state"] == "finished"]
+    assert scanned[-1]["files_done"] == FILES
+    assert messages[-1]["type"] == "done"
+    assert code == 1000
+    report = stack.client.get(f"/api/v1/operations/{op_id}/report", headers=headers).json()
+    shown = stack.client.get(f"/api/v1/operations/{op_id}", headers=headers).json()
+    assert messages[-1]["report"] == report
+    assert messages[-1]["summary"] == shown["summary"]
+    assert report["duplicates"]["groups"] == 300
+
+    # Another user is refused; a client arriving after the end gets the final state at once.
+    bob = stack.signup(f"bob{os.getpid()}")
+    with connect(url, subprotocols=[Subprotocol("bearer"), Subprotocol(bob["token"])]) as ws:
+        assert _follow(ws) == ([], 4404)
+    started = time.monotonic()
+    with connect(url, subprotocols=[Subprotocol("bearer"), Subprotocol(admin["token"])]) as ws:
+        assert ws.subprotocol == "bearer"
+        late, late_code = _follow(ws)
+    assert time.monotonic() - started < 2
+    assert [m["type"] for m in late] == ["state", "done"]
+    assert late[0]["status"] == "completed"
+    assert (late[1]["report"], late_code) == (report, 1000)

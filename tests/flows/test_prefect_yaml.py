@@ -1,0 +1,109 @@
+"""prefect.yaml: the deployments a work-pool install gets from `prefect deploy --all`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect import Flow
+from prefect.utilities.importtools import import_object
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = Path(sys.executable).with_name("prefect")
+EXPECTED_DEPLOYMENTS = {
+    "organize": ("organize", "flows.organize:organize_flow"),
+    "apply-plan": ("apply-plan", "flows.apply:apply_plan_flow"),
+    "rollback": ("rollback", "flows.apply:rollback_flow"),
+    "scheduled-cleanup": ("organize", "flows.organize:organize_flow"),
+}
+
+
+def _config() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    return loaded
+
+
+def test_every_deployment_points_at_its_flow() -> None:
+    deployments = {d["name"]: d for d in _config()["deployments"]}
+
+    assert set(deployments) == set(EXPECTED_DEPLOYMENTS)
+    for name, (expected_flow, expected_entrypoint) in EXPECTED_DEPLOYMENTS.items():
+        flow = import_object(deployments[name]["entrypoint"])
+        assert deployments[name]["entrypoint"] == expected_entrypoint
+        assert isinstance(flow, Flow)
+        assert flow.name == expected_flow
+        assert deployments[name]["work_pool"]["name"] == "fileorg"
+
+
+def test_scheduled_cleanup_makes_a_new_operation_per_run() -> None:
+    deployments = {d["name"]: d for d in _config()["deployments"]}
+
+    assert deployments["scheduled-cleanup"]["parameters"] == {"operation_id": ""}
+
+
+def _deployed(api_url: str) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> dict[str, Any]:
+        async with get_client() as client:
+            found = {}
+            for name, (flow, _) in EXPECTED_DEPLOYMENTS.items():
+                deployment = await client.read_deployment_by_name(f"{flow}/{name}")
+                pulls = deployment.pull_steps or []
+                found[name] = (deployment.entrypoint, deployment.work_pool_name, pulls)
+            return found
+
+    return asyncio.run(read())
+
+
+def test_prefect_deploy_all_registers_the_four_deployments(prefect_server: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    for command in (
+        [str(PREFECT), "work-pool", "create", "fileorg", "--type", "process", "--overwrite"],
+        [str(PREFECT), "--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"{command}: {done.stdout.decode()}\n{done.stderr.decode()}")
+
+    deployed = _deployed(prefect_server)
+
+    # No pull step: a worker anywhere runs the installed package, not the deployer's folder.
+    assert deployed == {
+        name: (entrypoint, "fileorg", []) for name, (_, entrypoint) in EXPECTED_DEPLOYMENTS.items()
+    }
+
+
+def _flow_run(flow_run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_flow_run(flow_run_id)
+
+    return asyncio.run(read())
+
+
+def test_a_scheduled_run_is_a_new_operation_named_after_its_run(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from flows.organize import organize_flow
+    from storage import operations
+    from storage.locations import DataStore
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "notes.txt").write_text("a note\n")
+
+    state = organize_flow(operation_id="", root=str(root), return_state=True)
+
+    flow_run = _flow_run(state.state_details.flow_run_id)
+    record = operations.load(DataStore(str(data_dir)), str(flow_run.id))
+    assert (record.status, record.root) == ("planned", str(root))
+    assert flow_run.name == f"organize-{flow_run.id} {root}"
