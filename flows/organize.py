@@ -171,7 +171,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
 
     with stage(store, record, "plan") as timing:
         progress.start("plan")
-        planned = plan_task(store, op_dir, record, shard_rows)
+        planned = plan_task(store, op_dir, record, shard_rows, prev_dir)
         timing.files = planned["entries"]
 
     with stage(store, record, "report"):

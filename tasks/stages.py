@@ -99,9 +99,13 @@ def hash_task(
 
 @task(name="plan", **RETRIES)
 def plan_task(
-    store: DataStore, op_dir: str, record: OperationRecord, shard_rows: int
-) -> dict[str, int]:
-    return plan.plan_operation(store, op_dir, record.options, shard_rows)
+    store: DataStore,
+    op_dir: str,
+    record: OperationRecord,
+    shard_rows: int,
+    prev_dir: str | None = None,
+) -> dict[str, Any]:
+    return plan.plan_operation(store, op_dir, record.options, shard_rows, prev_dir)
 
 
 @task(name="report", **RETRIES)

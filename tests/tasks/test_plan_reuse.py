@@ -1,0 +1,69 @@
+"""A re-run on an unchanged tree reuses the previous plan instead of planning again."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from storage import manifests
+from storage.locations import DataStore
+from storage.operations import PlanOptions
+from tasks import classify, hashes, plan, scan
+
+SHARD_ROWS = 3
+
+
+def plan_stages(
+    store: DataStore, root: Path, options: PlanOptions, prev_dir: str | None
+) -> tuple[str, dict[str, Any]]:
+    op_dir = store.operation_dir(str(uuid.uuid4()))
+    scanned = scan.scan_root(store, op_dir, str(root), SHARD_ROWS)
+    for index in range(scanned["shards"]):
+        classify.classify_shard(store, op_dir, index, str(root), 1, prev_dir)
+    for index in range(hashes.plan_prefix_inputs(store, op_dir, prev_dir, SHARD_ROWS)):
+        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, str(root), 1)
+    for index in range(hashes.plan_full_inputs(store, op_dir, prev_dir, SHARD_ROWS, 1 << 40)):
+        hashes.hash_shard(store, op_dir, hashes.FULL, index, str(root), 1)
+    return op_dir, plan.plan_operation(store, op_dir, options, SHARD_ROWS, prev_dir)
+
+
+def plan_bytes(store: DataStore, op_dir: str) -> list[bytes]:
+    return [store.read_bytes(p) for p in manifests.shard_paths(store, op_dir, "plan")]
+
+
+def make_tree(root: Path) -> None:
+    (root / "in").mkdir(parents=True)
+    for i in range(7):
+        (root / "in" / f"photo-{i}.jpg").write_bytes(b"same" if i < 3 else b"x%d" % i)
+    (root / "notes.txt").write_bytes(b"notes")
+
+
+def test_an_unchanged_tree_reuses_the_plan_byte_for_byte(tmp_path: Path) -> None:
+    store = DataStore(str(tmp_path / "data"))
+    make_tree(tmp_path / "root")
+    first_dir, first = plan_stages(store, tmp_path / "root", PlanOptions(), None)
+
+    second_dir, second = plan_stages(store, tmp_path / "root", PlanOptions(), first_dir)
+
+    assert second["reused_from"] == first_dir.rsplit("/", 1)[-1]
+    assert second["fingerprint"] == first["fingerprint"]
+    assert plan_bytes(store, second_dir) == plan_bytes(store, first_dir)
+
+
+def test_a_changed_file_or_other_options_plan_afresh(tmp_path: Path) -> None:
+    store = DataStore(str(tmp_path / "data"))
+    root = tmp_path / "root"
+    make_tree(root)
+    first_dir, first = plan_stages(store, root, PlanOptions(), None)
+
+    _, other_mode = plan_stages(store, root, PlanOptions(mode="year_month"), first_dir)
+    os.utime(root / "notes.txt", ns=(10**18, 10**18))
+    changed_dir, changed = plan_stages(store, root, PlanOptions(), first_dir)
+
+    assert "reused_from" not in other_mode
+    assert other_mode["fingerprint"] != first["fingerprint"]
+    assert "reused_from" not in changed
+    assert changed["fingerprint"] != first["fingerprint"]
+    assert plan_bytes(store, changed_dir) != plan_bytes(store, first_dir)
