@@ -355,14 +355,7 @@ def _reconcile(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
             with parent_of(root_fd, item.src) as (fd, name):
                 os.unlink(name, dir_fd=fd)
                 os.fsync(fd)
-        return {
-            "seq": item.seq,
-            "phase": "done",
-            "method": "rename",
-            "dev": dst_st.st_dev,
-            "ino": dst_st.st_ino,
-            "recovered": True,
-        }
+        return _recovered_move(item, "rename", dst_st)
     if (
         dst_st is not None
         and src_st is not None
@@ -377,20 +370,25 @@ def _reconcile(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
             if digest_at(sfd, sname) == digest_at(dfd, dname):
                 os.unlink(sname, dir_fd=sfd)
                 os.fsync(sfd)
-                return {
-                    "seq": item.seq,
-                    "phase": "done",
-                    "method": "copy",
-                    "dev": dst_st.st_dev,
-                    "ino": dst_st.st_ino,
-                    "recovered": True,
-                }
+                return _recovered_move(item, "copy", dst_st)
     if src_st is not None and item.identity.matches(src_st):
         # Not carried out, the source intact: a cross-device copy cut short is only debris.
         with parent_of(root_fd, item.dst) as (fd, _):
             if lstat_at(fd, _tmp_name(item.seq, "copy")) is not None:
                 os.unlink(_tmp_name(item.seq, "copy"), dir_fd=fd)
     return None
+
+
+def _recovered_move(item: Item, method: str, dst_st: os.stat_result) -> Entry:
+    """The outcome a crash kept from the journal, as the files show it: the move is done."""
+    return {
+        "seq": item.seq,
+        "phase": "done",
+        "method": method,
+        "dev": dst_st.st_dev,
+        "ino": dst_st.st_ino,
+        "recovered": True,
+    }
 
 
 def _finish_copy(
@@ -408,14 +406,7 @@ def _finish_copy(
         with parent_of(root_fd, item.src) as (fd, name):
             os.unlink(name, dir_fd=fd)
             os.fsync(fd)
-    return {
-        "seq": item.seq,
-        "phase": "done",
-        "method": "copy",
-        "dev": dst_st.st_dev,
-        "ino": dst_st.st_ino,
-        "recovered": True,
-    }
+    return _recovered_move(item, "copy", dst_st)
 
 
 def _reconcile_hardlink(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
