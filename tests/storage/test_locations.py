@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,6 @@ from storage.errors import OperationNotFound, StorageError
 from storage.locations import DataStore, canonical_operation_id
 
 OP_ID = "5b0e1c9a-2f43-4c55-9d7e-0b7a3c1e4f10"
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataStore]:
-    if request.param == "local":
-        yield DataStore(str(tmp_path / "data"))
-        return
-    memory = DataStore(f"memory://fileorg-test-{uuid.uuid4().hex}")
-    yield memory
-    if memory.fs.exists(memory.base):
-        memory.fs.rm(memory.base, recursive=True)
 
 
 # --- the contract, on every backend ---------------------------------------------------------

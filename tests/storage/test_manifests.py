@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from storage import manifests
 from storage.locations import DataStore
@@ -22,17 +19,6 @@ ODD_PATHS = [
     b"L" * 255,
     b"a\\b/with 'quote\".txt",
 ]
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataStore]:
-    if request.param == "local":
-        yield DataStore(str(tmp_path / "data"))
-        return
-    memory = DataStore(f"memory://fileorg-test-{uuid.uuid4().hex}")
-    yield memory
-    if memory.fs.exists(memory.base):
-        memory.fs.rm(memory.base, recursive=True)
 
 
 def scan_table(paths: list[bytes]) -> pa.Table:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import blake3
@@ -116,17 +113,6 @@ def write_operation(store: DataStore) -> str:
     for (stage, index), table in shards.items():
         manifests.write_table(store, manifests.shard_path(op, stage, index), table)
     return op
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataStore]:
-    if request.param == "local":
-        yield DataStore(str(tmp_path / "data"))
-        return
-    memory = DataStore(f"memory://fileorg-test-{uuid.uuid4().hex}")
-    yield memory
-    if memory.fs.exists(memory.base):
-        memory.fs.rm(memory.base, recursive=True)
 
 
 @pytest.fixture
