@@ -28,6 +28,11 @@ class DataStore:
 
     @cached_property
     def _resolved(self) -> tuple[AbstractFileSystem, str]:
+        from storage.objects import filesystem, is_object_url, parse_object_url
+
+        if is_object_url(self.url):  # s3://, r2://...: through the operator's storage profile
+            root = parse_object_url(self.url)
+            return filesystem(root.profile), f"{root.bucket}/{root.prefix}".rstrip("/")
         fs, base = url_to_fs(self.url)
         return fs, base.rstrip("/")
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Any
 
 from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.profiles import StorageProfile, load_profiles
 
 
 def _default_data_url() -> str:
@@ -29,8 +32,24 @@ class Settings(BaseSettings):
     io_processes: int = Field(default_factory=lambda: max(4, 4 * (os.cpu_count() or 1)), ge=1)
     # Prefect task runner threads: tasks only orchestrate I/O done in the process pool.
     task_workers: int = Field(default=4, ge=1)
+    # Object-store profiles (storage.profiles): JSON here and/or a TOML file. Read by workers
+    # only; never sent by users, never in flow parameters.
+    profiles: dict[str, Any] = Field(default_factory=dict)
+    profiles_file: str | None = None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+_loaded: tuple[Settings, dict[str, StorageProfile]] | None = None
+
+
+def get_profiles() -> dict[str, StorageProfile]:
+    """The configured storage profiles, loaded once per settings object."""
+    global _loaded
+    settings = get_settings()
+    if _loaded is None or _loaded[0] is not settings:
+        _loaded = (settings, load_profiles(settings.profiles, settings.profiles_file))
+    return _loaded[1]

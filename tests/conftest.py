@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,3 +49,71 @@ def prefect_server() -> Iterator[str]:
                 os.environ.pop("PREFECT_API_URL", None)
             else:
                 os.environ["PREFECT_API_URL"] = previous
+
+
+@dataclass
+class S3Env:
+    """A moto S3 server (reset for this test) and the `s3` storage profile pointing at it."""
+
+    endpoint: str
+    key: str
+    secret: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
+
+    def bucket(self, name: str = "test-bucket") -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's S3 server in a thread, once per session (the way s3fs tests itself)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Env]:
+    """An empty S3 server and FILEORG_PROFILES naming it as profile `s3` (and `r2`, the same
+    server through a second profile), for this process and its children."""
+    import urllib.request
+
+    from storage.settings import get_settings
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
+    env = S3Env(moto_server, "AKIAFILEORGTEST", "fileorg-test-secret-do-not-log")
+    profile = {
+        "endpoint_url": moto_server,
+        "key": env.key,
+        "secret": env.secret,
+        "region": "us-east-1",
+        "max_attempts": 2,
+    }
+    monkeypatch.setenv(
+        "FILEORG_PROFILES",
+        json.dumps({"s3": profile, "r2": {**profile, "fixed_upload_size": True}}),
+    )
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
