@@ -162,6 +162,8 @@ def synthesize_files(data: Path, op_id: str, root: str, files: int, shard_rows: 
                 "mode": [0o100644] * n,
                 "link_target": pa.array([None] * n, pa.binary()),
                 "error": pa.array([None] * n, pa.string()),
+                "etag": pa.array([None] * n, pa.string()),
+                "version_id": pa.array([None] * n, pa.string()),
             },
             schema=manifests.SCAN,
         )

@@ -40,6 +40,10 @@ SCAN = pa.schema(
         ("mode", pa.int64()),
         ("link_target", pa.binary()),
         ("error", pa.string()),
+        # Object roots only (null on local disk): the listed ETag (quotes stripped) and the
+        # version id on a versioned bucket. Apply re-checks objects by ETag and size.
+        ("etag", pa.string()),
+        ("version_id", pa.string()),
     ]
 )
 

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,11 @@ BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # parts of this size (multipart, conditional on completion). Also the read size when hashing.
 PART_SIZE = 64 * 1024 * 1024
 CHUNK = 1024 * 1024
+
+
+# Requests made by this process, by S3 operation: the benchmark's requests-per-object figures
+# and the tests' "not read again" checks read it. Updated on s3fs's single event-loop thread.
+REQUESTS: Counter[str] = Counter()
 
 
 class ObjectExists(StorageError):
@@ -230,6 +236,7 @@ class ObjectStore:
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         self.requests += 1
+        REQUESTS[method] += 1
         return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
 
     async def _gather(
@@ -264,6 +271,7 @@ class ObjectStore:
 
     async def _call_versioning(self) -> Any:
         self.requests += 1
+        REQUESTS["get_bucket_versioning"] += 1
         return await self.fs._call_s3("get_bucket_versioning", Bucket=self.bucket)
 
     def list_pages(self, versioned: bool = False) -> Iterator[list[ObjectInfo]]:

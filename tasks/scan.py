@@ -31,7 +31,17 @@ class ScanEntry:
 
 
 def check_root(root: str) -> str:
-    """The canonical root, or RootError with one line a user can act on."""
+    """The canonical root, or RootError with one line a user can act on.
+
+    `profile://bucket/prefix` names an object-store root (storage.objects); anything else is
+    a local directory.
+    """
+    from storage.objects import ObjectStore, is_object_url, parse_object_url
+
+    if is_object_url(root):
+        parsed = parse_object_url(root)
+        ObjectStore(parsed).check()
+        return parsed.url
     path = os.path.realpath(os.path.expanduser(root))
     if not os.path.exists(path):
         raise RootError(f"root {root} does not exist")
@@ -141,6 +151,8 @@ def _table(batch: list[ScanEntry]) -> pa.Table:
             "mode": [e.mode for e in batch],
             "link_target": [e.link_target for e in batch],
             "error": [e.error for e in batch],
+            "etag": [None] * len(batch),
+            "version_id": [None] * len(batch),
         },
         schema=manifests.SCAN,
     )

@@ -36,6 +36,8 @@ def scan_table(paths: list[bytes]) -> pa.Table:
             "mode": [0o100644] * n,
             "link_target": [None] * n,
             "error": [None] * n,
+            "etag": [None] * n,
+            "version_id": [None] * n,
         },
         schema=manifests.SCAN,
     )

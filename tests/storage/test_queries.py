@@ -68,6 +68,8 @@ def write_operation(store: DataStore) -> str:
                 "mode": 0o100644,
                 "link_target": b"a/photo.jpg" if kind == "symlink" else None,
                 "error": error if kind == "error" else None,
+                "etag": None,
+                "version_id": None,
             }
             for path, kind, size, dev, ino, _, error in SCAN_ROWS
         ],
