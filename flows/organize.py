@@ -21,11 +21,13 @@ from flows.progress_events import progress_events
 from storage import operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
-from storage.operations import OperationRecord, PlanOptions, StageTiming
+from storage.objects import is_object_url
+from storage.operations import OperationRecord, PlanOptions, StageTiming, check_options_for_root
 from storage.paths import from_param
 from storage.settings import get_settings
 from tasks import hashes, report
 from tasks.layout import parse_layout
+from tasks.object_scan import data_prefix_in_root
 from tasks.progress import tracker
 from tasks.scan import check_root
 from tasks.stages import (
@@ -90,10 +92,28 @@ def open_operation(
     return record
 
 
+class SettingsThreadPoolTaskRunner(ThreadPoolTaskRunner):  # type: ignore[type-arg]
+    """Prefect's thread pool with as many threads as FILEORG_TASK_WORKERS says when the flow
+    starts (not when this module is imported: settings are read once they are needed)."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers=max_workers)
+        self._explicit_workers = max_workers
+
+    def __enter__(self) -> SettingsThreadPoolTaskRunner:
+        if self._explicit_workers is None:
+            self._max_workers = get_settings().task_workers
+        super().__enter__()
+        return self
+
+    def duplicate(self) -> SettingsThreadPoolTaskRunner:
+        return type(self)(max_workers=self._explicit_workers)
+
+
 @flow(
     name="organize",
     flow_run_name=organize_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().task_workers),  # type: ignore[arg-type]
+    task_runner=SettingsThreadPoolTaskRunner(),  # type: ignore[arg-type]
     validate_parameters=True,
 )
 def organize_flow(
@@ -110,6 +130,7 @@ def organize_flow(
         operation_id = str(flow_run.id)
     options = options or PlanOptions()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
+    check_options_for_root(options, from_param(root))  # and hard links on a bucket
     root = check_root(from_param(root))
     record = open_operation(store, operation_id, root, options, dry_run)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
@@ -133,7 +154,15 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     op_dir = store.operation_dir(record.id)
     root = record.root
     progress = tracker(record.id)
-    skip = [os.fsencode(os.path.realpath(store.base))] if store.is_local else []
+    objects = is_object_url(root)
+    if objects:
+        # Keys under the data folder, when it is a prefix of this root; listing and reading
+        # run on s3fs's event loop, not in the process pool (s3fs does not survive a fork).
+        skip = data_prefix_in_root(root, store.url)
+        processes = 1
+    else:
+        skip = [os.fsencode(os.path.realpath(store.base))] if store.is_local else []
+        processes = settings.io_processes
 
     with stage(store, record, "scan") as timing:
         progress.start("scan")
@@ -142,7 +171,6 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
 
     previous = operations.previous_on_root(store, root, record.id)
     prev_dir = store.operation_dir(previous.id) if previous else None
-    processes = settings.io_processes
 
     with stage(store, record, "classify") as timing:
         progress.start("classify", scanned["files"])
@@ -160,6 +188,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
                 prev_dir,
                 settings.hash_shard_files,
                 settings.hash_shard_bytes,
+                objects,
             )
             progress.start(pass_name)
             futures = hash_task.map(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from storage.errors import OperationNotFound
+from storage.errors import InvalidPlanOptions, OperationNotFound
 from storage.locations import DataStore, canonical_operation_id
 
 Status = Literal[
@@ -109,3 +109,17 @@ def previous_on_root(store: DataStore, root: str, exclude_id: str) -> OperationR
         ):
             return record
     return None
+
+
+def check_options_for_root(options: PlanOptions, root: str) -> None:
+    """Refuse, before any work, what a root of this kind cannot do (InvalidPlanOptions).
+
+    Shared by the flow, the CLI and the API so that all three refuse with the same line.
+    """
+    from storage.objects import is_object_url
+
+    if options.duplicates == "hardlink" and is_object_url(root):
+        raise InvalidPlanOptions(
+            "duplicates policy 'hardlink' is not possible on an object-store root "
+            "(objects cannot be hard-linked): use 'report' or 'quarantine'"
+        )

@@ -66,26 +66,61 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
     return Classification(category or "other", ext, date, source, error)
 
 
+def head_size(category: str | None) -> int:
+    """Bytes of the head that content inspection wants first: magic bytes for an unknown
+    extension, the EXIF area for an image, nothing otherwise."""
+    if category is None:
+        return MAGIC_BYTES
+    return EXIF_BYTES if category == "images" else 0
+
+
+def inspect_head(head: bytes, category: str | None) -> tuple[str | None, datetime | None]:
+    """Category (by magic bytes when the extension said nothing) and EXIF date from the first
+    bytes of a file: the part of content inspection that needs no file descriptor."""
+    if category is None:
+        category = category_for_magic(head[:MAGIC_BYTES])
+    date = date_from_exif(head) if category == "images" and head else None
+    return category, date
+
+
 def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datetime | None, str]:
     """Category and content date from an open file; raises OSError for the caller to report."""
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
-    head = b""
-    if category is None:
-        head = os.pread(fd, MAGIC_BYTES, 0)
-        category = category_for_magic(head)
-    if category == "images":
-        # Continue the read rather than start over, so no byte of the head is read twice.
-        if len(head) == MAGIC_BYTES or not head:
-            head += os.pread(fd, EXIF_BYTES - len(head), len(head))
+    wanted = head_size(category)
+    head = os.pread(fd, wanted, 0) if wanted else b""
+    category, date = inspect_head(head, category)
+    if category == "images" and date is None and wanted == len(head) == MAGIC_BYTES:
+        # An image found by its magic bytes: continue the read rather than start over, so no
+        # byte of the head is read twice.
+        head += os.pread(fd, EXIF_BYTES - len(head), len(head))
         date = date_from_exif(head)
-        if date is not None:
-            return category, date, "exif"
-    elif category == "videos" and (ext in MP4_EXTENSIONS or head[4:8] in _MP4_FIRST_BOXES):
+    if date is not None:
+        return category, date, "exif"
+    if category == "videos" and (ext in MP4_EXTENSIONS or head[4:8] in _MP4_FIRST_BOXES):
         date = date_from_mp4(fd)
         if date is not None:
             return category, date, "media"
     return category, None, "none"
+
+
+def classify_head(
+    name: bytes, mtime_ns: int, head: bytes | None, error: str | None = None
+) -> Classification:
+    """Category and date of an object from its name and the head bytes read for it (None when
+    none were read or the read failed with `error`). ISO media dates need the moov box, which
+    can be anywhere in the object, so videos are dated by name or last-modified instead."""
+    ext = extension_of(name)
+    category, date = inspect_head(head or b"", category_for_extension(ext))
+    source = "exif" if date is not None else "none"
+    if date is None:
+        date, source = _date_without_content(name, mtime_ns)
+    return Classification(category or "other", ext, date, source, error)
+
+
+def wants_head(name: bytes, size: int) -> int:
+    """Bytes to read from the head of an object to classify it (0: the name is enough)."""
+    return min(size, head_size(category_for_extension(extension_of(name))))
 
 
 def _date_without_content(name: bytes, mtime_ns: int) -> tuple[datetime | None, str]:

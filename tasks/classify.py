@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
+from storage.objects import is_object_url
 from storage.queries import connect, has_shards, source
 from tasks import pool
-from tasks.classifier import classify_file
+from tasks.classifier import Classification, classify_file
 
 STAGE = "classify"
 CHUNK_FILES = 2000
@@ -31,22 +33,45 @@ def run_classify(jobs: list[Job]) -> list[Row]:
 
 
 def _cached_rows(
-    store: DataStore, op_dir: str, prev_dir: str | None, index: int
+    store: DataStore, op_dir: str, prev_dir: str | None, index: int, objects: bool = False
 ) -> dict[bytes, dict[str, object]]:
-    """Classifications of files unchanged since the previous operation on this root."""
+    """Classifications of files unchanged since the previous operation on this root.
+
+    Objects are unchanged when path, size and ETag are (the ino of an object row is a hash of
+    its key and ETag, tasks.object_scan); a new last-modified time alone matters only to a
+    date that came from it.
+    """
     if prev_dir is None or not has_shards(store, prev_dir, STAGE):
         return {}
     shard = store.duckdb_path(manifests.shard_path(op_dir, "scan", index)).replace("'", "''")
+    same = (
+        "(p.mtime_ns = s.mtime_ns OR c.date_source <> 'mtime')"
+        if objects
+        else "p.mtime_ns = s.mtime_ns"
+    )
     sql = f"""
         SELECT c.* FROM read_parquet('{shard}') s
         JOIN {source(store, prev_dir, "scan")} p
-          ON p.path = s.path AND p.size = s.size AND p.mtime_ns = s.mtime_ns AND p.ino = s.ino
+          ON p.path = s.path AND p.size = s.size AND p.ino = s.ino
         JOIN {source(store, prev_dir, STAGE)} c ON c.path = s.path
-        WHERE s.kind = 'file' AND p.kind = 'file' AND c.error IS NULL
+        WHERE s.kind = 'file' AND p.kind = 'file' AND c.error IS NULL AND {same}
     """
     with connect(store) as con:
         rows = con.sql(sql).to_arrow_table().to_pylist()
     return {row["path"]: row for row in rows}
+
+
+def row(path: bytes, c: Classification) -> dict[str, object]:
+    return {
+        "path": path,
+        "category": c.category,
+        "ext": c.ext,
+        "date": c.date,
+        "date_source": c.date_source,
+        "year": c.date.year if c.date else None,
+        "month": c.date.month if c.date else None,
+        "error": c.error,
+    }
 
 
 def classify_shard(
@@ -58,16 +83,39 @@ def classify_shard(
     prev_dir: str | None = None,
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> dict[str, int]:
+    """Classify one scan shard, unless it is already written (the checkpoint).
+
+    Object-store roots read object heads with ranged GETs (tasks.object_classify) instead of
+    files in the process pool; `processes` is not used for them.
+    """
     out = manifests.shard_path(op_dir, STAGE, index)
     if store.exists(out):
         return {"files": 0, "cached": 0, "skipped_shard": 1}
-    scan = manifests.read_table(
-        store, manifests.shard_path(op_dir, "scan", index), ["path", "kind", "size", "mtime_ns"]
-    )
+    objects = is_object_url(root)
+    columns = ["path", "kind", "size", "mtime_ns"] + (["etag"] if objects else [])
+    scan = manifests.read_table(store, manifests.shard_path(op_dir, "scan", index), columns)
     files = [r for r in scan.to_pylist() if r["kind"] == "file"]
-    cached = _cached_rows(store, op_dir, prev_dir, index)
+    cached = _cached_rows(store, op_dir, prev_dir, index, objects)
     todo = [r for r in files if r["path"] not in cached]
     on_chunk(len(files) - len(todo), 0)
+    if objects:
+        from tasks.object_classify import classify_objects
+
+        results = classify_objects(root, todo, on_chunk)
+    else:
+        results = _classify_files(root, todo, processes, on_chunk)
+    rows = [cached[r["path"]] for r in files if r["path"] in cached]
+    rows += [row(r["path"], c) for r, c in zip(todo, results, strict=True)]
+    manifests.write_table(store, out, pa.Table.from_pylist(rows, schema=manifests.CLASSIFY))
+    return {"files": len(files), "cached": len(files) - len(todo), "skipped_shard": 0}
+
+
+def _classify_files(
+    root: str,
+    todo: list[dict[str, Any]],
+    processes: int,
+    on_chunk: Callable[[int, int], None],
+) -> list[Classification]:
     root_b = os.fsencode(root).rstrip(b"/")
     jobs: list[Job] = [
         (root_b + b"/" + r["path"], os.path.basename(r["path"]), r["size"], r["mtime_ns"])
@@ -77,19 +125,4 @@ def classify_shard(
     results = pool.map_chunks(
         run_classify, ranges, jobs, processes, lambda chunk: on_chunk(len(chunk), 0)
     )
-    rows = [cached[r["path"]] for r in files if r["path"] in cached]
-    for r, (category, ext, date, source_, error) in zip(todo, results, strict=True):
-        rows.append(
-            {
-                "path": r["path"],
-                "category": category,
-                "ext": ext,
-                "date": date,
-                "date_source": source_,
-                "year": date.year if date else None,
-                "month": date.month if date else None,
-                "error": error,
-            }
-        )
-    manifests.write_table(store, out, pa.Table.from_pylist(rows, schema=manifests.CLASSIFY))
-    return {"files": len(files), "cached": len(files) - len(todo), "skipped_shard": 0}
+    return [Classification(*result) for result in results]

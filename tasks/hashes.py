@@ -9,6 +9,9 @@ Two passes, each planned once into `{pass}/_inputs/` so a resumed run hashes the
 
 Digests of files unchanged since the last operation on the same root (same path, size,
 mtime_ns and inode) are reused from that operation's manifests instead of being read.
+
+Object-store roots go through the same work lists; their content is read with ranged and
+streamed GETs (tasks.object_hash) instead of file reads in the process pool.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
+from storage.objects import is_object_url
 from storage.queries import connect, has_shards, source
-from tasks import hashing
+from tasks import hashing, object_hash
 
 PREFIX = "prefix"
 FULL = "hash"
@@ -32,31 +36,42 @@ def _inputs_dir(pass_name: str) -> str:
     return f"{pass_name}/{INPUTS}"
 
 
-def _cache_join(store: DataStore, prev_dir: str | None, pass_name: str) -> tuple[str, str]:
-    """SQL pieces reusing digests from the previous operation, or nothing."""
+def _cache_join(
+    store: DataStore, prev_dir: str | None, pass_name: str, objects: bool = False
+) -> tuple[str, str]:
+    """SQL pieces reusing digests from the previous operation, or nothing.
+
+    A file is unchanged when its path, size, mtime_ns and inode are. An object is unchanged
+    when its path, size and ETag are: its ino is a hash of key and ETag (tasks.object_scan),
+    and a new LastModified alone (the same content uploaded again) does not change content.
+    """
     if prev_dir is None or not has_shards(store, prev_dir, pass_name):
         return "NULL::BLOB", ""
     prev_scan = source(store, prev_dir, "scan")
     prev_hash = source(store, prev_dir, pass_name)
+    same_time = "" if objects else "AND prev.mtime_ns = c.mtime_ns"
     join = f"""
         LEFT JOIN (
             SELECT s.path, s.size, s.mtime_ns, s.ino, h.digest
             FROM {prev_scan} s JOIN {prev_hash} h ON s.dev = h.dev AND s.ino = h.ino
             WHERE h.error IS NULL AND s.kind = 'file'
         ) prev ON prev.path = c.path AND prev.size = c.size
-              AND prev.mtime_ns = c.mtime_ns AND prev.ino = c.ino
+              AND prev.ino = c.ino {same_time}
     """
     return "prev.digest", join
 
 
 def plan_prefix_inputs(
-    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int
+    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, objects: bool = False
 ) -> int:
-    """Write the prefix work list; return its number of shards (reusing an existing plan)."""
+    """Write the prefix work list; return its number of shards (reusing an existing plan).
+
+    `objects`: the root is an object-store root (the hash cache compares ETags, not times).
+    """
     done = manifests.done_info(store, op_dir, _inputs_dir(PREFIX))
     if done is not None:
         return int(done["shards"])
-    cached, join = _cache_join(store, prev_dir, PREFIX)
+    cached, join = _cache_join(store, prev_dir, PREFIX, objects)
     sql = f"""
         WITH inodes AS (
             SELECT dev, ino, any_value(size) AS size, min(mtime_ns) AS mtime_ns, min(path) AS path
@@ -77,12 +92,17 @@ def plan_prefix_inputs(
 
 
 def plan_full_inputs(
-    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, shard_bytes: int
+    store: DataStore,
+    op_dir: str,
+    prev_dir: str | None,
+    shard_files: int,
+    shard_bytes: int,
+    objects: bool = False,
 ) -> int:
     done = manifests.done_info(store, op_dir, _inputs_dir(FULL))
     if done is not None:
         return int(done["shards"])
-    cached, join = _cache_join(store, prev_dir, FULL)
+    cached, join = _cache_join(store, prev_dir, FULL, objects)
     small = hashing.PREFIX_BYTES
     sql = f"""
         WITH p AS (
@@ -153,17 +173,21 @@ def hash_shard(
     out = manifests.shard_path(op_dir, pass_name, index)
     if store.exists(out):
         return {"files": 0, "bytes_read": 0, "skipped_shard": 1}
-    inputs = manifests.read_table(
-        store, manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
-    )
+    inputs_path = manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
+    inputs = manifests.read_table(store, inputs_path)
     rows = inputs.to_pylist()
-    root_b = os.fsencode(root).rstrip(b"/")
     todo = [r for r in rows if r["cached"] is None]
     cached = [r for r in rows if r["cached"] is not None]
     on_chunk(len(cached), 0)
-    kind = "prefix" if pass_name == PREFIX else "full"
-    jobs = [(root_b + b"/" + r["path"], r["size"]) for r in todo]
-    results = hashing.hash_many(kind, jobs, processes, on_chunk)
+    if is_object_url(root):
+        # Ranged and streamed GETs on s3fs's event loop; `processes` is not used.
+        etags = object_hash.scanned_etags(store, op_dir, inputs_path) if todo else {}
+        results = object_hash.hash_rows(root, pass_name == FULL, todo, etags, on_chunk)
+    else:
+        root_b = os.fsencode(root).rstrip(b"/")
+        kind = "prefix" if pass_name == PREFIX else "full"
+        jobs = [(root_b + b"/" + r["path"], r["size"]) for r in todo]
+        results = hashing.hash_many(kind, jobs, processes, on_chunk)
     table = pa.Table.from_pylist(
         [
             {

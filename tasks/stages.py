@@ -12,6 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from storage import operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from tasks import apply_op, classify, hashes, plan, report, scan
@@ -69,10 +70,11 @@ def hash_inputs_task(
     prev_dir: str | None,
     shard_files: int,
     shard_bytes: int,
+    objects: bool = False,
 ) -> int:
     if pass_name == hashes.PREFIX:
-        return hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_files)
-    return hashes.plan_full_inputs(store, op_dir, prev_dir, shard_files, shard_bytes)
+        return hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_files, objects)
+    return hashes.plan_full_inputs(store, op_dir, prev_dir, shard_files, shard_bytes, objects)
 
 
 @task(name="hash", task_run_name="{pass_name}-{index}", **RETRIES)
@@ -105,6 +107,7 @@ def plan_task(
     shard_rows: int,
     prev_dir: str | None = None,
 ) -> dict[str, Any]:
+    operations.check_options_for_root(record.options, record.root)  # a resumed run is checked too
     return plan.plan_operation(store, op_dir, record.options, shard_rows, prev_dir)
 
 

@@ -1,0 +1,93 @@
+"""Hash objects: the two passes of tasks.hashes with requests instead of file reads.
+
+* prefix: one ranged GET of the first PREFIX_BYTES (If-Match the scanned ETag); the digest is
+  blake3 of those bytes, exactly as for a local file, so objects and files of equal content
+  get equal digests and objects of at most PREFIX_BYTES need no second read;
+* full: one streamed GET per object (If-Match), blake3 of the whole content.
+
+Duplicates are found by these digests, never by ETag: a multipart upload's ETag is not a hash
+of its content. An object that changed since the scan (412, or a size that does not match) is
+an error row, never a digest of content that is not the scanned object's.
+
+Requests run concurrently on s3fs's event loop (the profile's `concurrency`); no process pool
+(an s3fs instance does not survive a fork, and the work here is waiting, not CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import blake3
+
+from storage.locations import DataStore
+from storage.objects import ObjectChanged, ObjectStore, describe, parse_object_url
+from storage.queries import connect, source
+from tasks import hashing
+
+Result = hashing.Result  # (digest or None, error or None, bytes read)
+CHANGED = "changed since scan"
+
+
+def scanned_etags(store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
+    """The scanned ETag of each object of one hash work list (the work list has no ETag)."""
+    shard = store.duckdb_path(inputs_path).replace("'", "''")
+    sql = f"""
+        SELECT i.path, s.etag FROM read_parquet('{shard}') i
+        JOIN {source(store, op_dir, "scan")} s
+          ON s.dev = i.dev AND s.ino = i.ino AND s.path = i.path
+    """
+    with connect(store) as con:
+        pairs = con.execute(sql).fetchall()
+    return {path: etag for path, etag in pairs}
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, ObjectChanged):
+        return CHANGED
+    return describe(exc, "read")
+
+
+def hash_rows(
+    root_url: str,
+    full: bool,
+    rows: list[dict[str, Any]],
+    etags: dict[bytes, str],
+    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
+) -> list[Result]:
+    """Digest of each work-list row (path, size) of one object root, in order."""
+    root = parse_object_url(root_url)
+    store = ObjectStore(root)
+    jobs = [(r["path"], r["size"]) for r in rows]
+    out: list[Result] = []
+    # Chunks bounded by count and bytes as for files: progress once a chunk.
+    for a, b in hashing.chunk_ranges(jobs, by_bytes=full):
+        items = [(root.key(path), etags.get(path), size) for path, size in jobs[a:b]]
+        chunk = _full(store, items) if full else _prefix(store, items)
+        on_chunk(len(chunk), sum(r[2] for r in chunk))
+        out.extend(chunk)
+    return out
+
+
+def _prefix(store: ObjectStore, items: list[tuple[str, str | None, int]]) -> list[Result]:
+    heads = store.read_heads([(key, etag, hashing.PREFIX_BYTES) for key, etag, _ in items])
+    out: list[Result] = []
+    for (_, _, size), head in zip(items, heads, strict=True):
+        if isinstance(head, BaseException):
+            out.append((None, _error(head), 0))
+        elif len(head) != min(size, hashing.PREFIX_BYTES):
+            out.append((None, CHANGED, len(head)))
+        else:
+            out.append((blake3.blake3(head).digest(), None, len(head)))
+    return out
+
+
+def _full(store: ObjectStore, items: list[tuple[str, str | None, int]]) -> list[Result]:
+    out: list[Result] = []
+    for result in store.hash_objects(items):
+        if isinstance(result, BaseException):
+            out.append((None, _error(result), 0))
+        else:
+            digest, nbytes = result
+            out.append((digest, None, nbytes))
+    return out
