@@ -46,7 +46,7 @@ def check_can_apply(record: OperationRecord) -> None:
 def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     """Apply the plan of `record`; resumable. Returns the outcome counts."""
     op_dir = store.operation_dir(record.id)
-    apply_op.journal_dir(store, op_dir)  # refuses a non-local journal before anything moves
+    apply_op.journal_dir(store, op_dir)  # refuses a data folder without journals, first
     check_root(record.root)
     record.status = "applying"
     record.stage = "apply"
@@ -59,7 +59,7 @@ def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
         + int(record.summary.get("hardlink", 0)),
     )
     totals: Counter[str] = Counter()
-    for phase in apply_op.PHASES:
+    for phase in apply_op.phases_for(record.root):
         for shard in range(apply_op.plan_shards(store, op_dir)):
             totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
     progress.finish("apply")

@@ -5,21 +5,29 @@ Lines are written in batches (one fsync per batch, not per file), which is safe 
 recovery never trusts an intent alone: the journal plus the real state of the files decides
 what was done. A crash can tear the last line; readers drop a line that does not parse.
 
-The journal lives on local disk next to the files it describes: appends and fsync are what
-make it trustworthy, and object stores offer neither.
+On local disk a journal is one file (appends and fsync make it trustworthy). Object stores
+offer neither, so a journal whose path is an object URL (`s3://bucket/.../move-00000.jsonl`,
+the scheme naming the storage profile) is a folder of segments, `{path}.d/00000000.jsonl`,
+`00000001.jsonl`...: each sync writes one new immutable object, never over an existing one
+(If-None-Match). A PUT that returned is durable, and a segment that exists is complete.
+`Journal(path)` and `read_journal(path)` take either kind of path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from storage.errors import StorageError
+from storage.objects import ObjectExists, ObjectStore, describe, is_object_url, parse_object_url
 
 Entry = dict[str, Any]
+SEGMENT = re.compile(r"[0-9]{8}\.jsonl")
+SEGMENT_ATTEMPTS = 10  # segment numbers tried when another writer takes them first
 
 
 def encode_path(path: bytes | None) -> str | None:
@@ -32,6 +40,13 @@ def decode_path(text: str | None) -> bytes | None:
 
 
 class Journal:
+    def __new__(cls, path: str) -> Journal:
+        # One name for both kinds, so that code written for local journals (tasks.apply and
+        # tasks.rollback) journals into an object store unchanged.
+        if cls is Journal and is_object_url(path):
+            return super().__new__(SegmentJournal)
+        return super().__new__(cls)
+
     def __init__(self, path: str) -> None:
         self.path = path
         directory = os.path.dirname(path)
@@ -77,12 +92,71 @@ class Journal:
         self.close()
 
 
-def read_journal(path: str) -> list[Entry]:
+class SegmentJournal(Journal):
+    """A journal in an object store: one new segment object per sync (see the module doc)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pending = []
+        self._objects = _segments_store(path)
+        found = _segment_keys(self._objects, path)
+        self._next = int(self._objects.root.rel(found[-1][0])[:8]) + 1 if found else 0
+
+    def sync(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        for _ in range(SEGMENT_ATTEMPTS):
+            key = self._objects.root.key(f"{self._next:08d}.jsonl")
+            self._next += 1
+            try:
+                self._objects.put_if_absent(key, data)
+            except ObjectExists:
+                continue  # another writer took this number: the next one
+            except Exception as exc:
+                raise StorageError(describe(exc, f"cannot write journal {self.path}")) from exc
+            self._pending.clear()
+            return
+        raise StorageError(f"cannot write journal {self.path}: its segment names are taken")
+
+    def close(self) -> None:
+        self.sync()
+
+
+def _segments_store(path: str) -> ObjectStore:
+    return ObjectStore(parse_object_url(f"{path}.d"))
+
+
+def _segment_keys(objects: ObjectStore, path: str) -> list[tuple[str, str, int]]:
+    """(key, etag, size) of every segment, in the order they were written."""
     try:
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
-    except FileNotFoundError:
-        return []
+        infos = [info for page in objects.list_pages() for info in page]
+    except Exception as exc:
+        raise StorageError(describe(exc, f"cannot read journal {path}")) from exc
+    named = [i for i in infos if SEGMENT.fullmatch(objects.root.rel(i.key))]
+    return [(i.key, i.etag, i.size) for i in sorted(named, key=lambda i: i.key)]
+
+
+def _read_segments(path: str) -> list[bytes]:
+    objects = _segments_store(path)
+    found = _segment_keys(objects, path)
+    lines: list[bytes] = []
+    for _, data in zip(found, objects.read_heads(found), strict=True):
+        if isinstance(data, BaseException):
+            raise StorageError(describe(data, f"cannot read journal {path}")) from data
+        lines += data.split(b"\n")
+    return lines
+
+
+def read_journal(path: str) -> list[Entry]:
+    if is_object_url(path):
+        lines = _read_segments(path)
+    else:
+        try:
+            with open(path, "rb") as fh:
+                lines = fh.read().split(b"\n")
+        except FileNotFoundError:
+            return []
     entries = []
     for line in lines:
         if not line:
