@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -37,6 +38,29 @@ from storage.errors import RootError, StorageError
 from storage.profiles import RESERVED, StorageProfile
 
 T = TypeVar("T")
+
+
+class _RedactCredentials(logging.Filter):
+    """botocore logs signed requests at DEBUG (headers and canonical request), which carry the
+    access key id and a session token. Redacted at the source; the secret key itself is never
+    logged by botocore (it only signs with it)."""
+
+    ACCESS_KEY_ID = re.compile(r"(Credential=)[^/\s,'\"]+")
+    SESSION_TOKEN = re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^\s,'\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.SESSION_TOKEN.sub(
+            r"\1<redacted>", self.ACCESS_KEY_ID.sub(r"\1<redacted>", message)
+        )
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT = _RedactCredentials()
+for _name in ("botocore.endpoint", "botocore.auth"):
+    logging.getLogger(_name).addFilter(_REDACT)
 
 URL = re.compile(r"^([a-z][a-z0-9-]{0,31})://(.*)$", re.DOTALL)
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -128,6 +152,12 @@ def parse_object_url(text: str, profiles: dict[str, StorageProfile] | None = Non
     if profile not in profiles:
         raise RootError(f"unknown storage profile {profile!r}: the operator has not configured it")
     bucket, _, prefix = rest.partition("/")
+    if "@" in bucket or ":" in bucket:
+        # Never echo it back: what was typed there may be a key and a secret.
+        raise RootError(
+            "credentials and endpoints cannot be given in a URL: "
+            "the operator's storage profile has them"
+        )
     if not BUCKET.match(bucket) or ".." in bucket:
         raise RootError(f"{bucket!r} is not a valid bucket name")
     prefix = prefix[:-1] if prefix.endswith("/") else prefix
@@ -157,7 +187,7 @@ def filesystem(profile_name: str) -> Any:
     client_kwargs: dict[str, Any] = {}
     if profile.region:
         client_kwargs["region_name"] = profile.region
-    return s3fs.S3FileSystem(
+    fs = s3fs.S3FileSystem(
         anon=profile.anon,
         key=profile.key.get_secret_value() if profile.key else None,
         secret=profile.secret.get_secret_value() if profile.secret else None,
@@ -170,6 +200,10 @@ def filesystem(profile_name: str) -> Any:
         use_listings_cache=False,
         max_concurrency=min(profile.concurrency, 64),
     )
+    # botocore already retries throttling and transient errors with adaptive backoff; s3fs's
+    # own five retries on top would multiply the wait before a user hears of a dead store.
+    fs.retries = 2
+    return fs
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -196,6 +230,12 @@ def describe(exc: BaseException, what: str) -> str:
     }
     if code in messages:
         return messages[code]
+    from botocore.exceptions import EndpointConnectionError
+
+    if isinstance(exc, EndpointConnectionError) or isinstance(
+        exc.__cause__, EndpointConnectionError
+    ):
+        return f"{what}: the store cannot be reached (check the profile's endpoint)"
     if isinstance(exc, FileNotFoundError):
         return f"{what}: not found"
     if isinstance(exc, PermissionError):

@@ -53,7 +53,7 @@ class StorageProfile(BaseModel):
     # conditional, which leaves a race with other writers: say so in the store's profile.
     conditional_writes: bool = True
     # botocore retries (adaptive mode: backoff and client-side rate limiting on throttling).
-    max_attempts: int = Field(default=10, ge=1, le=50)
+    max_attempts: int = Field(default=6, ge=1, le=50)
     # Requests in flight at once for ranged reads and hashing.
     concurrency: int = Field(default=32, ge=1, le=512)
 
