@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 from sqlalchemy import delete, func, select
@@ -75,9 +74,7 @@ async def grant(session: AsyncSession, user_id: uuid.UUID, raw: str) -> RootGran
 async def revoke(session: AsyncSession, user_id: uuid.UUID, raw: str) -> None:
     user = await user_by_id(session, user_id)
     # A grant is matched as stored (canonical) or as given, so a root deleted since can go too.
-    candidates = {raw}
-    if "\x00" not in raw and os.path.isabs(raw):
-        candidates.add(os.path.realpath(raw))
+    candidates = roots.revocable(raw)
     result = await session.execute(
         delete(RootGrant).where(RootGrant.user_id == user.id, RootGrant.path.in_(candidates))
     )

@@ -49,7 +49,7 @@ from api.schemas import (
 )
 from storage import operations as records
 from storage.locations import DataStore
-from storage.operations import OperationRecord, PlanOptions
+from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 
 ACTIVE = ("pending", "running")
 APPLICABLE = frozenset({"planned", "applying"})
@@ -59,7 +59,8 @@ START_LOCK_KEY = 0x0F11E0A7
 NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its start crashed
 
 
-def plan_parameters(body: OperationCreate) -> tuple[dict[str, Any], bool]:
+def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], bool]:
+    """The flow's options and dry-run flag; refuses (400) what the root cannot do."""
     duplicates = "report" if body.operation_type is OperationType.scan else body.duplicates.value
     options = PlanOptions.model_validate(
         {
@@ -71,6 +72,7 @@ def plan_parameters(body: OperationCreate) -> tuple[dict[str, Any], bool]:
             "exclude": body.exclude,
         }
     )
+    check_options_for_root(options, root)
     dry_run = body.dry_run if body.operation_type is OperationType.organize else True
     return options.model_dump(mode="json"), dry_run
 
@@ -173,8 +175,8 @@ class OperationService:
         grants = await self.session.scalars(
             select(RootGrant.path).where(RootGrant.user_id == user.id)
         )
-        root = roots.authorize(list(grants), body.root_path)
-        options, dry_run = plan_parameters(body)
+        root = await roots.authorize(list(grants), body.root_path)
+        options, dry_run = plan_parameters(body, root)
         op = Operation(
             id=uuid.uuid4(),
             owner_id=user.id,

@@ -92,8 +92,8 @@ async def create_schedule(
     body: ScheduleCreate, user: CurrentUser, session: SessionDep, scheduler: SchedulerDep
 ) -> SchedulePublic:
     grants = await session.scalars(select(RootGrant.path).where(RootGrant.user_id == user.id))
-    root = roots.authorize(list(grants), body.root_path)
-    options, dry_run = plan_parameters(body)
+    root = await roots.authorize(list(grants), body.root_path)
+    options, dry_run = plan_parameters(body, root)
     slug = f"{SLUG_PREFIX}:{user.id}:{body.operation_type.value}:{secrets.token_hex(4)}"
     spec = ScheduleSpec(
         slug=slug,

@@ -32,7 +32,7 @@ def _quiet_prefect() -> None:
 
 def _register() -> None:
     # Imported here so that `fileorg --help` and the query commands never import Prefect.
-    from flows.cli import admin, query, run, schedule, serve  # noqa: F401
+    from flows.cli import admin, profiles, query, run, schedule, serve  # noqa: F401
 
 
 def main() -> None:

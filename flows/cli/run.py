@@ -12,7 +12,7 @@ from flows.cli import app
 from flows.cli.bar import ProgressBars
 from flows.cli.render import emit_json, err, summary, table
 from storage.errors import UserError
-from storage.operations import PlanOptions
+from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
 from tasks.layout import parse_layout
 from tasks.scan import check_root
@@ -72,6 +72,7 @@ def organize(
         include_empty=include_empty,
         exclude=exclude,
     )
+    check_options_for_root(options, root)
     from flows.organize import organize_flow
 
     if not json_output:

@@ -17,7 +17,7 @@ from flows.cli import app
 from flows.cli.render import emit_json, table
 from flows.cli.run import Duplicates, Keep
 from storage.errors import UserError
-from storage.operations import PlanOptions
+from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
 from tasks.scan import check_root
 
@@ -65,6 +65,7 @@ def add(
     options = PlanOptions.model_validate(
         {"mode": mode, "duplicates": duplicates.value, "keep": keep.value}
     )
+    check_options_for_root(options, root)
     spec = ScheduleSpec(
         slug=f"fileorg:cli:organize:{secrets.token_hex(4)}",
         parameters={
