@@ -274,7 +274,7 @@ def test_an_unreachable_store_does_not_show_its_endpoint(
 
     assert response.status_code == 400
     assert response.json()["detail"] == (
-        "root offline://media/data: the store of profile 'offline' cannot be reached"
+        "root offline://media/data: the store cannot be reached (check the profile's endpoint)"
     )
 
 
