@@ -103,7 +103,10 @@ def plan_full_inputs(
     if done is not None:
         return int(done["shards"])
     cached, join = _cache_join(store, prev_dir, FULL, objects)
+    # Up to this size the prefix pass already hashed the whole content.
     small = hashing.PREFIX_BYTES
+    if objects:
+        small = max(small, object_hash.WHOLE_OBJECT_BYTES)
     sql = f"""
         WITH p AS (
             SELECT dev, ino, size, digest FROM {source(store, op_dir, PREFIX)}

@@ -1,9 +1,12 @@
 """Hash objects: the two passes of tasks.hashes with requests instead of file reads.
 
-* prefix: one ranged GET of the first PREFIX_BYTES (If-Match the scanned ETag); the digest is
-  blake3 of those bytes, exactly as for a local file, so objects and files of equal content
-  get equal digests and objects of at most PREFIX_BYTES need no second read;
-* full: one streamed GET per object (If-Match), blake3 of the whole content.
+* prefix: one GET per object (If-Match the scanned ETag). Objects of at most
+  WHOLE_OBJECT_BYTES are read whole and their digest is the content hash, final
+  (the full pass reuses it): a request costs far more than a few hundred KiB. Bigger ones get a
+  ranged GET of the first PREFIX_BYTES, blake3 of those bytes. Objects of one size share one
+  rule, so comparing (size, digest) stays sound;
+* full: one streamed GET per object (If-Match), blake3 of the whole content. So every
+  candidate costs one request, or two when it is big and its prefix is shared.
 
 Duplicates are found by these digests, never by ETag: a multipart upload's ETag is not a hash
 of its content. An object that changed since the scan (412, or a size that does not match) is
@@ -27,6 +30,9 @@ from tasks import hashing
 
 Result = hashing.Result  # (digest or None, error or None, bytes read)
 CHANGED = "changed since scan"
+# A request costs far more than its bytes: the prefix pass reads objects up to this size whole,
+# so that their digest is final and the full pass skips them.
+WHOLE_OBJECT_BYTES = 256 * 1024
 
 
 def scanned_etags(store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
@@ -70,6 +76,17 @@ def hash_rows(
 
 
 def _prefix(store: ObjectStore, items: list[tuple[str, str | None, int]]) -> list[Result]:
+    whole = [i for i, (_, _, size) in enumerate(items) if size <= WHOLE_OBJECT_BYTES]
+    out: list[Result | None] = [None] * len(items)
+    for i, result in zip(whole, _full(store, [items[i] for i in whole]), strict=True):
+        out[i] = result
+    rest = [i for i, (_, _, size) in enumerate(items) if size > WHOLE_OBJECT_BYTES]
+    for i, result in zip(rest, _head(store, [items[i] for i in rest]), strict=True):
+        out[i] = result
+    return [r for r in out if r is not None]
+
+
+def _head(store: ObjectStore, items: list[tuple[str, str | None, int]]) -> list[Result]:
     heads = store.read_heads([(key, etag, hashing.PREFIX_BYTES) for key, etag, _ in items])
     out: list[Result] = []
     for (_, _, size), head in zip(items, heads, strict=True):

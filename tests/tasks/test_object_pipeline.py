@@ -21,7 +21,7 @@ from storage.errors import InvalidPlanOptions
 from storage.locations import DataStore
 from storage.objects import ObjectStore
 from storage.operations import PlanOptions, check_options_for_root
-from tasks import classify, hashes, plan, scan
+from tasks import classify, hashes, object_hash, plan, scan
 from tasks.classifier import EXIF_BYTES, MAGIC_BYTES
 from tasks.object_scan import data_prefix_in_root, list_entries, object_ino
 from tests.conftest import S3Env
@@ -328,8 +328,10 @@ def make_duplicates(s3: S3Env) -> dict[str, str]:
 
 
 def test_duplicates_are_found_by_content_not_etag(
-    s3: S3Env, bucket: str, store: DataStore, gets: GetLog
+    s3: S3Env, bucket: str, store: DataStore, gets: GetLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The two passes as for big objects: nothing is small enough to be read whole."""
+    monkeypatch.setattr(object_hash, "WHOLE_OBJECT_BYTES", 0)
     etags = make_duplicates(s3)
     assert etags["single"] != etags["multi"]  # a multipart ETag is not an MD5 of the content
 
@@ -360,6 +362,26 @@ def test_duplicates_are_found_by_content_not_etag(
     hashed = stage_rows(store, op_dir, hashes.FULL)
     assert all(r["error"] is None for r in hashed)
     assert sorted(r["cached"] for r in hashed) == [False] * 3 + [True] * 2  # small: the prefix
+
+
+def test_small_candidates_cost_one_request_each(
+    s3: S3Env, bucket: str, store: DataStore, gets: GetLog
+) -> None:
+    make_duplicates(s3)
+
+    op_dir = run_stages(store, f"s3://{BUCKET}/h")
+
+    assert groups(store, op_dir) == {
+        frozenset({b"single.bin", b"sub dir/multi.bin"}),
+        frozenset({b"small-1.txt", "été/small-2.txt".encode()}),
+    }
+    candidates = ["single.bin", "sub dir/multi.bin", "late-diff.bin", "early-diff.bin"]
+    candidates += ["small-1.txt", "été/small-2.txt"]
+    assert sorted(gets.keys) == sorted(f"h/{k}" for k in candidates)  # once each, whole
+    assert all("Range" not in c for c in gets.calls)
+    hashed = stage_rows(store, op_dir, hashes.FULL)
+    # The full pass reads nothing: the two pairs' digests are already whole-content hashes.
+    assert len(hashed) == 4 and all(r["cached"] and r["error"] is None for r in hashed)
 
 
 def test_rescan_of_an_unchanged_bucket_reads_nothing_and_a_change_is_read_again(
@@ -413,24 +435,40 @@ def test_same_content_uploaded_again_keeps_its_digests_and_refreshes_its_date(
     assert (alone["date"], alone["date_source"]) == (datetime(2024, 6, 7, 8, 9, 10), "mtime")
 
 
+@pytest.mark.parametrize(
+    ("whole_bytes", "changed_before"),
+    [(0, hashes.FULL), (object_hash.WHOLE_OBJECT_BYTES, hashes.PREFIX)],
+    ids=["big objects: between the passes", "small objects: before the whole read"],
+)
 def test_an_object_that_changes_during_hashing_gets_an_error_not_a_digest(
-    s3: S3Env, bucket: str, store: DataStore
+    s3: S3Env,
+    bucket: str,
+    store: DataStore,
+    monkeypatch: pytest.MonkeyPatch,
+    whole_bytes: int,
+    changed_before: str,
 ) -> None:
+    monkeypatch.setattr(object_hash, "WHOLE_OBJECT_BYTES", whole_bytes)
     make_duplicates(s3)
     root = f"s3://{BUCKET}/h"
     op_dir = new_op(store)
     scan.scan_root(store, op_dir, root, 100)
     classify.classify_shard(store, op_dir, 0, root, 1)
-    for index in range(hashes.plan_prefix_inputs(store, op_dir, None, 100, True)):
-        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, root, 1)
-    put(s3, "h/sub dir/multi.bin", b"\xee" * len(BODY))  # same size, other content
-    for index in range(hashes.plan_full_inputs(store, op_dir, None, 100, 1 << 40, True)):
-        counts = hashes.hash_shard(store, op_dir, hashes.FULL, index, root, 1)
+    errors = 0
+    for pass_name in (hashes.PREFIX, hashes.FULL):
+        if pass_name == changed_before:
+            put(s3, "h/sub dir/multi.bin", b"\xee" * len(BODY))  # same size, other content
+        if pass_name == hashes.PREFIX:
+            shards = hashes.plan_prefix_inputs(store, op_dir, None, 100, True)
+        else:
+            shards = hashes.plan_full_inputs(store, op_dir, None, 100, 1 << 40, True)
+        for index in range(shards):
+            errors += hashes.hash_shard(store, op_dir, pass_name, index, root, 1)["errors"]
 
-    assert counts["errors"] == 1
-    problems = [p for p in queries.problems(store, op_dir) if p["stage"] == "hash"]
+    assert errors == 1
+    problems = [p for p in queries.problems(store, op_dir) if p["stage"] != "scan"]
     assert problems == [
-        {"path": b"sub dir/multi.bin", "stage": "hash", "error": "changed since scan"}
+        {"path": b"sub dir/multi.bin", "stage": changed_before, "error": "changed since scan"}
     ]
     assert frozenset({b"single.bin", b"sub dir/multi.bin"}) not in groups(store, op_dir)
 
