@@ -113,11 +113,40 @@ def run(root: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return op_id, per_stage
 
 
+def apply_and_roll_back(op_id: str, count: int) -> dict[str, Any]:
+    """Apply the plan of `op_id`, then roll it back: time and requests of each."""
+    from flows.apply import apply_plan_flow, rollback_flow
+    from storage.objects import REQUESTS
+
+    out: dict[str, Any] = {}
+    rows = []
+    for name, flow in (("apply", apply_plan_flow), ("rollback", rollback_flow)):
+        before = Counter(REQUESTS)
+        started = time.perf_counter()
+        result = flow(op_id)
+        seconds = time.perf_counter() - started
+        reqs = dict(Counter(REQUESTS) - before)
+        n = sum(reqs.values())
+        out[name] = {"seconds": round(seconds, 2), "result": result, "requests": reqs}
+        rows.append(
+            (name, f"{seconds:.1f}", n, ", ".join(f"{k}={v}" for k, v in sorted(reqs.items())))
+        )
+    common.print_table(
+        f"apply and rollback of the first plan ({count} objects in the bucket)",
+        ["flow", "seconds", "requests", "by operation"],
+        rows,
+    )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--api-url", help="a running Prefect server (else one is started)")
     parser.add_argument("--data-s3", action="store_true", help="keep the manifests in S3 too")
+    parser.add_argument(
+        "--apply", action="store_true", help="then apply the first plan and roll it back"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="fileorg-bench-objects-"))
     with moto_process() as endpoint, common.prefect_server(args.api_url, home) as api_url:
@@ -178,6 +207,8 @@ def main() -> int:
                 ["stage", "seconds", "files", "requests", "per object", "by operation"],
                 rows,
             )
+        if args.apply:
+            results["apply"] = apply_and_roll_back(results["first"]["operation"], count)
         json.dump(results, sys.stdout, indent=1)
         print()
     return 0

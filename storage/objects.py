@@ -244,6 +244,19 @@ def describe(exc: BaseException, what: str) -> str:
     return f"{what}: {code + ': ' if code else ''}{text}"[:300]
 
 
+def _check_same(src: ObjectInfo, answer: dict[str, Any], size: int) -> None:
+    if _etag(answer.get("ETag")) != src.etag or size != src.size:
+        raise ObjectChanged(f"{src.key} changed since it was scanned")
+
+
+def _copied_metadata(answer: dict[str, Any]) -> dict[str, Any]:
+    """What a copy keeps of its source: user metadata and content type."""
+    extra: dict[str, Any] = {"Metadata": answer.get("Metadata", {})}
+    if answer.get("ContentType"):
+        extra["ContentType"] = answer["ContentType"]
+    return extra
+
+
 def _precondition_failed(exc: BaseException) -> bool:
     # GET/DELETE answer with an error document; HEAD has no body, only the status.
     return error_code(exc) in ("PreconditionFailed", "412")
@@ -382,10 +395,16 @@ class ObjectStore:
 
     async def _get(self, key: str, etag: str | None, start: int, end: int | None) -> bytes:
         """Bytes [start, end) of `key` (to the end when `end` is None), if it is still `etag`."""
+        if end is not None and end <= start:
+            return b""
+        return (await self._get_answer(key, etag, start, end))[0]
+
+    async def _get_answer(
+        self, key: str, etag: str | None, start: int, end: int | None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """`_get` with the response's headers (ETag, ContentType, Metadata...)."""
         kwargs: dict[str, Any] = {"Key": key}
         if end is not None:
-            if end <= start:
-                return b""
             kwargs["Range"] = f"bytes={start}-{end - 1}"
         elif start:
             kwargs["Range"] = f"bytes={start}-"
@@ -401,7 +420,7 @@ class ObjectStore:
             raise ObjectChanged(f"{key} changed since it was scanned")
         async with answer["Body"] as body:
             data: bytes = await body.read()
-        return data
+        return data, answer
 
     def read_heads(
         self, items: Sequence[tuple[str, str | None, int]]
@@ -491,29 +510,30 @@ class ObjectStore:
         return self._run(self._copy, src, dst_key)
 
     async def _copy(self, src: ObjectInfo, dst_key: str) -> ObjectInfo:
-        kwargs = {"IfMatch": f'"{src.etag}"'} if self.profile.conditional_writes else {}
-        try:
-            meta = await self._call("head_object", Key=src.key, **kwargs)
-        except FileNotFoundError:
-            raise ObjectChanged(f"{src.key} is gone") from None
-        except OSError as exc:
-            if _precondition_failed(exc):
-                raise ObjectChanged(f"{src.key} changed since it was scanned") from None
-            raise
-        if _etag(meta.get("ETag")) != src.etag or int(meta["ContentLength"]) != src.size:
-            raise ObjectChanged(f"{src.key} changed since it was scanned")
-        extra: dict[str, Any] = {"Metadata": meta.get("Metadata", {})}
-        if meta.get("ContentType"):
-            extra["ContentType"] = meta["ContentType"]
         if src.size <= PART_SIZE:
-            data = await self._get(src.key, src.etag, 0, None)
-            if len(data) != src.size:
-                raise ObjectChanged(f"{src.key} changed since it was scanned")
+            # One GET (If-Match) brings the bytes and the metadata to copy: no HEAD first.
+            try:
+                data, meta = await self._get_answer(src.key, src.etag, 0, None)
+            except FileNotFoundError:
+                raise ObjectChanged(f"{src.key} is gone") from None
+            _check_same(src, meta, len(data))
             expected = hashlib.md5(data, usedforsecurity=False).hexdigest()
             source_hash = blake3.blake3(data).digest()
-            etag = await self._put(dst_key, data, extra)
+            etag = await self._put(dst_key, data, _copied_metadata(meta))
         else:
-            etag, expected, source_hash = await self._copy_parts(src, dst_key, extra)
+            kwargs = {"IfMatch": f'"{src.etag}"'} if self.profile.conditional_writes else {}
+            try:
+                meta = await self._call("head_object", Key=src.key, **kwargs)
+            except FileNotFoundError:
+                raise ObjectChanged(f"{src.key} is gone") from None
+            except OSError as exc:
+                if _precondition_failed(exc):
+                    raise ObjectChanged(f"{src.key} changed since it was scanned") from None
+                raise
+            _check_same(src, meta, int(meta["ContentLength"]))
+            etag, expected, source_hash = await self._copy_parts(
+                src, dst_key, _copied_metadata(meta)
+            )
         await self._verify(dst_key, src.size, etag, expected, source_hash)
         return ObjectInfo(dst_key, src.size, etag, 0)
 
