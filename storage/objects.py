@@ -249,11 +249,25 @@ def _check_same(src: ObjectInfo, answer: dict[str, Any], size: int) -> None:
         raise ObjectChanged(f"{src.key} changed since it was scanned")
 
 
+# Headers of a GET/HEAD that a PUT takes back unchanged. Tags, ACLs and encryption settings
+# are not copied (tags and ACLs cost a request each; the bucket's defaults apply).
+_KEPT_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "StorageClass",
+)
+
+
 def _copied_metadata(answer: dict[str, Any]) -> dict[str, Any]:
-    """What a copy keeps of its source: user metadata and content type."""
+    """What a copy keeps of its source: user metadata, content headers, storage class."""
     extra: dict[str, Any] = {"Metadata": answer.get("Metadata", {})}
-    if answer.get("ContentType"):
-        extra["ContentType"] = answer["ContentType"]
+    for name in _KEPT_HEADERS:
+        if answer.get(name):
+            extra[name] = answer[name]
     return extra
 
 

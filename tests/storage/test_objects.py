@@ -152,3 +152,30 @@ def test_wrong_credentials_are_named_not_shown(s3: S3Env, monkeypatch: pytest.Mo
         ObjectStore(parse_object_url("s3://some-bucket")).check()
     except RootError as exc:
         assert "wrong-secret-value" not in str(exc)
+
+
+def test_a_copy_keeps_metadata_content_headers_and_storage_class(
+    s3: S3Env, store: ObjectStore
+) -> None:
+    s3.client().put_object(
+        Bucket="photos-bucket",
+        Key="inbox/src.txt",
+        Body=b"hello",
+        ContentType="text/plain",
+        ContentDisposition="inline",
+        CacheControl="max-age=60",
+        StorageClass="STANDARD_IA",
+        Metadata={"camera": "x100"},
+    )
+    src = store.head("inbox/src.txt")
+    assert src is not None
+
+    store.copy_if_absent(src, "inbox/dst.txt")
+
+    copy = s3.client().head_object(Bucket="photos-bucket", Key="inbox/dst.txt")
+    assert (copy["ContentType"], copy["ContentDisposition"], copy["CacheControl"]) == (
+        "text/plain",
+        "inline",
+        "max-age=60",
+    )
+    assert (copy["StorageClass"], copy["Metadata"]) == ("STANDARD_IA", {"camera": "x100"})
