@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=64)
     migrate_on_startup: bool = True
-    prefect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Bounds every call to the Prefect server. A cold server on SQLite can take several
+    # seconds to create its first flow run; past this, the API answers 503.
+    prefect_timeout_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -191,9 +191,15 @@ def _prefect_reads(evidence: Evidence, flow_run_id: uuid.UUID) -> None:
             evidence.add("prefect flow run", run.name, run.model_dump_json())
             for task_run in await client.read_task_runs(flow_run_filter=only):
                 evidence.add("prefect task runs", task_run.name, task_run.model_dump_json())
-            logs = await client.read_logs(
-                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-            )
+            # Logs travel to the server in the background: drained above, and the server may
+            # still be writing them. Wait for them (bounded); the test asserts, not this loop.
+            for _ in range(60):
+                logs = await client.read_logs(
+                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+                )
+                if logs:
+                    break
+                await asyncio.sleep(0.25)
             for log in logs:
                 evidence.add("prefect logs", log.name, log.message)
             artifacts = await client.read_artifacts(
@@ -204,6 +210,9 @@ def _prefect_reads(evidence: Evidence, flow_run_id: uuid.UUID) -> None:
             for artifact in artifacts:
                 evidence.add("prefect artifacts", str(artifact.key), artifact.model_dump_json())
 
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
     asyncio.run(read())
 
 
