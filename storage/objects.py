@@ -331,15 +331,10 @@ class ObjectStore:
 
     def versioned(self) -> bool:
         try:
-            answer = self._run(self._call_versioning)
+            answer = self._run(self._call, "get_bucket_versioning")
         except Exception:
             return False  # not allowed to ask: list the plain way
         return bool(answer.get("Status") == "Enabled")
-
-    async def _call_versioning(self) -> Any:
-        self.requests += 1
-        REQUESTS["get_bucket_versioning"] += 1
-        return await self.fs._call_s3("get_bucket_versioning", Bucket=self.bucket)
 
     def list_pages(self, versioned: bool = False) -> Iterator[list[ObjectInfo]]:
         """Every object under the root, 1,000 per request, in key order.
