@@ -412,6 +412,15 @@ class ObjectStore:
         self, key: str, etag: str | None, start: int, end: int | None
     ) -> tuple[bytes, dict[str, Any]]:
         """`_get` with the response's headers (ETag, ContentType, Metadata...)."""
+        answer = await self._get_object(key, etag, start, end)
+        async with answer["Body"] as body:
+            data: bytes = await body.read()
+        return data, answer
+
+    async def _get_object(
+        self, key: str, etag: str | None, start: int = 0, end: int | None = None
+    ) -> dict[str, Any]:
+        """The GET response of `key` (its body unread), only if it is still `etag`."""
         kwargs: dict[str, Any] = {"Key": key}
         if end is not None:
             kwargs["Range"] = f"bytes={start}-{end - 1}"
@@ -420,16 +429,15 @@ class ObjectStore:
         if etag and self.profile.conditional_writes:
             kwargs["IfMatch"] = f'"{etag}"'
         try:
-            answer = await self._call("get_object", **kwargs)
+            answer: dict[str, Any] = await self._call("get_object", **kwargs)
         except OSError as exc:
             if _precondition_failed(exc):
                 raise ObjectChanged(f"{key} changed since it was scanned") from None
             raise
-        if etag and not self.profile.conditional_writes and _etag(answer.get("ETag")) != etag:
+        # Checked even after If-Match: a store that ignores the header must not slip through.
+        if etag and _etag(answer.get("ETag")) != etag:
             raise ObjectChanged(f"{key} changed since it was scanned")
-        async with answer["Body"] as body:
-            data: bytes = await body.read()
-        return data, answer
+        return answer
 
     def read_heads(
         self, items: Sequence[tuple[str, str | None, int]]
@@ -451,17 +459,7 @@ class ObjectStore:
 
         async def one(item: tuple[str, str | None, int]) -> tuple[bytes, int]:
             key, etag, size = item
-            kwargs: dict[str, Any] = {"Key": key}
-            if etag and self.profile.conditional_writes:
-                kwargs["IfMatch"] = f'"{etag}"'
-            try:
-                answer = await self._call("get_object", **kwargs)
-            except OSError as exc:
-                if _precondition_failed(exc):
-                    raise ObjectChanged(f"{key} changed since it was scanned") from None
-                raise
-            if etag and _etag(answer.get("ETag")) != etag:
-                raise ObjectChanged(f"{key} changed since it was scanned")
+            answer = await self._get_object(key, etag)
             hasher = blake3.blake3()
             nbytes = 0
             async with answer["Body"] as body:
