@@ -6,18 +6,127 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
 BIN = Path(sys.executable).parent
+# The lines of .ci/run that set the shell up rather than run a step of the README.
+CI_PREAMBLE = ("set -euo pipefail", 'cd "$(dirname "$0")/.."', "export ")
 
 
 def _commands(section: str) -> list[str]:
+    """The indented command lines of the README section whose title starts with `section`."""
     text = README.read_text()
-    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    body = re.split(rf"^## {re.escape(section)}.*$", text, maxsplit=1, flags=re.M)[1]
+    body = body.split("\n## ", 1)[0]
     return [line.strip() for line in body.splitlines() if line.startswith("    ")]
+
+
+def _ci_commands() -> list[str]:
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    return [
+        line
+        for line in (raw.strip() for raw in lines)
+        if line and not line.startswith("#") and not line.startswith(CI_PREAMBLE)
+    ]
+
+
+def _uv_project_copy(tmp_path: Path) -> Path:
+    """pyproject.toml and uv.lock (and the README they name) in a folder of their own."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy(REPO / name, project / name)
+    return project
+
+
+def test_ci_runs_exactly_the_readme_set_up_and_test_commands() -> None:
+    expected_ci = [*_commands("Set up"), *_commands("Test")]
+
+    assert len(_commands("Set up")) == 2  # the README promises two commands
+    assert _ci_commands() == expected_ci
+
+
+def test_the_set_up_refuses_a_lock_that_disagrees_with_pyproject(tmp_path: Path) -> None:
+    """The README's install (`uv sync --locked`) is CI's lock check: it must pass on the
+    committed pair and fail once pyproject.toml asks for something uv.lock does not hold."""
+    (sync,) = [c.split("&& ")[-1] for c in _commands("Set up") if "uv sync" in c]
+    argv = [*shlex.split(sync.replace(".venv/bin/", f"{BIN}/")), "--dry-run"]
+    project = _uv_project_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+
+    agreed = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True)
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert '"blake3>=1.0,<2",' in text
+    pyproject.write_text(text.replace('"blake3>=1.0,<2",', '"blake3>=1.0,<2",\n    "six>=1.16",'))
+    mismatched = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True)
+
+    assert agreed.returncode == 0, agreed.stderr
+    assert mismatched.returncode != 0
+    assert "needs to be updated" in mismatched.stderr
+
+
+def test_version_is_the_project_version() -> None:
+    expected_version = re.search(
+        r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M
+    ).group(1)  # type: ignore[union-attr]
+
+    done = subprocess.run([str(BIN / "fileorg"), "--version"], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"fileorg {expected_version}\n"
+
+
+def test_a_user_install_without_the_dev_tools_gives_a_working_fileorg(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    """`uv tool install .` (one of the README's user installs) into a folder of its own; the
+    command then runs from elsewhere, with none of the checkout on its path."""
+    (install,) = _commands("Install")
+    assert "uv tool install ." in install
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for package in ("api", "flows", "tasks", "storage"):
+        shutil.copytree(REPO / package, source / package, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    tools, bin_dir = tmp_path / "tools", tmp_path / "bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+    env.update(UV_TOOL_DIR=str(tools), UV_TOOL_BIN_DIR=str(bin_dir))
+    done = subprocess.run(
+        [str(BIN / "uv"), "tool", "install", str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"same")
+    (tree / "b.txt").write_bytes(b"same")
+    env.update(FILEORG_DATA_URL=str(tmp_path / "data"), PREFECT_API_URL=prefect_server)
+    fileorg = str(bin_dir / "fileorg")
+
+    version = subprocess.run([fileorg, "--version"], capture_output=True, text=True, env=env)
+    organized = subprocess.run(
+        [fileorg, "organize", str(tree), "--dry-run", "--json"],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=240,
+    )
+    dev_tools = list(tools.glob("fileorg/lib/python*/site-packages/pytest"))
+
+    assert version.returncode == 0 and version.stdout.startswith("fileorg "), version.stderr
+    assert organized.returncode == 0, organized.stderr.decode()[-2000:]
+    assert json.loads(organized.stdout)["report"]["duplicates"]["groups"] == 1
+    assert dev_tools == []
 
 
 def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> None:

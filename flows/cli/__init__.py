@@ -22,6 +22,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"fileorg {version('fileorg')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
+    """Tidy large trees of files: find duplicates, classify, plan, apply safely, undo."""
+
+
 def _quiet_prefect() -> None:
     # Prefect's INFO logs would tear through the progress bar; its warnings still show.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
