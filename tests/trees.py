@@ -239,3 +239,180 @@ def expected_duplicate_inodes(
         if entry.size > 0 or include_empty:
             by_content.setdefault(entry.digest or "", set()).add(entry.ino)
     return {frozenset(inodes) for inodes in by_content.values() if len(inodes) > 1}
+
+
+# --- a realistic home folder ------------------------------------------------------------------
+
+# Fixed times: "taken" 2015-2016, copied into Backup/ later (so --keep oldest picks the
+# originals), and undated files last touched in June 2021 (their mtime year is 2021).
+HOME_OLD_NS = 1_431_000_000 * 10**9  # 2015-05-07
+HOME_BACKUP_NS = 1_600_000_000 * 10**9  # 2020-09-13
+HOME_UNDATED_NS = 1_622_505_600 * 10**9  # 2021-06-01
+MP3_FRAME = bytes([0xFF, 0xFB, 0x90, 0x64]) + bytes(413)  # MPEG-1 Layer III, 128 kbit/s
+
+# What a careful person leaves alone in this tree by default, by the folder or file that is
+# one unit, with the reason code the plan gives it (storage.manifests.REASON_CODES).
+HOME_LEFT_ALONE: dict[bytes, str] = {
+    b".bashrc": "hidden",
+    b".profile": "hidden",
+    b".ssh": "credentials",
+    b".config": "tool-folder",
+    b".local": "tool-folder",
+    b".venv": "tool-folder",
+    b".cache": "tool-folder",
+    b".Trash-0": "tool-folder",
+    b"node_modules": "tool-folder",
+    b"scripts/__pycache__": "tool-folder",
+    b"venvs/tool": "tool-folder",
+    b"Downloads/build-cache": "tool-folder",
+    b"lost+found": "tool-folder",
+    b"$RECYCLE.BIN": "tool-folder",
+    b"prefect-home": "data-folder",
+    b"Code/myapp": "project",
+    b"Code/rusty": "project",
+    b".DS_Store": "junk",
+    b"Music/The Artist/The Album/.DS_Store": "junk",
+    b"Photos/Thumbs.db": "junk",
+    b"Photos/._IMG_0001.jpg": "junk",
+    b"Documents/desktop.ini": "junk",
+    b"link-to-documents": "symlink",
+}
+HOME_PROJECT = b"Code/myapp"
+HOME_ALBUM = b"Music/The Artist/The Album"
+HOME_UNTAGGED_ALBUM = b"Music/Garage Band/Demo Tape"
+HOME_TAXES = b"Documents/Finance/Taxes 2019"
+# Originals and their copies under Backup/ (newer, so --keep oldest keeps the originals).
+HOME_PHOTO_COPIES: dict[bytes, bytes] = {
+    b"Photos/IMG_0001.jpg": b"Backup/Photos/IMG_0001.jpg",
+    b"Documents/notes.txt": b"Backup/notes-copy.txt",
+}
+HOME_EXIF = {
+    b"Photos/IMG_0001.jpg": "2015:05:07 10:11:12",
+    b"Photos/IMG_0002.jpg": "2016:08:01 09:00:00",
+}
+# Files with no date but their mtime (2021-06-01).
+HOME_UNDATED = (b"Documents/notes.txt", b"misc/ideas.md", HOME_TAXES + b"/return.pdf")
+
+
+def jpeg_with_exif(original: str, shade: int) -> bytes:
+    """A small JPEG whose EXIF DateTimeOriginal is `original` ("YYYY:MM:DD HH:MM:SS")."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = original  # DateTimeOriginal
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (shade, 40, 40)).save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+def mp3_with_tags(title: str, artist: str | None, album: str | None, frames: int = 6) -> bytes:
+    """A playable-enough MP3 (MPEG frames mutagen recognises) with ID3v2 tags, if any given."""
+    import io
+
+    from mutagen.id3 import ID3, TALB, TIT2, TPE1
+
+    buf = io.BytesIO(MP3_FRAME * frames)
+    if artist is None and album is None:
+        return buf.getvalue()
+    tags = ID3()
+    tags.add(TIT2(encoding=3, text=title))
+    if artist is not None:
+        tags.add(TPE1(encoding=3, text=artist))
+    if album is not None:
+        tags.add(TALB(encoding=3, text=album))
+    tags.save(buf)
+    return buf.getvalue()
+
+
+def make_home_tree(root: Path) -> None:
+    """A home folder as people have them: dot-files, tool and state folders, two projects, a
+    tagged album and an untagged one, nested folders that mean something, OS junk, photos with
+    EXIF, undated files, copies under Backup/, a Prefect home with a live database."""
+    root.mkdir(parents=True, exist_ok=True)
+    b = _Builder(root, seed=11)
+
+    def put(rel: bytes, content: bytes, mtime_ns: int) -> bytes:
+        b.file(rel, content)
+        os.utime(b.path(rel), ns=(mtime_ns, mtime_ns))
+        return content
+
+    # Dot-files and dot-folders: configuration and secrets.
+    put(b".bashrc", b"alias ll='ls -l'\n", HOME_OLD_NS)
+    put(b".profile", b"export PATH=$HOME/bin:$PATH\n", HOME_OLD_NS)
+    put(b".ssh/id_rsa", b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n", HOME_OLD_NS)
+    put(b".ssh/known_hosts", b"example.org ssh-ed25519 AAAA\n", HOME_OLD_NS)
+    put(b".config/app/settings.json", b'{"theme": "dark"}\n', HOME_OLD_NS)
+    put(b".local/share/recently-used.xbel", b"<xbel/>\n", HOME_OLD_NS)
+    # Tool and state folders.
+    put(b".venv/pyvenv.cfg", b"home = /usr/bin\n", HOME_OLD_NS)
+    put(b".venv/bin/activate", b"# activate\n", HOME_OLD_NS)
+    put(b".venv/lib/python3.12/site-packages/six.py", b"# six\n", HOME_OLD_NS)
+    put(b"venvs/tool/pyvenv.cfg", b"home = /usr/bin\n", HOME_OLD_NS)
+    put(b"venvs/tool/bin/python", b"#!/bin/sh\n", HOME_OLD_NS)
+    put(b"node_modules/left-pad/index.js", b"module.exports = 1;\n", HOME_OLD_NS)
+    put(b"node_modules/left-pad/package.json", b'{"name": "left-pad"}\n', HOME_OLD_NS)
+    put(b"scripts/tool.py", b"print('tool')\n", HOME_OLD_NS)
+    put(b"scripts/__pycache__/tool.cpython-312.pyc", b"\x00pyc", HOME_OLD_NS)
+    put(b".cache/thumbnails/large/a.png", PNG_MAGIC + b.random_bytes(64), HOME_OLD_NS)
+    put(
+        b"Downloads/build-cache/CACHEDIR.TAG",
+        b"Signature: 8a477f597d28d172789f06886806bc55\n",
+        HOME_OLD_NS,
+    )
+    put(b"Downloads/build-cache/blob.bin", b.random_bytes(64), HOME_OLD_NS)
+    put(b"Downloads/manual.pdf", b"%PDF-1.4\n" + b.random_bytes(200), HOME_BACKUP_NS)
+    put(b".Trash-0/files/old.txt", b"thrown away\n", HOME_OLD_NS)
+    put(b".Trash-0/info/old.txt.trashinfo", b"[Trash Info]\n", HOME_OLD_NS)
+    put(b"$RECYCLE.BIN/S-1-5-21/$R1.txt", b"recycled\n", HOME_OLD_NS)
+    put(b"lost+found/#1234", b"orphan\n", HOME_OLD_NS)
+    # A Prefect home holding a live database and its write-ahead log.
+    put(b"prefect-home/prefect.db", b"SQLite format 3\x00" + bytes(100), HOME_BACKUP_NS)
+    put(b"prefect-home/prefect.db-wal", bytes(64), HOME_BACKUP_NS)
+    put(b"prefect-home/profiles.toml", b'active = "local"\n', HOME_BACKUP_NS)
+    # A git project and a Rust project: each one unit.
+    put(b"Code/myapp/.git/HEAD", b"ref: refs/heads/main\n", HOME_OLD_NS)
+    put(b"Code/myapp/.git/config", b"[core]\n", HOME_OLD_NS)
+    put(b"Code/myapp/setup.py", b"from setuptools import setup\nsetup()\n", HOME_OLD_NS)
+    put(b"Code/myapp/package.json", b'{"name": "myapp"}\n', HOME_OLD_NS)
+    put(b"Code/myapp/src/myapp/__init__.py", b"VERSION = 1\n", HOME_OLD_NS)
+    put(b"Code/myapp/tests/test_app.py", b"def test(): pass\n", HOME_OLD_NS)
+    put(b"Code/myapp/docs/logo.png", PNG_MAGIC + b.random_bytes(120), HOME_OLD_NS)
+    put(b"Code/myapp/README.md", b"# myapp\n", HOME_OLD_NS)
+    put(b"Code/rusty/Cargo.toml", b'[package]\nname = "rusty"\n', HOME_OLD_NS)
+    put(b"Code/rusty/src/main.rs", b"fn main() {}\n", HOME_OLD_NS)
+    put(b"Code/snippet.py", b"print('loose code')\n", HOME_UNDATED_NS)
+    # A tagged album with its cover, and an untagged demo whose folders name it.
+    for n, title in ((1, "First"), (2, "Second"), (3, "Third")):
+        put(
+            HOME_ALBUM + f"/{n:02d} - {title}.mp3".encode(),
+            mp3_with_tags(title, "The Artist", "The Album", frames=4 + n),
+            HOME_BACKUP_NS,
+        )
+    put(HOME_ALBUM + b"/cover.jpg", JPEG_MAGIC + b.random_bytes(300), HOME_BACKUP_NS)
+    put(HOME_ALBUM + b"/.DS_Store", b"\x00\x00\x00\x01Bud1", HOME_BACKUP_NS)
+    for n in (1, 2):
+        put(
+            HOME_UNTAGGED_ALBUM + f"/{n:02d} - take {n}.mp3".encode(),
+            mp3_with_tags("", None, None, frames=10 + n),
+            HOME_BACKUP_NS,
+        )
+    # Folders whose structure means something.
+    put(HOME_TAXES + b"/return.pdf", b"%PDF-1.4\n" + b.random_bytes(400), HOME_UNDATED_NS)
+    put(HOME_TAXES + b"/receipts.csv", b"date,amount\n2019-03-01,12\n", HOME_UNDATED_NS)
+    put(b"Documents/notes.txt", b"things to remember\n" * 5, HOME_UNDATED_NS)
+    put(b"Documents/desktop.ini", b"[.ShellClassInfo]\n", HOME_OLD_NS)
+    put(b"misc/ideas.md", b"# ideas\n", HOME_UNDATED_NS)
+    # Photos: EXIF dates, a date in the name, OS junk beside them.
+    for rel, when in HOME_EXIF.items():
+        put(rel, jpeg_with_exif(when, shade=len(rel) * 7 % 255), HOME_OLD_NS)
+    put(b"Photos/IMG_20190412_153000.jpg", JPEG_MAGIC + b.random_bytes(200), HOME_OLD_NS)
+    put(b"Photos/Thumbs.db", b"\xd0\xcf\x11\xe0thumbs", HOME_OLD_NS)
+    put(b"Photos/._IMG_0001.jpg", b"\x00\x05\x16\x07AppleDouble", HOME_OLD_NS)
+    put(b".DS_Store", b"\x00\x00\x00\x01Bud1", HOME_OLD_NS)
+    # Copies under Backup/, newer than their originals.
+    for original, copy in HOME_PHOTO_COPIES.items():
+        with open(b.path(original), "rb") as fh:
+            put(copy, fh.read(), HOME_BACKUP_NS)
+    b.symlink(b"Documents", b"link-to-documents")
