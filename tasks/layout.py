@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
 from storage.errors import InvalidPlanOptions
+from storage.templates import (
+    DATE_FIELDS,
+    NAME_FIELDS,
+    UNKNOWN,
+    parse_template,
+    strip_date_specs,
+)
 
 MODES: dict[str, str] = {
     "category_year": "{category}/{year}/{name}",
@@ -22,21 +28,7 @@ MODES: dict[str, str] = {
     "year_month": "{year}/{month:02d}/{name}",
     "extension": "{ext}/{name}",
 }
-FIELDS = frozenset({"category", "year", "month", "day", "name", "stem", "ext"})
-DATE_FIELDS = frozenset({"year", "month", "day"})
-NAME_FIELDS = frozenset({"name", "stem"})
-UNKNOWN = "Unknown"
 NO_EXTENSION = "no-extension"
-
-_SAMPLE: dict[str, object] = {
-    "category": "Images",
-    "year": 2019,
-    "month": 4,
-    "day": 12,
-    "name": "a.jpg",
-    "stem": "a",
-    "ext": "jpg",
-}
 
 
 @dataclass(frozen=True)
@@ -115,22 +107,8 @@ def _render(template: str, values: dict[str, object], date: datetime | None, emp
     else:
         merged.update(year=UNKNOWN, month=UNKNOWN, day=UNKNOWN)
         # Format specs like :02d cannot apply to the word Unknown: drop them.
-        template = _strip_date_specs(template)
+        template = strip_date_specs(template)
     return template.format(**merged)
-
-
-def _strip_date_specs(template: str) -> str:
-    out = []
-    for literal, field, spec, conv in string.Formatter().parse(template):
-        out.append(literal.replace("{", "{{").replace("}", "}}"))
-        if field is not None:
-            if field in DATE_FIELDS:
-                out.append("{" + field + "}")
-            else:
-                out.append(
-                    "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-                )
-    return "".join(out)
 
 
 def _safe(component: str) -> str:
@@ -155,38 +133,7 @@ def parse_layout(mode: str, template: str | None = None) -> Layout:
                 f"unknown mode {mode!r}: choose one of {', '.join(MODES)} or give a template"
             )
         template = MODES[mode]
-    if not template.strip() or template.startswith("/"):
-        raise InvalidPlanOptions(f"template {template!r} must be a relative path")
-    components = []
-    for raw in template.split("/"):
-        components.append(_component(raw, template))
+    components = [Component(p.template, p.fields) for p in parse_template(template)]
     if not components[-1].fields & NAME_FIELDS:
         components.append(Component("{name}", frozenset({"name"})))
     return Layout(tuple(components[:-1]), components[-1])
-
-
-def _component(raw: str, template: str) -> Component:
-    if raw in ("", ".", ".."):
-        raise InvalidPlanOptions(f"template {template!r} has an empty, '.' or '..' component")
-    try:
-        parsed = list(string.Formatter().parse(raw))
-    except ValueError as exc:
-        raise InvalidPlanOptions(f"template {template!r} is malformed: {exc}") from None
-    fields = set()
-    for _, field, _, conv in parsed:
-        if field is None:
-            continue
-        if field not in FIELDS:
-            raise InvalidPlanOptions(
-                f"unknown template field {{{field}}}: use {', '.join(sorted(FIELDS))}"
-            )
-        if conv:
-            raise InvalidPlanOptions(
-                f"template {template!r}: conversions like !{conv} are not allowed"
-            )
-        fields.add(field)
-    try:
-        raw.format(**_SAMPLE)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise InvalidPlanOptions(f"template {template!r}: {exc}") from None
-    return Component(raw, frozenset(fields))

@@ -144,6 +144,10 @@ def test_odd_categories_make_one_safe_component(category: str, expected_first: b
         "{category!s}/{name}",
         "{category:d}/{name}",
         "{year:%Y}/{name}",
+        # Issue 12 #10: specs that make no sense for the field, unbounded widths, long names.
+        "{year:02x}/{name}",
+        "{name:>4000000000}",
+        "{category:_>200}{ext:_>200}/{name}",
     ],
 )
 def test_invalid_templates_are_refused(template: str) -> None:

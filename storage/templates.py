@@ -1,0 +1,135 @@
+"""Layout templates as users write them, checked before anything runs: pure, no I/O.
+
+A template is a `/`-separated path of components made of literal text and the fields
+{category}, {year}, {month}, {day}, {name}, {stem}, {ext}. Shared by the planner
+(tasks.layout), the CLI and the API, so all three refuse the same templates with the same line.
+
+Format specs are restricted to what makes sense for each field, with bounded widths (a width
+is memory the planner allocates for every file: `{name:>4000000000}` is 4 GB a file):
+- numbers (year, month, day): `[[fill]align][0][width][d]`, e.g. `{month:02d}`;
+- text (category, name, stem, ext): `[[fill]align][width][.precision][s]`, e.g. `{stem:.40}`.
+Widths and precisions are at most MAX_WIDTH; a fill is a printable character.
+A component that renders longer than NAME_MAX bytes even for a short name (the sample file
+below) is refused too: no filesystem in common use would take it.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from storage.errors import InvalidPlanOptions
+
+FIELDS = frozenset({"category", "year", "month", "day", "name", "stem", "ext"})
+DATE_FIELDS = frozenset({"year", "month", "day"})
+NAME_FIELDS = frozenset({"name", "stem"})
+NUMBER_FIELDS = DATE_FIELDS
+NAME_MAX = 255  # bytes in one path component (ext4, xfs, btrfs, APFS, NTFS in UTF-16 units)
+MAX_WIDTH = NAME_MAX
+UNKNOWN = "Unknown"  # what a date field renders as when the file has no usable date
+
+_NUMBER_SPEC = re.compile(r"(?:(?P<fill>.)?[<>=^])?0?(?P<width>\d+)?d?", re.DOTALL)
+_TEXT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?[<>^])?(?P<width>\d+)?(?:\.(?P<precision>\d+))?s?", re.DOTALL
+)
+SAMPLE: dict[str, object] = {
+    "category": "Images",
+    "year": 2019,
+    "month": 4,
+    "day": 12,
+    "name": "a.jpg",
+    "stem": "a",
+    "ext": "jpg",
+}
+_UNDATED = {**SAMPLE, "year": UNKNOWN, "month": UNKNOWN, "day": UNKNOWN}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One checked component: its template text and the fields it uses."""
+
+    template: str
+    fields: frozenset[str]
+
+
+def parse_template(template: str) -> list[Part]:
+    """The components of a template, each checked; InvalidPlanOptions with one line if not."""
+    if not template.strip() or template.startswith("/"):
+        raise InvalidPlanOptions(f"template {template!r} must be a relative path")
+    return [_part(raw, template) for raw in template.split("/")]
+
+
+def check_template(template: str) -> None:
+    parse_template(template)
+
+
+def _part(raw: str, template: str) -> Part:
+    if raw in ("", ".", ".."):
+        raise InvalidPlanOptions(f"template {template!r} has an empty, '.' or '..' component")
+    try:
+        parsed = list(string.Formatter().parse(raw))
+    except ValueError as exc:
+        raise InvalidPlanOptions(f"template {template!r} is malformed: {exc}") from None
+    fields = set()
+    for _, field, spec, conv in parsed:
+        if field is None:
+            continue
+        if field not in FIELDS:
+            raise InvalidPlanOptions(
+                f"unknown template field {{{field}}}: use {', '.join(sorted(FIELDS))}"
+            )
+        if conv:
+            raise InvalidPlanOptions(
+                f"template {template!r}: conversions like !{conv} are not allowed"
+            )
+        _check_spec(field, spec or "", template)
+        fields.add(field)
+    _check_length(raw, template)
+    return Part(raw, frozenset(fields))
+
+
+def _check_spec(field: str, spec: str, template: str) -> None:
+    number = field in NUMBER_FIELDS
+    found = (_NUMBER_SPEC if number else _TEXT_SPEC).fullmatch(spec)
+    if found is None:
+        shape = "[[fill]align][0][width][d]" if number else "[[fill]align][width][.precision]"
+        kind = "a number" if number else "text"
+        raise InvalidPlanOptions(
+            f"template {template!r}: {{{field}:{spec}}} is not a format for {kind}: use {shape}"
+        )
+    fill = found.group("fill")
+    if fill is not None and not fill.isprintable():
+        raise InvalidPlanOptions(f"template {template!r}: the fill of {{{field}}} is not printable")
+    for bound in ("width", "precision"):
+        value = found.groupdict().get(bound)
+        if value is not None and int(value) > MAX_WIDTH:
+            raise InvalidPlanOptions(
+                f"template {template!r}: the {bound} of {{{field}}} is over {MAX_WIDTH}"
+            )
+
+
+def _check_length(raw: str, template: str) -> None:
+    undated = strip_date_specs(raw)
+    for rendered in (raw.format(**SAMPLE), undated.format(**_UNDATED)):
+        size = len(rendered.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise InvalidPlanOptions(
+                f"template {template!r}: a folder or file name would be {size} bytes long "
+                f"(at most {NAME_MAX})"
+            )
+
+
+def strip_date_specs(component: str) -> str:
+    """The component with its date fields' specs dropped: `:02d` cannot format "Unknown"."""
+    out = []
+    for literal, field, spec, conv in string.Formatter().parse(component):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field is not None:
+            if field in DATE_FIELDS:
+                out.append("{" + field + "}")
+            else:
+                out.append(
+                    "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                )
+    return "".join(out)

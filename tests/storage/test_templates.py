@@ -1,0 +1,59 @@
+"""storage.templates: format specs that make sense per field, bounded widths, names that fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.errors import InvalidPlanOptions, UserError
+from storage.templates import MAX_WIDTH, NAME_MAX, parse_template
+
+
+@pytest.mark.parametrize(
+    ("template", "expected_message"),
+    [
+        ("{name:>4000000000}", "width of {name} is over 255"),  # issue 12 #10: 4 GB per file
+        ("{category:x<100000}/{name}", "width of {category} is over 255"),
+        ("{stem:.1000}/{name}", "precision of {stem} is over 255"),
+        ("{year:02x}/{name}", "not a format for a number"),
+        ("{year:b}/{name}", "not a format for a number"),
+        ("{month:+d}/{name}", "not a format for a number"),
+        ("{day:,}/{name}", "not a format for a number"),
+        ("{year:.3}/{name}", "not a format for a number"),
+        ("{year:e}/{name}", "not a format for a number"),
+        ("{name:d}", "not a format for text"),
+        ("{ext:=5}/{name}", "not a format for text"),
+        ("{stem:#>5}/{name:{year}}", "not a format for text"),  # nested fields
+        ("{category:\x01>9}/{name}", "not printable"),
+        # Within every bound one by one, but the rendered folder is 2 x 200 bytes.
+        ("{category:_>200}{ext:_>200}/{name}", "would be 400 bytes long"),
+        ("{name:é>255}", "would be 505 bytes long"),  # 250 fill characters of 2 bytes
+        ("x" * 256 + "/{name}", "would be 256 bytes long"),
+    ],
+)
+def test_specs_that_make_no_sense_or_no_name_are_refused(
+    template: str, expected_message: str
+) -> None:
+    with pytest.raises(InvalidPlanOptions) as refused:
+        parse_template(template)
+
+    assert isinstance(refused.value, UserError)  # HTTP 422 / exit code 2 at the boundary
+    assert expected_message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{category}/{year}/{month:02d}/{name}",
+        "{year:04d}-{month:0>2}-{day:02}/{stem:.40}.{ext}",
+        "{category:_<10}/{name}",
+        "{ext:.8s}/{name}",
+        "{year:d}/{day:=3}/{name}",
+        "{name:_>" + str(MAX_WIDTH) + "}",
+        "x" * NAME_MAX + "/{name}",
+    ],
+)
+def test_sensible_specs_and_names_up_to_the_limit_are_accepted(template: str) -> None:
+    parts = parse_template(template)
+
+    assert [p.template for p in parts] == template.split("/")
