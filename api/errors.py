@@ -8,14 +8,19 @@ storage.errors.UserError      OperationNotFound -> 404, OperationStateError -> 4
 storage.errors.StorageError   503 (the data folder or a manifest cannot be read)
 OrchestratorError             503 (Prefect is not reachable or refused)
 TokenError                    401
+RequestValidationError        422, with every string made encodable (a lone surrogate in a
+                              request is echoed back as its `\\udXXX` escape, not a 500)
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import duckdb
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.orchestrator import OrchestratorError
@@ -79,7 +84,24 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JS
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def encodable(value: Any) -> Any:
+    """`value` with every string encodable as UTF-8: lone surrogates become escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input; a lone surrogate in it cannot be encoded
+        # as UTF-8, and the 422 became a 500 before any login (issue 12 #12).
+        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
+
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return _json(exc.status_code, exc.detail, exc.headers)

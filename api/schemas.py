@@ -2,6 +2,10 @@
 
 Paths leave the API as display text: names that are not UTF-8 show their bytes as `\\xNN`
 escapes (JSON cannot carry the raw bytes).
+
+Request bodies are read strictly: unknown fields are refused, and booleans and numbers must be
+JSON booleans and numbers (`"dry_run": "no"` is 422, not false); strings that are not valid
+Unicode (a lone surrogate) are 422 as well.
 """
 
 from __future__ import annotations
@@ -11,17 +15,50 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from api.orchestrator import RunStatus
+from storage.errors import InvalidPlanOptions
+from storage.templates import check_template
 
 MAX_PATH = 4096
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
+def _lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list | tuple):
+        return any(_lone_surrogate(v) for v in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    return False
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: object) -> object:
+        # Python's JSON decoder lets `"\ud800"` through; no database can store it (and the
+        # error echoing it became a 500: issue 12 #12).
+        if _lone_surrogate(value):
+            raise ValueError("must be valid Unicode text (a lone surrogate such as \\ud800 is not)")
+        return value
 
 
 class ErrorPublic(BaseModel):
@@ -129,11 +166,22 @@ class OperationCreate(Strict):
         max_length=255,
         description="A layout such as '{category}/{year}/{name}' (overrides organization_mode)",
     )
-    dry_run: bool = True
+    dry_run: StrictBool = True
     duplicates: DuplicatesPolicy = DuplicatesPolicy.report
     keep: KeepPolicy = KeepPolicy.oldest
-    include_empty: bool = False
+    include_empty: StrictBool = False
     exclude: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        # The planner's own rule (storage.templates), so the API refuses what the flow would.
+        if value is not None:
+            try:
+                check_template(value)
+            except InvalidPlanOptions as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("exclude")
     @classmethod
@@ -291,9 +339,9 @@ class ScheduleCreate(OperationCreate):
     """
 
     cron: str | None = Field(default=None, min_length=1, max_length=120, examples=["0 3 * * 0"])
-    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    interval_seconds: StrictInt | None = Field(default=None, ge=1, le=366 * 86400)
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("timezone")
     @classmethod
