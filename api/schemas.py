@@ -21,11 +21,14 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from api.orchestrator import RunStatus
+from api.password_policy import password_problem
 from storage.errors import InvalidPlanOptions
 from storage.templates import check_template
 
@@ -71,13 +74,21 @@ class ErrorPublic(BaseModel):
 class SignupRequest(Strict):
     email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
     username: str = Field(min_length=3, max_length=64, pattern=USERNAME_PATTERN)
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(min_length=8, max_length=256, description="See docs/security.md")
     full_name: str | None = Field(default=None, max_length=200)
 
     @field_validator("email")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("password")
+    @classmethod
+    def _policy(cls, value: str, info: ValidationInfo) -> str:
+        problem = password_problem(value, info.data.get("username", ""), info.data.get("email", ""))
+        if problem is not None:
+            raise PydanticCustomError("password_policy", problem)
+        return value
 
 
 class LoginRequest(Strict):

@@ -201,3 +201,58 @@ def test_attempts_are_limited_per_client_address(make_api: Any) -> None:
     ]
     assert [r.status_code for r in responses] == [401, 401, 401, 429]
     assert int(responses[-1].headers["retry-after"]) >= 1
+
+
+# --- password policy (issue 12 #13): NIST SP 800-63B style, api.password_policy ------------
+
+
+def _signup(api: Api, password: str, username: str = "xavier") -> Any:
+    body = {"email": f"{username}@example.org", "username": username, "password": password}
+    return api.client.post("/api/v1/auth/signup", json=body)
+
+
+@pytest.mark.parametrize(
+    ("password", "expected_message"),
+    [
+        ("password", "too easy to guess"),  # each of these four was accepted (issue 12 #13)
+        ("12345678", "too easy to guess"),
+        (" " * 8, "only spaces"),
+        ("\x00" * 8, "control characters"),
+        ("\u3000" * 8, "only spaces"),  # ideographic spaces are spaces too
+        ("horse\tbattery staple", "control characters"),
+        ("qwertyuiop", "too easy to guess"),
+        ("aaaaaaaaaaaa", "too easy to guess"),
+        ("abcdefgh", "too easy to guess"),
+        ("xavier2024", "too easy to guess"),  # the username and a year
+        ("P@ssw0rd", "too easy to guess"),
+        ("ééééééé", "at least 8 characters"),  # 14 bytes, 7 characters
+    ],
+)
+def test_common_and_trivial_passwords_are_refused(
+    api: Api, password: str, expected_message: str
+) -> None:
+    response = _signup(api, password)
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "password"]
+    assert expected_message in error["msg"]
+    assert api.client.get("/api/v1/admin/users").status_code == 401  # nothing was created
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        PASSWORD,
+        "Kx9#mQ2v",  # 8 random characters
+        "пароль-лес-гора",  # noqa: RUF001 (Cyrillic on purpose)
+        "日本語のパスワードだ",
+        "a long passphrase " * 14,  # 252 characters: beyond what zxcvbn rates, still taken
+    ],
+)
+def test_strong_passwords_of_any_script_are_accepted(api: Api, password: str) -> None:
+    response = _signup(api, password)
+
+    assert response.status_code == 201, response.text
+    login = {"username": "xavier", "password": password}
+    assert api.client.post("/api/v1/auth/login", json=login).status_code == 200

@@ -139,3 +139,15 @@ def test_operator_commands_upgrade_and_create_an_admin(data_dir: Path) -> None:
         rows = connection.execute(sa.text("SELECT username, is_admin FROM users")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("root", True)]
+
+
+def test_operator_commands_refuse_a_common_password_in_one_line(data_dir: Path) -> None:
+    made = _fileorg(
+        data_dir,
+        *("users", "create", "--username", "root", "--email", "r@example.org"),
+        *("--password", "password", "--admin"),
+    )
+
+    assert made.returncode == 2
+    assert made.stderr.startswith("error: invalid account: the password is too easy to guess")
+    assert len(made.stderr.splitlines()) == 1
