@@ -19,23 +19,32 @@ from api.config import Settings
 from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
 from api.models import RefreshToken, User, utcnow
 from api.ratelimit import RateLimiter
-from api.schemas import SignupRequest, TokenPair
+from api.schemas import LoginRequest, SignupRequest, TokenPair
 from api.security import Passwords
 
 BAD_LOGIN = "incorrect username or password"
 BAD_REFRESH = "invalid or expired refresh token"
 
 
-def check_rate(
-    limiter: RateLimiter, settings: Settings, action: str, account: str, address: str
-) -> None:
-    for key, limit in (
-        (f"{action}:address:{address}", settings.auth_attempts_per_address),
-        (f"{action}:account:{account.lower()}", settings.auth_attempts_per_account),
-    ):
-        wait = limiter.hit(key, limit)
-        if wait is not None:
-            raise TooManyRequests(wait)
+def _check(limiter: RateLimiter, key: str, limit: int, window: float) -> None:
+    wait = limiter.hit(key, limit, window)
+    if wait is not None:
+        raise TooManyRequests(wait)
+
+
+def limit_signup(limiter: RateLimiter, settings: Settings, email: str, address: str) -> None:
+    _check(
+        limiter,
+        f"signup:address:{address}",
+        settings.signup_attempts_per_address,
+        settings.signup_window_seconds,
+    )
+    _check(
+        limiter,
+        f"signup:account:{email.lower()}",
+        settings.auth_attempts_per_account,
+        settings.auth_window_seconds,
+    )
 
 
 async def create_user(
@@ -79,15 +88,24 @@ async def signup(
 async def login(
     session: AsyncSession,
     passwords: Passwords,
+    limiter: RateLimiter,
     settings: Settings,
     secret: str,
-    identifier: str,
-    password: str,
+    credentials: LoginRequest,
+    address: str,
 ) -> TokenPair:
+    window = settings.auth_window_seconds
+    _check(limiter, f"login:address:{address}", settings.auth_attempts_per_address, window)
+    identifier = credentials.username
     user = await session.scalar(
         select(User).where(or_(User.username == identifier, User.email == identifier.lower()))
     )
-    valid = await passwords.verify(password, user.hashed_password if user else None)
+    # One count per account, whether it is named by username or by email (issue 12 #15); a
+    # name that is no account is counted as typed.
+    account = str(user.id) if user is not None else identifier.lower()
+    _check(limiter, f"login:account:{account}", settings.auth_attempts_per_account, window)
+    hashed = user.hashed_password if user else None
+    valid = await passwords.verify(credentials.password, hashed)
     if user is None or not valid or not user.is_active:
         raise Unauthorized(BAD_LOGIN)
     return await issue_pair(session, settings, secret, user)

@@ -50,9 +50,14 @@ class Settings(BaseSettings):
     # Comma-separated in the environment; none by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Attempts per window, per account and per client address, for login and signup each.
+    # An account is counted once however it is named (username or email).
     auth_attempts_per_account: int = Field(default=10, ge=1)
     auth_attempts_per_address: int = Field(default=30, ge=1)
     auth_window_seconds: float = Field(default=60.0, gt=0)
+    # Signups per client address per hour: each answer says whether an email or a username is
+    # taken (unavoidable without mail delivery), so probing is held to a few an hour.
+    signup_attempts_per_address: int = Field(default=10, ge=1)
+    signup_window_seconds: float = Field(default=3600.0, gt=0)
     # Argon2id cost (RFC 9106 second recommendation is time 3, 64 MiB); tests lower it.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=64)

@@ -1,7 +1,8 @@
 """Attempts per key in a sliding window, in process memory (one API process per limiter).
 
-Keys are namespaced ("login:account:alice", "signup:address:10.0.0.1"); a key that is over
-its limit gets 429 with a Retry-After.
+Keys are namespaced ("login:account:<user id>", "signup:address:10.0.0.1"); each key has its
+own window (a minute for logins, an hour for signups); a key that is over its limit gets 429
+with a Retry-After.
 """
 
 from __future__ import annotations
@@ -14,24 +15,27 @@ MAX_KEYS = 100_000
 
 class RateLimiter:
     def __init__(self, window_seconds: float) -> None:
-        self.window = window_seconds
-        self._hits: dict[str, deque[float]] = {}
+        self.window = window_seconds  # for hits that do not name their own
+        self._hits: dict[str, tuple[float, deque[float]]] = {}
 
-    def hit(self, key: str, limit: int) -> float | None:
+    def hit(self, key: str, limit: int, window: float | None = None) -> float | None:
         """Count one attempt; None when allowed, else the seconds until the next is."""
         now = time.monotonic()
-        hits = self._hits.get(key)
-        if hits is None:
+        span = self.window if window is None else window
+        found = self._hits.get(key)
+        if found is None:
             if len(self._hits) >= MAX_KEYS:
                 self._prune(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window:
+            found = self._hits[key] = (span, deque())
+        hits = found[1]
+        while hits and hits[0] <= now - span:
             hits.popleft()
         if len(hits) >= limit:
-            return max(0.0, hits[0] + self.window - now)
+            return max(0.0, hits[0] + span - now)
         hits.append(now)
         return None
 
     def _prune(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
+        stale = [k for k, (span, v) in self._hits.items() if not v or v[-1] <= now - span]
+        for key in stale:
             del self._hits[key]

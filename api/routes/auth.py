@@ -72,7 +72,7 @@ async def signup(
     secret: SecretDep,
     address: ClientAddress,
 ) -> TokenPair:
-    accounts.check_rate(limiter, settings, "signup", body.email, address)
+    accounts.limit_signup(limiter, settings, body.email, address)
     return await accounts.signup(session, passwords, settings, secret, body)
 
 
@@ -86,8 +86,7 @@ async def login(
     secret: SecretDep,
     address: ClientAddress,
 ) -> TokenPair:
-    accounts.check_rate(limiter, settings, "login", body.username, address)
-    return await accounts.login(session, passwords, settings, secret, body.username, body.password)
+    return await accounts.login(session, passwords, limiter, settings, secret, body, address)
 
 
 @router.post("/refresh", responses=errors(401))

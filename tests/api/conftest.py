@@ -132,6 +132,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "argon2_memory_kib": 256,
         "migrate_on_startup": False,
         "auth_attempts_per_address": 1000,
+        "signup_attempts_per_address": 1000,
         **overrides,
     }
     return Settings.model_validate(values)

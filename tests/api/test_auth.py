@@ -256,3 +256,41 @@ def test_strong_passwords_of_any_script_are_accepted(api: Api, password: str) ->
     assert response.status_code == 201, response.text
     login = {"username": "xavier", "password": password}
     assert api.client.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+def test_one_account_is_one_login_count_however_it_is_named(make_api: Any) -> None:
+    """Issue 12 #15: the username and the email counted apart gave twice the guesses."""
+    api = make_api(auth_attempts_per_account=4)
+    api.signup("alice")
+    names = ["alice", "alice@example.org", "ALICE@example.org"]
+    statuses = [
+        api.client.post(
+            "/api/v1/auth/login", json={"username": names[i % 3], "password": "wrong"}
+        ).status_code
+        for i in range(6)
+    ]
+
+    assert statuses == [401, 401, 401, 401, 429, 429]
+    # The limit is the account's, not the client's: another account is still open.
+    api.signup("bob")
+    bob = {"username": "bob", "password": PASSWORD}
+    assert api.client.post("/api/v1/auth/login", json=bob).status_code == 200
+
+
+def test_signup_probes_from_one_address_are_a_few_an_hour(make_api: Any) -> None:
+    """Issue 12 #14: a signup answer says whether an email is taken (409, the same for a taken
+    username; docs/security.md says why), so one address gets a few answers an hour."""
+    expected_limit = 10  # the default (docs/api.md, settings)
+    api = make_api(signup_attempts_per_address=expected_limit)
+    probes = [
+        api.client.post(
+            "/api/v1/auth/signup",
+            json={"email": f"guess{i}@example.org", "username": f"guess{i}", "password": PASSWORD},
+        )
+        for i in range(3 * expected_limit)
+    ]
+
+    answered = [p for p in probes if p.status_code != 429]
+    assert len(answered) == expected_limit
+    assert all(p.status_code == 429 for p in probes[expected_limit:])
+    assert int(probes[-1].headers["retry-after"]) > 30 * 60  # an hour's window, not a minute's
