@@ -2,7 +2,9 @@
 
 Refresh tokens form families (one per login). Each refresh marks the presented token used and
 issues the next of its family; a used token presented again means it was stolen or replayed,
-so the whole family is revoked and both holders must log in again.
+so the whole family is revoked and both holders must log in again. Access tokens name their
+family too: a revoked family (logout, reuse) ends them at once, not at their expiry
+(api.deps.current_user checks it on every request and WebSocket).
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ async def issue_pair(
 ) -> TokenPair:
     subject = str(user.id)
     access_lifetime = timedelta(minutes=settings.access_token_minutes)
-    access = security.issue(secret, subject, "access", access_lifetime)
     family = family or secrets.token_hex(16)
+    # The access token names its login (family), so that logging out revokes it too.
+    access = security.issue(secret, subject, "access", access_lifetime, {"fam": family})
     refresh = security.issue(
         secret,
         subject,

@@ -13,13 +13,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import security
 from api.config import Settings, get_settings
 from api.errors import Forbidden, NotFound, Unauthorized
-from api.models import Operation, User
+from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator
 from api.ratelimit import RateLimiter
@@ -82,11 +82,17 @@ async def current_user(
     if not token:
         raise Unauthorized()
     claims = security.decode(secret, token, "access")
+    family = claims.get("fam")
     try:
         user_id = uuid.UUID(claims["sub"])
     except ValueError:
         raise Unauthorized("invalid or expired token") from None
-    user = await session.get(User, user_id)
+    if not isinstance(family, str):
+        raise Unauthorized("invalid or expired token")
+    # An access token dies with its login: logout (or a detected refresh-token reuse) revokes
+    # the family, and this one indexed lookup, made with the user's, sees it at once.
+    revoked = exists().where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
+    user = await session.scalar(select(User).where(User.id == user_id, ~revoked))
     if user is None or not user.is_active:
         raise Unauthorized("invalid or expired token")
     return user

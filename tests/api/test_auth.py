@@ -94,7 +94,9 @@ def _forged(api: Api, user_id: str, case: str) -> str:
         return jwt.encode(claims, secret, algorithm="HS256")
     if case == "unknown-user":
         other = "00000000-0000-4000-8000-000000000000"
-        return security.issue(secret, other, "access", timedelta(minutes=5)).token
+        return security.issue(secret, other, "access", timedelta(minutes=5), {"fam": "f"}).token
+    if case == "no-family":
+        return security.issue(secret, user_id, "access", timedelta(minutes=5)).token
     return "not.a.token"
 
 
@@ -108,6 +110,7 @@ def _forged(api: Api, user_id: str, case: str) -> str:
         "hs512",
         "no-jti",
         "unknown-user",
+        "no-family",
         "garbage",
     ],
 )
@@ -161,6 +164,35 @@ def test_logout_revokes_the_refresh_token(api: Api) -> None:
     response = api.client.post("/api/v1/auth/logout", json={"refresh_token": alice.refresh})
     assert response.status_code == 204
     assert _refresh(api, alice.refresh).status_code == 401
+
+
+def _me(api: Api, access: str) -> int:
+    headers = {"Authorization": f"Bearer {access}"}
+    return int(api.client.get("/api/v1/auth/me", headers=headers).status_code)
+
+
+def test_logout_revokes_the_access_tokens_of_that_login_at_once(api: Api) -> None:
+    """Issue 12: an access token stayed valid up to 15 minutes after logout."""
+    alice = api.signup("alice")
+    other = api.client.post(
+        "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
+    ).json()
+    rotated = _refresh(api, alice.refresh).json()  # the same login, a newer access token
+    assert (_me(api, alice.access), _me(api, rotated["access_token"])) == (200, 200)
+
+    api.client.post("/api/v1/auth/logout", json={"refresh_token": rotated["refresh_token"]})
+
+    assert (_me(api, alice.access), _me(api, rotated["access_token"])) == (401, 401)
+    assert _me(api, other["access_token"]) == 200  # another login (device) stays in
+
+
+def test_a_replayed_refresh_token_also_ends_its_access_tokens(api: Api) -> None:
+    alice = api.signup("alice")
+    rotated = _refresh(api, alice.refresh).json()
+
+    assert _refresh(api, alice.refresh).status_code == 401  # the replay revokes the family
+
+    assert (_me(api, alice.access), _me(api, rotated["access_token"])) == (401, 401)
 
 
 def test_refresh_tokens_are_stored_hashed(api: Api) -> None:

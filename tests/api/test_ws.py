@@ -47,7 +47,13 @@ def _received(api: Api, path: str, **kwargs: Any) -> tuple[list[dict[str, Any]],
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("who", "expected_code"),
-    [("nobody", 4401), ("bad-token", 4401), ("other-user", 4404), ("unknown-id", 4404)],
+    [
+        ("nobody", 4401),
+        ("bad-token", 4401),
+        ("logged-out", 4401),
+        ("other-user", 4404),
+        ("unknown-id", 4404),
+    ],
 )
 def test_refused_sockets_close_with_a_documented_code(
     api: Api, tree: Path, who: str, expected_code: int
@@ -56,9 +62,12 @@ def test_refused_sockets_close_with_a_documented_code(
     bob = api.signup("bob")
     api.grant(admin, admin, tree / "alice")
     op_id = api.started(admin, tree / "alice")
+    if who == "logged-out":
+        api.client.post("/api/v1/auth/logout", json={"refresh_token": admin.refresh})
     headers = {
         "nobody": {},
         "bad-token": {"Authorization": "Bearer not-a-token"},
+        "logged-out": admin.headers,
         "other-user": bob.headers,
         "unknown-id": admin.headers,
     }[who]
