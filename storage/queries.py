@@ -6,8 +6,10 @@ extension is not bundled with the wheel and cannot be downloaded on an offline i
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -15,11 +17,31 @@ import duckdb
 from storage import manifests
 from storage.locations import DataStore
 
+# Rows a streamed query hands over at a time, and DuckDB's memory while it streams (a sort
+# past it spills to a temporary file instead of growing).
+STREAM_ROWS = 2_000
+STREAM_MEMORY = "128MB"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A SELECT without its ORDER BY, the order that makes its pages stable, its parameters."""
+
+    sql: str
+    order: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def ordered(self, limit: int | None, offset: int) -> str:
+        return f"{self.sql} ORDER BY {self.order} {_page(limit, offset)}"
+
 
 @contextmanager
 def connect(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
+    # No progress bar: DuckDB draws one on the terminal for a query over 2 s, which would tear
+    # through the CLI's output.
     con = duckdb.connect(config={"threads": 2})
     try:
+        con.execute("SET enable_progress_bar = false")
         if not store.is_local:
             con.register_filesystem(store.fs)
         yield con
@@ -59,13 +81,7 @@ def _hash_with_empty(store: DataStore, op_dir: str, include_empty: bool) -> str:
     return f"{hashed} UNION ALL {empty}"
 
 
-def duplicate_groups(
-    store: DataStore,
-    op_dir: str,
-    include_empty: bool = False,
-    limit: int | None = 50,
-    offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
+def duplicate_query(store: DataStore, op_dir: str, include_empty: bool = False) -> Query:
     """Groups of files with equal content, largest waste first; hard links are one copy."""
     sql = f"""
         WITH h AS ({_hash_with_empty(store, op_dir, include_empty)}),
@@ -82,11 +98,22 @@ def duplicate_groups(
         SELECT hex(digest) AS digest, size, copies, size * (copies - 1) AS wasted_bytes,
                list(path ORDER BY path) AS paths, list(path_text ORDER BY path) AS paths_text
         FROM members GROUP BY size, digest, copies
-        ORDER BY wasted_bytes DESC, digest
-        {_page(limit, offset)}
     """
+    return Query(sql, "wasted_bytes DESC, digest", {})
+
+
+def duplicate_groups(
+    store: DataStore,
+    op_dir: str,
+    include_empty: bool = False,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    query = duplicate_query(store, op_dir, include_empty)
     with connect(store) as con:
-        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+        rows: list[dict[str, Any]] = (
+            con.sql(query.ordered(limit, offset)).to_arrow_table().to_pylist()
+        )
     return rows, duplicate_summary(store, op_dir, include_empty)["groups"]
 
 
@@ -107,6 +134,15 @@ def _page(limit: int | None, offset: int) -> str:
     return f"LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
+def plan_query(store: DataStore, op_dir: str, action: str | None = None) -> Query:
+    where = "WHERE action = $action" if action else ""
+    sql = f"""
+        SELECT src, dst, action, reason, size, category, year, link_to
+        FROM {source(store, op_dir, "plan")} {where}
+    """
+    return Query(sql, "src", {"action": action} if action else {})
+
+
 def plan_rows(
     store: DataStore,
     op_dir: str,
@@ -114,32 +150,35 @@ def plan_rows(
     limit: int | None = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    where = "WHERE action = $action" if action else ""
-    params = {"action": action} if action else {}
-    sql = f"""
-        SELECT src, dst, action, reason, size, category, year, link_to
-        FROM {source(store, op_dir, "plan")} {where}
-    """
-    return _page_with_total(store, sql, "src", limit, offset, params)
+    return page(store, plan_query(store, op_dir, action), limit, offset)
 
 
-def _page_with_total(
-    store: DataStore,
-    sql: str,
-    order: str,
-    limit: int | None,
-    offset: int,
-    params: dict[str, Any],
+def page(
+    store: DataStore, query: Query, limit: int | None, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of `sql` in a stable order, and the number of rows of the whole result."""
+    """One page of the query in its stable order, and the number of rows of the whole result."""
     with connect(store) as con:
         rows: list[dict[str, Any]] = (
-            con.sql(f"{sql} ORDER BY {order} {_page(limit, offset)}", params=params)
-            .to_arrow_table()
-            .to_pylist()
+            con.sql(query.ordered(limit, offset), params=query.params).to_arrow_table().to_pylist()
         )
-        counted = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
+        counted = con.execute(f"SELECT count(*) FROM ({query.sql})", query.params).fetchone()
     return rows, int(counted[0]) if counted else 0
+
+
+def stream(
+    store: DataStore, query: Query, offset: int = 0, limit: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Every row of the query (from `offset`) in its stable order, STREAM_ROWS at a time.
+
+    DuckDB hands the result over batch by batch (its sort spills to disk past its memory
+    limit), so a caller that writes each batch out holds one batch, however many rows there are.
+    """
+    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-sort-") as spill:
+        con.execute(f"SET memory_limit = '{STREAM_MEMORY}'")
+        con.execute("SET temp_directory = $dir", {"dir": spill})
+        relation = con.sql(query.ordered(limit, offset), params=query.params)
+        for batch in relation.to_arrow_reader(STREAM_ROWS):
+            yield batch.to_pylist()
 
 
 # Sort keys: columns of the file listing.
@@ -160,6 +199,24 @@ def file_rows(
     limit: int | None = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
+    query = file_query(
+        store, op_dir, category, year, ext, min_size, max_size, name, sort, descending
+    )
+    return page(store, query, limit, offset)
+
+
+def file_query(
+    store: DataStore,
+    op_dir: str,
+    category: str | None = None,
+    year: int | None = None,
+    ext: str | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    name: str | None = None,
+    sort: str = "path",
+    descending: bool = False,
+) -> Query:
     filters = ["s.kind = 'file'"]
     params: dict[str, Any] = {}
     for column, value, op in (
@@ -187,9 +244,7 @@ def file_rows(
         WHERE {" AND ".join(filters)}
     """
     direction = "DESC" if descending else "ASC"
-    return _page_with_total(
-        store, sql, f"{order} {direction} NULLS LAST, path", limit, offset, params
-    )
+    return Query(sql, f"{order} {direction} NULLS LAST, path", params)
 
 
 def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any]]:

@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import typer
 
 from flows.cli import app
-from flows.cli.render import emit_json, err, path_text, shown, summary, table
+from flows.cli.render import emit_json, emit_jsonl, err, path_text, shown, summary, table
 from storage import operations, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
 from storage.settings import get_settings
 from tasks.report import human_bytes, read_report
 
-LIMIT = typer.Option(50, help="Rows per page.")
+PAGE = 50
+
+LIMIT = typer.Option(None, help=f"Rows per page (default {PAGE}).")
 OFFSET = typer.Option(0, help="Rows to skip.")
+ALL = typer.Option(False, "--all", help="Every row, not one page (table or --json).")
 JSON = typer.Option(False, "--json", help="Print one JSON document.")
+JSONL = typer.Option(
+    False, "--jsonl", help="Every row as JSON Lines (one object a line), streamed."
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a listing prints: a page (table or --json), every row, or streamed JSON Lines."""
+
+    limit: int | None
+    offset: int
+    json: bool
+    jsonl: bool
+
+    @classmethod
+    def of(cls, limit: int | None, offset: int, every: bool, json: bool, jsonl: bool) -> Output:
+        if json and jsonl:
+            raise UserError("--json and --jsonl: choose one")
+        if (limit is not None and limit < 0) or offset < 0:
+            raise UserError("--limit and --offset cannot be negative")
+        if limit is None and not (every or jsonl):
+            limit = PAGE
+        return cls(limit, offset, json, jsonl)
 
 
 def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, operations.OperationRecord]:
@@ -30,75 +59,92 @@ def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, operation
     return store, op_dir, record
 
 
-def _page_note(shown_rows: int, offset: int, total: int) -> None:
-    if total > shown_rows:
-        err.print(f"rows {offset + 1}-{offset + shown_rows} of {total:,}; use --offset/--limit")
+def _listing(
+    store: DataStore,
+    query: queries.Query,
+    output: Output,
+    document: dict[str, Any],
+    key: str,
+    item: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[dict[str, Any]] | None:
+    """Print the rows as JSON Lines or one JSON document; the rows (for a table) otherwise."""
+    if output.jsonl:
+        emit_jsonl(
+            [item(row) for row in batch]
+            for batch in queries.stream(store, query, output.offset, output.limit)
+        )
+        return None
+    rows, total = queries.page(store, query, output.limit, output.offset)
+    if output.json:
+        emit_json(
+            {**document, "total": total, "offset": output.offset, key: [item(r) for r in rows]}
+        )
+        return None
+    if total > len(rows):
+        first, last = output.offset + 1, output.offset + len(rows)
+        err.print(f"rows {first}-{last} of {total:,}; use --offset/--limit, or --all")
+    return rows
+
+
+def plan_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "src": path_text(row["src"]),
+        "dst": path_text(row["dst"]),
+        "link_to": path_text(row["link_to"]),
+    }
 
 
 @app.command()
 def plan(
     operation_id: str,
     action: str | None = typer.Option(None, help="Only move, keep, skip, quarantine or hardlink."),
-    limit: int = LIMIT,
+    limit: int | None = LIMIT,
     offset: int = OFFSET,
+    every: bool = ALL,
     json_output: bool = JSON,
+    jsonl: bool = JSONL,
 ) -> None:
     """The planned moves, paged: source -> destination, and why."""
-    store, op_dir, _ = _operation(operation_id, "plan")
-    rows, total = queries.plan_rows(store, op_dir, action, limit, offset)
-    if json_output:
-        emit_json(
-            {
-                "operation_id": operation_id,
-                "total": total,
-                "offset": offset,
-                "items": [
-                    {
-                        **r,
-                        "src": path_text(r["src"]),
-                        "dst": path_text(r["dst"]),
-                        "link_to": path_text(r["link_to"]),
-                    }
-                    for r in rows
-                ],
-            }
+    output = Output.of(limit, offset, every, json_output, jsonl)
+    store, op_dir, record = _operation(operation_id, "plan")
+    query = queries.plan_query(store, op_dir, action)
+    document = {"operation_id": record.id}
+    rows = _listing(store, query, output, document, "items", plan_item)
+    if rows is not None:
+        table(
+            None,
+            ["source", "destination", "action", "reason"],
+            [[shown(r["src"]), shown(r["dst"]), r["action"], r["reason"]] for r in rows],
         )
-        return
-    table(
-        None,
-        ["source", "destination", "action", "reason"],
-        [[shown(r["src"]), shown(r["dst"]), r["action"], r["reason"]] for r in rows],
-    )
-    _page_note(len(rows), offset, total)
+
+
+def group_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "digest": row["digest"],
+        "size": row["size"],
+        "copies": row["copies"],
+        "wasted_bytes": row["wasted_bytes"],
+        "paths": [path_text(p) for p in row["paths"]],
+    }
 
 
 @app.command()
 def duplicates(
-    operation_id: str, limit: int = LIMIT, offset: int = OFFSET, json_output: bool = JSON
+    operation_id: str,
+    limit: int | None = LIMIT,
+    offset: int = OFFSET,
+    every: bool = ALL,
+    json_output: bool = JSON,
+    jsonl: bool = JSONL,
 ) -> None:
     """Duplicate groups, largest waste first."""
+    output = Output.of(limit, offset, every, json_output, jsonl)
     store, op_dir, record = _operation(operation_id, "hash")
-    rows, total = queries.duplicate_groups(
-        store, op_dir, record.options.include_empty, limit, offset
-    )
-    if json_output:
-        emit_json(
-            {
-                "operation_id": operation_id,
-                "total": total,
-                "offset": offset,
-                "groups": [
-                    {
-                        "digest": r["digest"],
-                        "size": r["size"],
-                        "copies": r["copies"],
-                        "wasted_bytes": r["wasted_bytes"],
-                        "paths": [path_text(p) for p in r["paths"]],
-                    }
-                    for r in rows
-                ],
-            }
-        )
+    query = queries.duplicate_query(store, op_dir, record.options.include_empty)
+    document = {"operation_id": record.id}
+    rows = _listing(store, query, output, document, "groups", group_item)
+    if rows is None:
         return
     table(
         None,
@@ -113,7 +159,17 @@ def duplicates(
             for r in rows
         ],
     )
-    _page_note(len(rows), offset, total)
+
+
+def file_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "path": path_text(row["path"]),
+        "size": row["size"],
+        "category": row["category"],
+        "ext": row["ext"],
+        "date": row["date"],
+        "date_source": row["date_source"],
+    }
 
 
 @app.command()
@@ -127,36 +183,22 @@ def files(
     name: str | None = typer.Option(None, help="Part of the path, any case."),
     sort: str = typer.Option("path", help="path, size, date or name."),
     desc: bool = typer.Option(False, help="Largest, newest or last first."),
-    limit: int = LIMIT,
+    limit: int | None = LIMIT,
     offset: int = OFFSET,
+    every: bool = ALL,
     json_output: bool = JSON,
+    jsonl: bool = JSONL,
 ) -> None:
     """The files of an operation, filtered and sorted."""
-    store, op_dir, _ = _operation(operation_id, "classify")
+    output = Output.of(limit, offset, every, json_output, jsonl)
+    store, op_dir, record = _operation(operation_id, "classify")
     if sort not in queries.FILE_SORTS:
         raise UserError(f"unknown sort {sort!r}: use {', '.join(queries.FILE_SORTS)}")
-    rows, total = queries.file_rows(
-        store, op_dir, category, year, ext, min_size, max_size, name, sort, desc, limit, offset
+    query = queries.file_query(
+        store, op_dir, category, year, ext, min_size, max_size, name, sort, desc
     )
-    if json_output:
-        emit_json(
-            {
-                "operation_id": operation_id,
-                "total": total,
-                "offset": offset,
-                "items": [
-                    {
-                        "path": path_text(r["path"]),
-                        "size": r["size"],
-                        "category": r["category"],
-                        "ext": r["ext"],
-                        "date": r["date"],
-                        "date_source": r["date_source"],
-                    }
-                    for r in rows
-                ],
-            }
-        )
+    rows = _listing(store, query, output, {"operation_id": record.id}, "items", file_item)
+    if rows is None:
         return
     table(
         None,
@@ -172,7 +214,6 @@ def files(
             for r in rows
         ],
     )
-    _page_note(len(rows), offset, total)
 
 
 @app.command()
@@ -204,10 +245,15 @@ def report(operation_id: str, json_output: bool = JSON) -> None:
 def list_operations(
     status: str | None = typer.Option(None, help="Only operations with this status."),
     json_output: bool = JSON,
+    jsonl: bool = JSONL,
 ) -> None:
-    """Past operations, newest first, with their status."""
+    """Past operations, newest first, with their status (every one: this list is not paged)."""
+    Output.of(None, 0, True, json_output, jsonl)
     store = DataStore(get_settings().data_url)
     records = [r for r in operations.list_all(store) if status is None or r.status == status]
+    if jsonl:
+        emit_jsonl([r.model_dump(mode="json")] for r in records)
+        return
     if json_output:
         emit_json({"operations": [r.model_dump(mode="json") for r in records]})
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
@@ -24,6 +25,14 @@ def path_text(path: bytes | None) -> str | None:
 
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, default=_default, ensure_ascii=True) + "\n")
+
+
+def emit_jsonl(batches: Iterable[Iterable[Any]]) -> None:
+    """One JSON object a line, written out (and flushed) a batch at a time as they come."""
+    encode = json.JSONEncoder(default=_default, ensure_ascii=True).encode
+    for batch in batches:
+        sys.stdout.write("".join(encode(row) + "\n" for row in batch))
+        sys.stdout.flush()
 
 
 def _default(value: Any) -> Any:

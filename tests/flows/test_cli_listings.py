@@ -1,0 +1,137 @@
+"""Whole answers for scripts: `--all` and `--jsonl` on plan, files, duplicates and operations;
+the human view keeps paging. Operations are written straight into a data folder (Parquet shards
+of the manifest schemas), so that a listing can be larger than a real tree would be here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from storage import manifests, operations
+from storage.locations import DataStore
+
+FILEORG = Path(sys.executable).parent / "fileorg"
+PAGE = 50
+
+
+def _planned(data: Path, rows: int) -> str:
+    """An operation whose plan has `rows` moves, written as the planner writes its shards."""
+    store = DataStore(str(data))
+    op = str(uuid.uuid4())
+    operations.save(store, operations.OperationRecord(id=op, root="/tree", status="planned"))
+    per_shard = 100_000
+    for shard, start in enumerate(range(0, rows, per_shard)):
+        index = range(start, min(rows, start + per_shard))
+        n = len(index)
+        columns: dict[str, list[Any]] = {
+            "src": [b"inbox/%09d photo from the trip.jpg" % i for i in index],
+            "dst": [b"Images/2019/%09d photo from the trip.jpg" % i for i in index],
+            "action": ["move"] * n,
+            "reason": ["category_year"] * n,
+            "size": list(index),
+            "mtime_ns": list(index),
+            "dev": [1] * n,
+            "ino": list(index),
+            "category": ["images"] * n,
+            "year": [2019] * n,
+            "digest": [None] * n,
+            "link_to": [None] * n,
+        }
+        table = pa.Table.from_pydict(columns, schema=manifests.PLAN)
+        path = manifests.shard_path(store.operation_dir(op), "plan", shard)
+        manifests.write_table(store, path, table)
+    return op
+
+
+def _fileorg(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([str(FILEORG), *args], capture_output=True, timeout=300)
+
+
+def test_the_human_view_pages_and_all_or_jsonl_give_every_row(data_dir: Path) -> None:
+    op = _planned(data_dir, 120)
+
+    table = _fileorg("plan", op)
+    page = json.loads(_fileorg("plan", op, "--json").stdout)
+    every = json.loads(_fileorg("plan", op, "--json", "--all").stdout)
+    lines = _fileorg("plan", op, "--jsonl")
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    offset = [
+        json.loads(line)
+        for line in _fileorg("plan", op, "--jsonl", "--offset", "100").stdout.splitlines()
+    ]
+
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count(b"inbox/") == PAGE
+    assert b"rows 1-50 of 120" in table.stderr
+    assert (page["total"], len(page["items"])) == (120, PAGE)
+    assert (every["total"], len(every["items"])) == (120, 120)
+    assert lines.returncode == 0, lines.stderr
+    assert rows == every["items"]
+    assert rows[:PAGE] == page["items"]
+    assert offset == rows[100:]
+    assert rows[0] == {
+        "src": "inbox/000000000 photo from the trip.jpg",
+        "dst": "Images/2019/000000000 photo from the trip.jpg",
+        "action": "move",
+        "reason": "category_year",
+        "size": 0,
+        "category": "images",
+        "year": 2019,
+        "link_to": None,
+    }
+
+
+@pytest.mark.parametrize("command", ["plan", "files", "duplicates", "operations"])
+def test_json_and_jsonl_together_is_one_line_and_status_2(data_dir: Path, command: str) -> None:
+    op = _planned(data_dir, 3)
+    args = [] if command == "operations" else [op]
+
+    done = _fileorg(command, *args, "--json", "--jsonl")
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == b"error: --json and --jsonl: choose one\n"
+    assert done.stdout == b""
+
+
+# Runs fileorg from a small interpreter: a child's peak memory counts the pages of the process
+# it was forked from, and pytest's are many.
+MEASURE = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+assert done.returncode == 0, done.stderr.decode()
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+print(peak, done.stdout.count(b"\\n"))
+"""
+
+
+def _peak_rss_mib(*args: str) -> tuple[int, int]:
+    """fileorg's peak resident memory in MiB, and the lines it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(FILEORG), *args], capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    peak, lines = done.stdout.split()
+    return int(peak), int(lines)
+
+
+def test_jsonl_streams_in_bounded_memory(data_dir: Path) -> None:
+    """Ten times the rows: --jsonl holds a batch at a time (DuckDB's sort under it spills past
+    STREAM_MEMORY), while one --json document of every row grows with the rows."""
+    small, large = _planned(data_dir, 10_000), _planned(data_dir, 100_000)
+    bound = 64  # MiB: DuckDB's sort of 100,000 rows and Parquet buffers; the rows are ~130
+
+    jsonl_small, small_lines = _peak_rss_mib("plan", small, "--jsonl")
+    jsonl_large, large_lines = _peak_rss_mib("plan", large, "--jsonl")
+    whole_small, _ = _peak_rss_mib("plan", small, "--json", "--all")
+    whole_large, _ = _peak_rss_mib("plan", large, "--json", "--all")
+
+    assert (small_lines, large_lines) == (10_000, 100_000)
+    assert whole_large - whole_small > bound  # the measurement sees a listing held in memory
+    assert jsonl_large - jsonl_small < bound, (jsonl_small, jsonl_large, whole_small, whole_large)
