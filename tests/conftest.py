@@ -38,7 +38,10 @@ def prefect_server() -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    # A deadline, not a wait: the server is polled and used as soon as it answers (about 5 s on
+    # a quiet machine). With six suites sharing two cores it measured 84 s to come up (imports
+    # alone 42 s), so 60 s failed whole runs at set-up.
+    with prefect_test_harness(server_startup_timeout=240):
         url = PREFECT_API_URL.value()
         previous = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
