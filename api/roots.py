@@ -26,30 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError, BadRequest, Forbidden
 from storage.errors import RootError
 from storage.objects import ObjectRoot, ObjectStore, is_object_url, parse_object_url
+from storage.roots import overlaps as overlaps  # the API's callers name it api.roots.overlaps
+from storage.roots import within
 from storage.settings import get_profiles
 
 log = logging.getLogger("api")
 SHAPE = "an object root is profile://bucket/prefix"
-
-
-def within(path: str, root: str) -> bool:
-    if is_object_url(path) or is_object_url(root):
-        if not (is_object_url(path) and is_object_url(root)):
-            return False  # a local root and an object root never contain one another
-        return stored(root).contains(stored(path))
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def overlaps(a: str, b: str) -> bool:
-    return within(a, b) or within(b, a)
-
-
-def stored(url: str) -> ObjectRoot:
-    """A canonical object root as stored in a grant or an operation (already validated when it
-    was stored; its profile may have been removed since, which must not break comparisons)."""
-    profile, _, rest = url.partition("://")
-    bucket, _, prefix = rest.partition("/")
-    return ObjectRoot(profile, bucket, prefix)
 
 
 def canonical_object(raw: str, refused: type[ApiError]) -> str:

@@ -20,10 +20,10 @@ from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from storage.paths import to_param
+from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import apply_op
 from tasks.progress import tracker
-from tasks.scan import check_root
 from tasks.stages import apply_task, rollback_task
 
 APPLY_KEYS = ("done", "changed", "vanished", "conflicts", "unsafe", "errors")

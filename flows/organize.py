@@ -24,12 +24,12 @@ from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import OperationRecord, PlanOptions, StageTiming, check_options_for_root
 from storage.paths import from_param
+from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import hashes, report
 from tasks.layout import parse_layout
 from tasks.object_scan import data_prefix_in_root
 from tasks.progress import tracker
-from tasks.scan import check_root
 from tasks.stages import (
     classify_task,
     hash_inputs_task,

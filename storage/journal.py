@@ -11,6 +11,11 @@ the scheme naming the storage profile) is a folder of segments, `{path}.d/000000
 `00000001.jsonl`...: each sync writes one new immutable object, never over an existing one
 (If-None-Match). A PUT that returned is durable, and a segment that exists is complete.
 `Journal(path)` and `read_journal(path)` take either kind of path.
+
+Layout, under an operation's folder: `journal/apply/{phase}-{shard:05d}.jsonl`, one journal
+per plan shard and apply phase (moves, then hard links), and `journal/rollback/` with the
+same names, the undo of each, under the same `seq` per item. A data folder in an object
+store keeps them as object URLs (`profile://bucket/.../journal/...`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from types import TracebackType
 from typing import Any
 
 from storage.errors import StorageError
+from storage.locations import DataStore
 from storage.objects import ObjectExists, ObjectStore, describe, is_object_url, parse_object_url
 
 Entry = dict[str, Any]
 SEGMENT = re.compile(r"[0-9]{8}\.jsonl")
 SEGMENT_ATTEMPTS = 10  # segment numbers tried when another writer takes them first
+PHASES = ("move", "link")  # hard links point at kept copies' final paths: after every move
+JOURNAL_NAME = re.compile(r"(?:.*/)?(?P<phase>[a-z]+)-[0-9]{5}\.jsonl")
 
 
 def encode_path(path: bytes | None) -> str | None:
@@ -182,3 +190,62 @@ def _fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- where an operation's journals are ------------------------------------------------------
+
+
+def journal_dir(store: DataStore, op_dir: str) -> str:
+    if store.is_local:
+        return f"{op_dir}/journal"
+    if is_object_url(store.url):
+        return f"{parse_object_url(store.url).profile}://{op_dir}/journal"
+    raise StorageError(
+        "apply keeps its journal on local disk or in an object store: "
+        "use a local or s3:// FILEORG_DATA_URL"
+    )
+
+
+def apply_journal(store: DataStore, op_dir: str, phase: str, shard: int) -> str:
+    return f"{journal_dir(store, op_dir)}/apply/{phase}-{shard:05d}.jsonl"
+
+
+def rollback_journal(store: DataStore, op_dir: str, apply_journal_path: str) -> str:
+    """The journal of the undo of one apply journal."""
+    name = apply_journal_path.rsplit("/", 1)[-1]
+    return f"{journal_dir(store, op_dir)}/rollback/{name}"
+
+
+def applied_journals(store: DataStore, op_dir: str) -> list[str]:
+    """Apply journals in the order they were written."""
+    directory = f"{journal_dir(store, op_dir)}/apply"
+    if store.is_local:
+        names = [p.rsplit("/", 1)[-1] for p in store.glob(f"{directory}/*-*.jsonl")]
+    else:
+        names = _segment_journals(directory)
+    found = []
+    for phase in PHASES:
+        mine = [n for n in names if (m := JOURNAL_NAME.fullmatch(n)) and m["phase"] == phase]
+        found += [f"{directory}/{name}" for name in sorted(mine)]
+    return found
+
+
+def _segment_journals(directory: str) -> list[str]:
+    """Names of the journals under an object URL: each is a folder of segments, and one that
+    was ever written has its first segment."""
+    listing = ObjectStore(parse_object_url(directory))
+    first = "/00000000.jsonl"
+    return [
+        listing.root.rel(info.key).removesuffix(".d" + first)
+        for page in listing.list_pages()
+        for info in page
+        if info.key.endswith(".d" + first)
+    ]
+
+
+def has_applied_anything(store: DataStore, op_dir: str) -> bool:
+    return any(
+        e["phase"] in ("intent", "mkdir")
+        for path in applied_journals(store, op_dir)
+        for e in read_journal(path)
+    )

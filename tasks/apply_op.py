@@ -10,77 +10,27 @@ segment objects when the data folder is in an object store (their paths are then
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Callable
 
 from storage import manifests
-from storage.errors import StorageError
-from storage.journal import read_journal
+
+# The journal layout lives in storage.journal; its names stay importable from here.
+from storage.journal import PHASES as PHASES
+from storage.journal import applied_journals as applied_journals
+from storage.journal import apply_journal as apply_journal
+from storage.journal import has_applied_anything as has_applied_anything
+from storage.journal import journal_dir as journal_dir
+from storage.journal import rollback_journal
 from storage.locations import DataStore
 from storage.objects import ObjectStore, is_object_url, parse_object_url
 from tasks import apply, object_apply, object_rollback, rollback
 from tasks.fsops import Identity
 
-PHASES = ("move", "link")  # hard links point at kept copies' final paths: after every move
-
 
 def phases_for(root: str) -> tuple[str, ...]:
     """The phases apply runs on `root`: objects only move."""
     return ("move",) if is_object_url(root) else PHASES
-
-
-JOURNAL_NAME = re.compile(r"(?:.*/)?(?P<phase>[a-z]+)-[0-9]{5}\.jsonl")
-
-
-def journal_dir(store: DataStore, op_dir: str) -> str:
-    if store.is_local:
-        return f"{op_dir}/journal"
-    if is_object_url(store.url):
-        return f"{parse_object_url(store.url).profile}://{op_dir}/journal"
-    raise StorageError(
-        "apply keeps its journal on local disk or in an object store: "
-        "use a local or s3:// FILEORG_DATA_URL"
-    )
-
-
-def apply_journal(store: DataStore, op_dir: str, phase: str, shard: int) -> str:
-    return f"{journal_dir(store, op_dir)}/apply/{phase}-{shard:05d}.jsonl"
-
-
-def applied_journals(store: DataStore, op_dir: str) -> list[str]:
-    """Apply journals in the order they were written."""
-    directory = f"{journal_dir(store, op_dir)}/apply"
-    if store.is_local:
-        names = [p.rsplit("/", 1)[-1] for p in store.glob(f"{directory}/*-*.jsonl")]
-    else:
-        names = _segment_journals(directory)
-    found = []
-    for phase in PHASES:
-        mine = [n for n in names if (m := JOURNAL_NAME.fullmatch(n)) and m["phase"] == phase]
-        found += [f"{directory}/{name}" for name in sorted(mine)]
-    return found
-
-
-def _segment_journals(directory: str) -> list[str]:
-    """Names of the journals under an object URL: each is a folder of segments, and one that
-    was ever written has its first segment."""
-    listing = ObjectStore(parse_object_url(directory))
-    first = "/00000000.jsonl"
-    return [
-        listing.root.rel(info.key).removesuffix(".d" + first)
-        for page in listing.list_pages()
-        for info in page
-        if info.key.endswith(".d" + first)
-    ]
-
-
-def has_applied_anything(store: DataStore, op_dir: str) -> bool:
-    return any(
-        e["phase"] in ("intent", "mkdir")
-        for path in applied_journals(store, op_dir)
-        for e in read_journal(path)
-    )
 
 
 def plan_shards(store: DataStore, op_dir: str) -> int:
@@ -135,8 +85,7 @@ def rollback_one(
     journal: str,
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
-    name = journal.rsplit("/", 1)[-1]
-    target = f"{journal_dir(store, op_dir)}/rollback/{name}"
+    target = rollback_journal(store, op_dir, journal)
     if is_object_url(root):
         objects = ObjectStore(parse_object_url(root))
         return object_rollback.rollback_journal(objects, journal, target, on_batch)

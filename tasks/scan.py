@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from storage import manifests
-from storage.errors import RootError
 from storage.locations import DataStore
+from storage.roots import check_root as check_root  # its home moved; older imports work
 
 STAGE = "scan"
 
@@ -30,31 +30,6 @@ class ScanEntry:
     error: str | None = None
     etag: str | None = None  # object roots only (tasks.object_scan)
     version_id: str | None = None
-
-
-def check_root(root: str) -> str:
-    """The canonical root, or RootError with one line a user can act on.
-
-    `profile://bucket/prefix` names an object-store root (storage.objects); anything else is
-    a local directory.
-    """
-    from storage.objects import ObjectStore, is_object_url, parse_object_url
-
-    if is_object_url(root):
-        parsed = parse_object_url(root)
-        ObjectStore(parsed).check()
-        return parsed.url
-    path = os.path.realpath(os.path.expanduser(root))
-    if not os.path.exists(path):
-        raise RootError(f"root {root} does not exist")
-    if not os.path.isdir(path):
-        raise RootError(f"root {root} is not a directory")
-    try:
-        with os.scandir(path):
-            pass
-    except OSError as exc:
-        raise RootError(f"root {root} cannot be read: {exc.strerror}") from None
-    return path
 
 
 def display(path: bytes) -> str:

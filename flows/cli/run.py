@@ -14,8 +14,8 @@ from flows.cli.render import emit_json, err, summary, table
 from storage.errors import UserError
 from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
+from storage.roots import check_root
 from tasks.layout import parse_layout
-from tasks.scan import check_root
 
 
 class Duplicates(StrEnum):

@@ -19,7 +19,7 @@ from flows.cli.run import Duplicates, Keep
 from storage.errors import UserError
 from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
-from tasks.scan import check_root
+from storage.roots import check_root
 
 schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
 app.add_typer(schedules, name="schedule", no_args_is_help=True)

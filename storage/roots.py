@@ -1,0 +1,143 @@
+"""Roots: what may be organized, checked once for the flows, the CLI and the API.
+
+`check_root` gives the canonical root (a real directory, or a validated object-store URL) or
+one line a user can act on. `broad_root` says why a root is too broad to organize without an
+explicit request (the whole disk, a system folder, the user's whole home): a plan there
+would move files that programs and the system expect where they are.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+
+from storage.errors import RootError
+from storage.objects import ObjectRoot, is_object_url
+
+# Folders whose whole tree belongs to the system or to installed programs: a root inside
+# them is refused as well (/usr/share/x, /etc/nginx). /lib* is matched by prefix below.
+SYSTEM_TREES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/sys",
+    "/usr",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/run",
+    "/var/spool",
+    # macOS (/etc and /var resolve to /private/...)
+    "/System",
+    "/Library",
+    "/Applications",
+    "/private/etc",
+    "/private/var",
+    "/cores",
+)
+# Folders that are system folders themselves but commonly hold people's data below them
+# (/srv/photos, /opt/archive, /mnt/disk, /home/alice): only the folder itself is refused.
+SYSTEM_FOLDERS = (
+    "/",
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/private",
+    "/root",
+    "/srv",
+    "/tmp",
+    "/Users",
+    "/Volumes",
+    "/var",
+)
+WINDOWS_TREES = ("windows", "program files", "program files (x86)", "programdata")
+
+
+def check_root(root: str) -> str:
+    """The canonical root, or RootError with one line a user can act on.
+
+    `profile://bucket/prefix` names an object-store root (storage.objects); anything else is
+    a local directory. An empty or blank root is refused: a script whose `$DIR` is unset
+    must not organize the folder it runs in.
+    """
+    from storage.objects import ObjectStore, parse_object_url
+
+    if not root.strip():
+        raise RootError("the root is empty: name the folder to organize ('.' for this one)")
+    if is_object_url(root):
+        parsed = parse_object_url(root)
+        ObjectStore(parsed).check()
+        return parsed.url
+    path = os.path.realpath(os.path.expanduser(root))
+    if not os.path.exists(path):
+        raise RootError(f"root {root} does not exist")
+    if not os.path.isdir(path):
+        raise RootError(f"root {root} is not a directory")
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise RootError(f"root {root} cannot be read: {exc.strerror}") from None
+    return path
+
+
+def broad_root(root: str, home: str | None) -> str | None:
+    """Why the canonical `root` is too broad to organize unasked, or None.
+
+    `home` is the user's canonical home folder (None when unknown).
+    """
+    if is_object_url(root):
+        return None  # a bucket is the user's own data, never the system's
+    if _is_windows_system(root):
+        return "a system folder"
+    if root in SYSTEM_FOLDERS or any(within(root, tree) for tree in SYSTEM_TREES):
+        return "a system folder"
+    top = root.strip("/").split("/", 1)[0]
+    if top.startswith("lib"):  # /lib, /lib32, /lib64, /libx32...
+        return "a system folder"
+    if home and home != "/":
+        if root == home:
+            return "your whole home folder"
+        if within(home, root):
+            return "a folder that holds your whole home folder"
+    return None
+
+
+def _is_windows_system(root: str) -> bool:
+    drive, rest = ntpath.splitdrive(root)
+    if not drive:
+        return False
+    parts = [p for p in rest.replace("\\", "/").lower().split("/") if p]
+    return not parts or parts[0] in WINDOWS_TREES
+
+
+def home_folder() -> str | None:
+    home = os.path.expanduser("~")
+    return None if home == "~" else os.path.realpath(home)
+
+
+def within(path: str, root: str) -> bool:
+    """`path` is `root` or inside it (folders and object roots alike)."""
+    if is_object_url(path) or is_object_url(root):
+        if not (is_object_url(path) and is_object_url(root)):
+            return False  # a local root and an object root never contain one another
+        return stored(root).contains(stored(path))
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def overlaps(a: str, b: str) -> bool:
+    return within(a, b) or within(b, a)
+
+
+def stored(url: str) -> ObjectRoot:
+    """A canonical object root as stored in a grant or an operation (already validated when it
+    was stored; its profile may have been removed since, which must not break comparisons)."""
+    profile, _, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    return ObjectRoot(profile, bucket, prefix)
