@@ -6,12 +6,13 @@ One writer at a time (the flow run that owns the operation), so a whole-file rew
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from storage.errors import InvalidPlanOptions, OperationNotFound
+from storage.errors import InvalidPlanOptions, OperationNotFound, UserError
 from storage.locations import DataStore, canonical_operation_id
 
 Status = Literal[
@@ -123,3 +124,84 @@ def check_options_for_root(options: PlanOptions, root: str) -> None:
             "duplicates policy 'hardlink' is not possible on an object-store root "
             "(objects cannot be hard-linked): use 'report' or 'quarantine'"
         )
+
+
+# --- naming an operation: a full id, a short unique prefix, or `last` ------------------------
+
+MIN_PREFIX = 4  # as git: shorter prefixes are too likely to become ambiguous in scripts
+HEX = frozenset("0123456789abcdef-")
+
+
+def resolve_id(store: DataStore, given: str) -> str:
+    """The full id of the operation `given` names (OperationNotFound, or UserError when a
+    prefix is ambiguous). The API takes full UUIDs only; the CLI accepts these shortcuts."""
+    text = given.strip().lower()
+    if text == "last":
+        newest = list_all(store)
+        if not newest:
+            raise OperationNotFound("last (there are no operations yet)")
+        return newest[0].id
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    if len(text) < MIN_PREFIX or not set(text) <= HEX:
+        raise OperationNotFound(given)
+    names = [p.rsplit("/", 2)[-2] for p in store.glob(f"{store.operations_dir()}/*/operation.json")]
+    found = sorted(n for n in names if n.startswith(text) or n.replace("-", "").startswith(text))
+    if not found:
+        raise OperationNotFound(given)
+    if len(found) > 1:
+        shown = ", ".join(n[:13] for n in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise UserError(
+            f"id prefix {given!r} matches {len(found)} operations ({shown}): give more of it"
+        )
+    return found[0]
+
+
+def short_id(operation_id: str) -> str:
+    return operation_id[:8]
+
+
+# --- what an apply or a rollback may follow ----------------------------------------------------
+
+CHANGING = frozenset(
+    {"applying", "applied", "partial", "rolling_back", "rolled_back", "rollback_incomplete"}
+)
+
+
+def changed_files(record: OperationRecord) -> bool:
+    """The operation moved files under its root (or may have: it was stopped while applying)."""
+    if record.status in CHANGING:
+        return True
+    return record.status == "failed" and record.stage in ("apply", "rollback")
+
+
+def newer_change(store: DataStore, record: OperationRecord) -> OperationRecord | None:
+    """The newest other operation that changed files under this one's root (or a root that
+    overlaps it) after this one was created, when its scan began: the plan may no longer
+    describe the tree."""
+    from storage.roots import overlaps
+
+    for other in list_all(store):
+        if (
+            other.id != record.id
+            and other.updated_at > record.created_at
+            and changed_files(other)
+            and overlaps(other.root, record.root)
+        ):
+            return other
+    return None
+
+
+def repeat_refusal(record: OperationRecord, request: Literal["apply", "rollback"]) -> str | None:
+    """The one line that refuses repeating a finished apply or rollback, the same in the CLI
+    (exit 2) and the API (409); None when the request may go on."""
+    if request == "apply" and record.status in ("applied", "partial"):
+        return (
+            f"operation {record.id} is already applied: nothing to do "
+            f"(undo it with fileorg rollback {record.id})"
+        )
+    if request == "rollback" and record.status == "rolled_back":
+        return f"operation {record.id} is already rolled back: nothing to undo"
+    return None

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from storage import manifests
+from storage import manifests, outcomes
 from storage.locations import DataStore
 
 # Rows a streamed query hands over at a time, and DuckDB's memory while it streams (a sort
@@ -30,9 +31,14 @@ class Query:
     sql: str
     order: str
     params: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # Arrow tables the SQL names
 
     def ordered(self, limit: int | None, offset: int) -> str:
         return f"{self.sql} ORDER BY {self.order} {_page(limit, offset)}"
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name, table in self.tables.items():
+            con.register(name, table)
 
 
 @contextmanager
@@ -134,13 +140,31 @@ def _page(limit: int | None, offset: int) -> str:
     return f"LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
-def plan_query(store: DataStore, op_dir: str, action: str | None = None) -> Query:
-    where = "WHERE action = $action" if action else ""
+PLAN_ACTIONS = ("move", "keep", "skip", "quarantine", "hardlink")
+
+
+def plan_query(
+    store: DataStore, op_dir: str, action: str | None = None, outcome: str | None = None
+) -> Query:
+    """Plan rows with what apply and rollback made of each (storage.outcomes), filtered by
+    action and by outcome (an apply outcome, or a rollback one: `restored`, `refused`)."""
+    filters, params = [], {}
+    if action:
+        filters.append("p.action = $action")
+        params["action"] = action
+    if outcome:
+        filters.append("(o.apply_outcome = $outcome OR o.rollback_outcome = $outcome)")
+        params["outcome"] = outcome
+    where = f"WHERE {' AND '.join(filters)}" if filters else ""
     sql = f"""
-        SELECT src, dst, action, reason, size, category, year, link_to
-        FROM {source(store, op_dir, "plan")} {where}
+        SELECT p.src, p.dst, p.action, p.reason, p.size, p.category, p.year, p.link_to,
+               o.apply_outcome, o.rollback_outcome,
+               coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason
+        FROM {source(store, op_dir, "plan")} p
+        LEFT JOIN outcomes o ON o.src = p.src
+        {where}
     """
-    return Query(sql, "src", {"action": action} if action else {})
+    return Query(sql, "p.src", params, {"outcomes": outcomes.outcome_table(store, op_dir)})
 
 
 def plan_rows(
@@ -149,8 +173,40 @@ def plan_rows(
     action: str | None = None,
     limit: int | None = 50,
     offset: int = 0,
+    outcome: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    return page(store, plan_query(store, op_dir, action), limit, offset)
+    return page(store, plan_query(store, op_dir, action, outcome), limit, offset)
+
+
+def outcome_sample(
+    store: DataStore, op_dir: str, kinds: tuple[str, ...], limit: int = 5
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The first `limit` plan rows whose apply or rollback outcome is one of `kinds`, and how
+    many rows have each of them: what an apply or rollback shows of what it could not do."""
+    table = outcomes.outcome_table(store, op_dir)
+    picked = (
+        "CASE WHEN list_contains($kinds, o.rollback_outcome) THEN o.rollback_outcome "
+        "ELSE o.apply_outcome END"
+    )
+    sql = f"""
+        SELECT p.src, p.dst, p.action, o.apply_outcome, o.rollback_outcome,
+               coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason, {picked} AS outcome
+        FROM {source(store, op_dir, "plan")} p JOIN outcomes o ON o.src = p.src
+        WHERE list_contains($kinds, o.apply_outcome) OR list_contains($kinds, o.rollback_outcome)
+    """
+    params = {"kinds": list(kinds)}
+    with connect(store) as con:
+        con.register("outcomes", table)
+        rows: list[dict[str, Any]] = (
+            con.sql(f"{sql} ORDER BY p.src LIMIT {int(limit)}", params=params)
+            .to_arrow_table()
+            .to_pylist()
+        )
+        counted = con.execute(
+            f"SELECT outcome, count(*) FROM ({sql}) GROUP BY outcome", params
+        ).fetchall()
+    found = dict(counted)
+    return rows, {k: int(found[k]) for k in kinds if found.get(k)}
 
 
 def page(
@@ -158,6 +214,7 @@ def page(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the query in its stable order, and the number of rows of the whole result."""
     with connect(store) as con:
+        query.register(con)
         rows: list[dict[str, Any]] = (
             con.sql(query.ordered(limit, offset), params=query.params).to_arrow_table().to_pylist()
         )
@@ -176,6 +233,7 @@ def stream(
     with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-sort-") as spill:
         con.execute(f"SET memory_limit = '{STREAM_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
+        query.register(con)
         relation = con.sql(query.ordered(limit, offset), params=query.params)
         for batch in relation.to_arrow_reader(STREAM_ROWS):
             yield batch.to_pylist()

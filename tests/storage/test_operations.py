@@ -1,0 +1,151 @@
+"""storage.operations: naming operations (prefixes, `last`), stale plans, repeated requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage import operations
+from storage.errors import OperationNotFound, UserError
+from storage.locations import DataStore
+from storage.operations import OperationRecord
+
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DataStore:
+    return DataStore(str(tmp_path / "data"))
+
+
+def saved(
+    store: DataStore, op_id: str, root: str = "/t/root", status: str = "planned", minutes: int = 0
+) -> OperationRecord:
+    """A record created `minutes` after T0, last written at that time too."""
+    record = OperationRecord(
+        id=op_id, root=root, status=status, created_at=T0 + timedelta(minutes=minutes)
+    )
+    operations.save(store, record)
+    # save() stamps updated_at with the clock: set it to the story's time instead.
+    record.updated_at = record.created_at
+    path = operations.record_path(store, op_id)
+    store.write_bytes(path, record.model_dump_json().encode())
+    return record
+
+
+A = "aaaa1111-0000-4000-8000-000000000001"
+B = "aaaa2222-0000-4000-8000-000000000002"
+C = "cccc3333-0000-4000-8000-000000000003"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_id"),
+    [
+        (A, A),
+        (A.upper(), A),
+        ("aaaa1", A),
+        ("aaaa1111-0", A),
+        ("aaaa11110000", A),  # without its dashes
+        ("cccc", C),
+        ("last", C),
+        (" LAST ", C),
+    ],
+)
+def test_an_operation_is_named_by_id_prefix_or_last(
+    store: DataStore, given: str, expected_id: str
+) -> None:
+    for minutes, op_id in enumerate((A, B, C)):
+        saved(store, op_id, minutes=minutes)
+
+    assert operations.resolve_id(store, given) == expected_id
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_error", "expected_message"),
+    [
+        ("aaaa", UserError, "id prefix 'aaaa' matches 2 operations"),
+        ("abc", OperationNotFound, "no operation with id abc"),  # too short to be a prefix
+        ("dddd", OperationNotFound, "no operation with id dddd"),
+        ("../../etc", OperationNotFound, "no operation with id ../../etc"),
+        ("*", OperationNotFound, r"no operation with id \*"),
+    ],
+)
+def test_bad_names_are_one_line(
+    store: DataStore, given: str, expected_error: type[Exception], expected_message: str
+) -> None:
+    for op_id in (A, B, C):
+        saved(store, op_id)
+
+    with pytest.raises(expected_error, match=expected_message):
+        operations.resolve_id(store, given)
+
+
+def test_last_without_operations(store: DataStore) -> None:
+    with pytest.raises(OperationNotFound, match="no operations yet"):
+        operations.resolve_id(store, "last")
+
+
+@pytest.mark.parametrize(
+    ("other_root", "other_status", "other_minutes", "expected_stale"),
+    [
+        ("/t/root", "applied", 5, True),  # applied after our scan began
+        ("/t/root", "rolled_back", 5, True),  # a rollback moves files too
+        ("/t/root/sub", "partial", 5, True),  # an overlapping root
+        ("/t", "applying", 5, True),  # interrupted while applying
+        ("/t/root", "failed", 5, False),  # a plan that failed changed nothing
+        ("/t/root", "planned", 5, False),  # a newer plan changes nothing
+        ("/t/root", "applied", -5, False),  # applied before our scan: the plan saw it
+        ("/t/other", "applied", 5, False),  # another folder
+        ("/t/root2", "applied", 5, False),  # a name that merely starts the same
+    ],
+)
+def test_a_plan_is_stale_after_another_operation_changed_its_root(
+    store: DataStore,
+    other_root: str,
+    other_status: str,
+    other_minutes: int,
+    expected_stale: bool,
+) -> None:
+    record = saved(store, A, "/t/root")
+    saved(store, B, other_root, other_status, other_minutes)
+
+    newer = operations.newer_change(store, record)
+
+    assert (newer.id if newer else None) == (B if expected_stale else None)
+
+
+def test_an_interrupted_apply_that_failed_counts_as_a_change(store: DataStore) -> None:
+    record = saved(store, A, "/t/root")
+    other = saved(store, B, "/t/root", "failed", 5)
+    other.stage = "apply"
+    store.write_bytes(operations.record_path(store, B), other.model_dump_json().encode())
+
+    assert operations.newer_change(store, record) is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "request_", "expected_words"),
+    [
+        ("applied", "apply", "is already applied: nothing to do"),
+        ("partial", "apply", "is already applied: nothing to do"),
+        ("rolled_back", "rollback", "is already rolled back: nothing to undo"),
+        ("planned", "apply", None),
+        ("rolled_back", "apply", None),  # refused by the apply rules: "plan it again"
+        ("rollback_incomplete", "rollback", None),  # running it again finishes it
+        ("applied", "rollback", None),
+    ],
+)
+def test_repeating_a_finished_request(
+    status: str, request_: str, expected_words: str | None
+) -> None:
+    record = OperationRecord(id=A, root="/t", status=status)
+
+    refusal = operations.repeat_refusal(record, request_)  # type: ignore[arg-type]
+
+    assert (refusal is None) == (expected_words is None)
+    if expected_words:
+        assert refusal == f"operation {A} {expected_words}" + (
+            f" (undo it with fileorg rollback {A})" if request_ == "apply" else ""
+        )

@@ -1,0 +1,88 @@
+"""storage.roots: an empty root is refused; roots too broad to organize unasked are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.errors import RootError
+from storage.roots import broad_root, check_root, overlaps
+
+
+@pytest.mark.parametrize("given", ["", " ", "\t\n"])
+def test_an_empty_or_blank_root_is_refused(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # what "" used to mean: the folder the script ran in
+
+    with pytest.raises(RootError, match="the root is empty"):
+        check_root(given)
+
+
+HOME = "/home/alice"
+
+
+@pytest.mark.parametrize(
+    ("root", "expected_reason"),
+    [
+        ("/", "a system folder"),
+        ("/usr", "a system folder"),
+        ("/usr/share/doc", "a system folder"),
+        ("/etc", "a system folder"),
+        ("/etc/nginx", "a system folder"),
+        ("/var", "a system folder"),
+        ("/var/lib/postgresql", "a system folder"),
+        ("/boot", "a system folder"),
+        ("/proc/self", "a system folder"),
+        ("/sys", "a system folder"),
+        ("/dev", "a system folder"),
+        ("/lib", "a system folder"),
+        ("/lib64/x", "a system folder"),
+        ("/opt", "a system folder"),
+        ("/srv", "a system folder"),
+        ("/home", "a system folder"),
+        ("/System/Library", "a system folder"),
+        ("/private/var/db", "a system folder"),
+        ("/Users", "a system folder"),
+        ("C:\\", "a system folder"),
+        ("C:\\Windows\\System32", "a system folder"),
+        ("D:\\Program Files\\App", "a system folder"),
+        (HOME, "your whole home folder"),
+        ("/home/alice/Downloads", None),
+        ("/srv/photos", None),
+        ("/opt/archive", None),
+        ("/mnt/disk/photos", None),
+        ("/var/www/pictures", None),
+        ("/tmp/pytest-of-root/x", None),
+        ("/libraries/mine", "a system folder"),  # /lib*: refused rather than guessed at
+        ("C:\\Users\\alice\\Pictures", None),
+        ("s3://bucket", None),
+    ],
+)
+def test_broad_roots(root: str, expected_reason: str | None) -> None:
+    assert broad_root(root, HOME) == expected_reason
+
+
+def test_a_folder_that_holds_the_home_folder_is_broad() -> None:
+    assert (
+        broad_root("/data/users", "/data/users/alice")
+        == "a folder that holds your whole home folder"
+    )
+    assert broad_root("/data/users/bob", "/data/users/alice") is None
+    assert broad_root("/data", None) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected_overlap"),
+    [
+        ("/data/alice", "/data/alice/photos", True),
+        ("/data/alice", "/data/alice2", False),
+        ("/data/alice", "/data/alice", True),
+        ("s3://b/data", "s3://b/data/x", True),
+        ("s3://b/data", "/data", False),
+    ],
+)
+def test_overlaps(a: str, b: str, expected_overlap: bool) -> None:
+    assert overlaps(a, b) is expected_overlap
+    assert overlaps(b, a) is expected_overlap
