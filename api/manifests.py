@@ -46,10 +46,15 @@ def _ready(store: DataStore, op: Operation, *stages: str) -> tuple[str, Operatio
 
 
 def _plan(
-    store: DataStore, op: Operation, action: str | None, limit: int, offset: int
+    store: DataStore,
+    op: Operation,
+    action: str | None,
+    limit: int,
+    offset: int,
+    outcome: str | None = None,
 ) -> PlanPublic:
     op_dir, _ = _ready(store, op, "plan")
-    rows, total = queries.plan_rows(store, op_dir, action, limit, offset)
+    rows, total = queries.plan_rows(store, op_dir, action, limit, offset, outcome)
     items = [
         PlanItemPublic(
             **{**r, "src": text(r["src"]), "dst": text(r["dst"]), "link_to": text(r["link_to"])}
@@ -103,9 +108,14 @@ def _report(store: DataStore, op: Operation) -> ReportPublic:
 
 
 async def plan(
-    store: DataStore, op: Operation, action: str | None, limit: int, offset: int
+    store: DataStore,
+    op: Operation,
+    action: str | None,
+    limit: int,
+    offset: int,
+    outcome: str | None = None,
 ) -> PlanPublic:
-    return await run_in_threadpool(_plan, store, op, action, limit, offset)
+    return await run_in_threadpool(_plan, store, op, action, limit, offset, outcome)
 
 
 async def duplicates(store: DataStore, op: Operation, limit: int, offset: int) -> DuplicatesPublic:

@@ -194,6 +194,9 @@ class OperationService:
 
     async def apply(self, op: Operation) -> OperationStarted:
         record = await self._settled(op, "applied")
+        repeated = records.repeat_refusal(record, "apply") if record else None
+        if repeated:
+            raise Conflict(repeated)  # the same line as the CLI's (docs/api.md)
         if record is None or record.status not in APPLICABLE:
             shown = record.status if record else op.status
             raise Conflict(
@@ -206,10 +209,11 @@ class OperationService:
 
     async def rollback(self, user: User, op: Operation) -> OperationStarted:
         record = await self._settled(op, "rolled back")
+        repeated = records.repeat_refusal(record, "rollback") if record else None
+        if repeated:
+            raise Conflict(repeated)  # the same line as the CLI's (docs/api.md)
         if record is None or record.status not in UNDOABLE:
             shown = record.status if record else op.status
-            if shown == "rolled_back":
-                raise Conflict(f"operation {op.id} is already rolled back")
             raise Conflict(
                 f"operation {op.id} was never applied (status: {shown}): nothing to undo"
             )

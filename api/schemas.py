@@ -249,6 +249,14 @@ class PlanItemPublic(BaseModel):
     category: str | None
     year: int | None
     link_to: str | None
+    apply_outcome: str | None = Field(
+        default=None,
+        description="applied, skipped, conflict, failed, unfinished; null before apply",
+    )
+    rollback_outcome: str | None = Field(
+        default=None, description="restored, refused, unfinished; null before rollback"
+    )
+    outcome_reason: str | None = Field(default=None, description="Why it was not carried out")
 
 
 class PlanPublic(BaseModel):
@@ -262,6 +270,18 @@ class PlanAction(StrEnum):
     skip = "skip"
     quarantine = "quarantine"
     hardlink = "hardlink"
+
+
+class PlanOutcome(StrEnum):
+    """What apply or rollback made of a planned file (storage.outcomes.OUTCOMES)."""
+
+    applied = "applied"
+    skipped = "skipped"
+    conflict = "conflict"
+    failed = "failed"
+    unfinished = "unfinished"
+    restored = "restored"
+    refused = "refused"
 
 
 class DuplicateGroupPublic(BaseModel):

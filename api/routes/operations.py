@@ -17,6 +17,7 @@ from api.schemas import (
     OperationsPublic,
     OperationStarted,
     PlanAction,
+    PlanOutcome,
     PlanPublic,
     ReportPublic,
 )
@@ -53,9 +54,17 @@ async def read_plan(
     store: StoreDep,
     page: PageDep,
     action: Annotated[PlanAction | None, Query(description="Only this action")] = None,
+    outcome: Annotated[
+        PlanOutcome | None, Query(description="Only files whose apply or rollback ended so")
+    ] = None,
 ) -> PlanPublic:
     return await manifests.plan(
-        store, op, action.value if action else None, page.limit, page.offset
+        store,
+        op,
+        action.value if action else None,
+        page.limit,
+        page.offset,
+        outcome.value if outcome else None,
     )
 
 

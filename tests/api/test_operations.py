@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.orchestrator import APPLY_PLAN, ORGANIZE, ROLLBACK
+from api.schemas import PlanOutcome
+from storage import operations
+from storage.journal import Journal, journal_dir
+from storage.outcomes import OUTCOMES
 from tests.api.conftest import Api, User
 from tests.api.fakes import FILES, MOVES
 
@@ -150,6 +155,64 @@ def test_plan_is_paged_in_stable_order(api: Api, tree: Path, alice: User) -> Non
     assert moves["count"] == MOVES
 
 
+def _journal(api: Api, op_id: str, name: str, entries: list[dict[str, Any]]) -> None:
+    """Journal lines as apply and rollback write them (storage.journal)."""
+    op_dir = api.store.operation_dir(op_id)
+    path = f"{journal_dir(api.store, op_dir)}/{name}/move-00000.jsonl"
+    with Journal(path) as journal:
+        for entry in entries:
+            journal.add(entry)
+
+
+def _intent(seq: str, src: bytes, dst: bytes) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "phase": "intent",
+        "action": "move",
+        "src": os.fsdecode(src),
+        "dst": os.fsdecode(dst),
+    }
+
+
+def test_plan_filters_by_outcome(api: Api, tree: Path, alice: User) -> None:
+    """Outcomes come from the journals: an apply that skipped one file and met one conflict,
+    and a rollback that was refused one of the files it had moved."""
+    op_id = api.started(alice, tree / "alice")
+    moved = [p for p in (f[0] for f in FILES) if p != b"b/photo copy.jpg"]
+    intents = [_intent(f"move-0-{i}", src, b"X/" + src) for i, src in enumerate(moved)]
+    outcomes = [
+        {"seq": "move-0-0", "phase": "done", "dev": 1, "ino": 1},
+        {"seq": "move-0-1", "phase": "skipped", "reason": "changed since scan"},
+        {"seq": "move-0-2", "phase": "skipped", "reason": "conflict: destination exists"},
+        {"seq": "move-0-3", "phase": "done", "dev": 1, "ino": 4},
+    ]
+    _journal(api, op_id, "apply", intents + outcomes)
+    _journal(
+        api,
+        op_id,
+        "rollback",
+        [
+            {"seq": "move-0-3", "phase": "intent", "action": "move"},
+            {"seq": "move-0-3", "phase": "skipped", "reason": "conflict: destination exists"},
+        ],
+    )
+    url = f"/api/v1/operations/{op_id}/plan"
+
+    def listed(outcome: str) -> list[tuple[str, str | None]]:
+        page = _get(api, alice, url, outcome=outcome).json()
+        assert page["count"] == len(page["data"])
+        return [(item["src"], item["outcome_reason"]) for item in page["data"]]
+
+    shown = [p.decode("utf-8", "backslashreplace") for p in moved]  # as the API shows paths
+    assert listed("skipped") == [(shown[1], "changed since scan")]
+    assert listed("conflict") == [(shown[2], "conflict: destination exists")]
+    assert listed("applied") == [(shown[0], None), (shown[3], "its original path is taken")]
+    assert listed("refused") == [(shown[3], "its original path is taken")]
+    assert listed("failed") == []
+    assert _get(api, alice, url, outcome="lost").status_code == 422
+    assert {o.value for o in PlanOutcome} == set(OUTCOMES)
+
+
 def test_duplicates_and_report(api: Api, tree: Path, alice: User) -> None:
     op_id = api.started(alice, tree / "alice")
     groups = _get(api, alice, f"/api/v1/operations/{op_id}/duplicates").json()
@@ -214,10 +277,10 @@ def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice:
         "rolled_back",
     )
     again = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
-    assert (again.status_code, again.json()["detail"]) == (
-        409,
-        f"operation {op_id} is already rolled back",
-    )
+    record = operations.load(api.store, op_id)
+    expected_detail = operations.repeat_refusal(record, "rollback")  # the CLI's line too
+    assert (again.status_code, again.json()["detail"]) == (409, expected_detail)
+    assert expected_detail == f"operation {op_id} is already rolled back: nothing to undo"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +288,7 @@ def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice:
     [
         ({"operation_type": "scan"}, None, "only organize operations change files"),
         ({"operation_type": "dedupe"}, None, "only organize operations change files"),
-        ({"dry_run": False}, None, "not a finished dry run (status: applied)"),
+        ({"dry_run": False}, None, "is already applied: nothing to do"),
         ({}, "running", "still running"),
         ({}, "failed", "not a finished dry run (status: failed)"),
     ],
