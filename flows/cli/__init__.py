@@ -7,6 +7,7 @@ FILEORG_DEBUG is set.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import typer
@@ -52,16 +53,49 @@ def _register() -> None:
     from flows.cli import admin, profiles, query, run, schedule, serve  # noqa: F401
 
 
+BOUNDS = (
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be \1 or more"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be \1 or less"),
+    (re.compile(r"Input should be a valid integer.*"), "expected a whole number"),
+)
+
+
+def usage_line(exc: typer.TyperException) -> str:
+    """Typer's usage errors (an unknown option, a missing argument, a value of the wrong type)
+    as one line: `--limit: expected a whole number`, not a boxed usage screen."""
+    message = exc.format_message().replace("Value error, ", "").rstrip(".")
+    param = getattr(exc, "param", None)
+    if type(exc).__name__ != "MissingParameter" and param is not None:
+        name = (param.opts or [param.name])[0]
+        detail = message.split("': ", 1)[-1] if message.startswith("Invalid value") else message
+        for pattern, replacement in BOUNDS:
+            detail = pattern.sub(replacement, detail)
+        message = f"{name}: {detail}"
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "fileorg"
+    return f"{message} (see {command} --help)"
+
+
 def main() -> None:
     _quiet_prefect()
     _register()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `fileorg`: the help, as asked
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(0)
+        print(f"error: {usage_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except (StorageError, FileorgError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except typer.Abort:
+        print("aborted: nothing changed", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: run the same command with --id to resume", file=sys.stderr)
@@ -73,3 +107,4 @@ def main() -> None:
             f"error: {type(exc).__name__}: {exc} (set FILEORG_DEBUG=1 for details)", file=sys.stderr
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import typer
 
-from flows.cli import app
+from flows.cli import app, options, views
 from flows.cli.render import emit_json, emit_jsonl, err, path_text, shown, summary, table
 from storage import operations, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
+from storage.outcomes import OUTCOMES
 from storage.settings import get_settings
+from tasks.classify_rules import CATEGORIES
 from tasks.report import human_bytes, read_report
 
 PAGE = 50
@@ -41,8 +43,7 @@ class Output:
     def of(cls, limit: int | None, offset: int, every: bool, json: bool, jsonl: bool) -> Output:
         if json and jsonl:
             raise UserError("--json and --jsonl: choose one")
-        if (limit is not None and limit < 0) or offset < 0:
-            raise UserError("--limit and --offset cannot be negative")
+        options.page(limit, offset)
         if limit is None and not (every or jsonl):
             limit = PAGE
         return cls(limit, offset, json, jsonl)
@@ -50,7 +51,7 @@ class Output:
 
 def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, operations.OperationRecord]:
     store = DataStore(get_settings().data_url)
-    record = operations.load(store, operation_id)
+    record = options.operation(operation_id, store)
     op_dir = store.operation_dir(record.id)
     if not queries.has_shards(store, op_dir, stage):
         raise OperationStateError(
@@ -97,26 +98,43 @@ def plan_item(row: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 def plan(
-    operation_id: str,
+    operation_id: str = typer.Argument(..., help="An id, a unique prefix, or 'last'."),
     action: str | None = typer.Option(None, help="Only move, keep, skip, quarantine or hardlink."),
+    outcome: str | None = typer.Option(
+        None, help="Only files whose apply or rollback ended so: " + ", ".join(OUTCOMES) + "."
+    ),
+    wide: bool = typer.Option(False, "--wide", help="Whole paths, however wide the rows."),
     limit: int | None = LIMIT,
     offset: int = OFFSET,
     every: bool = ALL,
     json_output: bool = JSON,
     jsonl: bool = JSONL,
 ) -> None:
-    """The planned moves, paged: source -> destination, and why."""
+    """The planned moves, paged: source -> destination, and why (or what became of them)."""
+    action = options.choice(action, queries.PLAN_ACTIONS, "action")
+    outcome = options.choice(outcome, OUTCOMES, "outcome")
     output = Output.of(limit, offset, every, json_output, jsonl)
     store, op_dir, record = _operation(operation_id, "plan")
-    query = queries.plan_query(store, op_dir, action)
+    query = queries.plan_query(store, op_dir, action, outcome)
     document = {"operation_id": record.id}
     rows = _listing(store, query, output, document, "items", plan_item)
-    if rows is not None:
-        table(
-            None,
-            ["source", "destination", "action", "reason"],
-            [[shown(r["src"]), shown(r["dst"]), r["action"], r["reason"]] for r in rows],
-        )
+    if rows is None:
+        return
+    if not rows:
+        what = f" with outcome {outcome}" if outcome else f" with action {action}" if action else ""
+        err.print(f"no planned files{what}")
+        return
+    if outcome:
+        columns = ["source", "destination", "outcome", "why"]
+        cells = [[r["rollback_outcome"] or r["apply_outcome"], r["outcome_reason"]] for r in rows]
+    else:
+        columns = ["source", "destination", "action", "reason"]
+        cells = [[r["action"], r["reason"]] for r in rows]
+    body = [
+        [shown(r["src"]), shown(r["dst"]), *(c or "" for c in extra)]
+        for r, extra in zip(rows, cells, strict=True)
+    ]
+    views.rows_table(columns, body, 2, wide)
 
 
 def group_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +163,9 @@ def duplicates(
     document = {"operation_id": record.id}
     rows = _listing(store, query, output, document, "groups", group_item)
     if rows is None:
+        return
+    if not rows:
+        err.print("no duplicate groups")
         return
     table(
         None,
@@ -190,15 +211,23 @@ def files(
     jsonl: bool = JSONL,
 ) -> None:
     """The files of an operation, filtered and sorted."""
+    category = options.choice(category, CATEGORIES, "category")
+    sort = options.choice(sort, queries.FILE_SORTS, "sort") or "path"
     output = Output.of(limit, offset, every, json_output, jsonl)
+    options.at_least(min_size, 0, "--min-size")
+    options.at_least(max_size, 0, "--max-size")
+    options.at_least(year, 1, "--year")
+    if min_size is not None and max_size is not None and min_size > max_size:
+        raise UserError(f"--min-size {min_size} is more than --max-size {max_size}")
     store, op_dir, record = _operation(operation_id, "classify")
-    if sort not in queries.FILE_SORTS:
-        raise UserError(f"unknown sort {sort!r}: use {', '.join(queries.FILE_SORTS)}")
     query = queries.file_query(
         store, op_dir, category, year, ext, min_size, max_size, name, sort, desc
     )
     rows = _listing(store, query, output, {"operation_id": record.id}, "items", file_item)
     if rows is None:
+        return
+    if not rows:
+        err.print("no files match")
         return
     table(
         None,
@@ -220,7 +249,7 @@ def files(
 def report(operation_id: str, json_output: bool = JSON) -> None:
     """Counts and bytes per category and year, duplicates, planned moves, errors, timings."""
     store = DataStore(get_settings().data_url)
-    record = operations.load(store, operation_id)
+    record = options.operation(operation_id, store)
     built = read_report(store, store.operation_dir(record.id))
     if built is None:
         raise OperationStateError(
@@ -249,6 +278,7 @@ def list_operations(
 ) -> None:
     """Past operations, newest first, with their status (every one: this list is not paged)."""
     Output.of(None, 0, True, json_output, jsonl)
+    status = options.choice(status, get_args(operations.Status), "status")
     store = DataStore(get_settings().data_url)
     records = [r for r in operations.list_all(store) if status is None or r.status == status]
     if jsonl:
@@ -257,12 +287,16 @@ def list_operations(
     if json_output:
         emit_json({"operations": [r.model_dump(mode="json") for r in records]})
         return
+    if not records:
+        err.print(f"no operations with status {status}" if status else "no operations yet")
+        return
+    ids = options.short_ids([r.id for r in operations.list_all(store)])
     table(
         None,
         ["id", "created", "status", "root", "files", "moves"],
         [
             [
-                r.id,
+                ids[r.id],
                 r.created_at.strftime("%Y-%m-%d %H:%M"),
                 r.status,
                 r.root,

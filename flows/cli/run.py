@@ -1,4 +1,10 @@
-"""Commands that run flows in this process: organize (and, with part 2, apply and rollback)."""
+"""Commands that run flows in this process: organize (plans), apply and rollback (change files).
+
+Nothing changes files unasked: `organize PATH` only plans; `organize PATH --apply` and
+`apply ID` are the explicit requests, asked once more on a terminal (flows.cli.guards).
+Exit codes: 0 done, 1 an error or a declined question, 2 bad input (one line), 3 an apply or
+a rollback that could not carry out every item (its heading says so, and it lists them).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,31 @@ from enum import StrEnum
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from flows.cli import app
 from flows.cli.bar import ProgressBars
-from flows.cli.render import emit_json, err, summary, table
-from storage.errors import UserError
-from storage.operations import PlanOptions, check_options_for_root
+from flows.cli.guards import (
+    confirm,
+    interactive,
+    refuse_broad_root,
+    refuse_other_request,
+    refuse_stale,
+)
+from flows.cli.options import data_store, display_id, operation
+from flows.cli.render import emit_json, err, path_text, summary, table
+from flows.cli.views import not_done, preview
+from storage import operations, outcomes, previews, queries
+from storage.errors import OperationStateError, UserError
+from storage.locations import DataStore
+from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 from storage.paths import to_param
 from storage.roots import check_root
 from tasks.layout import parse_layout
+
+INCOMPLETE = 3  # exit code: an apply or rollback left some items undone (listed)
+DECLINED = 1
+SAMPLE = 5  # files shown after an apply or rollback that could not do them
 
 
 class Duplicates(StrEnum):
@@ -28,6 +50,13 @@ class Keep(StrEnum):
     oldest = "oldest"
     newest = "newest"
     shortest_path = "shortest-path"
+
+
+YES = typer.Option(False, "--yes", "-y", help="Do not ask on a terminal: apply.")
+FORCE = typer.Option(
+    False, "--force", help="Apply even though another operation changed the root since."
+)
+JSON = typer.Option(False, "--json", help="Print one JSON document.")
 
 
 def run_with_progress(json_output: bool, fn: Any, **kwargs: Any) -> Any:
@@ -54,16 +83,29 @@ def organize(
         False, help="Count empty files as duplicates of each other."
     ),
     exclude: list[str] = typer.Option([], help="Folder or file name patterns to leave alone."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Plan only: change nothing (review, then `fileorg apply`)."
+    apply_plan: bool = typer.Option(
+        False, "--apply", help="Apply the plan once made (asks first on a terminal)."
     ),
-    operation_id: str | None = typer.Option(None, "--id", help="Resume this operation."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Plan only (the default; kept for older scripts)."
+    ),
+    yes: bool = YES,
+    force: bool = FORCE,
+    i_mean_it: bool = typer.Option(
+        False, "--i-mean-it", help="Organize / , a system folder or your whole home folder."
+    ),
+    operation_id: str | None = typer.Option(
+        None, "--id", help="Resume this operation (an id, a unique prefix, or 'last')."
+    ),
+    json_output: bool = JSON,
 ) -> None:
-    """Scan PATH, find duplicates, classify files and plan an organized layout."""
+    """Scan PATH, find duplicates, classify files and plan an organized layout (changes
+    nothing unless --apply)."""
+    if dry_run and apply_plan:
+        raise UserError("--dry-run and --apply ask for opposite things: give one of them")
     parse_layout(mode, template)
     root = check_root(path)
-    op_id = _new_or_given_id(operation_id)
+    refuse_broad_root(root, i_mean_it)
     options = PlanOptions(
         mode=mode,
         template=template,
@@ -73,121 +115,220 @@ def organize(
         exclude=exclude,
     )
     check_options_for_root(options, root)
+    store = data_store()
+    op_id = _operation_id(store, operation_id, root, options, apply_plan)
     from flows.organize import organize_flow
 
     if not json_output:
-        err.print(f"operation [bold]{op_id}[/bold] on {root}")
+        err.print(f"operation [bold]{op_id}[/bold] on {escape(root)}")
     report = run_with_progress(
-        json_output,
-        organize_flow,
-        operation_id=op_id,
-        root=to_param(root),
-        options=options,
-        dry_run=dry_run,
+        json_output, organize_flow, operation_id=op_id, root=to_param(root), options=options
     )
-    status = "planned" if dry_run else _status(op_id)
-    if json_output:
-        emit_json({"operation_id": op_id, "status": status, "report": report})
+    record = operations.load(store, op_id)
+    shown = display_id(store, op_id)
+    if not apply_plan:
+        if json_output:
+            emit_json({"operation_id": op_id, "status": record.status, "report": report})
+            return
+        summary(report)
+        preview(previews.resulting_tree(store, store.operation_dir(op_id)))
+        err.print(f"\noperation id: [bold]{shown}[/bold] ({record.status}); nothing changed")
+        err.print(f"review it: fileorg plan {shown}; apply it: fileorg apply {shown}")
         return
-    summary(report)
-    if not dry_run:
-        _apply_summary(report.get("apply", {}))
-    err.print(f"\noperation id: [bold]{op_id}[/bold] ({status})")
-    if dry_run:
-        err.print(f"review it: fileorg plan {op_id}; then: fileorg apply {op_id}")
+    if not json_output:
+        summary(report)
+    if record.status in ("applied", "partial"):  # an interrupted plan-and-apply, now finished
+        code = _applied(
+            store, op_id, record.summary.get("apply", {}), json_output, {"report": report}
+        )
     else:
-        err.print(f"undo it: fileorg rollback {op_id}")
+        code = _apply(store, record, yes, force, json_output, {"report": report})
+    if code:
+        raise typer.Exit(code)
 
 
-def _new_or_given_id(operation_id: str | None) -> str:
-    if operation_id is None:
+def _operation_id(
+    store: DataStore, given: str | None, root: str, options: PlanOptions, apply_plan: bool
+) -> str:
+    """A new id, the caller's new UUID, or the operation `given` names, which must be this
+    root asked with these options."""
+    if given is None:
         return str(uuid.uuid4())
     try:
-        return str(uuid.UUID(operation_id))
+        full = str(uuid.UUID(given))
     except ValueError:
-        raise UserError(f"operation id {operation_id!r} is not a UUID") from None
+        full = None
+    if full is not None and not operations.exists(store, full):
+        return full
+    op_id = full or operations.resolve_id(store, given)
+    refuse_other_request(operations.load(store, op_id), root, options, apply_plan)
+    return op_id
 
 
-def _status(operation_id: str) -> str:
-    from storage import operations
-    from storage.locations import DataStore
-    from storage.settings import get_settings
+def _apply(
+    store: DataStore,
+    record: OperationRecord,
+    yes: bool,
+    force: bool,
+    json_output: bool,
+    document: dict[str, Any],
+) -> int:
+    """Apply the plan of `record` once the user (or a script) asked; print what became of it.
+    Returns the exit code."""
+    refused = operations.repeat_refusal(record, "apply")
+    if refused:
+        raise OperationStateError(refused)
+    refuse_stale(store, record, force)
+    from flows.apply import apply_plan_flow, check_can_apply  # Prefect: after the cheap checks
 
-    return operations.load(DataStore(get_settings().data_url), operation_id).status
+    check_can_apply(record)
+    check_root(record.root)
+    shown = display_id(store, record.id)
+    nothing = not any(record.summary.get(k) for k in ("moves", "quarantine", "hardlink"))
+    yes = yes or (nothing and record.status == "planned")  # no question when nothing moves
+    if interactive() and not yes and not json_output:
+        preview(previews.resulting_tree(store, store.operation_dir(record.id)))
+    if not confirm(_question(record, shown), yes):
+        err.print(f"not applied: nothing changed; the plan stays (fileorg apply {shown})")
+        if json_output:
+            emit_json({"operation_id": record.id, "status": record.status, **document})
+        return DECLINED
+    result = run_with_progress(json_output, apply_plan_flow, operation_id=record.id)
+    return _applied(store, record.id, result.get("apply", {}), json_output, document)
 
 
-def _apply_summary(counts: dict[str, int]) -> None:
-    table(
-        "Applied",
-        ["moved", "skipped: changed", "vanished", "conflicts", "unsafe", "errors"],
-        [
-            [
-                str(counts.get(k, 0))
-                for k in ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
-            ]
+def _applied(
+    store: DataStore,
+    operation_id: str,
+    counts: dict[str, int],
+    json_output: bool,
+    document: dict[str, Any],
+) -> int:
+    """Print what the apply did, and the first files it could not carry out."""
+    status = operations.load(store, operation_id).status
+    rows, found = _not_done(store, operation_id, outcomes.NOT_DONE_APPLY)
+    shown = display_id(store, operation_id)
+    if json_output:
+        emit_json(
+            {"operation_id": operation_id, "status": status, **document, "apply": counts}
+            | {"not_done": _problems(rows, found)}
+        )
+    else:
+        _apply_heading(counts)
+        not_done(rows, found, f"fileorg plan {shown}", "applied")
+        err.print(f"\noperation [bold]{shown}[/bold]: {status}; undo it: fileorg rollback {shown}")
+    return 0 if status == "applied" else INCOMPLETE
+
+
+def _question(record: OperationRecord, shown: str) -> str:
+    plan = record.summary
+    parts = [
+        f"{plan.get(key, 0):,} {label}"
+        for key, label in (
+            ("moves", "moves"),
+            ("quarantine", "to quarantine"),
+            ("hardlink", "hard links"),
+        )
+        if plan.get(key)
+    ]
+    return f"Apply plan {shown} to {record.root} ({', '.join(parts) or 'nothing to move'})?"
+
+
+def _not_done(
+    store: DataStore, operation_id: str, kinds: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    return queries.outcome_sample(store, store.operation_dir(operation_id), kinds, SAMPLE)
+
+
+def _problems(rows: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "counts": counts,
+        "first": [
+            {
+                "src": path_text(r["src"]),
+                "dst": path_text(r["dst"]),
+                "outcome": r["outcome"],
+                "reason": r["outcome_reason"],
+            }
+            for r in rows
         ],
+    }
+
+
+APPLY_COLUMNS = (
+    ("done", "moved"),
+    ("changed", "skipped: changed"),
+    ("vanished", "vanished"),
+    ("conflicts", "conflicts"),
+    ("unsafe", "unsafe"),
+    ("errors", "errors"),
+)
+
+
+def _apply_heading(counts: dict[str, int]) -> None:
+    done, total = counts.get("done", 0), sum(counts.values())
+    heading = "Applied" if done == total else "Nothing applied" if done == 0 else "Partly applied"
+    table(
+        heading,
+        [label for _, label in APPLY_COLUMNS],
+        [[f"{counts.get(key, 0):,}" for key, _ in APPLY_COLUMNS]],
     )
 
 
 @app.command()
 def apply(
-    operation_id: str,
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    operation_id: str = typer.Argument(..., help="An id, a unique prefix, or 'last'."),
+    yes: bool = YES,
+    force: bool = FORCE,
+    json_output: bool = JSON,
 ) -> None:
-    """Apply a reviewed dry-run plan, re-checking every file; finishes an interrupted apply."""
-    from storage import operations
-    from storage.locations import DataStore
-    from storage.settings import get_settings
+    """Apply a reviewed plan, re-checking every file; finishes an interrupted apply. Asks
+    first on a terminal."""
+    from tasks.report import read_report
 
-    store = DataStore(get_settings().data_url)
-    record = operations.load(store, operation_id)
-    from flows.apply import check_can_apply
-
-    check_can_apply(record)
-    check_root(record.root)
-    from flows.apply import apply_plan_flow
-
-    result = run_with_progress(json_output, apply_plan_flow, operation_id=record.id)
-    status = _status(record.id)
-    counts = result.get("apply", {})
-    if json_output:
-        emit_json({"operation_id": record.id, "status": status, "apply": counts})
-        return
-    _apply_summary(counts)
-    err.print(
-        f"operation [bold]{record.id}[/bold]: {status}; undo it: fileorg rollback {record.id}"
-    )
+    store = data_store()
+    record = operation(operation_id, store)
+    if interactive() and not yes and not json_output:
+        built = read_report(store, store.operation_dir(record.id))
+        if built is not None:
+            summary(built)
+    code = _apply(store, record, yes, force, json_output, {})
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def rollback(
-    operation_id: str,
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    operation_id: str = typer.Argument(..., help="An id, a unique prefix, or 'last'."),
+    json_output: bool = JSON,
 ) -> None:
     """Undo an applied operation, newest move first; run it again to finish an interrupted one."""
-    from storage import operations
-    from storage.locations import DataStore
-    from storage.settings import get_settings
-
-    store = DataStore(get_settings().data_url)
-    record = operations.load(store, operation_id)
-    from flows.apply import check_can_roll_back
+    store = data_store()
+    record = operation(operation_id, store)
+    refused = operations.repeat_refusal(record, "rollback")
+    if refused:
+        raise OperationStateError(refused)
+    from flows.apply import check_can_roll_back, rollback_flow
 
     if check_can_roll_back(store, record):
         check_root(record.root)
-    from flows.apply import rollback_flow
-
     result = run_with_progress(json_output, rollback_flow, operation_id=record.id)
-    status = _status(record.id)
+    status = operations.load(store, record.id).status
+    rows, found = _not_done(store, record.id, outcomes.NOT_DONE_ROLLBACK)
+    shown = display_id(store, record.id)
     if json_output:
-        emit_json({"operation_id": record.id, "status": status, "rollback": result})
-        return
-    if result.get("already_rolled_back"):
-        err.print(f"operation {record.id} is already rolled back: nothing to undo")
-        return
-    table(
-        "Rolled back",
-        ["restored", "refused", "folders removed"],
-        [[str(result["undone"]), str(result["refused"]), str(result["folders_removed"])]],
-    )
-    err.print(f"operation [bold]{record.id}[/bold]: {status}")
+        emit_json(
+            {"operation_id": record.id, "status": status, "rollback": result}
+            | {"not_done": _problems(rows, found)}
+        )
+    else:
+        heading = "Rolled back" if result.get("refused", 0) == 0 else "Rollback incomplete"
+        table(
+            heading,
+            ["restored", "refused", "folders removed"],
+            [[f"{result.get(k, 0):,}" for k in ("undone", "refused", "folders_removed")]],
+        )
+        not_done(rows, found, f"fileorg plan {shown}", "restored")
+        err.print(f"operation [bold]{shown}[/bold]: {status}")
+    if status != "rolled_back":
+        raise typer.Exit(INCOMPLETE)

@@ -14,12 +14,15 @@ from typing import Any
 import typer
 
 from flows.cli import app
+from flows.cli.guards import refuse_broad_root
 from flows.cli.render import emit_json, table
 from flows.cli.run import Duplicates, Keep
+from storage.cron import check_cron, check_timezone
 from storage.errors import UserError
 from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
 from storage.roots import check_root
+from tasks.layout import parse_layout
 
 schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
 app.add_typer(schedules, name="schedule", no_args_is_help=True)
@@ -48,12 +51,15 @@ def _run(coroutine: Any) -> Any:
 def add(
     path: str = typer.Argument(..., help="The root folder to organize on each run."),
     cron: str | None = typer.Option(None, help="A cron expression, e.g. '0 3 * * 0'."),
-    every: int | None = typer.Option(None, min=1, help="Or an interval, in seconds."),
+    every: int | None = typer.Option(None, help="Or an interval, in seconds."),
     timezone: str = typer.Option("UTC", help="The timezone cron times are in."),
     mode: str = typer.Option("category_year", help="Layout: category_year, category, ..."),
     duplicates: Duplicates = typer.Option(Duplicates.report, help="What to do with copies."),
     keep: Keep = typer.Option(Keep.oldest, help="Which copy of a duplicate group stays."),
     apply: bool = typer.Option(False, "--apply", help="Apply each plan (default: dry runs)."),
+    i_mean_it: bool = typer.Option(
+        False, "--i-mean-it", help="Organize / , a system folder or your whole home folder."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Schedule an organize run of PATH (a dry run unless --apply)."""
@@ -61,7 +67,14 @@ def add(
 
     if (cron is None) == (every is None):
         raise UserError("give exactly one of --cron and --every")
+    check_timezone(timezone)
+    if cron is not None:
+        cron = check_cron(cron, timezone)
+    if every is not None and every < 1:
+        raise UserError(f"--every must be 1 second or more (got {every})")
+    parse_layout(mode, None)
     root = check_root(path)
+    refuse_broad_root(root, i_mean_it)
     options = PlanOptions.model_validate(
         {"mode": mode, "duplicates": duplicates.value, "keep": keep.value}
     )

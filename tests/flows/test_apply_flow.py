@@ -346,7 +346,13 @@ def cli_runs(
         setup.freeze()
 
     def run(setup: Setup) -> Ran:
-        result = subprocess.run([FILEORG, *setup.argv], env=env, capture_output=True, timeout=180)
+        result = subprocess.run(
+            [FILEORG, *setup.argv],
+            env=env,
+            stdin=subprocess.DEVNULL,  # a script: never the terminal pytest may run in
+            capture_output=True,
+            timeout=180,
+        )
         return Ran(setup, result)
 
     with ThreadPoolExecutor(max_workers=len(setups)) as pool:
@@ -369,16 +375,18 @@ def test_bad_apply_or_rollback_is_one_line_status_2_and_touches_nothing(
     assert ran.setup.unchanged()
 
 
-def test_a_second_rollback_from_the_cli_is_harmless(cli_runs: dict[str, Ran]) -> None:
+def test_a_second_rollback_from_the_cli_is_refused_and_harmless(cli_runs: dict[str, Ran]) -> None:
+    """Repeating a finished rollback is refused as the API refuses it (409), in one line."""
     ran = cli_runs["rollback twice"]
     stderr = ran.result.stderr.decode(errors="replace")
 
-    assert ran.result.returncode == 0, stderr
-    assert "already rolled back" in stderr
+    assert ran.result.returncode == 2, stderr
+    assert len(stderr.splitlines()) == 1
+    assert "already rolled back: nothing to undo" in stderr
     assert ran.setup.unchanged()
 
 
-def test_cli_organize_without_dry_run_applies_and_rollback_undoes_it(
+def test_cli_organize_apply_quarantines_and_rollback_undoes_it(
     tmp_path: Path, data_dir: Path
 ) -> None:
     root = tmp_path / "root"
@@ -387,8 +395,9 @@ def test_cli_organize_without_dry_run_applies_and_rollback_undoes_it(
     env = {**os.environ, "FILEORG_DATA_URL": str(data_dir)}
 
     organized = subprocess.run(
-        [FILEORG, "organize", root, "--duplicates", "quarantine", "--json"],
+        [FILEORG, "organize", root, "--apply", "--duplicates", "quarantine", "--json"],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=180,
     )
@@ -397,13 +406,14 @@ def test_cli_organize_without_dry_run_applies_and_rollback_undoes_it(
     undone = subprocess.run(
         [FILEORG, "rollback", document["operation_id"], "--json"],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=180,
     )
 
     assert organized.returncode == 0, organized.stderr.decode(errors="replace")
     assert document["status"] == "applied"
-    assert document["report"]["apply"]["done"] == (
+    assert document["apply"]["done"] == (
         document["report"]["plan"]["moves"] + document["report"]["plan"]["quarantine"]
     )
     assert contents(during) == contents(before)

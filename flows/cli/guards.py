@@ -1,0 +1,104 @@
+"""What the CLI checks before files change (data-safety rule 8: nothing changes unasked).
+
+Each refusal is one line (UserError, exit 2) naming what to do instead: a root too broad to
+organize without --i-mean-it, a resumed operation asked for with another root or other
+options, a plan another operation has made stale since (--force), and on a terminal the
+question before an apply (--yes answers it; a script, whose stdin is not a terminal, asked
+explicitly already).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from flows.cli.render import err
+from storage import operations
+from storage.errors import OperationStateError, UserError
+from storage.locations import DataStore
+from storage.operations import OperationRecord, PlanOptions
+from storage.roots import broad_root, home_folder
+
+BROAD_FLAG = "--i-mean-it"
+# Options as the user types them, for a refusal that says which one differs.
+OPTION_FLAGS = {
+    "mode": "--mode",
+    "template": "--template",
+    "duplicates": "--duplicates",
+    "keep": "--keep",
+    "include_empty": "--include-empty",
+    "exclude": "--exclude",
+}
+
+
+SYSTEM_WHY = "programs and the system expect its files where they are"
+HOME_WHY = "it holds your settings and programs' state: organize a folder in it (~/Downloads)"
+
+
+def refuse_broad_root(root: str, i_mean_it: bool) -> None:
+    reason = broad_root(root, home_folder())
+    if reason is not None and not i_mean_it:
+        why = SYSTEM_WHY if reason == "a system folder" else HOME_WHY
+        raise UserError(f"{root} is {reason}: {why}; add {BROAD_FLAG} to organize it anyway")
+
+
+def refuse_other_request(
+    record: OperationRecord, root: str, options: PlanOptions, apply: bool
+) -> None:
+    """`--id` resumes an operation as it was asked, never another folder's or with other
+    options (a mismatch would finish someone else's plan on the wrong tree)."""
+    if record.root != root:
+        raise UserError(
+            f"operation {record.id} organizes {record.root}, not {root}: "
+            "leave out --id to plan this folder"
+        )
+    asked = options.model_dump()
+    for field, value in record.options.model_dump().items():
+        if asked[field] != value:
+            flag = OPTION_FLAGS.get(field, f"--{field.replace('_', '-')}")
+            raise UserError(
+                f"operation {record.id} was planned with {flag} {_shown(value)} "
+                f"(not {_shown(asked[field])}): resume it with the same options, "
+                "or leave out --id for a new plan"
+            )
+    if not record.dry_run and not apply:
+        raise UserError(
+            f"operation {record.id} was started to plan and apply: resume it with --apply"
+        )
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "(none)"
+    return str(value)
+
+
+def refuse_stale(store: DataStore, record: OperationRecord, force: bool) -> None:
+    """A plan describes the tree as its scan saw it: after another operation changed files
+    under an overlapping root, most of its moves would be skipped or land wrong."""
+    if force:
+        return
+    newer = operations.newer_change(store, record)
+    if newer is not None:
+        when = newer.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        raise OperationStateError(
+            f"the plan of {record.id} is stale: operation {newer.id} ({newer.status}, {when}) "
+            f"changed {newer.root} after it was made; plan again, or add --force"
+        )
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """True when the change may go on: --yes, a script, or a user who answered yes."""
+    if yes or not interactive():
+        return True
+    err.print(f"{question} [y/N] ", markup=False, highlight=False, end="", soft_wrap=True)
+    err.file.flush()
+    answer = sys.stdin.readline()
+    if not answer:  # end of input (Ctrl-D): no
+        err.print()
+    return answer.strip().lower() in ("y", "yes")

@@ -1,0 +1,172 @@
+"""How plans read on a terminal: rows that fit the width (paths shortened in the middle, full
+with --wide), the tree a plan would leave, and what became of the files an apply or a
+rollback could not carry out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.cells import cell_len, get_character_cell_size
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from flows.cli.render import err, out, shown
+from storage.previews import Folder
+from tasks.report import human_bytes
+
+ELLIPSIS = "…"
+GAP = 2  # cells between two columns
+REASON = 16  # cells a reason keeps when paths need the room
+
+
+def _head(text: str, cells: int) -> str:
+    taken, used = [], 0
+    for ch in text:
+        used += get_character_cell_size(ch)
+        if used > cells:
+            break
+        taken.append(ch)
+    return "".join(taken)
+
+
+def _tail(text: str, cells: int) -> str:
+    return _head(text[::-1], cells)[::-1]
+
+
+def middle(text: str, width: int) -> str:
+    """`text` in at most `width` cells, shortened in the middle: the start of the path and
+    its file name survive (`Photos/2019/…/IMG_0001.jpg`)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    room = width - 1
+    name = text.rsplit("/", 1)[-1]
+    tail = cell_len(name) + 1 if "/" in text else room * 2 // 3
+    tail = min(max(tail, room * 2 // 3), room - min(4, room // 3))
+    return _head(text, room - tail) + ELLIPSIS + _tail(text, tail)
+
+
+def end(text: str, width: int) -> str:
+    return text if cell_len(text) <= width else _head(text, max(width - 1, 0)) + ELLIPSIS
+
+
+def fitted(rows: Sequence[Sequence[str]], paths: int, width: int) -> list[list[str]]:
+    """Rows whose first `paths` columns are paths (shortened in the middle) and whose others
+    are words (cut at the end), so that each row fits `width` cells. Word columns keep their
+    width, but the last one (a reason) gives way to the paths down to REASON cells."""
+    columns = len(rows[0]) if rows else 0
+    natural = [max((cell_len(r[i]) for r in rows), default=0) for i in range(columns)]
+    room = width - GAP * (columns - 1)
+    words = natural[paths:]
+    overflow = sum(natural) - room
+    if overflow > 0 and words and paths:
+        words[-1] -= max(min(overflow, words[-1] - REASON), 0)
+    widths = _share(natural[:paths], room - sum(words)) + words
+    return [
+        [
+            middle(v, w) if i < paths else end(v, w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        for r in rows
+    ]
+
+
+def _share(natural: list[int], room: int) -> list[int]:
+    widths = [0] * len(natural)
+    left = list(range(len(natural)))
+    while left:
+        each = max(room // len(left), 1)
+        small = [i for i in left if natural[i] <= each]
+        if not small:
+            for i in left:
+                widths[i] = each
+            break
+        for i in small:
+            widths[i] = natural[i]
+            room -= natural[i]
+            left.remove(i)
+    return widths
+
+
+def rows_table(columns: list[str], rows: list[list[str]], paths: int, wide: bool) -> None:
+    """A table of plan-like rows: fitted to the terminal (80 columns when it is not one),
+    or every value whole with --wide."""
+    width = out.width
+    body = rows if wide else fitted([columns, *rows], paths, width)[1:]
+    t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
+    for name in columns:
+        t.add_column(name, no_wrap=True, overflow="fold" if wide else "ellipsis")
+    for row in body:
+        t.add_row(*map(Text, row))  # Text: a name such as "[draft].txt" is not markup
+    if wide:
+        needed = (
+            sum(max(cell_len(v) for v in col) for col in zip(columns, *body, strict=True))
+            if body
+            else 0
+        )
+        # Console.print(width=) does not widen a table: a console as wide as the rows does.
+        wide_out = Console(file=out.file, width=max(needed + GAP * len(columns), width))
+        wide_out.print(t, highlight=False)
+    else:
+        out.print(t)
+
+
+def preview(folders: list[Folder], limit: int = 30) -> None:
+    """The tree a plan leaves: each top folder, then its subfolders, with files and bytes."""
+    if not folders:
+        return
+    total, rest = folders[0], folders[1:]
+    err.print(
+        f"\n[bold]After apply[/bold]: {total.files:,} files, {human_bytes(total.bytes)}"
+        f" ({total.arriving:,} moved into place)"
+    )
+    top = [f for f in rest if b"/" not in f.path]
+    loose = total.files - sum(f.files for f in top)
+    rows: list[list[str]] = []
+    for folder in rest[:limit]:
+        depth = folder.path.count(b"/")
+        name = shown(folder.path.rsplit(b"/", 1)[-1]) + "/"
+        arriving = f"+{folder.arriving:,}" if folder.arriving else ""
+        rows.append(["  " * depth + name, f"{folder.files:,}", human_bytes(folder.bytes), arriving])
+    if len(rest) > limit:
+        rows.append([f"… {len(rest) - limit:,} more folders", "", "", ""])
+    if loose:
+        rows.append(["(files directly in the root)", f"{loose:,}", "", ""])
+    t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
+    for name, justify in (("folder", "left"), ("files", "right"), ("size", "right")):
+        t.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    t.add_column("moved in", justify="right", no_wrap=True)
+    for row in rows:
+        t.add_row(*map(Text, row))
+    err.print(t)
+
+
+def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind: str) -> None:
+    """The first files that did not end as asked, with why, and the commands that list them
+    all (`hint` is a command that takes --outcome)."""
+    if not counts:
+        return
+    total = sum(counts.values())
+    files = "1 file" if total == 1 else f"{total:,} files"
+    first = f"; the first {len(rows)}" if total > len(rows) else ""
+    err.print(f"\n{files} not {kind}{first}:")
+    body = [
+        [
+            shown(r["src"]),
+            shown(r["dst"]) if r["dst"] is not None else "",
+            r["rollback_outcome"] or r["apply_outcome"] or "",
+            r["outcome_reason"] or "",
+        ]
+        for r in rows
+    ]
+    t = Table(box=None, pad_edge=False, show_header=False, padding=(0, 1))
+    for _ in range(4):
+        t.add_column(no_wrap=True, overflow="ellipsis")
+    for row in fitted(body, 2, err.width - 2):
+        t.add_row(*map(Text, row))
+    err.print(t)
+    for name, count in counts.items():
+        err.print(f"  all {count:,} {name}: {hint} --outcome {name}")
