@@ -36,17 +36,21 @@ def _tail(text: str, cells: int) -> str:
 
 
 def middle(text: str, width: int) -> str:
-    """`text` in at most `width` cells, shortened in the middle: the start of the path and
-    its file name survive (`Photos/2019/…/IMG_0001.jpg`)."""
+    """`text` in at most `width` cells, shortened in the middle: its top folder (when short)
+    and the end of its file name survive (`Photos/…IMG_0001.jpg`)."""
     if cell_len(text) <= width:
         return text
     if width <= 1:
         return ELLIPSIS[:width]
     room = width - 1
-    name = text.rsplit("/", 1)[-1]
-    tail = cell_len(name) + 1 if "/" in text else room * 2 // 3
-    tail = min(max(tail, room * 2 // 3), room - min(4, room // 3))
-    return _head(text, room - tail) + ELLIPSIS + _tail(text, tail)
+    top = text.split("/", 1)[0] + "/" if "/" in text else ""
+    if top and cell_len(top) <= room // 2:
+        head = cell_len(top)
+    else:
+        name = text.rsplit("/", 1)[-1]
+        tail = cell_len(name) + 1 if "/" in text else room * 2 // 3
+        head = room - min(max(tail, room * 2 // 3), room - min(4, room // 3))
+    return _head(text, head) + ELLIPSIS + _tail(text, room - head)
 
 
 def end(text: str, width: int) -> str:
