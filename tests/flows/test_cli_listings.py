@@ -85,6 +85,9 @@ def test_the_human_view_pages_and_all_or_jsonl_give_every_row(data_dir: Path) ->
         "category": "images",
         "year": 2019,
         "link_to": None,
+        "apply_outcome": None,  # not applied yet
+        "rollback_outcome": None,
+        "outcome_reason": None,
     }
 
 
