@@ -21,7 +21,7 @@ import pyarrow as pa
 from storage import manifests, queries
 from storage.journal import Journal, apply_journal, rollback_journal
 from storage.locations import DataStore
-from storage.outcomes import NOT_DONE_APPLY, outcome_rows
+from storage.outcomes import NOT_DONE_APPLY, outcome_table
 from storage.previews import resulting_tree
 
 SHARD_ROWS = 20_000
@@ -93,8 +93,8 @@ def main() -> None:
             f"write plan + journals ({args.files:,} moves)",
             lambda: write_operation(store, op_dir, args.files),
         )
-        rows = timed("outcome_rows (read every journal)", lambda: outcome_rows(store, op_dir))
-        assert len(rows) == args.files  # type: ignore[arg-type]
+        table = timed("outcome_table (read every journal)", lambda: outcome_table(store, op_dir))
+        assert table.num_rows == args.files  # type: ignore[attr-defined]
         page = timed(
             "plan --outcome skipped (one page of 50)",
             lambda: queries.plan_rows(store, op_dir, outcome="skipped", limit=50),

@@ -156,17 +156,20 @@ def _read_segments(path: str) -> list[bytes]:
     return lines
 
 
-def read_journal(path: str) -> list[Entry]:
+def read_lines(path: str) -> list[bytes]:
+    """The journal's lines as written (a torn last line included); none when it is missing."""
     if is_object_url(path):
-        lines = _read_segments(path)
-    else:
-        try:
-            with open(path, "rb") as fh:
-                lines = fh.read().split(b"\n")
-        except FileNotFoundError:
-            return []
+        return _read_segments(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().split(b"\n")
+    except FileNotFoundError:
+        return []
+
+
+def read_journal(path: str) -> list[Entry]:
     entries = []
-    for line in lines:
+    for line in read_lines(path):
         if not line:
             continue
         try:
@@ -174,6 +177,12 @@ def read_journal(path: str) -> list[Entry]:
         except ValueError:
             continue  # a line torn by a crash: its outcome is decided from the files
     return entries
+
+
+def item_seq(phase: str, shard: int, index: int) -> str:
+    """The journal key of a plan row: apply `phase` (move, link), plan shard, row index in it.
+    Rollback journals the undo of an item under the same key; storage.outcomes joins on it."""
+    return f"{phase}-{shard}-{index}"
 
 
 def last_phase(entries: Iterable[Entry]) -> dict[str, Entry]:

@@ -1,8 +1,9 @@
 """What became of each planned file: its apply and rollback outcomes, read from the journals.
 
-Apply journals one item per plan row it carries out (intent, then done, skipped or failed),
-rollback journals the undo of each done item under the same `seq`. The latest entry of an
-item decides its outcome:
+Apply journals one item per plan row it carries out (intent, then done, skipped or failed)
+under the row's key (storage.journal.item_seq: phase, plan shard, row index); rollback
+journals the undo of each done item under the same key. The latest entry of an item decides
+its outcome:
 
     apply:     applied | skipped (changed, vanished, unsafe) | conflict | failed | unfinished
     rollback:  restored | refused | unfinished
@@ -10,22 +11,21 @@ item decides its outcome:
 `unfinished` is an item announced and never confirmed (the run was interrupted; running the
 same command again decides it from the files). An object store's error is noted beside its
 item (`error:{seq}`) while the item itself stays unfinished: it counts as failed.
+
+Journals of a million items are read in about a second: a line's key and phase are matched
+at its start (the journal writes them first), and only the few lines with a reason are
+parsed whole; a line in any other shape is parsed whole, a torn one is dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import re
 from typing import Any
 
 import pyarrow as pa
 
-from storage.journal import (
-    Entry,
-    applied_journals,
-    decode_path,
-    read_journal,
-    rollback_journal,
-)
+from storage.journal import applied_journals, read_lines, rollback_journal
 from storage.locations import DataStore
 from storage.objects import is_object_url
 
@@ -38,86 +38,106 @@ NOT_DONE_ROLLBACK = ("refused", "unfinished")
 
 SCHEMA = pa.schema(
     [
-        ("src", pa.binary()),
+        ("seq", pa.string()),
         ("apply_outcome", pa.string()),
         ("apply_reason", pa.string()),
         ("rollback_outcome", pa.string()),
         ("rollback_reason", pa.string()),
     ]
 )
-OUTCOME_PHASES = ("done", "skipped", "failed")
-UNFINISHED = ("intent", "copied")
+ITEM_PHASES = frozenset({"intent", "copied", "done", "skipped", "failed"})
+WITH_REASON = frozenset({"skipped", "failed"})
+HEAD = re.compile(rb'\{"seq": "([^"\\]*)", "phase": "([a-z]+)"')
 
 
-def _latest(entries: Iterable[Entry]) -> tuple[dict[str, Entry], dict[str, Entry], dict[str, str]]:
-    """Per item seq: its intent, its latest entry, and an error noted beside it."""
-    intents: dict[str, Entry] = {}
-    latest: dict[str, Entry] = {}
-    errors: dict[str, str] = {}
-    for entry in entries:
-        seq, phase = str(entry.get("seq", "")), entry.get("phase")
-        if phase == "intent":
-            intents.setdefault(seq, entry)
-            latest[seq] = entry
-        elif phase in OUTCOME_PHASES or phase in UNFINISHED:
-            latest[seq] = entry
-        elif phase == "error" and seq.startswith("error:"):
-            errors[seq.removeprefix("error:")] = str(entry.get("reason", ""))
-    return intents, latest, errors
+class Read:
+    """One journal's items: the latest phase of each, the lines that give a reason, and the
+    errors noted beside items. Plain dicts of strings (no tuple per item) keep a million items
+    cheap: the garbage collector does not scan strings."""
+
+    def __init__(self, path: str) -> None:
+        self.phase: dict[str, str] = {}
+        self.reason_line: dict[str, bytes] = {}
+        self.errors: dict[str, bytes] = {}
+        for line in read_lines(path):
+            found = HEAD.match(line)
+            if found:
+                seq, phase = found.group(1).decode(), found.group(2).decode()
+            else:
+                try:
+                    entry = json.loads(line)
+                    seq, phase = str(entry["seq"]), str(entry["phase"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # torn by a crash, or not an entry
+            if phase in ITEM_PHASES:
+                self.phase[seq] = phase
+                if phase in WITH_REASON:
+                    self.reason_line[seq] = line
+            elif phase == "error" and seq.startswith("error:"):
+                self.errors[seq.removeprefix("error:")] = line
+
+    def outcome(self, seq: str) -> tuple[str, bytes | None, bytes | None]:
+        """(phase, the line with its reason, an error noted beside it)"""
+        return self.phase[seq], self.reason_line.get(seq), self.errors.get(seq)
 
 
-def _apply_outcome(entry: Entry, error: str | None) -> tuple[str, str | None]:
-    phase = entry["phase"]
-    reason = entry.get("reason")
+def _reason(line: bytes | None) -> str:
+    if line is None:
+        return ""
+    try:
+        return str(json.loads(line).get("reason") or "")
+    except ValueError:
+        return ""
+
+
+def _apply_outcome(phase: str, line: bytes | None, error: bytes | None) -> tuple[str, str | None]:
     if phase == "done":
         return "applied", None
     if phase == "skipped":
-        kind = "conflict" if str(reason).startswith("conflict") else "skipped"
-        return kind, reason
-    if phase == "failed" or error is not None:
-        return "failed", reason if phase == "failed" else error
+        reason = _reason(line)
+        return ("conflict" if reason.startswith("conflict") else "skipped"), reason
+    if phase == "failed":
+        return "failed", _reason(line)
+    if error is not None:
+        return "failed", _reason(error)
     return "unfinished", "interrupted: run the same command again to finish it"
 
 
-def _rollback_outcome(entry: Entry, error: str | None) -> tuple[str, str | None]:
-    phase = entry["phase"]
-    reason = str(entry.get("reason", ""))
+def _rollback_outcome(phase: str, line: bytes | None, error: bytes | None) -> tuple[str, str]:
     if phase == "done":
-        return "restored", None
+        return "restored", ""
     if phase in ("skipped", "failed") or error is not None:
+        reason = _reason(line if phase in ("skipped", "failed") else error)
         # The undo moves a file from where apply put it back to where it was: said that way.
         if reason.startswith("conflict"):
             reason = "its original path is taken"
-        reason = reason.replace("since scan", "since apply") or (error or "")
-        return "refused", reason
+        return "refused", reason.replace("since scan", "since apply")
     return "unfinished", "interrupted: run fileorg rollback again to finish it"
 
 
-def outcome_rows(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
-    """One row per planned file that apply took up: its source path and both outcomes."""
-    rows: list[dict[str, Any]] = []
+def outcome_columns(store: DataStore, op_dir: str) -> dict[str, list[Any]]:
+    """One row per item apply took up (SCHEMA's columns): its key and both outcomes."""
+    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
     if not (store.is_local or is_object_url(store.url)):
-        return rows  # a data folder apply cannot journal in (storage.journal) has no outcomes
+        return columns  # a data folder apply cannot journal in (storage.journal) has none
     for journal in applied_journals(store, op_dir):
-        intents, latest, errors = _latest(read_journal(journal))
-        if not intents:
+        done = Read(journal)
+        if not done.phase:
             continue
-        _, undone, undo_errors = _latest(read_journal(rollback_journal(store, op_dir, journal)))
-        for seq, intent in intents.items():
-            src = decode_path(intent.get("src"))
-            if src is None or intent.get("action") not in ("move", "quarantine", "hardlink"):
-                continue
-            apply_outcome, apply_reason = _apply_outcome(latest[seq], errors.get(seq))
-            row = {"src": src, "apply_outcome": apply_outcome, "apply_reason": apply_reason}
-            back = undone.get(seq)
-            if back is not None:
-                row["rollback_outcome"], row["rollback_reason"] = _rollback_outcome(
-                    back, undo_errors.get(seq)
-                )
-            rows.append(row)
-    return rows
+        undone = Read(rollback_journal(store, op_dir, journal))
+        for seq in done.phase:
+            outcome, reason = _apply_outcome(*done.outcome(seq))
+            back_outcome, back_reason = (
+                _rollback_outcome(*undone.outcome(seq)) if seq in undone.phase else (None, None)
+            )
+            columns["seq"].append(seq)
+            columns["apply_outcome"].append(outcome)
+            columns["apply_reason"].append(reason)
+            columns["rollback_outcome"].append(back_outcome)
+            columns["rollback_reason"].append(back_reason or None)
+    return columns
 
 
 def outcome_table(store: DataStore, op_dir: str) -> pa.Table:
-    """outcome_rows as an Arrow table (SCHEMA), to join with the plan in DuckDB."""
-    return pa.Table.from_pylist(outcome_rows(store, op_dir), schema=SCHEMA)
+    """outcome_columns as an Arrow table, to join with the plan in DuckDB on `seq`."""
+    return pa.Table.from_pydict(outcome_columns(store, op_dir), schema=SCHEMA)

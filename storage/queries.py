@@ -143,6 +143,19 @@ def _page(limit: int | None, offset: int) -> str:
 PLAN_ACTIONS = ("move", "keep", "skip", "quarantine", "hardlink")
 
 
+def plan_items(store: DataStore, op_dir: str) -> str:
+    """The plan's rows, each with `seq`, the key apply journals it under (storage.journal.
+    item_seq: hard links in the phase `link`, the rest in `move`; shard; row in the shard)."""
+    pattern = stage_glob(store, op_dir, "plan").replace("'", "''")
+    return f"""(
+        SELECT *, (CASE WHEN action = 'hardlink' THEN 'link' ELSE 'move' END) || '-'
+               || CAST(CAST(regexp_extract(filename, 'part-([0-9]+)[.]parquet$', 1) AS INTEGER)
+                       AS VARCHAR)
+               || '-' || CAST(file_row_number AS VARCHAR) AS seq
+        FROM read_parquet('{pattern}', filename = true, file_row_number = true)
+    )"""
+
+
 def plan_query(
     store: DataStore, op_dir: str, action: str | None = None, outcome: str | None = None
 ) -> Query:
@@ -160,8 +173,8 @@ def plan_query(
         SELECT p.src, p.dst, p.action, p.reason, p.size, p.category, p.year, p.link_to,
                o.apply_outcome, o.rollback_outcome,
                coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason
-        FROM {source(store, op_dir, "plan")} p
-        LEFT JOIN outcomes o ON o.src = p.src
+        FROM {plan_items(store, op_dir)} p
+        LEFT JOIN outcomes o ON o.seq = p.seq
         {where}
     """
     return Query(sql, "p.src", params, {"outcomes": outcomes.outcome_table(store, op_dir)})
@@ -191,7 +204,7 @@ def outcome_sample(
     sql = f"""
         SELECT p.src, p.dst, p.action, o.apply_outcome, o.rollback_outcome,
                coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason, {picked} AS outcome
-        FROM {source(store, op_dir, "plan")} p JOIN outcomes o ON o.src = p.src
+        FROM {plan_items(store, op_dir)} p JOIN outcomes o ON o.seq = p.seq
         WHERE list_contains($kinds, o.apply_outcome) OR list_contains($kinds, o.rollback_outcome)
     """
     params = {"kinds": list(kinds)}

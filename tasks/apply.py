@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from storage.journal import Entry, Journal, decode_path, encode_path, last_phase, read_journal
+from storage.journal import (
+    Entry,
+    Journal,
+    decode_path,
+    encode_path,
+    item_seq,
+    last_phase,
+    read_journal,
+)
 from tasks.fsops import (
     Identity,
     UnsafePath,
@@ -628,7 +636,7 @@ def items_from_plan(
         link_to = row.get("link_to")
         items.append(
             Item(
-                seq=f"{phase}-{shard}-{index}",
+                seq=item_seq(phase, shard, index),
                 action=action,
                 src=row["src"],
                 dst=row["dst"],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError
 
 from storage.errors import StorageError
-from storage.journal import Entry, Journal, encode_path, last_phase, read_journal
+from storage.journal import Entry, Journal, encode_path, item_seq, last_phase, read_journal
 from storage.locations import DataStore
 from storage.objects import (
     CopyMismatch,
@@ -90,7 +90,7 @@ def items_from_plan(store: DataStore, op_dir: str, shard: int) -> list[ObjectMov
     with connect(store) as con:
         rows = con.sql(sql).fetchall()
     return [
-        ObjectMove(f"move-{shard}-{idx}", action, src, dst, size, etag or "", mtime_ns, ino)
+        ObjectMove(item_seq("move", shard, idx), action, src, dst, size, etag or "", mtime_ns, ino)
         for idx, action, src, dst, size, mtime_ns, ino, etag in rows
     ]
 

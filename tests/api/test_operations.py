@@ -11,7 +11,7 @@ import pytest
 from api.orchestrator import APPLY_PLAN, ORGANIZE, ROLLBACK
 from api.schemas import PlanOutcome
 from storage import operations
-from storage.journal import Journal, journal_dir
+from storage.journal import Journal, item_seq, journal_dir
 from storage.outcomes import OUTCOMES
 from tests.api.conftest import Api, User
 from tests.api.fakes import FILES, MOVES
@@ -178,13 +178,17 @@ def test_plan_filters_by_outcome(api: Api, tree: Path, alice: User) -> None:
     """Outcomes come from the journals: an apply that skipped one file and met one conflict,
     and a rollback that was refused one of the files it had moved."""
     op_id = api.started(alice, tree / "alice")
+    # Apply journals each moving row under its row's key (storage.journal.item_seq): the
+    # fake's plan is one shard in FILES order, and its row 1 (the kept copy) does not move.
+    row = {f[0]: index for index, f in enumerate(FILES)}
     moved = [p for p in (f[0] for f in FILES) if p != b"b/photo copy.jpg"]
-    intents = [_intent(f"move-0-{i}", src, b"X/" + src) for i, src in enumerate(moved)]
+    seq = [item_seq("move", 0, row[src]) for src in moved]
+    intents = [_intent(key, src, b"X/" + src) for key, src in zip(seq, moved, strict=True)]
     outcomes = [
-        {"seq": "move-0-0", "phase": "done", "dev": 1, "ino": 1},
-        {"seq": "move-0-1", "phase": "skipped", "reason": "changed since scan"},
-        {"seq": "move-0-2", "phase": "skipped", "reason": "conflict: destination exists"},
-        {"seq": "move-0-3", "phase": "done", "dev": 1, "ino": 4},
+        {"seq": seq[0], "phase": "done", "dev": 1, "ino": 1},
+        {"seq": seq[1], "phase": "skipped", "reason": "changed since scan"},
+        {"seq": seq[2], "phase": "skipped", "reason": "conflict: destination exists"},
+        {"seq": seq[3], "phase": "done", "dev": 1, "ino": 4},
     ]
     _journal(api, op_id, "apply", intents + outcomes)
     _journal(
@@ -192,8 +196,8 @@ def test_plan_filters_by_outcome(api: Api, tree: Path, alice: User) -> None:
         op_id,
         "rollback",
         [
-            {"seq": "move-0-3", "phase": "intent", "action": "move"},
-            {"seq": "move-0-3", "phase": "skipped", "reason": "conflict: destination exists"},
+            {"seq": seq[3], "phase": "intent", "action": "move"},
+            {"seq": seq[3], "phase": "skipped", "reason": "conflict: destination exists"},
         ],
     )
     url = f"/api/v1/operations/{op_id}/plan"

@@ -111,8 +111,10 @@ def test_round_trip_on_a_bucket_ends_with_the_keys_it_began_with(
     applied = apply_plan_flow(operation_id=operation_id)
     during = bucket(s3)
     journals = apply_op.applied_journals(store, op_dir)
+    _, outcome_applied = queries.plan_rows(store, op_dir, outcome="applied")  # from the journals
     result = rollback_flow(operation_id=operation_id)
     after = bucket(s3)
+    _, outcome_restored = queries.plan_rows(store, op_dir, outcome="restored")
 
     quarantined = sum(1 for r in plan if r["action"] == "quarantine")
     assert quarantined == (2 if policy == "quarantine" else 0)
@@ -127,6 +129,7 @@ def test_round_trip_on_a_bucket_ends_with_the_keys_it_began_with(
         if r["action"] == "quarantine"
     )
     assert result["undone"] == len(moving) and result["refused"] == 0
+    assert outcome_applied == outcome_restored == len(moving)
     assert without_multipart_etag(after) == without_multipart_etag(before)
     assert after[MULTIPART][0] == before[MULTIPART][0]
     if store.is_local:

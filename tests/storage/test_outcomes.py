@@ -10,7 +10,7 @@ import pytest
 
 from storage import queries
 from storage.operations import PlanOptions
-from storage.outcomes import NOT_DONE_APPLY, NOT_DONE_ROLLBACK, outcome_rows
+from storage.outcomes import NOT_DONE_APPLY, NOT_DONE_ROLLBACK, outcome_table
 from storage.previews import resulting_tree
 from tests.apply_helpers import Operation, moved_paths
 
@@ -56,7 +56,8 @@ def test_apply_outcomes_say_what_became_of_each_file(op: Operation) -> None:
     counts = op.apply()
 
     found = {
-        r["src"]: (r["apply_outcome"], r["apply_reason"]) for r in outcome_rows(op.store, op.op_dir)
+        r["src"]: (r["apply_outcome"], r["outcome_reason"])
+        for r in queries.plan_rows(op.store, op.op_dir, limit=None)[0]
     }
 
     assert counts["done"] == 3  # the situation: three moved, three not
@@ -93,7 +94,7 @@ def test_rollback_outcomes_name_the_files_it_could_not_restore(op: Operation) ->
 
     refused = sum(v for k, v in op.rollback().items() if k != "done")
     rows, counts = queries.outcome_sample(op.store, op.op_dir, NOT_DONE_ROLLBACK)
-    by_src = {r["src"]: r for r in outcome_rows(op.store, op.op_dir)}
+    by_src = {r["src"]: r for r in queries.plan_rows(op.store, op.op_dir, limit=None)[0]}
 
     assert refused == 1
     assert counts == {"refused": 1}
@@ -109,7 +110,7 @@ def test_no_journal_means_no_outcomes(op: Operation) -> None:
     rows, total = queries.plan_rows(op.store, op.op_dir, outcome="applied")
 
     assert (rows, total) == ([], 0)
-    assert outcome_rows(op.store, op.op_dir) == []
+    assert outcome_table(op.store, op.op_dir).num_rows == 0
 
 
 def test_the_resulting_tree_counts_where_files_end(op: Operation) -> None:
