@@ -13,14 +13,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
-    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -51,16 +50,36 @@ def _lone_surrogate(value: object) -> bool:
     return False
 
 
+def _exact_kind(annotation: Any) -> type | None:
+    """bool or int when that is what the field holds (optionally None), else None."""
+    if get_origin(annotation) in (Union, UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    return annotation if annotation in (bool, int) else None
+
+
 class Strict(BaseModel):
+    """A request body: unknown fields refused, every string valid Unicode, every boolean and
+    integer field taking only JSON booleans and integers (Pydantic's lax mode reads "no" as
+    false, 1 as true and "300" as 300). A check in the base, not per field, so a field added
+    later is strict too; tests/api/test_input.py holds every request schema to it."""
+
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
-    def _valid_unicode(cls, value: object) -> object:
+    def _exact(cls, value: object, info: ValidationInfo) -> object:
         # Python's JSON decoder lets `"\ud800"` through; no database can store it (and the
         # error echoing it became a 500: issue 12 #12).
         if _lone_surrogate(value):
             raise ValueError("must be valid Unicode text (a lone surrogate such as \\ud800 is not)")
+        kind = _exact_kind(cls.model_fields[info.field_name or ""].annotation)
+        if value is None or kind is None:
+            return value
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError("must be a JSON boolean: true or false")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError("must be a JSON integer")
         return value
 
 
@@ -177,10 +196,10 @@ class OperationCreate(Strict):
         max_length=255,
         description="A layout such as '{category}/{year}/{name}' (overrides organization_mode)",
     )
-    dry_run: StrictBool = True
+    dry_run: bool = True
     duplicates: DuplicatesPolicy = DuplicatesPolicy.report
     keep: KeepPolicy = KeepPolicy.oldest
-    include_empty: StrictBool = False
+    include_empty: bool = False
     exclude: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("template")
@@ -370,9 +389,9 @@ class ScheduleCreate(OperationCreate):
     """
 
     cron: str | None = Field(default=None, min_length=1, max_length=120, examples=["0 3 * * 0"])
-    interval_seconds: StrictInt | None = Field(default=None, ge=1, le=366 * 86400)
+    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
-    active: StrictBool = True
+    active: bool = True
 
     @field_validator("timezone")
     @classmethod

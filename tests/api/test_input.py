@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from api import schemas
+from api.schemas import Strict
 from tests.api.conftest import PASSWORD, Api, User
 
 SURROGATE = "\\ud800abc"  # JSON text for a lone surrogate: valid JSON, not valid Unicode
@@ -152,3 +155,44 @@ def test_templates_are_checked_when_posted(
         assert response.status_code == 422, response.text
         assert expected_message in response.text
     assert (api.fake.started, api.fake.schedule_list) == ([], [])
+
+
+def _request_schemas() -> list[type[Strict]]:
+    found = [m for m in vars(schemas).values() if isinstance(m, type) and issubclass(m, Strict)]
+    return [m for m in found if m is not Strict]
+
+
+def _exact_fields() -> list[tuple[type[Strict], str, str]]:
+    fields = []
+    for model in _request_schemas():
+        for name, info in model.model_fields.items():
+            text = str(info.annotation)
+            kind = "bool" if "bool" in text else "int" if "int" in text else None
+            if kind is not None and "list" not in text and "dict" not in text:
+                fields.append((model, name, kind))
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "kind"),
+    _exact_fields(),
+    ids=[f"{m.__name__}.{f}" for m, f, _ in _exact_fields()],
+)
+def test_every_boolean_and_integer_of_every_request_schema_is_strict(
+    model: type[Strict], field: str, kind: str
+) -> None:
+    loose_values: list[object] = ["no", "true", 0, 1] if kind == "bool" else ["300", 300.0, True]
+    for value in loose_values:
+        with pytest.raises(ValidationError) as refused:
+            model.model_validate({field: value})
+        assert any(e["loc"] == (field,) for e in refused.value.errors()), (value, refused.value)
+
+
+def test_the_strict_check_sees_every_request_schema() -> None:
+    expected_fields = {
+        ("OperationCreate", "dry_run"),
+        ("OperationCreate", "include_empty"),
+        ("ScheduleCreate", "interval_seconds"),
+        ("ScheduleCreate", "active"),
+    }
+    assert expected_fields <= {(m.__name__, f) for m, f, _ in _exact_fields()}
