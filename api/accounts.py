@@ -10,16 +10,17 @@ family too: a revoked family (logout, reuse) ends them at once, not at their exp
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import security
 from api.config import Settings
 from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
-from api.models import RefreshToken, User, utcnow
+from api.models import FirstAdmin, RefreshToken, User, utcnow
 from api.ratelimit import RateLimiter
 from api.schemas import LoginRequest, SignupRequest, TokenPair
 from api.security import Passwords
@@ -54,22 +55,52 @@ async def create_user(
     passwords: Passwords,
     body: SignupRequest,
     is_admin: bool,
+    first_is_admin: bool = False,
 ) -> User:
+    """Create an account; Conflict (without saying which) if the email or username is taken.
+
+    The first account of an empty database takes the first-admin claim (api.models.FirstAdmin)
+    and is the admin when `first_is_admin`; of accounts created at once on an empty database,
+    only the one whose claim commits is: the others are created with `is_admin`.
+    """
+    hashed = await passwords.hash(body.password)
+    if await _no_users(session):
+        user = await _insert(session, body, hashed, is_admin or first_is_admin, claim=True)
+        if user is not None:
+            return user
+    user = await _insert(session, body, hashed, is_admin, claim=False)
+    if user is None:
+        # Neither which field clashed nor that an account exists: just that these cannot be used.
+        raise Conflict("this email or username cannot be used")
+    return user
+
+
+async def _no_users(session: AsyncSession) -> bool:
+    return await session.scalar(select(User.id).limit(1)) is None
+
+
+async def _insert(
+    session: AsyncSession, body: SignupRequest, hashed: str, is_admin: bool, claim: bool
+) -> User | None:
+    """The new account, or None when its email, username or the claim was taken."""
     user = User(
+        id=uuid.uuid4(),
         email=body.email,
         username=body.username,
         full_name=body.full_name,
-        hashed_password=await passwords.hash(body.password),
+        hashed_password=hashed,
         is_admin=is_admin,
         is_active=True,
     )
-    session.add(user)
     try:
+        session.add(user)
+        if claim:
+            await session.flush()  # the account first: the claim refers to it
+            session.add(FirstAdmin(id=1, user_id=user.id))
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        # Neither which field clashed nor that an account exists: just that these cannot be used.
-        raise Conflict("this email or username cannot be used") from None
+        return None
     return user
 
 
@@ -82,8 +113,9 @@ async def signup(
 ) -> TokenPair:
     if not settings.signup_open:
         raise Forbidden("signup is closed; ask an admin for an account")
-    is_first = not await session.scalar(select(func.count()).select_from(User))
-    user = await create_user(session, passwords, body, settings.first_user_admin and is_first)
+    user = await create_user(
+        session, passwords, body, is_admin=False, first_is_admin=settings.first_user_admin
+    )
     return await issue_pair(session, settings, secret, user)
 
 

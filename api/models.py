@@ -1,4 +1,5 @@
-"""The app database: users, granted roots, refresh tokens, operations (SQLAlchemy 2 tables).
+"""The app database: users, the first-admin claim, granted roots, refresh tokens, operations
+(SQLAlchemy 2 tables).
 
 Operations here are the API's view (owner, parameters, flow-run id, cached run status); the
 operation's own record and manifests live in the data folder, written by the flows.
@@ -13,9 +14,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     TypeDecorator,
@@ -61,6 +64,23 @@ class User(Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FirstAdmin(Base):
+    """The one claim to be the admin by signing up first: a row with the primary key 1.
+
+    Two signups racing on an empty database both see no users; both try to insert this row in
+    the transaction that creates their account, and the primary key lets exactly one commit
+    (on SQLite and PostgreSQL alike, whatever the isolation level). The row stays: deleting
+    every account later does not make the next signup an admin (use `fileorg users create
+    --admin`)."""
+
+    __tablename__ = "first_admin"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_first_admin_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
