@@ -8,9 +8,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import roots
-from api.errors import NotFound
+from api.errors import BadRequest, NotFound
 from api.models import RootGrant, User
 from api.schemas import RootGrantPublic, RootGrantsPublic, UserPublic, UsersPublic
+from api.service_folders import ServiceFolders, refuse_overlap
 
 
 async def root_paths(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
@@ -56,10 +57,14 @@ async def grants(session: AsyncSession, user_id: uuid.UUID) -> RootGrantsPublic:
     return RootGrantsPublic(data=[_public(g) for g in rows], count=len(rows))
 
 
-async def grant(session: AsyncSession, user_id: uuid.UUID, raw: str) -> RootGrantPublic:
-    """Idempotent: granting a root twice returns the first grant."""
+async def grant(
+    session: AsyncSession, user_id: uuid.UUID, raw: str, folders: ServiceFolders
+) -> RootGrantPublic:
+    """Idempotent: granting a root twice returns the first grant. Never a service folder, a
+    folder inside one or a parent of one (400)."""
     user = await user_by_id(session, user_id)
     path = roots.grantable(raw)
+    refuse_overlap(path, folders, BadRequest)
     existing = await session.scalar(
         select(RootGrant).where(RootGrant.user_id == user.id, RootGrant.path == path)
     )

@@ -24,6 +24,7 @@ from api.operations import OperationService
 from api.orchestrator import Orchestrator
 from api.ratelimit import RateLimiter
 from api.security import Passwords
+from api.service_folders import ServiceFolders, service_folders
 from storage.locations import DataStore
 
 MAX_PAGE = 500
@@ -63,6 +64,10 @@ def get_store(settings: SettingsDep) -> DataStore:
     return settings.store()
 
 
+def get_service_folders(settings: SettingsDep) -> ServiceFolders:
+    return service_folders(settings)
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -74,6 +79,7 @@ LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 SecretDep = Annotated[str, Depends(get_secret)]
 StoreDep = Annotated[DataStore, Depends(get_store)]
 ClientAddress = Annotated[str, Depends(client_address)]
+ServiceFoldersDep = Annotated[ServiceFolders, Depends(get_service_folders)]
 
 
 async def current_user(

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from api import roots
-from api.errors import Conflict
+from api.errors import Conflict, Forbidden
 from api.models import Operation, RootGrant, User, utcnow
 from api.orchestrator import (
     APPLY_PLAN,
@@ -47,6 +47,7 @@ from api.schemas import (
     OperationType,
     StageTimingPublic,
 )
+from api.service_folders import ServiceFolders, refuse_overlap
 from storage import operations as records
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
@@ -171,11 +172,14 @@ class OperationService:
 
     # --- changing ---------------------------------------------------------------------------
 
-    async def start(self, user: User, body: OperationCreate) -> OperationStarted:
+    async def start(
+        self, user: User, body: OperationCreate, folders: ServiceFolders
+    ) -> OperationStarted:
         grants = await self.session.scalars(
             select(RootGrant.path).where(RootGrant.user_id == user.id)
         )
         root = await roots.authorize(list(grants), body.root_path)
+        refuse_overlap(root, folders, Forbidden)  # the service's own folders
         options, dry_run = plan_parameters(body, root)
         op = Operation(
             id=uuid.uuid4(),

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api import admin
-from api.deps import AdminUser, PageDep, SessionDep
+from api.deps import AdminUser, PageDep, ServiceFoldersDep, SessionDep
 from api.routes import errors
 from api.schemas import RootGrantCreate, RootGrantPublic, RootGrantsPublic, UsersPublic
 
@@ -29,9 +29,13 @@ async def list_roots(user_id: uuid.UUID, _: AdminUser, session: SessionDep) -> R
     "/users/{user_id}/roots", status_code=status.HTTP_201_CREATED, responses=errors(400, 404)
 )
 async def grant_root(
-    user_id: uuid.UUID, body: RootGrantCreate, _: AdminUser, session: SessionDep
+    user_id: uuid.UUID,
+    body: RootGrantCreate,
+    _: AdminUser,
+    session: SessionDep,
+    folders: ServiceFoldersDep,
 ) -> RootGrantPublic:
-    return await admin.grant(session, user_id, body.root)
+    return await admin.grant(session, user_id, body.root, folders)
 
 
 @router.delete(

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api import manifests
-from api.deps import CurrentUser, OperationsDep, OwnedOperation, PageDep, StoreDep
+from api.deps import (
+    CurrentUser,
+    OperationsDep,
+    OwnedOperation,
+    PageDep,
+    ServiceFoldersDep,
+    StoreDep,
+)
 from api.orchestrator import RunStatus
 from api.routes import errors
 from api.schemas import (
@@ -28,9 +35,9 @@ ACCEPTED = status.HTTP_202_ACCEPTED
 
 @router.post("", status_code=ACCEPTED, responses=errors(400, 401, 403, 409, 503))
 async def start_operation(
-    body: OperationCreate, user: CurrentUser, service: OperationsDep
+    body: OperationCreate, user: CurrentUser, service: OperationsDep, folders: ServiceFoldersDep
 ) -> OperationStarted:
-    return await service.start(user, body)
+    return await service.start(user, body, folders)
 
 
 @router.get("", responses=errors(401))

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Path, Request, status
 from sqlalchemy import select
 
 from api import roots
-from api.deps import CurrentUser, SessionDep
-from api.errors import NotFound, Unavailable
+from api.deps import CurrentUser, ServiceFoldersDep, SessionDep
+from api.errors import Forbidden, NotFound, Unavailable
 from api.models import RootGrant, User
 from api.operations import plan_parameters
 from api.orchestrator import (
@@ -28,6 +28,7 @@ from api.orchestrator import (
 )
 from api.routes import errors
 from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
+from api.service_folders import refuse_overlap
 from storage.paths import from_param, to_param
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -89,10 +90,15 @@ OwnedSchedule = Annotated[ScheduleInfo, Depends(owned_schedule)]
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 401, 403, 503))
 async def create_schedule(
-    body: ScheduleCreate, user: CurrentUser, session: SessionDep, scheduler: SchedulerDep
+    body: ScheduleCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    scheduler: SchedulerDep,
+    folders: ServiceFoldersDep,
 ) -> SchedulePublic:
     grants = await session.scalars(select(RootGrant.path).where(RootGrant.user_id == user.id))
     root = await roots.authorize(list(grants), body.root_path)
+    refuse_overlap(root, folders, Forbidden)
     options, dry_run = plan_parameters(body, root)
     slug = f"{SLUG_PREFIX}:{user.id}:{body.operation_type.value}:{secrets.token_hex(4)}"
     spec = ScheduleSpec(
