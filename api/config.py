@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # taken (unavoidable without mail delivery), so probing is held to a few an hour.
     signup_attempts_per_address: int = Field(default=10, ge=1)
     signup_window_seconds: float = Field(default=3600.0, gt=0)
+    # Schedules: every run is a whole organize operation (a scan of the root, about a second
+    # of Prefect overhead, a process): no schedule runs more often than this, and each user
+    # keeps at most so many.
+    min_schedule_interval_seconds: int = Field(default=300, ge=1)
+    schedules_per_user: int = Field(default=20, ge=0)
     # Argon2id cost (RFC 9106 second recommendation is time 3, 64 MiB); tests lower it.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=64)

@@ -7,6 +7,7 @@ pending (scheduled, pending, paused), running (running, cancelling), completed, 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ import anyio
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
+log = logging.getLogger("api")
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
@@ -264,9 +266,46 @@ class PrefectScheduler:
             created = await client.create_deployment_schedules(
                 deployment_id, [(rule, spec.active)], parameters=spec.parameters, slug=spec.slug
             )
-            # Ask the server to schedule the first runs now rather than on its next loop.
-            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+            try:
+                await self._schedule_runs(client, deployment_id)
+            except BaseException:
+                # Nothing stays stored when the request fails (a timeout cancels: shield).
+                with anyio.CancelScope(shield=True):
+                    await client.delete_deployment_schedule(deployment_id, created[0].id)
+                raise
         return _info(created[0])
+
+    async def _schedule_runs(self, client: PrefectClient, deployment_id: uuid.UUID) -> None:
+        """Ask the server to schedule the first runs now rather than on its next loop.
+
+        The server schedules all of a deployment's schedules at once, and one that can never
+        fire fails them all (issue 12 #8: the API refuses them, but one may have been stored
+        before, or by hand in the Prefect UI). Such schedules are paused, then it is asked again.
+        """
+        from httpx import HTTPStatusError
+
+        try:
+            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+        except HTTPStatusError:
+            if not await self._pause_broken(client, deployment_id):
+                raise
+            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+
+    async def _pause_broken(self, client: PrefectClient, deployment_id: uuid.UUID) -> int:
+        from storage.cron import InvalidSchedule, check_cron
+
+        paused = 0
+        for schedule in await client.read_deployment_schedules(deployment_id):
+            info = _info(schedule)
+            if not info.active or info.cron is None:
+                continue
+            try:
+                check_cron(info.cron, info.timezone or "UTC")
+            except InvalidSchedule as exc:
+                log.warning("pausing schedule %s (%s): %s", info.id, info.slug, exc)
+                await client.update_deployment_schedule(deployment_id, schedule.id, active=False)
+                paused += 1
+        return paused
 
     async def schedules(self) -> list[ScheduleInfo]:
         async with self._orchestrator._client("cannot read the schedules") as client:

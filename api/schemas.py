@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from api.orchestrator import RunStatus
 from api.password_policy import password_problem
+from storage.cron import InvalidSchedule, check_cron, check_timezone
 from storage.errors import InvalidPlanOptions
 from storage.templates import check_template
 
@@ -386,35 +387,43 @@ class ScheduleCreate(OperationCreate):
     """An operation to start on a schedule: a cron expression or an interval, in a timezone.
 
     Every run is a new operation on the scheduled-cleanup deployment; a dry run only plans.
+    A cron has five fields and must fire within a year (storage.cron, the CLI's rule too); an
+    interval is at least the operator's minimum (checked by the route: it is a setting).
     """
 
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
     cron: str | None = Field(default=None, min_length=1, max_length=120, examples=["0 3 * * 0"])
     interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
     active: bool = True
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}") from None
+            check_timezone(value)
+        except InvalidSchedule as exc:
+            raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        from prefect.client.schemas.schedules import CronSchedule
+
+        timezone = info.data.get("timezone", "UTC")
+        try:
+            normalized = check_cron(value, timezone)
+            CronSchedule(cron=normalized, timezone=timezone)  # and Prefect's own parser takes it
+        except (InvalidSchedule, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return normalized
 
     @model_validator(mode="after")
     def _one_rule(self) -> ScheduleCreate:
         if (self.cron is None) == (self.interval_seconds is None):
             raise ValueError("give exactly one of cron and interval_seconds")
-        if self.cron is not None:
-            from prefect.client.schemas.schedules import CronSchedule
-
-            try:
-                CronSchedule(cron=self.cron, timezone=self.timezone)
-            except ValueError:
-                raise ValueError(f"invalid cron expression {self.cron!r}") from None
         return self
 
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, status
 from sqlalchemy import select
 
-from api import roots
-from api.deps import CurrentUser, ServiceFoldersDep, SessionDep
+from api import roots, schedules
+from api.deps import CurrentUser, ServiceFoldersDep, SessionDep, SettingsDep
 from api.errors import Forbidden, NotFound, Unavailable
 from api.models import RootGrant, User
 from api.operations import plan_parameters
@@ -88,14 +88,17 @@ async def owned_schedule(
 OwnedSchedule = Annotated[ScheduleInfo, Depends(owned_schedule)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 401, 403, 503))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(400, 401, 403, 409, 503))
 async def create_schedule(
+    request: Request,
     body: ScheduleCreate,
     user: CurrentUser,
     session: SessionDep,
     scheduler: SchedulerDep,
     folders: ServiceFoldersDep,
+    settings: SettingsDep,
 ) -> SchedulePublic:
+    schedules.check_interval(body.interval_seconds, settings)
     grants = await session.scalars(select(RootGrant.path).where(RootGrant.user_id == user.id))
     root = await roots.authorize(list(grants), body.root_path)
     refuse_overlap(root, folders, Forbidden)
@@ -114,7 +117,12 @@ async def create_schedule(
         timezone=body.timezone,
         active=body.active,
     )
-    return public(await scheduler.add_schedule(spec))
+
+    async def held() -> int:
+        return len(await _mine(scheduler, user))
+
+    async with schedules.within_quota(request.app, session, settings, user.id, held):
+        return public(await scheduler.add_schedule(spec))
 
 
 @router.get("", responses=errors(401, 503))

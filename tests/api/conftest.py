@@ -180,3 +180,15 @@ def tree(tmp_path: Path) -> Path:
         (srv / folder).mkdir(parents=True)
     (srv / "alice" / "photos" / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0")
     return srv
+
+
+@pytest.fixture(scope="session")
+def scheduled_cleanup(prefect_server: str) -> str:
+    """The scheduled-cleanup deployment registered as the runner registers it (no runner:
+    scheduled runs stay scheduled, which is what these tests read)."""
+    from flows.deployments import _deployment
+    from flows.organize import organize_flow
+
+    deployment = _deployment(organize_flow, "scheduled-cleanup", parameters={"operation_id": ""})
+    deployment_id = deployment.apply()
+    return str(deployment_id)

@@ -27,15 +27,16 @@ from api.config import Settings, get_settings
 from api.main import create_app
 from tests.api.conftest import PASSWORD, _truncate, settings_for
 from tests.api.fakes import FakeOrchestrator
+from tests.api.test_schedules import _prefect_schedule_ids, _remove_all
 
 SIGNUPS = 4
 DEADLINE = 30.0
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[str]:
+def serving(settings: Settings, orchestrator: Any = None) -> Iterator[str]:
     """uvicorn serving a fresh app on a free loopback port; its base URL."""
-    app = create_app(orchestrator=FakeOrchestrator(settings.store()))
+    app = create_app(orchestrator=orchestrator or FakeOrchestrator(settings.store()))
     app.dependency_overrides[get_settings] = lambda: settings
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     sock = socket.socket()
@@ -144,3 +145,81 @@ def test_a_database_with_accounts_has_had_its_first_signup(tmp_path: Any) -> Non
         claims = connection.execute(sa.text("SELECT id, user_id FROM first_admin")).all()
     engine.dispose()
     assert [tuple(c) for c in claims] == [(1, None)]
+
+
+class HeldAtTheQuota:
+    """Wraps api.schedules._user_lock: holds each request there until all have arrived, so
+    they all reach the quota check together."""
+
+    def __init__(self, real: Any, parties: int) -> None:
+        self.real = real
+        self.parties = parties
+        self.arrived = 0
+        self.event: asyncio.Event | None = None
+
+    def __call__(self, app: Any, user_id: Any) -> Any:
+        self.arrived += 1
+        lock = self.real(app, user_id)
+        spy = self
+
+        class Held:
+            async def __aenter__(self) -> None:
+                if spy.event is None:
+                    spy.event = asyncio.Event()
+                if spy.arrived >= spy.parties:
+                    spy.event.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(spy.event.wait(), DEADLINE)
+                await lock.acquire()
+
+            async def __aexit__(self, *exc: object) -> None:
+                lock.release()
+
+        return Held()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_simultaneous_schedules_keep_to_the_quota(
+    database_url: str,
+    data_dir: Any,
+    tree: Any,
+    scheduled_cleanup: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api import schedules
+    from api.orchestrator import PrefectOrchestrator
+
+    _truncate(database_url)
+    _remove_all(scheduled_cleanup)
+    quota, racers = 2, 5
+    spy = HeldAtTheQuota(schedules._user_lock, racers)
+    monkeypatch.setattr(schedules, "_user_lock", spy)
+    settings = settings_for(database_url, argon2_memory_kib=8192, schedules_per_user=quota)
+
+    with serving(settings, PrefectOrchestrator(timeout=20)) as base_url:
+        statuses = asyncio.run(_schedule_all(base_url, tree / "alice", racers))
+
+    assert spy.arrived == racers, "the requests did not race"
+    assert sorted(statuses) == [201] * quota + [409] * (racers - quota)
+    assert len(_prefect_schedule_ids(scheduled_cleanup)) == quota
+    _remove_all(scheduled_cleanup)
+
+
+async def _schedule_all(base_url: str, root: Any, racers: int) -> list[int]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=DEADLINE) as client:
+        body = {"email": "admin@example.org", "username": "admin", "password": PASSWORD}
+        token = (await client.post("/api/v1/auth/signup", json=body)).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        me = (await client.get("/api/v1/auth/me", headers=headers)).json()
+        granted = await client.post(
+            f"/api/v1/admin/users/{me['id']}/roots", json={"root": str(root)}, headers=headers
+        )
+        assert granted.status_code == 201, granted.text
+        schedule = {"root_path": str(root), "interval_seconds": 3600}
+        responses = await asyncio.gather(
+            *(
+                client.post("/api/v1/schedules", json=schedule, headers=headers)
+                for _ in range(racers)
+            )
+        )
+        return [r.status_code for r in responses]
