@@ -233,7 +233,7 @@ def test_schedules_take_object_roots_like_operations(
 @SQLITE
 def test_a_schedule_on_a_missing_bucket_is_refused(api: Api, alice: User) -> None:
     api.grant(api.users["admin"], alice, "s3://not-created-yet")
-    body = {"root_path": "s3://not-created-yet/x", "interval_seconds": 60}
+    body = {"root_path": "s3://not-created-yet/x", "interval_seconds": 3600}
 
     response = api.client.post("/api/v1/schedules", json=body, headers=alice.headers)
 
