@@ -22,10 +22,10 @@ from collections.abc import Mapping
 
 from sqlalchemy.engine import make_url
 
-from api import roots
 from api.config import Settings
 from api.errors import ApiError
 from storage.objects import is_object_url, parse_object_url
+from storage.roots import within
 from storage.settings import get_settings as get_storage_settings
 
 ServiceFolders = Mapping[str, str]
@@ -56,9 +56,9 @@ def refuse_overlap(root: str, folders: ServiceFolders, refused: type[ApiError]) 
     for what, folder in folders.items():
         if folder == root:
             raise refused(f"{root} is {what} of this service: it cannot be a root")
-        if roots.within(folder, root):
+        if within(folder, root):
             raise refused(f"{root} contains {what} of this service: it cannot be a root")
-        if roots.within(root, folder):
+        if within(root, folder):
             raise refused(f"{root} is inside {what} of this service: it cannot be a root")
 
 
