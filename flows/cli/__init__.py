@@ -1,17 +1,24 @@
 """The `fileorg` command line: thin commands over flows (organize) and queries (everything else).
 
-Errors a user can fix print one line and exit 2; nothing else prints a traceback unless
-FILEORG_DEBUG is set.
+Errors a user can fix print one line and exit 2; nothing else prints a traceback unless -v
+(or FILEORG_DEBUG) is given. Ctrl-C ends any command within a few seconds with one line
+saying what state the tree is in and what to run next (flows/cli/interrupt.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
+from contextlib import suppress
+from types import FrameType
+from typing import NoReturn
 
 import typer
 
+from flows.cli import terminal
 from storage.errors import FileorgError, StorageError, UserError
 
 app = typer.Typer(
@@ -36,16 +43,28 @@ def _options(
     _version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print the version."
     ),
+    _verbose: bool = typer.Option(
+        False,
+        "-v",
+        "--verbose",
+        help="Show Prefect's logs and full tracebacks (anywhere on the command line).",
+    ),
 ) -> None:
     """Tidy large trees of files: find duplicates, classify, plan, apply safely, undo."""
 
 
-def _quiet_prefect() -> None:
-    # Prefect's INFO logs would tear through the progress bar; its warnings still show.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL", "WARNING")
+def _quiet_prefect(verbose: bool) -> None:
+    if verbose:
+        os.environ["FILEORG_VERBOSE"] = "1"  # children (serve's) read it too
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # Prefect's logs would tear through the progress bar, and its errors carry tracebacks: the
+    # CLI says what went wrong in one line of its own instead (-v shows everything).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL", "CRITICAL")
     # The temporary server's telemetry cannot reach the internet from offline machines.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Never a Prefect prompt (its profile menu): there is nobody to answer it in a child.
+    os.environ.setdefault("PREFECT_CLI_PROMPT", "false")
 
 
 def _register() -> None:
@@ -77,34 +96,81 @@ def usage_line(exc: typer.TyperException) -> str:
     return f"{message} (see {command} --help)"
 
 
-def main() -> None:
-    _quiet_prefect()
-    _register()
+# Ctrl-C: the first one interrupts the command, which has until this deadline to unwind (a
+# thread still hashing a large file would keep the process alive); then it is ended.
+INTERRUPT_SECONDS = 3.5
+_interrupted = threading.Event()
+_exiting = threading.Lock()
+
+
+def _exit_interrupted() -> None:
+    """Print the one line, stop the local Prefect server, end the process now (once)."""
+    if not _exiting.acquire(blocking=False):
+        return
+    from flows.cli import interrupt, local_prefect
+
+    terminal.clear()
     try:
+        line = interrupt.message()
+    except Exception:  # the line must be printed whatever state the data folder is in
+        line = "interrupted"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    local_prefect.stop_all()
+    with suppress(Exception):
+        sys.stdout.flush()
+    os._exit(130)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    if _interrupted.is_set():
+        _exit_interrupted()  # a second Ctrl-C: no more waiting
+    _interrupted.set()
+    threading.Timer(INTERRUPT_SECONDS, _exit_interrupted).start()
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    verbose = terminal.take_verbose(sys.argv)
+    _quiet_prefect(verbose)
+    terminal.install()
+    first = terminal.first_status(sys.argv)
+    if first:
+        terminal.status(first)
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        _register()
         code = app(standalone_mode=False)
     except typer.TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `fileorg`: the help, as asked
-            print(exc.format_message(), file=sys.stderr)
-            sys.exit(0)
-        print(f"error: {usage_line(exc)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+            _fail(exc.format_message(), 0)
+        _fail(f"error: {usage_line(exc)}", exc.exit_code)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"error: {exc}", 2)
     except (StorageError, FileorgError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"error: {exc}", 1)
     except typer.Abort:
-        print("aborted: nothing changed", file=sys.stderr)
-        sys.exit(1)
+        if _interrupted.is_set():  # Ctrl-C at a prompt
+            _exit_interrupted()
+        _fail("aborted: nothing changed", 1)
     except KeyboardInterrupt:
-        print("interrupted: run the same command with --id to resume", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:
-        if os.environ.get("FILEORG_DEBUG"):
-            raise
-        print(
-            f"error: {type(exc).__name__}: {exc} (set FILEORG_DEBUG=1 for details)", file=sys.stderr
-        )
+        _exit_interrupted()
+    except BrokenPipeError:
+        # The reader went away (`fileorg plan X --jsonl | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except Exception as exc:
+        if terminal.verbose():
+            raise
+        _fail(f"error: {type(exc).__name__}: {exc} (run again with -v for details)", 1)
+    finally:
+        terminal.clear()
+    if _interrupted.is_set():  # Typer turned the Ctrl-C into an exit code 130
+        _exit_interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(line: str, code: int) -> NoReturn:
+    terminal.clear()
+    print(line, file=sys.stderr)
+    sys.exit(code)

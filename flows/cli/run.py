@@ -60,9 +60,16 @@ JSON = typer.Option(False, "--json", help="Print one JSON document.")
 
 
 def run_with_progress(json_output: bool, fn: Any, **kwargs: Any) -> Any:
+    from flows.cli.interrupt import running
+    from flows.cli.local_prefect import local_prefect
     from tasks.progress import sink_installed
 
-    with ProgressBars(enabled=not json_output) as bars, sink_installed(bars):
+    with (
+        running(fn, kwargs),
+        local_prefect(),
+        ProgressBars(enabled=not json_output) as bars,
+        sink_installed(bars),
+    ):
         return fn(**kwargs)
 
 

@@ -5,15 +5,23 @@ Children, each in a process group of its own (so that stopping one stops its own
 2. a runner serving the deployments (`python -m flows.deployments`), polling often enough that
    a run started through the API is running within about `--poll-seconds` + 1 s;
 3. the API (`uvicorn api.main:app`).
-Each is started once the one before it is healthy. Ctrl-C or SIGTERM stops them all, the API
-first and the Prefect server last; if one of them dies, the others are stopped too.
+Each is started once the one before it is healthy. Ctrl-C, SIGTERM or SIGHUP (the terminal
+closed) stops them all, the API first and the Prefect server last, even when our output goes
+to a pipe that is gone (`fileorg serve | tee log`); a second signal kills them at once; if one
+of them dies, the others are stopped too; if serve itself is killed, the kernel stops them
+(PR_SET_PDEATHSIG). Children never read the terminal (no Prefect prompt can reach the user)
+and, unless -v, write to log files instead of it. A port already taken is named before
+anything starts, and a health check counts only if one of our children holds the port.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,14 +31,17 @@ import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import typer
+from platformdirs import user_log_path
 
-from flows.cli import app
-from storage.errors import FileorgError
+from flows.cli import app, terminal
+from storage.errors import FileorgError, UserError
 
-STARTUP_SECONDS = 120.0
+STARTUP_SECONDS = 300.0  # a deadline (polled): a child that dies is noticed at once
 STOP_SECONDS = 15.0
 DEPLOYMENTS = ("organize/organize", "apply-plan/apply-plan", "rollback/rollback")
 
@@ -45,13 +56,33 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when serve dies, however it dies (Linux)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Stack:
+    log_dir: Path | None  # None: children write to our terminal (-v)
     children: list[Child] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
+    killing: threading.Event = field(default_factory=threading.Event)
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> Child:
-        process = subprocess.Popen(command, env=env, start_new_session=True)
+        log: IO[bytes] | None = None
+        if self.log_dir is not None:
+            log = (self.log_dir / f"{name.replace(' ', '-')}.log").open("ab")
+        with log or open(os.devnull, "ab") as out:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,  # nothing a child asks can reach the user
+                stdout=out if log else None,
+                stderr=out if log else None,
+                start_new_session=True,  # the terminal's signals come to us; we stop them
+                preexec_fn=_die_with_parent,
+            )
         child = Child(name, process)
         self.children.append(child)
         return child
@@ -60,7 +91,10 @@ class Stack:
         for child in self.children:
             code = child.process.poll()
             if code is not None:
-                raise ServeError(f"{child.name} stopped (exit code {code})")
+                where = ""
+                if self.log_dir is not None:
+                    where = f"; its log: {self.log_dir / child.name.replace(' ', '-')}.log"
+                raise ServeError(f"{child.name} stopped (exit code {code}){where}")
 
     def wait_until(self, what: str, probe: object) -> None:
         assert callable(probe)
@@ -74,15 +108,74 @@ class Stack:
             self.stopping.wait(0.25)
 
     def stop(self) -> None:
-        """Stop every child's process group, newest first: TERM, then KILL after a while."""
+        """Stop every child's process group, newest first: TERM, then KILL after a while (at
+        once after a second signal)."""
         for child in reversed(self.children):
             _signal_group(child.process, signal.SIGTERM)
-            try:
-                child.process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                _signal_group(child.process, signal.SIGKILL)
-                child.process.wait()
-            _signal_group(child.process, signal.SIGKILL)  # stragglers left in the group
+            deadline = time.monotonic() + STOP_SECONDS
+            while child.process.poll() is None and time.monotonic() < deadline:
+                if self.killing.wait(0.1):
+                    break
+            _signal_group(child.process, signal.SIGKILL)  # it, if still there, and stragglers
+            child.process.wait()
+
+    def holds_port(self, port: int) -> bool:
+        """One of our children (or theirs) listens on `port` (from /proc; True elsewhere)."""
+        inodes = _listening_inodes(port)
+        if inodes is None:
+            return True
+        for pid in _descendants({c.process.pid for c in self.children}):
+            with suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with suppress(OSError):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                            return True
+        return False
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return None if table.endswith("tcp") else found
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = set(roots)
+    frontier = set(roots)
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def check_port_free(host: str, port: int, what: str, option: str) -> None:
+    """Refuse a port something else listens on, naming it, before anything starts."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} ({what}) is already in use on {host}: stop what listens there "
+                f"(another fileorg serve?) or choose another port with {option}"
+            ) from None
+        raise UserError(f"cannot listen on {host}:{port} ({what}): {exc.strerror}") from None
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -138,33 +231,55 @@ def serve(
     ),
 ) -> None:
     """Run the Prefect server and UI, a runner for the deployments and the API; Ctrl-C stops all."""
-    stack = Stack()
+    check_port_free(host, port, "the API", "--port")
+    if not os.environ.get("PREFECT_API_URL"):
+        check_port_free(host, prefect_port, "the Prefect server", "--prefect-port")
+    log_dir = None if terminal.verbose() else user_log_path("fileorg") / "serve"
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(log_dir)
     env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env["PREFECT_CLI_PROMPT"] = "false"
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stack.stopping.is_set():
+            stack.killing.set()  # a second signal: no more waiting
         stack.stopping.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopping_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in stopping_signals}
     try:
         _run(stack, env, host, port, prefect_port, poll_seconds)
     finally:
-        typer.echo("stopping...", err=True)
+        _say("stopping...")
         stack.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    typer.echo("stopped", err=True)
+    _say("stopped")
+
+
+def _say(text: str, err: bool = True) -> None:
+    """Print, unless the reader is gone (a pipe whose `tee` got the same Ctrl-C)."""
+    with suppress(OSError, ValueError):
+        typer.echo(text, err=err)
 
 
 def _run(
     stack: Stack, env: dict[str, str], host: str, port: int, prefect_port: int, poll: float
 ) -> None:
     api_url = env.get("PREFECT_API_URL")
+    ours = not api_url
     if not api_url:
-        api_url = env["PREFECT_API_URL"] = f"http://{host}:{prefect_port}/api"
+        # The server gets no PREFECT_API_URL: with one that differs from its own address,
+        # `prefect server start` offers to switch profiles, a menu nobody can answer.
         prefect = [sys.executable, "-m", "prefect", "server", "start"]
-        stack.start("prefect server", [*prefect, "--host", host, "--port", str(prefect_port)], env)
+        prefect += ["--host", host, "--port", str(prefect_port)]
+        stack.start("prefect server", prefect, env)
+        api_url = env["PREFECT_API_URL"] = f"http://{host}:{prefect_port}/api"
     stack.wait_until(f"the Prefect server at {api_url}", lambda: prefect_healthy(api_url))
+    if ours and not stack.stopping.is_set() and not stack.holds_port(prefect_port):
+        raise ServeError(f"port {prefect_port} is answered by another process, not our server")
 
     since = datetime.now(UTC) - timedelta(seconds=5)  # the server's clock may differ a little
     runner_env = {**env, "FILEORG_RUNNER_POLL_SECONDS": str(poll)}
@@ -176,11 +291,15 @@ def _run(
     stack.wait_until(f"the API at {base}", lambda: api_healthy(base))
     if stack.stopping.is_set():
         return
-    typer.echo(
+    if not stack.holds_port(port):
+        raise ServeError(f"port {port} is answered by another process, not our API")
+    logs = f"  Logs        {stack.log_dir}\n" if stack.log_dir else ""
+    _say(
         "\nFile Organizer is running:\n"
         f"  API         {base}/api/v1   (docs: {base}/docs)\n"
         f"  Prefect UI  {_ui_url(api_url)}\n"
         f"  Prefect API {api_url}\n"
+        f"{logs}"
         "Press Ctrl-C to stop.\n",
         err=False,
     )

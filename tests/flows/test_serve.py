@@ -1,13 +1,19 @@
-"""`fileorg serve`: the whole stack from one command, and Ctrl-C stops all of it."""
+"""`fileorg serve`: the whole stack from one command, and Ctrl-C, SIGTERM or a closed terminal
+stops all of it; in a real terminal (a pty) and under a pipe, with signals delivered for real."""
 
 from __future__ import annotations
 
 import os
+import pty
+import select
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,7 @@ import pytest
 from tests.api.test_ws import free_port
 
 FILEORG = Path(sys.executable).with_name("fileorg")
-DEADLINE = 120.0
+DEADLINE = 300.0  # a deadline, polled: six suites on two cores made 120 s too short
 READY = "File Organizer is running"
 
 
@@ -58,21 +64,46 @@ def _until(what: str, probe: Any, log: Path) -> Any:
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-@pytest.fixture
-def served(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    api_port, prefect_port = free_port(), free_port()
+def _serve_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
+        HOME=str(tmp_path / "home"),  # the log folder, ~/.local/state/fileorg
         PREFECT_HOME=str(tmp_path / "prefect"),
         FILEORG_SECRET_KEY="k" * 64,
         FILEORG_ENVIRONMENT="test",
         FILEORG_ARGON2_TIME_COST="1",
         FILEORG_ARGON2_MEMORY_KIB="256",
     )
+    return env
+
+
+def _serve_command(api_port: int, prefect_port: int) -> list[str]:
+    command = [str(FILEORG), "serve", "--port", str(api_port)]
+    return [*command, "--prefect-port", str(prefect_port), "--poll-seconds", "0.5"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _gone(pids: set[int], log: Path) -> None:
+    """Every process of `pids` has exited, within the deadline."""
+    _until("every child to stop", lambda: True if not any(map(_alive, pids)) else None, log)
+
+
+@pytest.fixture
+def served(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    api_port, prefect_port = free_port(), free_port()
+    env = _serve_env(tmp_path)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        command = [str(FILEORG), "serve", "--port", str(api_port)]
-        command += ["--prefect-port", str(prefect_port), "--poll-seconds", "0.5"]
+        command = _serve_command(api_port, prefect_port)
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         try:
             _until("serve to be ready", lambda: READY in log.read_text() or None, log)
@@ -119,6 +150,96 @@ def test_serve_runs_the_stack_and_ctrl_c_stops_every_child(
     children = _descendants(process.pid)
     assert len(children) >= 3  # the Prefect server, the runner, the API (and their children)
 
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert sorted(pid for pid in children if _alive(pid)) == []
+
+
+def _read_pty(fd: int, into: Path) -> bool:
+    """Append what the terminal shows to `into`; False once the terminal is gone."""
+    ready, _, _ = select.select([fd], [], [], 0.25)
+    if not ready:
+        return True
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        return False
+    with into.open("ab") as out:
+        out.write(data)
+    return bool(data)
+
+
+def test_serve_in_a_terminal_asks_nothing_refuses_busy_ports_and_stops_on_hangup(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """In a pty, with a fresh Prefect home (whose profile has no PREFECT_API_URL: Prefect's
+    `server start` then offers a profile menu to a terminal): the stack starts with no prompt;
+    a second serve on the same ports fails with one line naming the port; closing the terminal
+    (SIGHUP from the kernel) stops every child."""
+    api_port, prefect_port = free_port(), free_port()
+    env = _serve_env(tmp_path)
+    screen = tmp_path / "screen.log"
+    screen.touch()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        os.execve(str(FILEORG), _serve_command(api_port, prefect_port), {**env, "TERM": "xterm"})
+    try:
+        _until(
+            "serve to be ready in the terminal",
+            lambda: True if _read_pty(fd, screen) and READY in screen.read_text() else None,
+            screen,
+        )
+        children = _descendants(pid)
+        second = subprocess.run(
+            _serve_command(api_port, prefect_port), env=env, capture_output=True, timeout=120
+        )
+        shown = screen.read_text(errors="replace")
+
+        assert "doesn't match" not in shown and "profile" not in shown.lower(), shown
+        assert len(children) >= 3
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.decode().splitlines() == [
+            f"error: port {api_port} (the API) is already in use on 127.0.0.1: stop what listens"
+            " there (another fileorg serve?) or choose another port with --port"
+        ]
+        assert READY.encode() not in second.stdout
+
+        os.close(fd)  # the terminal window closes: the kernel hangs up the session
+        fd = -1
+        _, status = os.waitpid(pid, 0)
+        _gone(children, screen)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert _port_free(api_port) and _port_free(prefect_port)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with suppress(ChildProcessError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def test_ctrl_c_of_serve_under_a_pipe_stops_every_child(tmp_path: Path, data_dir: Path) -> None:
+    """`fileorg serve | tee LOG`, and Ctrl-C: SIGINT to the pipeline's process group, which
+    kills tee too, so serve's stdout is a broken pipe while it stops the stack."""
+    api_port, prefect_port = free_port(), free_port()
+    log = tmp_path / "tee.log"
+    pipeline = f"{shlex.join(_serve_command(api_port, prefect_port))} | tee {shlex.quote(str(log))}"
+    shell = subprocess.Popen(
+        ["bash", "-c", pipeline],
+        env=_serve_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a foreground job of its own, as a terminal would run it
+    )
+    try:
+        log.touch()
+        _until("serve to be ready", lambda: READY in log.read_text() or None, log)
+        children = _descendants(shell.pid)
+        assert len(children) >= 5  # serve, tee, the Prefect server, the runner, the API
+
+        os.killpg(shell.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        shell.wait(timeout=90)
+        _gone(children, log)
+        assert _port_free(api_port) and _port_free(prefect_port)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)

@@ -1,0 +1,99 @@
+"""Ctrl-C of a CLI run, typed at a real terminal (a pty): the run ends within 5 s with one line
+saying what state the tree is in and the command that resumes it; a line shows at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from tests.flows.test_serve import _alive, _descendants
+from tests.trees import snapshot
+
+FILEORG = Path(sys.executable).parent / "fileorg"
+DEADLINE = 300.0  # for the run to get going: a local Prefect server starts first
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _read(fd: int, timeout: float) -> bytes | None:
+    """What the terminal shows next; b"" if nothing yet, None once the program is gone."""
+    ready, _, _ = select.select([fd], [], [], timeout)
+    if not ready:
+        return b""
+    try:
+        return os.read(fd, 65536) or None
+    except OSError:
+        return None
+
+
+def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(3000):
+        (tree / f"note {i}.txt").write_text(f"note {i % 1500}\n")
+    before = snapshot(tree)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "FILEORG_"))}
+    data = tmp_path / "data"
+    env.update(HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"), TERM="xterm")
+    env["FILEORG_DATA_URL"] = str(data)
+    argv = [str(FILEORG), "organize", str(tree), "--dry-run"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    try:
+        screen, first_cpu = b"", None
+        end = time.monotonic() + DEADLINE
+        while b"scan" not in screen and time.monotonic() < end:  # the flow's first stage
+            chunk = _read(fd, 0.05)
+            assert chunk is not None, screen.decode(errors="replace")
+            if chunk and first_cpu is None:
+                first_cpu = _cpu_seconds(pid)
+            screen += chunk
+        first_line = ANSI.sub(b"", screen).strip().splitlines()[0]
+        children = _descendants(pid)  # the local Prefect server among them
+
+        os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
+        typed = time.monotonic()
+        while (chunk := _read(fd, 0.1)) is not None and time.monotonic() - typed < 30:
+            screen += chunk
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.monotonic() - typed
+    finally:
+        os.close(fd)
+        with suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    text = ANSI.sub(b"", screen).decode(errors="replace")
+    last = text.strip().splitlines()[-1]
+    (record_file,) = data.glob("operations/*/operation.json")
+    record = json.loads(record_file.read_text())
+    op = record["id"]
+
+    # a line at once: before the program had used a second of processor time (its wall time
+    # is the machine's load: measured 0.2 s on a quiet one)
+    assert first_line == b"starting a local Prefect server...", screen[:300]
+    assert first_cpu is not None and first_cpu < 1.0
+    assert record["status"] != "planned"  # interrupted mid-run, not after it
+    assert elapsed < 5, (elapsed, text[-2000:])
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert last == (
+        f"interrupted: nothing in {tree} was changed; resume it: "
+        f"fileorg organize {tree} --dry-run --id {op}"
+    ), text[-2000:]
+    assert "Traceback" not in text and "ConnectError" not in text
+    assert [p for p in children if _alive(p)] == []
+    assert snapshot(tree) == before
