@@ -196,6 +196,8 @@ def test_serve_in_a_terminal_asks_nothing_refuses_busy_ports_and_stops_on_hangup
         shown = screen.read_text(errors="replace")
 
         assert "doesn't match" not in shown and "profile" not in shown.lower(), shown
+        assert "Check out the dashboard" not in shown  # Prefect's banner: in its log file
+        assert "Traceback" not in shown
         assert len(children) >= 3
         assert second.returncode == 2, second.stderr
         assert second.stderr.decode().splitlines() == [
