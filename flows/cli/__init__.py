@@ -99,7 +99,7 @@ def usage_line(exc: typer.TyperException) -> str:
 # Ctrl-C: the first one interrupts the command, which has until this deadline to unwind (a
 # thread still hashing a large file would keep the process alive); then it is ended.
 INTERRUPT_SECONDS = 3.5
-_interrupted = threading.Event()
+_interrupted = terminal.INTERRUPTED
 _exiting = threading.Lock()
 
 
@@ -120,6 +120,13 @@ def _exit_interrupted() -> None:
     with suppress(Exception):
         sys.stdout.flush()
     os._exit(130)
+
+
+def _after_ctrl_c() -> None:
+    """An error raised by the Ctrl-C's unwinding (Prefect's engine raises its own: "Task run is
+    not set") is the interruption, not a failure to report."""
+    if _interrupted.is_set():
+        _exit_interrupted()
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -148,6 +155,7 @@ def main() -> None:
     except UserError as exc:
         _fail(f"error: {exc}", 2)
     except (StorageError, FileorgError) as exc:
+        _after_ctrl_c()
         _fail(f"error: {exc}", 1)
     except typer.Abort:
         if _interrupted.is_set():  # Ctrl-C at a prompt
@@ -160,6 +168,7 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except Exception as exc:
+        _after_ctrl_c()
         if terminal.verbose():
             raise
         _fail(f"error: {type(exc).__name__}: {exc} (run again with -v for details)", 1)

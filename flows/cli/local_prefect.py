@@ -124,4 +124,7 @@ def local_prefect() -> Iterator[None]:
             yield
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        stop(process)
+        # After a Ctrl-C Prefect's engine is still reporting the run (and its log worker still
+        # sending): the server stays until the exit, which stops it (stop_all).
+        if not terminal.INTERRUPTED.is_set():
+            stop(process)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 VERBOSE_FLAGS = ("-v", "--verbose")
+# Set by the first Ctrl-C (flows.cli.main): what unwinds after it leaves cleanup to the exit.
+INTERRUPTED = threading.Event()
 _ERASE = "\r\x1b[K"
 
 
