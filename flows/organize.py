@@ -28,6 +28,7 @@ from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import hashes, report
 from tasks.layout import parse_layout
+from tasks.leave_alone import ScanRules
 from tasks.object_scan import data_prefix_in_root
 from tasks.progress import tracker
 from tasks.stages import (
@@ -158,15 +159,16 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     if objects:
         # Keys under the data folder, when it is a prefix of this root; listing and reading
         # run on s3fs's event loop, not in the process pool (s3fs does not survive a fork).
-        skip = data_prefix_in_root(root, store.url)
+        sealed = [(p, DATA_FOLDER) for p in data_prefix_in_root(root, store.url)]
         processes = 1
     else:
-        skip = [os.fsencode(os.path.realpath(store.base))] if store.is_local else []
+        sealed = sealed_folders(store)
         processes = settings.io_processes
+    rules = ScanRules(record.options.include_hidden, tuple(record.options.exclude), tuple(sealed))
 
     with stage(store, record, "scan") as timing:
         progress.start("scan")
-        scanned = scan_task(store, op_dir, record.id, root, shard_rows, skip)
+        scanned = scan_task(store, op_dir, record.id, root, shard_rows, rules)
         timing.files, timing.bytes = scanned["files"], scanned["bytes"]
 
     previous = operations.previous_on_root(store, root, record.id)
@@ -221,6 +223,20 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     operations.save(store, record)
     _publish_artifact(built)
     return built
+
+
+DATA_FOLDER = "fileorg data folder"
+
+
+def sealed_folders(store: DataStore) -> list[tuple[bytes, str]]:
+    """Folders never entered, by absolute path: fileorg's data folder and Prefect's home
+    (PREFECT_HOME: its database, maybe live, and its WAL) when they lie inside a root."""
+    sealed = [(os.fsencode(os.path.realpath(store.base)), DATA_FOLDER)] if store.is_local else []
+    from prefect.settings import get_current_settings
+
+    home = os.path.realpath(os.path.expanduser(str(get_current_settings().home)))
+    sealed.append((os.fsencode(home), "Prefect home, PREFECT_HOME"))
+    return sealed
 
 
 def _publish_artifact(built: dict[str, Any]) -> None:

@@ -31,7 +31,8 @@ SCAN = pa.schema(
     [
         ("path", pa.binary()),
         ("path_text", pa.string()),
-        ("kind", pa.string()),  # file | symlink | other | error
+        # file | symlink | other | error | dir (a folder left alone whole, never entered)
+        ("kind", pa.string()),
         ("size", pa.int64()),
         ("mtime_ns", pa.int64()),
         ("dev", pa.uint64()),
@@ -44,6 +45,10 @@ SCAN = pa.schema(
         # version id on a versioned bucket. Apply re-checks objects by ETag and size.
         ("etag", pa.string()),
         ("version_id", pa.string()),
+        # What the scan left alone (a reason code, below) and what its rule saw; null for
+        # the entries to organize. Later stages neither read nor hash those entries.
+        ("left_alone", pa.string()),
+        ("rule", pa.string()),
     ]
 )
 
@@ -79,6 +84,9 @@ CLASSIFY = pa.schema(
         ("year", pa.int32()),
         ("month", pa.int32()),
         ("error", pa.string()),
+        # Audio tags (album artist, else artist; album), read by tasks.tags.
+        ("artist", pa.string()),
+        ("album", pa.string()),
     ]
 )
 
@@ -96,8 +104,44 @@ PLAN = pa.schema(
         ("year", pa.int32()),
         ("digest", pa.binary()),
         ("link_to", pa.binary()),  # hardlink: the kept copy's final path
+        ("reason_code", pa.string()),  # one of REASON_CODES: what `reason` says, for filters
+        ("kind", pa.string()),  # file | dir (a folder moved or left alone whole) | symlink...
+        ("unit", pa.binary()),  # the folder left alone that holds this entry, if any
+        ("twin", pa.binary()),  # duplicates: the kept copy, or the copy at the destination
+        ("date_source", pa.string()),  # exif | media | filename | mtime | none
     ]
 )
+
+# Why a plan row does what it does. The first group moves or keeps files in the layout; the
+# rest leave an entry where it is, each for the reason its name says.
+REASON_CODES: dict[str, str] = {
+    "organized": "moved where the layout puts it",
+    "renamed": "moved where the layout puts it, under a free name (its own was taken)",
+    "album": "moved with its album folder",
+    "sidecar": "follows its main file",
+    "duplicate-kept": "the kept copy of a duplicate group, organized",
+    "duplicate-quarantined": "a duplicate copy, moved to .duplicates/",
+    "duplicate-linked": "a duplicate copy, replaced by a hard link to the kept copy",
+    "project-moved": "a project, moved whole to Projects/",
+    "already-in-place": "already where the layout puts it",
+    "subfolder": "inside a subfolder (--keep-subfolders sorts only the top level)",
+    "duplicate": "a duplicate whose kept copy takes its destination: left where it is",
+    "conflict": "its destination cannot be used: left where it is",
+    "hidden": "a hidden entry (--include-hidden opts in)",
+    "junk": "OS junk (.DS_Store, Thumbs.db, desktop.ini, ._*)",
+    "tool-folder": "a tool or state folder (node_modules, virtualenv, cache, trash...)",
+    "credentials": "a credentials folder (.ssh, .gnupg)",
+    "data-folder": "application data: fileorg's data folder, a Prefect home",
+    "project": "a project, kept whole (--projects move moves it to Projects/)",
+    "excluded": "matches --exclude",
+    "symlink": "a symlink: never followed",
+    "special": "not a regular file (a FIFO, socket or device)",
+    "unreadable": "could not be read",
+}
+LEFT_ALONE_CODES = (
+    "hidden", "junk", "tool-folder", "credentials", "data-folder", "project", "excluded",
+    "symlink", "special", "unreadable",
+)  # fmt: skip
 
 SUCCESS = "_SUCCESS"
 

@@ -40,6 +40,14 @@ class PlanOptions(BaseModel):
     keep: Literal["oldest", "newest", "shortest-path"] = "oldest"
     include_empty: bool = False
     exclude: list[str] = Field(default_factory=list)
+    # What a real home folder needs (tasks.leave_alone, tasks.planner): hidden entries are left
+    # alone unless opted in; projects are left whole, or moved whole to Projects/; album
+    # folders move as one, named by their tags; files dated by mtime alone may go to Undated/.
+    include_hidden: bool = False
+    projects: Literal["leave", "move"] = "leave"
+    albums: Literal["tags", "folder", "off"] = "tags"
+    keep_subfolders: bool = False
+    undated: Literal["mtime", "folder"] = "mtime"
 
 
 class StageTiming(BaseModel):
@@ -123,6 +131,11 @@ def check_options_for_root(options: PlanOptions, root: str) -> None:
         raise InvalidPlanOptions(
             "duplicates policy 'hardlink' is not possible on an object-store root "
             "(objects cannot be hard-linked): use 'report' or 'quarantine'"
+        )
+    if options.projects == "move" and is_object_url(root):
+        raise InvalidPlanOptions(
+            "projects 'move' is not possible on an object-store root (a prefix cannot be "
+            "renamed at once, so a project could be left half moved): use 'leave'"
         )
 
 

@@ -6,8 +6,9 @@ extension is not bundled with the wheel and cannot be downloaded on an offline i
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +141,41 @@ def _page(limit: int | None, offset: int) -> str:
     return f"LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
+# Columns later plans carry that older ones lack: those read as NULL (storage.manifests.PLAN).
+_PLAN_ADDED = {
+    "reason_code": "VARCHAR",
+    "kind": "VARCHAR",
+    "unit": "BLOB",
+    "twin": "BLOB",
+    "date_source": "VARCHAR",
+}
+_SCAN_ADDED = {"left_alone": "VARCHAR", "rule": "VARCHAR"}
+
+
+def _columns(store: DataStore, table: str) -> set[str]:
+    with connect(store) as con:
+        return {str(r[0]) for r in con.sql(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+
+
+def _with_columns(store: DataStore, op_dir: str, stage: str, added: dict[str, str]) -> str:
+    """A FROM clause for a stage's shards with every column of today's schema: shards written
+    before a column existed read it as NULL."""
+    table = source(store, op_dir, stage)
+    present = _columns(store, table)
+    missing = [f"NULL::{kind} AS {name}" for name, kind in added.items() if name not in present]
+    return f"(SELECT *, {', '.join(missing)} FROM {table})" if missing else table
+
+
+def plan_source(store: DataStore, op_dir: str) -> str:
+    return _with_columns(store, op_dir, "plan", _PLAN_ADDED)
+
+
+def _codes(reason_code: str | Sequence[str] | None) -> list[str]:
+    if reason_code is None:
+        return []
+    return [reason_code] if isinstance(reason_code, str) else list(reason_code)
+
+
 PLAN_ACTIONS = ("move", "keep", "skip", "quarantine", "hardlink")
 
 
@@ -147,8 +183,13 @@ def plan_items(store: DataStore, op_dir: str) -> str:
     """The plan's rows, each with `seq`, the key apply journals it under (storage.journal.
     item_seq: hard links in the phase `link`, the rest in `move`; shard; row in the shard)."""
     pattern = stage_glob(store, op_dir, "plan").replace("'", "''")
+    # Plans written before a column existed read it as NULL (_PLAN_ADDED).
+    present = _columns(store, source(store, op_dir, "plan"))
+    missing = "".join(
+        f", NULL::{kind} AS {name}" for name, kind in _PLAN_ADDED.items() if name not in present
+    )
     return f"""(
-        SELECT *, (CASE WHEN action = 'hardlink' THEN 'link' ELSE 'move' END) || '-'
+        SELECT *{missing}, (CASE WHEN action = 'hardlink' THEN 'link' ELSE 'move' END) || '-'
                || CAST(CAST(regexp_extract(filename, 'part-([0-9]+)[.]parquet$', 1) AS INTEGER)
                        AS VARCHAR)
                || '-' || CAST(file_row_number AS VARCHAR) AS seq
@@ -157,20 +198,30 @@ def plan_items(store: DataStore, op_dir: str) -> str:
 
 
 def plan_query(
-    store: DataStore, op_dir: str, action: str | None = None, outcome: str | None = None
+    store: DataStore,
+    op_dir: str,
+    action: str | None = None,
+    outcome: str | None = None,
+    reason_code: str | Sequence[str] | None = None,
 ) -> Query:
     """Plan rows with what apply and rollback made of each (storage.outcomes), filtered by
-    action and by outcome (an apply outcome, or a rollback one: `restored`, `refused`)."""
-    filters, params = [], {}
+    action, by outcome (an apply outcome, or a rollback one: `restored`, `refused`) and by
+    reason code(s) (storage.manifests.REASON_CODES), each when given."""
+    filters: list[str] = []
+    params: dict[str, Any] = {}
     if action:
         filters.append("p.action = $action")
         params["action"] = action
     if outcome:
         filters.append("(o.apply_outcome = $outcome OR o.rollback_outcome = $outcome)")
         params["outcome"] = outcome
+    if codes := _codes(reason_code):
+        filters.append("list_contains($codes, p.reason_code)")
+        params["codes"] = codes
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
     sql = f"""
-        SELECT p.src, p.dst, p.action, p.reason, p.size, p.category, p.year, p.link_to,
+        SELECT p.src, p.dst, p.action, p.reason, p.reason_code, p.size, p.category, p.year,
+               p.link_to, p.kind, p.unit, p.twin, p.date_source,
                o.apply_outcome, o.rollback_outcome,
                coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason
         FROM {plan_items(store, op_dir)} p
@@ -187,8 +238,10 @@ def plan_rows(
     limit: int | None = 50,
     offset: int = 0,
     outcome: str | None = None,
+    reason_code: str | Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    return page(store, plan_query(store, op_dir, action, outcome), limit, offset)
+    query = plan_query(store, op_dir, action, outcome, reason_code)
+    return page(store, query, limit, offset)
 
 
 def outcome_sample(
@@ -220,6 +273,60 @@ def outcome_sample(
         ).fetchall()
     found = dict(counted)
     return rows, {k: int(found[k]) for k in kinds if found.get(k)}
+
+
+def reason_counts(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
+    """Entries and bytes per (reason code, action): what the summary's lines add up."""
+    sql = f"""
+        SELECT reason_code, action, count(*) AS entries, coalesce(sum(size), 0)::BIGINT AS bytes
+        FROM {plan_source(store, op_dir)} GROUP BY ALL ORDER BY reason_code, action
+    """
+    with connect(store) as con:
+        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+    return rows
+
+
+def left_alone_query(
+    store: DataStore, op_dir: str, reason_code: str | Sequence[str] | None = None
+) -> Query:
+    """What the plan leaves alone by a rule (manifests.LEFT_ALONE_CODES), one row per unit:
+    a folder left whole, or an entry on its own. `files` and `bytes` count the files the scan
+    listed in it; a folder the scan never entered has them null (not counted, on purpose)."""
+    codes = _codes(reason_code) or list(manifests.LEFT_ALONE_CODES)
+    whole = "bool_or(kind = 'dir' AND src = coalesce(unit, src))"
+    sql = f"""
+        SELECT coalesce(unit, src) AS path, reason_code,
+               arg_min(reason, length(reason)) AS reason,
+               CASE WHEN {whole} THEN NULL ELSE count(*) END AS files,
+               CASE WHEN {whole} THEN NULL ELSE sum(size)::BIGINT END AS bytes,
+               NOT {whole} AS entered
+        FROM {plan_source(store, op_dir)}
+        WHERE list_contains($codes, reason_code)
+        GROUP BY ALL
+    """
+    return Query(sql, "path", {"codes": codes})
+
+
+def left_alone(
+    store: DataStore,
+    op_dir: str,
+    reason_code: str | Sequence[str] | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    rows, total = page(store, left_alone_query(store, op_dir, reason_code), limit, offset)
+    return [unit_row(row) for row in rows], total
+
+
+def unit_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of left_alone_query for people: the reason without "inside <its own path>", and
+    the path as text."""
+    inside = f": inside {os.fsdecode(row['path'])}"
+    return {
+        **row,
+        "reason": str(row["reason"]).removesuffix(inside),
+        "path_text": row["path"].decode("utf-8", "backslashreplace"),
+    }
 
 
 def page(
@@ -319,12 +426,13 @@ def file_query(
 
 
 def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
+    """Files to organize (not those the scan left alone) by category and year."""
     sql = f"""
         SELECT coalesce(c.category, 'other') AS category, c.year, count(*) AS files,
                sum(s.size) AS bytes
-        FROM {source(store, op_dir, "scan")} s
+        FROM {_with_columns(store, op_dir, "scan", _SCAN_ADDED)} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
-        WHERE s.kind = 'file'
+        WHERE s.kind = 'file' AND s.left_alone IS NULL
         GROUP BY ALL ORDER BY category, year NULLS LAST
     """
     with connect(store) as con:

@@ -1,13 +1,16 @@
 """Layout templates as users write them, checked before anything runs: pure, no I/O.
 
 A template is a `/`-separated path of components made of literal text and the fields
-{category}, {year}, {month}, {day}, {name}, {stem}, {ext}. Shared by the planner
-(tasks.layout), the CLI and the API, so all three refuse the same templates with the same line.
+{category}, {year}, {month}, {day}, {name}, {stem}, {ext}, {parent}, {relative_dir},
+{artist}, {album} ({relative_dir} is a whole component of its own: it may span folders).
+Shared by the planner (tasks.layout), the CLI and the API, so all three refuse the same
+templates with the same line.
 
 Format specs are restricted to what makes sense for each field, with bounded widths (a width
 is memory the planner allocates for every file: `{name:>4000000000}` is 4 GB a file):
 - numbers (year, month, day): `[[fill]align][0][width][d]`, e.g. `{month:02d}`;
-- text (category, name, stem, ext): `[[fill]align][width][.precision][s]`, e.g. `{stem:.40}`.
+- text (category, name, stem, ext, parent, relative_dir, artist, album):
+  `[[fill]align][width][.precision][s]`, e.g. `{stem:.40}`.
 Widths and precisions are at most MAX_WIDTH; a fill is a printable character.
 A component that renders longer than NAME_MAX bytes even for a short name (the sample file
 below) is refused too: no filesystem in common use would take it.
@@ -21,7 +24,11 @@ from dataclasses import dataclass
 
 from storage.errors import InvalidPlanOptions
 
-FIELDS = frozenset({"category", "year", "month", "day", "name", "stem", "ext"})
+FIELDS = frozenset(
+    {"category", "year", "month", "day", "name", "stem", "ext"}
+    | {"parent", "relative_dir", "artist", "album"}  # where a file is, what its tags say
+)
+RELATIVE_DIR = "{relative_dir}"
 DATE_FIELDS = frozenset({"year", "month", "day"})
 NAME_FIELDS = frozenset({"name", "stem"})
 NUMBER_FIELDS = DATE_FIELDS
@@ -41,6 +48,10 @@ SAMPLE: dict[str, object] = {
     "name": "a.jpg",
     "stem": "a",
     "ext": "jpg",
+    "parent": "Taxes 2019",
+    "relative_dir": "Documents/Finance",
+    "artist": "Artist",
+    "album": "Album",
 }
 _UNDATED = {**SAMPLE, "year": UNKNOWN, "month": UNKNOWN, "day": UNKNOWN}
 
@@ -85,6 +96,11 @@ def _part(raw: str, template: str) -> Part:
             )
         _check_spec(field, spec or "", template)
         fields.add(field)
+    if "relative_dir" in fields and raw != RELATIVE_DIR:
+        raise InvalidPlanOptions(
+            f"template {template!r}: {{relative_dir}} must be a whole component "
+            "(it may span several folders), such as '{category}/{relative_dir}/{name}'"
+        )
     _check_length(raw, template)
     return Part(raw, frozenset(fields))
 

@@ -28,6 +28,7 @@ from storage.journal import (
     last_phase,
     read_journal,
 )
+from tasks import apply_dirs
 from tasks.fsops import (
     Identity,
     UnsafePath,
@@ -47,7 +48,7 @@ UNFINISHED = ("intent", "copied")  # latest phases of an item a crash interrupte
 @dataclass(frozen=True, slots=True)
 class Item:
     seq: str
-    action: str  # move | quarantine | hardlink | restore (undo of hardlink)
+    action: str  # move | quarantine | hardlink | restore (undo of hardlink) | apply_dirs.ACTIONS
     src: bytes
     dst: bytes  # hardlink: the copy's own path (it stays where it is)
     identity: Identity
@@ -344,6 +345,8 @@ def reconcile(root_fd: int, item: Item, intent: Entry | None = None) -> Entry | 
 
 
 def _reconcile(root_fd: int, item: Item, intent: Entry | None) -> Entry | None:
+    if item.action in apply_dirs.ACTIONS:
+        return apply_dirs.reconcile_folder(root_fd, item.seq, item.dst, item.identity)
     if item.action == "hardlink":
         return _reconcile_hardlink(root_fd, item, intent)
     if item.action == "restore":
@@ -597,6 +600,11 @@ def _apply_batch(
                     outcome = hardlink(root_fd, item, touched)
                 elif item.action == "restore":
                     outcome = restore_copy(root_fd, item, touched, restored)
+                elif item.action in apply_dirs.ACTIONS:
+                    outcome = apply_dirs.move_folder(
+                        root_fd, item.seq, item.action, item.src, item.dst, item.identity,
+                        on_mkdir, touched,
+                    )  # fmt: skip
                 else:
                     outcome = move(
                         root_fd,
@@ -608,7 +616,7 @@ def _apply_batch(
                         touched,
                         on_copied(item.seq),
                     )
-            except Skip as exc:
+            except (Skip, apply_dirs.Refused) as exc:
                 outcome = {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
             except OSError as exc:
                 outcome = {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}
@@ -634,6 +642,8 @@ def items_from_plan(
         if not wanted:
             continue
         link_to = row.get("link_to")
+        if row.get("kind") == "dir":  # a folder moved whole (a project): one rename
+            action = apply_dirs.MOVE
         items.append(
             Item(
                 seq=item_seq(phase, shard, index),

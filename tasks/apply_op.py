@@ -42,7 +42,7 @@ def _kept_identities(store: DataStore, op_dir: str) -> dict[bytes, Identity]:
     kept: dict[bytes, Identity] = {}
     for path in manifests.shard_paths(store, op_dir, "plan"):
         for row in manifests.read_table(store, path).to_pylist():
-            if row["action"] in ("move", "keep"):
+            if row["action"] in ("move", "keep") and row.get("kind") != "dir":
                 final = row["dst"] if row["action"] == "move" else row["src"]
                 kept[final] = Identity(row["dev"], row["ino"], row["size"], row["mtime_ns"])
     return kept

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from tasks.classify_rules import category_for_extension, category_for_magic, extension_of
 from tasks.dates import date_from_exif, date_from_mp4, date_from_name, plausible
+from tasks.tags import tags_from_fd
 
 MAGIC_BYTES = 8 * 1024
 EXIF_BYTES = 128 * 1024
@@ -35,6 +36,8 @@ class Classification:
     date: datetime | None  # naive
     date_source: str  # one of DATE_SOURCES
     error: str | None = None
+    artist: str | None = None  # audio tags (tasks.tags)
+    album: str | None = None
 
 
 def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Classification:
@@ -45,17 +48,23 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
     source = "none"
     error: str | None = None
 
+    artist = album = None
+
     wants_magic = category is None
     wants_exif = category == "images"
     wants_media = category == "videos" and ext in MP4_EXTENSIONS
-    if size > 0 and (wants_magic or wants_exif or wants_media):
+    wants_tags = category == "audio"
+    if size > 0 and (wants_magic or wants_exif or wants_media or wants_tags):
         try:
             fd = os.open(abs_path, _OPEN_FLAGS)
         except (OSError, ValueError) as exc:
             error = _describe("open", exc)
         else:
             try:
-                category, date, source = _inspect(fd, ext, category)
+                if wants_tags:
+                    artist, album = _tags(fd)
+                else:
+                    category, date, source = _inspect(fd, ext, category)
             except OSError as exc:
                 error = _describe("read", exc)
             finally:
@@ -63,7 +72,13 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
 
     if date is None:
         date, source = _date_without_content(name, mtime_ns)
-    return Classification(category or "other", ext, date, source, error)
+    return Classification(category or "other", ext, date, source, error, artist, album)
+
+
+def _tags(fd: int) -> tuple[str | None, str | None]:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    return tags_from_fd(fd)
 
 
 def head_size(category: str | None) -> int:

@@ -21,14 +21,14 @@ CHUNK_FILES = 2000
 
 # (absolute path, name, size, mtime_ns)
 Job = tuple[bytes, bytes, int, int]
-Row = tuple[str, str, datetime | None, str, str | None]
+Row = tuple[str, str, datetime | None, str, str | None, str | None, str | None]
 
 
 def run_classify(jobs: list[Job]) -> list[Row]:
     out: list[Row] = []
     for path, name, size, mtime_ns in jobs:
         c = classify_file(path, name, size, mtime_ns)
-        out.append((c.category, c.ext, c.date, c.date_source, c.error))
+        out.append((c.category, c.ext, c.date, c.date_source, c.error, c.artist, c.album))
     return out
 
 
@@ -43,6 +43,8 @@ def _cached_rows(
     """
     if prev_dir is None or not has_shards(store, prev_dir, STAGE):
         return {}
+    if not _has_columns(store, prev_dir, ("artist", "album")):
+        return {}  # classified before audio tags were read: classify again
     shard = store.duckdb_path(manifests.shard_path(op_dir, "scan", index)).replace("'", "''")
     same = (
         "(p.mtime_ns = s.mtime_ns OR c.date_source <> 'mtime')"
@@ -54,11 +56,21 @@ def _cached_rows(
         JOIN {source(store, prev_dir, "scan")} p
           ON p.path = s.path AND p.size = s.size AND p.ino = s.ino
         JOIN {source(store, prev_dir, STAGE)} c ON c.path = s.path
-        WHERE s.kind = 'file' AND p.kind = 'file' AND c.error IS NULL AND {same}
+        WHERE s.kind = 'file' AND s.left_alone IS NULL AND p.kind = 'file'
+          AND c.error IS NULL AND {same}
     """
     with connect(store) as con:
         rows = con.sql(sql).to_arrow_table().to_pylist()
     return {row["path"]: row for row in rows}
+
+
+def _has_columns(store: DataStore, op_dir: str, names: tuple[str, ...]) -> bool:
+    with connect(store) as con:
+        found = {
+            r[0]
+            for r in con.sql(f"DESCRIBE SELECT * FROM {source(store, op_dir, STAGE)}").fetchall()
+        }
+    return set(names) <= found
 
 
 def row(path: bytes, c: Classification) -> dict[str, object]:
@@ -71,6 +83,8 @@ def row(path: bytes, c: Classification) -> dict[str, object]:
         "year": c.date.year if c.date else None,
         "month": c.date.month if c.date else None,
         "error": c.error,
+        "artist": c.artist,
+        "album": c.album,
     }
 
 
@@ -92,9 +106,10 @@ def classify_shard(
     if store.exists(out):
         return {"files": 0, "cached": 0, "skipped_shard": 1}
     objects = is_object_url(root)
-    columns = ["path", "kind", "size", "mtime_ns"] + (["etag"] if objects else [])
+    columns = ["path", "kind", "size", "mtime_ns", "left_alone"] + (["etag"] if objects else [])
     scan = manifests.read_table(store, manifests.shard_path(op_dir, "scan", index), columns)
-    files = [r for r in scan.to_pylist() if r["kind"] == "file"]
+    # What the scan left alone is neither read nor classified: it stays where it is.
+    files = [r for r in scan.to_pylist() if r["kind"] == "file" and r["left_alone"] is None]
     cached = _cached_rows(store, op_dir, prev_dir, index, objects)
     todo = [r for r in files if r["path"] not in cached]
     on_chunk(len(files) - len(todo), 0)

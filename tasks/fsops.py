@@ -126,6 +126,23 @@ def rename_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
     os.unlink(src, dir_fd=src_fd)
 
 
+class NoReplaceUnsupported(OSError):
+    """The filesystem cannot rename without the risk of replacing (no RENAME_NOREPLACE)."""
+
+
+def rename_dir_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
+    """Rename a directory, failing with FileExistsError if `dst` exists. Only renameat2 with
+    RENAME_NOREPLACE can do that: a directory cannot be hard-linked, so where the flag is
+    refused this raises NoReplaceUnsupported and nothing moves."""
+    if _renameat2 is not None:
+        if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), os.fsdecode(dst))
+    raise NoReplaceUnsupported(errno.EOPNOTSUPP, "no rename without replace here")
+
+
 def fsync_dir(fd: int) -> None:
     os.fsync(fd)
 

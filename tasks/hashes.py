@@ -76,7 +76,7 @@ def plan_prefix_inputs(
         WITH inodes AS (
             SELECT dev, ino, any_value(size) AS size, min(mtime_ns) AS mtime_ns, min(path) AS path
             FROM {source(store, op_dir, "scan")}
-            WHERE kind = 'file' AND size > 0
+            WHERE kind = 'file' AND size > 0 AND left_alone IS NULL
             GROUP BY dev, ino
         ), c AS (
             SELECT * FROM inodes

@@ -1,14 +1,18 @@
 """Where a file belongs: organization modes as templates, validated before anything runs.
 
 A template is a `/`-separated path of components with fields {category}, {year}, {month},
-{day}, {name}, {stem}, {ext} and Python format specs (`{month:02d}`). The last component names
-the file; a template that does not name it gets `/{name}` appended. A file with no usable date
-goes to an `Unknown` folder instead of a date folder (never a wrong year).
+{day}, {name}, {stem}, {ext}, {parent} (the name of the file's folder), {relative_dir} (the
+file's folder relative to the root, a whole component of its own: it may span several),
+{artist} and {album} (from audio tags), and format specs (`{month:02d}`, storage.templates).
+The last component names the file; a template that does not name it gets `/{name}` appended.
+A file with no usable date goes to an `Unknown` folder instead of a date folder (never a wrong
+year), or to the folder the caller names (`Undated`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +21,7 @@ from storage.errors import InvalidPlanOptions
 from storage.templates import (
     DATE_FIELDS,
     NAME_FIELDS,
+    RELATIVE_DIR,
     UNKNOWN,
     parse_template,
     strip_date_specs,
@@ -29,6 +34,33 @@ MODES: dict[str, str] = {
     "extension": "{ext}/{name}",
 }
 NO_EXTENSION = "no-extension"
+UNDATED = "Undated"
+UNKNOWN_ARTIST = "Unknown Artist"
+UNKNOWN_ALBUM = "Unknown Album"
+# Fields that vary with where a file is and what its tags say: part of the folder cache key.
+PLACE_FIELDS = ("parent", "relative_dir", "artist", "album")
+_PLACE_SET = frozenset(PLACE_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a file is and what its tags say: the values of the place fields."""
+
+    folder: bytes = b""  # the file's folder, relative to the root
+    artist: str | None = None
+    album: str | None = None
+
+    def values(self) -> dict[str, str]:
+        text = self.folder.decode("utf-8", "surrogateescape")
+        return {
+            "parent": text.rpartition("/")[2],
+            "relative_dir": text,
+            "artist": self.artist or UNKNOWN_ARTIST,
+            "album": self.album or UNKNOWN_ALBUM,
+        }
+
+
+NOWHERE = Place()
 
 
 @dataclass(frozen=True)
@@ -51,61 +83,107 @@ class Layout:
         default_factory=dict, compare=False, repr=False
     )
 
+    @functools.cached_property
+    def _used(self) -> frozenset[str]:
+        """The fields the folder components use."""
+        return frozenset().union(*(c.fields for c in self.directories))
+
     def destination(
-        self, category: str, date: datetime | None, name: bytes, ext: str
+        self,
+        category: str,
+        date: datetime | None,
+        name: bytes,
+        ext: str,
+        place: Place = NOWHERE,
+        unknown: str = UNKNOWN,
     ) -> list[bytes]:
-        """Path components (bytes) of the destination, relative to the root."""
-        folder = self._folder(category, date, name, ext)
+        """Path components (bytes) of the destination, relative to the root. A file without
+        a date goes to the `unknown` folder in place of the date levels."""
+        folder = self._folder(category, date, name, ext, place, unknown)
         if self.filename.template == "{name}":
             return [*folder, name]  # the common case: the name as it is, byte for byte
-        values = _values(category, name, ext)
-        rendered_name = _render(self.filename.template, values, date, empty_ext="")
+        values = _values(category, name, ext, place)
+        rendered_name = _render(self.filename.template, values, date, "", unknown)
         return [*folder, _safe_name(rendered_name, name)]
 
-    def _folder(self, category: str, date: datetime | None, name: bytes, ext: str) -> list[bytes]:
-        if any(c.fields & NAME_FIELDS for c in self.directories):
-            return self._render_folder(category, date, name, ext)
+    def _folder(
+        self,
+        category: str,
+        date: datetime | None,
+        name: bytes,
+        ext: str,
+        place: Place,
+        unknown: str,
+    ) -> list[bytes]:
+        used = self._used
+        if used & NAME_FIELDS:
+            return self._render_folder(category, date, name, ext, place, unknown)
         when = (date.year, date.month, date.day) if date is not None else None
-        cache_key = (category, when, ext)
+        cache_key: tuple[object, ...] = (category, when, ext, unknown)
+        if used & _PLACE_SET:
+            placed = place.values()
+            cache_key += tuple(placed[f] for f in PLACE_FIELDS if f in used)
         found = self._folders.get(cache_key)
         if found is None:
-            found = self._folders[cache_key] = self._render_folder(category, date, name, ext)
+            found = self._render_folder(category, date, name, ext, place, unknown)
+            self._folders[cache_key] = found
         return found
 
     def _render_folder(
-        self, category: str, date: datetime | None, name: bytes, ext: str
+        self,
+        category: str,
+        date: datetime | None,
+        name: bytes,
+        ext: str,
+        place: Place,
+        unknown: str,
     ) -> list[bytes]:
-        values = _values(category, name, ext)
+        values = _values(category, name, ext, place)
         parts: list[str] = []
         unknown_placed = False
         for component in self.directories:
             if component.dated and date is None:
                 # One Unknown folder stands for all the missing date levels.
                 if not unknown_placed:
-                    parts.append(UNKNOWN)
+                    parts.append(unknown)
                     unknown_placed = True
                 continue
-            rendered = _render(component.template, values, date, empty_ext=NO_EXTENSION)
+            if component.template == RELATIVE_DIR:
+                # The file's own folders, one component each (none for a file at the root).
+                text = str(values["relative_dir"])
+                parts.extend(_safe(p) for p in text.split("/") if text)
+                continue
+            rendered = _render(component.template, values, date, NO_EXTENSION, unknown)
+            if not rendered.strip() and "parent" in component.fields and not values["parent"]:
+                continue  # {parent} of a file at the root: no folder rather than "_"
             parts.append(_safe(rendered))
         return [os.fsencode(p) for p in parts]
 
 
-def _values(category: str, name: bytes, ext: str) -> dict[str, object]:
+def _values(category: str, name: bytes, ext: str, place: Place) -> dict[str, object]:
     text_name = os.fsdecode(name)
     stem = (
         text_name[: -len(ext) - 1] if ext and text_name.lower().endswith("." + ext) else text_name
     )
-    return {"category": category.capitalize(), "name": text_name, "stem": stem, "ext": ext}
+    return {
+        "category": category.capitalize(),
+        "name": text_name,
+        "stem": stem,
+        "ext": ext,
+        **place.values(),
+    }
 
 
-def _render(template: str, values: dict[str, object], date: datetime | None, empty_ext: str) -> str:
+def _render(
+    template: str, values: dict[str, object], date: datetime | None, empty_ext: str, unknown: str
+) -> str:
     merged = dict(values)
     if not merged["ext"]:
         merged["ext"] = empty_ext
     if date is not None:
         merged.update(year=date.year, month=date.month, day=date.day)
     else:
-        merged.update(year=UNKNOWN, month=UNKNOWN, day=UNKNOWN)
+        merged.update(year=unknown, month=unknown, day=unknown)
         # Format specs like :02d cannot apply to the word Unknown: drop them.
         template = strip_date_specs(template)
     return template.format(**merged)

@@ -6,7 +6,10 @@ One row per object, with the conventions every stage relies on (see `entry`):
 * dev = 0 marks object rows, ino = `object_ino(key, etag)`, so that (dev, ino) names one
   version of one object and an unchanged object keeps its id from one scan to the next;
 * folder markers (keys ending in "/") and keys with empty, "." or ".." components cannot be
-  organized as files: they are kind "other" with an error, and nothing ever touches them.
+  organized as files: they are kind "other" with an error, and nothing ever touches them;
+* keys the name rules leave alone (tasks.leave_alone: hidden, junk, under node_modules/...)
+  are marked, like the local scan's, and keys under the data folder are one `dir` row. A flat
+  listing cannot skip a project before it has seen its marker key: the planner finds those.
 
 A listing costs one request per 1,000 keys (well under one request per object).
 """
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import blake3
 
 from storage.objects import ObjectInfo, ObjectRoot, ObjectStore, parse_object_url
+from tasks.leave_alone import LeftAlone, ScanRules, for_path
 from tasks.scan import ScanEntry
 
 INO_MASK = (1 << 63) - 1
@@ -58,17 +62,31 @@ def entry(root: ObjectRoot, info: ObjectInfo) -> ScanEntry:
     )
 
 
-def list_entries(root_url: str, skip: frozenset[bytes] = frozenset()) -> Iterator[ScanEntry]:
-    """Every object under the root in key order, except keys under a prefix in `skip`
-    (prefixes relative to the root ending in "/": the data folder when it lies in the root)."""
+def list_entries(root_url: str, rules: ScanRules = ScanRules()) -> Iterator[ScanEntry]:
+    """Every object under the root in key order, except keys under a sealed prefix of `rules`
+    (prefixes relative to the root ending in "/": the data folder when it lies in the root),
+    which are one `dir` row each instead."""
     root = parse_object_url(root_url)
     store = ObjectStore(root)
-    skipped = tuple(s.decode("utf-8") for s in skip)
+    sealed = [(p.decode("utf-8"), detail) for p, detail in rules.sealed]
+    reported: set[str] = set()
     for page in store.list_pages(store.versioned()):
         for info in page:
-            if skipped and root.rel(info.key).startswith(skipped):
-                continue
-            yield entry(root, info)
+            rel = root.rel(info.key)
+            inside = next(((p, d) for p, d in sealed if rel.startswith(p)), None)
+            if inside is None:
+                yield _marked(entry(root, info), rules)
+            elif inside[0] not in reported:
+                reported.add(inside[0])
+                row = ScanEntry(inside[0].rstrip("/").encode("utf-8"), "dir", mode=stat.S_IFDIR)
+                yield row.leave(LeftAlone("data-folder", inside[1]))
+
+
+def _marked(row: ScanEntry, rules: ScanRules) -> ScanEntry:
+    if row.kind != "file":
+        return row
+    found = for_path(row.path, False, rules.include_hidden, rules.exclude)
+    return row.leave(found[1] if found is not None else None)
 
 
 def data_prefix_in_root(root_url: str, data_url: str) -> list[bytes]:

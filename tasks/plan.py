@@ -12,26 +12,35 @@ from storage.locations import DataStore
 from storage.operations import PlanOptions
 from storage.queries import connect, source
 from tasks.layout import parse_layout
-from tasks.planner import DEFAULT_EXCLUDES, FileFacts, PlannedMove, PlanPolicy, plan_moves
+from tasks.planner import FileFacts, PlannedMove, PlanPolicy, plan_moves
 
 STAGE = "plan"
+# Bumped when the planner decides differently on the same input: an older plan is not reused.
+PLANNER_VERSION = 2
 EMPTY_DIGEST = blake3.blake3(b"").digest()
 
 
-def policy_for(options: PlanOptions) -> PlanPolicy:
+def policy_for(options: PlanOptions, objects: bool = False) -> PlanPolicy:
     return PlanPolicy(
         layout=parse_layout(options.mode, options.template),
         duplicates=options.duplicates,
         keep=options.keep,
         include_empty=options.include_empty,
-        exclude=DEFAULT_EXCLUDES + tuple(options.exclude),
+        exclude=tuple(options.exclude),
+        include_hidden=options.include_hidden,
+        projects=options.projects,
+        albums=options.albums,
+        keep_subfolders=options.keep_subfolders,
+        undated=options.undated,
+        folders_move=not objects,
     )
 
 
 def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileFacts]:
     sql = f"""
         SELECT s.path, s.kind, s.size, s.mtime_ns, s.dev, s.ino, s.error,
-               c.category, c.ext, c.date, h.digest
+               c.category, c.ext, c.date, h.digest, c.date_source, c.artist, c.album,
+               s.left_alone, s.rule
         FROM {source(store, op_dir, "scan")} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
         LEFT JOIN (
@@ -50,8 +59,10 @@ def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileF
 
 def _facts(rows: list[tuple[Any, ...]], include_empty: bool) -> list[FileFacts]:
     facts = []
-    for path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest in rows:
-        if digest is None and include_empty and kind == "file" and size == 0:
+    for row in rows:
+        path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest = row[:11]
+        date_source, artist, album, left_alone, rule = row[11:]
+        if digest is None and include_empty and kind == "file" and size == 0 and not left_alone:
             digest = EMPTY_DIGEST
         facts.append(
             FileFacts(
@@ -66,6 +77,11 @@ def _facts(rows: list[tuple[Any, ...]], include_empty: bool) -> list[FileFacts]:
                 date=date,
                 digest=digest,
                 error=error,
+                date_source=date_source or "",
+                artist=artist,
+                album=album,
+                left_alone=left_alone,
+                rule=rule,
             )
         )
     return facts
@@ -83,9 +99,10 @@ def _display_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def fingerprint(facts: list[FileFacts], options: PlanOptions) -> str:
+def fingerprint(facts: list[FileFacts], options: PlanOptions, root_dev: int | None) -> str:
     """Everything the pure planner reads: equal fingerprints give equal plans."""
     hasher = blake3.blake3(options.model_dump_json().encode())
+    hasher.update(f"{PLANNER_VERSION} {root_dev}\n".encode())
     for f in sorted(facts, key=lambda f: f.path):
         hasher.update(repr(f).encode("utf-8", "surrogateescape") + b"\n")
     return hasher.hexdigest()
@@ -97,28 +114,34 @@ def plan_operation(
     options: PlanOptions,
     shard_rows: int,
     prev_dir: str | None = None,
+    objects: bool = False,
 ) -> dict[str, Any]:
+    """Plan the operation once (`objects`: the root is an object-store root)."""
     done = manifests.done_info(store, op_dir, STAGE)
     if done is not None:
         return dict(done)
     for stale in manifests.shard_paths(store, op_dir, STAGE):
         store.remove(stale)
     facts = load_facts(store, op_dir, options.include_empty)
-    stamp = fingerprint(facts, options)
+    root_dev = (manifests.done_info(store, op_dir, "scan") or {}).get("root_dev")
+    stamp = fingerprint(facts, options, root_dev)
     reused = _reuse_previous(store, op_dir, prev_dir, stamp)
     if reused is not None:
         return reused
-    moves = plan_moves(facts, policy_for(options))
+    moves = plan_moves(facts, policy_for(options, objects), root_dev)
     del facts
     shards = max(1, -(-len(moves) // shard_rows))
     for index in range(shards):
         batch = moves[index * shard_rows : (index + 1) * shard_rows]
         manifests.write_table(store, manifests.shard_path(op_dir, STAGE, index), _table(batch))
     counts: dict[str, Any] = {"shards": shards, "entries": len(moves), "fingerprint": stamp}
+    by_reason: dict[str, int] = {}
     for m in moves:
         counts[m.action] = counts.get(m.action, 0) + 1
-        if m.reason.startswith("conflict"):
+        by_reason[m.reason_code] = by_reason.get(m.reason_code, 0) + 1
+        if m.reason_code in ("renamed", "conflict"):
             counts["conflicts"] = counts.get("conflicts", 0) + 1
+    counts["by_reason"] = dict(sorted(by_reason.items()))
     manifests.mark_done(store, op_dir, STAGE, counts)
     return counts
 

@@ -2,32 +2,41 @@
 
 Guarantees (the property tests hold them): no two files share a destination, no destination
 is a path that existed at scan time, every destination stays inside the root, and the same
-input gives the same plan. Duplicate copies follow the policy; the kept copy is organized.
+input gives the same plan. Nothing left alone moves: hidden entries (unless opted in), OS
+junk, tool and state folders, credentials, data folders, projects, and anything inside one
+of them; a project moves only whole, as one folder, when asked. Duplicate copies follow the
+policy; the copy `keep` names is the kept one in every policy, and it is organized. Every
+entry gets one row with a reason in words and a reason code (storage.manifests.REASON_CODES).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import os
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tasks.layout import Layout
+from tasks import reasons
+from tasks.albums import Album, find_albums
+from tasks.layout import UNDATED, UNKNOWN, Layout, Place
+from tasks.leave_alone import LeftAlone
+from tasks.plan_names import NAME_MAX, Names, fit, key
+from tasks.plan_units import Found, UnitIndex
+from tasks.sidecars import SIDECAR_EXTS, sidecar_name, sidecars_of
+
+__all__ = ["NAME_MAX", "SIDECAR_EXTS", "FileFacts", "PlanPolicy", "PlannedMove", "key"]
 
 QUARANTINE_DIR = b".duplicates"
-DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".duplicates", ".fileorg")
-SIDECAR_EXTS = frozenset({"xmp", "aae", "srt", "json", "thm"})
-NAME_MAX = 255
+PROJECTS_DIR = b"Projects"
+# A folder row the scan left whole without saying why (a scan that knew no rule for it).
+_NOT_ENTERED = LeftAlone("tool-folder", "not entered by the scan")
 
 
 @dataclass(frozen=True, slots=True)
 class FileFacts:
     path: bytes
-    kind: str  # file | symlink | other | error
+    kind: str  # file | dir (a folder the scan left alone whole) | symlink | other | error
     size: int = 0
     mtime_ns: int = 0
     dev: int = 0
@@ -37,6 +46,11 @@ class FileFacts:
     date: datetime | None = None
     digest: bytes | None = None  # full content digest, when the file had to be compared
     error: str | None = None
+    date_source: str = ""  # tasks.dates.DATE_SOURCES; "" when not known
+    artist: str | None = None  # audio tags (album artist first)
+    album: str | None = None
+    left_alone: str | None = None  # the scan's reason code, for what it left alone
+    rule: str | None = None  # what the scan's rule saw ("node_modules", "pyproject.toml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,11 @@ class PlannedMove:
     year: int | None
     digest: bytes | None
     link_to: bytes | None = None
+    reason_code: str = "organized"
+    kind: str = "file"  # "dir": a folder moved or left alone whole
+    unit: bytes | None = None  # the folder left alone that holds this entry
+    twin: bytes | None = None  # duplicates: the kept copy (or the one at the destination)
+    date_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,28 +80,13 @@ class PlanPolicy:
     duplicates: str = "report"  # report | quarantine | hardlink
     keep: str = "oldest"  # oldest | newest | shortest-path
     include_empty: bool = False
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDES
-
-
-def key(path: bytes) -> str:
-    """Destinations collide when they differ only in case (case-insensitive filesystems)."""
-    # Same as os.fsdecode(path).casefold() on Linux, without its per-call checks: the plan
-    # computes this a few times for each of a million files.
-    return path.decode("utf-8", "surrogateescape").casefold()
-
-
-@functools.lru_cache(maxsize=32)
-def _exclude_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
-    # One regex for all patterns: fnmatchcase(name, pat) is re.match(translate(pat), name),
-    # and a pattern-by-pattern fnmatchcase per path part was 40% of planning 230k files.
-    return re.compile("|".join(fnmatch.translate(pat) for pat in patterns)).match
-
-
-def _excluded(path: bytes, patterns: Sequence[str]) -> bool:
-    if not patterns:
-        return False
-    match = _exclude_matcher(tuple(patterns))
-    return any(match(part) for part in os.fsdecode(path).split("/"))
+    exclude: tuple[str, ...] = ()
+    include_hidden: bool = False
+    projects: str = "leave"  # leave | move (whole, to Projects/<name>)
+    albums: str = "tags"  # tags | folder | off
+    keep_subfolders: bool = False  # sort only the files at the top of the root
+    undated: str = "mtime"  # mtime | folder (files dated by mtime alone go to Undated/)
+    folders_move: bool = True  # False on object stores: a folder cannot be renamed at once
 
 
 def _keep_order(policy: str, f: FileFacts) -> tuple[object, ...]:
@@ -106,94 +110,8 @@ def duplicate_groups(files: Iterable[FileFacts], include_empty: bool) -> list[li
     ]
 
 
-class _Names:
-    """Every path taken: at scan time, or by a planned destination. Case-insensitive."""
-
-    def __init__(self, existing: Iterable[FileFacts]) -> None:
-        # Sorted, so that of two scanned paths differing only in case the same one is seen.
-        self.taken: dict[str, FileFacts] = {
-            key(f.path): f for f in sorted(existing, key=lambda f: f.path)
-        }
-        # Folders that exist or will: a file may not take a folder's name, nor the reverse.
-        self.dirs: set[str] = set()
-        for k in self.taken:
-            self._add_parents(k)
-        # Per (directory, name): every "name (n)" variant below this n was found taken, and
-        # names are never released, so the next search starts here rather than at 1 (k
-        # conflicts on one name, e.g. thousands of __init__.py, would cost k*k/2 probes).
-        self._first_unknown: dict[tuple[bytes, bytes], int] = {}
-
-    def _add_parents(self, k: str) -> None:
-        parts = k.split("/")[:-1]
-        for i in range(len(parts), 0, -1):
-            folder = "/".join(parts[:i])
-            if folder in self.dirs:
-                break
-            self.dirs.add(folder)
-
-    def claim(self, dst: bytes, who: FileFacts) -> None:
-        k = key(dst)
-        self.taken[k] = who
-        self._add_parents(k)
-
-    def occupant(self, dst: bytes) -> FileFacts | None:
-        return self.taken.get(key(dst))
-
-    def is_free(self, dst: bytes) -> bool:
-        k = key(dst)
-        return k not in self.taken and k not in self.dirs
-
-    def folder_blocked(self, dst: bytes) -> bool:
-        """A file stands where one of the destination's folders would have to be."""
-        parts = key(dst).split("/")[:-1]
-        return any("/".join(parts[: i + 1]) in self.taken for i in range(len(parts)))
-
-    def free_variant(self, directory: bytes, name: bytes) -> bytes:
-        stem, dot, ext = name.rpartition(b".")
-        if not dot or not stem:  # no extension, or a dot-file such as .bashrc
-            stem, ext = name, b""
-        if len(ext) + 1 > NAME_MAX // 2:  # an "extension" too long to keep whole
-            stem, ext = name, b""
-        suffix_ext = b"." + ext if ext else b""
-        n = self._first_unknown.get((directory, name), 1)
-        while True:
-            marker = f" ({n})".encode()
-            room = NAME_MAX - len(marker) - len(suffix_ext)
-            candidate = _truncate(stem, room) + marker + suffix_ext
-            dst = directory + b"/" + candidate if directory else candidate
-            if self.is_free(dst):
-                self._first_unknown[(directory, name)] = n
-                return dst
-            n += 1
-
-
-def _truncate(stem: bytes, room: int) -> bytes:
-    if len(stem) <= room:
-        return stem
-    cut = stem[:room]
-    # Do not leave half of a UTF-8 sequence behind when the name was valid UTF-8.
-    try:
-        stem.decode("utf-8")
-    except UnicodeDecodeError:
-        return cut
-    return cut.decode("utf-8", "ignore").encode("utf-8")
-
-
-def _fit(dst: bytes) -> bytes:
-    """Cut components a template or a sidecar made longer than NAME_MAX, keeping extensions."""
-    parts = dst.split(b"/")
-    if all(len(p) <= NAME_MAX for p in parts):
-        return dst
-    *dirs, name = parts
-    stem, dot, ext = name.rpartition(b".")
-    if not dot or not stem or len(ext) + 1 > NAME_MAX // 2:
-        stem, dot, ext = name, b"", b""
-    name = _truncate(stem, NAME_MAX - len(dot) - len(ext)) + dot + ext
-    return b"/".join([*(_truncate(d, NAME_MAX) for d in dirs), name])
-
-
 def _move(
-    f: FileFacts, dst: bytes | None, action: str, reason: str, **extra: object
+    f: FileFacts, dst: bytes | None, action: str, reason: str, code: str, **extra: object
 ) -> PlannedMove:
     move = PlannedMove(
         src=f.path,
@@ -207,155 +125,249 @@ def _move(
         category=f.category if f.kind == "file" else None,
         year=f.date.year if f.date else None,
         digest=f.digest,
+        reason_code=code,
+        kind=f.kind,
+        date_source=f.date_source or None if f.kind == "file" else None,
     )
     return replace(move, **extra) if extra else move  # type: ignore[arg-type]
 
 
-def _sidecar_of(
-    f: FileFacts,
-    by_stem: dict[tuple[bytes, str], FileFacts],
-    by_name: dict[tuple[bytes, str], FileFacts],
-) -> FileFacts | None:
-    if f.ext not in SIDECAR_EXTS:
-        return None
-    directory, _, name = f.path.rpartition(b"/")
-    stem = key(name.rpartition(b".")[0])
-    # IMG_1.jpg.xmp (the whole name of its main file) first, then IMG_1.xmp (its stem).
-    main = by_name.get((directory, stem)) or by_stem.get((directory, stem))
-    return main if main is not f else None
+def plan_moves(
+    files: Sequence[FileFacts], policy: PlanPolicy, root_dev: int | None = None
+) -> list[PlannedMove]:
+    """Decide, for every entry of the scan, what apply will do with it. `root_dev` is the
+    root's device: a project on another one (a mount point) cannot be renamed whole."""
+    return _Planner(files, policy, root_dev).run()
 
 
-def _sidecar_name(sidecar: FileFacts, main: FileFacts, main_final: bytes) -> bytes:
-    """The sidecar's new name: the main file's new name (or stem) and its own extension."""
-    own = os.path.basename(sidecar.path)
-    own_ext = own.rpartition(b".")[2]
-    if key(own) == key(os.path.basename(main.path) + b"." + own_ext):
-        return main_final + b"." + own_ext
-    final_stem, dot, final_ext = main_final.rpartition(b".")
-    if main.ext and dot and final_stem and key(final_ext) == main.ext.casefold():
-        return final_stem + b"." + own_ext
-    return main_final + b"." + own_ext
+class _Planner:
+    def __init__(self, files: Sequence[FileFacts], policy: PlanPolicy, root_dev: int | None):
+        self.files = sorted(files, key=lambda f: f.path)
+        self.policy = policy
+        self.root_dev = root_dev
+        self.names: Names[FileFacts] = Names(self.files)
+        self.plan: dict[bytes, PlannedMove] = {}
+        self.final_dst: dict[bytes, bytes] = {}
+        self.kept_of: dict[bytes, FileFacts] = {}  # path of a duplicate copy -> the kept copy
+        self.copies: dict[bytes, int] = {}  # path of a kept copy -> copies in its group
+        self.albums: dict[bytes, tuple[bytes, Album]] = {}  # folder -> destination, album
 
+    def run(self) -> list[PlannedMove]:
+        candidates, projects = self._sort_out()
+        for project, found in projects:
+            self._move_project(project, found)
+        self._organize(candidates)
+        return [self.plan[p] for p in sorted(self.plan)]
 
-def plan_moves(files: Sequence[FileFacts], policy: PlanPolicy) -> list[PlannedMove]:
-    """Decide, for every entry of the scan, what apply will do with it."""
-    names = _Names(files)
-    plan: dict[bytes, PlannedMove] = {}
-    candidates: list[FileFacts] = []
-    for f in sorted(files, key=lambda f: f.path):
-        if f.kind == "symlink":
-            plan[f.path] = _move(f, None, "skip", "symlink: never followed")
-        elif f.kind != "file":
-            plan[f.path] = _move(f, None, "skip", f.error or "not a regular file")
-        elif _excluded(f.path, policy.exclude):
-            plan[f.path] = _move(f, None, "skip", "excluded")
+    def _skip(self, f: FileFacts, reason: str, code: str, **extra: object) -> None:
+        self.plan[f.path] = _move(f, None, "skip", reason, code, **extra)
+
+    def _sort_out(self) -> tuple[list[FileFacts], list[tuple[FileFacts, Found]]]:
+        """Rows for every entry that is not organized as a file; the rest, and the projects
+        to move whole."""
+        units = UnitIndex(self.files, self.policy.include_hidden, self.policy.exclude)
+        candidates: list[FileFacts] = []
+        projects: list[tuple[FileFacts, Found]] = []
+        for f in self.files:
+            if f.kind == "symlink":
+                self._skip(f, "left alone: symlink, never followed", "symlink")
+                continue
+            if f.kind not in ("file", "dir"):
+                code = "unreadable" if f.kind == "error" else "special"
+                self._skip(f, f"left alone: {f.error or 'not a regular file'}", code)
+                continue
+            found = units.find(f)
+            if found is None and f.kind == "dir":
+                found = Found(f.path, units.units.get(f.path) or _NOT_ENTERED)
+            if found is None:
+                self._keep_or_organize(f, candidates)
+            elif f.kind == "dir" and found.unit == f.path and self._moves_whole(found):
+                projects.append((f, found))
+            else:
+                self._skip(f, found.reason(f.path), found.rule.code, unit=found.unit)
+        return candidates, projects
+
+    def _keep_or_organize(self, f: FileFacts, candidates: list[FileFacts]) -> None:
+        if self.policy.keep_subfolders and b"/" in f.path:
+            reason = "left in place: inside a subfolder (--keep-subfolders sorts the top level)"
+            self.plan[f.path] = _move(f, None, "keep", reason, "subfolder")
         else:
             candidates.append(f)
 
-    # Main files by (directory, name) and (directory, stem), so sidecars can follow them.
-    by_stem: dict[tuple[bytes, str], FileFacts] = {}
-    by_name: dict[tuple[bytes, str], FileFacts] = {}
-    for f in candidates:
-        if f.ext not in SIDECAR_EXTS:
-            directory, _, name = f.path.rpartition(b"/")
-            text = os.fsdecode(name)
-            stem = text[: -len(f.ext) - 1] if f.ext else text
-            by_stem.setdefault((directory, stem.casefold()), f)
-            by_name[(directory, key(name))] = f
+    def _moves_whole(self, found: Found) -> bool:
+        return found.rule.code == "project" and self.policy.projects == "move"
 
-    sidecars = {f.path: m for f in candidates if (m := _sidecar_of(f, by_stem, by_name))}
+    def _move_project(self, f: FileFacts, found: Found) -> None:
+        """A project, moved whole to Projects/<its name> by one rename, or left with why."""
+        why = f"project ({found.rule.detail})"
+        if key(f.path.split(b"/")[0]) == key(PROJECTS_DIR):
+            self._skip(f, f"left alone: {why}, already under Projects/", "project")
+        elif not self.policy.folders_move:
+            self._skip(f, f"left alone: {why}: a folder cannot move whole here", "project")
+        elif self.root_dev is not None and f.dev != self.root_dev:
+            reason = f"left alone: {why} on another device (a mount point): no rename can move it"
+            self._skip(f, reason, "project")
+        else:
+            dst = PROJECTS_DIR + b"/" + os.path.basename(f.path)
+            self._place(f, dst, "project-moved", f"{why}, moved whole")
 
-    def destination(f: FileFacts) -> bytes:
-        parts = policy.layout.destination(f.category, f.date, os.path.basename(f.path), f.ext)
-        return _fit(b"/".join(parts))
-
-    kept_of: dict[bytes, FileFacts] = {}  # path of a duplicate copy -> the copy that stays
-    for group in duplicate_groups(
-        [f for f in candidates if f.path not in sidecars], policy.include_empty
-    ):
-        kept = min(group, key=lambda f: _keep_order(policy.keep, f))
-        for f in group:
-            if (f.dev, f.ino) != (kept.dev, kept.ino):
-                kept_of[f.path] = kept
-
-    final_dst: dict[bytes, bytes] = {}
-
-    def organize(f: FileFacts) -> None:
-        _place(f, destination(f), "organize")
-
-    def _place(f: FileFacts, dst: bytes, why: str) -> None:
-        dst = _fit(dst)
-        if key(dst) == key(f.path):  # in place, or at a case variant of it: nothing to do
-            plan[f.path] = _move(f, None, "keep", "already in place")
-            final_dst[f.path] = f.path
-            return
-        if names.folder_blocked(dst):
-            plan[f.path] = _move(f, None, "skip", "conflict: a file stands where its folder would")
-            final_dst[f.path] = f.path
-            return
-        occupant = names.occupant(dst)
-        if occupant is not None or not names.is_free(dst):
-            if (
-                occupant is not None
-                # Only a copy that stays there makes this one redundant; one that the policy
-                # moves away (quarantine) or replaces (hardlink) does not.
-                and (occupant.path not in kept_of or policy.duplicates == "report")
-                and occupant.digest is not None
-                and occupant.digest == f.digest
-                and occupant.size == f.size
-            ):
-                plan[f.path] = _move(
-                    f, None, "skip", f"duplicate of {os.fsdecode(occupant.path)} at destination"
-                )
-                final_dst[f.path] = f.path
-                return
-            directory = dst.rpartition(b"/")[0]
-            dst = names.free_variant(directory, dst.rpartition(b"/")[2])
-            why = "conflict: renamed"
-        names.claim(dst, f)
-        plan[f.path] = _move(f, dst, "move", why)
-        final_dst[f.path] = dst
-
-    # Kept copies and ordinary files first, so duplicates and sidecars know where they went.
-    for f in candidates:
-        if f.path in sidecars:
-            continue
-        keeper = kept_of.get(f.path)
-        if keeper is None or policy.duplicates == "report":
-            organize(f)
-        elif policy.duplicates == "quarantine":
-            dst = QUARANTINE_DIR + b"/" + f.path
-            if names.folder_blocked(dst):
-                plan[f.path] = _move(f, None, "skip", "conflict: a file blocks .duplicates/")
+    def _organize(self, candidates: list[FileFacts]) -> None:
+        sidecars = sidecars_of(candidates)
+        mains = [f for f in candidates if f.path not in sidecars]
+        for group in duplicate_groups(mains, self.policy.include_empty):
+            kept = min(group, key=lambda f: _keep_order(self.policy.keep, f))
+            copies = [f for f in group if (f.dev, f.ino) != (kept.dev, kept.ino)]
+            for f in copies:
+                self.kept_of[f.path] = kept
+            self.copies[kept.path] = len(copies) + 1
+        if self.policy.albums != "off":
+            self._find_albums(candidates)
+        # Kept copies and ordinary files first, so duplicates and sidecars know where they went.
+        for f in mains:
+            keeper = self.kept_of.get(f.path)
+            if keeper is None:
+                self._organize_one(f)
+            elif self.policy.duplicates == "quarantine":
+                self._quarantine(f, keeper)
+        for f in mains:
+            keeper = self.kept_of.get(f.path)
+            if keeper is None or self.policy.duplicates == "quarantine":
                 continue
-            if not names.is_free(dst):
-                dst = names.free_variant(dst.rpartition(b"/")[0], dst.rpartition(b"/")[2])
-            names.claim(dst, f)
-            plan[f.path] = _move(f, dst, "quarantine", f"duplicate of {os.fsdecode(keeper.path)}")
-    for f in candidates:
-        keeper = kept_of.get(f.path)
-        if keeper is not None and policy.duplicates == "hardlink" and f.path not in sidecars:
-            if f.dev != keeper.dev:
-                organize(f)  # a hard link cannot cross devices: organize it like any file
-                continue
-            plan[f.path] = _move(
-                f,
-                f.path,
-                "hardlink",
-                f"duplicate of {os.fsdecode(keeper.path)}",
-                link_to=final_dst[keeper.path],
-            )
-    for f in candidates:
-        main = sidecars.get(f.path)
-        if main is None:
-            continue
-        main_dst = final_dst.get(main.path)
-        if main_dst is None or plan[main.path].action not in ("move", "keep"):
+            if self.policy.duplicates == "report" or f.dev != keeper.dev:
+                # Organized like any file (a hard link cannot cross devices); if its kept
+                # twin takes its destination, it stays where it is, a duplicate.
+                self._organize_one(f)
+            else:
+                self._hardlink(f, keeper)
+        for f in candidates:
+            main = sidecars.get(f.path)
+            if main is not None:
+                self._follow(f, main)
+
+    def _find_albums(self, candidates: list[FileFacts]) -> None:
+        """Where each album folder goes, whole: a folder of its own, never merged into
+        another album's (a taken name gets a suffix)."""
+        for album in find_albums(candidates):
+            if self.policy.albums == "tags":
+                parts = [b"Audio", _component(album.artist), _component(album.title)]
+            else:  # the layout's folder for its first track, and the album folder's own name
+                first = next(f for f in candidates if f.path == album.first_track)
+                name = os.path.basename(album.directory) or _component(album.title)
+                parts = [*self._layout(first)[:-1], name]
+            folder = fit(b"/".join(parts) + b"/x").rpartition(b"/")[0]
+            if key(folder) != key(album.directory) and not self.names.is_free(folder):
+                folder = self.names.free_variant(*_split(folder), keep_ext=False)
+            self.names.claim_folder(folder)
+            self.albums[album.directory] = (folder, album)
+
+    def _undated(self, f: FileFacts) -> bool:
+        return self.policy.undated == "folder" and f.date_source in ("mtime", "none")
+
+    def _layout(self, f: FileFacts) -> list[bytes]:
+        undated = self._undated(f)
+        place = Place(f.path.rpartition(b"/")[0], f.artist, f.album)
+        return self.policy.layout.destination(
+            f.category,
+            None if undated else f.date,
+            os.path.basename(f.path),
+            f.ext,
+            place,
+            UNDATED if undated else UNKNOWN,
+        )
+
+    def _organize_one(self, f: FileFacts) -> None:
+        directory, _, name = f.path.rpartition(b"/")
+        why = reasons.organized(f.category, f.ext, f.date, f.date_source, self._undated(f))
+        code = "organized"
+        album = self.albums.get(directory)
+        if album is not None:
+            dst, why, code = album[0] + b"/" + name, album[1].reason(), "album"
+        else:
+            dst = b"/".join(self._layout(f))
+        if f.path in self.copies:
+            why += reasons.kept_copy(self.policy.keep, self.copies[f.path])
+            code = "duplicate-kept"
+        self._place(f, dst, code, why)
+
+    def _quarantine(self, f: FileFacts, keeper: FileFacts) -> None:
+        dst = QUARANTINE_DIR + b"/" + f.path
+        if self.names.blocker(dst) is not None:
+            reason = "conflict: a file blocks .duplicates/"
+            self._skip(f, reason, "conflict", twin=keeper.path)
+            return
+        if not self.names.is_free(dst):
+            dst = self.names.free_variant(*_split(dst))
+        self.names.claim(dst, f)
+        why = f"duplicate of {reasons.shown(keeper.path)} (kept: {self.policy.keep})"
+        code = "duplicate-quarantined"
+        self.plan[f.path] = _move(f, dst, "quarantine", why, code, twin=keeper.path)
+
+    def _hardlink(self, f: FileFacts, keeper: FileFacts) -> None:
+        why = f"duplicate of {reasons.shown(keeper.path)} (kept: {self.policy.keep}): linked"
+        self.plan[f.path] = _move(
+            f, f.path, "hardlink", why, "duplicate-linked",
+            link_to=self.final_dst[keeper.path], twin=keeper.path,
+        )  # fmt: skip
+
+    def _follow(self, f: FileFacts, main: FileFacts) -> None:
+        main_dst = self.final_dst.get(main.path)
+        if main_dst is None or self.plan[main.path].action not in ("move", "keep"):
             # The main file stays where it is (a duplicate copy): its sidecar stays beside it.
-            plan[f.path] = _move(f, None, "keep", "sidecar of a file that stays")
-            continue
+            self.plan[f.path] = _move(f, None, "keep", "sidecar of a file that stays", "sidecar")
+            return
         directory, _, main_name = main_dst.rpartition(b"/")
-        name = _sidecar_name(f, main, main_name)
-        dst = (directory + b"/" if directory else b"") + name
-        _place(f, dst, "sidecar of " + os.fsdecode(main.path))
-    return [plan[p] for p in sorted(plan)]
+        dst = (directory + b"/" if directory else b"") + sidecar_name(f, main, main_name)
+        self._place(f, dst, "sidecar", "sidecar of " + reasons.shown(main.path))
+
+    def _place(self, f: FileFacts, dst: bytes, code: str, why: str) -> None:
+        dst = fit(dst)
+        if key(dst) == key(f.path):  # in place, or at a case variant of it: nothing to do
+            in_place = "duplicate-kept" if code == "duplicate-kept" else "already-in-place"
+            self.plan[f.path] = _move(f, None, "keep", "already in place", in_place)
+            self.final_dst[f.path] = f.path
+            return
+        blocker = self.names.blocker(dst)
+        if blocker is not None:
+            what = "a folder left alone" if blocker.kind == "dir" else "a file"
+            where = reasons.shown(blocker.path)
+            reason = f"conflict: {what} ({where}) stands where its folder would"
+            self._skip(f, reason, "conflict")
+            self.final_dst[f.path] = f.path
+            return
+        occupant = self.names.occupant(dst)
+        if occupant is not None or not self.names.is_free(dst):
+            if occupant is not None and self._redundant_at(f, occupant):
+                existed = occupant.path == dst
+                reason = reasons.duplicate_at(occupant.path, dst, existed)
+                self._skip(f, reason, "duplicate", twin=occupant.path)
+                self.final_dst[f.path] = f.path
+                return
+            wanted = dst
+            dst = self.names.free_variant(*_split(dst), keep_ext=f.kind != "dir")
+            why += reasons.renamed(wanted)
+            code = "renamed" if code == "organized" else code
+        self.names.claim(dst, f)
+        self.plan[f.path] = _move(f, dst, "move", why, code)
+        self.final_dst[f.path] = dst
+
+    def _redundant_at(self, f: FileFacts, occupant: FileFacts) -> bool:
+        """Only a copy that stays at the destination makes this one redundant; one that the
+        policy moves away (quarantine) or replaces (hardlink) does not."""
+        return (
+            f.kind == "file"
+            and occupant.kind == "file"
+            and (occupant.path not in self.kept_of or self.policy.duplicates == "report")
+            and occupant.digest is not None
+            and occupant.digest == f.digest
+            and occupant.size == f.size
+        )
+
+
+def _split(path: bytes) -> tuple[bytes, bytes]:
+    directory, _, name = path.rpartition(b"/")
+    return directory, name
+
+
+def _component(text: str) -> bytes:
+    cleaned = text.replace("/", "_").replace("\x00", "_").strip()
+    return os.fsencode(cleaned if cleaned not in ("", ".", "..") else "_")

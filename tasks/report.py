@@ -11,6 +11,7 @@ from storage.locations import DataStore
 from storage.operations import OperationRecord
 
 TOP_GROUPS = 10
+TOP_LEFT_ALONE = 100
 
 
 def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
             slot["bytes"] += int(row["bytes"] or 0)
     groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
     problems = [{**p, "path": os.fsdecode(p["path"])} for p in queries.problems(store, op_dir)]
+    units, unit_count = queries.left_alone(store, op_dir, limit=TOP_LEFT_ALONE)
     return {
         "operation_id": record.id,
         "root": record.root,
@@ -60,6 +62,23 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
             "unchanged": plan.get("keep", 0),
             "skipped": plan.get("skip", 0),
             "conflicts": plan.get("conflicts", 0),
+        },
+        # Plan rows per reason code (storage.manifests.REASON_CODES): the exact reasons.
+        "by_reason": plan.get("by_reason", {}),
+        # Left alone by a rule: each unit once (a folder with its files, or one entry).
+        "left_alone": {
+            "count": unit_count,
+            "items": [
+                {
+                    "path": os.fsdecode(u["path"]),
+                    "reason_code": u["reason_code"],
+                    "reason": u["reason"],
+                    "files": u["files"],
+                    "bytes": u["bytes"],
+                    "entered": u["entered"],
+                }
+                for u in units
+            ],
         },
         "errors": {"count": len(problems), "items": problems},
         "stages": {
@@ -126,4 +145,17 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {g['copies']} | {human_bytes(g['size'])} | {human_bytes(g['wasted_bytes'])} "
             f"| {paths}{more} |"
         )
-    return "\n".join(lines) + os.linesep
+    return "\n".join(lines + _left_alone_markdown(report)) + os.linesep
+
+
+def _left_alone_markdown(report: dict[str, Any]) -> list[str]:
+    left = report.get("left_alone") or {"count": 0, "items": []}
+    lines = ["", f"## Left alone ({left['count']})", "| path | reason | files | size |"]
+    lines.append("|---|---|---|---|")
+    for u in left["items"]:
+        files = "not entered" if u["files"] is None else str(u["files"])
+        size = "" if u["bytes"] is None else human_bytes(u["bytes"])
+        lines.append(f"| `{_shown(u['path'])}` | {u['reason']} | {files} | {size} |")
+    if left["count"] > len(left["items"]):
+        lines.append(f"| ... | {left['count'] - len(left['items'])} more | | |")
+    return lines

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from storage.journal import Entry, Journal, decode_path, last_phase, read_journal
+from tasks import apply_dirs
 from tasks.apply import UNFINISHED, Item, apply_items, decoded, reconcile
 from tasks.fsops import Identity, UnsafePath, open_root, parent_of
 
@@ -42,10 +43,11 @@ def undo_items(apply_journal: str) -> list[Item]:
             items.append(_restore_item(seq, intent, done))
             continue
         at_destination = Identity(int(done["dev"]), int(done["ino"]), size, mtime_ns)
+        moved_folder = intent["action"] == apply_dirs.MOVE
         items.append(
             Item(
                 seq=seq,
-                action="move",
+                action=apply_dirs.RESTORE if moved_folder else "move",
                 src=decoded(intent, "dst"),
                 dst=decoded(intent, "src"),
                 identity=at_destination,

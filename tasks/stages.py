@@ -14,8 +14,10 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import operations
 from storage.locations import DataStore
+from storage.objects import is_object_url
 from storage.operations import OperationRecord
 from tasks import apply_op, classify, hashes, plan, report, scan
+from tasks.leave_alone import ScanRules
 from tasks.progress import tracker
 
 RETRIES: dict[str, Any] = {
@@ -27,7 +29,7 @@ RETRIES: dict[str, Any] = {
 
 @task(name="scan", **RETRIES)
 def scan_task(
-    store: DataStore, op_dir: str, operation_id: str, root: str, shard_rows: int, skip: list[bytes]
+    store: DataStore, op_dir: str, operation_id: str, root: str, shard_rows: int, rules: ScanRules
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     return scan.scan_root(
@@ -35,7 +37,7 @@ def scan_task(
         op_dir,
         root,
         shard_rows,
-        frozenset(skip),
+        rules,
         on_flush=lambda files, nbytes: progress.advance("scan", files, nbytes),
     )
 
@@ -108,7 +110,8 @@ def plan_task(
     prev_dir: str | None = None,
 ) -> dict[str, Any]:
     operations.check_options_for_root(record.options, record.root)  # a resumed run is checked too
-    return plan.plan_operation(store, op_dir, record.options, shard_rows, prev_dir)
+    objects = is_object_url(record.root)
+    return plan.plan_operation(store, op_dir, record.options, shard_rows, prev_dir, objects)
 
 
 @task(name="report", **RETRIES)

@@ -25,6 +25,7 @@ from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks import apply_op, classify, hashes, plan, scan
+from tasks.leave_alone import ScanRules
 from tests.trees import Entry
 
 SHARD_ROWS = 20_000
@@ -43,7 +44,8 @@ def plan_tree(
     scan, classify, prefix hash, full hash, plan. One process, no Prefect."""
     op_dir = store.operation_dir(op_id)
     root = str(root)
-    scanned = scan.scan_root(store, op_dir, root, shard_rows)
+    rules = ScanRules(options.include_hidden, tuple(options.exclude))
+    scanned = scan.scan_root(store, op_dir, root, shard_rows, rules)
     for index in range(scanned["shards"]):
         classify.classify_shard(store, op_dir, index, root, 1)
     prefix_shards = hashes.plan_prefix_inputs(store, op_dir, None, shard_rows)
@@ -235,9 +237,25 @@ def _write(root: bytes, rel: bytes, content: bytes, mode: int, mtime_ns: int) ->
         os.close(fd)
 
 
-def moved_paths(rows: Iterable[dict[str, Any]]) -> dict[bytes, bytes]:
+class FinalPaths(dict[bytes, bytes]):
+    """Where each path ends up after a complete apply: a planned file where its row says, a
+    file inside a folder moved whole under that folder's new path, anything else in place."""
+
+    def __init__(self, final: dict[bytes, bytes], folders: dict[bytes, bytes]) -> None:
+        super().__init__(final)
+        self.folders = folders
+
+    def __missing__(self, path: bytes) -> bytes:
+        for src, dst in self.folders.items():
+            if path.startswith(src + b"/"):
+                return dst + path[len(src) :]
+        return path
+
+
+def moved_paths(rows: Iterable[dict[str, Any]]) -> FinalPaths:
     """Where each planned file of the plan ends up after a complete apply."""
     final: dict[bytes, bytes] = {}
+    folders: dict[bytes, bytes] = {}
     for row in rows:
         src = row["src"]
         assert isinstance(src, bytes)
@@ -245,6 +263,8 @@ def moved_paths(rows: Iterable[dict[str, Any]]) -> dict[bytes, bytes]:
             dst = row["dst"]
             assert isinstance(dst, bytes)
             final[src] = dst
+            if row.get("kind") == "dir":
+                folders[src] = dst
         else:
             final[src] = src
-    return final
+    return FinalPaths(final, folders)

@@ -243,10 +243,11 @@ def expected_duplicate_inodes(
 
 # --- a realistic home folder ------------------------------------------------------------------
 
-# Fixed times: "taken" 2015-2016, copied into Backup/ later (so --keep oldest picks the
-# originals), and undated files last touched in June 2021 (their mtime year is 2021).
+# Fixed times: old files from 2015, later arrivals from 2020, undated files last touched in
+# June 2021 (their mtime year is 2021); copies under Backup/ are a day newer than their
+# originals, so --keep oldest picks the originals.
 HOME_OLD_NS = 1_431_000_000 * 10**9  # 2015-05-07
-HOME_BACKUP_NS = 1_600_000_000 * 10**9  # 2020-09-13
+HOME_LATER_NS = 1_600_000_000 * 10**9  # 2020-09-13
 HOME_UNDATED_NS = 1_622_505_600 * 10**9  # 2021-06-01
 MP3_FRAME = bytes([0xFF, 0xFB, 0x90, 0x64]) + bytes(413)  # MPEG-1 Layer III, 128 kbit/s
 
@@ -362,15 +363,15 @@ def make_home_tree(root: Path) -> None:
         HOME_OLD_NS,
     )
     put(b"Downloads/build-cache/blob.bin", b.random_bytes(64), HOME_OLD_NS)
-    put(b"Downloads/manual.pdf", b"%PDF-1.4\n" + b.random_bytes(200), HOME_BACKUP_NS)
+    put(b"Downloads/manual.pdf", b"%PDF-1.4\n" + b.random_bytes(200), HOME_LATER_NS)
     put(b".Trash-0/files/old.txt", b"thrown away\n", HOME_OLD_NS)
     put(b".Trash-0/info/old.txt.trashinfo", b"[Trash Info]\n", HOME_OLD_NS)
     put(b"$RECYCLE.BIN/S-1-5-21/$R1.txt", b"recycled\n", HOME_OLD_NS)
     put(b"lost+found/#1234", b"orphan\n", HOME_OLD_NS)
     # A Prefect home holding a live database and its write-ahead log.
-    put(b"prefect-home/prefect.db", b"SQLite format 3\x00" + bytes(100), HOME_BACKUP_NS)
-    put(b"prefect-home/prefect.db-wal", bytes(64), HOME_BACKUP_NS)
-    put(b"prefect-home/profiles.toml", b'active = "local"\n', HOME_BACKUP_NS)
+    put(b"prefect-home/prefect.db", b"SQLite format 3\x00" + bytes(100), HOME_LATER_NS)
+    put(b"prefect-home/prefect.db-wal", bytes(64), HOME_LATER_NS)
+    put(b"prefect-home/profiles.toml", b'active = "local"\n', HOME_LATER_NS)
     # A git project and a Rust project: each one unit.
     put(b"Code/myapp/.git/HEAD", b"ref: refs/heads/main\n", HOME_OLD_NS)
     put(b"Code/myapp/.git/config", b"[core]\n", HOME_OLD_NS)
@@ -388,15 +389,15 @@ def make_home_tree(root: Path) -> None:
         put(
             HOME_ALBUM + f"/{n:02d} - {title}.mp3".encode(),
             mp3_with_tags(title, "The Artist", "The Album", frames=4 + n),
-            HOME_BACKUP_NS,
+            HOME_LATER_NS,
         )
-    put(HOME_ALBUM + b"/cover.jpg", JPEG_MAGIC + b.random_bytes(300), HOME_BACKUP_NS)
-    put(HOME_ALBUM + b"/.DS_Store", b"\x00\x00\x00\x01Bud1", HOME_BACKUP_NS)
+    put(HOME_ALBUM + b"/cover.jpg", JPEG_MAGIC + b.random_bytes(300), HOME_LATER_NS)
+    put(HOME_ALBUM + b"/.DS_Store", b"\x00\x00\x00\x01Bud1", HOME_LATER_NS)
     for n in (1, 2):
         put(
             HOME_UNTAGGED_ALBUM + f"/{n:02d} - take {n}.mp3".encode(),
             mp3_with_tags("", None, None, frames=10 + n),
-            HOME_BACKUP_NS,
+            HOME_LATER_NS,
         )
     # Folders whose structure means something.
     put(HOME_TAXES + b"/return.pdf", b"%PDF-1.4\n" + b.random_bytes(400), HOME_UNDATED_NS)
@@ -411,8 +412,8 @@ def make_home_tree(root: Path) -> None:
     put(b"Photos/Thumbs.db", b"\xd0\xcf\x11\xe0thumbs", HOME_OLD_NS)
     put(b"Photos/._IMG_0001.jpg", b"\x00\x05\x16\x07AppleDouble", HOME_OLD_NS)
     put(b".DS_Store", b"\x00\x00\x00\x01Bud1", HOME_OLD_NS)
-    # Copies under Backup/, newer than their originals.
+    # Copies under Backup/, a day newer than their originals.
     for original, copy in HOME_PHOTO_COPIES.items():
         with open(b.path(original), "rb") as fh:
-            put(copy, fh.read(), HOME_BACKUP_NS)
+            put(copy, fh.read(), os.stat(b.path(original)).st_mtime_ns + 86_400 * 10**9)
     b.symlink(b"Documents", b"link-to-documents")

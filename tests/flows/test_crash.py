@@ -382,14 +382,20 @@ def test_rollback_of_a_killed_apply_restores_the_tree(
 # Every crash point of a tiny operation -------------------------------------------------------
 
 EVERY = {
-    "hardlink": ("hardlink", False, False),
-    "hardlink, renames as link+unlink": ("hardlink", True, False),
-    "quarantine, moves across devices": ("quarantine", False, True),
+    "hardlink": ("hardlink", False, False, False),
+    "hardlink, renames as link+unlink": ("hardlink", True, False, False),
+    "quarantine, moves across devices": ("quarantine", False, True, False),
+    "report, a project moved whole": ("report", False, False, True),
 }
+PROJECT = [
+    ("code/app/Makefile", b"all:\n", 0o644),
+    ("code/app/src/main.c", b"int main(void) { return 0; }\n", 0o644),
+]
 
 
-def tiny_case(base: Path, policy: str, exdev: bool) -> Case:
-    """A kept file and its copy (odd mode), a hard-linked pair, an empty file, a symlink."""
+def tiny_case(base: Path, policy: str, exdev: bool, project: bool = False) -> Case:
+    """A kept file and its copy (odd mode), a hard-linked pair, an empty file, a symlink;
+    with `project`, a project planned to move whole (one folder rename)."""
     root, outside = base / "root", base / "outside"
     for rel, content, mode in [
         ("inbox/a.txt", b"alpha", 0o644),
@@ -397,6 +403,7 @@ def tiny_case(base: Path, policy: str, exdev: bool) -> Case:
         ("inbox/b.jpg", b"\xff\xd8\xff\xe0 bravo", 0o755),
         ("c.txt", b"charlie", 0o644),
         ("empty.txt", b"", 0o644),
+        *(PROJECT if project else []),
     ]:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -409,7 +416,8 @@ def tiny_case(base: Path, policy: str, exdev: bool) -> Case:
     (root / "to-outside").symlink_to(outside)
     store = DataStore(str(base / "data"))
     op_id = str(uuid.uuid4())
-    plan_tree(store, op_id, root, PlanOptions(duplicates=policy))
+    options = PlanOptions(duplicates=policy, projects="move" if project else "leave")
+    plan_tree(store, op_id, root, options)
     op_dir = store.operation_dir(op_id)
     rows = plan_rows(store, op_dir)
     items = sum(1 for r in rows if r["action"] in ("move", "quarantine", "hardlink"))
@@ -422,9 +430,11 @@ def test_every_crash_point_of_a_tiny_apply_and_rollback(
     worker: Worker, scratch: Path, variant: str
 ) -> None:
     """Killed before each of its changes to the disk in turn, from the first to the last."""
-    policy, fallback, exdev = EVERY[variant]
+    policy, fallback, exdev, project = EVERY[variant]
     base = scratch / f"every-{list(EVERY).index(variant)}"
-    case = tiny_case(base, policy, exdev)
+    case = tiny_case(base, policy, exdev, project)
+    if project:
+        assert any(r["kind"] == "dir" and r["action"] == "move" for r in case.rows)
     backup = base / "backup"  # the same inodes, so that the plan holds for every run
     shutil.copytree(case.root, backup, symlinks=True, copy_function=os.link)
 
@@ -432,6 +442,11 @@ def test_every_crash_point_of_a_tiny_apply_and_rollback(
         shutil.rmtree(case.root)
         shutil.copytree(backup, case.root, symlinks=True, copy_function=os.link)
         shutil.rmtree(Path(case.op_dir) / "journal", ignore_errors=True)
+        if project:  # a copied folder is a new inode: plan it again (the same plan otherwise)
+            shutil.rmtree(case.op_dir)
+            options = PlanOptions(duplicates=policy, projects="move")
+            plan_tree(case.store, os.path.basename(case.op_dir), case.root, options)
+            case.rows = plan_rows(case.store, case.op_dir)
         case.before, case.outside_before = snapshot(case.root), snapshot(case.outside)
         case.kills = []
 

@@ -293,7 +293,8 @@ def test_case_only_twins_get_distinct_destinations(organized: Organized) -> None
     upper, lower = plan[b"photos/Photo.JPG"], plan[b"photos/photo.jpg"]
 
     assert os.fsdecode(upper["dst"]).casefold() != os.fsdecode(lower["dst"]).casefold()
-    assert "conflict" in upper["reason"] + lower["reason"]
+    assert "renamed" in (upper["reason_code"], lower["reason_code"])
+    assert "; renamed: " in upper["reason"] + lower["reason"]
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ def scan_table(paths: list[bytes]) -> pa.Table:
             "error": [None] * n,
             "etag": [None] * n,
             "version_id": [None] * n,
+            "left_alone": ["hidden"] + [None] * (n - 1) if n else [],
+            "rule": [".bashrc"] + [None] * (n - 1) if n else [],
         },
         schema=manifests.SCAN,
     )
@@ -71,6 +73,11 @@ def test_plan_shards_round_trip_nulls(store: DataStore) -> None:
         "year": None,
         "digest": None,
         "link_to": None,
+        "reason_code": "symlink",
+        "kind": "symlink",
+        "unit": None,
+        "twin": None,
+        "date_source": None,
     }
     path = manifests.shard_path(store.operation_dir(OP_ID), "plan", 0)
 
@@ -89,6 +96,8 @@ def test_classify_shards_keep_dates(store: DataStore) -> None:
         "year": 2019,
         "month": 4,
         "error": None,
+        "artist": None,
+        "album": None,
     }
     path = manifests.shard_path(store.operation_dir(OP_ID), "classify", 0)
 

@@ -32,6 +32,7 @@ from tasks.dates import (
     date_from_name,
     plausible,
 )
+from tests.trees import mp3_with_tags
 
 SHOT = datetime(2019, 4, 12, 15, 30, 0)
 MTIME = datetime(2021, 5, 6, 7, 8, 9, 123_456)
@@ -584,11 +585,11 @@ def test_classify_file(
 @pytest.mark.parametrize(
     ("name", "size", "expected_category", "expected_date", "expected_source"),
     [
-        # A known extension outside images/videos, or an empty file, is never opened: the path
-        # does not exist, yet there is no error.
+        # A known extension outside images/videos/audio, or an empty file, is never opened:
+        # the path does not exist, yet there is no error.
         ("notes.txt", 100, "documents", MTIME, "mtime"),
         ("report 2019-04-12.pdf", 100, "documents", datetime(2019, 4, 12), "filename"),
-        ("song.mp3", 100, "audio", MTIME, "mtime"),
+        ("empty.mp3", 0, "audio", MTIME, "mtime"),
         ("film.mkv", 100, "videos", MTIME, "mtime"),
         ("empty.jpg", 0, "images", MTIME, "mtime"),
         ("empty", 0, "other", MTIME, "mtime"),
@@ -703,3 +704,38 @@ def test_classify_file_mtime_is_utc_wall_clock(tmp_path: Path) -> None:
     mtime = datetime(2022, 12, 31, 23, 59, 59, 999_999)
     mtime_ns = int(mtime.replace(tzinfo=UTC).timestamp()) * 10**9 + 999_999_999
     assert classify_file(path, raw_name, size, mtime_ns).date == mtime
+
+
+@pytest.mark.parametrize(
+    ("content", "expected_tags"),
+    [
+        (mp3_with_tags("One", "The Artist", "The Album"), ("The Artist", "The Album")),
+        (mp3_with_tags("One", None, None), (None, None)),
+        (b"ID3\x04\x00\x00\xff\xff\xff\xff" + b"\x00" * 64, (None, None)),  # a lying header
+        (b"not audio at all " * 20, (None, None)),
+    ],
+)
+def test_audio_tags_are_read_and_bad_tags_are_no_tags(
+    tmp_path: Path, content: bytes, expected_tags: tuple[str | None, str | None]
+) -> None:
+    path = tmp_path / "track.mp3"
+    path.write_bytes(content)
+
+    result = classify_file(os.fsencode(path), b"track.mp3", len(content), MTIME_NS)
+
+    assert (result.category, result.error) == ("audio", None)
+    assert (result.artist, result.album) == expected_tags
+
+
+def test_the_album_artist_tag_wins_over_the_track_artist(tmp_path: Path) -> None:
+    from mutagen.id3 import ID3, TPE2
+
+    path = tmp_path / "track.mp3"
+    path.write_bytes(mp3_with_tags("One", "Guest Singer", "Duets"))
+    tags = ID3(path)
+    tags.add(TPE2(encoding=3, text="The Band"))
+    tags.save(path)
+
+    result = classify_file(os.fsencode(path), b"track.mp3", path.stat().st_size, MTIME_NS)
+
+    assert (result.artist, result.album) == ("The Band", "Duets")

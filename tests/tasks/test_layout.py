@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from storage.errors import InvalidPlanOptions, UserError
 from tasks.classify_rules import extension_of
-from tasks.layout import MODES, NO_EXTENSION, UNKNOWN, parse_layout
+from tasks.layout import MODES, NO_EXTENSION, UNKNOWN, Place, parse_layout
 
 SHOT = datetime(2019, 4, 2, 15, 30)
 
@@ -202,3 +202,50 @@ def test_unknown_stands_for_a_missing_date_not_a_wrong_year() -> None:
 
     assert parts == [UNKNOWN.encode(), b"x.jpg"]
     assert NO_EXTENSION == "no-extension"
+
+
+TAXES = b"Documents/Finance/Taxes 2019"
+
+
+@pytest.mark.parametrize(
+    ("template", "folder", "expected_dst"),
+    [
+        ("{relative_dir}/{name}", TAXES, TAXES + b"/r.pdf"),
+        ("{category}/{relative_dir}/{name}", b"", b"Documents/r.pdf"),  # at the root: none
+        ("{category}/{parent}/{name}", TAXES, b"Documents/Taxes 2019/r.pdf"),
+        ("{category}/{parent}/{name}", b"", b"Documents/r.pdf"),
+        ("{year}/{parent} ({category})/{name}", b"a/\xff", b"2019/\xff (Documents)/r.pdf"),
+    ],
+)
+def test_place_fields_keep_the_structure_that_means_something(
+    template: str, folder: bytes, expected_dst: bytes
+) -> None:
+    layout = parse_layout("category_year", template)
+
+    parts = layout.destination("documents", SHOT, b"r.pdf", "pdf", Place(folder))
+
+    assert b"/".join(parts) == expected_dst
+
+
+def test_tag_fields_name_the_artist_and_album_and_say_so_when_missing() -> None:
+    layout = parse_layout("category_year", "{category}/{artist}/{album}/{name}")
+
+    tagged = layout.destination("audio", None, b"01.mp3", "mp3", Place(b"x", "AC/DC", "Live"))
+    untagged = layout.destination("audio", None, b"01.mp3", "mp3", Place(b"x"))
+
+    assert b"/".join(tagged) == b"Audio/AC_DC/Live/01.mp3"  # a tag never makes a folder level
+    assert b"/".join(untagged) == b"Audio/Unknown Artist/Unknown Album/01.mp3"
+
+
+def test_relative_dir_must_be_a_component_of_its_own() -> None:
+    with pytest.raises(InvalidPlanOptions, match="must be a whole component"):
+        parse_layout("category_year", "{category}/from {relative_dir}/{name}")
+
+
+def test_an_undated_folder_stands_for_the_date_levels_when_asked() -> None:
+    layout = parse_layout("year_month")
+
+    assert layout.destination("images", None, b"x.jpg", "jpg", unknown="Undated") == [
+        b"Undated",
+        b"x.jpg",
+    ]

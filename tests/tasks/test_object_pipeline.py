@@ -23,6 +23,7 @@ from storage.objects import ObjectStore
 from storage.operations import PlanOptions, check_options_for_root
 from tasks import classify, hashes, object_hash, plan, scan
 from tasks.classifier import EXIF_BYTES, MAGIC_BYTES
+from tasks.leave_alone import ScanRules
 from tasks.object_scan import data_prefix_in_root, list_entries, object_ino
 from tests.conftest import S3Env
 
@@ -158,6 +159,8 @@ def test_scan_lists_every_page_into_shards(s3: S3Env, bucket: str, store: DataSt
         "files": 1005,
         "bytes": sum(i % 7 for i in range(1005)),
         "errors": 0,
+        "left_alone": 0,
+        "root_dev": 0,
     }
     assert manifests.done_info(store, op_dir, "scan") == info
 
@@ -223,7 +226,12 @@ def test_scan_skips_the_data_folder_inside_the_root(s3: S3Env, bucket: str) -> N
     skip = data_prefix_in_root(f"s3://{BUCKET}", f"s3://{BUCKET}/fileorg")
 
     assert skip == [b"fileorg/"]
-    assert [e.path for e in list_entries(f"s3://{BUCKET}", frozenset(skip))] == [b"kept.txt"]
+    rules = ScanRules(sealed=tuple((p, "fileorg data folder") for p in skip))
+    listed = list(list_entries(f"s3://{BUCKET}", rules))
+    assert [(e.path, e.kind, e.left_alone) for e in listed] == [
+        (b"fileorg", "dir", "data-folder"),  # listed once, as one folder left alone
+        (b"kept.txt", "file", None),
+    ]
     # The same store through another profile with the same endpoint is the same bucket.
     assert data_prefix_in_root(f"r2://{BUCKET}", f"s3://{BUCKET}/fileorg") == [b"fileorg/"]
     assert data_prefix_in_root(f"s3://{BUCKET}/fileorg", f"s3://{BUCKET}/fileorg") == [
@@ -504,3 +512,53 @@ def test_hardlink_policy_is_refused_on_object_roots(s3: S3Env) -> None:
     assert "\n" not in str(info.value)
     check_options_for_root(PlanOptions(duplicates="hardlink"), "/srv/photos")
     check_options_for_root(PlanOptions(duplicates="quarantine"), f"s3://{BUCKET}/x")
+
+
+def test_a_bucket_gets_the_same_left_alone_rules_by_key_names(
+    s3: S3Env, bucket: str, store: DataStore
+) -> None:
+    for key, body in {
+        "home/.bashrc": b"alias ll='ls -l'\n",
+        "home/.ssh/id_rsa": b"-----BEGIN KEY-----\n",
+        "home/node_modules/left-pad/index.js": b"module.exports = 1;\n",
+        "home/Code/app/package.json": b'{"name": "app"}\n',
+        "home/Code/app/src/a.js": b"let a = 1;\n",
+        "home/Code/app/logo.png": b"\x89PNG\r\n\x1a\n logo",
+        "home/Photos/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "home/Photos/._IMG.jpg": b"\x00\x05\x16\x07",
+        "home/Photos/Thumbs.db": b"thumbs",
+        "home/Photos/IMG.jpg": exif_jpeg("2015:05:07 10:11:12"),
+    }.items():
+        put(s3, key, body)
+    root = f"s3://{BUCKET}/home"
+    op_dir = run_stages(store, root)
+
+    plan.plan_operation(store, op_dir, PlanOptions(), 100, objects=True)
+
+    rows = {r["src"]: r for r in stage_rows(store, op_dir, "plan")}
+    assert {p: (r["action"], r["reason_code"], r["unit"]) for p, r in rows.items()} == {
+        b".bashrc": ("skip", "hidden", None),
+        b".ssh/id_rsa": ("skip", "credentials", b".ssh"),
+        b"node_modules/left-pad/index.js": ("skip", "tool-folder", b"node_modules"),
+        b"Code/app/package.json": ("skip", "project", b"Code/app"),
+        b"Code/app/src/a.js": ("skip", "project", b"Code/app"),
+        b"Code/app/logo.png": ("skip", "project", b"Code/app"),
+        b"Photos/.DS_Store": ("skip", "junk", None),
+        b"Photos/._IMG.jpg": ("skip", "junk", None),
+        b"Photos/Thumbs.db": ("skip", "junk", None),
+        b"Photos/IMG.jpg": ("move", "organized", None),
+    }
+    assert rows[b"Photos/IMG.jpg"]["reason"] == "images by .jpg, EXIF 2015-05-07"
+    # What the names leave alone is never read: not classified, not hashed.
+    classified = {r["path"] for r in stage_rows(store, op_dir, "classify")}
+    assert b"node_modules/left-pad/index.js" not in classified and b".bashrc" not in classified
+    units, _ = queries.left_alone(store, op_dir)
+    project = next(u for u in units if u["path"] == b"Code/app")
+    assert (project["files"], project["reason"]) == (3, "left alone: project (package.json)")
+
+
+def test_moving_projects_whole_is_refused_on_object_roots(s3: S3Env) -> None:
+    with pytest.raises(InvalidPlanOptions) as info:
+        check_options_for_root(PlanOptions(projects="move"), f"s3://{BUCKET}/x")
+    assert "\n" not in str(info.value) and "projects 'move'" in str(info.value)
+    check_options_for_root(PlanOptions(projects="move"), "/srv/home")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from tasks.classify_rules import extension_of
 from tasks.layout import parse_layout
 from tasks.planner import (
-    DEFAULT_EXCLUDES,
     NAME_MAX,
     QUARANTINE_DIR,
     FileFacts,
@@ -83,7 +82,8 @@ def policy(
     duplicates: str = "report",
     keep: str = "oldest",
     include_empty: bool = False,
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
+    exclude: tuple[str, ...] = (),
+    **more: object,
 ) -> PlanPolicy:
     return PlanPolicy(
         layout=parse_layout(mode, template),
@@ -91,6 +91,7 @@ def policy(
         keep=keep,
         include_empty=include_empty,
         exclude=exclude,
+        **more,  # type: ignore[arg-type]
     )
 
 
@@ -115,7 +116,9 @@ DIRS = (
     b"Other/Unknown",
     b"2019/04",
     b"jpg",
-    b".git/objects",
+    b"proj/.git/objects",  # makes proj/ a project: nothing under it may move
+    b"app",  # a project when app/package.json is drawn
+    b"node_modules/x",
     b".duplicates/in",
     b"\xff\xfe-not-utf8",
 )
@@ -131,6 +134,8 @@ STEMS = (
     "STRASSE",
     "\ufb01le",  # the ligature "fi": casefolds to two letters
     ".hidden",
+    "package",  # package.json marks a project
+    "._x",  # OS junk, even when hidden entries are opted in
 )
 RAW_STEMS = (b"\xff\xfe", b"caf\xe9")
 EXTS = ("jpg", "JPG", "png", "mov", "xmp", "aae", "srt", "json", "jpg.json", "jpg.xmp", "txt", "")
@@ -239,8 +244,39 @@ def scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
             date=date,
             digest=digest,
         )
+    if draw(st.booleans()):  # a project the scan left whole: one folder row, never entered
+        files[b"code/tool"] = FileFacts(
+            b"code/tool", "dir", dev=1, ino=77_777, left_alone="project", rule="Makefile"
+        )
     # A path cannot be a file and a directory at once.
     return [f for p, f in files.items() if not any(q.startswith(p + b"/") for q in files)]
+
+
+def left_alone_oracle(files: Sequence[FileFacts], include_hidden: bool) -> set[bytes]:
+    """Paths that must never move, worked out here from the vocabulary the generated scans
+    use (not by the planner's own rules): hidden components unless opted in, junk, tool and
+    fileorg folders, and whatever is in a project (a folder holding .git or package.json)."""
+    projects = {f.path for f in files if f.kind == "dir"}
+    for f in files:
+        parts = f.path.split(b"/")
+        if parts[-1] == b"package.json":
+            projects.add(b"/".join(parts[:-1]))
+        for i, part in enumerate(parts[:-1]):
+            if part == b".git":
+                projects.add(b"/".join(parts[:i]))
+    out = set()
+    for f in files:
+        parts = f.path.split(b"/")
+        prefixes = [b"/".join(parts[:i]) for i in range(len(parts))]
+        if (
+            any(p in projects for p in prefixes)
+            or (not include_hidden and any(p.startswith(b".") for p in parts))
+            or any(p in (b".git", b".duplicates", b"node_modules") for p in parts[:-1])
+            or parts[-1].startswith(b"._")
+            or f.kind == "dir"
+        ):
+            out.add(f.path)
+    return out
 
 
 def _directories(paths: Sequence[bytes]) -> set[str]:
@@ -277,7 +313,10 @@ def check_plan(files: list[FileFacts], pol: PlanPolicy, plan: list[PlannedMove])
         else:
             assert m.action in ("keep", "skip")
             assert m.dst is None
-        if f.kind != "file":
+        if f.kind == "dir" and m.action != "skip":
+            assert pol.projects == "move" and m.action == "move", m
+            assert m.dst is not None and m.dst.startswith(b"Projects/"), m
+        elif f.kind != "file":
             assert m.action == "skip"
         if m.action == "quarantine":
             assert m.dst is not None and m.dst.startswith(QUARANTINE_DIR + b"/")
@@ -294,9 +333,28 @@ def check_plan(files: list[FileFacts], pol: PlanPolicy, plan: list[PlannedMove])
                 and t.ino != f.ino
             ]
             assert targets, f"{m.src!r} links to {m.link_to!r}: not a kept copy of its content"
+    _check_left_alone(files, pol, moves)
     _check_keepers(by, pol, moves)
     _check_duplicates_at_destination(by, moves)
     _check_in_place(files, pol, moves)
+
+
+def _check_left_alone(
+    files: list[FileFacts], pol: PlanPolicy, moves: dict[bytes, PlannedMove]
+) -> None:
+    """Nothing hidden (unless opted in), nothing in a project, moves; a project only whole;
+    and no destination lies inside a folder left alone."""
+    alone = left_alone_oracle(files, pol.include_hidden)
+    units = {f.path for f in files if f.kind == "dir"}
+    for path in alone:
+        m = moves[path]
+        if m.kind == "dir" and pol.projects == "move":
+            assert m.action in ("move", "skip"), m
+        else:
+            assert m.action == "skip", m
+    for m in moves.values():
+        if m.dst is not None and m.action in MOVES:
+            assert not any(key(m.dst).startswith(key(u) + "/") for u in units), m
 
 
 def _check_keepers(
@@ -307,7 +365,8 @@ def _check_keepers(
         if m.action not in REMOVES:
             continue
         assert m.reason.startswith("duplicate of ")
-        keeper = by[os.fsencode(m.reason.removeprefix("duplicate of "))]
+        assert m.twin is not None
+        keeper = by[m.twin]
         removed = by[m.src]
         assert moves[keeper.path].action in STAYS, moves[keeper.path]
         assert (keeper.size, keeper.digest) == (removed.size, removed.digest)
@@ -325,10 +384,9 @@ def _check_duplicates_at_destination(
 ) -> None:
     """A file skipped because its twin sits at its destination: that twin stays there."""
     for m in moves.values():
-        if m.action == "skip" and m.reason.endswith(" at destination"):
-            twin = os.fsencode(
-                m.reason.removeprefix("duplicate of ").removesuffix(" at destination")
-            )
+        if m.reason_code == "duplicate":
+            assert m.action == "skip" and m.twin is not None
+            twin = m.twin
             assert (by[twin].size, by[twin].digest) == (m.size, m.digest)
             if "quarantined-occupant" not in KNOWN_BUGS:
                 assert moves[twin].action != "quarantine", (m, moves[twin])
@@ -338,6 +396,7 @@ def _check_in_place(
     files: list[FileFacts], pol: PlanPolicy, moves: dict[bytes, PlannedMove]
 ) -> None:
     """A file that already sits where the layout puts it stays (sidecars and copies aside)."""
+    alone = left_alone_oracle(files, pol.include_hidden)
     inodes_per_content: dict[tuple[int, bytes], set[tuple[int, int]]] = defaultdict(set)
     for f in files:
         if f.kind == "file" and f.digest is not None:
@@ -345,7 +404,7 @@ def _check_in_place(
     for f in files:
         if f.kind != "file" or f.ext in ("xmp", "aae", "srt", "json", "thm"):
             continue
-        if any(part in DEFAULT_EXCLUDES for part in os.fsdecode(f.path).split("/")):
+        if f.path in alone:
             continue
         copies = inodes_per_content[(f.size, f.digest)] if f.digest is not None else set()
         if pol.duplicates != "report" and len(copies) > 1:
@@ -366,13 +425,22 @@ def _check_in_place(
     keep=st.sampled_from(["oldest", "newest", "shortest-path"]),
     layout=st.sampled_from(sorted(LAYOUTS)),
     include_empty=st.booleans(),
+    include_hidden=st.booleans(),
+    projects=st.sampled_from(["leave", "move"]),
     data=st.data(),
 )
 def test_plan_invariants(
-    duplicates: str, keep: str, layout: str, include_empty: bool, data: st.DataObject
+    duplicates: str,
+    keep: str,
+    layout: str,
+    include_empty: bool,
+    include_hidden: bool,
+    projects: str,
+    data: st.DataObject,
 ) -> None:
     mode, template = LAYOUTS[layout]
-    pol = policy(mode, template, duplicates, keep, include_empty)
+    more = {"include_hidden": include_hidden, "projects": projects}
+    pol = policy(mode, template, duplicates, keep, include_empty, **more)
     files = data.draw(scans(pol), label="files")
 
     plan = plan_moves(files, pol)
@@ -394,7 +462,7 @@ def test_symlinks_and_special_entries_never_move(data: st.DataObject) -> None:
         if f.kind != "file":
             assert (plan[f.path].action, plan[f.path].dst) == ("skip", None)
         if f.kind == "symlink":
-            assert plan[f.path].reason.startswith("symlink")
+            assert plan[f.path].reason_code == "symlink"
 
 
 # --- conflicts ------------------------------------------------------------------------------
@@ -412,7 +480,11 @@ def test_conflicting_names_get_numbered_suffixes() -> None:
     assert plan[b"Images/2019/x.jpg"].action == "keep"
     assert plan[b"a/x.jpg"].dst == b"Images/2019/x (1).jpg"
     assert plan[b"b/x.jpg"].dst == b"Images/2019/x (2).jpg"
-    assert plan[b"b/x.jpg"].reason == "conflict: renamed"
+    assert plan[b"b/x.jpg"].reason_code == "renamed"
+    assert (
+        plan[b"b/x.jpg"].reason
+        == "images by .jpg, dated 2019-04-12; renamed: Images/2019/x.jpg is taken"
+    )
 
 
 @pytest.mark.parametrize(
@@ -429,7 +501,7 @@ def test_conflict_suffix_goes_before_the_extension(name: bytes, expected_variant
         facts(b"in/" + name, b"d1", category="other", date=None),
     ]
 
-    plan = by_src(plan_moves(files, policy()))
+    plan = by_src(plan_moves(files, policy(include_hidden=True)))
 
     assert plan[b"in/" + name].dst == b"Other/Unknown/" + expected_variant
 
@@ -489,7 +561,10 @@ def test_identical_content_at_the_destination_is_skipped_as_a_duplicate() -> Non
 
     assert plan[b"in/x.jpg"].action == "skip"
     assert plan[b"in/x.jpg"].dst is None
-    assert plan[b"in/x.jpg"].reason == "duplicate of Images/2019/x.jpg at destination"
+    assert plan[b"in/x.jpg"].reason_code == "duplicate"
+    assert plan[b"in/x.jpg"].twin == b"Images/2019/x.jpg"
+    expected_reason = "duplicate of Images/2019/x.jpg, which is already at Images/2019/x.jpg"
+    assert plan[b"in/x.jpg"].reason == expected_reason
 
 
 def test_same_size_other_content_at_the_destination_is_a_conflict() -> None:
@@ -530,19 +605,23 @@ def test_files_already_in_place_are_kept() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "exclude"),
+    ("path", "exclude", "expected_code", "expected_unit"),
     [
-        (b".git/objects/ab/cdef", DEFAULT_EXCLUDES),
-        (b"project/.git/HEAD", DEFAULT_EXCLUDES),
-        (b".duplicates/in/x.jpg", DEFAULT_EXCLUDES),
-        (b"cache/thumbs/x.jpg", (*DEFAULT_EXCLUDES, "thumbs")),
-        (b"in/x.tmp", (*DEFAULT_EXCLUDES, "*.tmp")),
+        (b".git/objects/ab/cdef", (), "project", b""),  # the root holds .git: a project
+        (b"project/.git/HEAD", (), "project", b"project"),
+        (b".duplicates/in/x.jpg", (), "data-folder", b".duplicates"),
+        (b"cache/thumbs/x.jpg", ("thumbs",), "excluded", b"cache/thumbs"),
+        (b"in/x.tmp", ("*.tmp",), "excluded", None),
     ],
 )
-def test_excluded_entries_are_skipped(path: bytes, exclude: tuple[str, ...]) -> None:
-    plan = plan_moves([facts(path)], policy(exclude=exclude))
+def test_excluded_entries_are_skipped(
+    path: bytes, exclude: tuple[str, ...], expected_code: str, expected_unit: bytes | None
+) -> None:
+    plan = plan_moves([facts(path)], policy(exclude=exclude, include_hidden=True))
 
-    assert [(m.action, m.dst, m.reason) for m in plan] == [("skip", None, "excluded")]
+    assert [(m.action, m.dst, m.reason_code, m.unit) for m in plan] == [
+        ("skip", None, expected_code, expected_unit)
+    ]
 
 
 def test_errors_and_special_files_are_skipped_with_their_reason() -> None:
@@ -555,11 +634,11 @@ def test_errors_and_special_files_are_skipped_with_their_reason() -> None:
     plan = by_src(plan_moves(files, policy()))
 
     expected_reasons = {
-        b"in/locked": "Permission denied",
-        b"in/fifo": "not a regular file",
-        b"in/link.jpg": "symlink: never followed",
+        b"in/locked": ("unreadable", "left alone: Permission denied"),
+        b"in/fifo": ("special", "left alone: not a regular file"),
+        b"in/link.jpg": ("symlink", "left alone: symlink, never followed"),
     }
-    assert {p: m.reason for p, m in plan.items()} == expected_reasons
+    assert {p: (m.reason_code, m.reason) for p, m in plan.items()} == expected_reasons
     assert {m.action for m in plan.values()} == {"skip"}
 
 
@@ -617,7 +696,10 @@ def test_a_sidecar_without_its_main_file_is_organized_on_its_own() -> None:
     plan = plan_moves([facts(b"in/lonely.xmp", category="other", date=None)], policy())
 
     assert plan[0].dst == b"Other/Unknown/lonely.xmp"
-    assert plan[0].reason == "organize"
+    assert (plan[0].reason_code, plan[0].reason) == (
+        "organized",
+        "other: type not recognised, no date",
+    )
 
 
 @pytest.mark.parametrize(
@@ -667,7 +749,8 @@ def test_quarantine_keeps_one_copy_by_policy(keep: str, expected_kept: bytes) ->
         if p != expected_kept:
             assert m.action == "quarantine"
             assert m.dst == QUARANTINE_DIR + b"/" + p
-            assert m.reason == f"duplicate of {expected_kept.decode()}"
+            assert m.reason == f"duplicate of {expected_kept.decode()} (kept: {keep})"
+            assert (m.reason_code, m.twin) == ("duplicate-quarantined", expected_kept)
 
 
 def test_hardlink_points_copies_at_the_kept_copy_final_path() -> None:
@@ -692,16 +775,31 @@ def test_hardlink_never_crosses_devices() -> None:
     assert plan[b"b/y.jpg"].dst == b"Images/2019/y.jpg"
 
 
-def test_report_policy_organizes_every_copy() -> None:
-    plan = by_src(plan_moves(_copies(), policy(duplicates="report")))
+@pytest.mark.parametrize(
+    ("keep", "expected_kept", "expected_left"),
+    [
+        ("oldest", b"deep/er/x.jpg", b"a/x.jpg"),
+        ("newest", b"a/x.jpg", b"deep/er/x.jpg"),
+        ("shortest-path", b"a/x.jpg", b"deep/er/x.jpg"),
+    ],
+)
+def test_report_policy_organizes_every_copy_the_kept_one_first(
+    keep: str, expected_kept: bytes, expected_left: bytes
+) -> None:
+    plan = by_src(plan_moves(_copies(), policy(duplicates="report", keep=keep)))
 
     expected_dsts = {
-        b"a/x.jpg": b"Images/2019/x.jpg",
+        expected_kept: b"Images/2019/x.jpg",
         b"b/long-name.jpg": b"Images/2019/long-name.jpg",
-        b"deep/er/x.jpg": None,  # its twin already took the name: a duplicate at destination
+        expected_left: None,  # its kept twin takes its destination: it stays, a duplicate
     }
     assert {p: m.dst for p, m in plan.items()} == expected_dsts
-    assert Counter(m.action for m in plan.values()) == {"move": 2, "skip": 1}
+    assert plan[expected_kept].reason_code == "duplicate-kept"
+    assert plan[expected_kept].reason.endswith(f"; kept copy ({keep}) of 3")
+    assert (plan[expected_left].reason_code, plan[expected_left].twin) == (
+        "duplicate",
+        expected_kept,
+    )
 
 
 def test_hard_links_are_one_file_not_duplicates() -> None:

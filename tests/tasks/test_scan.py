@@ -15,6 +15,7 @@ from storage import manifests
 from storage.errors import RootError
 from storage.locations import DataStore
 from tasks import scan
+from tasks.leave_alone import ScanRules
 from tasks.scan import ScanEntry, check_root, scan_root, walk
 
 OP = "operations/5b0e1c9a-2f43-4c55-9d7e-0b7a3c1e4f10"
@@ -201,14 +202,17 @@ def test_a_file_removed_between_listing_and_lstat_is_one_error_entry(
     assert rel(entries[1:]) == [b"b/z.txt", b"b/deep/c.bin"]
 
 
-def test_skipped_directories_are_not_entered(tmp_path: Path) -> None:
+def test_sealed_directories_are_not_entered_but_listed(tmp_path: Path) -> None:
     make_tree(tmp_path)
     (tmp_path / "data" / "operations").mkdir(parents=True)
     (tmp_path / "data" / "operations" / "x.parquet").write_bytes(b"p")
+    rules = ScanRules(sealed=((bytes(tmp_path / "data"), "fileorg data folder"),))
 
-    paths = rel(list(walk(bytes(tmp_path), skip=frozenset({bytes(tmp_path / "data")}))))
+    entries = list(walk(bytes(tmp_path), rules))
 
-    assert paths == [b"a.txt", b"b/z.txt", b"b/deep/c.bin"]
+    assert rel(entries) == [b"a.txt", b"data", b"b/z.txt", b"b/deep/c.bin"]
+    data = entries[1]
+    assert (data.kind, data.left_alone, data.rule) == ("dir", "data-folder", "fileorg data folder")
 
 
 def test_a_root_given_with_a_trailing_slash_gives_the_same_paths(tmp_path: Path) -> None:
@@ -296,6 +300,8 @@ def test_scan_root_writes_shards_of_shard_rows(
         "files": files,
         "bytes": expected_bytes,
         "errors": 0,
+        "left_alone": 0,
+        "root_dev": os.stat(root).st_dev,
     }
     assert [n for n, _ in flushed] == expected_rows
     assert sum(b for _, b in flushed) == expected_bytes

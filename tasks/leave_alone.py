@@ -1,0 +1,233 @@
+"""What is left alone, and why (DESIGN rule 7): rules by name and by what a folder holds.
+
+The local scan, the object listing and the planner all ask these functions, so they agree:
+
+* by name: OS junk (`.DS_Store`, `Thumbs.db`, `desktop.ini`, `._*`), tool and state folders
+  (`node_modules`, `__pycache__`, virtualenvs, caches, trash, `lost+found`, VCS data, the XDG
+  `.config` and `.local`), credentials (`.ssh`, `.gnupg`), fileorg's own folders, and hidden
+  entries (a name starting with a dot) unless hidden entries are opted in;
+* by contents: a folder holding a project marker (`.git`, `pyproject.toml`, `package.json`,
+  `Makefile`, `*.sln`...) is a project, one holding `pyvenv.cfg` or `CACHEDIR.TAG` is a tool
+  folder, one holding `prefect.db` is a Prefect home.
+
+Opting in to hidden entries (`include_hidden`) organizes hidden files and folders like the
+rest, but never junk, tool and state folders, credentials or projects: a user who asks for
+`.notes.txt` to be sorted does not want `.ssh/id_rsa` or `.config/` moved, ever. A false
+positive leaves a folder where it is (visible in the report); a false negative would tear it
+apart, so the lists err on the side of leaving alone.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LeftAlone:
+    code: str  # a reason code (storage.manifests.REASON_CODES)
+    detail: str  # what the rule saw, for people: "node_modules", "pyproject.toml"
+
+    @property
+    def what(self) -> str:
+        return _WHAT.get(self.code, self.code)
+
+    def reason(self) -> str:
+        return f"left alone: {self.what} ({self.detail})"
+
+
+_WHAT = {
+    "hidden": "hidden",
+    "junk": "OS junk",
+    "tool-folder": "tool or state folder",
+    "credentials": "credentials",
+    "data-folder": "application data",
+    "project": "project",
+    "excluded": "excluded",
+}
+
+JUNK_NAMES = frozenset(
+    {".ds_store", "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".directory"}
+    | {"icon\r", ".localized", ".apdisk"}
+)
+TOOL_FOLDERS: dict[str, str] = {
+    "node_modules": "node_modules",
+    "__pycache__": "__pycache__",
+    ".venv": "virtualenv",
+    "venv": "virtualenv",
+    ".tox": "tox",
+    ".nox": "nox",
+    ".mypy_cache": "cache",
+    ".pytest_cache": "cache",
+    ".ruff_cache": "cache",
+    ".cache": "cache",
+    ".config": "application settings",
+    ".local": "application data",
+    ".Trash": "trash",
+    ".Trashes": "trash",
+    "$RECYCLE.BIN": "trash",
+    "RECYCLER": "trash",
+    "lost+found": "lost+found",
+    "System Volume Information": "system folder",
+    ".Spotlight-V100": "system folder",
+    ".fseventsd": "system folder",
+    ".TemporaryItems": "system folder",
+    ".DocumentRevisions-V100": "system folder",
+    ".AppleDouble": "system folder",
+}
+CREDENTIAL_FOLDERS = frozenset({".ssh", ".gnupg", ".password-store", ".pki"})
+OWN_FOLDERS: dict[str, str] = {".duplicates": "fileorg quarantine", ".fileorg": "fileorg"}
+
+# A folder holding one of these is a unit. Markers that are folders themselves (.git) are
+# found as path components; the rest by their file names.
+VCS_MARKERS = (".git", ".hg", ".svn", ".bzr", "_darcs", ".fslckout", ".jj")
+PROJECT_FILES = (
+    "pyproject.toml", "setup.py", "setup.cfg", "package.json", "Cargo.toml", "go.mod",
+    "CMakeLists.txt", "pom.xml", "build.gradle", "build.gradle.kts", "settings.gradle",
+    "Gemfile", "composer.json", "Makefile", "GNUmakefile", "makefile", "meson.build", "mix.exs",
+    "Package.swift", "pubspec.yaml", "build.sbt", "deno.json", "stack.yaml", "dune-project",
+    "configure.ac", "SConstruct", "WORKSPACE", "BUILD.bazel", "flake.nix",
+)  # fmt: skip
+PROJECT_SUFFIXES = (
+    ".sln", ".csproj", ".fsproj", ".vbproj", ".vcxproj", ".cabal", ".Rproj", ".xcodeproj",
+    ".xcworkspace",
+)  # fmt: skip
+TOOL_MARKERS: dict[str, str] = {
+    "pyvenv.cfg": "virtualenv, pyvenv.cfg",
+    "conda-meta": "conda environment, conda-meta",
+    "CACHEDIR.TAG": "cache, CACHEDIR.TAG",
+}
+DATA_MARKERS: dict[str, str] = {"prefect.db": "Prefect home, prefect.db"}
+_PROJECT_FILE_SET = frozenset(PROJECT_FILES)
+_VCS_SET = frozenset(VCS_MARKERS)
+
+
+def is_hidden(name: bytes) -> bool:
+    return name.startswith(b".") and name not in (b".", b"..")
+
+
+@functools.lru_cache(maxsize=65_536)
+def by_name(
+    name: bytes, is_dir: bool, include_hidden: bool, exclude: tuple[str, ...] = ()
+) -> LeftAlone | None:
+    """The rule a name alone decides, or None (the entry is organized, or looked into)."""
+    text = name.decode("utf-8", "surrogateescape")
+    if is_dir:
+        if text in OWN_FOLDERS:
+            return LeftAlone("data-folder", OWN_FOLDERS[text])
+        if text in CREDENTIAL_FOLDERS:
+            return LeftAlone("credentials", text)
+        tool = TOOL_FOLDERS.get(text)
+        if tool is None and text.startswith(".Trash-"):
+            tool = "trash"
+        if tool is not None:
+            return LeftAlone("tool-folder", text if tool == text else f"{tool}, {text}")
+    elif text.casefold() in JUNK_NAMES or text.startswith("._"):
+        return LeftAlone("junk", text)
+    if is_hidden(name) and not include_hidden:
+        return LeftAlone("hidden", text)
+    for pattern in exclude:
+        if fnmatch.fnmatchcase(text, pattern):
+            return LeftAlone("excluded", pattern)
+    return None
+
+
+def by_contents(names: Collection[bytes]) -> LeftAlone | None:
+    """The rule a folder's own entries decide (its names, files and folders alike), or None."""
+    if not names:
+        return None
+    texts = {n.decode("utf-8", "surrogateescape") for n in names}
+    for marker, detail in DATA_MARKERS.items():
+        if marker in texts:
+            return LeftAlone("data-folder", detail)
+    for marker, detail in TOOL_MARKERS.items():
+        if marker in texts:
+            return LeftAlone("tool-folder", detail)
+    for marker in VCS_MARKERS:
+        if marker in texts:
+            return LeftAlone("project", marker)
+    for marker in PROJECT_FILES:
+        if marker in texts:
+            return LeftAlone("project", marker)
+    for text in sorted(texts):
+        if text.endswith(PROJECT_SUFFIXES):
+            return LeftAlone("project", text)
+    return None
+
+
+def is_marker(name: bytes) -> bool:
+    """Whether `name` in a folder can make that folder a unit (by_contents would say so)."""
+    text = name.decode("utf-8", "surrogateescape")
+    return (
+        text in _PROJECT_FILE_SET
+        or text in _VCS_SET
+        or text in TOOL_MARKERS
+        or text in DATA_MARKERS
+        or text.endswith(PROJECT_SUFFIXES)
+    )
+
+
+def for_path(
+    path: bytes, is_dir: bool, include_hidden: bool, exclude: tuple[str, ...] = ()
+) -> tuple[bytes, LeftAlone] | None:
+    """The outermost component of `path` that a name rule leaves alone, as (its path, rule):
+    for a key under `node_modules/`, that folder. Object listings and the planner use it."""
+    parts = path.split(b"/")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        rule = by_name(part, is_dir or not last, include_hidden, exclude)
+        if rule is not None:
+            return b"/".join(parts[: i + 1]), rule
+    return None
+
+
+def units_by_markers(paths: Iterable[bytes]) -> dict[bytes, LeftAlone]:
+    """Folders (relative paths; b"" is the root) that the entries listed show to be units:
+    for each folder, the rule by_contents gives for the names seen in it. For listings that
+    cannot look into a folder before walking it (object stores: one flat listing)."""
+    seen: dict[bytes, set[bytes]] = {}
+    folders: set[bytes] = set()
+    for path in paths:
+        directory, _, name = path.rpartition(b"/")
+        if is_marker(name):
+            seen.setdefault(directory, set()).add(name)
+        folders.add(directory)
+    # Marker folders (.git/, conda-meta/) show up as a component of the paths under them.
+    for folder in _with_parents(folders):
+        parent, _, name = folder.rpartition(b"/")
+        if is_marker(name):
+            seen.setdefault(parent, set()).add(name)
+    units = {}
+    for folder, names in seen.items():
+        rule = by_contents(names)
+        if rule is not None:
+            units[folder] = rule
+    return units
+
+
+def _with_parents(folders: Iterable[bytes]) -> set[bytes]:
+    out: set[bytes] = set()
+    for folder in folders:
+        while folder and folder not in out:
+            out.add(folder)
+            folder = folder.rpartition(b"/")[0]
+    return out
+
+
+@dataclass(frozen=True)
+class ScanRules:
+    """What a scan leaves alone besides the fixed rules: hidden entries unless opted in,
+    names matching the user's exclude patterns, and sealed folders (fileorg's data folder,
+    a Prefect home) by absolute path, or by key prefix relative to an object-store root."""
+
+    include_hidden: bool = False
+    exclude: tuple[str, ...] = ()
+    sealed: tuple[tuple[bytes, str], ...] = ()  # (path, what it is)
+
+    def sealed_rule(self, path: bytes) -> LeftAlone | None:
+        for sealed, detail in self.sealed:
+            if path == sealed:
+                return LeftAlone("data-folder", detail)
+        return None

@@ -1,0 +1,73 @@
+"""The plan's reasons in words: which rule put a file where it goes ("images by .jpg, EXIF
+2015-05-07"). The machine-readable twin of each reason is its code (storage.manifests)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import date as Day
+from datetime import datetime
+
+from tasks.classify_rules import category_for_extension
+
+# How each date source is named in a reason (tasks.dates.DATE_SOURCES).
+_SOURCES = {
+    "exif": "EXIF",
+    "media": "media header",
+    "filename": "date from file name",
+    "mtime": "date from mtime",
+}
+
+
+def shown(path: bytes) -> str:
+    """A path in a reason: decoded so that os.fsencode gives the bytes back."""
+    return os.fsdecode(path) if path else "the root"
+
+
+@functools.lru_cache(maxsize=4096)
+def kind_of(category: str, ext: str) -> str:
+    """How the category was found: by the extension, by the content, or not at all."""
+    if ext and category_for_extension(ext) == category:
+        return f"{category} by .{ext}"
+    if category != "other":
+        return f"{category} by content"
+    return "other: type not recognised"
+
+
+def date_of(date: datetime | None, source: str, undated_folder: bool) -> str:
+    return _date_of(date.date() if date is not None else None, source, undated_folder)
+
+
+# Reasons repeat by the day: one string per (day, source), not one per file of a million.
+@functools.lru_cache(maxsize=65_536)
+def _date_of(date: Day | None, source: str, undated_folder: bool) -> str:
+    if date is None:
+        return "no date"
+    day = date.isoformat()
+    if source == "mtime" and undated_folder:
+        return f"no date but mtime {day}: undated (--undated folder)"
+    named = _SOURCES.get(source)
+    return f"{named} {day}" if named else f"dated {day}"
+
+
+def organized(category: str, ext: str, date: datetime | None, source: str, undated: bool) -> str:
+    day = date.date() if date is not None else None
+    return _organized(category, ext, day, source, undated)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _organized(category: str, ext: str, day: Day | None, source: str, undated: bool) -> str:
+    return f"{kind_of(category, ext)}, {_date_of(day, source, undated)}"
+
+
+def kept_copy(keep: str, copies: int) -> str:
+    return f"; kept copy ({keep}) of {copies}"
+
+
+def renamed(wanted: bytes) -> str:
+    return f"; renamed: {shown(wanted)} is taken"
+
+
+def duplicate_at(twin: bytes, destination: bytes, existed: bool) -> str:
+    where = "is already at" if existed else "goes to"
+    return f"duplicate of {shown(twin)}, which {where} {shown(destination)}"
