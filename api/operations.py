@@ -71,6 +71,11 @@ def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], b
             "keep": body.keep.value,
             "include_empty": body.include_empty,
             "exclude": body.exclude,
+            "include_hidden": body.include_hidden,
+            "projects": body.projects,
+            "albums": body.albums,
+            "keep_subfolders": body.keep_subfolders,
+            "undated": body.undated,
         }
     )
     check_options_for_root(options, root)

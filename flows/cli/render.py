@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from storage.manifests import LEFT_ALONE_CODES
 from tasks.report import human_bytes
 
 out = Console(highlight=False, soft_wrap=True)
@@ -56,6 +57,15 @@ def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
     out.print(t)
 
 
+# Reason codes of the rows that stay where they are (storage.manifests.REASON_CODES).
+_STAYS = (*LEFT_ALONE_CODES, "duplicate", "conflict")
+
+
+def _skip_reasons(by_reason: dict[str, int]) -> str:
+    """The skipped rows by their exact reason: "project 2, hidden 5, junk 4"."""
+    return ", ".join(f"{code} {by_reason[code]:,}" for code in _STAYS if by_reason.get(code))
+
+
 def summary(report: dict[str, Any]) -> None:
     dup = report["duplicates"]
     plan = report["plan"]
@@ -66,7 +76,7 @@ def summary(report: dict[str, Any]) -> None:
         ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", ""],
         ["already in place", f"{plan['unchanged']:,}", ""],
         ["conflicts (renamed)", f"{plan['conflicts']:,}", ""],
-        ["skipped", f"{plan['skipped']:,}", "symlinks, excluded, unreadable"],
+        ["skipped", f"{plan['skipped']:,}", _skip_reasons(report.get("by_reason", {}))],
         ["errors", f"{report['errors']['count']:,}", ""],
     ]
     table("Summary", ["", "count", ""], rows)

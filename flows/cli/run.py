@@ -52,6 +52,22 @@ class Keep(StrEnum):
     shortest_path = "shortest-path"
 
 
+class Projects(StrEnum):
+    leave = "leave"
+    move = "move"
+
+
+class Albums(StrEnum):
+    tags = "tags"
+    folder = "folder"
+    off = "off"
+
+
+class Undated(StrEnum):
+    mtime = "mtime"
+    folder = "folder"
+
+
 YES = typer.Option(False, "--yes", "-y", help="Do not ask on a terminal: apply.")
 FORCE = typer.Option(
     False, "--force", help="Apply even though another operation changed the root since."
@@ -90,6 +106,29 @@ def organize(
         False, help="Count empty files as duplicates of each other."
     ),
     exclude: list[str] = typer.Option([], help="Folder or file name patterns to leave alone."),
+    include_hidden: bool = typer.Option(
+        False,
+        help="Organize hidden files and folders too (never OS junk, tool or state folders, "
+        "credentials or projects).",
+    ),
+    projects: Projects = typer.Option(
+        Projects.leave,
+        help="Projects (.git, pyproject.toml, ...): leave them, or move each "
+        "whole to Projects/<name>.",
+    ),
+    albums: Albums = typer.Option(
+        Albums.tags,
+        help="Album folders move whole: to Audio/<artist>/<album> by their tags "
+        "(tags), to the layout under their own name (folder), or not as albums (off).",
+    ),
+    keep_subfolders: bool = typer.Option(
+        False, help="Sort only the files at the top of PATH; leave every subfolder as it is."
+    ),
+    undated: Undated = typer.Option(
+        Undated.mtime,
+        help="Files with no date but their mtime: date them by it, or put "
+        "them in Undated/ (folder).",
+    ),
     apply_plan: bool = typer.Option(
         False, "--apply", help="Apply the plan once made (asks first on a terminal)."
     ),
@@ -111,8 +150,6 @@ def organize(
     if dry_run and apply_plan:
         raise UserError("--dry-run and --apply ask for opposite things: give one of them")
     parse_layout(mode, template)
-    root = check_root(path)
-    refuse_broad_root(root, i_mean_it)
     options = PlanOptions(
         mode=mode,
         template=template,
@@ -120,8 +157,15 @@ def organize(
         keep=keep.value,
         include_empty=include_empty,
         exclude=exclude,
+        include_hidden=include_hidden,
+        projects=projects.value,
+        albums=albums.value,
+        keep_subfolders=keep_subfolders,
+        undated=undated.value,
     )
-    check_options_for_root(options, root)
+    check_options_for_root(options, path)  # what the kind of root cannot do, before any I/O
+    root = check_root(path)
+    refuse_broad_root(root, i_mean_it)
     store = data_store()
     op_id = _operation_id(store, operation_id, root, options, apply_plan)
     from flows.organize import organize_flow
