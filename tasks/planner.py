@@ -17,9 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from storage.templates import UNKNOWN
 from tasks import reasons
 from tasks.albums import Album, find_albums
-from tasks.layout import UNDATED, UNKNOWN, Layout, Place
+from tasks.layout import UNDATED, Layout, Place
 from tasks.leave_alone import LeftAlone
 from tasks.plan_names import NAME_MAX, Names, fit, key
 from tasks.plan_units import Found, UnitIndex
