@@ -202,10 +202,10 @@ class OperationCreate(Strict):
     keep: KeepPolicy = KeepPolicy.oldest
     include_empty: bool = False
     exclude: list[str] = Field(default_factory=list, max_length=100)
-    include_hidden: StrictBool = False
+    include_hidden: bool = False
     projects: Literal["leave", "move"] = "leave"
     albums: Literal["tags", "folder", "off"] = "tags"
-    keep_subfolders: StrictBool = False
+    keep_subfolders: bool = False
     undated: Literal["mtime", "folder"] = "mtime"
 
     @field_validator("template")
