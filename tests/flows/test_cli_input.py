@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from flows.cli.views import middle
 from storage import operations
 from storage.locations import DataStore
 from tests.flows.cli_helpers import Cli, Ran, planned, write_tree
@@ -148,7 +149,9 @@ def test_the_plan_fits_80_columns(runs: dict[str, tuple[Ran, dict[str, str]]]) -
     assert len(lines) == 1 + len(FILES)  # a header and every row, none wrapped
     assert max(cell_len(line.rstrip()) for line in lines) <= 80
     assert "…" in ran.stdout
-    assert "Family Photos/…" in ran.stdout  # its top folder and the end of its name survive
+    # Four columns share 80 cells, so a path gets about 26: the end of its file name survives
+    # (its top folder only where it fits in half the cells: test_middle_keeps_a_short_top_folder).
+    assert "Fami…" in ran.stdout
     assert "on the boat.jpg " in ran.stdout
     assert "inbox/[draft] notes.txt" in ran.stdout  # brackets are text, not markup
 
@@ -200,3 +203,17 @@ def test_the_whole_home_is_planned_when_asked_for(
     assert ran.returncode == 0, ran.stderr
     assert "nothing changed" in ran.stderr
     assert json.dumps(sorted(os.fsdecode(p) for p in snapshot(home))) == names["home_before"]
+
+
+@pytest.mark.parametrize("width", [30, 40, 60])
+def test_middle_keeps_a_short_top_folder_and_the_end_of_the_name(width: int) -> None:
+    path = f"{LONG}/IMG_20190712_101500 the whole family on the boat.jpg"
+    short = middle(path, width)
+
+    assert cell_len(short) == width
+    assert short.startswith("Family Photos/…")
+    assert short.endswith("on the boat.jpg")
+
+
+def test_middle_leaves_a_path_that_fits_whole() -> None:
+    assert middle("inbox/report.pdf", 16) == "inbox/report.pdf"
