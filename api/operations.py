@@ -186,6 +186,7 @@ class OperationService:
         root = await roots.authorize(list(grants), body.root_path)
         refuse_overlap(root, folders, Forbidden)  # the service's own folders
         options, dry_run = plan_parameters(body, root)
+        identity = await roots.identity(root)
         op = Operation(
             id=uuid.uuid4(),
             owner_id=user.id,
@@ -196,7 +197,12 @@ class OperationService:
             deployment=ORGANIZE,
             status="pending",
         )
-        parameters = {"operation_id": str(op.id), "root": root, "options": options}
+        parameters = {
+            "operation_id": str(op.id),
+            "root": root,
+            "options": options,
+            "root_identity": identity,
+        }
         async with self._exclusive(root):
             self.session.add(op)
         return await self._launch(op, ORGANIZE, {**parameters, "dry_run": dry_run})

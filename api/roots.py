@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError, BadRequest, Forbidden
 from storage.errors import RootError
 from storage.objects import ObjectRoot, ObjectStore, is_object_url, parse_object_url
+from storage.root_identity import RootChanged, identify
 from storage.roots import overlaps as overlaps  # the API's callers name it api.roots.overlaps
 from storage.roots import within
 from storage.settings import get_profiles
@@ -112,6 +113,22 @@ async def authorize(grants: Iterable[str], raw: str) -> str:
     if is_object_url(path):
         return await run_in_threadpool(reachable, path)
     return existing_dir(path, raw)
+
+
+def _identify(root: str) -> list[int] | None:
+    try:
+        return identify(root)
+    except RootChanged as exc:
+        raise Forbidden(str(exc)) from None
+    except RootError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def identity(root: str) -> list[int] | None:
+    """The [st_dev, st_ino] of an authorized local root's folder, reached without following a
+    link (None for an object root): the flow checks it before it reads or changes a file, so
+    a root swapped for a symlink after this request cannot lead the run elsewhere."""
+    return await run_in_threadpool(_identify, root)
 
 
 def grantable(raw: str) -> str:

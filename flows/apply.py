@@ -12,15 +12,14 @@ from typing import Any
 
 from prefect import flow
 
-from flows.organize import run_name
+from flows.organize import guard_root, run_name
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
 from storage import operations
-from storage.errors import OperationStateError
+from storage.errors import OperationStateError, RootError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from storage.paths import to_param
-from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import apply_op
 from tasks.progress import tracker
@@ -43,11 +42,22 @@ def check_can_apply(record: OperationRecord) -> None:
     )
 
 
+def guarded(store: DataStore, record: OperationRecord) -> None:
+    """The root is still the folder that was authorized, or the refusal is recorded (the
+    status stays, so the operation can go on once the folder is back) and raised."""
+    try:
+        guard_root(record)
+    except RootError as exc:
+        record.error = str(exc)
+        operations.save(store, record)
+        raise
+
+
 def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     """Apply the plan of `record`; resumable. Returns the outcome counts."""
     op_dir = store.operation_dir(record.id)
     apply_op.journal_dir(store, op_dir)  # refuses a data folder without journals, first
-    check_root(record.root)
+    guarded(store, record)
     record.status = "applying"
     record.stage = "apply"
     operations.save(store, record)
@@ -61,6 +71,7 @@ def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     totals: Counter[str] = Counter()
     for phase in apply_op.phases_for(record.root):
         for shard in range(apply_op.plan_shards(store, op_dir)):
+            guarded(store, record)  # and again before every shard: a swap mid-apply stops it
             totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
     progress.finish("apply")
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
@@ -117,7 +128,7 @@ def rollback_flow(operation_id: str) -> dict[str, Any]:
     record = operations.load(store, operation_id)
     if not check_can_roll_back(store, record):
         return {"undone": 0, "refused": 0, "already_rolled_back": True}
-    check_root(record.root)
+    guarded(store, record)
     op_dir = store.operation_dir(record.id)
     record.status = "rolling_back"
     record.stage = "rollback"
@@ -128,6 +139,7 @@ def rollback_flow(operation_id: str) -> dict[str, Any]:
     with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
         for journal in reversed(apply_op.applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
+            guarded(store, record)
             totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
     removed = apply_op.tidy_dirs(store, op_dir, record.root)
     progress.finish("rollback")

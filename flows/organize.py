@@ -24,6 +24,7 @@ from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import OperationRecord, PlanOptions, StageTiming, check_options_for_root
 from storage.paths import from_param
+from storage.root_identity import Identity, RootChanged, check_identity, identify
 from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import hashes, report
@@ -77,20 +78,40 @@ def organize_run_name() -> str:
 
 
 def open_operation(
-    store: DataStore, operation_id: str, root: str, options: PlanOptions, dry_run: bool
+    store: DataStore,
+    operation_id: str,
+    root: str,
+    options: PlanOptions,
+    dry_run: bool,
+    identity: Identity | None = None,
 ) -> OperationRecord:
     if operations.exists(store, operation_id):
         record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
         if record.status not in ("pending", "running", "failed", "planned", "applying"):
             raise OperationStateError(f"operation {record.id} is already {record.status}")
+        if identity is not None and record.root_identity not in (None, identity):
+            raise RootChanged(f"operation {record.id} was authorized for another folder")
     else:
-        record = OperationRecord(id=operation_id, root=root, options=options, dry_run=dry_run)
+        record = OperationRecord(
+            id=operation_id, root=root, root_identity=identity, options=options, dry_run=dry_run
+        )
     if record.status != "applying":  # an interrupted apply resumes as an apply
         record.status = "running"
     record.error = None
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
     operations.save(store, record)
     return record
+
+
+def guard_root(record: OperationRecord) -> None:
+    """RootChanged (RootError) unless the record's root is still the folder it was authorized
+    as: reached without a symlink on the way, with the same device and inode."""
+    if is_object_url(record.root):
+        check_root(record.root)  # the bucket is still there and readable
+        return
+    check_identity(record.root, record.root_identity)
+    if check_root(record.root) != record.root:  # a link that appeared since the walk
+        raise RootChanged(f"root {record.root} is no longer the folder that was authorized")
 
 
 class SettingsThreadPoolTaskRunner(ThreadPoolTaskRunner):  # type: ignore[type-arg]
@@ -122,7 +143,12 @@ def organize_flow(
     root: str,
     options: PlanOptions | None = None,
     dry_run: bool = True,
+    root_identity: list[int] | None = None,
 ) -> dict[str, Any]:
+    """`root_identity` is the root's [st_dev, st_ino] as the API authorized it (the root is
+    then the API's canonical path, taken as given); without it (the CLI's own runs) the flow
+    canonicalizes the root and fixes its identity itself. Either way it is checked before
+    scan and again before apply (storage.root_identity)."""
     settings = get_settings()
     store = DataStore(settings.data_url)
     if not operation_id:  # a scheduled run (scheduled-cleanup): a new operation per run
@@ -132,10 +158,15 @@ def organize_flow(
     options = options or PlanOptions()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
     check_options_for_root(options, from_param(root))  # and hard links on a bucket
-    root = check_root(from_param(root))
-    record = open_operation(store, operation_id, root, options, dry_run)
+    if root_identity is None:
+        root = check_root(from_param(root))
+        root_identity = identify(root)
+    else:  # refused below, once there is a record to say so in
+        root = from_param(root)
+    record = open_operation(store, operation_id, root, options, dry_run, root_identity)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
     try:
+        guard_root(record)
         with progress_artifact(record.id, stages), progress_events(record.id):
             summary = _run_stages(store, record, settings.shard_rows)
             if not record.dry_run:
@@ -170,6 +201,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         progress.start("scan")
         scanned = scan_task(store, op_dir, record.id, root, shard_rows, rules)
         timing.files, timing.bytes = scanned["files"], scanned["bytes"]
+    guard_root(record)  # a root swapped during the scan: what was listed is not the root
 
     previous = operations.previous_on_root(store, root, record.id)
     prev_dir = store.operation_dir(previous.id) if previous else None

@@ -59,6 +59,9 @@ class StageTiming(BaseModel):
 class OperationRecord(BaseModel):
     id: str
     root: str  # os.fsdecode'd absolute path (surrogateescape keeps non-UTF-8 bytes)
+    # [st_dev, st_ino] of the root's folder when it was authorized (storage.root_identity);
+    # None for an object root, and in records written before identities were kept.
+    root_identity: list[int] | None = None
     kind: Literal["organize", "scan", "dedupe"] = "organize"
     options: PlanOptions = Field(default_factory=PlanOptions)
     dry_run: bool = True

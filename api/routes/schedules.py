@@ -111,6 +111,7 @@ async def create_schedule(
             "root": to_param(root),
             "options": options,
             "dry_run": dry_run,
+            "root_identity": await roots.identity(root),  # every run checks it (issue 12 #2)
         },
         cron=body.cron,
         interval_seconds=body.interval_seconds,

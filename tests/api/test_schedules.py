@@ -71,6 +71,7 @@ def test_a_schedule_makes_runs_with_its_parameters_and_goes_when_deleted(
         "root": str(tree / "alice"),
         "dry_run": True,
         "options": schedule["parameters"],
+        "root_identity": [os.stat(tree / "alice").st_dev, os.stat(tree / "alice").st_ino],
     }
     assert runs[0].parameters == expected_parameters
     assert runs[0].parameters["options"]["duplicates"] == "quarantine"
