@@ -55,9 +55,10 @@ class Item:
     link_to: bytes | None = None
     kept: Identity | None = None  # hardlink: the kept copy, at link_to
     meta: Entry | None = None  # restore: mode and times of the copy that was replaced
+    digest: bytes | None = None  # hardlink: the plan's content digest of both copies
 
     def intent(self) -> Entry:
-        return {
+        entry: Entry = {
             "seq": self.seq,
             "phase": "intent",
             "action": self.action,
@@ -72,6 +73,9 @@ class Item:
             if self.kept is None
             else [self.kept.dev, self.kept.ino, self.kept.size, self.kept.mtime_ns],
         }
+        if self.digest is not None:
+            entry["digest"] = self.digest.hex()
+        return entry
 
 
 # Directories changed by a batch, by (dev, ino), each fsynced once at the end of the batch.
@@ -190,8 +194,9 @@ def _copy_across(
 
 
 def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
-    """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, link,
-    then remove the aside name; a failure in between puts the copy back."""
+    """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, check
+    that its bytes and the kept file's are still the plan's, link, then remove the aside name;
+    a failure or a mismatch in between puts the copy back."""
     assert item.link_to is not None and item.kept is not None
     aside = _tmp_name(item.seq, "aside")
     with _skips("scan"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
@@ -206,10 +211,13 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
                 raise Skip("changed since scan")
             if st.st_dev != kept_st.st_dev:
                 raise Skip("kept copy is on another device")
+            # The copy's bytes are read under the aside name: the very inode the link is
+            # about to replace, out of reach of anyone who opens it by its path.
             rename_noreplace(fd, name, fd, aside)
             try:
+                _check_same_bytes(kept_fd, kept_name, fd, aside, item.digest)
                 os.link(kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False)
-            except OSError:
+            except (OSError, Skip):
                 rename_noreplace(fd, aside, fd, name)
                 raise
             os.fsync(fd)
@@ -224,6 +232,19 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
         "atime_ns": st.st_atime_ns,
         "mtime_ns": st.st_mtime_ns,
     }
+
+
+def _check_same_bytes(
+    kept_fd: int, kept_name: bytes, fd: int, name: bytes, planned: bytes | None
+) -> None:
+    """Size, mtime and inode cannot see an edit that keeps the size and puts the mtime back:
+    a link replaces a copy only when both files still hash to the plan's digest (or, with
+    no digest, to each other)."""
+    kept = digest_at(kept_fd, kept_name)
+    if planned is not None and kept != planned:
+        raise Skip("the kept copy's content changed since scan: not linked")
+    if digest_at(fd, name) != kept:
+        raise Skip("content changed since scan: not linked")
 
 
 # Restored copies by the (dev, ino) the copy had before apply: its other names come back as
@@ -435,7 +456,7 @@ def _reconcile_hardlink(root_fd: int, item: Item, intent: Entry | None) -> Entry
             and (st.st_dev, st.st_ino) == (kept_st.st_dev, kept_st.st_ino)
         )
         if aside_st is not None and item.identity.matches(aside_st):
-            if linked:
+            if linked and not _unlinked_if_differs(fd, name, aside, kept_st, item.digest):
                 os.unlink(aside, dir_fd=fd)
                 os.fsync(fd)
                 return _hardlink_done(item, aside_st, intent)
@@ -446,6 +467,28 @@ def _reconcile_hardlink(root_fd: int, item: Item, intent: Entry | None) -> Entry
         if linked:
             return None if aside_st is not None else _hardlink_done(item, None, intent)
     return None
+
+
+def _unlinked_if_differs(
+    fd: int, name: bytes, aside: bytes, kept_st: os.stat_result | None, planned: bytes | None
+) -> bool:
+    """Cut short between the link and the removal of the copy set aside: the copy goes only if
+    its bytes are the plan's. Otherwise the link is dropped and the copy put back under its
+    name; the redo then skips it with its reason."""
+    if planned is None:
+        return False
+    try:
+        if digest_at(fd, aside) == planned:
+            return False
+    except OSError:
+        return False
+    st = lstat_at(fd, name)
+    if st is None or kept_st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
+        return False
+    os.unlink(name, dir_fd=fd)
+    rename_noreplace(fd, aside, fd, name)
+    os.fsync(fd)
+    return True
 
 
 def _hardlink_done(item: Item, st: os.stat_result | None, intent: Entry | None) -> Entry:
@@ -653,6 +696,7 @@ def items_from_plan(
                 identity=Identity(row["dev"], row["ino"], row["size"], row["mtime_ns"]),
                 link_to=link_to,
                 kept=kept.get(link_to) if link_to is not None else None,
+                digest=row.get("digest") if action == "hardlink" else None,
             )
         )
     return items

@@ -110,6 +110,7 @@ def _announced(intent: Entry) -> Item:
         ),
         link_to=decode_path(intent.get("link_to")),
         kept=Identity(*(int(v) for v in kept)) if kept else None,
+        digest=bytes.fromhex(intent["digest"]) if intent.get("digest") else None,
     )
 
 

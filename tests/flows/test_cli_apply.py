@@ -327,6 +327,40 @@ def test_an_apply_whose_every_move_failed_is_not_success(
     assert after.summary["apply"]["changed"] == told["moves"]
 
 
+@scenario
+def hardlink_edited_copy(cli: Cli, root: Path) -> Story:
+    """Issue 12 point 5 as a user meets it: one byte of a planned copy changed in place, its
+    size kept and its mtime put back, then `fileorg apply`."""
+    record = planned(cli.store, root, PlanOptions(mode="category", duplicates="hardlink"))
+    rows = plan_rows(cli.store, cli.store.operation_dir(record.id))
+    (rel,) = [os.fsdecode(r["src"]) for r in rows if r["action"] == "hardlink"]
+    copy = root / rel
+    st = os.lstat(copy)
+    copy.write_bytes(b"Alpha")
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ran = cli.run("apply", record.id)
+    return {
+        "ran": ran,
+        "rel": rel,
+        "bytes": copy.read_bytes(),
+        "nlink": os.lstat(copy).st_nlink,
+        "skipped": listed(cli, ran.stderr, "skipped"),
+    }
+
+
+def test_a_copy_edited_in_place_is_not_replaced_by_a_link(
+    stories: dict[str, Story | BaseException],
+) -> None:
+    told = story(stories, "hardlink_edited_copy")
+    ran = told["ran"]
+    reason = "content changed since scan: not linked"
+
+    assert ran.returncode == 3, ran.stderr
+    assert (told["bytes"], told["nlink"]) == (b"Alpha", 1)
+    assert "1 file not applied:" in ran.stderr and told["rel"] in ran.stderr
+    assert told["skipped"] == [(told["rel"], reason)]
+
+
 # --- stale plans and --id ---------------------------------------------------------------------
 
 

@@ -13,10 +13,12 @@ import pytest
 from storage.journal import Journal, last_phase, read_journal
 from storage.operations import PlanOptions
 from tasks import apply, apply_op
+from tasks.fsops import Identity
 from tests.apply_helpers import Operation, differences
 from tests.trees import snapshot
 
 STAMP = 1_555_083_000 * 10**9
+TEXT = b"alpha, the only copy of this text"
 
 
 def documents(base: Path, policy: str = "report") -> Operation:
@@ -255,3 +257,85 @@ def test_resume_skips_an_announced_hardlink_whose_folder_is_gone(tmp_path: Path)
     counts = apply_op.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
 
     assert counts == Counter(vanished=1)
+
+
+def _edit_one_byte_in_place(path: Path) -> None:
+    """The change a size, mtime and inode check cannot see: one byte rewritten in place,
+    the size kept and the mtime put back."""
+    st = os.lstat(path)
+    with open(path, "r+b") as fh:
+        first = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([first[0] ^ 0x20]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.lstat(path)
+    assert Identity.of(after) == Identity.of(st)
+
+
+@pytest.mark.parametrize(
+    ("edited", "reason"),
+    [
+        ("copy", "content changed since scan: not linked"),
+        ("kept copy", "the kept copy's content changed since scan: not linked"),
+    ],
+)
+def test_hardlink_compares_the_bytes_of_both_copies_at_apply_time(
+    tmp_path: Path, edited: str, reason: str
+) -> None:
+    """Issue 12 point 5: an edit that keeps the size and the mtime is never replaced by a link,
+    and an edited kept copy never replaces the content of its copies."""
+    op = Operation(tmp_path, PlanOptions(mode="category", duplicates="hardlink"))
+    copies = [f"old/copy {i}.txt" for i in range(4)]
+    for i, rel in enumerate(["inbox/a.txt", *copies]):
+        path = op.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(TEXT if i == 0 else b"")
+        if i:
+            shutil.copyfile(op.root / "inbox/a.txt", path)
+        os.utime(path, ns=(STAMP + i, STAMP + i))
+    op.plan()
+    rows = op.rows()
+    assert [rows[os.fsencode(c)]["action"] for c in copies] == ["hardlink"] * 4
+    victim = op.root / ("old/copy 0.txt" if edited == "copy" else "inbox/a.txt")
+    _edit_one_byte_in_place(victim)
+    edited_bytes = victim.read_bytes()
+
+    counts = op.apply()
+
+    linked = 3 if edited == "copy" else 0
+    assert counts == Counter(done=1 + linked, changed=4 - linked)
+    kept = op.root / os.fsdecode(rows[b"inbox/a.txt"]["dst"])
+    assert kept.read_bytes() == (edited_bytes if edited == "kept copy" else TEXT)
+    if edited == "copy":
+        assert (op.root / copies[0]).read_bytes() == edited_bytes
+        assert os.lstat(op.root / copies[0]).st_nlink == 1
+    for rel in copies[1:] if edited == "copy" else copies:
+        assert (op.root / rel).read_bytes() == TEXT
+    journal = next(j for j in op.journals() if "/link-" in j)
+    reasons = [e["reason"] for e in read_journal(journal) if e["phase"] == "skipped"]
+    assert reasons == [reason] * (4 - linked)
+    assert not [p for p in snapshot(op.root) if p.rpartition(b"/")[2].startswith(b".fileorg-")]
+
+
+def test_a_resumed_hardlink_puts_back_a_copy_edited_while_set_aside(tmp_path: Path) -> None:
+    """A crash between the link and the removal of the copy set aside, the copy's bytes
+    changed meanwhile (same size and mtime): the resume puts the copy back, never drops it."""
+    op = documents(tmp_path, "hardlink")
+    op.plan()
+    apply_op.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    kept = apply_op._kept_identities(op.store, op.op_dir)
+    (item,) = apply.items_from_plan(list(op.rows().values()), "link", 0, kept)
+    assert item.digest is not None
+    with Journal(apply_op.apply_journal(op.store, op.op_dir, "link", 0)) as journal:
+        journal.add(item.intent())
+    copy = op.root / os.fsdecode(item.src)
+    aside = copy.parent / os.fsdecode(apply._tmp_name(item.seq, "aside"))
+    os.rename(copy, aside)
+    _edit_one_byte_in_place(aside)
+    os.link(op.root / os.fsdecode(item.link_to or b""), copy)  # the crash came here
+
+    counts = apply_op.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+
+    assert counts == Counter(changed=1)
+    assert copy.read_bytes() == b"Alpha" and os.lstat(copy).st_nlink == 1
+    assert not aside.exists()
