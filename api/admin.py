@@ -6,12 +6,15 @@ import uuid
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
 from api import roots
 from api.errors import BadRequest, NotFound
 from api.models import RootGrant, User
 from api.schemas import RootGrantPublic, RootGrantsPublic, UserPublic, UsersPublic
 from api.service_folders import ServiceFolders, refuse_overlap
+from storage import revocations
+from storage.locations import DataStore
 
 
 async def root_paths(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
@@ -76,13 +79,20 @@ async def grant(
     return _public(row)
 
 
-async def revoke(session: AsyncSession, user_id: uuid.UUID, raw: str) -> None:
+async def revoke(
+    session: AsyncSession, store: DataStore, user_id: uuid.UUID, raw: str
+) -> list[str]:
+    """Delete the grant; the revoked roots as they were stored. Each revoke is first left in
+    the data folder (storage.revocations) so that runs authorized before it refuse the root."""
     user = await user_by_id(session, user_id)
     # A grant is matched as stored (canonical) or as given, so a root deleted since can go too.
     candidates = roots.revocable(raw)
-    result = await session.execute(
-        delete(RootGrant).where(RootGrant.user_id == user.id, RootGrant.path.in_(candidates))
-    )
-    await session.commit()
-    if not getattr(result, "rowcount", 0):
+    where = (RootGrant.user_id == user.id, RootGrant.path.in_(candidates))
+    revoked = list(await session.scalars(select(RootGrant.path).where(*where)))
+    if not revoked:
         raise NotFound("no such root granted to this user")
+    for path in revoked:
+        await run_in_threadpool(revocations.record, store, str(user.id), path)
+    await session.execute(delete(RootGrant).where(*where))
+    await session.commit()
+    return revoked

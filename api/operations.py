@@ -49,8 +49,12 @@ from api.schemas import (
 )
 from api.service_folders import ServiceFolders, refuse_overlap
 from storage import operations as records
+from storage.errors import RootError
 from storage.locations import DataStore
+from storage.objects import is_object_url
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
+from storage.root_identity import RootChanged, check_identity
+from storage.roots import within
 
 ACTIVE = ("pending", "running")
 APPLICABLE = frozenset({"planned", "applying"})
@@ -81,6 +85,15 @@ def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], b
     check_options_for_root(options, root)
     dry_run = body.dry_run if body.operation_type is OperationType.organize else True
     return options.model_dump(mode="json"), dry_run
+
+
+def _same_root(root: str, identity: list[int] | None) -> None:
+    try:
+        check_identity(root, identity)
+    except RootChanged as exc:
+        raise Forbidden(str(exc)) from None
+    except RootError as exc:  # missing or unreadable now: nothing to do until it is back
+        raise Conflict(str(exc)) from None
 
 
 def load_record(store: DataStore, operation_id: uuid.UUID) -> OperationRecord | None:
@@ -202,6 +215,8 @@ class OperationService:
             "root": root,
             "options": options,
             "root_identity": identity,
+            "owner": str(user.id),
+            "authorized_at": utcnow().isoformat(),
         }
         async with self._exclusive(root):
             self.session.add(op)
@@ -218,6 +233,7 @@ class OperationService:
                 f"operation {op.id} is not a finished dry run (status: {shown}); "
                 "only a reviewed plan can be applied"
             )
+        await self._still_granted(op, record)
         async with self._exclusive(op.root_path, exclude=op.id):
             op.deployment, op.status, op.flow_run_id, op.error = APPLY_PLAN, "pending", None, None
         return await self._launch(op, APPLY_PLAN, {"operation_id": str(op.id)})
@@ -232,6 +248,7 @@ class OperationService:
             raise Conflict(
                 f"operation {op.id} was never applied (status: {shown}): nothing to undo"
             )
+        await self._still_granted(op, record)
         undo = Operation(
             id=uuid.uuid4(),
             owner_id=user.id,
@@ -258,6 +275,18 @@ class OperationService:
             await self.refresh([op])
         await self.session.commit()
         return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
+
+    async def _still_granted(self, op: Operation, record: OperationRecord) -> None:
+        """403 unless the owner still holds a grant of the root (a revoke stops an older dry
+        run from being applied or rolled back) and the root is still the folder it was when
+        the operation was authorized (storage.root_identity)."""
+        grants = await self.session.scalars(
+            select(RootGrant.path).where(RootGrant.user_id == op.owner_id)
+        )
+        if not any(within(op.root_path, grant) for grant in grants):
+            raise Forbidden("root_path is no longer inside a root granted to you")
+        if not is_object_url(op.root_path):
+            await run_in_threadpool(_same_root, op.root_path, record.root_identity)
 
     async def _settled(self, op: Operation, verb: str) -> OperationRecord | None:
         """The record of an organize operation whose last run has finished."""

@@ -214,6 +214,8 @@ class Scheduler(Protocol):
 
     async def remove_schedule(self, schedule_id: str) -> None: ...
 
+    async def pause_schedule(self, schedule_id: str) -> None: ...
+
 
 def _info(schedule: Any) -> ScheduleInfo:
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
@@ -317,3 +319,11 @@ class PrefectScheduler:
         async with self._orchestrator._client("cannot delete the schedule") as client:
             deployment_id = await self._deployment_id(client)
             await client.delete_deployment_schedule(deployment_id, uuid.UUID(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        """Inactive: Prefect also deletes the runs it had scheduled for it ahead of time."""
+        async with self._orchestrator._client("cannot pause the schedule") as client:
+            deployment_id = await self._deployment_id(client)
+            await client.update_deployment_schedule(
+                deployment_id, uuid.UUID(schedule_id), active=False
+            )

@@ -24,6 +24,7 @@ from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import OperationRecord, PlanOptions, StageTiming, check_options_for_root
 from storage.paths import from_param
+from storage.revocations import check_not_revoked
 from storage.root_identity import Identity, RootChanged, check_identity, identify
 from storage.roots import check_root
 from storage.settings import get_settings
@@ -144,11 +145,15 @@ def organize_flow(
     options: PlanOptions | None = None,
     dry_run: bool = True,
     root_identity: list[int] | None = None,
+    owner: str | None = None,
+    authorized_at: str | None = None,
 ) -> dict[str, Any]:
     """`root_identity` is the root's [st_dev, st_ino] as the API authorized it (the root is
     then the API's canonical path, taken as given); without it (the CLI's own runs) the flow
     canonicalizes the root and fixes its identity itself. Either way it is checked before
-    scan and again before apply (storage.root_identity)."""
+    scan and again before apply (storage.root_identity). `owner` and `authorized_at` (the
+    API's runs and schedules) name whose grant authorized the root and when: a run refuses a
+    root whose grant was revoked since (storage.revocations)."""
     settings = get_settings()
     store = DataStore(settings.data_url)
     if not operation_id:  # a scheduled run (scheduled-cleanup): a new operation per run
@@ -165,13 +170,20 @@ def organize_flow(
         root = from_param(root)
     record = open_operation(store, operation_id, root, options, dry_run, root_identity)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
+
+    def still_granted() -> None:
+        if owner and authorized_at:
+            check_not_revoked(store, owner, record.root, authorized_at)
+
     try:
+        still_granted()
         guard_root(record)
         with progress_artifact(record.id, stages), progress_events(record.id):
             summary = _run_stages(store, record, settings.shard_rows)
             if not record.dry_run:
                 from flows.apply import run_apply
 
+                still_granted()
                 summary["apply"] = run_apply(store, record)
     except BaseException as exc:
         record.status = "failed"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from api import admin
-from api.deps import AdminUser, PageDep, ServiceFoldersDep, SessionDep
+from api.deps import AdminUser, PageDep, ServiceFoldersDep, SessionDep, StoreDep
+from api.errors import ApiError
+from api.orchestrator import OrchestratorError
 from api.routes import errors
+from api.routes.schedules import get_scheduler, pause_revoked
 from api.schemas import RootGrantCreate, RootGrantPublic, RootGrantsPublic, UsersPublic
 
+log = logging.getLogger("api")
 router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403))
 
 
@@ -46,5 +51,15 @@ async def revoke_root(
     root: Annotated[str, Query(min_length=1, max_length=4096)],
     _: AdminUser,
     session: SessionDep,
+    store: StoreDep,
+    request: Request,
 ) -> None:
-    await admin.revoke(session, user_id, root)
+    """Revoke a grant. The user's schedules on it are paused (each stays listed, inactive);
+    runs authorized before the revoke refuse the root when they start or reach apply."""
+    revoked = await admin.revoke(session, store, user_id, root)
+    remaining = await admin.root_paths(session, user_id)
+    try:
+        scheduler = get_scheduler(request)
+        await pause_revoked(scheduler, user_id, revoked, remaining)
+    except (ApiError, OrchestratorError) as exc:  # the revoke stands; its runs refuse anyway
+        log.warning("revoked %s of user %s; schedules not paused: %s", revoked, user_id, exc)

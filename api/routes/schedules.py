@@ -17,7 +17,7 @@ from sqlalchemy import select
 from api import roots, schedules
 from api.deps import CurrentUser, ServiceFoldersDep, SessionDep, SettingsDep
 from api.errors import Forbidden, NotFound, Unavailable
-from api.models import RootGrant, User
+from api.models import RootGrant, User, utcnow
 from api.operations import plan_parameters
 from api.orchestrator import (
     PrefectOrchestrator,
@@ -30,6 +30,7 @@ from api.routes import errors
 from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
 from api.service_folders import refuse_overlap
 from storage.paths import from_param, to_param
+from storage.roots import within
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 SLUG_PREFIX = "fileorg"
@@ -112,6 +113,8 @@ async def create_schedule(
             "options": options,
             "dry_run": dry_run,
             "root_identity": await roots.identity(root),  # every run checks it (issue 12 #2)
+            "owner": str(user.id),  # and that the grant was not revoked since (#3)
+            "authorized_at": utcnow().isoformat(),
         },
         cron=body.cron,
         interval_seconds=body.interval_seconds,
@@ -142,3 +145,22 @@ async def read_schedule(schedule: OwnedSchedule) -> SchedulePublic:
 )
 async def delete_schedule(schedule: OwnedSchedule, scheduler: SchedulerDep) -> None:
     await scheduler.remove_schedule(schedule.id)
+
+
+async def pause_revoked(
+    scheduler: Scheduler, user_id: uuid.UUID, revoked: list[str], remaining: list[str]
+) -> int:
+    """Pause the user's active schedules on a revoked root that no remaining grant holds.
+    Paused, not deleted: the user (or an admin who grants the root again) sees what was
+    stopped and why, and deletes it or creates it anew (a paused one stays refused: its runs
+    were authorized before the revoke). Returns how many were paused."""
+    paused = 0
+    for info in await scheduler.schedules():
+        owned = _owner_and_type(info)
+        if owned is None or owned[0] != str(user_id) or not info.active:
+            continue
+        root = from_param(str(info.parameters.get("root", "")))
+        if any(within(root, r) for r in revoked) and not any(within(root, r) for r in remaining):
+            await scheduler.pause_schedule(info.id)
+            paused += 1
+    return paused

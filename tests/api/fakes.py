@@ -8,6 +8,7 @@ apply-plan marks it applied, rollback marks it rolled back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import datetime
@@ -224,6 +225,13 @@ class FakeOrchestrator:
     async def remove_schedule(self, schedule_id: str) -> None:
         self._check()
         self.schedule_list = [s for s in self.schedule_list if s.id != schedule_id]
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        self._check()
+        self.schedule_list = [
+            dataclasses.replace(s, active=False) if s.id == schedule_id else s
+            for s in self.schedule_list
+        ]
 
     def finish(self, status: str = "completed", message: str | None = None) -> None:
         """End every unfinished run, doing its work first when it completes."""

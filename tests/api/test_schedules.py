@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,10 @@ def test_a_schedule_makes_runs_with_its_parameters_and_goes_when_deleted(
         "dry_run": True,
         "options": schedule["parameters"],
         "root_identity": [os.stat(tree / "alice").st_dev, os.stat(tree / "alice").st_ino],
+        "owner": admin.id,
     }
+    authorized_at = runs[0].parameters.pop("authorized_at")  # when it was authorized (#3)
+    assert datetime.fromisoformat(authorized_at).tzinfo is not None
     assert runs[0].parameters == expected_parameters
     assert runs[0].parameters["options"]["duplicates"] == "quarantine"
     assert schedule["id"] in _prefect_schedule_ids(scheduled_cleanup)
