@@ -48,6 +48,7 @@ from api.schemas import (
     StageTimingPublic,
 )
 from api.service_folders import ServiceFolders, refuse_overlap
+from storage import locks
 from storage import operations as records
 from storage.errors import RootError
 from storage.locations import DataStore
@@ -223,6 +224,7 @@ class OperationService:
         return await self._launch(op, ORGANIZE, {**parameters, "dry_run": dry_run})
 
     async def apply(self, op: Operation) -> OperationStarted:
+        await run_in_threadpool(locks.refuse_busy, self.store, str(op.id), op.root_path)
         record = await self._settled(op, "applied")
         repeated = records.repeat_refusal(record, "apply") if record else None
         if repeated:
@@ -239,6 +241,7 @@ class OperationService:
         return await self._launch(op, APPLY_PLAN, {"operation_id": str(op.id)})
 
     async def rollback(self, user: User, op: Operation) -> OperationStarted:
+        await run_in_threadpool(locks.refuse_busy, self.store, str(op.id), op.root_path)
         record = await self._settled(op, "rolled back")
         repeated = records.repeat_refusal(record, "rollback") if record else None
         if repeated:

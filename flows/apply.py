@@ -8,14 +8,16 @@ rollback needs something applied; rolling back twice does nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
 
 from flows.organize import guard_root, run_name
 from flows.progress_artifact import progress_artifact
-from flows.progress_events import progress_events
-from storage import operations
+from flows.progress_events import current_flow_run_id, progress_events
+from storage import locks, operations
 from storage.errors import OperationStateError, RootError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
@@ -26,6 +28,7 @@ from tasks.progress import tracker
 from tasks.stages import apply_task, rollback_task
 
 APPLY_KEYS = ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
+ALREADY_ROLLED_BACK = {"undone": 0, "refused": 0, "already_rolled_back": True}
 
 
 def check_can_apply(record: OperationRecord) -> None:
@@ -54,7 +57,14 @@ def guarded(store: DataStore, record: OperationRecord) -> None:
 
 
 def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
-    """Apply the plan of `record`; resumable. Returns the outcome counts."""
+    """Apply the plan of `record`; resumable. Returns the outcome counts. Busy when another
+    run applies or rolls back this operation or an overlapping root."""
+    with changing(store, record, "apply"):
+        check_can_apply(record)  # as the last run that held the lock left it
+        return _run_apply(store, record)
+
+
+def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     op_dir = store.operation_dir(record.id)
     apply_op.journal_dir(store, op_dir)  # refuses a data folder without journals, first
     guarded(store, record)
@@ -80,6 +90,17 @@ def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     record.summary["apply"] = counts
     operations.save(store, record)
     return counts
+
+
+@contextmanager
+def changing(store: DataStore, record: OperationRecord, action: locks.Action) -> Iterator[None]:
+    """Hold the operation's lock (and its root's) while this run changes files. `record` is
+    read again once the lock is held: a run that held it before may have changed it."""
+    with locks.held(store, record.id, record.root, action, current_flow_run_id()):
+        fresh = operations.load(store, record.id)
+        for name in type(record).model_fields:
+            setattr(record, name, getattr(fresh, name))
+        yield
 
 
 def apply_run_name() -> str:
@@ -127,8 +148,15 @@ def rollback_flow(operation_id: str) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
     record = operations.load(store, operation_id)
     if not check_can_roll_back(store, record):
-        return {"undone": 0, "refused": 0, "already_rolled_back": True}
+        return dict(ALREADY_ROLLED_BACK)
     guarded(store, record)
+    with changing(store, record, "rollback"):
+        if not check_can_roll_back(store, record):  # as the last run that held the lock left it
+            return dict(ALREADY_ROLLED_BACK)
+        return _roll_back(store, record)
+
+
+def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     op_dir = store.operation_dir(record.id)
     record.status = "rolling_back"
     record.stage = "rollback"

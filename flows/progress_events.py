@@ -25,7 +25,7 @@ MIN_INTERVAL = 0.3
 log = logging.getLogger(__name__)
 
 
-def _current_flow_run_id() -> str | None:
+def current_flow_run_id() -> str | None:
     from prefect.runtime import flow_run
 
     run_id = flow_run.id
@@ -95,6 +95,6 @@ class EventProgress:
 
 @contextmanager
 def progress_events(operation_id: str) -> Iterator[EventProgress]:
-    with sink_installed(EventProgress(operation_id, _current_flow_run_id())) as sink:
+    with sink_installed(EventProgress(operation_id, current_flow_run_id())) as sink:
         assert isinstance(sink, EventProgress)
         yield sink

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # only; never sent by users, never in flow parameters.
     profiles: dict[str, Any] = Field(default_factory=dict)
     profiles_file: str | None = None
+    # Where apply and rollback take their locks (storage.locks): `locks/` in a local data
+    # folder by default; set it to a folder every worker shares when the data folder is S3.
+    lock_dir: str | None = None
 
 
 @lru_cache(maxsize=1)

@@ -27,7 +27,7 @@ from flows.cli.guards import (
 from flows.cli.options import data_store, display_id, operation
 from flows.cli.render import emit_json, err, path_text, summary, table
 from flows.cli.views import not_done, preview
-from storage import operations, outcomes, previews, queries
+from storage import locks, operations, outcomes, previews, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
@@ -226,6 +226,7 @@ def _apply(
 ) -> int:
     """Apply the plan of `record` once the user (or a script) asked; print what became of it.
     Returns the exit code."""
+    locks.refuse_busy(store, record.id, record.root)  # first: the record may be changing
     refused = operations.repeat_refusal(record, "apply")
     if refused:
         raise OperationStateError(refused)
@@ -356,6 +357,7 @@ def rollback(
     """Undo an applied operation, newest move first; run it again to finish an interrupted one."""
     store = data_store()
     record = operation(operation_id, store)
+    locks.refuse_busy(store, record.id, record.root)  # first: the record may be changing
     refused = operations.repeat_refusal(record, "rollback")
     if refused:
         raise OperationStateError(refused)

@@ -432,3 +432,21 @@ def test_id_endpoints_need_a_token(api: Api) -> None:
         for method, path in ID_ENDPOINTS
     }
     assert statuses == dict.fromkeys(statuses, 401)
+
+
+def test_apply_and_rollback_while_the_cli_holds_the_lock_are_409(
+    api: Api, tree: Path, alice: User
+) -> None:
+    from storage import locks
+
+    op_id = api.started(alice, tree / "alice")
+    record = operations.load(api.store, op_id)
+    with locks.held(api.store, op_id, record.root, "apply"):  # as `fileorg apply` holds it
+        applied = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
+        undone = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
+    running = f"operation {op_id} is applying {record.root} (pid {os.getpid()} on "
+    for response in (applied, undone):
+        assert response.status_code == 409
+        assert response.json()["detail"].startswith(running)
+    assert api.fake.started[-1][0] == ORGANIZE  # nothing was started
+    assert _post(api, alice, f"/api/v1/operations/{op_id}/apply").status_code == 202

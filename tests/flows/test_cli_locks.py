@@ -1,0 +1,83 @@
+"""Two `fileorg` processes at once: the second apply of the same operation, or of an
+overlapping root, is refused with one line naming the running one; a killed holder's lock is
+free and its apply resumes. The first process is paused inside its lock on a file barrier
+(storage.locks.PAUSE_ENV), so the second one provably tries while the first holds it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from storage import locks, operations
+from storage.locations import DataStore
+from storage.operations import PlanOptions
+from tests.apply_helpers import contents
+from tests.flows.cli_helpers import FILEORG, Cli, planned, write_tree
+from tests.trees import snapshot
+
+FILES = {f"Camera/IMG_{i:04d}.jpg": b"\xff\xd8\xff\xe0 photo %d" % i for i in range(6)} | {
+    f"inbox/note {i}.txt": b"note %d" % i for i in range(6)
+}
+
+
+def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    root = tmp_path / "mess2"
+    write_tree(root, FILES)
+    env = {k: v for k, v in os.environ.items() if k != "FILEORG_DEBUG"}
+    data = str(tmp_path / "data")
+    cli = Cli({**env, "FILEORG_DATA_URL": data, "PREFECT_API_URL": prefect_server})
+    store = DataStore(cli.env["FILEORG_DATA_URL"])
+    whole = planned(store, root, PlanOptions(mode="category"))
+    camera = planned(store, root / "Camera", PlanOptions(mode="year_month"))
+    before = snapshot(root)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+
+    first = subprocess.Popen(
+        [FILEORG, "apply", whole.id, "--yes"],
+        env={**cli.env, locks.PAUSE_ENV: str(barrier)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for(barrier / "held", first)
+        same = cli.run("apply", whole.id, "--yes")
+        undo = cli.run("rollback", whole.id)
+        inner = cli.run("apply", camera.id, "--yes")
+        assert first.poll() is None and not (barrier / "go").exists()  # they did overlap
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+
+    running = f"operation {whole.id} is applying {os.path.realpath(root)} (pid {first.pid} on "
+    for ran in (same, undo, inner):
+        assert ran.returncode == 2, ran.stderr
+        (line,) = ran.stderr.splitlines()
+        assert line.startswith(f"error: {running}"), line
+    assert "overlaps" in inner.stderr
+    assert snapshot(root) == before  # the holder was paused before its first move
+    assert operations.load(store, camera.id).status == "planned"
+
+    resumed = cli.run("apply", whole.id, "--yes")  # the dead holder's lock is free
+    assert resumed.returncode == 0, resumed.stderr
+    record = operations.load(store, whole.id)
+    assert record.status == "applied"
+    assert record.summary["apply"]["done"] == record.summary["moves"] == len(FILES)
+    assert record.summary["apply"]["vanished"] == 0
+    after = snapshot(root)
+    assert after != before and contents(after) == contents(before)
