@@ -9,6 +9,7 @@ journal and decides each unfinished item from the real state of the files (recon
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -32,6 +33,7 @@ from tasks import apply_dirs
 from tasks.fsops import (
     Identity,
     UnsafePath,
+    check_room,
     copy_beside,
     digest_at,
     lstat_at,
@@ -170,27 +172,41 @@ def _copy_across(
     seq: str,
     on_copied: Callable[[os.stat_result], None],
 ) -> None:
-    """Across devices: copy beside the destination, fsync, verify, journal the copy's inode
-    (on_copied), link into place without overwriting, and only then remove the source."""
+    """Across devices: check the room, copy beside the destination, fsync, verify, journal the
+    copy's inode (on_copied), link into place without overwriting, and only then remove the
+    source. Any failure before that last step (a full disk, an I/O error, an interrupt)
+    removes the copy and its name at the destination: the source alone remains."""
     tmp = _tmp_name(seq, "copy")
     if lstat_at(dst_fd, tmp) is not None:
         os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
+    check_room(dst_fd, st.st_size)
     written = copy_beside(src_fd, src_name, dst_fd, tmp, st.st_mode, st.st_atime_ns, st.st_mtime_ns)
-    if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
-        os.unlink(tmp, dir_fd=dst_fd)
-        raise Skip("changed while copying")
-    # Once the source is gone, only this record tells our copy from a stranger's file.
     copied = lstat_at(dst_fd, tmp)
     assert copied is not None
-    on_copied(copied)
     try:
-        os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-    except FileExistsError:
+        if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
+            raise Skip("changed while copying")
+        # Once the source is gone, only this record tells our copy from a stranger's file.
+        on_copied(copied)
+        try:
+            os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise Skip("conflict: destination exists") from None
+        os.fsync(dst_fd)
         os.unlink(tmp, dir_fd=dst_fd)
-        raise Skip("conflict: destination exists") from None
-    os.fsync(dst_fd)
-    os.unlink(tmp, dir_fd=dst_fd)
-    os.unlink(src_name, dir_fd=src_fd)
+        os.unlink(src_name, dir_fd=src_fd)
+    except BaseException:
+        for leftover in (tmp, name):
+            _unlink_if_same(dst_fd, leftover, copied)
+        raise
+
+
+def _unlink_if_same(dir_fd: int, name: bytes, st: os.stat_result) -> None:
+    """Remove `name` if it is still the file `st` describes (our copy); never anything else."""
+    with contextlib.suppress(OSError):
+        now = lstat_at(dir_fd, name)
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(name, dir_fd=dir_fd)
 
 
 def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
@@ -273,6 +289,7 @@ def restore_copy(
                 os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
             meta = item.meta
             if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
+                check_room(fd, kept_st.st_size)
                 copy_beside(
                     kept_fd,
                     kept_name,
@@ -282,13 +299,30 @@ def restore_copy(
                     int(meta["atime_ns"]),
                     int(meta["mtime_ns"]),
                 )
-            rename_noreplace(fd, name, fd, aside)
-            rename_noreplace(fd, tmp, fd, name)
-            os.fsync(fd)
-            os.unlink(aside, dir_fd=fd)
+            _swap_in(fd, name, tmp, aside)
             remember(touched, fd)
     restored.setdefault(original, item.src)
     return {"seq": item.seq, "phase": "done"}
+
+
+def _swap_in(fd: int, name: bytes, tmp: bytes, aside: bytes) -> None:
+    """Put the restored copy `tmp` in place of the link at `name`. A failure puts the link
+    back and removes `tmp`: no temporary name outlives the attempt."""
+    try:
+        rename_noreplace(fd, name, fd, aside)
+        rename_noreplace(fd, tmp, fd, name)
+        os.fsync(fd)
+        os.unlink(aside, dir_fd=fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            aside_st = lstat_at(fd, aside)
+            if lstat_at(fd, name) is None and aside_st is not None:
+                rename_noreplace(fd, aside, fd, name)
+            elif aside_st is not None and aside_st.st_nlink > 1 and lstat_at(fd, tmp) is None:
+                os.unlink(aside, dir_fd=fd)  # the copy is in place: this is a name of the kept file
+            if lstat_at(fd, tmp) is not None:
+                os.unlink(tmp, dir_fd=fd)
+        raise
 
 
 def _link_to_twin(

@@ -89,7 +89,11 @@ def rollback_one(
     if is_object_url(root):
         objects = ObjectStore(parse_object_url(root))
         return object_rollback.rollback_journal(objects, journal, target, on_batch)
-    return rollback.rollback_journal(os.fsencode(root), journal, target, on_batch)
+    counts = rollback.rollback_journal(os.fsencode(root), journal, target, on_batch)
+    left = rollback.sweep_copies(os.fsencode(root), journal)
+    if left:
+        counts["debris"] += left  # a partial copy that could not be removed: not complete
+    return counts
 
 
 def tidy_dirs(store: DataStore, op_dir: str, root: str) -> int:

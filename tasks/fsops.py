@@ -158,11 +158,26 @@ def digest_at(dir_fd: int, name: bytes) -> bytes:
         os.close(fd)
 
 
+def check_room(dir_fd: int, size: int) -> None:
+    """Refuse, before writing anything, a copy of `size` bytes that the filesystem of `dir_fd`
+    has no room for (its blocks, and one more for the new name): a copy started on a full
+    disk fails half-way and fills the space other moves could have used."""
+    vfs = os.fstatvfs(dir_fd)
+    block = vfs.f_frsize or vfs.f_bsize or 4096
+    needed = (-(-size // block) + 1) * block
+    free = vfs.f_bavail * block
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC, f"no space on the destination: {needed:,} bytes needed, {free:,} free"
+        )
+
+
 def copy_beside(
     src_fd: int, src: bytes, dst_fd: int, tmp: bytes, mode: int, atime_ns: int, mtime_ns: int
 ) -> bytes:
     """Copy `src` to a new file `tmp` (O_EXCL) with the given mode and times, fsynced.
-    Returns the content digest of what was written."""
+    Returns the content digest of what was written. On any failure (a full disk, an I/O
+    error, an interrupt) the partial copy is removed before the error goes on."""
     in_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
     try:
         out_fd = os.open(
@@ -172,17 +187,26 @@ def copy_beside(
             dir_fd=dst_fd,
         )
         try:
-            hasher = blake3.blake3()
-            while chunk := os.read(in_fd, COPY_BLOCK):
-                hasher.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(out_fd, view) :]
+            digest = _copy_data(in_fd, out_fd)
             os.fchmod(out_fd, stat.S_IMODE(mode))
             os.utime(out_fd, ns=(atime_ns, mtime_ns))
             os.fsync(out_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dst_fd)  # ours: made O_EXCL just above
+            raise
         finally:
             os.close(out_fd)
     finally:
         os.close(in_fd)
+    return digest
+
+
+def _copy_data(in_fd: int, out_fd: int) -> bytes:
+    hasher = blake3.blake3()
+    while chunk := os.read(in_fd, COPY_BLOCK):
+        hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out_fd, view) :]
     return hasher.digest()

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from storage.journal import Entry, Journal, decode_path, last_phase, read_journal
 from tasks import apply_dirs
-from tasks.apply import UNFINISHED, Item, apply_items, decoded, reconcile
-from tasks.fsops import Identity, UnsafePath, open_root, parent_of
+from tasks.apply import MOVING, UNFINISHED, Item, _tmp_name, apply_items, decoded, reconcile
+from tasks.fsops import Identity, UnsafePath, lstat_at, open_root, parent_of
 
 
 def undo_items(apply_journal: str) -> list[Item]:
@@ -124,6 +124,47 @@ def rollback_journal(
     return apply_items(
         root, undo_items(apply_journal), rollback_journal_path, on_batch, retry_skipped=True
     )
+
+
+def sweep_copies(root: bytes, apply_journal: str) -> int:
+    """Partial copies a move across devices left behind (a run cut short, or an older fileorg
+    that did not clean up after a full disk): each is removed where the file it copies is
+    still intact at its source. Returns how many are left, which keeps the rollback from
+    being reported complete."""
+    done = last_phase(read_journal(apply_journal))
+    left = 0
+    with open_root(root) as root_fd:
+        for intent in read_journal(apply_journal):
+            if intent["phase"] != "intent" or intent["action"] not in MOVING:
+                continue
+            src, dst = decoded(intent, "src"), decoded(intent, "dst")
+            scanned = Identity(*(int(intent[k]) for k in ("dev", "ino", "size", "mtime_ns")))
+            left += _drop_copy(root_fd, dst, src, scanned, intent["seq"])
+            outcome = done.get(intent["seq"], {})
+            if outcome.get("phase") == "done" and "dev" in outcome:  # its undo copied back
+                moved = Identity(
+                    int(outcome["dev"]), int(outcome["ino"]), scanned.size, scanned.mtime_ns
+                )
+                left += _drop_copy(root_fd, src, dst, moved, intent["seq"])
+    return left
+
+
+def _drop_copy(root_fd: int, beside: bytes, source: bytes, identity: Identity, seq: str) -> int:
+    """Remove the copy of `source` left beside `beside` if `source` is intact; 1 if it stays."""
+    tmp = _tmp_name(seq, "copy")
+    try:
+        with parent_of(root_fd, beside) as (fd, _):
+            if lstat_at(fd, tmp) is None:
+                return 0
+            with parent_of(root_fd, source) as (src_fd, name):
+                st = lstat_at(src_fd, name)
+            if st is None or not identity.matches(st):
+                return 1  # maybe the only copy left: a person decides
+            os.unlink(tmp, dir_fd=fd)
+            os.fsync(fd)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        return 0
+    return 0
 
 
 def created_dirs(apply_journal: str) -> list[bytes]:
