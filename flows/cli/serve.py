@@ -16,6 +16,7 @@ anything starts, and a health check counts only if one of our children holds the
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import errno
 import json
@@ -28,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -183,9 +185,20 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def _get(url: str) -> tuple[int, bytes] | None:
+def _prefect_auth() -> str | None:
+    """Prefect's basic-auth string for our own requests to its API, when it has one."""
+    return os.environ.get("PREFECT_API_AUTH_STRING") or os.environ.get(
+        "PREFECT_SERVER_API_AUTH_STRING"
+    )
+
+
+def _get(url: str, auth: str | None = None) -> tuple[int, bytes] | None:
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(auth.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, b""
@@ -206,7 +219,7 @@ def api_healthy(base_url: str) -> bool:
 def deployments_served(api_url: str, since: datetime) -> bool:
     """The runner has (re)registered every deployment since we started it."""
     for name in DEPLOYMENTS:
-        answer = _get(f"{api_url}/deployments/name/{name}")
+        answer = _get(f"{api_url}/deployments/name/{name}", _prefect_auth())
         if answer is None or answer[0] != 200:
             return False
         updated = datetime.fromisoformat(json.loads(answer[1])["updated"])
@@ -221,8 +234,13 @@ def _ui_url(api_url: str) -> str:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address the API and Prefect server listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address the API listens on."),
     port: int = typer.Option(8000, help="The API's port."),
+    prefect_host: str = typer.Option(
+        "127.0.0.1",
+        help="Address the Prefect server listens on: loopback unless you say otherwise, and "
+        "then only with PREFECT_SERVER_API_AUTH_STRING set (docs/security.md).",
+    ),
     prefect_port: int = typer.Option(
         4200, help="The Prefect server's port (unless PREFECT_API_URL is set)."
     ),
@@ -233,7 +251,8 @@ def serve(
     """Run the Prefect server and UI, a runner for the deployments and the API; Ctrl-C stops all."""
     check_port_free(host, port, "the API", "--port")
     if not os.environ.get("PREFECT_API_URL"):
-        check_port_free(host, prefect_port, "the Prefect server", "--prefect-port")
+        check_prefect_host(prefect_host, os.environ)
+        check_port_free(prefect_host, prefect_port, "the Prefect server", "--prefect-port")
     log_dir = None if terminal.verbose() else user_log_path("fileorg") / "serve"
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +269,7 @@ def serve(
     stopping_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, on_signal) for s in stopping_signals}
     try:
-        _run(stack, env, host, port, prefect_port, poll_seconds)
+        _run(stack, env, (host, port), (prefect_host, prefect_port), poll_seconds)
     finally:
         _say("stopping...")
         stack.stop()
@@ -265,18 +284,49 @@ def _say(text: str, err: bool = True) -> None:
         typer.echo(text, err=err)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def check_prefect_host(prefect_host: str, env: Mapping[str, str]) -> None:
+    """The Prefect API has no login of its own: off loopback only behind its basic auth."""
+    if prefect_host in LOOPBACK or env.get("PREFECT_SERVER_API_AUTH_STRING"):
+        return
+    raise UserError(
+        f"the Prefect server would listen on {prefect_host} without a login: set "
+        "PREFECT_SERVER_API_AUTH_STRING (user:password) first, or leave --prefect-host alone"
+    )
+
+
+def prefect_server(
+    prefect_host: str, prefect_port: int, env: dict[str, str]
+) -> tuple[list[str], str]:
+    """The command that starts our Prefect server, and the URL its clients use. The clients
+    (runner, API) log in with the server's own auth string when one is set."""
+    command = [sys.executable, "-m", "prefect", "server", "start"]
+    command += ["--host", prefect_host, "--port", str(prefect_port)]
+    if env.get("PREFECT_SERVER_API_AUTH_STRING"):
+        env.setdefault("PREFECT_API_AUTH_STRING", env["PREFECT_SERVER_API_AUTH_STRING"])
+    reach = "127.0.0.1" if prefect_host in ("0.0.0.0", "::", "") else prefect_host
+    reach = f"[{reach}]" if ":" in reach else reach
+    return command, f"http://{reach}:{prefect_port}/api"
+
+
 def _run(
-    stack: Stack, env: dict[str, str], host: str, port: int, prefect_port: int, poll: float
+    stack: Stack,
+    env: dict[str, str],
+    api: tuple[str, int],
+    prefect_at: tuple[str, int],
+    poll: float,
 ) -> None:
+    (host, port), prefect_port = api, prefect_at[1]
     api_url = env.get("PREFECT_API_URL")
     ours = not api_url
     if not api_url:
         # The server gets no PREFECT_API_URL: with one that differs from its own address,
         # `prefect server start` offers to switch profiles, a menu nobody can answer.
-        prefect = [sys.executable, "-m", "prefect", "server", "start"]
-        prefect += ["--host", host, "--port", str(prefect_port)]
+        prefect, url = prefect_server(*prefect_at, env)
         stack.start("prefect server", prefect, env)
-        api_url = env["PREFECT_API_URL"] = f"http://{host}:{prefect_port}/api"
+        api_url = env["PREFECT_API_URL"] = url
     stack.wait_until(f"the Prefect server at {api_url}", lambda: prefect_healthy(api_url))
     if ours and not stack.stopping.is_set() and not stack.holds_port(prefect_port):
         raise ServeError(f"port {prefect_port} is answered by another process, not our server")

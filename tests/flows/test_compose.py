@@ -82,3 +82,13 @@ def test_the_image_holds_every_package() -> None:
     copied = {p for p in packages if f"COPY {p} ./{p}" in dockerfile}
 
     assert copied == set(packages)
+
+
+def test_the_prefect_server_is_published_on_loopback_only() -> None:
+    """The Prefect API has no login (issue 12 #4): the host publishes it on 127.0.0.1 only."""
+    ports = _config()["services"]["prefect-server"]["ports"]
+
+    assert ports, "the Prefect UI should stay reachable from the host itself"
+    for port in ports:
+        shown = port if isinstance(port, str) else f"{port.get('host_ip')}:{port['published']}"
+        assert shown.startswith("127.0.0.1:"), ports

@@ -64,6 +64,9 @@ def _until(what: str, probe: Any, log: Path) -> Any:
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+API_HOST = "127.0.0.2"
+
+
 def _serve_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
@@ -103,7 +106,8 @@ def served(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[by
     env = _serve_env(tmp_path)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        command = _serve_command(api_port, prefect_port)
+        # The API on another loopback address: `--host` is the API's alone (issue 12 #4)
+        command = [*_serve_command(api_port, prefect_port), "--host", API_HOST]
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         try:
             _until("serve to be ready", lambda: READY in log.read_text() or None, log)
@@ -122,10 +126,12 @@ def test_serve_runs_the_stack_and_ctrl_c_stops_every_child(
 ) -> None:
     process, api_port, prefect_port = served
     log = tmp_path / "serve.log"
-    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
+    api = httpx.Client(base_url=f"http://{API_HOST}:{api_port}", timeout=30)
     ui = httpx.get(f"http://127.0.0.1:{prefect_port}/", timeout=30)
     assert ui.status_code == 200
     assert "<html" in ui.text.lower()
+    with pytest.raises(httpx.ConnectError):  # Prefect stays on 127.0.0.1, not on --host
+        httpx.get(f"http://{API_HOST}:{prefect_port}/api/health", timeout=5)
     assert api.get("/health").status_code == 200
     assert api.get("/api/v1/status").json()["status"] == "ready"
     assert f"http://127.0.0.1:{prefect_port}" in log.read_text()
@@ -245,3 +251,24 @@ def test_ctrl_c_of_serve_under_a_pipe_stops_every_child(tmp_path: Path, data_dir
     finally:
         with suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)
+
+
+def test_prefect_leaves_loopback_only_behind_its_own_login(tmp_path: Path) -> None:
+    from flows.cli.serve import check_prefect_host, prefect_server
+
+    refused = subprocess.run(
+        [str(FILEORG), "serve", "--host", "0.0.0.0", "--prefect-host", "0.0.0.0"],
+        env=_serve_env(tmp_path),
+        capture_output=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert b"PREFECT_SERVER_API_AUTH_STRING" in refused.stderr
+    assert b"Traceback" not in refused.stderr
+
+    check_prefect_host("0.0.0.0", {"PREFECT_SERVER_API_AUTH_STRING": "admin:pass"})
+    env = {"PREFECT_SERVER_API_AUTH_STRING": "admin:pass"}
+    command, url = prefect_server("0.0.0.0", 4300, env)
+    assert command[-4:] == ["--host", "0.0.0.0", "--port", "4300"]
+    assert url == "http://127.0.0.1:4300/api"
+    assert env["PREFECT_API_AUTH_STRING"] == "admin:pass"  # the runner and the API log in
