@@ -8,8 +8,10 @@ the database.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import db, errors, ws
 from api.config import Settings, get_settings
 from api.events import EventHub
+from api.operations import OperationService, reconcile_unfinished
 from api.orchestrator import Orchestrator, PrefectOrchestrator, run_events
 from api.ratelimit import RateLimiter
 from api.routes import admin, auth, files, health, operations, schedules
@@ -26,6 +29,22 @@ from api.routes.health import app_version
 from api.security import Passwords
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger("api")
+
+
+async def _reconcile(state: Any, settings: Settings) -> None:
+    """Unfinished operations read again once, in the background (Prefect may be slow to
+    answer, or down: the API starts at once either way)."""
+    store = settings.store()
+
+    def service_of(session: Any) -> OperationService:
+        return OperationService(session, state.orchestrator, store, state.start_lock)
+
+    try:
+        found = await reconcile_unfinished(state.sessions, service_of)
+        log.info("reconciled %d unfinished operations", found)
+    except Exception as exc:  # a reconcile is a convenience: every read does it again
+        log.warning("could not reconcile unfinished operations: %s", exc)
 
 
 def settings_of(app: FastAPI) -> Settings:
@@ -56,9 +75,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     live = isinstance(state.orchestrator, PrefectOrchestrator)
     state.hub = EventHub(run_events if live else None)
     state.hub.start()
+    reconciling = asyncio.create_task(_reconcile(state, settings))
     try:
         yield
     finally:
+        reconciling.cancel()
         await state.hub.close()
         await engine.dispose()
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api import roots
@@ -37,6 +37,7 @@ from api.orchestrator import (
     TERMINAL,
     Orchestrator,
     OrchestratorError,
+    RunNotFound,
     RunState,
 )
 from api.schemas import (
@@ -58,8 +59,7 @@ from storage.root_identity import RootChanged, check_identity
 from storage.roots import within
 
 ACTIVE = ("pending", "running")
-APPLICABLE = frozenset({"planned", "applying"})
-UNDOABLE = frozenset({"applied", "partial", "applying", "rolling_back", "rollback_incomplete"})
+APPLICABLE = frozenset({"planned", "applying", "interrupted"})
 RUNS = {ORGANIZE: "organize", APPLY_PLAN: "apply", ROLLBACK: "rollback"}
 START_LOCK_KEY = 0x0F11E0A7
 NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its start crashed
@@ -98,9 +98,11 @@ def _same_root(root: str, identity: list[int] | None) -> None:
 
 
 def load_record(store: DataStore, operation_id: uuid.UUID) -> OperationRecord | None:
+    """The record as it stands: an apply or rollback whose run ended unfinished reads
+    `interrupted` (storage.locks.reconcile: nobody holds its lock any more)."""
     if not records.exists(store, str(operation_id)):
         return None
-    return records.load(store, str(operation_id))
+    return locks.reconcile(store, records.load(store, str(operation_id)))
 
 
 def public(op: Operation, record: OperationRecord | None) -> OperationPublic:
@@ -185,9 +187,24 @@ class OperationService:
                 return RunState("failed", "the run was never started")
             return None
         try:
-            return await self.orchestrator.state(op.flow_run_id)
+            state: RunState | None = await self.orchestrator.state(op.flow_run_id)
+        except RunNotFound as exc:
+            return await self._lost(op, str(exc))
         except OrchestratorError:
-            return None  # keep the cached status; /api/v1/status reports Prefect's health
+            state = None  # keep the cached status; /api/v1/status reports Prefect's health
+        if state is None or state.status != "completed":
+            record = await run_in_threadpool(load_record, self.store, op.manifest_id)
+            if record and record.status == "interrupted" and record.flow_run_id == op.flow_run_id:
+                return RunState("interrupted", record.error)  # its run ended in the middle
+        return state
+
+    async def _lost(self, op: Operation, why: str) -> RunState | None:
+        """Prefect no longer knows the run: nobody will finish it, unless it still holds its
+        lock (then it is working, and reports when done)."""
+        record = await run_in_threadpool(load_record, self.store, op.manifest_id)
+        if record is not None and record.status in records.WORKING:
+            return None
+        return RunState("interrupted", f"{why}; apply or roll back the operation again")
 
     # --- changing ---------------------------------------------------------------------------
 
@@ -229,6 +246,9 @@ class OperationService:
         repeated = records.repeat_refusal(record, "apply") if record else None
         if repeated:
             raise Conflict(repeated)  # the same line as the CLI's (docs/api.md)
+        stopped = records.stopped_rolling_back(record) if record else None
+        if stopped:
+            raise Conflict(stopped)
         if record is None or record.status not in APPLICABLE:
             shown = record.status if record else op.status
             raise Conflict(
@@ -246,7 +266,7 @@ class OperationService:
         repeated = records.repeat_refusal(record, "rollback") if record else None
         if repeated:
             raise Conflict(repeated)  # the same line as the CLI's (docs/api.md)
-        if record is None or record.status not in UNDOABLE:
+        if record is None or not records.changed_files(record):
             shown = record.status if record else op.status
             raise Conflict(
                 f"operation {op.id} was never applied (status: {shown}): nothing to undo"
@@ -337,3 +357,18 @@ class OperationService:
             raise
         await self.session.commit()
         return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
+
+
+async def reconcile_unfinished(
+    sessions: async_sessionmaker[AsyncSession],
+    service_of: Callable[[AsyncSession], OperationService],
+) -> int:
+    """On API start: every operation not finished in the database is read again from Prefect
+    and the locks, so a run lost with its server or its process reads interrupted (and frees
+    its root) before anyone asks."""
+    async with sessions() as session:
+        unfinished = list(
+            await session.scalars(select(Operation).where(Operation.status.not_in(TERMINAL)))
+        )
+        await service_of(session).refresh(unfinished)
+    return len(unfinished)

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
 log = logging.getLogger("api")
-RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# "interrupted" is never a Prefect state: the API concludes it (api.operations, reconcile).
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
 
 ORGANIZE = "organize/organize"
 APPLY_PLAN = "apply-plan/apply-plan"
@@ -42,6 +43,10 @@ _STATE_TYPES: dict[str, RunStatus] = {
 
 class OrchestratorError(Exception):
     """Prefect could not be reached or refused the request."""
+
+
+class RunNotFound(OrchestratorError):
+    """Prefect does not know the flow run (its server lost it, or was replaced)."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,13 @@ class PrefectOrchestrator:
         return str(flow_run.id)
 
     async def state(self, flow_run_id: str) -> RunState:
+        from prefect.exceptions import ObjectNotFound
+
         async with self._client(f"cannot read flow run {flow_run_id}") as client:
-            flow_run = await client.read_flow_run(uuid.UUID(flow_run_id))
+            try:
+                flow_run = await client.read_flow_run(uuid.UUID(flow_run_id))
+            except ObjectNotFound:
+                raise RunNotFound(f"Prefect has no flow run {flow_run_id}") from None
         if flow_run.state is None:
             return RunState("pending")
         return map_state(flow_run.state.type.value, flow_run.state.message)

@@ -32,12 +32,15 @@ ALREADY_ROLLED_BACK = {"undone": 0, "refused": 0, "already_rolled_back": True}
 
 
 def check_can_apply(record: OperationRecord) -> None:
+    stopped = operations.stopped_rolling_back(record)
+    if stopped:
+        raise OperationStateError(stopped)
     if record.status in ("applied", "partial"):
         raise OperationStateError(f"operation {record.id} is already applied")
     if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
         raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
-    if record.status == "planned" or record.status == "applying":
-        return
+    if record.status in ("planned", "applying", "interrupted"):
+        return  # an interrupted apply resumes: the journal says what is done
     if not record.dry_run and record.status in ("running", "failed", "pending"):
         return  # an interrupted organize: finish planning, then apply
     raise OperationStateError(
@@ -83,6 +86,7 @@ def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
         for shard in range(apply_op.plan_shards(store, op_dir)):
             guarded(store, record)  # and again before every shard: a swap mid-apply stops it
             totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
+            locks.pause_for_tests("shard")
     progress.finish("apply")
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
     record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
@@ -100,6 +104,7 @@ def changing(store: DataStore, record: OperationRecord, action: locks.Action) ->
         fresh = operations.load(store, record.id)
         for name in type(record).model_fields:
             setattr(record, name, getattr(fresh, name))
+        record.flow_run_id = current_flow_run_id()  # saved with `applying`: the API's clue
         yield
 
 
@@ -116,7 +121,7 @@ def apply_plan_flow(operation_id: str) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
     record = operations.load(store, operation_id)
     check_can_apply(record)
-    if record.status != "planned" and record.status != "applying":
+    if record.status not in ("planned", "applying", "interrupted"):
         from flows.organize import organize_flow
 
         organize_flow(
@@ -136,8 +141,8 @@ def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
     if record.status == "rolled_back":
         return False
     op_dir = store.operation_dir(record.id)
-    if record.status in ("applied", "partial", "applying", "rolling_back", "rollback_incomplete"):
-        return True
+    if record.status in operations.CHANGING:
+        return True  # interrupted too: the journal knows what was done
     if apply_op.has_applied_anything(store, op_dir):
         return True  # an organize interrupted in its apply stage
     raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")

@@ -43,6 +43,8 @@ from tasks.stages import (
 )
 
 STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")
+RESUMABLE = ("pending", "running", "failed", "planned", "applying", "interrupted")
+APPLYING = ("applying", "interrupted")  # an apply was under way: it resumes as an apply
 
 
 @contextmanager
@@ -88,15 +90,18 @@ def open_operation(
 ) -> OperationRecord:
     if operations.exists(store, operation_id):
         record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
-        if record.status not in ("pending", "running", "failed", "planned", "applying"):
+        if record.status not in RESUMABLE:
             raise OperationStateError(f"operation {record.id} is already {record.status}")
         if identity is not None and record.root_identity not in (None, identity):
             raise RootChanged(f"operation {record.id} was authorized for another folder")
+        stopped = operations.stopped_rolling_back(record)
+        if stopped:
+            raise OperationStateError(stopped)
     else:
         record = OperationRecord(
             id=operation_id, root=root, root_identity=identity, options=options, dry_run=dry_run
         )
-    if record.status != "applying":  # an interrupted apply resumes as an apply
+    if record.status not in APPLYING:  # an interrupted apply resumes as an apply
         record.status = "running"
     record.error = None
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
@@ -253,7 +258,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
     report.write_report(store, op_dir, built)
-    if record.status != "applying":
+    if record.status not in APPLYING:
         record.status = "planned"
     record.stage = None
     record.summary = {

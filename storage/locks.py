@@ -32,15 +32,19 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from storage.errors import OperationStateError
+from storage import operations
+from storage.errors import OperationNotFound, OperationStateError
 from storage.locations import DataStore
+from storage.operations import OperationRecord
 from storage.roots import overlaps
 
 Action = Literal["apply", "rollback"]
 REGISTRY = "registry.lock"
-# Tests only: a run that holds its lock creates {dir}/held and waits for {dir}/go, so that a
-# test can make a second run try while the first one is provably inside (a file barrier).
-PAUSE_ENV = "FILEORG_TEST_LOCK_PAUSE"
+# Tests only: a run reaching the point named PAUSE_AT_ENV ("locked": it holds its lock;
+# "shard": an apply shard is done) creates {PAUSE_ENV}/{point} and waits for {PAUSE_ENV}/go,
+# so that a test acts while the run is provably there (a file barrier, not a sleep).
+PAUSE_ENV = "FILEORG_TEST_PAUSE_DIR"
+PAUSE_AT_ENV = "FILEORG_TEST_PAUSE_AT"
 
 
 class Busy(OperationStateError):
@@ -181,7 +185,7 @@ def held(
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: every claim is made in here
         _write(meta, json.dumps(asdict(holder)).encode())
     try:
-        _pause_for_tests()
+        pause_for_tests("locked")
         yield holder
     finally:
         with _registry(folder):
@@ -189,6 +193,33 @@ def held(
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
             os.close(fd)
+            _settle(store, operation_id)  # an exception or a stop left it half done
+
+
+def reconcile(store: DataStore, record: OperationRecord) -> OperationRecord:
+    """`record` as it stands: an apply or rollback that nobody holds the lock of any more is
+    interrupted (its process ended: a crash, kill -9, a stop, a lost Prefect server)."""
+    if record.status not in operations.WORKING or not authoritative(store):
+        return record
+    folder = lock_dir(store)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with _registry(folder):
+        if any(h.operation_id == record.id for h in _live(folder)):
+            return record
+        return _settle(store, record.id) or record
+
+
+def _settle(store: DataStore, operation_id: str) -> OperationRecord | None:
+    """Under the registry lock, with nobody holding the operation's: read its record again
+    (its holder saves its last status before letting go) and mark it interrupted if needed."""
+    try:
+        record = operations.load(store, operation_id)
+    except OperationNotFound:
+        return None
+    if record.status in operations.WORKING:
+        operations.interrupt(record)
+        operations.save(store, record)
+    return record
 
 
 def _write(path: str, data: bytes) -> None:
@@ -198,11 +229,13 @@ def _write(path: str, data: bytes) -> None:
     os.rename(temp, path)  # readers see all of it or nothing (a .tmp is never a .json)
 
 
-def _pause_for_tests() -> None:
+def pause_for_tests(point: str) -> None:
     barrier = os.environ.get(PAUSE_ENV)
-    if not barrier:
+    if not barrier or os.environ.get(PAUSE_AT_ENV, "locked") != point:
         return
-    open(os.path.join(barrier, "held"), "wb").close()
+    if os.path.exists(os.path.join(barrier, point)):
+        return  # the first time only
+    open(os.path.join(barrier, point), "wb").close()
     deadline = time.monotonic() + 300
     while not os.path.exists(os.path.join(barrier, "go")) and time.monotonic() < deadline:
         time.sleep(0.05)

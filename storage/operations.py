@@ -26,6 +26,7 @@ Status = Literal[
     "rolling_back",
     "rolled_back",
     "rollback_incomplete",  # some items were refused (their original path is taken...)
+    "interrupted",  # applying or rolling back when its process ended: `stage` says which
 ]
 
 
@@ -182,8 +183,41 @@ def short_id(operation_id: str) -> str:
 # --- what an apply or a rollback may follow ----------------------------------------------------
 
 CHANGING = frozenset(
-    {"applying", "applied", "partial", "rolling_back", "rolled_back", "rollback_incomplete"}
+    {
+        "applying",
+        "applied",
+        "partial",
+        "rolling_back",
+        "rolled_back",
+        "rollback_incomplete",
+        "interrupted",
+    }
 )
+WORKING = {"applying": "apply", "rolling_back": "rollback"}  # statuses held under the lock
+
+
+def interrupt(record: OperationRecord) -> None:
+    """Mark an apply or rollback whose run ended without finishing (storage.locks decides)."""
+    doing = WORKING.get(record.status)
+    if doing is None:
+        return
+    record.stage = doing
+    record.status = "interrupted"
+    again = "fileorg apply" if doing == "apply" else "fileorg rollback"
+    record.error = (
+        f"the {doing} was interrupted (its run ended before finishing): run it again to "
+        f"finish it ({again} {record.id}), or roll back what it did"
+    )
+
+
+def stopped_rolling_back(record: OperationRecord) -> str | None:
+    """The line refusing an apply of an operation whose rollback was interrupted."""
+    if record.status == "interrupted" and record.stage == "rollback":
+        return (
+            f"operation {record.id} was interrupted while rolling back: finish the rollback "
+            f"first (fileorg rollback {record.id})"
+        )
+    return None
 
 
 def changed_files(record: OperationRecord) -> bool:

@@ -45,8 +45,11 @@ def data_store() -> DataStore:
 
 def operation(given: str, store: DataStore | None = None) -> operations.OperationRecord:
     """The record of the operation `given` names: a full id, a unique prefix, or `last`."""
+    from storage import locks
+
     store = store or data_store()
-    return operations.load(store, operations.resolve_id(store, given))
+    record = operations.load(store, operations.resolve_id(store, given))
+    return locks.reconcile(store, record)  # an apply whose process ended is interrupted
 
 
 def display_id(store: DataStore, operation_id: str) -> str:

@@ -280,7 +280,10 @@ def list_operations(
     Output.of(None, 0, True, json_output, jsonl)
     status = options.choice(status, get_args(operations.Status), "status")
     store = DataStore(get_settings().data_url)
-    records = [r for r in operations.list_all(store) if status is None or r.status == status]
+    from storage import locks
+
+    found = [locks.reconcile(store, r) for r in operations.list_all(store)]
+    records = [r for r in found if status is None or r.status == status]
     if jsonl:
         emit_jsonl([r.model_dump(mode="json")] for r in records)
         return

@@ -21,6 +21,7 @@ from api.orchestrator import (
     ORGANIZE,
     ROLLBACK,
     OrchestratorError,
+    RunNotFound,
     RunState,
     ScheduleInfo,
     ScheduleSpec,
@@ -192,6 +193,8 @@ class FakeOrchestrator:
 
     async def state(self, flow_run_id: str) -> RunState:
         self._check()
+        if flow_run_id not in self.runs:  # as PrefectOrchestrator: the server lost the run
+            raise RunNotFound(f"Prefect has no flow run {flow_run_id}")
         return self.runs[flow_run_id]
 
     async def cancel(self, flow_run_id: str) -> None:

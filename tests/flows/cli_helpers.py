@@ -119,11 +119,12 @@ def planned(
     root: Path,
     options: PlanOptions | None = None,
     operation_id: str | None = None,
+    shard_rows: int | None = None,
 ) -> OperationRecord:
     """A planned operation of `root`, as a finished `fileorg organize` leaves it."""
     operation_id = operation_id or str(uuid.uuid4())
     options = options or PlanOptions(mode="category")
-    counts = plan_tree(store, operation_id, root, options)
+    counts = plan_tree(store, operation_id, root, options, *([shard_rows] if shard_rows else []))
     record = OperationRecord(
         id=operation_id,
         root=os.path.realpath(root),

@@ -5,6 +5,7 @@ free and its apply resumes. The first process is paused inside its lock on a fil
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from storage import locks, operations
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tests.apply_helpers import contents
+from tests.apply_helpers import contents, differences
 from tests.flows.cli_helpers import FILEORG, Cli, planned, write_tree
 from tests.trees import snapshot
 
@@ -55,7 +56,7 @@ def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
         start_new_session=True,
     )
     try:
-        wait_for(barrier / "held", first)
+        wait_for(barrier / "locked", first)
         same = cli.run("apply", whole.id, "--yes")
         undo = cli.run("rollback", whole.id)
         inner = cli.run("apply", camera.id, "--yes")
@@ -81,3 +82,43 @@ def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
     assert record.summary["apply"]["vanished"] == 0
     after = snapshot(root)
     assert after != before and contents(after) == contents(before)
+
+
+def test_an_apply_killed_mid_way_reads_interrupted_and_rolls_back_exactly(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    root = tmp_path / "mess2"
+    write_tree(root, FILES)
+    env = {k: v for k, v in os.environ.items() if k != "FILEORG_DEBUG"}
+    data = str(tmp_path / "data")
+    cli = Cli({**env, "FILEORG_DATA_URL": data, "PREFECT_API_URL": prefect_server})
+    store = DataStore(data)
+    record = planned(store, root, PlanOptions(mode="category"), shard_rows=3)
+    before = snapshot(root)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    first = subprocess.Popen(
+        [FILEORG, "apply", record.id, "--yes"],
+        env={**cli.env, locks.PAUSE_ENV: str(barrier), locks.PAUSE_AT_ENV: "shard"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for(barrier / "shard", first)
+        assert snapshot(root) != before  # the first shard moved, the others not yet
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+
+    listed = cli.run("operations", "--status", "interrupted", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (shown,) = json.loads(listed.stdout)["operations"]
+    assert (shown["id"], shown["stage"]) == (record.id, "apply")
+    undone = cli.run("rollback", record.id)
+    assert undone.returncode == 0, undone.stderr
+    assert operations.load(store, record.id).status == "rolled_back"
+    # every file and folder back as it was (the root folder's own mtime is not: the folder
+    # times apply saves are written when it finishes, so a killed apply leaves none)
+    assert differences(before, snapshot(root)) == []

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from storage import locks
+from storage import locks, operations
 from storage.locations import DataStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,11 +71,11 @@ def test_a_killed_holder_leaves_its_lock_free(store: DataStore, tmp_path: Path) 
             f"locks.held(DataStore({store.url!r}), 'op-a', '/t/mess2', 'apply').__enter__()",
         ],
         cwd=REPO,
-        env={**os.environ, locks.PAUSE_ENV: str(barrier)},
+        env={**os.environ, locks.PAUSE_ENV: str(barrier), locks.PAUSE_AT_ENV: "locked"},
     )
     try:
         deadline = time.monotonic() + 60
-        while not (barrier / "held").exists():
+        while not (barrier / "locked").exists():
             assert holder.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         with pytest.raises(locks.Busy, match=f"pid {holder.pid}"):
@@ -87,3 +88,35 @@ def test_a_killed_holder_leaves_its_lock_free(store: DataStore, tmp_path: Path) 
     with locks.held(store, "op-b", "/t/mess2/Camera", "apply"):
         assert [h.operation_id for h in locks.holders(store)] == ["op-b"]
     assert not (Path(locks.lock_dir(store)) / "op-a.json").exists()
+
+
+def _record(store: DataStore, status: str) -> operations.OperationRecord:
+    record = operations.OperationRecord(id=str(uuid.uuid4()), root="/t/mess2", status=status)
+    operations.save(store, record)
+    return record
+
+
+@pytest.mark.parametrize(("status", "stage"), [("applying", "apply"), ("rolling_back", "rollback")])
+def test_a_run_nobody_holds_is_interrupted(store: DataStore, status: str, stage: str) -> None:
+    record = _record(store, status)
+    with locks.held(store, record.id, record.root, "apply"):
+        assert locks.reconcile(store, record).status == status  # its lock is held: working
+    operations.save(store, record)  # as kill -9 leaves it: the status, and no lock
+    found = locks.reconcile(store, operations.load(store, record.id))
+    assert (found.status, found.stage) == ("interrupted", stage)
+    assert found.error is not None and f"fileorg {stage} {record.id}" in found.error
+    assert operations.load(store, record.id).status == "interrupted"  # saved
+
+
+def test_a_run_that_raises_inside_its_lock_is_interrupted(store: DataStore) -> None:
+    record = _record(store, "planned")
+    with pytest.raises(RuntimeError), locks.held(store, record.id, record.root, "apply"):
+        record.status = "applying"
+        operations.save(store, record)
+        raise RuntimeError("stopped")  # a graceful stop, a failure of the data folder...
+    assert operations.load(store, record.id).status == "interrupted"
+    done = _record(store, "planned")
+    with locks.held(store, done.id, done.root, "apply"):
+        done.status = "applied"
+        operations.save(store, done)
+    assert operations.load(store, done.id).status == "applied"  # a finished run is left alone
