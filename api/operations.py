@@ -81,6 +81,7 @@ def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], b
             "albums": body.albums,
             "keep_subfolders": body.keep_subfolders,
             "undated": body.undated,
+            "keep_empty_folders": body.keep_empty_folders,
         }
     )
     check_options_for_root(options, root)

@@ -207,6 +207,7 @@ class OperationCreate(Strict):
     albums: Literal["tags", "folder", "off"] = "tags"
     keep_subfolders: bool = False
     undated: Literal["mtime", "folder"] = "mtime"
+    keep_empty_folders: bool = False
 
     @field_validator("template")
     @classmethod

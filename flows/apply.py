@@ -88,6 +88,9 @@ def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
             totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
             locks.pause_for_tests("shard")
     progress.finish("apply")
+    if not record.options.keep_empty_folders:
+        guarded(store, record)
+        record.summary["folders_emptied"] = apply_op.remove_emptied(store, op_dir, record.root)
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
     record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
     record.stage = None
@@ -169,6 +172,11 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     progress = tracker(record.id)
     progress.start("rollback", int(record.summary.get("apply", {}).get("done", 0)))
     totals: Counter[str] = Counter()
+    # Folders apply removed come back first: the files going back need them, with their mode.
+    guarded(store, record)
+    recreated, taken = apply_op.recreate_folders(store, op_dir, record.root)
+    if taken:
+        totals["folders_taken"] = taken
     with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
         for journal in reversed(apply_op.applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
@@ -181,6 +189,7 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
         "undone": totals.get("done", 0),
         "refused": refused,
         "folders_removed": removed,
+        "folders_recreated": recreated,
         **{f"refused_{k}": v for k, v in totals.items() if k != "done"},
     }
     record.status = "rolled_back" if refused == 0 else "rollback_incomplete"

@@ -49,6 +49,8 @@ class PlanOptions(BaseModel):
     albums: Literal["tags", "folder", "off"] = "tags"
     keep_subfolders: bool = False
     undated: Literal["mtime", "folder"] = "mtime"
+    # Apply removes the folders it emptied (tasks.empty_dirs) unless asked to keep them.
+    keep_empty_folders: bool = False
 
 
 class StageTiming(BaseModel):

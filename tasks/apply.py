@@ -584,7 +584,7 @@ def apply_items(
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             _record_dir_times(root_fd, batch, journal, seen_dirs | made_dirs, seen_dirs)
-            batch_counts = _apply_batch(root_fd, batch, journal, made_dirs, restored)
+            batch_counts = _apply_batch(root_fd, batch, journal, made_dirs, restored, seen_dirs)
             counts.update(batch_counts)
             on_batch(batch_counts)
     return counts
@@ -614,6 +614,22 @@ def _record_dir_times(
                         "mtime_ns": st.st_mtime_ns,
                     }
                 )
+
+
+def _record_parent_times(
+    root_fd: int, rel_dir: bytes, journal: Journal, made: set[str], seen: set[str]
+) -> None:
+    """A folder about to be made changes its parent's times (the root's, for a new top-level
+    folder): journaled first, so that rollback gives them back."""
+    parent = rel_dir.rpartition(b"/")[0]
+    key = encode_path(parent)
+    if key is None or key in made or key in seen:
+        return
+    st = os.fstat(root_fd) if not parent else _stat_rel(root_fd, parent)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        seen.add(key)
+        times = {"atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns}
+        journal.add({"seq": f"dir:{key}", "phase": "dirmeta", "path": key, **times})
 
 
 def _count_key(entry: Entry) -> str:
@@ -648,8 +664,10 @@ def _apply_batch(
     journal: Journal,
     made_dirs: set[str],
     restored: Restored | None = None,
+    seen_dirs: set[str] | None = None,
 ) -> Counter[str]:
     restored = {} if restored is None else restored
+    seen = set() if seen_dirs is None else seen_dirs
     for item in batch:
         journal.add(_intent(root_fd, item))
     journal.sync()
@@ -658,6 +676,7 @@ def _apply_batch(
         key = encode_path(rel_dir)
         if key not in made_dirs:
             made_dirs.add(key)  # type: ignore[arg-type]
+            _record_parent_times(root_fd, rel_dir, journal, made_dirs, seen)
             journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
             journal.sync()
 

@@ -21,10 +21,10 @@ from storage.journal import applied_journals as applied_journals
 from storage.journal import apply_journal as apply_journal
 from storage.journal import has_applied_anything as has_applied_anything
 from storage.journal import journal_dir as journal_dir
-from storage.journal import rollback_journal
+from storage.journal import read_journal, rollback_journal
 from storage.locations import DataStore
 from storage.objects import ObjectStore, is_object_url, parse_object_url
-from tasks import apply, object_apply, object_rollback, rollback
+from tasks import apply, empty_dirs, object_apply, object_rollback, rollback
 from tasks.fsops import Identity
 
 
@@ -96,13 +96,46 @@ def rollback_one(
     return counts
 
 
+def rmdir_journal(store: DataStore, op_dir: str) -> str:
+    """The journal of the folders apply emptied and removed (tasks.empty_dirs)."""
+    return f"{journal_dir(store, op_dir)}/apply/{empty_dirs.RMDIR}-00000.jsonl"
+
+
+def remove_emptied(store: DataStore, op_dir: str, root: str) -> int:
+    """After every move: remove the folders the moves emptied. Returns how many."""
+    if is_object_url(root):
+        return 0
+    sources: list[bytes] = []
+    known: set[str] = set()
+    for journal in applied_journals(store, op_dir):
+        entries = read_journal(journal)
+        sources += empty_dirs.moved_sources(entries)
+        known.update(e["path"] for e in entries if e["phase"] in ("dirmeta", "mkdir"))
+    candidates = empty_dirs.ancestors(sources)
+    if not candidates:
+        return 0
+    return empty_dirs.remove_emptied(
+        os.fsencode(root), candidates, rmdir_journal(store, op_dir), known
+    )
+
+
+def recreate_folders(store: DataStore, op_dir: str, root: str) -> tuple[int, int]:
+    """Rollback, first: the folders apply removed, back with their mode. Returns (how many
+    were made, how many could not be because something else has their name now)."""
+    if is_object_url(root):
+        return 0, 0
+    made, taken = empty_dirs.recreate(os.fsencode(root), rmdir_journal(store, op_dir))
+    return made, len(taken)
+
+
 def tidy_dirs(store: DataStore, op_dir: str, root: str) -> int:
-    """After a rollback: remove the folders apply made, now empty, and give the others back
-    their times. Returns how many folders were removed. Object stores have no folders."""
+    """After a rollback: remove the folders apply made, now empty, and give the others (the
+    ones it removed and made again included) back their times. Returns how many folders were
+    removed. Object stores have no folders."""
     if is_object_url(root):
         return 0
     journals = applied_journals(store, op_dir)
     dirs = [d for j in journals for d in rollback.created_dirs(j)]
     removed = rollback.remove_empty_dirs(os.fsencode(root), dirs)
-    rollback.restore_dir_times(os.fsencode(root), journals)
+    rollback.restore_dir_times(os.fsencode(root), [*journals, rmdir_journal(store, op_dir)])
     return removed

@@ -195,7 +195,8 @@ def restore_dir_times(root: bytes, apply_journals: list[str]) -> int:
     times: dict[bytes, tuple[int, int]] = {}
     for journal in apply_journals:
         for e in read_journal(journal):
-            path = decode_path(e.get("path")) if e["phase"] == "dirmeta" else None
+            # A folder apply removed has its times in its `rmdir` entry, the last resort.
+            path = decode_path(e.get("path")) if e["phase"] in ("dirmeta", "rmdir") else None
             if path is not None and path not in times:
                 times[path] = (int(e["atime_ns"]), int(e["mtime_ns"]))
     restored = 0

@@ -64,18 +64,24 @@ def plan_rows(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
     return rows
 
 
-def apply_all(store: DataStore, op_dir: str, root: str | Path) -> Counter[str]:
-    """Every shard of both phases, as the apply flow runs them."""
+def apply_all(
+    store: DataStore, op_dir: str, root: str | Path, keep_empty_folders: bool = False
+) -> Counter[str]:
+    """Every shard of both phases, then the folders they emptied, as the apply flow runs them."""
     totals: Counter[str] = Counter()
     for phase in apply_op.PHASES:
         for shard in range(apply_op.plan_shards(store, op_dir)):
             totals.update(apply_op.apply_shard(store, op_dir, str(root), phase, shard))
+    if not keep_empty_folders:
+        apply_op.remove_emptied(store, op_dir, str(root))
     return totals
 
 
 def rollback_all(store: DataStore, op_dir: str, root: str | Path) -> Counter[str]:
-    """Every apply journal, newest first, then the folders apply made, as the rollback flow."""
+    """The folders apply removed, every apply journal, newest first, then the folders apply
+    made, as the rollback flow."""
     totals: Counter[str] = Counter()
+    apply_op.recreate_folders(store, op_dir, str(root))
     for journal in reversed(apply_op.applied_journals(store, op_dir)):
         totals.update(apply_op.rollback_one(store, op_dir, str(root), journal))
     apply_op.tidy_dirs(store, op_dir, str(root))
@@ -96,7 +102,7 @@ class Operation:
         return plan_tree(self.store, self.op_id, self.root, self.options)
 
     def apply(self) -> Counter[str]:
-        return apply_all(self.store, self.op_dir, self.root)
+        return apply_all(self.store, self.op_dir, self.root, self.options.keep_empty_folders)
 
     def rollback(self) -> Counter[str]:
         return rollback_all(self.store, self.op_dir, self.root)

@@ -129,6 +129,11 @@ def organize(
         help="Files with no date but their mtime: date them by it, or put "
         "them in Undated/ (folder).",
     ),
+    keep_empty_folders: bool = typer.Option(
+        False,
+        help="Keep the folders apply empties (by default they are removed; rollback "
+        "brings them back).",
+    ),
     apply_plan: bool = typer.Option(
         False, "--apply", help="Apply the plan once made (asks first on a terminal)."
     ),
@@ -162,6 +167,7 @@ def organize(
         albums=albums.value,
         keep_subfolders=keep_subfolders,
         undated=undated.value,
+        keep_empty_folders=keep_empty_folders,
     )
     check_options_for_root(options, path)  # what the kind of root cannot do, before any I/O
     root = check_root(path)
@@ -257,16 +263,19 @@ def _applied(
     document: dict[str, Any],
 ) -> int:
     """Print what the apply did, and the first files it could not carry out."""
-    status = operations.load(store, operation_id).status
+    record = operations.load(store, operation_id)
+    status, emptied = record.status, int(record.summary.get("folders_emptied", 0))
     rows, found = _not_done(store, operation_id, outcomes.NOT_DONE_APPLY)
     shown = display_id(store, operation_id)
     if json_output:
         emit_json(
             {"operation_id": operation_id, "status": status, **document, "apply": counts}
-            | {"not_done": _problems(rows, found)}
+            | {"folders_emptied": emptied, "not_done": _problems(rows, found)}
         )
     else:
         _apply_heading(counts)
+        if emptied:
+            err.print(f"removed {emptied:,} folders apply emptied (rollback makes them again)")
         not_done(rows, found, f"fileorg plan {shown}", "applied")
         err.print(f"\noperation [bold]{shown}[/bold]: {status}; undo it: fileorg rollback {shown}")
     return 0 if status == "applied" else INCOMPLETE
@@ -378,8 +387,13 @@ def rollback(
         heading = "Rolled back" if result.get("refused", 0) == 0 else "Rollback incomplete"
         table(
             heading,
-            ["restored", "refused", "folders removed"],
-            [[f"{result.get(k, 0):,}" for k in ("undone", "refused", "folders_removed")]],
+            ["restored", "refused", "folders removed", "folders made again"],
+            [
+                [
+                    f"{result.get(k, 0):,}"
+                    for k in ("undone", "refused", "folders_removed", "folders_recreated")
+                ]
+            ],
         )
         not_done(rows, found, f"fileorg plan {shown}", "restored")
         err.print(f"operation [bold]{shown}[/bold]: {status}")

@@ -17,6 +17,7 @@ OPTIONS = {
     "albums": "folder",
     "keep_subfolders": True,
     "undated": "folder",
+    "keep_empty_folders": True,
 }
 
 
@@ -51,6 +52,7 @@ def test_the_defaults_leave_hidden_entries_and_projects_alone(
         "albums": "tags",
         "keep_subfolders": False,
         "undated": "mtime",
+        "keep_empty_folders": False,
     }
 
 
@@ -62,6 +64,7 @@ def test_the_defaults_leave_hidden_entries_and_projects_alone(
         {"undated": "today"},
         {"include_hidden": "yes"},
         {"keep_subfolders": 1},
+        {"keep_empty_folders": "no"},
     ],
 )
 def test_malformed_options_are_422(api: Api, tree: Path, alice: User, bad: dict[str, Any]) -> None:

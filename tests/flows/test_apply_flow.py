@@ -160,6 +160,7 @@ def test_a_blocked_rollback_is_incomplete_until_run_again(tmp_path: Path, data_d
         options=PlanOptions(mode="category"),
         dry_run=False,
     )
+    (root / "inbox").mkdir(exist_ok=True)  # apply removed the folder it emptied
     (root / "inbox" / "b.txt").write_bytes(b"a newcomer")
 
     blocked = rollback_flow(operation_id=operation_id)

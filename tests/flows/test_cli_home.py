@@ -172,3 +172,35 @@ def test_moving_projects_on_a_bucket_is_refused_in_one_line(cli: Cli) -> None:
     assert result.returncode == 2, result
     assert "projects 'move' is not possible on an object-store root" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def folders(snap: dict[bytes, Any]) -> dict[bytes, tuple[int, int]]:
+    return {path: (e.mode, e.mtime_ns) for path, e in snap.items() if e.kind == "dir"}
+
+
+def test_apply_removes_the_folders_it_emptied_and_rollback_brings_them_back(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Issue 11: no skeleton of the old tree after apply; rollback gives back every folder
+    with its mode and times, the ones apply only wrote into and the root included."""
+    root = tmp_path / "kim"
+    make_home_tree(root)
+    (root / "Empty before").mkdir()
+    before = snapshot(root)
+
+    applied = cli.json("organize", root, "--apply")
+
+    assert applied["status"] == "applied", applied
+    after = snapshot(root)
+    assert b"misc" in before and b"misc" not in after  # held only ideas.md, which moved
+    assert b"Empty before" in after  # empty before apply: not apply's to remove
+    assert b"Photos/Thumbs.db" in after  # junk left alone keeps its folder
+    assert b".ssh/id_rsa" in after and b"Code/myapp/.git" in after
+    emptied = {p for p in folders(before) if p not in after}
+    assert emptied and not any(p.startswith(b".") for p in emptied)
+    rolled = cli.json("rollback", applied["operation_id"])
+    assert rolled["status"] == "rolled_back", rolled
+    assert rolled["rollback"]["folders_recreated"] == len(emptied)
+    again = snapshot(root)
+    assert differences(before, again) == []
+    assert folders(again) == folders(before)

@@ -147,6 +147,7 @@ def test_rollback_never_overwrites_a_file_at_the_original_path(tmp_path: Path) -
     planned.plan()
     planned.apply()
     blocker = planned.root / "inbox" / "b.txt"
+    blocker.parent.mkdir(exist_ok=True)  # apply removed the folder it emptied
     blocker.write_bytes(b"a new file where b.txt was")
 
     refused = planned.rollback()
