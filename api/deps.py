@@ -160,7 +160,8 @@ PageDep = Annotated[Page, Depends(page)]
 def operation_service(
     request: Request, session: SessionDep, orchestrator: OrchestratorDep, store: StoreDep
 ) -> OperationService:
-    return OperationService(session, orchestrator, store, request.app.state.start_lock)
+    state = request.app.state
+    return OperationService(session, orchestrator, store, state.start_lock, state.secret)
 
 
 OperationsDep = Annotated[OperationService, Depends(operation_service)]

@@ -49,7 +49,7 @@ from api.schemas import (
     StageTimingPublic,
 )
 from api.service_folders import ServiceFolders, refuse_overlap
-from storage import locks
+from storage import locks, tickets
 from storage import operations as records
 from storage.errors import RootError
 from storage.locations import DataStore
@@ -139,6 +139,7 @@ class OperationService:
     orchestrator: Orchestrator
     store: DataStore
     lock: asyncio.Lock
+    secret: str = ""  # signs the runs' tickets (storage.tickets)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -239,7 +240,12 @@ class OperationService:
         }
         async with self._exclusive(root):
             self.session.add(op)
-        return await self._launch(op, ORGANIZE, {**parameters, "dry_run": dry_run})
+        signed = {"kind": "organize", "op": str(op.id), "dry_run": dry_run, **parameters}
+        del signed["operation_id"], signed["authorized_at"]
+        ticket = tickets.sign(self.secret, signed)
+        return await self._launch(
+            op, ORGANIZE, {**parameters, "dry_run": dry_run, "ticket": ticket}
+        )
 
     async def apply(self, op: Operation) -> OperationStarted:
         await run_in_threadpool(locks.refuse_busy, self.store, str(op.id), op.root_path)
@@ -259,7 +265,8 @@ class OperationService:
         await self._still_granted(op, record)
         async with self._exclusive(op.root_path, exclude=op.id):
             op.deployment, op.status, op.flow_run_id, op.error = APPLY_PLAN, "pending", None, None
-        return await self._launch(op, APPLY_PLAN, {"operation_id": str(op.id)})
+        ticket = self._ticket("apply", op)
+        return await self._launch(op, APPLY_PLAN, {"operation_id": str(op.id), "ticket": ticket})
 
     async def rollback(self, user: User, op: Operation) -> OperationStarted:
         await run_in_threadpool(locks.refuse_busy, self.store, str(op.id), op.root_path)
@@ -286,7 +293,8 @@ class OperationService:
         )
         async with self._exclusive(op.root_path):
             self.session.add(undo)
-        return await self._launch(undo, ROLLBACK, {"operation_id": str(op.id)})
+        ticket = self._ticket("rollback", op)
+        return await self._launch(undo, ROLLBACK, {"operation_id": str(op.id), "ticket": ticket})
 
     async def cancel(self, op: Operation) -> OperationStarted:
         await self.refresh([op])
@@ -299,6 +307,10 @@ class OperationService:
             await self.refresh([op])
         await self.session.commit()
         return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
+
+    def _ticket(self, kind: str, op: Operation) -> str:
+        claims = {"kind": kind, "op": str(op.id), "owner": str(op.owner_id), "root": op.root_path}
+        return tickets.sign(self.secret, claims)
 
     async def _still_granted(self, op: Operation, record: OperationRecord) -> None:
         """403 unless the owner still holds a grant of the root (a revoke stops an older dry

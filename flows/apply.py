@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.authorize import authorize, covered
 from flows.organize import guard_root, run_name
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import current_flow_run_id, progress_events
@@ -120,19 +121,21 @@ def rollback_run_name() -> str:
 
 
 @flow(name="apply-plan", flow_run_name=apply_run_name)
-def apply_plan_flow(operation_id: str) -> dict[str, Any]:
+def apply_plan_flow(operation_id: str, ticket: str | None = None) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
+    authorize(store, ticket, {"kind": "apply", "op": operation_id})
     record = operations.load(store, operation_id)
     check_can_apply(record)
     if record.status not in ("planned", "applying", "interrupted"):
         from flows.organize import organize_flow
 
-        organize_flow(
-            operation_id=record.id,
-            root=to_param(record.root),
-            options=record.options,
-            dry_run=False,
-        )
+        with covered():  # this run's ticket covers the organize it finishes
+            organize_flow(
+                operation_id=record.id,
+                root=to_param(record.root),
+                options=record.options,
+                dry_run=False,
+            )
         return operations.load(store, record.id).summary
     with progress_artifact(record.id, ("apply",)), progress_events(record.id):
         run_apply(store, record)
@@ -152,8 +155,9 @@ def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
 
 
 @flow(name="rollback", flow_run_name=rollback_run_name)
-def rollback_flow(operation_id: str) -> dict[str, Any]:
+def rollback_flow(operation_id: str, ticket: str | None = None) -> dict[str, Any]:
     store = DataStore(get_settings().data_url)
+    authorize(store, ticket, {"kind": "rollback", "op": operation_id})
     record = operations.load(store, operation_id)
     if not check_can_roll_back(store, record):
         return dict(ALREADY_ROLLED_BACK)

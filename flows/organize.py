@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.authorize import authorize
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
 from storage import operations
@@ -152,20 +153,28 @@ def organize_flow(
     root_identity: list[int] | None = None,
     owner: str | None = None,
     authorized_at: str | None = None,
+    ticket: str | None = None,
 ) -> dict[str, Any]:
     """`root_identity` is the root's [st_dev, st_ino] as the API authorized it (the root is
     then the API's canonical path, taken as given); without it (the CLI's own runs) the flow
     canonicalizes the root and fixes its identity itself. Either way it is checked before
     scan and again before apply (storage.root_identity). `owner` and `authorized_at` (the
     API's runs and schedules) name whose grant authorized the root and when: a run refuses a
-    root whose grant was revoked since (storage.revocations)."""
+    root whose grant was revoked since (storage.revocations). A run of a deployment must carry
+    the API's `ticket` for exactly these parameters (flows.authorize)."""
     settings = get_settings()
     store = DataStore(settings.data_url)
+    options = options or PlanOptions()
+    asked: dict[str, Any] = {"root": root, "root_identity": root_identity, "dry_run": dry_run}
+    asked["options"] = options.model_dump(mode="json")
+    kind = {"kind": "organize", "op": operation_id} if operation_id else {"kind": "schedule"}
+    claims = authorize(store, ticket, {**kind, **asked})
+    if claims is not None:  # who and when, as the API signed them
+        owner, authorized_at = claims.get("owner"), claims.get("at")
     if not operation_id:  # a scheduled run (scheduled-cleanup): a new operation per run
         from prefect.runtime import flow_run
 
         operation_id = str(flow_run.id)
-    options = options or PlanOptions()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
     check_options_for_root(options, from_param(root))  # and hard links on a bucket
     if root_identity is None:

@@ -29,6 +29,7 @@ from api.orchestrator import (
 from api.routes import errors
 from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
 from api.service_folders import refuse_overlap
+from storage import tickets
 from storage.paths import from_param, to_param
 from storage.roots import within
 
@@ -105,17 +106,22 @@ async def create_schedule(
     refuse_overlap(root, folders, Forbidden)
     options, dry_run = plan_parameters(body, root)
     slug = f"{SLUG_PREFIX}:{user.id}:{body.operation_type.value}:{secrets.token_hex(4)}"
+    parameters: dict[str, Any] = {
+        "operation_id": "",
+        "root": to_param(root),
+        "options": options,
+        "dry_run": dry_run,
+        "root_identity": await roots.identity(root),  # every run checks it (issue 12 #2)
+        "owner": str(user.id),  # and that the grant was not revoked since (#3)
+        "authorized_at": utcnow().isoformat(),
+    }
+    signed = {k: v for k, v in parameters.items() if k not in ("operation_id", "authorized_at")}
+    # No expiry: a schedule's parameters are fixed; its runs are re-checked by revocations.
+    secret = request.app.state.secret
+    parameters["ticket"] = tickets.sign(secret, {"kind": "schedule", **signed}, expires=False)
     spec = ScheduleSpec(
         slug=slug,
-        parameters={
-            "operation_id": "",
-            "root": to_param(root),
-            "options": options,
-            "dry_run": dry_run,
-            "root_identity": await roots.identity(root),  # every run checks it (issue 12 #2)
-            "owner": str(user.id),  # and that the grant was not revoked since (#3)
-            "authorized_at": utcnow().isoformat(),
-        },
+        parameters=parameters,
         cron=body.cron,
         interval_seconds=body.interval_seconds,
         timezone=body.timezone,

@@ -33,6 +33,7 @@ def runner(
         "PREFECT_API_URL": prefect_server,
         "FILEORG_DATA_URL": str(data_dir),
         "FILEORG_RUNNER_POLL_SECONDS": "1",
+        "FILEORG_SECRET_KEY": "s" * 64,  # the API's (tests.api.conftest): it checks the tickets
     }
     log = (tmp_path / "runner.log").open("wb")
     process = subprocess.Popen(

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from api.orchestrator import APPLY_PLAN, ORGANIZE, ROLLBACK
 from api.schemas import PlanOutcome
-from storage import operations
+from storage import operations, tickets
 from storage.journal import Journal, item_seq, journal_dir
 from storage.outcomes import OUTCOMES
 from tests.api.conftest import Api, User
@@ -76,6 +77,14 @@ def test_start_triggers_the_organize_deployment(
     assert parameters["root"] == str(tree / "alice")
     assert parameters["dry_run"] is expected_dry_run
     assert {k: parameters["options"][k] for k in expected_options} == expected_options
+    signed = _ticket(parameters)  # the run's ticket names exactly what it is asked (#4)
+    assert (signed["kind"], signed["op"], signed["owner"]) == (
+        "organize",
+        parameters["operation_id"],
+        alice.id,
+    )
+    asked = ("root", "root_identity", "options", "dry_run")
+    assert {k: signed[k] for k in asked} == {k: parameters[k] for k in asked}
 
 
 def test_status_follows_the_run(api: Api, tree: Path, alice: User) -> None:
@@ -263,7 +272,9 @@ def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice:
     op_id = api.started(alice, tree / "alice")
     applied = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
     assert applied.status_code == 202
-    assert api.fake.started[-1] == (APPLY_PLAN, {"operation_id": op_id})
+    assert api.fake.started[-1][0] == APPLY_PLAN
+    assert _ticket(api.fake.started[-1][1])["kind"] == "apply"
+    assert api.fake.started[-1][1]["operation_id"] == op_id
     shown = _get(api, alice, f"/api/v1/operations/{op_id}").json()
     assert (shown["status"], shown["state"], shown["run"]) == ("completed", "applied", "apply")
     report = _get(api, alice, f"/api/v1/operations/{op_id}/report").json()
@@ -273,7 +284,11 @@ def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice:
     assert undone.status_code == 202
     undo_id = undone.json()["operation_id"]
     assert undo_id != op_id
-    assert api.fake.started[-1] == (ROLLBACK, {"operation_id": op_id})
+    assert api.fake.started[-1][0] == ROLLBACK
+    assert (_ticket(api.fake.started[-1][1])["kind"], api.fake.started[-1][1]["operation_id"]) == (
+        "rollback",
+        op_id,
+    )
     undo = _get(api, alice, f"/api/v1/operations/{undo_id}").json()
     assert (undo["operation_type"], undo["source_operation_id"], undo["state"]) == (
         "rollback",
@@ -450,3 +465,12 @@ def test_apply_and_rollback_while_the_cli_holds_the_lock_are_409(
         assert response.json()["detail"].startswith(running)
     assert api.fake.started[-1][0] == ORGANIZE  # nothing was started
     assert _post(api, alice, f"/api/v1/operations/{op_id}/apply").status_code == 202
+
+
+def _ticket(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The claims of a run's ticket, signed with the test API's secret (tests.api.conftest)."""
+    claims: dict[str, Any] = jwt.decode(
+        parameters["ticket"], tickets.ticket_key("s" * 64), algorithms=["HS256"]
+    )
+    assert claims["op"] == parameters["operation_id"]
+    return claims

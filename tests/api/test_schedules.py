@@ -13,9 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from api.orchestrator import PrefectOrchestrator
+from storage import tickets
 from tests.api.conftest import Api
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -77,6 +79,13 @@ def test_a_schedule_makes_runs_with_its_parameters_and_goes_when_deleted(
     }
     authorized_at = runs[0].parameters.pop("authorized_at")  # when it was authorized (#3)
     assert datetime.fromisoformat(authorized_at).tzinfo is not None
+    signed = jwt.decode(  # the schedule's ticket (#4): what its runs may do, no expiry
+        runs[0].parameters.pop("ticket"), tickets.ticket_key("s" * 64), algorithms=["HS256"]
+    )
+    assert signed["kind"] == "schedule" and "exp" not in signed
+    assert {k: signed[k] for k in ("root", "options", "dry_run")} == {
+        k: expected_parameters[k] for k in ("root", "options", "dry_run")
+    }
     assert runs[0].parameters == expected_parameters
     assert runs[0].parameters["options"]["duplicates"] == "quarantine"
     assert schedule["id"] in _prefect_schedule_ids(scheduled_cleanup)

@@ -54,6 +54,7 @@ def test_compose_declares_the_stack_on_postgresql() -> None:
     assert prefect_db.startswith("postgresql+asyncpg://")
     assert services["api"]["environment"]["DATABASE_URL"].startswith("postgresql://")
     assert services["api"]["environment"]["SECRET_KEY"] == "s" * 48
+    assert services["worker"]["environment"]["SECRET_KEY"] == "s" * 48  # checks the tickets
 
 
 def test_the_worker_serves_the_pool_prefect_yaml_deploys_to() -> None:
