@@ -21,6 +21,7 @@ from storage.cron import check_cron, check_timezone
 from storage.errors import UserError
 from storage.operations import PlanOptions, check_options_for_root
 from storage.paths import to_param
+from storage.root_identity import identify
 from storage.roots import check_root
 from tasks.layout import parse_layout
 
@@ -79,14 +80,17 @@ def add(
         {"mode": mode, "duplicates": duplicates.value, "keep": keep.value}
     )
     check_options_for_root(options, root)
+    parameters: dict[str, Any] = {
+        "operation_id": "",
+        "root": to_param(root),
+        "options": options.model_dump(mode="json"),
+        "dry_run": not apply,
+        "root_identity": identify(root),
+    }
+    parameters["ticket"] = _schedule_ticket(parameters)
     spec = ScheduleSpec(
         slug=f"fileorg:cli:organize:{secrets.token_hex(4)}",
-        parameters={
-            "operation_id": "",
-            "root": to_param(root),
-            "options": options.model_dump(mode="json"),
-            "dry_run": not apply,
-        },
+        parameters=parameters,
         cron=cron,
         interval_seconds=every,
         timezone=timezone,
@@ -96,6 +100,16 @@ def add(
         emit_json(_row(info))
     else:
         typer.echo(f"scheduled {info.id}: {_rule(info)} on {root}")
+
+
+def _schedule_ticket(parameters: dict[str, Any]) -> str:
+    """The operator's schedule is signed with the service's key, as the API signs one
+    (storage.tickets; no owner: no grant to revoke), so that the runner accepts its runs."""
+    from api.config import get_settings as api_settings
+    from storage import tickets
+
+    signed = {k: v for k, v in parameters.items() if k != "operation_id"}
+    return tickets.sign(api_settings().resolved_secret(), {"kind": "schedule", **signed}, False)
 
 
 def _rule(info: Any) -> str:

@@ -67,7 +67,8 @@ def test_an_apply_whose_process_ended_is_interrupted_and_frees_its_root(
     api.fake.complete = True
     undo = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")  # the root is free
     assert undo.status_code == 202, undo.text
-    assert api.fake.started[-1] == (ROLLBACK, {"operation_id": op_id})
+    assert api.fake.started[-1][0] == ROLLBACK
+    assert api.fake.started[-1][1]["operation_id"] == op_id
 
 
 def test_an_interrupted_apply_resumes(api: Api, tree: Path, alice: User) -> None:
@@ -75,7 +76,8 @@ def test_an_interrupted_apply_resumes(api: Api, tree: Path, alice: User) -> None
     api.fake.complete = True
     resumed = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
     assert resumed.status_code == 202, resumed.text
-    assert api.fake.started[-1] == (APPLY_PLAN, {"operation_id": op_id})
+    assert api.fake.started[-1][0] == APPLY_PLAN
+    assert api.fake.started[-1][1]["operation_id"] == op_id
     assert _shown(api, alice, op_id)["state"] == "applied"
 
 

@@ -37,6 +37,7 @@ def barrier(prefect_server: str, data_dir: Path, tmp_path: Path) -> Iterator[Pat
         "FILEORG_DATA_URL": str(data_dir),
         "FILEORG_RUNNER_POLL_SECONDS": "1",
         "FILEORG_SHARD_ROWS": "2",
+        "FILEORG_SECRET_KEY": "s" * 64,  # the API's (tests.api.conftest): it checks the tickets
         locks.PAUSE_ENV: str(barrier),
         locks.PAUSE_AT_ENV: "shard",
     }
