@@ -75,9 +75,13 @@ def lock_dir(store: DataStore) -> str:
         return os.path.abspath(os.path.expanduser(configured))
     if store.is_local:
         return f"{store.base}/locks"
-    from platformdirs import user_runtime_dir
+    # The runtime folder when the session has one (XDG_RUNTIME_DIR: per boot, like a flock);
+    # services, cron and CI often have none, and platformdirs would warn and guess in /tmp.
+    from platformdirs import user_runtime_dir, user_state_dir
 
-    return os.path.join(user_runtime_dir("fileorg", appauthor=False), "locks")
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(user_runtime_dir("fileorg", appauthor=False), "locks")
+    return os.path.join(user_state_dir("fileorg", appauthor=False), "locks")
 
 
 def authoritative(store: DataStore) -> bool:

@@ -282,9 +282,15 @@ def test_flow_run_parameters_name_the_root_and_nothing_else(evidence: Evidence) 
     run = evidence.flow_run
     parameters = run.parameters
 
-    assert set(parameters) == {"operation_id", "root", "options", "dry_run"}
+    # what the API authorized (issue 12: the root's identity, whose grant and when, and the
+    # ticket it signed over all of it), and still no profile, key or secret
+    assert set(parameters) == {
+        *("operation_id", "root", "options", "dry_run"),
+        *("root_identity", "owner", "authorized_at", "ticket"),
+    }
     assert (parameters["operation_id"], parameters["root"]) == (evidence.operation_id, ROOT)
     assert evidence.endpoint not in json.dumps(parameters)  # the profile stays on the worker
+    assert SECRET not in json.dumps(parameters) and KEY_ID not in json.dumps(parameters)
     assert SECRET not in run.name and KEY_ID not in run.name
 
 
