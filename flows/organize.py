@@ -6,6 +6,7 @@ own shards, so running the flow again with the same operation id resumes it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -14,12 +15,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.authorize import authorize
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
-from storage import operations
+from storage import locks, operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.objects import is_object_url
@@ -154,7 +157,7 @@ def organize_flow(
     owner: str | None = None,
     authorized_at: str | None = None,
     ticket: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """`root_identity` is the root's [st_dev, st_ino] as the API authorized it (the root is
     then the API's canonical path, taken as given); without it (the CLI's own runs) the flow
     canonicalizes the root and fixes its identity itself. Either way it is checked before
@@ -171,10 +174,39 @@ def organize_flow(
     claims = authorize(store, ticket, {**kind, **asked})
     if claims is not None:  # who and when, as the API signed them
         owner, authorized_at = claims.get("owner"), claims.get("at")
-    if not operation_id:  # a scheduled run (scheduled-cleanup): a new operation per run
-        from prefect.runtime import flow_run
+    grant = (owner, authorized_at)
+    if operation_id:
+        return _organize(store, operation_id, root, options, dry_run, root_identity, grant)
+    # A scheduled run (scheduled-cleanup): a new operation per run, one run of a schedule at
+    # a time (its ticket names the schedule; the CLI's in-process test runs have none).
+    from prefect.runtime import flow_run
 
-        operation_id = str(flow_run.id)
+    with locks.schedule_slot(store, ticket or json.dumps(asked, sort_keys=True)) as free:
+        if not free:
+            return _skipped(root)
+        run_id = str(flow_run.id)
+        return _organize(store, run_id, root, options, dry_run, root_identity, grant)
+
+
+def _skipped(root: str) -> State[Any]:
+    """The run of a schedule that found its previous run still going: no operation is made,
+    and Prefect keeps the run as Skipped with the reason (the UI and the API show it)."""
+    why = f"skipped: the previous run of this schedule on {from_param(root)} is still going"
+    get_run_logger().warning(why)
+    return Completed(name="Skipped", message=why)
+
+
+def _organize(
+    store: DataStore,
+    operation_id: str,
+    root: str,
+    options: PlanOptions,
+    dry_run: bool,
+    root_identity: list[int] | None,
+    grant: tuple[str | None, str | None],
+) -> dict[str, Any]:
+    owner, authorized_at = grant
+    settings = get_settings()
     parse_layout(options.mode, options.template)  # refuse a bad template before any work
     check_options_for_root(options, from_param(root))  # and hard links on a bucket
     if root_identity is None:

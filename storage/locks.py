@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -198,6 +199,29 @@ def held(
                     os.unlink(path)
             os.close(fd)
             _settle(store, operation_id)  # an exception or a stop left it half done
+
+
+@contextlib.contextmanager
+def schedule_slot(store: DataStore, schedule: str) -> Iterator[bool]:
+    """True for the body when no other run of `schedule` (any stable text naming it: its
+    ticket) is going, False when one is; the slot is free again when its holder ends, however
+    it ends (a flock, like the operation locks). A schedule's runs take their turns: a run that
+    starts while the previous one still works skips, instead of scanning the same root twice
+    at once or queueing up behind a slow one."""
+    folder = lock_dir(store)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    name = hashlib.sha256(schedule.encode()).hexdigest()[:32]
+    fd = os.open(os.path.join(folder, f"schedule-{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        pause_for_tests("schedule")
+        yield True
+    finally:
+        os.close(fd)  # the file stays: unlinking it would let two runs lock two inodes
 
 
 def reconcile(store: DataStore, record: OperationRecord) -> OperationRecord:

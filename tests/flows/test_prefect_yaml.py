@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,52 @@ def test_a_scheduled_run_is_a_new_operation_named_after_its_run(
     record = operations.load(DataStore(str(data_dir)), str(flow_run.id))
     assert (record.status, record.root) == ("planned", str(root))
     assert flow_run.name == f"organize-{flow_run.id} {root}"
+
+
+# A scheduled run (no operation id) in a process of its own, as the runner starts one.
+SCHEDULED_RUN = """
+import sys
+from flows.organize import organize_flow
+organize_flow(operation_id="", root=sys.argv[1])
+"""
+
+
+def test_a_schedules_next_run_skips_while_its_previous_run_is_going(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from flows.organize import organize_flow
+    from storage import operations
+    from storage.locations import DataStore
+    from storage.locks import PAUSE_AT_ENV, PAUSE_ENV
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "notes.txt").write_text("a note\n")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, PAUSE_ENV: str(barrier), PAUSE_AT_ENV: "schedule"}
+    first = subprocess.Popen([sys.executable, "-c", SCHEDULED_RUN, str(root)], env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (barrier / "schedule").exists():  # the first run holds its schedule's slot
+            assert first.poll() is None, "the first run ended before it took its slot"
+            assert time.monotonic() < deadline, "the first run never took its slot"
+            time.sleep(0.05)  # polling a file barrier
+        skipped = organize_flow(operation_id="", root=str(root), return_state=True)
+        first_still_going = first.poll() is None
+    finally:
+        (barrier / "go").touch()
+        first.wait(timeout=300)
+    store = DataStore(str(data_dir))
+    after = organize_flow(operation_id="", root=str(root), return_state=True)
+
+    assert first_still_going  # the race happened: the second run came while the first worked
+    assert skipped.name == "Skipped", skipped
+    assert "previous run of this schedule" in (skipped.message or "")
+    assert _flow_run(skipped.state_details.flow_run_id).state.name == "Skipped"
+    assert first.returncode == 0
+    made = {r.id: r.status for r in operations.list_all(store)}
+    skipped_id = str(skipped.state_details.flow_run_id)
+    assert skipped_id not in made  # a skipped run makes no operation
+    assert after.is_completed() and after.name != "Skipped"  # the slot is free once it ended
+    assert sorted(made.values()) == ["planned", "planned"]
