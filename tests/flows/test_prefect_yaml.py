@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,38 @@ def _deployed(api_url: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
+def _forget_deployments() -> None:
+    """Delete what `prefect deploy` registered on the session's server: a runner serving the
+    same names later (another test file, in this worker) would inherit its work pool and
+    storage, and its runs would look for the flow's code in a folder that does not exist."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async def forget() -> None:
+        async with get_client() as client:
+            for name, (flow, _) in EXPECTED_DEPLOYMENTS.items():
+                with suppress(ObjectNotFound):
+                    deployment = await client.read_deployment_by_name(f"{flow}/{name}")
+                    await client.delete_deployment(deployment.id)
+            with suppress(ObjectNotFound):
+                await client.delete_work_pool("fileorg")
+
+    asyncio.run(forget())
+
+
 def test_prefect_deploy_all_registers_the_four_deployments(prefect_server: str) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    for command in (
-        [str(PREFECT), "work-pool", "create", "fileorg", "--type", "process", "--overwrite"],
-        [str(PREFECT), "--no-prompt", "deploy", "--all"],
-    ):
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120)
-        if done.returncode != 0:
-            pytest.fail(f"{command}: {done.stdout.decode()}\n{done.stderr.decode()}")
-
-    deployed = _deployed(prefect_server)
+    try:
+        for command in (
+            [str(PREFECT), "work-pool", "create", "fileorg", "--type", "process", "--overwrite"],
+            [str(PREFECT), "--no-prompt", "deploy", "--all"],
+        ):
+            done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120)
+            if done.returncode != 0:
+                pytest.fail(f"{command}: {done.stdout.decode()}\n{done.stderr.decode()}")
+        deployed = _deployed(prefect_server)
+    finally:
+        _forget_deployments()
 
     # No pull step: a worker anywhere runs the installed package, not the deployer's folder.
     assert deployed == {

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.api.test_ws import free_port
 
@@ -132,6 +133,12 @@ def test_serve_runs_the_stack_and_ctrl_c_stops_every_child(
     assert "<html" in ui.text.lower()
     with pytest.raises(httpx.ConnectError):  # Prefect stays on 127.0.0.1, not on --host
         httpx.get(f"http://{API_HOST}:{prefect_port}/api/health", timeout=5)
+    # Prefect's events WebSocket takes no login even behind its server auth (PrefectHQ/prefect
+    # #17687): it answers on loopback, and nowhere else.
+    with connect(f"ws://127.0.0.1:{prefect_port}/api/events/in", open_timeout=30):
+        pass
+    with pytest.raises(OSError):
+        connect(f"ws://{API_HOST}:{prefect_port}/api/events/in", open_timeout=5)
     assert api.get("/health").status_code == 200
     assert api.get("/api/v1/status").json()["status"] == "ready"
     assert f"http://127.0.0.1:{prefect_port}" in log.read_text()
