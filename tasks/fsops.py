@@ -112,14 +112,24 @@ def lstat_at(dir_fd: int, name: bytes) -> os.stat_result | None:
         return None
 
 
+def _renamed_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> bool:
+    """True when renameat2 with RENAME_NOREPLACE did the rename; False when this kernel or
+    filesystem has no such flag (the caller falls back or refuses); raises any other error,
+    FileExistsError for a taken `dst` included."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        raise OSError(err, os.strerror(err), os.fsdecode(dst))
+    return False
+
+
 def rename_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
     """Rename, failing with FileExistsError if `dst` exists; never replaces it."""
-    if _renameat2 is not None:
-        if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), os.fsdecode(dst))
+    if _renamed_noreplace(src_fd, src, dst_fd, dst):
+        return
     # Filesystems without RENAME_NOREPLACE: link() refuses an existing name just the same.
     # A crash between the two steps leaves both names on one inode, which recovery detects.
     os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
@@ -134,12 +144,8 @@ def rename_dir_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> No
     """Rename a directory, failing with FileExistsError if `dst` exists. Only renameat2 with
     RENAME_NOREPLACE can do that: a directory cannot be hard-linked, so where the flag is
     refused this raises NoReplaceUnsupported and nothing moves."""
-    if _renameat2 is not None:
-        if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), os.fsdecode(dst))
+    if _renamed_noreplace(src_fd, src, dst_fd, dst):
+        return
     raise NoReplaceUnsupported(errno.EOPNOTSUPP, "no rename without replace here")
 
 
