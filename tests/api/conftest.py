@@ -182,10 +182,11 @@ def tree(tmp_path: Path) -> Path:
     return srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def scheduled_cleanup(prefect_server: str) -> str:
     """The scheduled-cleanup deployment registered as the runner registers it (no runner:
-    scheduled runs stay scheduled, which is what these tests read)."""
+    scheduled runs stay scheduled, which is what these tests read). Registered for each test:
+    the `prefect deploy` test removes what it registered on the shared server."""
     from flows.deployments import _deployment
     from flows.organize import organize_flow
 
