@@ -1,0 +1,23 @@
+"""Fixtures of the stage tests: `root`, one root to organize on each backend, so that a
+contract test is written once and runs on a temporary folder and on a moto bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.roots import BucketRoot, LocalRoot, TreeRoot
+
+ROOT_BUCKET = "root-bucket"
+
+
+@pytest.fixture(params=["local", "bucket"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> TreeRoot:
+    """An empty root: a temp folder, or the prefix `root/` of a fresh bucket on moto's server
+    (the `s3` storage profile names it). Its helpers are in tests/roots.py."""
+    if request.param == "local":
+        return LocalRoot(tmp_path / "root")
+    # Requested only here, so that local runs do not start the moto server.
+    s3 = request.getfixturevalue("s3")
+    return BucketRoot(s3.client(), s3.bucket(ROOT_BUCKET))
