@@ -96,9 +96,9 @@ def test_copy_of_a_changed_source_is_refused(store: ObjectStore) -> None:
 def test_multipart_copy_of_a_large_object(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import storage.objects as objects
+    from storage.objects import copy
 
-    monkeypatch.setattr(objects, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part
+    monkeypatch.setattr(copy, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part
     data = os.urandom(11 * 1024 * 1024)
     store.put_if_absent("inbox/big", data)
     src = store.head("inbox/big")
@@ -179,3 +179,31 @@ def test_a_copy_keeps_metadata_content_headers_and_storage_class(
         "max-age=60",
     )
     assert (copy["StorageClass"], copy["Metadata"]) == ("STANDARD_IA", {"camera": "x100"})
+
+
+REDACTING = """
+import logging, sys
+import storage.objects
+from storage.objects.errors import REDACT, REDACTED_LOGGERS
+installed = lambda: [REDACT in logging.getLogger(n).filters for n in REDACTED_LOGGERS]
+print(installed())
+if sys.argv[1:] == ["connect"]:
+    storage.objects.filesystem("s3")
+    print(installed())
+"""
+
+
+def test_importing_installs_no_log_filter_and_a_filesystem_does(s3: S3Env) -> None:
+    """An import has no side effects on logging; every client is made by filesystem(), so
+    that is where the credential filter goes, before any request can be logged."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", REDACTING, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.splitlines()
+
+    assert run() == ["[False, False]"]
+    assert run("connect") == ["[False, False]", "[True, True]"]
