@@ -498,7 +498,8 @@ def test_plan_of_a_bucket_moves_rel_keys_and_leaves_markers_alone(
     rows = {r["src"]: r for r in stage_rows(store, op_dir, "plan")}
     photo = rows["dir one/été 2019.jpg".encode()]
     assert (photo["action"], photo["dst"]) == ("move", "Images/2019/été 2019.jpg".encode())
-    assert b"folder/" not in rows or rows[b"folder/"]["action"] == "skip"
+    marker = rows[b"folder/"]  # scanned as kind "other", planned as a skip with its reason
+    assert (marker["action"], marker["dst"], marker["reason_code"]) == ("skip", None, "special")
     quarantined = [r for r in rows.values() if r["action"] == "quarantine"]
     assert len(quarantined) == 2 == counts["quarantine"]
     for row in rows.values():
