@@ -67,13 +67,13 @@ NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its st
 
 def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], bool]:
     """The flow's options and dry-run flag; refuses (400) what the root cannot do."""
-    duplicates = "report" if body.operation_type is OperationType.scan else body.duplicates.value
+    duplicates = "report" if body.operation_type is OperationType.scan else body.duplicates
     options = PlanOptions.model_validate(
         {
-            "mode": body.organization_mode.value,
+            "mode": body.organization_mode,
             "template": body.template,
             "duplicates": duplicates,
-            "keep": body.keep.value,
+            "keep": body.keep,
             "include_empty": body.include_empty,
             "exclude": body.exclude,
             "include_hidden": body.include_hidden,

@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -25,11 +25,14 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from api.orchestrator import RunStatus
 from api.password_policy import password_problem
+from storage import operations as policies
 from storage.cron import InvalidSchedule, check_cron, check_timezone
 from storage.errors import InvalidPlanOptions
+from storage.operations import AlbumsPolicy, LayoutMode, ProjectsPolicy, UndatedPolicy
 from storage.templates import check_template
 
 MAX_PATH = 4096
@@ -168,29 +171,21 @@ class OperationType(StrEnum):
     scan = "scan"  # a dry run: listing, categories, report; never applied
 
 
-class OrganizationMode(StrEnum):
-    category_year = "category_year"
-    category = "category"
-    year_month = "year_month"
-    extension = "extension"
-
-
-class DuplicatesPolicy(StrEnum):
-    report = "report"
-    quarantine = "quarantine"
-    hardlink = "hardlink"
-
-
-class KeepPolicy(StrEnum):
-    oldest = "oldest"
-    newest = "newest"
-    shortest_path = "shortest-path"
+# storage.operations' policies, each under its name in the OpenAPI schema (a component that
+# clients refer to, as an enum class would give): the values are never spelled here.
+OrganizationMode = TypeAliasType(
+    "OrganizationMode", Annotated[LayoutMode, Field(title="OrganizationMode")]
+)
+DuplicatesPolicy = TypeAliasType(
+    "DuplicatesPolicy", Annotated[policies.DuplicatesPolicy, Field(title="DuplicatesPolicy")]
+)
+KeepPolicy = TypeAliasType("KeepPolicy", Annotated[policies.KeepPolicy, Field(title="KeepPolicy")])
 
 
 class OperationCreate(Strict):
     root_path: str = Field(min_length=1, max_length=MAX_PATH)
     operation_type: OperationType = OperationType.organize
-    organization_mode: OrganizationMode = OrganizationMode.category_year
+    organization_mode: OrganizationMode = "category_year"
     template: str | None = Field(
         default=None,
         min_length=1,
@@ -198,15 +193,15 @@ class OperationCreate(Strict):
         description="A layout such as '{category}/{year}/{name}' (overrides organization_mode)",
     )
     dry_run: bool = True
-    duplicates: DuplicatesPolicy = DuplicatesPolicy.report
-    keep: KeepPolicy = KeepPolicy.oldest
+    duplicates: DuplicatesPolicy = "report"
+    keep: KeepPolicy = "oldest"
     include_empty: bool = False
     exclude: list[str] = Field(default_factory=list, max_length=100)
     include_hidden: bool = False
-    projects: Literal["leave", "move"] = "leave"
-    albums: Literal["tags", "folder", "off"] = "tags"
+    projects: ProjectsPolicy = "leave"
+    albums: AlbumsPolicy = "tags"
     keep_subfolders: bool = False
-    undated: Literal["mtime", "folder"] = "mtime"
+    undated: UndatedPolicy = "mtime"
     keep_empty_folders: bool = False
 
     @field_validator("template")

@@ -34,21 +34,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The plan's policies, spelled once: the API's request schema and the CLI's option choices are
+# these aliases (tests/storage/test_policies.py holds the three to it).
+LayoutMode = Literal["category_year", "category", "year_month", "extension"]  # tasks.layout.MODES
+DuplicatesPolicy = Literal["report", "quarantine", "hardlink"]
+KeepPolicy = Literal["oldest", "newest", "shortest-path"]
+ProjectsPolicy = Literal["leave", "move"]
+AlbumsPolicy = Literal["tags", "folder", "off"]
+UndatedPolicy = Literal["mtime", "folder"]
+
+
 class PlanOptions(BaseModel):
+    # A str, not a LayoutMode: with a template the mode is not used, and the CLI accepts any
+    # (tasks.layout.parse_layout checks it only when there is no template).
     mode: str = "category_year"
     template: str | None = None
-    duplicates: Literal["report", "quarantine", "hardlink"] = "report"
-    keep: Literal["oldest", "newest", "shortest-path"] = "oldest"
+    duplicates: DuplicatesPolicy = "report"
+    keep: KeepPolicy = "oldest"
     include_empty: bool = False
     exclude: list[str] = Field(default_factory=list)
     # What a real home folder needs (tasks.leave_alone, tasks.planner): hidden entries are left
     # alone unless opted in; projects are left whole, or moved whole to Projects/; album
     # folders move as one, named by their tags; files dated by mtime alone may go to Undated/.
     include_hidden: bool = False
-    projects: Literal["leave", "move"] = "leave"
-    albums: Literal["tags", "folder", "off"] = "tags"
+    projects: ProjectsPolicy = "leave"
+    albums: AlbumsPolicy = "tags"
     keep_subfolders: bool = False
-    undated: Literal["mtime", "folder"] = "mtime"
+    undated: UndatedPolicy = "mtime"
     # Apply removes the folders it emptied (tasks.empty_dirs) unless asked to keep them.
     keep_empty_folders: bool = False
 

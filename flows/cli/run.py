@@ -9,8 +9,7 @@ a rollback that could not carry out every item (its heading says so, and it list
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 import typer
 from rich.markup import escape
@@ -30,7 +29,17 @@ from flows.cli.views import not_done, preview
 from storage import locks, operations, outcomes, previews, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
-from storage.operations import OperationRecord, PlanOptions, check_options_for_root
+from storage.operations import (
+    AlbumsPolicy,
+    DuplicatesPolicy,
+    KeepPolicy,
+    LayoutMode,
+    OperationRecord,
+    PlanOptions,
+    ProjectsPolicy,
+    UndatedPolicy,
+    check_options_for_root,
+)
 from storage.paths import to_param
 from storage.roots import check_root
 from tasks.layout import parse_layout
@@ -38,34 +47,6 @@ from tasks.layout import parse_layout
 INCOMPLETE = 3  # exit code: an apply or rollback left some items undone (listed)
 DECLINED = 1
 SAMPLE = 5  # files shown after an apply or rollback that could not do them
-
-
-class Duplicates(StrEnum):
-    report = "report"
-    quarantine = "quarantine"
-    hardlink = "hardlink"
-
-
-class Keep(StrEnum):
-    oldest = "oldest"
-    newest = "newest"
-    shortest_path = "shortest-path"
-
-
-class Projects(StrEnum):
-    leave = "leave"
-    move = "move"
-
-
-class Albums(StrEnum):
-    tags = "tags"
-    folder = "folder"
-    off = "off"
-
-
-class Undated(StrEnum):
-    mtime = "mtime"
-    folder = "folder"
 
 
 YES = typer.Option(False, "--yes", "-y", help="Do not ask on a terminal: apply.")
@@ -92,16 +73,12 @@ def run_with_progress(json_output: bool, fn: Any, **kwargs: Any) -> Any:
 @app.command()
 def organize(
     path: str = typer.Argument(..., help="The root folder to organize."),
-    mode: str = typer.Option(
-        "category_year", help="category_year, category, year_month, extension."
-    ),
+    mode: str = typer.Option("category_year", help=", ".join(get_args(LayoutMode)) + "."),
     template: str | None = typer.Option(
         None, help="A layout such as '{category}/{year}/{month:02d}/{name}' (overrides --mode)."
     ),
-    duplicates: Duplicates = typer.Option(
-        Duplicates.report, help="What to do with duplicate copies."
-    ),
-    keep: Keep = typer.Option(Keep.oldest, help="Which copy of a duplicate group stays."),
+    duplicates: DuplicatesPolicy = typer.Option("report", help="What to do with duplicate copies."),
+    keep: KeepPolicy = typer.Option("oldest", help="Which copy of a duplicate group stays."),
     include_empty: bool = typer.Option(
         False, help="Count empty files as duplicates of each other."
     ),
@@ -111,21 +88,21 @@ def organize(
         help="Organize hidden files and folders too (never OS junk, tool or state folders, "
         "credentials or projects).",
     ),
-    projects: Projects = typer.Option(
-        Projects.leave,
+    projects: ProjectsPolicy = typer.Option(
+        "leave",
         help="Projects (.git, pyproject.toml, ...): leave them, or move each "
         "whole to Projects/<name>.",
     ),
-    albums: Albums = typer.Option(
-        Albums.tags,
+    albums: AlbumsPolicy = typer.Option(
+        "tags",
         help="Album folders move whole: to Audio/<artist>/<album> by their tags "
         "(tags), to the layout under their own name (folder), or not as albums (off).",
     ),
     keep_subfolders: bool = typer.Option(
         False, help="Sort only the files at the top of PATH; leave every subfolder as it is."
     ),
-    undated: Undated = typer.Option(
-        Undated.mtime,
+    undated: UndatedPolicy = typer.Option(
+        "mtime",
         help="Files with no date but their mtime: date them by it, or put "
         "them in Undated/ (folder).",
     ),
@@ -158,15 +135,15 @@ def organize(
     options = PlanOptions(
         mode=mode,
         template=template,
-        duplicates=duplicates.value,
-        keep=keep.value,
+        duplicates=duplicates,
+        keep=keep,
         include_empty=include_empty,
         exclude=exclude,
         include_hidden=include_hidden,
-        projects=projects.value,
-        albums=albums.value,
+        projects=projects,
+        albums=albums,
         keep_subfolders=keep_subfolders,
-        undated=undated.value,
+        undated=undated,
         keep_empty_folders=keep_empty_folders,
     )
     check_options_for_root(options, path)  # what the kind of root cannot do, before any I/O

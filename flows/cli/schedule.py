@@ -16,10 +16,9 @@ import typer
 from flows.cli import app
 from flows.cli.guards import refuse_broad_root
 from flows.cli.render import emit_json, table
-from flows.cli.run import Duplicates, Keep
 from storage.cron import check_cron, check_timezone
 from storage.errors import UserError
-from storage.operations import PlanOptions, check_options_for_root
+from storage.operations import DuplicatesPolicy, KeepPolicy, PlanOptions, check_options_for_root
 from storage.paths import to_param
 from storage.root_identity import identify
 from storage.roots import check_root
@@ -55,8 +54,8 @@ def add(
     every: int | None = typer.Option(None, help="Or an interval, in seconds."),
     timezone: str = typer.Option("UTC", help="The timezone cron times are in."),
     mode: str = typer.Option("category_year", help="Layout: category_year, category, ..."),
-    duplicates: Duplicates = typer.Option(Duplicates.report, help="What to do with copies."),
-    keep: Keep = typer.Option(Keep.oldest, help="Which copy of a duplicate group stays."),
+    duplicates: DuplicatesPolicy = typer.Option("report", help="What to do with copies."),
+    keep: KeepPolicy = typer.Option("oldest", help="Which copy of a duplicate group stays."),
     apply: bool = typer.Option(False, "--apply", help="Apply each plan (default: dry runs)."),
     i_mean_it: bool = typer.Option(
         False, "--i-mean-it", help="Organize / , a system folder or your whole home folder."
@@ -76,9 +75,7 @@ def add(
     parse_layout(mode, None)
     root = check_root(path)
     refuse_broad_root(root, i_mean_it)
-    options = PlanOptions.model_validate(
-        {"mode": mode, "duplicates": duplicates.value, "keep": keep.value}
-    )
+    options = PlanOptions.model_validate({"mode": mode, "duplicates": duplicates, "keep": keep})
     check_options_for_root(options, root)
     parameters: dict[str, Any] = {
         "operation_id": "",
