@@ -8,108 +8,27 @@ rollback needs something applied; rolling back twice does nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
 
 from flows.authorize import authorize, covered
-from flows.organize import guard_root, run_name
+from flows.organize import organize_flow
 from flows.progress_artifact import progress_artifact
-from flows.progress_events import current_flow_run_id, progress_events
-from storage import locks, operations
-from storage.errors import OperationStateError, RootError
+from flows.progress_events import progress_events
+from flows.runs import APPLY_KEYS as APPLY_KEYS
+from flows.runs import changing, check_can_apply, guarded, run_apply, run_name
+from storage import operations
+from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from storage.paths import to_param
 from storage.settings import get_settings
 from tasks import apply_op
 from tasks.progress import tracker
-from tasks.stages import apply_task, rollback_task
+from tasks.stages import rollback_task
 
-APPLY_KEYS = ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
 ALREADY_ROLLED_BACK = {"undone": 0, "refused": 0, "already_rolled_back": True}
-
-
-def check_can_apply(record: OperationRecord) -> None:
-    stopped = operations.stopped_rolling_back(record)
-    if stopped:
-        raise OperationStateError(stopped)
-    if record.status in ("applied", "partial"):
-        raise OperationStateError(f"operation {record.id} is already applied")
-    if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
-        raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
-    if record.status in ("planned", "applying", "interrupted"):
-        return  # an interrupted apply resumes: the journal says what is done
-    if not record.dry_run and record.status in ("running", "failed", "pending"):
-        return  # an interrupted organize: finish planning, then apply
-    raise OperationStateError(
-        f"operation {record.id} is not a finished dry run (status: {record.status})"
-    )
-
-
-def guarded(store: DataStore, record: OperationRecord) -> None:
-    """The root is still the folder that was authorized, or the refusal is recorded (the
-    status stays, so the operation can go on once the folder is back) and raised."""
-    try:
-        guard_root(record)
-    except RootError as exc:
-        record.error = str(exc)
-        operations.save(store, record)
-        raise
-
-
-def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
-    """Apply the plan of `record`; resumable. Returns the outcome counts. Busy when another
-    run applies or rolls back this operation or an overlapping root."""
-    with changing(store, record, "apply"):
-        check_can_apply(record)  # as the last run that held the lock left it
-        return _run_apply(store, record)
-
-
-def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
-    op_dir = store.operation_dir(record.id)
-    apply_op.journal_dir(store, op_dir)  # refuses a data folder without journals, first
-    guarded(store, record)
-    record.status = "applying"
-    record.stage = "apply"
-    operations.save(store, record)
-    progress = tracker(record.id)
-    progress.start(
-        "apply",
-        int(record.summary.get("moves", 0))
-        + int(record.summary.get("quarantine", 0))
-        + int(record.summary.get("hardlink", 0)),
-    )
-    totals: Counter[str] = Counter()
-    for phase in apply_op.phases_for(record.root):
-        for shard in range(apply_op.plan_shards(store, op_dir)):
-            guarded(store, record)  # and again before every shard: a swap mid-apply stops it
-            totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
-            locks.pause_for_tests("shard")
-    progress.finish("apply")
-    if not record.options.keep_empty_folders:
-        guarded(store, record)
-        record.summary["folders_emptied"] = apply_op.remove_emptied(store, op_dir, record.root)
-    counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
-    record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
-    record.stage = None
-    record.summary["apply"] = counts
-    operations.save(store, record)
-    return counts
-
-
-@contextmanager
-def changing(store: DataStore, record: OperationRecord, action: locks.Action) -> Iterator[None]:
-    """Hold the operation's lock (and its root's) while this run changes files. `record` is
-    read again once the lock is held: a run that held it before may have changed it."""
-    with locks.held(store, record.id, record.root, action, current_flow_run_id()):
-        fresh = operations.load(store, record.id)
-        for name in type(record).model_fields:
-            setattr(record, name, getattr(fresh, name))
-        record.flow_run_id = current_flow_run_id()  # saved with `applying`: the API's clue
-        yield
 
 
 def apply_run_name() -> str:
@@ -127,8 +46,6 @@ def apply_plan_flow(operation_id: str, ticket: str | None = None) -> dict[str, A
     record = operations.load(store, operation_id)
     check_can_apply(record)
     if record.status not in ("planned", "applying", "interrupted"):
-        from flows.organize import organize_flow
-
         with covered():  # this run's ticket covers the organize it finishes
             organize_flow(
                 operation_id=record.id,

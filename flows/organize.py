@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,14 +19,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.authorize import authorize
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
+from flows.runs import guard_root, run_apply, run_name, stage
 from storage import locks, operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.objects import is_object_url
-from storage.operations import OperationRecord, PlanOptions, StageTiming, check_options_for_root
+from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 from storage.paths import from_param
 from storage.revocations import check_not_revoked
-from storage.root_identity import Identity, RootChanged, check_identity, identify
+from storage.root_identity import Identity, RootChanged, identify
 from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import hashes, report
@@ -49,35 +47,6 @@ from tasks.stages import (
 STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")
 RESUMABLE = ("pending", "running", "failed", "planned", "applying", "interrupted")
 APPLYING = ("applying", "interrupted")  # an apply was under way: it resumes as an apply
-
-
-@contextmanager
-def stage(store: DataStore, record: OperationRecord, name: str) -> Iterator[StageTiming]:
-    timing = record.stages.setdefault(name, StageTiming())
-    record.stage = name
-    started = time.perf_counter()
-    operations.save(store, record)
-    yield timing
-    timing.seconds = round((timing.seconds or 0) + time.perf_counter() - started, 3)
-    tracker(record.id).finish(name)
-    operations.save(store, record)
-
-
-def run_name(kind: str) -> str:
-    """A flow run's name in the UI: the kind, the operation id and the root it works on."""
-    from prefect.runtime import flow_run
-
-    params = flow_run.parameters
-    operation_id = params.get("operation_id") or str(flow_run.id)
-    root = params.get("root")
-    if root is None:  # apply and rollback take only the id: the root is in its record
-        try:
-            store = DataStore(get_settings().data_url)
-            root = operations.load(store, operation_id).root
-        except Exception:  # a name is a convenience; the run itself reports a missing record
-            root = "?"
-    shown = os.fsencode(from_param(str(root))).decode("utf-8", "backslashreplace")
-    return f"{kind}-{operation_id} {shown}"
 
 
 def organize_run_name() -> str:
@@ -111,17 +80,6 @@ def open_operation(
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
     operations.save(store, record)
     return record
-
-
-def guard_root(record: OperationRecord) -> None:
-    """RootChanged (RootError) unless the record's root is still the folder it was authorized
-    as: reached without a symlink on the way, with the same device and inode."""
-    if is_object_url(record.root):
-        check_root(record.root)  # the bucket is still there and readable
-        return
-    check_identity(record.root, record.root_identity)
-    if check_root(record.root) != record.root:  # a link that appeared since the walk
-        raise RootChanged(f"root {record.root} is no longer the folder that was authorized")
 
 
 class SettingsThreadPoolTaskRunner(ThreadPoolTaskRunner):  # type: ignore[type-arg]
@@ -227,8 +185,6 @@ def _organize(
         with progress_artifact(record.id, stages), progress_events(record.id):
             summary = _run_stages(store, record, settings.shard_rows)
             if not record.dry_run:
-                from flows.apply import run_apply
-
                 still_granted()
                 summary["apply"] = run_apply(store, record)
     except BaseException as exc:
@@ -240,65 +196,82 @@ def _organize(
 
 
 def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> dict[str, Any]:
-    settings = get_settings()
     op_dir = store.operation_dir(record.id)
-    root = record.root
     progress = tracker(record.id)
-    objects = is_object_url(root)
-    if objects:
-        # Keys under the data folder, when it is a prefix of this root; listing and reading
-        # run on s3fs's event loop, not in the process pool (s3fs does not survive a fork).
-        sealed = [(p, DATA_FOLDER) for p in data_prefix_in_root(root, store.url)]
-        processes = 1
-    else:
-        sealed = sealed_folders(store)
-        processes = settings.io_processes
-    rules = ScanRules(record.options.include_hidden, tuple(record.options.exclude), tuple(sealed))
-
+    rules, processes = _scan_rules(store, record)
     with stage(store, record, "scan") as timing:
         progress.start("scan")
-        scanned = scan_task(store, op_dir, record.id, root, shard_rows, rules)
+        scanned = scan_task(store, op_dir, record.id, record.root, shard_rows, rules)
         timing.files, timing.bytes = scanned["files"], scanned["bytes"]
     guard_root(record)  # a root swapped during the scan: what was listed is not the root
 
-    previous = operations.previous_on_root(store, root, record.id)
+    previous = operations.previous_on_root(store, record.root, record.id)
     prev_dir = store.operation_dir(previous.id) if previous else None
-
     with stage(store, record, "classify") as timing:
         progress.start("classify", scanned["files"])
         futures = classify_task.map(
-            store, op_dir, record.id, range(scanned["shards"]), root, processes, prev_dir
+            store, op_dir, record.id, range(scanned["shards"]), record.root, processes, prev_dir
         )
         timing.files = sum(f.result()["files"] for f in futures)
-
     for pass_name in (hashes.PREFIX, hashes.FULL):
-        with stage(store, record, pass_name) as timing:
-            shards = hash_inputs_task(
-                store,
-                op_dir,
-                pass_name,
-                prev_dir,
-                settings.hash_shard_files,
-                settings.hash_shard_bytes,
-                objects,
-            )
-            progress.start(pass_name)
-            futures = hash_task.map(
-                store, op_dir, record.id, pass_name, range(shards), root, processes
-            )
-            results = [f.result() for f in futures]
-            timing.files = sum(r["files"] for r in results)
-            timing.bytes = sum(r["bytes_read"] for r in results)
-
+        _hash_pass(store, record, pass_name, prev_dir, processes)
     with stage(store, record, "plan") as timing:
         progress.start("plan")
         planned = plan_task(store, op_dir, record, shard_rows, prev_dir)
         timing.files = planned["entries"]
-
     with stage(store, record, "report"):
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
     report.write_report(store, op_dir, built)
+    _planned(store, record, built)
+    _publish_artifact(built)
+    return built
+
+
+def _scan_rules(store: DataStore, record: OperationRecord) -> tuple[ScanRules, int]:
+    """What the scan leaves alone, and how many processes read content."""
+    if is_object_url(record.root):
+        # Keys under the data folder, when it is a prefix of this root; listing and reading
+        # run on s3fs's event loop, not in the process pool (s3fs does not survive a fork).
+        sealed = [(p, DATA_FOLDER) for p in data_prefix_in_root(record.root, store.url)]
+        processes = 1
+    else:
+        sealed = sealed_folders(store)
+        processes = get_settings().io_processes
+    options = record.options
+    return ScanRules(options.include_hidden, tuple(options.exclude), tuple(sealed)), processes
+
+
+def _hash_pass(
+    store: DataStore,
+    record: OperationRecord,
+    pass_name: str,
+    prev_dir: str | None,
+    processes: int,
+) -> None:
+    settings = get_settings()
+    op_dir = store.operation_dir(record.id)
+    with stage(store, record, pass_name) as timing:
+        shards = hash_inputs_task(
+            store,
+            op_dir,
+            pass_name,
+            prev_dir,
+            settings.hash_shard_files,
+            settings.hash_shard_bytes,
+            is_object_url(record.root),
+        )
+        tracker(record.id).start(pass_name)
+        futures = hash_task.map(
+            store, op_dir, record.id, pass_name, range(shards), record.root, processes
+        )
+        results = [f.result() for f in futures]
+        timing.files = sum(r["files"] for r in results)
+        timing.bytes = sum(r["bytes_read"] for r in results)
+
+
+def _planned(store: DataStore, record: OperationRecord, built: dict[str, Any]) -> None:
+    """The record of a finished plan: its status and the report's headline figures."""
     if record.status not in APPLYING:
         record.status = "planned"
     record.stage = None
@@ -311,8 +284,6 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         "errors": built["errors"]["count"],
     }
     operations.save(store, record)
-    _publish_artifact(built)
-    return built
 
 
 DATA_FOLDER = "fileorg data folder"

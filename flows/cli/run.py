@@ -214,7 +214,8 @@ def _apply(
     if refused:
         raise OperationStateError(refused)
     refuse_stale(store, record, force)
-    from flows.apply import apply_plan_flow, check_can_apply  # Prefect: after the cheap checks
+    from flows.apply import apply_plan_flow  # Prefect: after the cheap checks
+    from flows.runs import check_can_apply
 
     check_can_apply(record)
     check_root(record.root)
