@@ -21,7 +21,11 @@ from pathlib import Path
 
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply_op, classify, hashes, plan, scan
+from tasks import apply_op
+from tasks.classify import stage as classify
+from tasks.hashes import stage as hashes
+from tasks.plan import stage as plan
+from tasks.scan import stage as scan
 
 SHARD_ROWS = 20_000
 

@@ -30,11 +30,12 @@ from storage.revocations import check_not_revoked
 from storage.root_identity import Identity, RootChanged, identify
 from storage.roots import check_root
 from storage.settings import get_settings
-from tasks import hashes, report
-from tasks.layout import parse_layout
+from tasks import report
+from tasks.hashes.worklists import FULL, PREFIX
 from tasks.leave_alone import ScanRules
-from tasks.object_scan import data_prefix_in_root
+from tasks.plan.layout import parse_layout
 from tasks.progress import tracker
+from tasks.scan.objects import data_prefix_in_root
 from tasks.stages import (
     classify_task,
     hash_inputs_task,
@@ -213,7 +214,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
             store, op_dir, record.id, range(scanned["shards"]), record.root, processes, prev_dir
         )
         timing.files = sum(f.result()["files"] for f in futures)
-    for pass_name in (hashes.PREFIX, hashes.FULL):
+    for pass_name in (PREFIX, FULL):
         _hash_pass(store, record, pass_name, prev_dir, processes)
     with stage(store, record, "plan") as timing:
         progress.start("plan")

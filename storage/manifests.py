@@ -84,7 +84,7 @@ CLASSIFY = pa.schema(
         ("year", pa.int32()),
         ("month", pa.int32()),
         ("error", pa.string()),
-        # Audio tags (album artist, else artist; album), read by tasks.tags.
+        # Audio tags (album artist, else artist; album), read by tasks.classify.tags.
         ("artist", pa.string()),
         ("album", pa.string()),
     ]

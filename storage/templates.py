@@ -3,7 +3,7 @@
 A template is a `/`-separated path of components made of literal text and the fields
 {category}, {year}, {month}, {day}, {name}, {stem}, {ext}, {parent}, {relative_dir},
 {artist}, {album} ({relative_dir} is a whole component of its own: it may span folders).
-Shared by the planner (tasks.layout), the CLI and the API, so all three refuse the same
+Shared by the planner (tasks.plan.layout), the CLI and the API, so all three refuse the same
 templates with the same line.
 
 Format specs are restricted to what makes sense for each field, with bounded widths (a width

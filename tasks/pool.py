@@ -30,7 +30,7 @@ def _get(processes: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False)
             # forkserver: forking a process that runs Prefect's threads could copy held locks.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["tasks.hashing", "tasks.classifier"])
+            context.set_forkserver_preload(["tasks.hashes.local", "tasks.classify.local"])
             _pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
             _pool_size = processes
         return _pool

@@ -16,9 +16,13 @@ from storage import operations
 from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import OperationRecord
-from tasks import apply_op, classify, hashes, plan, report, scan
+from tasks import apply_op, report
+from tasks.classify import stage as classify
+from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
+from tasks.plan import stage as plan
 from tasks.progress import tracker
+from tasks.scan import stage as scan
 
 RETRIES: dict[str, Any] = {
     "retries": 3,

@@ -24,8 +24,12 @@ from typing import Any, NamedTuple
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply_op, classify, hashes, plan, scan
+from tasks import apply_op
+from tasks.classify import stage as classify
+from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
+from tasks.plan import stage as plan
+from tasks.scan import stage as scan
 from tests.trees import Entry
 
 SHARD_ROWS = 20_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mutagen
 
-from tasks.dates import date_from_exif
+from tasks.classify.dates import date_from_exif
 from tests.trees import (
     HOME_ALBUM,
     HOME_EXIF,

@@ -16,7 +16,7 @@ from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
 from storage.outcomes import OUTCOMES
 from storage.settings import get_settings
-from tasks.classify_rules import CATEGORIES
+from tasks.classify.categories import CATEGORIES
 from tasks.report import human_bytes, read_report
 
 PAGE = 50

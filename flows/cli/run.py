@@ -42,7 +42,7 @@ from storage.operations import (
 )
 from storage.paths import to_param
 from storage.roots import check_root
-from tasks.layout import parse_layout
+from tasks.plan.layout import parse_layout
 
 INCOMPLETE = 3  # exit code: an apply or rollback left some items undone (listed)
 DECLINED = 1

@@ -22,7 +22,7 @@ from storage.operations import DuplicatesPolicy, KeepPolicy, PlanOptions, check_
 from storage.paths import to_param
 from storage.root_identity import identify
 from storage.roots import check_root
-from tasks.layout import parse_layout
+from tasks.plan.layout import parse_layout
 
 schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
 app.add_typer(schedules, name="schedule", no_args_is_help=True)

@@ -152,8 +152,8 @@ def test_a_folder_that_no_safe_rename_can_move_is_left_in_place(
 
 
 def test_a_project_on_another_device_is_not_planned_to_move(tmp_path: Path) -> None:
-    from tasks.layout import parse_layout
-    from tasks.planner import FileFacts, PlanPolicy, plan_moves
+    from tasks.plan.layout import parse_layout
+    from tasks.plan.planner import FileFacts, PlanPolicy, plan_moves
 
     mount = FileFacts(b"mnt/app", "dir", dev=9, ino=5, left_alone="project", rule=".git")
     here = FileFacts(b"Code/app", "dir", dev=1, ino=6, left_alone="project", rule=".git")

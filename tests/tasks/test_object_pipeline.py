@@ -21,10 +21,14 @@ from storage.errors import InvalidPlanOptions
 from storage.locations import DataStore
 from storage.objects import ObjectStore
 from storage.operations import PlanOptions, check_options_for_root
-from tasks import classify, hashes, object_hash, plan, scan
-from tasks.classifier import EXIF_BYTES, MAGIC_BYTES
+from tasks.classify import stage as classify
+from tasks.classify.content import EXIF_BYTES, MAGIC_BYTES
+from tasks.hashes import objects as object_hash
+from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
-from tasks.object_scan import data_prefix_in_root, list_entries, object_ino
+from tasks.plan import stage as plan
+from tasks.scan import stage as scan
+from tasks.scan.objects import data_prefix_in_root, list_entries, object_ino
 from tests.conftest import S3Env
 
 BUCKET = "pipeline-bucket"

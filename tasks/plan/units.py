@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tasks.leave_alone import LeftAlone, by_name, units_by_markers
-from tasks.reasons import shown
+from tasks.plan.reasons import shown
 
 
 class Entry(Protocol):

@@ -1,19 +1,27 @@
-"""Classify one file: its category and the best date we can find for it."""
+"""Classify local files: one file's category and best date from its open file descriptor, and
+whole shards of files in the process pool (tasks.pool says why processes)."""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
-from tasks.classify_rules import category_for_extension, category_for_magic, extension_of
-from tasks.dates import date_from_exif, date_from_mp4, date_from_name, plausible
-from tasks.tags import tags_from_fd
-
-MAGIC_BYTES = 8 * 1024
-EXIF_BYTES = 128 * 1024
+from tasks import pool
+from tasks.classify.categories import category_for_extension, extension_of
+from tasks.classify.content import (
+    EXIF_BYTES,
+    MAGIC_BYTES,
+    Classification,
+    date_without_content,
+    head_size,
+    inspect_head,
+)
+from tasks.classify.dates import date_from_exif, date_from_mp4
+from tasks.classify.tags import tags_from_fd
 
 # ISO base media containers whose moov/mvhd carries a creation time.
 MP4_EXTENSIONS: frozenset[str] = frozenset({"mp4", "m4v", "mov", "qt", "3gp", "3g2"})
@@ -26,18 +34,6 @@ _MP4_FIRST_BOXES: frozenset[bytes] = frozenset(
 # O_NONBLOCK so that a FIFO in the tree cannot hang the worker in open(); it changes nothing
 # for regular files.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_UNIX_EPOCH = datetime(1970, 1, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    category: str
-    ext: str
-    date: datetime | None  # naive
-    date_source: str  # one of DATE_SOURCES
-    error: str | None = None
-    artist: str | None = None  # audio tags (tasks.tags)
-    album: str | None = None
 
 
 def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Classification:
@@ -71,7 +67,7 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
                 os.close(fd)
 
     if date is None:
-        date, source = _date_without_content(name, mtime_ns)
+        date, source = date_without_content(name, mtime_ns)
     return Classification(category or "other", ext, date, source, error, artist, album)
 
 
@@ -79,23 +75,6 @@ def _tags(fd: int) -> tuple[str | None, str | None]:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
     return tags_from_fd(fd)
-
-
-def head_size(category: str | None) -> int:
-    """Bytes of the head that content inspection wants first: magic bytes for an unknown
-    extension, the EXIF area for an image, nothing otherwise."""
-    if category is None:
-        return MAGIC_BYTES
-    return EXIF_BYTES if category == "images" else 0
-
-
-def inspect_head(head: bytes, category: str | None) -> tuple[str | None, datetime | None]:
-    """Category (by magic bytes when the extension said nothing) and EXIF date from the first
-    bytes of a file: the part of content inspection that needs no file descriptor."""
-    if category is None:
-        category = category_for_magic(head[:MAGIC_BYTES])
-    date = date_from_exif(head) if category == "images" and head else None
-    return category, date
 
 
 def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datetime | None, str]:
@@ -119,41 +98,42 @@ def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datet
     return category, None, "none"
 
 
-def classify_head(
-    name: bytes, mtime_ns: int, head: bytes | None, error: str | None = None
-) -> Classification:
-    """Category and date of an object from its name and the head bytes read for it (None when
-    none were read or the read failed with `error`). ISO media dates need the moov box, which
-    can be anywhere in the object, so videos are dated by name or last-modified instead."""
-    ext = extension_of(name)
-    category, date = inspect_head(head or b"", category_for_extension(ext))
-    source = "exif" if date is not None else "none"
-    if date is None:
-        date, source = _date_without_content(name, mtime_ns)
-    return Classification(category or "other", ext, date, source, error)
-
-
-def wants_head(name: bytes, size: int) -> int:
-    """Bytes to read from the head of an object to classify it (0: the name is enough)."""
-    return min(size, head_size(category_for_extension(extension_of(name))))
-
-
-def _date_without_content(name: bytes, mtime_ns: int) -> tuple[datetime | None, str]:
-    date = date_from_name(os.fsdecode(name))
-    if date is not None:
-        return date, "filename"
-    try:
-        mtime = _UNIX_EPOCH + timedelta(microseconds=mtime_ns // 1000)
-    except OverflowError:
-        return None, "none"
-    if plausible(mtime):
-        return mtime, "mtime"
-    return None, "none"
-
-
 def _describe(operation: str, exc: OSError | ValueError) -> str:
     if isinstance(exc, OSError):
         if exc.errno == errno.ELOOP:
             return f"{operation}: symlink not followed"
         return f"{operation}: {exc.strerror or type(exc).__name__}"
     return f"{operation}: {exc}"
+
+
+CHUNK_FILES = 2000
+
+# (absolute path, name, size, mtime_ns)
+Job = tuple[bytes, bytes, int, int]
+Row = tuple[str, str, datetime | None, str, str | None, str | None, str | None]
+
+
+def run_classify(jobs: list[Job]) -> list[Row]:
+    out: list[Row] = []
+    for path, name, size, mtime_ns in jobs:
+        c = classify_file(path, name, size, mtime_ns)
+        out.append((c.category, c.ext, c.date, c.date_source, c.error, c.artist, c.album))
+    return out
+
+
+def classify_files(
+    root: str,
+    todo: list[dict[str, Any]],
+    processes: int,
+    on_chunk: Callable[[int, int], None],
+) -> list[Classification]:
+    root_b = os.fsencode(root).rstrip(b"/")
+    jobs: list[Job] = [
+        (root_b + b"/" + r["path"], os.path.basename(r["path"]), r["size"], r["mtime_ns"])
+        for r in todo
+    ]
+    ranges = [(a, min(a + CHUNK_FILES, len(jobs))) for a in range(0, len(jobs), CHUNK_FILES)]
+    results = pool.map_chunks(
+        run_classify, ranges, jobs, processes, lambda chunk: on_chunk(len(chunk), 0)
+    )
+    return [Classification(*result) for result in results]

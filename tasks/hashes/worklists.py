@@ -1,6 +1,6 @@
-"""Hash: find the files whose content must be compared, and hash them in shards.
+"""The work lists of the two hash passes: which files must be compared, cut into shards.
 
-Two passes, each planned once into `{pass}/_inputs/` so a resumed run hashes the same shards:
+Each pass is planned once into `{pass}/_inputs/` so a resumed run hashes the same shards:
 
 * prefix: one file per inode (hard links are one file) among sizes shared by two or more
   inodes: blake3 of the first 4 KiB;
@@ -10,29 +10,26 @@ Two passes, each planned once into `{pass}/_inputs/` so a resumed run hashes the
 Digests of files unchanged since the last operation on the same root (same path, size,
 mtime_ns and inode) are reused from that operation's manifests instead of being read.
 
-Object-store roots go through the same work lists; their content is read with ranged and
-streamed GETs (tasks.object_hash) instead of file reads in the process pool.
+Object-store roots go through the same work lists; only the reads differ (tasks.hashes.local,
+tasks.hashes.objects).
 """
 
 from __future__ import annotations
-
-import os
-from collections.abc import Callable
 
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.objects import is_object_url
 from storage.queries import connect, has_shards, source
-from tasks import hashing, object_hash
+from tasks.hashes import local as hashing
+from tasks.hashes import objects as object_hash
 
 PREFIX = "prefix"
 FULL = "hash"
 INPUTS = "_inputs"
 
 
-def _inputs_dir(pass_name: str) -> str:
+def inputs_dir(pass_name: str) -> str:
     return f"{pass_name}/{INPUTS}"
 
 
@@ -42,7 +39,7 @@ def _cache_join(
     """SQL pieces reusing digests from the previous operation, or nothing.
 
     A file is unchanged when its path, size, mtime_ns and inode are. An object is unchanged
-    when its path, size and ETag are: its ino is a hash of key and ETag (tasks.object_scan),
+    when its path, size and ETag are: its ino is a hash of key and ETag (tasks.scan.objects),
     and a new LastModified alone (the same content uploaded again) does not change content.
     """
     if prev_dir is None or not has_shards(store, prev_dir, pass_name):
@@ -68,7 +65,7 @@ def plan_prefix_inputs(
 
     `objects`: the root is an object-store root (the hash cache compares ETags, not times).
     """
-    done = manifests.done_info(store, op_dir, _inputs_dir(PREFIX))
+    done = manifests.done_info(store, op_dir, inputs_dir(PREFIX))
     if done is not None:
         return int(done["shards"])
     cached, join = _cache_join(store, prev_dir, PREFIX, objects)
@@ -99,7 +96,7 @@ def plan_full_inputs(
     shard_bytes: int,
     objects: bool = False,
 ) -> int:
-    done = manifests.done_info(store, op_dir, _inputs_dir(FULL))
+    done = manifests.done_info(store, op_dir, inputs_dir(FULL))
     if done is not None:
         return int(done["shards"])
     cached, join = _cache_join(store, prev_dir, FULL, objects)
@@ -116,7 +113,7 @@ def plan_full_inputs(
         ), c AS (
             SELECT p.dev, p.ino, p.size, i.mtime_ns, i.path, p.digest AS prefix
             FROM p JOIN shared USING (size, digest)
-            JOIN {source(store, op_dir, _inputs_dir(PREFIX))} i USING (dev, ino)
+            JOIN {source(store, op_dir, inputs_dir(PREFIX))} i USING (dev, ino)
         )
         SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path,
                CASE WHEN c.size <= {small} THEN c.prefix ELSE {cached} END
@@ -157,69 +154,7 @@ def _write_inputs(
         # One empty shard keeps "the pass has shards" true, so queries need no special case.
         cuts = [(0, 0)]
     for index, (a, b) in enumerate(cuts):
-        path = manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
+        path = manifests.shard_path(op_dir, inputs_dir(pass_name), index)
         manifests.write_table(store, path, table.slice(a, b - a))
-    manifests.mark_done(store, op_dir, _inputs_dir(pass_name), {"shards": len(cuts)})
+    manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": len(cuts)})
     return len(cuts)
-
-
-def hash_shard(
-    store: DataStore,
-    op_dir: str,
-    pass_name: str,
-    index: int,
-    root: str,
-    processes: int,
-    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
-) -> dict[str, int]:
-    """Hash one shard of a pass, unless it is already written (the checkpoint)."""
-    out = manifests.shard_path(op_dir, pass_name, index)
-    if store.exists(out):
-        return {"files": 0, "bytes_read": 0, "skipped_shard": 1}
-    inputs_path = manifests.shard_path(op_dir, _inputs_dir(pass_name), index)
-    inputs = manifests.read_table(store, inputs_path)
-    rows = inputs.to_pylist()
-    todo = [r for r in rows if r["cached"] is None]
-    cached = [r for r in rows if r["cached"] is not None]
-    on_chunk(len(cached), 0)
-    if is_object_url(root):
-        # Ranged and streamed GETs on s3fs's event loop; `processes` is not used.
-        etags = object_hash.scanned_etags(store, op_dir, inputs_path) if todo else {}
-        results = object_hash.hash_rows(root, pass_name == FULL, todo, etags, on_chunk)
-    else:
-        root_b = os.fsencode(root).rstrip(b"/")
-        kind = "prefix" if pass_name == PREFIX else "full"
-        jobs = [(root_b + b"/" + r["path"], r["size"]) for r in todo]
-        results = hashing.hash_many(kind, jobs, processes, on_chunk)
-    table = pa.Table.from_pylist(
-        [
-            {
-                "dev": r["dev"],
-                "ino": r["ino"],
-                "size": r["size"],
-                "digest": r["cached"],
-                "cached": True,
-                "error": None,
-            }
-            for r in cached
-        ]
-        + [
-            {
-                "dev": r["dev"],
-                "ino": r["ino"],
-                "size": r["size"],
-                "digest": digest,
-                "cached": False,
-                "error": error,
-            }
-            for r, (digest, error, _) in zip(todo, results, strict=True)
-        ],
-        schema=manifests.HASH,
-    )
-    manifests.write_table(store, out, table)
-    return {
-        "files": len(rows),
-        "bytes_read": sum(r[2] for r in results),
-        "errors": sum(1 for r in results if r[1] is not None),
-        "skipped_shard": 0,
-    }

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tasks.classifier import EXIF_BYTES, MAGIC_BYTES, Classification, classify_file
-from tasks.classify_rules import (
+from tasks.classify.categories import (
     CATEGORIES,
     COMPOUND_EXTENSIONS,
     RULES,
@@ -25,13 +24,15 @@ from tasks.classify_rules import (
     category_for_magic,
     extension_of,
 )
-from tasks.dates import (
+from tasks.classify.content import EXIF_BYTES, MAGIC_BYTES, Classification
+from tasks.classify.dates import (
     DATE_SOURCES,
     date_from_exif,
     date_from_mp4,
     date_from_name,
     plausible,
 )
+from tasks.classify.local import classify_file
 from tests.trees import mp3_with_tags
 
 SHOT = datetime(2019, 4, 12, 15, 30, 0)

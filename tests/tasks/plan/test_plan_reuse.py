@@ -10,7 +10,10 @@ from typing import Any
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import classify, hashes, plan, scan
+from tasks.classify import stage as classify
+from tasks.hashes import stage as hashes
+from tasks.plan import stage as plan
+from tasks.scan import stage as scan
 
 SHARD_ROWS = 3
 

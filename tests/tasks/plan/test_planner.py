@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.classify_rules import extension_of
-from tasks.layout import parse_layout
-from tasks.planner import (
+from tasks.classify.categories import extension_of
+from tasks.plan.layout import parse_layout
+from tasks.plan.planner import (
     NAME_MAX,
     QUARANTINE_DIR,
     FileFacts,

@@ -3,7 +3,7 @@ ranged GET of the object's head (If-Match the scanned ETag), else the key's name
 LastModified.
 
 Only images (EXIF) and keys without a known extension (magic bytes) are read, sized like the
-local classifier (tasks.classifier.head_size): EXIF_BYTES for an image, MAGIC_BYTES for an
+local classifier (tasks.classify.content.head_size): EXIF_BYTES for an image, MAGIC_BYTES for an
 unknown extension, whose EXIF is then looked for in those bytes only (one request per object).
 ISO media dates (mp4, mov...) need the moov box, which may sit at the end of the object: videos
 are dated by name or last-modified rather than read whole.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from storage.objects import ObjectChanged, ObjectStore, describe, parse_object_url
-from tasks.classifier import Classification, classify_head, wants_head
+from tasks.classify.content import Classification, classify_head, wants_head
 
 # Objects whose heads are fetched together: at most BATCH * EXIF_BYTES (32 MiB) in memory;
 # progress is reported once a batch.

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.errors import InvalidPlanOptions, UserError
-from tasks.classify_rules import extension_of
-from tasks.layout import MODES, NO_EXTENSION, UNKNOWN, Place, parse_layout
+from tasks.classify.categories import extension_of
+from tasks.plan.layout import MODES, NO_EXTENSION, UNKNOWN, Place, parse_layout
 
 SHOT = datetime(2019, 4, 2, 15, 30)
 

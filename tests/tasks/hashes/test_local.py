@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import hashing, pool
-from tasks.hashing import PREFIX_BYTES, chunk_ranges, hash_full, hash_many, hash_prefix
+from tasks import pool
+from tasks.hashes import local as hashing
+from tasks.hashes.local import PREFIX_BYTES, chunk_ranges, hash_full, hash_many, hash_prefix
 
 _names = itertools.count()
 HashFn = Callable[[bytes, int], hashing.Result]

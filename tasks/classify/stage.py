@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 
@@ -13,23 +10,10 @@ from storage import manifests
 from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.queries import connect, has_shards, source
-from tasks import pool
-from tasks.classifier import Classification, classify_file
+from tasks.classify.content import Classification
+from tasks.classify.local import classify_files
 
 STAGE = "classify"
-CHUNK_FILES = 2000
-
-# (absolute path, name, size, mtime_ns)
-Job = tuple[bytes, bytes, int, int]
-Row = tuple[str, str, datetime | None, str, str | None, str | None, str | None]
-
-
-def run_classify(jobs: list[Job]) -> list[Row]:
-    out: list[Row] = []
-    for path, name, size, mtime_ns in jobs:
-        c = classify_file(path, name, size, mtime_ns)
-        out.append((c.category, c.ext, c.date, c.date_source, c.error, c.artist, c.album))
-    return out
 
 
 def _cached_rows(
@@ -38,7 +22,7 @@ def _cached_rows(
     """Classifications of files unchanged since the previous operation on this root.
 
     Objects are unchanged when path, size and ETag are (the ino of an object row is a hash of
-    its key and ETag, tasks.object_scan); a new last-modified time alone matters only to a
+    its key and ETag, tasks.scan.objects); a new last-modified time alone matters only to a
     date that came from it.
     """
     if prev_dir is None or not has_shards(store, prev_dir, STAGE):
@@ -99,7 +83,7 @@ def classify_shard(
 ) -> dict[str, int]:
     """Classify one scan shard, unless it is already written (the checkpoint).
 
-    Object-store roots read object heads with ranged GETs (tasks.object_classify) instead of
+    Object-store roots read object heads with ranged GETs (tasks.classify.objects) instead of
     files in the process pool; `processes` is not used for them.
     """
     out = manifests.shard_path(op_dir, STAGE, index)
@@ -114,30 +98,12 @@ def classify_shard(
     todo = [r for r in files if r["path"] not in cached]
     on_chunk(len(files) - len(todo), 0)
     if objects:
-        from tasks.object_classify import classify_objects
+        from tasks.classify.objects import classify_objects
 
         results = classify_objects(root, todo, on_chunk)
     else:
-        results = _classify_files(root, todo, processes, on_chunk)
+        results = classify_files(root, todo, processes, on_chunk)
     rows = [cached[r["path"]] for r in files if r["path"] in cached]
     rows += [row(r["path"], c) for r, c in zip(todo, results, strict=True)]
     manifests.write_table(store, out, pa.Table.from_pylist(rows, schema=manifests.CLASSIFY))
     return {"files": len(files), "cached": len(files) - len(todo), "skipped_shard": 0}
-
-
-def _classify_files(
-    root: str,
-    todo: list[dict[str, Any]],
-    processes: int,
-    on_chunk: Callable[[int, int], None],
-) -> list[Classification]:
-    root_b = os.fsencode(root).rstrip(b"/")
-    jobs: list[Job] = [
-        (root_b + b"/" + r["path"], os.path.basename(r["path"]), r["size"], r["mtime_ns"])
-        for r in todo
-    ]
-    ranges = [(a, min(a + CHUNK_FILES, len(jobs))) for a in range(0, len(jobs), CHUNK_FILES)]
-    results = pool.map_chunks(
-        run_classify, ranges, jobs, processes, lambda chunk: on_chunk(len(chunk), 0)
-    )
-    return [Classification(*result) for result in results]

@@ -14,9 +14,12 @@ import pytest
 from storage import manifests
 from storage.errors import RootError
 from storage.locations import DataStore
-from tasks import scan
+from storage.roots import check_root
 from tasks.leave_alone import ScanRules
-from tasks.scan import ScanEntry, check_root, scan_root, walk
+from tasks.scan import stage
+from tasks.scan.entry import ScanEntry, display
+from tasks.scan.local import walk
+from tasks.scan.stage import scan_root
 
 OP = "operations/5b0e1c9a-2f43-4c55-9d7e-0b7a3c1e4f10"
 
@@ -111,7 +114,7 @@ def test_names_that_are_not_utf8_survive(tmp_path: Path) -> None:
     paths = rel(list(walk(root)))
 
     assert paths == ["日本.txt".encode(), b"\xff\xfe.bin", b"d\xe9j\xe0/caf\xe9.txt"]
-    assert scan.display(b"caf\xe9") == "caf\\xe9"
+    assert display(b"caf\xe9") == "caf\\xe9"
 
 
 @pytest.fixture
@@ -346,7 +349,7 @@ def test_scan_root_after_success_does_nothing(
     def no_walk(*args: object, **kwargs: object) -> Iterator[ScanEntry]:
         raise AssertionError("a finished scan was walked again")
 
-    monkeypatch.setattr(scan, "walk", no_walk)
+    monkeypatch.setattr(stage, "walk", no_walk)
     (root / "new.txt").write_bytes(b"new")
 
     again = scan_root(store, _op_dir(store), str(root), 2)

@@ -11,8 +11,8 @@ from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from storage.queries import connect, source
-from tasks.layout import parse_layout
-from tasks.planner import FileFacts, PlannedMove, PlanPolicy, plan_moves
+from tasks.plan.layout import parse_layout
+from tasks.plan.planner import FileFacts, PlannedMove, PlanPolicy, plan_moves
 
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.

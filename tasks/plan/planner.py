@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from storage.templates import UNKNOWN
-from tasks import reasons
-from tasks.albums import Album, find_albums
-from tasks.layout import UNDATED, Layout, Place
 from tasks.leave_alone import LeftAlone
-from tasks.plan_names import NAME_MAX, Names, fit, key
-from tasks.plan_units import Found, UnitIndex
-from tasks.sidecars import SIDECAR_EXTS, sidecar_name, sidecars_of
+from tasks.plan import reasons
+from tasks.plan.albums import Album, find_albums
+from tasks.plan.layout import UNDATED, Layout, Place
+from tasks.plan.names import NAME_MAX, Names, fit, key
+from tasks.plan.sidecars import SIDECAR_EXTS, sidecar_name, sidecars_of
+from tasks.plan.units import Found, UnitIndex
 
 __all__ = ["NAME_MAX", "SIDECAR_EXTS", "FileFacts", "PlanPolicy", "PlannedMove", "key"]
 
@@ -47,7 +47,7 @@ class FileFacts:
     date: datetime | None = None
     digest: bytes | None = None  # full content digest, when the file had to be compared
     error: str | None = None
-    date_source: str = ""  # tasks.dates.DATE_SOURCES; "" when not known
+    date_source: str = ""  # tasks.classify.dates.DATE_SOURCES; "" when not known
     artist: str | None = None  # audio tags (album artist first)
     album: str | None = None
     left_alone: str | None = None  # the scan's reason code, for what it left alone

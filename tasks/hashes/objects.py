@@ -1,4 +1,4 @@
-"""Hash objects: the two passes of tasks.hashes with requests instead of file reads.
+"""Hash objects: the two passes of tasks.hashes.stage with requests instead of file reads.
 
 * prefix: one GET per object (If-Match the scanned ETag). Objects of at most
   WHOLE_OBJECT_BYTES are read whole and their digest is the content hash, final
@@ -26,7 +26,7 @@ import blake3
 from storage.locations import DataStore
 from storage.objects import ObjectChanged, ObjectStore, describe, parse_object_url
 from storage.queries import connect, source
-from tasks import hashing
+from tasks.hashes import local as hashing
 
 Result = hashing.Result  # (digest or None, error or None, bytes read)
 CHANGED = "changed since scan"

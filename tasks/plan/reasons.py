@@ -8,9 +8,9 @@ import os
 from datetime import date as Day
 from datetime import datetime
 
-from tasks.classify_rules import category_for_extension
+from tasks.classify.categories import category_for_extension
 
-# How each date source is named in a reason (tasks.dates.DATE_SOURCES).
+# How each date source is named in a reason (tasks.classify.dates.DATE_SOURCES).
 _SOURCES = {
     "exif": "EXIF",
     "media": "media header",

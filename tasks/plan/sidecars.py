@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
-from tasks.plan_names import key
+from tasks.plan.names import key
 
 SIDECAR_EXTS = frozenset({"xmp", "aae", "srt", "json", "thm"})
 

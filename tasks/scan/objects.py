@@ -1,6 +1,6 @@
 """Scan of an object-store root: a paginated listing turned into scan rows.
 
-One row per object, with the conventions every stage relies on (see `entry`):
+One row per object, with the conventions every stage relies on (see `entry` and tasks.scan.entry):
 
 * path = the key relative to the root prefix (UTF-8 bytes), mtime_ns = LastModified;
 * dev = 0 marks object rows, ino = `object_ino(key, etag)`, so that (dev, ino) names one
@@ -23,7 +23,7 @@ import blake3
 
 from storage.objects import ObjectInfo, ObjectRoot, ObjectStore, parse_object_url
 from tasks.leave_alone import LeftAlone, ScanRules, for_path
-from tasks.scan import ScanEntry
+from tasks.scan.entry import ScanEntry
 
 INO_MASK = (1 << 63) - 1
 FILE_MODE = stat.S_IFREG | 0o644

@@ -2,8 +2,8 @@
 
 A folder is an album when it holds at least two audio files directly and audio is at least
 half of what it holds (the rest is cover art, a cue sheet, a rip log). Its name comes from the
-tracks' tags when they agree (ID3, Vorbis comments, MP4 atoms, read by tasks.tags), else from
-the folders: `Music/Artist/Album/` names itself.
+tracks' tags when they agree (ID3, Vorbis comments, MP4 atoms, read by tasks.classify.tags),
+else from the folders: `Music/Artist/Album/` names itself.
 """
 
 from __future__ import annotations

@@ -1,0 +1,123 @@
+"""Scan: the entries of a root into Parquet shards, a walk or a listing (tasks.scan.local,
+tasks.scan.objects) written by one shard writer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from storage import manifests
+from storage.locations import DataStore
+from tasks.leave_alone import ScanRules
+from tasks.scan.entry import ScanEntry, display
+from tasks.scan.local import walk
+
+STAGE = "scan"
+
+
+@dataclass
+class _ShardWriter:
+    store: DataStore
+    op_dir: str
+    rows: int
+    on_flush: Callable[[int, int], None]
+    index: int = 0
+    buffer: list[ScanEntry] = field(default_factory=list)
+
+    def add(self, entry: ScanEntry) -> None:
+        self.buffer.append(entry)
+        if len(self.buffer) >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer and self.index > 0:
+            return
+        batch, self.buffer = self.buffer, []
+        manifests.write_table(
+            self.store, manifests.shard_path(self.op_dir, STAGE, self.index), _table(batch)
+        )
+        self.index += 1
+        self.on_flush(len(batch), sum(e.size for e in batch if e.kind == "file"))
+
+
+def _table(batch: list[ScanEntry]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {
+            "path": [e.path for e in batch],
+            "path_text": [display(e.path) for e in batch],
+            "kind": [e.kind for e in batch],
+            "size": [e.size for e in batch],
+            "mtime_ns": [e.mtime_ns for e in batch],
+            "dev": [e.dev for e in batch],
+            "ino": [e.ino for e in batch],
+            "nlink": [e.nlink for e in batch],
+            "mode": [e.mode for e in batch],
+            "link_target": [e.link_target for e in batch],
+            "error": [e.error for e in batch],
+            "etag": [e.etag for e in batch],
+            "version_id": [e.version_id for e in batch],
+            "left_alone": [e.left_alone for e in batch],
+            "rule": [e.rule for e in batch],
+        },
+        schema=manifests.SCAN,
+    )
+
+
+def scan_root(
+    store: DataStore,
+    op_dir: str,
+    root: str,
+    shard_rows: int,
+    rules: ScanRules = ScanRules(),
+    on_flush: Callable[[int, int], None] = lambda files, nbytes: None,
+) -> dict[str, int]:
+    """Write the scan shards of `root`; return counts. Re-running after success does nothing.
+
+    The walk is one sequential pass (about 1 s warm for 200k files), so an interrupted scan is
+    redone whole rather than resumed: its partial shards are removed first.
+
+    An object-store root (`profile://bucket/prefix`) is listed instead of walked; the sealed
+    paths of `rules` are then key prefixes relative to the root (tasks.scan.objects).
+    """
+    from storage.objects import is_object_url
+
+    done = manifests.done_info(store, op_dir, STAGE)
+    if done is not None:
+        return dict(done)
+    for stale in manifests.shard_paths(store, op_dir, STAGE):
+        store.remove(stale)
+    if is_object_url(root):
+        from tasks.scan.objects import list_entries
+
+        entries_of: Iterator[ScanEntry] = list_entries(root, rules)
+        root_dev = 0
+    else:
+        entries_of = walk(os.fsencode(root), rules)
+        root_dev = os.stat(root).st_dev
+    writer = _ShardWriter(store, op_dir, shard_rows, on_flush)
+    files = entries = total_bytes = errors = left_alone = 0
+    for entry in entries_of:
+        entries += 1
+        if entry.left_alone is not None:
+            left_alone += 1
+        elif entry.kind == "file":
+            files += 1
+            total_bytes += entry.size
+        elif entry.kind == "error":
+            errors += 1
+        writer.add(entry)
+    writer.flush()
+    info = {
+        "shards": writer.index,
+        "entries": entries,
+        "files": files,  # the files to organize: those left alone are counted apart
+        "bytes": total_bytes,
+        "errors": errors,
+        "left_alone": left_alone,
+        "root_dev": root_dev,
+    }
+    manifests.mark_done(store, op_dir, STAGE, info)
+    return info
