@@ -12,7 +12,7 @@ from api.schemas import OperationCreate, ScheduleCreate
 from flows.cli import run, schedule
 from storage import operations
 from storage.operations import PlanOptions
-from tasks.layout import MODES
+from tasks.plan.layout import MODES
 
 # PlanOptions field -> (its storage alias, the API request field, the CLI options that offer it)
 POLICIES: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
