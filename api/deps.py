@@ -16,12 +16,12 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import security
+from api import schedules, security
 from api.config import Settings, get_settings
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
-from api.orchestrator import Orchestrator
+from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
 from api.ratelimit import RateLimiter
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
@@ -165,3 +165,32 @@ def operation_service(
 
 
 OperationsDep = Annotated[OperationService, Depends(operation_service)]
+
+
+def get_scheduler(orchestrator: OrchestratorDep) -> Scheduler:
+    return schedules.scheduler_of(orchestrator)
+
+
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+
+
+async def owned_schedule(
+    scheduler: SchedulerDep, user: CurrentUser, schedule_id: Annotated[uuid.UUID, Path()]
+) -> ScheduleInfo:
+    return await schedules.owned(scheduler, user.id, schedule_id)
+
+
+OwnedSchedule = Annotated[ScheduleInfo, Depends(owned_schedule)]
+
+
+def schedule_service(
+    request: Request,
+    session: SessionDep,
+    scheduler: SchedulerDep,
+    settings: SettingsDep,
+    secret: SecretDep,
+) -> schedules.ScheduleService:
+    return schedules.ScheduleService(request.app, session, scheduler, settings, secret)
+
+
+SchedulesDep = Annotated[schedules.ScheduleService, Depends(schedule_service)]

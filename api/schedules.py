@@ -1,28 +1,103 @@
-"""The operator's limits on schedules: the shortest interval and the number per user.
+"""Schedules: recurring operations on a granted root, as Prefect deployment schedules.
 
-The cron rule is in storage.cron (the CLI's too) and the request schema applies it; these two
-are settings, so they are checked when a schedule is created. The quota is counted and the
-schedule created under one lock per user: an asyncio lock in the process, plus a PostgreSQL
-advisory lock across processes (a SQLite database serves one process: `fileorg serve`).
+Each schedule is a schedule of the scheduled-cleanup deployment with its own parameters (root,
+plan options, dry run, a signed ticket), so it shows (and can be paused) in the Prefect UI. Its
+slug records the owner: `fileorg:{user id}:{operation type}:{random}`; another user's schedule
+is as absent as one that never was.
+
+The operator's limits: the cron rule is in storage.cron (the CLI's too) and the request schema
+applies it; the shortest interval and the number per user are settings, so they are checked
+when a schedule is created. The quota is counted and the schedule created under one lock per
+user: an asyncio lock in the process, plus a PostgreSQL advisory lock across processes (a
+SQLite database serves one process: `fileorg serve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import admin, roots
 from api.config import Settings
-from api.errors import Conflict
+from api.errors import ApiError, Conflict, Forbidden, NotFound, Unavailable
+from api.models import User, utcnow
+from api.operations import plan_parameters
+from api.orchestrator import (
+    Orchestrator,
+    OrchestratorError,
+    PrefectOrchestrator,
+    PrefectScheduler,
+    ScheduleInfo,
+    Scheduler,
+    ScheduleSpec,
+)
+from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
+from api.service_folders import ServiceFolders, refuse_overlap
+from storage import tickets
+from storage.locations import DataStore
+from storage.paths import from_param, to_param
+from storage.roots import within
 
 QUOTA_LOCK_KEY = 0x0F11E0A8  # with the user's key: pg_advisory_xact_lock(int, int)
+SLUG_PREFIX = "fileorg"
+log = logging.getLogger("api")
+
+
+def scheduler_of(orchestrator: Orchestrator) -> Scheduler:
+    """Prefect's deployment schedules, or the orchestrator's own (the tests' fake)."""
+    if isinstance(orchestrator, PrefectOrchestrator):
+        return PrefectScheduler(orchestrator)
+    if isinstance(orchestrator, Scheduler):
+        return orchestrator
+    raise Unavailable("this orchestrator has no schedules")
+
+
+def owner_and_type(info: ScheduleInfo) -> tuple[str, str] | None:
+    """(user id, operation type) from a schedule's slug; None for one the API did not make."""
+    parts = info.slug.split(":")
+    if len(parts) != 4 or parts[0] != SLUG_PREFIX:
+        return None
+    return parts[1], parts[2]
+
+
+def public(info: ScheduleInfo) -> SchedulePublic:
+    owned = owner_and_type(info)
+    params: dict[str, Any] = info.parameters
+    return SchedulePublic(
+        id=uuid.UUID(info.id),
+        operation_type=owned[1] if owned else "organize",
+        root_path=from_param(str(params.get("root", ""))),
+        dry_run=bool(params.get("dry_run", True)),
+        parameters=dict(params.get("options") or {}),
+        cron=info.cron,
+        interval_seconds=info.interval_seconds,
+        timezone=info.timezone,
+        active=info.active,
+    )
+
+
+async def mine(scheduler: Scheduler, user_id: uuid.UUID) -> list[ScheduleInfo]:
+    found = await scheduler.schedules()
+    return [s for s in found if (owner_and_type(s) or ("", ""))[0] == str(user_id)]
+
+
+async def owned(scheduler: Scheduler, user_id: uuid.UUID, schedule_id: uuid.UUID) -> ScheduleInfo:
+    for info in await mine(scheduler, user_id):
+        if info.id == str(schedule_id):
+            return info
+    raise NotFound("schedule not found")
 
 
 def check_interval(interval_seconds: int | None, settings: Settings) -> None:
@@ -80,3 +155,97 @@ async def within_quota(
             yield
         finally:
             await session.commit()  # ends the transaction, and with it the advisory lock
+
+
+def _parameters(
+    secret: str,
+    user: User,
+    root: str,
+    options: dict[str, Any],
+    dry_run: bool,
+    identity: list[int] | None,
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "operation_id": "",
+        "root": to_param(root),
+        "options": options,
+        "dry_run": dry_run,
+        "root_identity": identity,  # every run checks it (issue 12 #2)
+        "owner": str(user.id),  # and that the grant was not revoked since (#3)
+        "authorized_at": utcnow().isoformat(),
+    }
+    signed = {k: v for k, v in parameters.items() if k not in ("operation_id", "authorized_at")}
+    # No expiry: a schedule's parameters are fixed; its runs are re-checked by revocations.
+    parameters["ticket"] = tickets.sign(secret, {"kind": "schedule", **signed}, expires=False)
+    return parameters
+
+
+@dataclass
+class ScheduleService:
+    app: FastAPI  # holds the per-user quota locks
+    session: AsyncSession
+    scheduler: Scheduler
+    settings: Settings
+    secret: str  # signs the runs' tickets (storage.tickets)
+
+    async def create(
+        self, user: User, body: ScheduleCreate, folders: ServiceFolders
+    ) -> SchedulePublic:
+        check_interval(body.interval_seconds, self.settings)
+        root = await roots.authorize(await admin.root_paths(self.session, user.id), body.root_path)
+        refuse_overlap(root, folders, Forbidden)
+        options, dry_run = plan_parameters(body, root)
+        identity = await roots.identity(root)
+        spec = ScheduleSpec(
+            slug=f"{SLUG_PREFIX}:{user.id}:{body.operation_type.value}:{secrets.token_hex(4)}",
+            parameters=_parameters(self.secret, user, root, options, dry_run, identity),
+            cron=body.cron,
+            interval_seconds=body.interval_seconds,
+            timezone=body.timezone,
+            active=body.active,
+        )
+
+        async def held() -> int:
+            return len(await mine(self.scheduler, user.id))
+
+        async with within_quota(self.app, self.session, self.settings, user.id, held):
+            return public(await self.scheduler.add_schedule(spec))
+
+    async def page(self, user: User) -> SchedulesPublic:
+        found = [public(s) for s in await mine(self.scheduler, user.id)]
+        return SchedulesPublic(data=found, count=len(found))
+
+
+async def pause_revoked(
+    scheduler: Scheduler, user_id: uuid.UUID, revoked: list[str], remaining: list[str]
+) -> int:
+    """Pause the user's active schedules on a revoked root that no remaining grant holds.
+    Paused, not deleted: the user (or an admin who grants the root again) sees what was
+    stopped and why, and deletes it or creates it anew (a paused one stays refused: its runs
+    were authorized before the revoke). Returns how many were paused."""
+    paused = 0
+    for info in await scheduler.schedules():
+        owner = owner_and_type(info)
+        if owner is None or owner[0] != str(user_id) or not info.active:
+            continue
+        root = from_param(str(info.parameters.get("root", "")))
+        if any(within(root, r) for r in revoked) and not any(within(root, r) for r in remaining):
+            await scheduler.pause_schedule(info.id)
+            paused += 1
+    return paused
+
+
+async def revoke_grant(
+    session: AsyncSession,
+    store: DataStore,
+    orchestrator: Orchestrator,
+    user_id: uuid.UUID,
+    root: str,
+) -> None:
+    """Revoke a grant (api.admin.revoke), then pause the user's schedules on it."""
+    revoked = await admin.revoke(session, store, user_id, root)
+    remaining = await admin.root_paths(session, user_id)
+    try:
+        await pause_revoked(scheduler_of(orchestrator), user_id, revoked, remaining)
+    except (ApiError, OrchestratorError) as exc:  # the revoke stands; its runs refuse anyway
+        log.warning("revoked %s of user %s; schedules not paused: %s", revoked, user_id, exc)

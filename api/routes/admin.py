@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
-from api import admin
-from api.deps import AdminUser, PageDep, ServiceFoldersDep, SessionDep, StoreDep
-from api.errors import ApiError
-from api.orchestrator import OrchestratorError
+from api import admin, schedules
+from api.deps import (
+    AdminUser,
+    OrchestratorDep,
+    PageDep,
+    ServiceFoldersDep,
+    SessionDep,
+    StoreDep,
+)
 from api.routes import errors
-from api.routes.schedules import get_scheduler, pause_revoked
 from api.schemas import RootGrantCreate, RootGrantPublic, RootGrantsPublic, UsersPublic
 
-log = logging.getLogger("api")
 router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403))
 
 
@@ -52,14 +54,8 @@ async def revoke_root(
     _: AdminUser,
     session: SessionDep,
     store: StoreDep,
-    request: Request,
+    orchestrator: OrchestratorDep,
 ) -> None:
     """Revoke a grant. The user's schedules on it are paused (each stays listed, inactive);
     runs authorized before the revoke refuse the root when they start or reach apply."""
-    revoked = await admin.revoke(session, store, user_id, root)
-    remaining = await admin.root_paths(session, user_id)
-    try:
-        scheduler = get_scheduler(request)
-        await pause_revoked(scheduler, user_id, revoked, remaining)
-    except (ApiError, OrchestratorError) as exc:  # the revoke stands; its runs refuse anyway
-        log.warning("revoked %s of user %s; schedules not paused: %s", revoked, user_id, exc)
+    await schedules.revoke_grant(session, store, orchestrator, user_id, root)
