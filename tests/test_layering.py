@@ -64,9 +64,6 @@ def test_the_check_sees_an_import_that_crosses(tmp_path: Path) -> None:
 # rooms that lean on each other, so those are listed too.
 KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_LATE_CYCLES = {
-    # tasks/scan.py imports object_scan inside scan_root; object_scan imports ScanEntry from it
-    # (helper `stages` is moving ScanEntry into tasks/scan/entry.py, which ends it).
-    frozenset({"tasks.scan", "tasks.object_scan"}),
     # flows/cli/__init__.py registers its subcommands, whose modules import the `app` from it.
     frozenset(
         {
