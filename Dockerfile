@@ -6,17 +6,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
+    PATH=/app/.venv/bin:$PATH \
     FILEORG_DATA_URL=/data \
     PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 WORKDIR /app
-# Dependencies first, so that a code change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir -p api flows tasks storage \
-    && touch api/__init__.py flows/__init__.py tasks/__init__.py storage/__init__.py \
-    && pip install . \
-    && pip uninstall -y fileorg \
-    && rm -rf api flows tasks storage build *.egg-info
+# Dependencies first, from the lock (the same uv and `uv sync --locked` as the README's set-up, without
+# the development group), so that a code change does not reinstall them and the image cannot drift
+# from what the tests ran against.
+COPY pyproject.toml uv.lock README.md ./
+RUN pip install uv==0.13.9 \
+    && uv sync --locked --no-dev --no-install-project
 COPY api ./api
 COPY flows ./flows
 COPY tasks ./tasks
@@ -24,7 +24,7 @@ COPY storage ./storage
 COPY prefect.yaml ./
 # The sources stay in /app (on PYTHONPATH): the API finds its migrations beside api/db.py and
 # `prefect deploy` records /app as the workers' working folder.
-RUN pip install --no-deps . \
+RUN uv sync --locked --no-dev --no-editable \
     && useradd --create-home --uid 1000 fileorg \
     && mkdir -p /data /home/fileorg/.prefect \
     && chown -R fileorg:fileorg /data /home/fileorg

@@ -93,3 +93,69 @@ def test_the_prefect_server_is_published_on_loopback_only() -> None:
     for port in ports:
         shown = port if isinstance(port, str) else f"{port.get('host_ip')}:{port['published']}"
         assert shown.startswith("127.0.0.1:"), ports
+
+
+def _dockerfile_uv_syncs() -> list[list[str]]:
+    """The `uv sync` commands of the Dockerfile's RUN steps, in order, as argument lists."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    steps = []
+    for line in text.splitlines():
+        if not line.startswith("RUN "):
+            continue
+        for command in line[len("RUN ") :].split("&&"):
+            words = command.split()
+            if words[:2] == ["uv", "sync"]:
+                steps.append(words)
+    return steps
+
+
+def test_the_image_installs_from_the_lock_as_the_readme_does() -> None:
+    """The image cannot drift from the tests: the README's uv, `--locked`, no dev group."""
+    readme = (REPO / "README.md").read_text()
+    dockerfile = (REPO / "Dockerfile").read_text()
+    syncs = _dockerfile_uv_syncs()
+
+    assert "pip install uv==0.13.9" in readme
+    assert "pip install uv==0.13.9" in dockerfile
+    assert "pip install ." not in dockerfile
+    assert len(syncs) == 2, syncs
+    assert all("--locked" in s and "--no-dev" in s for s in syncs), syncs
+
+
+def test_the_image_install_steps_give_a_runnable_service(tmp_path: Path) -> None:
+    """Run the Dockerfile's two `uv sync` steps as processes (no Docker engine here): the
+    environment they build imports the API, the flows and Prefect, and holds no test tools."""
+    build = tmp_path / "app"
+    build.mkdir()
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy(REPO / name, build / name)
+    uv = REPO / ".venv" / "bin" / "uv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(build / ".venv")}
+    env.pop("VIRTUAL_ENV", None)
+    first, second = _dockerfile_uv_syncs()
+
+    done = subprocess.run([str(uv), *first[1:]], cwd=build, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    for package in ("api", "flows", "tasks", "storage"):
+        shutil.copytree(
+            REPO / package, build / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    done = subprocess.run([str(uv), *second[1:]], cwd=build, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+    python = build / ".venv" / "bin" / "python"
+    probe = (
+        "import importlib.util, api.main, flows.organize, prefect, uvicorn;"
+        "print(importlib.util.find_spec('pytest') is None)"
+    )
+    ran = subprocess.run(
+        [str(python), "-c", probe],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip() == "True"
+    assert (build / ".venv" / "bin" / "fileorg").exists()
