@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,14 @@ MAX_OFFSET = 2**31
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def settings_of(app: FastAPI) -> Settings:
+    """The settings outside a request (lifespan, middleware, sockets), honouring the tests'
+    `app.dependency_overrides[get_settings]` as a request's would."""
+    provider = app.dependency_overrides.get(get_settings, get_settings)
+    settings: Settings = provider()
+    return settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -116,7 +124,8 @@ def admin_user(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(admin_user)]
 
 
-async def _owned(session: AsyncSession, user: User, operation_id: uuid.UUID) -> Operation:
+async def operation_of(session: AsyncSession, user: User, operation_id: uuid.UUID) -> Operation:
+    """The user's operation (also for api.ws, which authenticates outside the dependencies)."""
     operation = await session.scalar(
         select(Operation).where(Operation.id == operation_id, Operation.owner_id == user.id)
     )
@@ -128,13 +137,13 @@ async def _owned(session: AsyncSession, user: User, operation_id: uuid.UUID) -> 
 async def owned_operation(
     session: SessionDep, user: CurrentUser, operation_id: Annotated[uuid.UUID, Path()]
 ) -> Operation:
-    return await _owned(session, user, operation_id)
+    return await operation_of(session, user, operation_id)
 
 
 async def queried_operation(
     session: SessionDep, user: CurrentUser, operation_id: Annotated[uuid.UUID, Query()]
 ) -> Operation:
-    return await _owned(session, user, operation_id)
+    return await operation_of(session, user, operation_id)
 
 
 OwnedOperation = Annotated[Operation, Depends(owned_operation)]

@@ -19,7 +19,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import db, errors, ws
-from api.config import Settings, get_settings
+from api.config import Settings
+from api.deps import settings_of
 from api.events import EventHub
 from api.operations import OperationService, reconcile_unfinished
 from api.orchestrator import Orchestrator, PrefectOrchestrator, run_events
@@ -45,12 +46,6 @@ async def _reconcile(state: Any, settings: Settings) -> None:
         log.info("reconciled %d unfinished operations", found)
     except Exception as exc:  # a reconcile is a convenience: every read does it again
         log.warning("could not reconcile unfinished operations: %s", exc)
-
-
-def settings_of(app: FastAPI) -> Settings:
-    provider = app.dependency_overrides.get(get_settings, get_settings)
-    settings: Settings = provider()
-    return settings
 
 
 @asynccontextmanager

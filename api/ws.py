@@ -8,7 +8,8 @@ Messages (JSON, one per frame, see docs/api.md): `state` on connect and on every
 with the summary, after which the server closes with 1000. Refusals close with
 4401 (no, bad or expired token) or 4404 (no such operation, or another user's).
 
-Events come from the process's one Prefect subscription (api.events). A terminal state is
+Events come from the process's one Prefect subscription (api.events), reads of the operation
+from api.live (one at a time per operation, shared by its sockets). A terminal state is
 always confirmed by reading the flow run; so is any state when events may have been lost, and,
 as a safety net, every WATCHDOG_SECONDS without events.
 """
@@ -25,12 +26,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from api.config import Settings, get_settings
-from api.deps import _owned, current_user
+from api.deps import current_user, operation_of
 from api.errors import NotFound, Unauthorized
-from api.events import EventHub, Resync
-from api.models import Operation
-from api.operations import OperationService
+from api.events import Resync
+from api.live import hub, reads
 from api.orchestrator import TERMINAL, OrchestratorError, RunEvent
 from api.schemas import OperationPublic
 from api.security import TokenError
@@ -41,7 +40,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 WATCHDOG_SECONDS = 10.0
 FALLBACK_SECONDS = 1.0  # no event subscription (no Prefect server): read the run this often
-MAX_COALESCED = 10_000
 RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}
 SUBPROTOCOL = "bearer"
 
@@ -60,102 +58,6 @@ def credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
     if len(protocols) >= 2 and protocols[0] == SUBPROTOCOL:
         return protocols[1], SUBPROTOCOL
     return None, SUBPROTOCOL if SUBPROTOCOL in protocols else None
-
-
-def _settings(app: FastAPI) -> Settings:
-    provider = app.dependency_overrides.get(get_settings, get_settings)
-    settings: Settings = provider()
-    return settings
-
-
-class Reads:
-    """Coalesces reads of one operation: many sockets following it cost one read at a time.
-
-    A caller gets a read that started no earlier than `since` (when it subscribed, or when the
-    event it reacts to arrived), so a shared read is never older than what it answers: callers
-    arriving while a read runs share the next one, started when that one ends.
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._current: dict[uuid.UUID, tuple[float, asyncio.Task[OperationPublic]]] = {}
-        self._next: dict[uuid.UUID, asyncio.Task[OperationPublic]] = {}
-        self._reports: dict[tuple[uuid.UUID, str | None], asyncio.Task[dict[str, Any] | None]] = {}
-
-    async def read(self, operation_id: uuid.UUID, since: float) -> OperationPublic:
-        current = self._current.get(operation_id)
-        if current is not None and current[0] >= since:
-            return await asyncio.shield(current[1])
-        upcoming = self._next.get(operation_id)
-        if upcoming is None:
-            running = current[1] if current is not None and not current[1].done() else None
-            if len(self._current) > MAX_COALESCED:
-                self._current.clear()
-            upcoming = asyncio.create_task(self._after(operation_id, running))
-            self._next[operation_id] = upcoming
-        return await asyncio.shield(upcoming)
-
-    async def _after(
-        self, operation_id: uuid.UUID, running: asyncio.Task[OperationPublic] | None
-    ) -> OperationPublic:
-        if running is not None:
-            await asyncio.wait([running])
-        this = asyncio.current_task()
-        assert this is not None
-        self._current[operation_id] = (time.monotonic(), this)
-        self._next.pop(operation_id, None)
-        return await self._read(operation_id)
-
-    async def report(self, operation_id: uuid.UUID, view: OperationPublic) -> dict[str, Any] | None:
-        """The report of a finished run, read once for all the sockets that follow it."""
-        if view.status != "completed":
-            return None
-        key = (operation_id, view.flow_run_id)
-        found = self._reports.get(key)
-        if found is None:
-            if len(self._reports) > MAX_COALESCED:
-                self._reports.clear()
-            found = self._reports[key] = asyncio.create_task(self._report(operation_id))
-        return await asyncio.shield(found)
-
-    async def _report(self, operation_id: uuid.UUID) -> dict[str, Any] | None:
-        from api import manifests
-
-        async with self.app.state.sessions() as session:
-            op = await session.get(Operation, operation_id)
-            if op is None:
-                return None
-            try:
-                found = await manifests.report(_settings(self.app).store(), op)
-            except Exception:  # no report (a scan that failed early, a rollback record...)
-                return None
-        return found.model_dump(mode="json")
-
-    async def _read(self, operation_id: uuid.UUID) -> OperationPublic:
-        state = self.app.state
-        async with state.sessions() as session:
-            op = await session.get(Operation, operation_id)
-            if op is None:
-                raise NotFound("operation not found")
-            store = _settings(self.app).store()
-            service = OperationService(session, state.orchestrator, store, state.start_lock)
-            return await service.read(op)
-
-
-def reads(app: FastAPI) -> Reads:
-    found = getattr(app.state, "ws_reads", None)
-    if found is None:
-        found = app.state.ws_reads = Reads(app)
-    assert isinstance(found, Reads)
-    return found
-
-
-def hub(app: FastAPI) -> EventHub:
-    found = getattr(app.state, "hub", None)
-    if found is None:
-        found = app.state.hub = EventHub(None)
-    assert isinstance(found, EventHub)
-    return found
 
 
 def state_message(view: OperationPublic) -> dict[str, Any]:
@@ -284,7 +186,7 @@ async def _authorized(websocket: WebSocket, operation_id: str) -> uuid.UUID | No
     try:
         async with state.sessions() as session:
             user = await current_user(session, state.secret, token)
-            op = await _owned(session, user, uuid.UUID(operation_id))
+            op = await operation_of(session, user, uuid.UUID(operation_id))
     except (Unauthorized, TokenError):
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired token")
         return None
