@@ -18,19 +18,8 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
     include_empty = record.options.include_empty
     scan = manifests.done_info(store, op_dir, "scan") or {}
     plan = manifests.done_info(store, op_dir, "plan") or {}
-    by_category: dict[str, dict[str, int]] = {}
-    by_year: dict[str, dict[str, int]] = {}
-    for row in queries.totals_by_category_year(store, op_dir):
-        for table, name in (
-            (by_category, row["category"]),
-            (by_year, str(row["year"] or "unknown")),
-        ):
-            slot = table.setdefault(name, {"files": 0, "bytes": 0})
-            slot["files"] += row["files"]
-            slot["bytes"] += int(row["bytes"] or 0)
-    groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
+    by_category, by_year = _totals(store, op_dir)
     problems = [{**p, "path": os.fsdecode(p["path"])} for p in queries.problems(store, op_dir)]
-    units, unit_count = queries.left_alone(store, op_dir, limit=TOP_LEFT_ALONE)
     return {
         "operation_id": record.id,
         "root": record.root,
@@ -41,20 +30,7 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
         "entries": scan.get("entries", 0),
         "by_category": by_category,
         "by_year": by_year,
-        "duplicates": {
-            **queries.duplicate_summary(store, op_dir, include_empty),
-            "top_groups": [
-                {
-                    "digest": g["digest"],
-                    "size": g["size"],
-                    "copies": g["copies"],
-                    "wasted_bytes": g["wasted_bytes"],
-                    # os.fsdecode: os.fsencode gives back the exact bytes (README).
-                    "paths": [os.fsdecode(path) for path in g["paths"]],
-                }
-                for g in groups
-            ],
-        },
+        "duplicates": _duplicates(store, op_dir, include_empty),
         "plan": {
             "moves": plan.get("move", 0),
             "quarantine": plan.get("quarantine", 0),
@@ -65,26 +41,64 @@ def build_report(store: DataStore, op_dir: str, record: OperationRecord) -> dict
         },
         # Plan rows per reason code (storage.manifests.REASON_CODES): the exact reasons.
         "by_reason": plan.get("by_reason", {}),
-        # Left alone by a rule: each unit once (a folder with its files, or one entry).
-        "left_alone": {
-            "count": unit_count,
-            "items": [
-                {
-                    "path": os.fsdecode(u["path"]),
-                    "reason_code": u["reason_code"],
-                    "reason": u["reason"],
-                    "files": u["files"],
-                    "bytes": u["bytes"],
-                    "entered": u["entered"],
-                }
-                for u in units
-            ],
-        },
+        "left_alone": _left_alone(store, op_dir),
         "errors": {"count": len(problems), "items": problems},
         "stages": {
             name: {"seconds": t.seconds, "files": t.files, "bytes": t.bytes}
             for name, t in record.stages.items()
         },
+    }
+
+
+def _totals(store: DataStore, op_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Files and bytes per category and per year ("unknown" when undated)."""
+    by_category: dict[str, dict[str, int]] = {}
+    by_year: dict[str, dict[str, int]] = {}
+    for row in queries.totals_by_category_year(store, op_dir):
+        for table, name in (
+            (by_category, row["category"]),
+            (by_year, str(row["year"] or "unknown")),
+        ):
+            slot = table.setdefault(name, {"files": 0, "bytes": 0})
+            slot["files"] += row["files"]
+            slot["bytes"] += int(row["bytes"] or 0)
+    return by_category, by_year
+
+
+def _duplicates(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
+    groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
+    return {
+        **queries.duplicate_summary(store, op_dir, include_empty),
+        "top_groups": [
+            {
+                "digest": g["digest"],
+                "size": g["size"],
+                "copies": g["copies"],
+                "wasted_bytes": g["wasted_bytes"],
+                # os.fsdecode: os.fsencode gives back the exact bytes (README).
+                "paths": [os.fsdecode(path) for path in g["paths"]],
+            }
+            for g in groups
+        ],
+    }
+
+
+def _left_alone(store: DataStore, op_dir: str) -> dict[str, Any]:
+    """Left alone by a rule: each unit once (a folder with its files, or one entry)."""
+    units, unit_count = queries.left_alone(store, op_dir, limit=TOP_LEFT_ALONE)
+    return {
+        "count": unit_count,
+        "items": [
+            {
+                "path": os.fsdecode(u["path"]),
+                "reason_code": u["reason_code"],
+                "reason": u["reason"],
+                "files": u["files"],
+                "bytes": u["bytes"],
+                "entered": u["entered"],
+            }
+            for u in units
+        ],
     }
 
 
