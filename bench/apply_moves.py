@@ -22,6 +22,7 @@ from pathlib import Path
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks import apply_op
+from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.plan import stage as plan
@@ -42,17 +43,18 @@ def make_tree(root: Path, files: int) -> None:
 
 def plan_tree(store: DataStore, op_id: str, root: Path) -> None:
     op_dir = store.operation_dir(op_id)
-    scanned = scan.scan_root(store, op_dir, str(root), SHARD_ROWS)
+    backend = backend_for(str(root))
+    scanned = scan.scan_root(store, op_dir, backend, SHARD_ROWS)
     for index in range(scanned["shards"]):
-        classify.classify_shard(store, op_dir, index, str(root), 2)
+        classify.classify_shard(store, op_dir, index, backend, 2)
     for pass_name in (hashes.PREFIX, hashes.FULL):
         if pass_name == hashes.PREFIX:
-            shards = hashes.plan_prefix_inputs(store, op_dir, None, SHARD_ROWS)
+            shards = hashes.plan_prefix_inputs(store, op_dir, None, SHARD_ROWS, backend)
         else:
-            shards = hashes.plan_full_inputs(store, op_dir, None, SHARD_ROWS, 1 << 40)
+            shards = hashes.plan_full_inputs(store, op_dir, None, SHARD_ROWS, 1 << 40, backend)
         for index in range(shards):
-            hashes.hash_shard(store, op_dir, pass_name, index, str(root), 2)
-    plan.plan_operation(store, op_dir, PlanOptions(mode="category"), SHARD_ROWS)
+            hashes.hash_shard(store, op_dir, pass_name, index, backend, 2)
+    plan.plan_operation(store, op_dir, PlanOptions(mode="category"), SHARD_ROWS, backend)
 
 
 def timed_apply(store: DataStore, op_dir: str, root: Path) -> tuple[float, Counter[str]]:

@@ -23,7 +23,6 @@ from flows.runs import guard_root, run_apply, run_name, stage
 from storage import locks, operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
-from storage.objects import is_object_url
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 from storage.paths import from_param
 from storage.revocations import check_not_revoked
@@ -31,11 +30,11 @@ from storage.root_identity import Identity, RootChanged, identify
 from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import report
+from tasks.backends import RootBackend, backend_for
 from tasks.hashes.worklists import FULL, PREFIX
 from tasks.leave_alone import ScanRules
 from tasks.plan.layout import parse_layout
 from tasks.progress import tracker
-from tasks.scan.objects import data_prefix_in_root
 from tasks.stages import (
     classify_task,
     hash_inputs_task,
@@ -199,10 +198,12 @@ def _organize(
 def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> dict[str, Any]:
     op_dir = store.operation_dir(record.id)
     progress = tracker(record.id)
-    rules, processes = _scan_rules(store, record)
+    backend = backend_for(record.root)  # the one choice of folder or bucket, for every stage
+    rules = _scan_rules(store, record, backend)
+    processes = backend.processes(get_settings().io_processes)
     with stage(store, record, "scan") as timing:
         progress.start("scan")
-        scanned = scan_task(store, op_dir, record.id, record.root, shard_rows, rules)
+        scanned = scan_task(store, op_dir, record.id, backend, shard_rows, rules)
         timing.files, timing.bytes = scanned["files"], scanned["bytes"]
     guard_root(record)  # a root swapped during the scan: what was listed is not the root
 
@@ -211,14 +212,14 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     with stage(store, record, "classify") as timing:
         progress.start("classify", scanned["files"])
         futures = classify_task.map(
-            store, op_dir, record.id, range(scanned["shards"]), record.root, processes, prev_dir
+            store, op_dir, record.id, range(scanned["shards"]), backend, processes, prev_dir
         )
         timing.files = sum(f.result()["files"] for f in futures)
     for pass_name in (PREFIX, FULL):
-        _hash_pass(store, record, pass_name, prev_dir, processes)
+        _hash_pass(store, record, backend, pass_name, prev_dir, processes)
     with stage(store, record, "plan") as timing:
         progress.start("plan")
-        planned = plan_task(store, op_dir, record, shard_rows, prev_dir)
+        planned = plan_task(store, op_dir, record, shard_rows, backend, prev_dir)
         timing.files = planned["entries"]
     with stage(store, record, "report"):
         built = report_task(store, op_dir, record)
@@ -229,23 +230,17 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     return built
 
 
-def _scan_rules(store: DataStore, record: OperationRecord) -> tuple[ScanRules, int]:
-    """What the scan leaves alone, and how many processes read content."""
-    if is_object_url(record.root):
-        # Keys under the data folder, when it is a prefix of this root; listing and reading
-        # run on s3fs's event loop, not in the process pool (s3fs does not survive a fork).
-        sealed = [(p, DATA_FOLDER) for p in data_prefix_in_root(record.root, store.url)]
-        processes = 1
-    else:
-        sealed = sealed_folders(store)
-        processes = get_settings().io_processes
+def _scan_rules(store: DataStore, record: OperationRecord, backend: RootBackend) -> ScanRules:
+    """What the scan leaves alone: the options' rules, the data folder and Prefect's home."""
+    sealed = backend.sealed(store, prefect_home())
     options = record.options
-    return ScanRules(options.include_hidden, tuple(options.exclude), tuple(sealed)), processes
+    return ScanRules(options.include_hidden, tuple(options.exclude), tuple(sealed))
 
 
 def _hash_pass(
     store: DataStore,
     record: OperationRecord,
+    backend: RootBackend,
     pass_name: str,
     prev_dir: str | None,
     processes: int,
@@ -260,11 +255,11 @@ def _hash_pass(
             prev_dir,
             settings.hash_shard_files,
             settings.hash_shard_bytes,
-            is_object_url(record.root),
+            backend,
         )
         tracker(record.id).start(pass_name)
         futures = hash_task.map(
-            store, op_dir, record.id, pass_name, range(shards), record.root, processes
+            store, op_dir, record.id, pass_name, range(shards), backend, processes
         )
         results = [f.result() for f in futures]
         timing.files = sum(r["files"] for r in results)
@@ -287,18 +282,13 @@ def _planned(store: DataStore, record: OperationRecord, built: dict[str, Any]) -
     operations.save(store, record)
 
 
-DATA_FOLDER = "fileorg data folder"
-
-
-def sealed_folders(store: DataStore) -> list[tuple[bytes, str]]:
-    """Folders never entered, by absolute path: fileorg's data folder and Prefect's home
-    (PREFECT_HOME: its database, maybe live, and its WAL) when they lie inside a root."""
-    sealed = [(os.fsencode(os.path.realpath(store.base)), DATA_FOLDER)] if store.is_local else []
+def prefect_home() -> list[tuple[bytes, str]]:
+    """Prefect's home (PREFECT_HOME: its database, maybe live, and its WAL), never entered
+    when it lies inside a folder root."""
     from prefect.settings import get_current_settings
 
     home = os.path.realpath(os.path.expanduser(str(get_current_settings().home)))
-    sealed.append((os.fsencode(home), "Prefect home, PREFECT_HOME"))
-    return sealed
+    return [(os.fsencode(home), "Prefect home, PREFECT_HOME")]
 
 
 def _publish_artifact(built: dict[str, Any]) -> None:

@@ -36,6 +36,23 @@ def _get(processes: int) -> ProcessPoolExecutor:
         return _pool
 
 
+def cut_ranges(
+    weights: Sequence[int], max_items: int, max_weight: int | None = None
+) -> list[tuple[int, int]]:
+    """Cut a job list into (start, stop) ranges of at most `max_items` jobs, a range ending
+    too once its jobs weigh `max_weight` (bytes to read) or more: one huge file does not hold
+    up a chunk of small ones, nor make a shard too long to redo."""
+    ranges, start, weight = [], 0, 0
+    for i, w in enumerate(weights):
+        weight += w
+        if i + 1 - start >= max_items or (max_weight is not None and weight >= max_weight):
+            ranges.append((start, i + 1))
+            start, weight = i + 1, 0
+    if start < len(weights):
+        ranges.append((start, len(weights)))
+    return ranges
+
+
 def shutdown() -> None:
     global _pool
     with _lock:

@@ -14,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import operations
 from storage.locations import DataStore
-from storage.objects import is_object_url
 from storage.operations import OperationRecord
 from tasks import apply_op, report
+from tasks.backends import RootBackend
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
@@ -33,13 +33,18 @@ RETRIES: dict[str, Any] = {
 
 @task(name="scan", **RETRIES)
 def scan_task(
-    store: DataStore, op_dir: str, operation_id: str, root: str, shard_rows: int, rules: ScanRules
+    store: DataStore,
+    op_dir: str,
+    operation_id: str,
+    backend: RootBackend,
+    shard_rows: int,
+    rules: ScanRules,
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     return scan.scan_root(
         store,
         op_dir,
-        root,
+        backend,
         shard_rows,
         rules,
         on_flush=lambda files, nbytes: progress.advance("scan", files, nbytes),
@@ -52,7 +57,7 @@ def classify_task(
     op_dir: str,
     operation_id: str,
     index: int,
-    root: str,
+    backend: RootBackend,
     processes: int,
     prev_dir: str | None,
 ) -> dict[str, int]:
@@ -61,7 +66,7 @@ def classify_task(
         store,
         op_dir,
         index,
-        root,
+        backend,
         processes,
         prev_dir,
         on_chunk=lambda files, nbytes: progress.advance("classify", files, nbytes),
@@ -76,11 +81,11 @@ def hash_inputs_task(
     prev_dir: str | None,
     shard_files: int,
     shard_bytes: int,
-    objects: bool = False,
+    backend: RootBackend,
 ) -> int:
     if pass_name == hashes.PREFIX:
-        return hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_files, objects)
-    return hashes.plan_full_inputs(store, op_dir, prev_dir, shard_files, shard_bytes, objects)
+        return hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_files, backend)
+    return hashes.plan_full_inputs(store, op_dir, prev_dir, shard_files, shard_bytes, backend)
 
 
 @task(name="hash", task_run_name="{pass_name}-{index}", **RETRIES)
@@ -90,7 +95,7 @@ def hash_task(
     operation_id: str,
     pass_name: str,
     index: int,
-    root: str,
+    backend: RootBackend,
     processes: int,
 ) -> dict[str, int]:
     progress = tracker(operation_id)
@@ -99,7 +104,7 @@ def hash_task(
         op_dir,
         pass_name,
         index,
-        root,
+        backend,
         processes,
         on_chunk=lambda files, nbytes: progress.advance(pass_name, files, nbytes),
     )
@@ -111,11 +116,11 @@ def plan_task(
     op_dir: str,
     record: OperationRecord,
     shard_rows: int,
+    backend: RootBackend,
     prev_dir: str | None = None,
 ) -> dict[str, Any]:
     operations.check_options_for_root(record.options, record.root)  # a resumed run is checked too
-    objects = is_object_url(record.root)
-    return plan.plan_operation(store, op_dir, record.options, shard_rows, prev_dir, objects)
+    return plan.plan_operation(store, op_dir, record.options, shard_rows, backend, prev_dir)
 
 
 @task(name="report", **RETRIES)

@@ -25,6 +25,7 @@ from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks import apply_op
+from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
@@ -47,18 +48,18 @@ def plan_tree(
     """The organize stages as plain functions, in the order of flows.organize._run_stages:
     scan, classify, prefix hash, full hash, plan. One process, no Prefect."""
     op_dir = store.operation_dir(op_id)
-    root = str(root)
+    backend = backend_for(str(root))  # as the flow: chosen once, from the root's URL
     rules = ScanRules(options.include_hidden, tuple(options.exclude))
-    scanned = scan.scan_root(store, op_dir, root, shard_rows, rules)
+    scanned = scan.scan_root(store, op_dir, backend, shard_rows, rules)
     for index in range(scanned["shards"]):
-        classify.classify_shard(store, op_dir, index, root, 1)
-    prefix_shards = hashes.plan_prefix_inputs(store, op_dir, None, shard_rows)
+        classify.classify_shard(store, op_dir, index, backend, 1)
+    prefix_shards = hashes.plan_prefix_inputs(store, op_dir, None, shard_rows, backend)
     for index in range(prefix_shards):
-        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, root, 1)
-    full_shards = hashes.plan_full_inputs(store, op_dir, None, shard_rows, 1 << 40)
+        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, backend, 1)
+    full_shards = hashes.plan_full_inputs(store, op_dir, None, shard_rows, 1 << 40, backend)
     for index in range(full_shards):
-        hashes.hash_shard(store, op_dir, hashes.FULL, index, root, 1)
-    return plan.plan_operation(store, op_dir, options, shard_rows)
+        hashes.hash_shard(store, op_dir, hashes.FULL, index, backend, 1)
+    return plan.plan_operation(store, op_dir, options, shard_rows, backend)
 
 
 def plan_rows(store: DataStore, op_dir: str) -> list[dict[str, Any]]:

@@ -121,18 +121,20 @@ def run_classify(jobs: list[Job]) -> list[Row]:
     return out
 
 
-def classify_files(
+def classify_rows(
     root: str,
-    todo: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
     processes: int,
-    on_chunk: Callable[[int, int], None],
+    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> list[Classification]:
+    """Classifications of scan rows (path, size, mtime_ns) of one folder, in order, read in
+    the process pool."""
     root_b = os.fsencode(root).rstrip(b"/")
     jobs: list[Job] = [
         (root_b + b"/" + r["path"], os.path.basename(r["path"]), r["size"], r["mtime_ns"])
-        for r in todo
+        for r in rows
     ]
-    ranges = [(a, min(a + CHUNK_FILES, len(jobs))) for a in range(0, len(jobs), CHUNK_FILES)]
+    ranges = pool.cut_ranges([0] * len(jobs), CHUNK_FILES)
     results = pool.map_chunks(
         run_classify, ranges, jobs, processes, lambda chunk: on_chunk(len(chunk), 0)
     )

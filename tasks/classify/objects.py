@@ -30,7 +30,7 @@ def read_error(exc: BaseException) -> str:
     return describe(exc, "read")
 
 
-def classify_objects(
+def classify_rows(
     root_url: str,
     rows: list[dict[str, Any]],
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,

@@ -1,29 +1,36 @@
-"""Classify: category and date for every regular file of one scan shard."""
+"""Classify: category and date for every regular file of one scan shard (the stage's entry).
+
+Answers of the last operation on the same root are reused for unchanged files; the rest are
+read by the backend: files in the process pool (tasks.classify.local), object heads with
+ranged GETs (tasks.classify.objects).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.objects import is_object_url
 from storage.queries import connect, has_shards, source
 from tasks.classify.content import Classification
-from tasks.classify.local import classify_files
+
+if TYPE_CHECKING:
+    from tasks.backends import RootBackend
 
 STAGE = "classify"
 
 
 def _cached_rows(
-    store: DataStore, op_dir: str, prev_dir: str | None, index: int, objects: bool = False
+    store: DataStore, op_dir: str, prev_dir: str | None, index: int, backend: RootBackend
 ) -> dict[bytes, dict[str, object]]:
     """Classifications of files unchanged since the previous operation on this root.
 
     Objects are unchanged when path, size and ETag are (the ino of an object row is a hash of
     its key and ETag, tasks.scan.objects); a new last-modified time alone matters only to a
-    date that came from it.
+    date that came from it (`backend.ino_names_content`).
     """
     if prev_dir is None or not has_shards(store, prev_dir, STAGE):
         return {}
@@ -32,7 +39,7 @@ def _cached_rows(
     shard = store.duckdb_path(manifests.shard_path(op_dir, "scan", index)).replace("'", "''")
     same = (
         "(p.mtime_ns = s.mtime_ns OR c.date_source <> 'mtime')"
-        if objects
+        if backend.ino_names_content
         else "p.mtime_ns = s.mtime_ns"
     )
     sql = f"""
@@ -76,33 +83,24 @@ def classify_shard(
     store: DataStore,
     op_dir: str,
     index: int,
-    root: str,
+    backend: RootBackend,
     processes: int,
     prev_dir: str | None = None,
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> dict[str, int]:
-    """Classify one scan shard, unless it is already written (the checkpoint).
-
-    Object-store roots read object heads with ranged GETs (tasks.classify.objects) instead of
-    files in the process pool; `processes` is not used for them.
-    """
+    """Classify one scan shard, unless it is already written (the checkpoint)."""
     out = manifests.shard_path(op_dir, STAGE, index)
     if store.exists(out):
         return {"files": 0, "cached": 0, "skipped_shard": 1}
-    objects = is_object_url(root)
-    columns = ["path", "kind", "size", "mtime_ns", "left_alone"] + (["etag"] if objects else [])
+    # etag: an object's head is read If-Match the scanned ETag (a file's is null, unused).
+    columns = ["path", "kind", "size", "mtime_ns", "left_alone", "etag"]
     scan = manifests.read_table(store, manifests.shard_path(op_dir, "scan", index), columns)
     # What the scan left alone is neither read nor classified: it stays where it is.
     files = [r for r in scan.to_pylist() if r["kind"] == "file" and r["left_alone"] is None]
-    cached = _cached_rows(store, op_dir, prev_dir, index, objects)
+    cached = _cached_rows(store, op_dir, prev_dir, index, backend)
     todo = [r for r in files if r["path"] not in cached]
     on_chunk(len(files) - len(todo), 0)
-    if objects:
-        from tasks.classify.objects import classify_objects
-
-        results = classify_objects(root, todo, on_chunk)
-    else:
-        results = classify_files(root, todo, processes, on_chunk)
+    results = backend.classify_rows(todo, processes, on_chunk)
     rows = [cached[r["path"]] for r in files if r["path"] in cached]
     rows += [row(r["path"], c) for r, c in zip(todo, results, strict=True)]
     manifests.write_table(store, out, pa.Table.from_pylist(rows, schema=manifests.CLASSIFY))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import blake3
 
@@ -85,19 +86,10 @@ def run_full(jobs: list[Job]) -> list[Result]:
 
 
 def chunk_ranges(jobs: Sequence[Job], by_bytes: bool) -> list[tuple[int, int]]:
-    """Cut the job list into (start, stop) ranges bounded by file count and, for full
-    hashes, by bytes, so one huge file does not hold up a chunk of small ones for long."""
-    ranges = []
-    start = 0
-    nbytes = 0
-    for i, (_, size) in enumerate(jobs):
-        nbytes += size if by_bytes else 0
-        if i + 1 - start >= CHUNK_FILES or nbytes >= CHUNK_BYTES:
-            ranges.append((start, i + 1))
-            start, nbytes = i + 1, 0
-    if start < len(jobs):
-        ranges.append((start, len(jobs)))
-    return ranges
+    """Chunks of the job list for the pool, bounded by file count and, for full hashes, by
+    bytes (tasks.pool.cut_ranges)."""
+    weights = [size for _, size in jobs] if by_bytes else [0] * len(jobs)
+    return pool.cut_ranges(weights, CHUNK_FILES, CHUNK_BYTES)
 
 
 def hash_many(
@@ -118,3 +110,16 @@ def hash_many(
         processes,
         lambda chunk: on_chunk(len(chunk), sum(r[2] for r in chunk)),
     )
+
+
+def hash_rows(
+    root: str,
+    full: bool,
+    rows: list[dict[str, Any]],
+    processes: int,
+    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
+) -> list[Result]:
+    """Digest of each work-list row (path relative to the root, size), in order."""
+    root_b = os.fsencode(root).rstrip(b"/")
+    jobs = [(root_b + b"/" + r["path"], r["size"]) for r in rows]
+    return hash_many("full" if full else "prefix", jobs, processes, on_chunk)

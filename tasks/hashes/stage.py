@@ -1,26 +1,26 @@
 """Hash one shard of a pass (the stage's entry, with the work lists of tasks.hashes.worklists).
 
-The content of a local root is read in the process pool (tasks.hashes.local), that of an
-object root with ranged and streamed GETs (tasks.hashes.objects).
+The backend reads: files in the process pool (tasks.hashes.local), objects with ranged and
+streamed GETs (tasks.hashes.objects).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.objects import is_object_url
-from tasks.hashes import local as hashing
-from tasks.hashes import objects as object_hash
 from tasks.hashes.worklists import FULL as FULL
 from tasks.hashes.worklists import PREFIX as PREFIX
 from tasks.hashes.worklists import inputs_dir
 from tasks.hashes.worklists import plan_full_inputs as plan_full_inputs
 from tasks.hashes.worklists import plan_prefix_inputs as plan_prefix_inputs
+
+if TYPE_CHECKING:
+    from tasks.backends import RootBackend
 
 
 def hash_shard(
@@ -28,7 +28,7 @@ def hash_shard(
     op_dir: str,
     pass_name: str,
     index: int,
-    root: str,
+    backend: RootBackend,
     processes: int,
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> dict[str, int]:
@@ -42,15 +42,8 @@ def hash_shard(
     todo = [r for r in rows if r["cached"] is None]
     cached = [r for r in rows if r["cached"] is not None]
     on_chunk(len(cached), 0)
-    if is_object_url(root):
-        # Ranged and streamed GETs on s3fs's event loop; `processes` is not used.
-        etags = object_hash.scanned_etags(store, op_dir, inputs_path) if todo else {}
-        results = object_hash.hash_rows(root, pass_name == FULL, todo, etags, on_chunk)
-    else:
-        root_b = os.fsencode(root).rstrip(b"/")
-        kind = "prefix" if pass_name == PREFIX else "full"
-        jobs = [(root_b + b"/" + r["path"], r["size"]) for r in todo]
-        results = hashing.hash_many(kind, jobs, processes, on_chunk)
+    etags = backend.scanned_etags(store, op_dir, inputs_path) if todo else {}
+    results = backend.hash_rows(pass_name == FULL, todo, etags, processes, on_chunk)
     table = pa.Table.from_pylist(
         [
             {

@@ -16,13 +16,17 @@ tasks.hashes.objects).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
 from storage.queries import connect, has_shards, source
-from tasks.hashes import local as hashing
-from tasks.hashes import objects as object_hash
+from tasks import pool
+
+if TYPE_CHECKING:
+    from tasks.backends import RootBackend
 
 PREFIX = "prefix"
 FULL = "hash"
@@ -34,19 +38,20 @@ def inputs_dir(pass_name: str) -> str:
 
 
 def _cache_join(
-    store: DataStore, prev_dir: str | None, pass_name: str, objects: bool = False
+    store: DataStore, prev_dir: str | None, pass_name: str, backend: RootBackend
 ) -> tuple[str, str]:
     """SQL pieces reusing digests from the previous operation, or nothing.
 
     A file is unchanged when its path, size, mtime_ns and inode are. An object is unchanged
     when its path, size and ETag are: its ino is a hash of key and ETag (tasks.scan.objects),
-    and a new LastModified alone (the same content uploaded again) does not change content.
+    and a new LastModified alone (the same content uploaded again) does not change content
+    (`backend.ino_names_content`).
     """
     if prev_dir is None or not has_shards(store, prev_dir, pass_name):
         return "NULL::BLOB", ""
     prev_scan = source(store, prev_dir, "scan")
     prev_hash = source(store, prev_dir, pass_name)
-    same_time = "" if objects else "AND prev.mtime_ns = c.mtime_ns"
+    same_time = "" if backend.ino_names_content else "AND prev.mtime_ns = c.mtime_ns"
     join = f"""
         LEFT JOIN (
             SELECT s.path, s.size, s.mtime_ns, s.ino, h.digest
@@ -59,16 +64,13 @@ def _cache_join(
 
 
 def plan_prefix_inputs(
-    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, objects: bool = False
+    store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, backend: RootBackend
 ) -> int:
-    """Write the prefix work list; return its number of shards (reusing an existing plan).
-
-    `objects`: the root is an object-store root (the hash cache compares ETags, not times).
-    """
+    """Write the prefix work list; return its number of shards (reusing an existing plan)."""
     done = manifests.done_info(store, op_dir, inputs_dir(PREFIX))
     if done is not None:
         return int(done["shards"])
-    cached, join = _cache_join(store, prev_dir, PREFIX, objects)
+    cached, join = _cache_join(store, prev_dir, PREFIX, backend)
     sql = f"""
         WITH inodes AS (
             SELECT dev, ino, any_value(size) AS size, min(mtime_ns) AS mtime_ns, min(path) AS path
@@ -85,7 +87,7 @@ def plan_prefix_inputs(
     """
     with connect(store) as con:
         table = con.sql(sql).to_arrow_table()
-    return _write_inputs(store, op_dir, PREFIX, table, _cut_by_files(table, shard_files))
+    return _write_inputs(store, op_dir, PREFIX, table, _cut(table, shard_files, None))
 
 
 def plan_full_inputs(
@@ -94,16 +96,14 @@ def plan_full_inputs(
     prev_dir: str | None,
     shard_files: int,
     shard_bytes: int,
-    objects: bool = False,
+    backend: RootBackend,
 ) -> int:
     done = manifests.done_info(store, op_dir, inputs_dir(FULL))
     if done is not None:
         return int(done["shards"])
-    cached, join = _cache_join(store, prev_dir, FULL, objects)
+    cached, join = _cache_join(store, prev_dir, FULL, backend)
     # Up to this size the prefix pass already hashed the whole content.
-    small = hashing.PREFIX_BYTES
-    if objects:
-        small = max(small, object_hash.WHOLE_OBJECT_BYTES)
+    small = backend.whole_in_prefix
     sql = f"""
         WITH p AS (
             SELECT dev, ino, size, digest FROM {source(store, op_dir, PREFIX)}
@@ -123,27 +123,19 @@ def plan_full_inputs(
     """
     with connect(store) as con:
         table = con.sql(sql).to_arrow_table()
-    cuts = _cut_by_bytes(table, shard_files, shard_bytes)
+    cuts = _cut(table, shard_files, shard_bytes)
     return _write_inputs(store, op_dir, FULL, table, cuts)
 
 
-def _cut_by_files(table: pa.Table, shard_files: int) -> list[tuple[int, int]]:
-    n = table.num_rows
-    return [(a, min(a + shard_files, n)) for a in range(0, n, shard_files)]
-
-
-def _cut_by_bytes(table: pa.Table, shard_files: int, shard_bytes: int) -> list[tuple[int, int]]:
+def _cut(table: pa.Table, shard_files: int, shard_bytes: int | None) -> list[tuple[int, int]]:
+    """Shards of a work list: by files, and by the bytes still to read (a cached digest
+    costs no read)."""
+    if shard_bytes is None:
+        return pool.cut_ranges([0] * table.num_rows, shard_files)
     sizes = table.column("size").to_pylist()
-    cached = table.column("cached").is_null().to_pylist()
-    cuts, start, nbytes = [], 0, 0
-    for i, (size, to_read) in enumerate(zip(sizes, cached, strict=True)):
-        nbytes += size if to_read else 0
-        if i + 1 - start >= shard_files or nbytes >= shard_bytes:
-            cuts.append((start, i + 1))
-            start, nbytes = i + 1, 0
-    if start < len(sizes):
-        cuts.append((start, len(sizes)))
-    return cuts
+    to_read = table.column("cached").is_null().to_pylist()
+    weights = [size if read else 0 for size, read in zip(sizes, to_read, strict=True)]
+    return pool.cut_ranges(weights, shard_files, shard_bytes)
 
 
 def _write_inputs(

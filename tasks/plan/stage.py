@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 import pyarrow as pa
@@ -14,13 +14,18 @@ from storage.queries import connect, source
 from tasks.plan.layout import parse_layout
 from tasks.plan.planner import FileFacts, PlannedMove, PlanPolicy, plan_moves
 
+if TYPE_CHECKING:
+    from tasks.backends import RootBackend
+
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
 PLANNER_VERSION = 2
 EMPTY_DIGEST = blake3.blake3(b"").digest()
 
 
-def policy_for(options: PlanOptions, objects: bool = False) -> PlanPolicy:
+def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
+    """The planner's policy for these options; `folders_move`: the root's folders can move
+    whole by one rename (RootBackend.folders_move)."""
     return PlanPolicy(
         layout=parse_layout(options.mode, options.template),
         duplicates=options.duplicates,
@@ -32,7 +37,7 @@ def policy_for(options: PlanOptions, objects: bool = False) -> PlanPolicy:
         albums=options.albums,
         keep_subfolders=options.keep_subfolders,
         undated=options.undated,
-        folders_move=not objects,
+        folders_move=folders_move,
     )
 
 
@@ -113,10 +118,10 @@ def plan_operation(
     op_dir: str,
     options: PlanOptions,
     shard_rows: int,
+    backend: RootBackend,
     prev_dir: str | None = None,
-    objects: bool = False,
 ) -> dict[str, Any]:
-    """Plan the operation once (`objects`: the root is an object-store root)."""
+    """Plan the operation once."""
     done = manifests.done_info(store, op_dir, STAGE)
     if done is not None:
         return dict(done)
@@ -128,7 +133,7 @@ def plan_operation(
     reused = _reuse_previous(store, op_dir, prev_dir, stamp)
     if reused is not None:
         return reused
-    moves = plan_moves(facts, policy_for(options, objects), root_dev)
+    moves = plan_moves(facts, policy_for(options, backend.folders_move), root_dev)
     del facts
     shards = max(1, -(-len(moves) // shard_rows))
     for index in range(shards):

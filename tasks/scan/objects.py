@@ -99,7 +99,7 @@ def data_prefix_in_root(root_url: str, data_url: str) -> list[bytes]:
     from storage.objects import is_object_url
     from storage.settings import get_profiles
 
-    if not (is_object_url(root_url) and is_object_url(data_url)):
+    if not is_object_url(data_url):
         return []
     root, data = parse_object_url(root_url), parse_object_url(data_url)
     profiles = get_profiles()

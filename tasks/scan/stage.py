@@ -1,11 +1,11 @@
-"""Scan: the entries of a root into Parquet shards, a walk or a listing (tasks.scan.local,
-tasks.scan.objects) written by one shard writer."""
+"""Scan: the entries of a root into Parquet shards (the stage's entry): the backend's walk or
+listing (tasks.scan.local, tasks.scan.objects), written by one shard writer."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -13,7 +13,9 @@ from storage import manifests
 from storage.locations import DataStore
 from tasks.leave_alone import ScanRules
 from tasks.scan.entry import ScanEntry, display
-from tasks.scan.local import walk
+
+if TYPE_CHECKING:
+    from tasks.backends import RootBackend
 
 STAGE = "scan"
 
@@ -69,34 +71,26 @@ def _table(batch: list[ScanEntry]) -> pa.Table:
 def scan_root(
     store: DataStore,
     op_dir: str,
-    root: str,
+    backend: RootBackend,
     shard_rows: int,
     rules: ScanRules = ScanRules(),
     on_flush: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> dict[str, int]:
-    """Write the scan shards of `root`; return counts. Re-running after success does nothing.
+    """Write the scan shards of the root; return counts. Re-running after success does nothing.
 
     The walk is one sequential pass (about 1 s warm for 200k files), so an interrupted scan is
     redone whole rather than resumed: its partial shards are removed first.
 
-    An object-store root (`profile://bucket/prefix`) is listed instead of walked; the sealed
-    paths of `rules` are then key prefixes relative to the root (tasks.scan.objects).
+    A folder is walked (tasks.scan.local), a bucket listed (tasks.scan.objects); the sealed
+    paths of `rules` are absolute paths for a folder, key prefixes relative to a bucket root.
     """
-    from storage.objects import is_object_url
-
     done = manifests.done_info(store, op_dir, STAGE)
     if done is not None:
         return dict(done)
     for stale in manifests.shard_paths(store, op_dir, STAGE):
         store.remove(stale)
-    if is_object_url(root):
-        from tasks.scan.objects import list_entries
-
-        entries_of: Iterator[ScanEntry] = list_entries(root, rules)
-        root_dev = 0
-    else:
-        entries_of = walk(os.fsencode(root), rules)
-        root_dev = os.stat(root).st_dev
+    entries_of = backend.entries(rules)  # lazy: nothing is read before the first row
+    root_dev = backend.root_dev()
     writer = _ShardWriter(store, op_dir, shard_rows, on_flush)
     files = entries = total_bytes = errors = left_alone = 0
     for entry in entries_of:

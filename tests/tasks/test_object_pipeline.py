@@ -21,6 +21,7 @@ from storage.errors import InvalidPlanOptions
 from storage.locations import DataStore
 from storage.objects import ObjectStore
 from storage.operations import PlanOptions, check_options_for_root
+from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.classify.content import EXIF_BYTES, MAGIC_BYTES
 from tasks.hashes import objects as object_hash
@@ -86,14 +87,15 @@ def run_stages(
 ) -> str:
     """scan, classify, prefix and full hash of `root`, as the flow orders them; the op dir."""
     op_dir = new_op(store)
-    scanned = scan.scan_root(store, op_dir, root, shard_rows)
+    backend = backend_for(root)
+    scanned = scan.scan_root(store, op_dir, backend, shard_rows)
     for index in range(scanned["shards"]):
-        classify.classify_shard(store, op_dir, index, root, 1, prev_dir)
-    for index in range(hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_rows, True)):
-        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, root, 1)
-    full = hashes.plan_full_inputs(store, op_dir, prev_dir, shard_rows, 1 << 40, True)
+        classify.classify_shard(store, op_dir, index, backend, 1, prev_dir)
+    for index in range(hashes.plan_prefix_inputs(store, op_dir, prev_dir, shard_rows, backend)):
+        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, backend, 1)
+    full = hashes.plan_full_inputs(store, op_dir, prev_dir, shard_rows, 1 << 40, backend)
     for index in range(full):
-        hashes.hash_shard(store, op_dir, hashes.FULL, index, root, 1)
+        hashes.hash_shard(store, op_dir, hashes.FULL, index, backend, 1)
     return op_dir
 
 
@@ -149,7 +151,7 @@ def test_scan_lists_every_page_into_shards(s3: S3Env, bucket: str, store: DataSt
     op_dir = new_op(store)
     before = objects.REQUESTS["list_objects_v2"]
 
-    info = scan.scan_root(store, op_dir, f"s3://{BUCKET}/many", 400)
+    info = scan.scan_root(store, op_dir, backend_for(f"s3://{BUCKET}/many"), 400)
 
     assert objects.REQUESTS["list_objects_v2"] - before == 2  # 1,000 keys a request
     tables = [manifests.read_table(store, p) for p in manifests.shard_paths(store, op_dir, "scan")]
@@ -175,7 +177,7 @@ def test_scan_rows_follow_the_object_conventions(s3: S3Env, bucket: str, store: 
         put(s3, key, b"")
     op_dir = new_op(store)
 
-    scan.scan_root(store, op_dir, f"s3://{BUCKET}/photos", 100)
+    scan.scan_root(store, op_dir, backend_for(f"s3://{BUCKET}/photos"), 100)
 
     rows = {r["path"]: r for r in stage_rows(store, op_dir, "scan")}
     assert set(rows) == {"dir one/été 2019.jpg".encode(), b"dir one/", b"a//b", b"./x", b"../y"}
@@ -214,7 +216,7 @@ def test_versioned_bucket_rows_carry_current_version_ids(
     client.delete_object(Bucket=BUCKET, Key="v/gone.txt")
     op_dir = new_op(store)
 
-    scan.scan_root(store, op_dir, f"s3://{BUCKET}/v", 100)
+    scan.scan_root(store, op_dir, backend_for(f"s3://{BUCKET}/v"), 100)
 
     rows = stage_rows(store, op_dir, "scan")
     assert [(r["path"], r["size"], r["version_id"]) for r in rows] == [
@@ -259,9 +261,9 @@ def test_classify_reads_only_ranged_heads_of_images_and_unknown_keys(
     put(s3, "c/clip.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 100)
     put(s3, "c/empty.png", b"")
     op_dir = new_op(store)
-    scan.scan_root(store, op_dir, f"s3://{BUCKET}/c", 100)
+    scan.scan_root(store, op_dir, backend_for(f"s3://{BUCKET}/c"), 100)
 
-    classify.classify_shard(store, op_dir, 0, f"s3://{BUCKET}/c", 1)
+    classify.classify_shard(store, op_dir, 0, backend_for(f"s3://{BUCKET}/c"), 1)
 
     rows = {r["path"]: r for r in stage_rows(store, op_dir, "classify")}
     jpg = rows[b"camera/IMG_0001.jpg"]
@@ -288,10 +290,10 @@ def test_classify_of_an_object_changed_since_the_scan_is_an_error_row(
 ) -> None:
     put(s3, "c/photo.jpg", exif_jpeg("2019:04:12 15:30:00"))
     op_dir = new_op(store)
-    scan.scan_root(store, op_dir, f"s3://{BUCKET}/c", 100)
+    scan.scan_root(store, op_dir, backend_for(f"s3://{BUCKET}/c"), 100)
     put(s3, "c/photo.jpg", exif_jpeg("2001:01:01 00:00:00"))
 
-    classify.classify_shard(store, op_dir, 0, f"s3://{BUCKET}/c", 1)
+    classify.classify_shard(store, op_dir, 0, backend_for(f"s3://{BUCKET}/c"), 1)
 
     [row] = stage_rows(store, op_dir, "classify")
     assert row["error"] == "read: changed since scan"
@@ -305,14 +307,14 @@ def test_classify_reuses_unchanged_objects(
     put(s3, "c/b.jpg", exif_jpeg("2019:04:12 15:30:00"))
     root = f"s3://{BUCKET}/c"
     first = new_op(store)
-    scan.scan_root(store, first, root, 100)
-    classify.classify_shard(store, first, 0, root, 1)
+    scan.scan_root(store, first, backend_for(root), 100)
+    classify.classify_shard(store, first, 0, backend_for(root), 1)
     put(s3, "c/b.jpg", exif_jpeg("2001:02:03 04:05:06"))
     gets.calls.clear()
 
     second = new_op(store)
-    scan.scan_root(store, second, root, 100)
-    counts = classify.classify_shard(store, second, 0, root, 1, first)
+    scan.scan_root(store, second, backend_for(root), 100)
+    counts = classify.classify_shard(store, second, 0, backend_for(root), 1, first)
 
     assert counts == {"files": 2, "cached": 1, "skipped_shard": 0}
     assert gets.keys == Counter({"c/b.jpg": 1})
@@ -464,18 +466,19 @@ def test_an_object_that_changes_during_hashing_gets_an_error_not_a_digest(
     make_duplicates(s3)
     root = f"s3://{BUCKET}/h"
     op_dir = new_op(store)
-    scan.scan_root(store, op_dir, root, 100)
-    classify.classify_shard(store, op_dir, 0, root, 1)
+    backend = backend_for(root)
+    scan.scan_root(store, op_dir, backend, 100)
+    classify.classify_shard(store, op_dir, 0, backend, 1)
     errors = 0
     for pass_name in (hashes.PREFIX, hashes.FULL):
         if pass_name == changed_before:
             put(s3, "h/sub dir/multi.bin", b"\xee" * len(BODY))  # same size, other content
         if pass_name == hashes.PREFIX:
-            shards = hashes.plan_prefix_inputs(store, op_dir, None, 100, True)
+            shards = hashes.plan_prefix_inputs(store, op_dir, None, 100, backend)
         else:
-            shards = hashes.plan_full_inputs(store, op_dir, None, 100, 1 << 40, True)
+            shards = hashes.plan_full_inputs(store, op_dir, None, 100, 1 << 40, backend)
         for index in range(shards):
-            errors += hashes.hash_shard(store, op_dir, pass_name, index, root, 1)["errors"]
+            errors += hashes.hash_shard(store, op_dir, pass_name, index, backend, 1)["errors"]
 
     assert errors == 1
     problems = [p for p in queries.problems(store, op_dir) if p["stage"] != "scan"]
@@ -497,7 +500,9 @@ def test_plan_of_a_bucket_moves_rel_keys_and_leaves_markers_alone(
     root = f"s3://{BUCKET}/h"
     op_dir = run_stages(store, root)
 
-    counts = plan.plan_operation(store, op_dir, PlanOptions(duplicates="quarantine"), 100)
+    counts = plan.plan_operation(
+        store, op_dir, PlanOptions(duplicates="quarantine"), 100, backend_for(root)
+    )
 
     rows = {r["src"]: r for r in stage_rows(store, op_dir, "plan")}
     photo = rows["dir one/été 2019.jpg".encode()]
@@ -538,7 +543,7 @@ def test_a_bucket_gets_the_same_left_alone_rules_by_key_names(
     root = f"s3://{BUCKET}/home"
     op_dir = run_stages(store, root)
 
-    plan.plan_operation(store, op_dir, PlanOptions(), 100, objects=True)
+    plan.plan_operation(store, op_dir, PlanOptions(), 100, backend_for(root))
 
     rows = {r["src"]: r for r in stage_rows(store, op_dir, "plan")}
     assert {p: (r["action"], r["reason_code"], r["unit"]) for p, r in rows.items()} == {

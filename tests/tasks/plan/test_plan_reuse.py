@@ -10,6 +10,7 @@ from typing import Any
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
+from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.plan import stage as plan
@@ -22,14 +23,17 @@ def plan_stages(
     store: DataStore, root: Path, options: PlanOptions, prev_dir: str | None
 ) -> tuple[str, dict[str, Any]]:
     op_dir = store.operation_dir(str(uuid.uuid4()))
-    scanned = scan.scan_root(store, op_dir, str(root), SHARD_ROWS)
+    backend = backend_for(str(root))
+    scanned = scan.scan_root(store, op_dir, backend, SHARD_ROWS)
     for index in range(scanned["shards"]):
-        classify.classify_shard(store, op_dir, index, str(root), 1, prev_dir)
-    for index in range(hashes.plan_prefix_inputs(store, op_dir, prev_dir, SHARD_ROWS)):
-        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, str(root), 1)
-    for index in range(hashes.plan_full_inputs(store, op_dir, prev_dir, SHARD_ROWS, 1 << 40)):
-        hashes.hash_shard(store, op_dir, hashes.FULL, index, str(root), 1)
-    return op_dir, plan.plan_operation(store, op_dir, options, SHARD_ROWS, prev_dir)
+        classify.classify_shard(store, op_dir, index, backend, 1, prev_dir)
+    for index in range(hashes.plan_prefix_inputs(store, op_dir, prev_dir, SHARD_ROWS, backend)):
+        hashes.hash_shard(store, op_dir, hashes.PREFIX, index, backend, 1)
+    for index in range(
+        hashes.plan_full_inputs(store, op_dir, prev_dir, SHARD_ROWS, 1 << 40, backend)
+    ):
+        hashes.hash_shard(store, op_dir, hashes.FULL, index, backend, 1)
+    return op_dir, plan.plan_operation(store, op_dir, options, SHARD_ROWS, backend, prev_dir)
 
 
 def plan_bytes(store: DataStore, op_dir: str) -> list[bytes]:

@@ -15,8 +15,9 @@ from storage import manifests
 from storage.errors import RootError
 from storage.locations import DataStore
 from storage.roots import check_root
+from tasks.backends import backend_for
 from tasks.leave_alone import ScanRules
-from tasks.scan import stage
+from tasks.scan import local
 from tasks.scan.entry import ScanEntry, display
 from tasks.scan.local import walk
 from tasks.scan.stage import scan_root
@@ -287,7 +288,11 @@ def test_scan_root_writes_shards_of_shard_rows(
     flushed: list[tuple[int, int]] = []
 
     info = scan_root(
-        store, _op_dir(store), str(root), shard_rows, on_flush=lambda n, b: flushed.append((n, b))
+        store,
+        _op_dir(store),
+        backend_for(str(root)),
+        shard_rows,
+        on_flush=lambda n, b: flushed.append((n, b)),
     )
 
     shards = manifests.shard_paths(store, _op_dir(store), "scan")
@@ -323,7 +328,7 @@ def test_scan_root_keeps_non_utf8_paths_and_errors(
         fh.write(b"abc")
     (root / "link").symlink_to("caf")
 
-    info = scan_root(store, _op_dir(store), str(root), 100)
+    info = scan_root(store, _op_dir(store), backend_for(str(root)), 100)
 
     (shard,) = manifests.shard_paths(store, _op_dir(store), "scan")
     rows = manifests.read_table(store, shard).to_pylist()
@@ -342,17 +347,17 @@ def test_scan_root_after_success_does_nothing(
 ) -> None:
     root = tmp_path / "root"
     _tree_of(root, 3)
-    first = scan_root(store, _op_dir(store), str(root), 2)
+    first = scan_root(store, _op_dir(store), backend_for(str(root)), 2)
     shards = manifests.shard_paths(store, _op_dir(store), "scan")
     before = {s: store.read_bytes(s) for s in shards}
 
     def no_walk(*args: object, **kwargs: object) -> Iterator[ScanEntry]:
         raise AssertionError("a finished scan was walked again")
 
-    monkeypatch.setattr(stage, "walk", no_walk)
+    monkeypatch.setattr(local, "walk", no_walk)
     (root / "new.txt").write_bytes(b"new")
 
-    again = scan_root(store, _op_dir(store), str(root), 2)
+    again = scan_root(store, _op_dir(store), backend_for(str(root)), 2)
 
     assert again == first
     assert {
@@ -371,7 +376,7 @@ def test_an_interrupted_scan_is_redone_whole(tmp_path: Path, store: DataStore) -
             manifests.SCAN.empty_table(),
         )
 
-    info = scan_root(store, op_dir, str(root), 2)
+    info = scan_root(store, op_dir, backend_for(str(root)), 2)
 
     shards = manifests.shard_paths(store, op_dir, "scan")
     assert [s.rsplit("/", 1)[1] for s in shards] == ["part-00000.parquet", "part-00001.parquet"]
