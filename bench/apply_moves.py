@@ -19,9 +19,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply_op
+from tasks import apply
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
@@ -60,18 +61,18 @@ def plan_tree(store: DataStore, op_id: str, root: Path) -> None:
 def timed_apply(store: DataStore, op_dir: str, root: Path) -> tuple[float, Counter[str]]:
     started = time.perf_counter()
     totals: Counter[str] = Counter()
-    for phase in apply_op.PHASES:
-        for shard in range(apply_op.plan_shards(store, op_dir)):
-            totals.update(apply_op.apply_shard(store, op_dir, str(root), phase, shard))
+    for phase in PHASES:
+        for shard in range(apply.plan_shards(store, op_dir)):
+            totals.update(apply.apply_shard(store, op_dir, str(root), phase, shard))
     return time.perf_counter() - started, totals
 
 
 def timed_rollback(store: DataStore, op_dir: str, root: Path) -> tuple[float, Counter[str]]:
     started = time.perf_counter()
     totals: Counter[str] = Counter()
-    for journal in reversed(apply_op.applied_journals(store, op_dir)):
-        totals.update(apply_op.rollback_one(store, op_dir, str(root), journal))
-    apply_op.tidy_dirs(store, op_dir, str(root))
+    for journal in reversed(applied_journals(store, op_dir)):
+        totals.update(apply.rollback_one(store, op_dir, str(root), journal))
+    apply.tidy_dirs(store, op_dir, str(root))
     return time.perf_counter() - started, totals
 
 

@@ -1,4 +1,4 @@
-"""The apply-plan and rollback flows: orchestration over tasks.apply_op, one task per shard.
+"""The apply-plan and rollback flows: orchestration over tasks.apply, one task per shard.
 
 Status rules (bad input gets one clear line, and nothing is touched):
 apply needs a finished dry run (`planned`), or an interrupted apply or organize to finish;
@@ -20,11 +20,12 @@ from flows.runs import APPLY_KEYS as APPLY_KEYS
 from flows.runs import changing, check_can_apply, guarded, run_apply, run_name
 from storage import operations
 from storage.errors import OperationStateError
+from storage.journal import applied_journals, has_applied_anything
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from storage.paths import to_param
 from storage.settings import get_settings
-from tasks import apply_op
+from tasks import apply
 from tasks.progress import tracker
 from tasks.stages import rollback_task
 
@@ -66,7 +67,7 @@ def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
     op_dir = store.operation_dir(record.id)
     if record.status in operations.CHANGING:
         return True  # interrupted too: the journal knows what was done
-    if apply_op.has_applied_anything(store, op_dir):
+    if has_applied_anything(store, op_dir):
         return True  # an organize interrupted in its apply stage
     raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")
 
@@ -95,15 +96,15 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     totals: Counter[str] = Counter()
     # Folders apply removed come back first: the files going back need them, with their mode.
     guarded(store, record)
-    recreated, taken = apply_op.recreate_folders(store, op_dir, record.root)
+    recreated, taken = apply.recreate_folders(store, op_dir, record.root)
     if taken:
         totals["folders_taken"] = taken
     with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
-        for journal in reversed(apply_op.applied_journals(store, op_dir)):
+        for journal in reversed(applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
             guarded(store, record)
             totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
-    removed = apply_op.tidy_dirs(store, op_dir, record.root)
+    removed = apply.tidy_dirs(store, op_dir, record.root)
     progress.finish("rollback")
     refused = sum(v for k, v in totals.items() if k != "done")
     result = {

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from flows.progress_events import current_flow_run_id
 from storage import locks, operations
 from storage.errors import OperationStateError, RootError
+from storage.journal import journal_dir
 from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import OperationRecord, StageTiming
@@ -24,7 +25,7 @@ from storage.paths import from_param
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import check_root
 from storage.settings import get_settings
-from tasks import apply_op
+from tasks import apply
 from tasks.progress import tracker
 from tasks.stages import apply_task
 
@@ -122,7 +123,7 @@ def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
 
 def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     op_dir = store.operation_dir(record.id)
-    apply_op.journal_dir(store, op_dir)  # refuses a data folder without journals, first
+    journal_dir(store, op_dir)  # refuses a data folder without journals, first
     guarded(store, record)
     record.status = "applying"
     record.stage = "apply"
@@ -135,15 +136,15 @@ def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
         + int(record.summary.get("hardlink", 0)),
     )
     totals: Counter[str] = Counter()
-    for phase in apply_op.phases_for(record.root):
-        for shard in range(apply_op.plan_shards(store, op_dir)):
+    for phase in apply.phases_for(record.root):
+        for shard in range(apply.plan_shards(store, op_dir)):
             guarded(store, record)  # and again before every shard: a swap mid-apply stops it
             totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
             locks.pause_for_tests("shard")
     progress.finish("apply")
     if not record.options.keep_empty_folders:
         guarded(store, record)
-        record.summary["folders_emptied"] = apply_op.remove_emptied(store, op_dir, record.root)
+        record.summary["folders_emptied"] = apply.remove_emptied(store, op_dir, record.root)
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
     record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
     record.stage = None

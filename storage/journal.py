@@ -49,8 +49,8 @@ def decode_path(text: str | None) -> bytes | None:
 
 class Journal:
     def __new__(cls, path: str) -> Journal:
-        # One name for both kinds, so that code written for local journals (tasks.apply and
-        # tasks.rollback) journals into an object store unchanged.
+        # One name for both kinds, so that the one apply engine (tasks.apply.engine) journals
+        # into a local folder or an object store unchanged.
         if cls is Journal and is_object_url(path):
             return super().__new__(SegmentJournal)
         return super().__new__(cls)

@@ -61,7 +61,7 @@ class PlanOptions(BaseModel):
     albums: AlbumsPolicy = "tags"
     keep_subfolders: bool = False
     undated: UndatedPolicy = "mtime"
-    # Apply removes the folders it emptied (tasks.empty_dirs) unless asked to keep them.
+    # Apply removes the folders it emptied (tasks.apply.dirs) unless asked to keep them.
     keep_empty_folders: bool = False
 
 

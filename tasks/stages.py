@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from storage import operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord
-from tasks import apply_op, report
+from tasks import apply, report
 from tasks.backends import RootBackend
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
@@ -135,7 +135,7 @@ def apply_task(
     store: DataStore, op_dir: str, operation_id: str, root: str, phase: str, shard: int
 ) -> dict[str, int]:
     progress = tracker(operation_id)
-    counts = apply_op.apply_shard(
+    counts = apply.apply_shard(
         store,
         op_dir,
         root,
@@ -151,7 +151,7 @@ def rollback_task(
     store: DataStore, op_dir: str, operation_id: str, root: str, journal: str, name: str
 ) -> dict[str, int]:
     progress = tracker(operation_id)
-    counts = apply_op.rollback_one(
+    counts = apply.rollback_one(
         store,
         op_dir,
         root,

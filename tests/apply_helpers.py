@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from storage import manifests
+from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply_op
+from tasks import apply
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
@@ -74,11 +75,11 @@ def apply_all(
 ) -> Counter[str]:
     """Every shard of both phases, then the folders they emptied, as the apply flow runs them."""
     totals: Counter[str] = Counter()
-    for phase in apply_op.PHASES:
-        for shard in range(apply_op.plan_shards(store, op_dir)):
-            totals.update(apply_op.apply_shard(store, op_dir, str(root), phase, shard))
+    for phase in PHASES:
+        for shard in range(apply.plan_shards(store, op_dir)):
+            totals.update(apply.apply_shard(store, op_dir, str(root), phase, shard))
     if not keep_empty_folders:
-        apply_op.remove_emptied(store, op_dir, str(root))
+        apply.remove_emptied(store, op_dir, str(root))
     return totals
 
 
@@ -86,10 +87,10 @@ def rollback_all(store: DataStore, op_dir: str, root: str | Path) -> Counter[str
     """The folders apply removed, every apply journal, newest first, then the folders apply
     made, as the rollback flow."""
     totals: Counter[str] = Counter()
-    apply_op.recreate_folders(store, op_dir, str(root))
-    for journal in reversed(apply_op.applied_journals(store, op_dir)):
-        totals.update(apply_op.rollback_one(store, op_dir, str(root), journal))
-    apply_op.tidy_dirs(store, op_dir, str(root))
+    apply.recreate_folders(store, op_dir, str(root))
+    for journal in reversed(applied_journals(store, op_dir)):
+        totals.update(apply.rollback_one(store, op_dir, str(root), journal))
+    apply.tidy_dirs(store, op_dir, str(root))
     return totals
 
 
@@ -116,7 +117,7 @@ class Operation:
         return {row["src"]: row for row in plan_rows(self.store, self.op_dir)}
 
     def journals(self) -> list[str]:
-        return apply_op.applied_journals(self.store, self.op_dir)
+        return applied_journals(self.store, self.op_dir)
 
 
 class Fact(NamedTuple):

@@ -1,4 +1,4 @@
-"""The process the crash tests kill: applies or rolls back one operation via tasks.apply_op.
+"""The process the crash tests kill: applies or rolls back one operation via tasks.apply.
 
 Run as `python tests/crash_worker.py`. It imports the apply code once (never Prefect), prints
 `ready`, then serves jobs, one JSON line each on stdin, by forking a child per job, so that a
@@ -34,8 +34,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
-from tasks import apply, apply_op, fsops
+from tasks import apply
+from tasks.apply import fsops, local
 
 COUNTED = ("link", "unlink", "mkdir", "rmdir", "write", "fsync", "fchmod", "utime")
 _write = os.write
@@ -81,18 +83,18 @@ def run_job(job: dict[str, Any]) -> int:
     if job.get("fallback"):
         fsops._renameat2 = None
     if job.get("exdev"):
-        apply.rename_noreplace = cross_device(apply.rename_noreplace)
+        local.rename_noreplace = cross_device(local.rename_noreplace)
     changes = _arm(int(job["kill_at"])) if job.get("kill_at") else lambda: 0
     store = DataStore(job["data_url"])
     op_dir, root = job["op_dir"], job["root"]
     if job["kind"] == "apply":
-        for phase in apply_op.PHASES:
-            for shard in range(apply_op.plan_shards(store, op_dir)):
-                apply_op.apply_shard(store, op_dir, root, phase, shard)
+        for phase in PHASES:
+            for shard in range(apply.plan_shards(store, op_dir)):
+                apply.apply_shard(store, op_dir, root, phase, shard)
     else:
-        for journal in reversed(apply_op.applied_journals(store, op_dir)):
-            apply_op.rollback_one(store, op_dir, root, journal)
-        apply_op.tidy_dirs(store, op_dir, root)
+        for journal in reversed(applied_journals(store, op_dir)):
+            apply.rollback_one(store, op_dir, root, journal)
+        apply.tidy_dirs(store, op_dir, root)
     return changes()
 
 

@@ -1,5 +1,5 @@
 """The process the object-store crash tests kill: applies or rolls back one operation on a
-bucket via tasks.apply_op, and SIGKILLs itself between a verified copy and its delete.
+bucket via tasks.apply, and SIGKILLs itself between a verified copy and its delete.
 
 Run as `python tests/object_crash_worker.py JOB` where JOB is JSON: {"kind": "apply" |
 "rollback", "data_url", "op_dir", "root"}. With FILEORG_TEST_KILL_AFTER_COPY=N in its
@@ -19,9 +19,10 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from storage.journal import applied_journals
 from storage.locations import DataStore
 from storage.objects import ObjectStore
-from tasks import apply_op
+from tasks import apply
 
 
 def arm(kill_at: int) -> None:
@@ -48,11 +49,11 @@ def main() -> None:
     store = DataStore(job["data_url"])
     op_dir, root = job["op_dir"], job["root"]
     if job["kind"] == "apply":
-        for shard in range(apply_op.plan_shards(store, op_dir)):
-            apply_op.apply_shard(store, op_dir, root, "move", shard)
+        for shard in range(apply.plan_shards(store, op_dir)):
+            apply.apply_shard(store, op_dir, root, "move", shard)
     else:
-        for journal in reversed(apply_op.applied_journals(store, op_dir)):
-            apply_op.rollback_one(store, op_dir, root, journal)
+        for journal in reversed(applied_journals(store, op_dir)):
+            apply.rollback_one(store, op_dir, root, journal)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ import pytest
 from flows.apply import APPLY_KEYS, apply_plan_flow, rollback_flow
 from flows.organize import organize_flow
 from storage import manifests, operations
-from storage.journal import Journal
+from storage.journal import Journal, apply_journal
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions
-from tasks import apply, apply_op
+from tasks.apply import engine
+from tasks.apply.items import items_from_plan
+from tasks.apply.local import LocalMover
 from tests.apply_helpers import apply_all, contents, differences, plan_tree, rollback_all
 from tests.trees import make_nasty_tree, make_unreadable, outside_dir, snapshot
 
@@ -185,9 +187,9 @@ def interrupted(data_dir: Path, root: Path) -> str:
     operations.save(store, record)
     op_dir = store.operation_dir(operation_id)
     rows = manifests.read_table(store, manifests.shard_path(op_dir, "plan", 0)).to_pylist()
-    items = apply.items_from_plan(rows, "move", 0, {})
-    journal = apply_op.apply_journal(store, op_dir, "move", 0)
-    apply.apply_items(os.fsencode(root), items[:2], journal)
+    items = items_from_plan(rows, "move", 0, {})
+    journal = apply_journal(store, op_dir, "move", 0)
+    engine.carry_out(LocalMover(os.fsencode(root)), items[:2], journal)
     with Journal(journal) as announced:
         announced.add(items[2].intent())
     (root / os.fsdecode(items[2].dst)).parent.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ import pytest
 
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply
+from tasks.apply import local
 from tests.apply_helpers import (
     apply_all,
     build_small_tree,
@@ -198,7 +198,7 @@ class Case:
         the same filesystems as the killed one."""
         with pytest.MonkeyPatch.context() as mp:
             if self.exdev:
-                mp.setattr(apply, "rename_noreplace", cross_device(apply.rename_noreplace))
+                mp.setattr(local, "rename_noreplace", cross_device(local.rename_noreplace))
             yield
 
     def apply(self) -> Counter[str]:

@@ -17,11 +17,10 @@ import pytest
 from flows.apply import APPLY_KEYS, apply_plan_flow, rollback_flow
 from flows.organize import organize_flow
 from storage import operations, queries
-from storage.journal import read_journal
+from storage.journal import applied_journals, read_journal
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from storage.settings import get_settings
-from tasks import apply_op
 from tests.conftest import S3Env
 
 BUCKET = "library-bucket"
@@ -110,7 +109,7 @@ def test_round_trip_on_a_bucket_ends_with_the_keys_it_began_with(
     }
     applied = apply_plan_flow(operation_id=operation_id)
     during = bucket(s3)
-    journals = apply_op.applied_journals(store, op_dir)
+    journals = applied_journals(store, op_dir)
     _, outcome_applied = queries.plan_rows(store, op_dir, outcome="applied")  # from the journals
     result = rollback_flow(operation_id=operation_id)
     after = bucket(s3)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from storage.journal import read_journal
 from storage.operations import PlanOptions
-from tasks import apply_op, empty_dirs
+from tasks import apply
+from tasks.apply import dirs
 from tests.apply_helpers import Operation, differences
 from tests.trees import Entry, snapshot
 
@@ -68,7 +69,7 @@ def test_each_removal_is_journaled_before_it_happens(tmp_path: Path) -> None:
     op.plan()
     op.apply()
 
-    entries = read_journal(apply_op.rmdir_journal(op.store, op.op_dir))
+    entries = read_journal(apply.rmdir_journal(op.store, op.op_dir))
     order = [(e["phase"], e.get("path") or e["seq"].partition(":")[2]) for e in entries]
     for path in ("inbox", "inbox/sub", "deep", "deep/a", "deep/a/b"):
         assert order.index(("rmdir", path)) < order.index(("removed", path))
@@ -111,7 +112,7 @@ def test_a_removal_cut_short_is_finished_and_rolled_back(tmp_path: Path) -> None
     before = snapshot(op.root)
     op.plan()
     op.apply()
-    journal = apply_op.rmdir_journal(op.store, op.op_dir)
+    journal = apply.rmdir_journal(op.store, op.op_dir)
     with open(journal, "rb") as fh:
         lines = fh.read().splitlines(keepends=True)
     cut = next(i for i, line in enumerate(lines) if b'"removed"' in line and b"deep/a/b" in line)
@@ -131,7 +132,7 @@ def test_a_removal_cut_short_is_finished_and_rolled_back(tmp_path: Path) -> None
         os.utime(op.root / rel, ns=ns)
     assert undone and not (op.root / "deep/a/b").exists()
 
-    assert apply_op.remove_emptied(op.store, op.op_dir, str(op.root)) == 5
+    assert apply.remove_emptied(op.store, op.op_dir, str(op.root)) == 5
     latest = {e["seq"]: e for e in read_journal(journal)}
     assert latest["rmdir:deep/a/b"].get("recovered") is True
     assert not (op.root / "deep").exists() and not (op.root / "inbox").exists()
@@ -141,4 +142,4 @@ def test_a_removal_cut_short_is_finished_and_rolled_back(tmp_path: Path) -> None
 
 
 def test_ancestors_stop_below_the_root() -> None:
-    assert empty_dirs.ancestors([b"a/b/c.txt", b"d.txt", b"a/e"]) == {b"a", b"a/b"}
+    assert dirs.ancestors([b"a/b/c.txt", b"d.txt", b"a/e"]) == {b"a", b"a/b"}

@@ -19,22 +19,17 @@ import stat
 from collections.abc import Callable
 
 from storage.journal import Entry
-from tasks.fsops import (
+from tasks.apply.fsops import (
     Identity,
     NoReplaceUnsupported,
+    Touched,
     UnsafePath,
     lstat_at,
     parent_of,
+    remember,
     rename_dir_noreplace,
 )
-
-MOVE = "move-dir"  # apply: the plan's folder move
-RESTORE = "restore-dir"  # rollback: the same folder back where it was
-ACTIONS = (MOVE, RESTORE)
-
-
-class Refused(Exception):
-    """The folder is not moved, for a reason the report shows."""
+from tasks.apply.items import MOVE_DIR, Item, Skip
 
 
 def _same(identity: Identity, st: os.stat_result, check_mtime: bool) -> bool:
@@ -44,40 +39,31 @@ def _same(identity: Identity, st: os.stat_result, check_mtime: bool) -> bool:
 
 
 def move_folder(
-    root_fd: int,
-    seq: str,
-    action: str,
-    src: bytes,
-    dst: bytes,
-    identity: Identity,
-    on_mkdir: Callable[[bytes], None],
-    touched: dict[tuple[int, int], int],
+    root_fd: int, item: Item, on_mkdir: Callable[[bytes], None], touched: Touched
 ) -> Entry:
     """Rename the folder at `src` to `dst` if it is still the folder planned; never replace."""
-    since = "scan" if action == MOVE else "apply"
+    since, src, dst, identity = item.since, item.src, item.dst, item.identity
     try:
         with parent_of(root_fd, src) as (src_fd, src_name):
             st = lstat_at(src_fd, src_name)
             if st is None:
-                raise Refused(f"vanished since {since}")
-            if not _same(identity, st, check_mtime=action == MOVE):
-                raise Refused(f"changed since {since}")
+                raise Skip(f"vanished since {since}")
+            if not _same(identity, st, check_mtime=item.action == MOVE_DIR):
+                raise Skip(f"changed since {since}")
             with parent_of(root_fd, dst, create=True, before_mkdir=on_mkdir) as (dst_fd, name):
                 if lstat_at(dst_fd, name) is not None:
-                    raise Refused("conflict: destination exists")
+                    raise Skip("conflict: destination exists")
                 _rename(src_fd, src_name, dst_fd, name)
                 after = lstat_at(dst_fd, name)
-                for fd in (src_fd, dst_fd):
-                    fst = os.fstat(fd)
-                    if (fst.st_dev, fst.st_ino) not in touched:
-                        touched[(fst.st_dev, fst.st_ino)] = os.dup(fd)
+                remember(touched, src_fd)
+                remember(touched, dst_fd)
     except FileNotFoundError:
-        raise Refused(f"vanished since {since}") from None
+        raise Skip(f"vanished since {since}") from None
     except UnsafePath as exc:
-        raise Refused(f"unsafe path: {exc.strerror}") from None
+        raise Skip(f"unsafe path: {exc.strerror}") from None
     assert after is not None
     return {
-        "seq": seq,
+        "seq": item.seq,
         "phase": "done",
         "method": "rename",
         "dev": after.st_dev,
@@ -89,14 +75,14 @@ def _rename(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
     try:
         rename_dir_noreplace(src_fd, src, dst_fd, dst)
     except FileExistsError:
-        raise Refused("conflict: destination exists") from None
+        raise Skip("conflict: destination exists") from None
     except NoReplaceUnsupported:
-        raise Refused("this filesystem cannot rename a folder without risk of replacing") from None
+        raise Skip("this filesystem cannot rename a folder without risk of replacing") from None
     except OSError as exc:
         if exc.errno == errno.EXDEV:
-            raise Refused("on another device: a folder moves by one rename only") from None
+            raise Skip("on another device: a folder moves by one rename only") from None
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise Refused("conflict: destination exists") from None
+            raise Skip("conflict: destination exists") from None
         raise
 
 

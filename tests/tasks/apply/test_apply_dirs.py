@@ -13,7 +13,8 @@ import pytest
 
 from storage.journal import read_journal
 from storage.operations import PlanOptions
-from tasks import apply_dirs, fsops
+from tasks.apply import folders, fsops
+from tasks.apply.items import MOVE_DIR
 from tests.apply_helpers import Operation, differences
 from tests.trees import snapshot
 
@@ -49,7 +50,7 @@ def test_a_project_moves_by_one_rename_and_rolls_back_exactly(tmp_path: Path) ->
     assert (op.root / "Projects/tool/Makefile").exists()
     assert not (op.root / "Code/app").exists()
     intents = [e for j in op.journals() for e in read_journal(j) if e["phase"] == "intent"]
-    assert sorted(e["action"] for e in intents) == ["move", apply_dirs.MOVE, apply_dirs.MOVE]
+    assert sorted(e["action"] for e in intents) == ["move", MOVE_DIR, MOVE_DIR]
 
     assert op.rollback() == {"done": 3}
     assert differences(before, snapshot(op.root)) == []
@@ -136,7 +137,7 @@ def test_a_folder_that_no_safe_rename_can_move_is_left_in_place(
     op = project_tree(tmp_path)
     op.plan()
     name, value = patch
-    monkeypatch.setattr(apply_dirs if name == "rename_dir_noreplace" else fsops, name, value)
+    monkeypatch.setattr(folders if name == "rename_dir_noreplace" else fsops, name, value)
     before = snapshot(op.root)
 
     op.apply()  # file moves fall back to link() + unlink() without renameat2, as they do

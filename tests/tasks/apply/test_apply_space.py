@@ -20,7 +20,8 @@ import pytest
 
 from storage.journal import read_journal
 from storage.operations import PlanOptions
-from tasks import apply
+from tasks.apply import local
+from tasks.apply.fsops import temp_name
 from tests.apply_helpers import TEMP_PREFIX, Operation, differences, temp_names
 from tests.trees import snapshot
 
@@ -91,7 +92,7 @@ def test_a_disk_that_fills_during_the_copy_leaves_no_partial_copy(
     real ENOSPC from the tmpfs, and the partial copy removed."""
     op = small_disk
     op.plan()
-    monkeypatch.setattr(apply, "check_room", lambda dir_fd, size: None, raising=False)
+    monkeypatch.setattr(local, "check_room", lambda dir_fd, size: None, raising=False)
 
     counts = op.apply()
 
@@ -149,7 +150,7 @@ def test_rollback_removes_partial_copies_and_is_not_complete_while_one_stays(
     intents = [e for j in op.journals() for e in read_journal(j) if e["phase"] == "intent"]
     failed = {e["seq"] for j in op.journals() for e in read_journal(j) if e["phase"] == "failed"}
     (intent,) = [e for e in intents if e["seq"] in failed]
-    debris = op.root / "Documents" / os.fsdecode(apply._tmp_name(intent["seq"], "copy"))
+    debris = op.root / "Documents" / os.fsdecode(temp_name(intent["seq"], "copy"))
     debris.write_bytes(b"x" * 1000)
 
     counts = op.rollback()

@@ -1,4 +1,11 @@
-"""Folders apply emptied: removed after the moves, and re-created by rollback.
+"""The folders around the moves: their times, the ones apply made, the ones it emptied.
+
+A rename changes its folders' mtimes, so apply journals the times of every existing folder a
+batch will change, once, before the batch (`dirmeta`), and every folder it makes (`mkdir`,
+before it exists); rollback removes the folders apply made once they are empty again, and
+gives every folder its times back.
+
+Folders apply emptied: removed after the moves, and re-created by rollback.
 
 Only a folder this apply emptied is removed: an ancestor of a file or folder it moved away
 (never the root), that is empty now (os.rmdir refuses one that still holds anything, a hidden
@@ -8,20 +15,112 @@ folder's mode and times, and first the times of its parent, which the removal ch
 confirmed after (`removed`); the journal is `journal/apply/rmdir-00000.jsonl` beside the move
 journals. After a kill -9 the same command finishes the work, and rollback re-creates every
 folder announced for removal that is missing, shallowest first, with its mode; the times are
-then given back with every other folder's (tasks.rollback.restore_dir_times).
+then given back with every other folder's (restore_dir_times).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from storage.journal import Entry, Journal, decode_path, encode_path, last_phase, read_journal
-from tasks.fsops import UnsafePath, lstat_at, open_root, parent_of
+from tasks.apply.fsops import UnsafePath, lstat_at, open_root, parent_of, stat_rel
+from tasks.apply.items import Item
 
 RMDIR = "rmdir"
+
+
+def _dirmeta(key: str, st: os.stat_result) -> Entry:
+    return {"seq": f"dir:{key}", "phase": "dirmeta", "path": key, **_times_of(st)}
+
+
+def folder_times(
+    root_fd: int, batch: Sequence[Item], known: set[str], seen: set[str]
+) -> list[Entry]:
+    """The times of every existing folder a batch will change that no entry has recorded yet
+    (`known`), to journal before the batch, so that rollback can give them back."""
+    entries = []
+    for item in batch:
+        for path in (item.src, item.dst):
+            rel = path.rpartition(b"/")[0]
+            key = encode_path(rel)
+            if key in known or key is None:
+                continue
+            known.add(key)
+            st = os.fstat(root_fd) if not rel else stat_rel(root_fd, rel)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                seen.add(key)
+                entries.append(_dirmeta(key, st))
+    return entries
+
+
+def parent_times(root_fd: int, rel_dir: bytes, made: set[str], seen: set[str]) -> list[Entry]:
+    """A folder about to be made changes its parent's times (the root's, for a new top-level
+    folder): journaled first, so that rollback gives them back."""
+    parent = rel_dir.rpartition(b"/")[0]
+    key = encode_path(parent)
+    if key is None or key in made or key in seen:
+        return []
+    st = os.fstat(root_fd) if not parent else stat_rel(root_fd, parent)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return []
+    seen.add(key)
+    return [_dirmeta(key, st)]
+
+
+def created_dirs(apply_journal: str) -> list[bytes]:
+    paths = [decode_path(e["path"]) for e in read_journal(apply_journal) if e["phase"] == "mkdir"]
+    return [p for p in paths if p is not None]
+
+
+def _deepest_first(paths: Iterable[bytes]) -> list[bytes]:
+    return sorted(set(paths), key=lambda p: (-p.count(b"/"), p))
+
+
+def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> int:
+    """Remove directories apply created, deepest first, where they are empty again."""
+    removed = 0
+    with open_root(root) as root_fd:
+        for rel in _deepest_first(dirs):
+            with (
+                contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError),
+                parent_of(root_fd, rel) as (fd, name),
+            ):
+                try:
+                    os.rmdir(name, dir_fd=fd)
+                    removed += 1
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                        raise
+    return removed
+
+
+def restore_dir_times(root: bytes, apply_journals: list[str]) -> int:
+    """Give directories the times they had before the apply (the earliest record wins)."""
+    times: dict[bytes, tuple[int, int]] = {}
+    for journal in apply_journals:
+        for e in read_journal(journal):
+            # A folder apply removed has its times in its `rmdir` entry, the last resort.
+            path = decode_path(e.get("path")) if e["phase"] in ("dirmeta", "rmdir") else None
+            if path is not None and path not in times:
+                times[path] = (int(e["atime_ns"]), int(e["mtime_ns"]))
+    restored = 0
+    with open_root(root) as root_fd:
+        for rel, ns in times.items():
+            if not rel:
+                os.utime(root_fd, ns=ns)
+                restored += 1
+                continue
+            with (
+                contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError),
+                parent_of(root_fd, rel) as (fd, name),
+            ):
+                os.utime(name, dir_fd=fd, ns=ns, follow_symlinks=False)
+                restored += 1
+    return restored
 
 
 def ancestors(paths: Iterable[bytes]) -> set[bytes]:
@@ -61,7 +160,7 @@ def remove_emptied(
     latest = last_phase(read_journal(journal_path))
     removed = 0
     with Journal(journal_path) as journal, open_root(root) as root_fd:
-        for rel in sorted(set(candidates), key=lambda p: (-p.count(b"/"), p)):
+        for rel in _deepest_first(candidates):
             key = encode_path(rel)
             assert key is not None
             if latest.get(f"{RMDIR}:{key}", {}).get("phase") == "removed":
@@ -90,8 +189,7 @@ def _remove_one(fd: int, name: bytes, rel: bytes, journal: Journal, known: set[s
     assert parent is not None
     if parent not in known:  # the removal changes its parent's times: recorded first
         known.add(parent)
-        times = _times_of(os.fstat(fd))
-        journal.add({"seq": f"dir:{parent}", "phase": "dirmeta", "path": parent, **times})
+        journal.add(_dirmeta(parent, os.fstat(fd)))
     entry = {"seq": seq, "phase": RMDIR, "path": key, "mode": st.st_mode, **owner}
     journal.add({**entry, **_times_of(st)})
     journal.sync()

@@ -1,4 +1,4 @@
-"""tasks.fsops: renames that never replace, paths that never leave the root."""
+"""tasks.apply.fsops: renames that never replace, paths that never leave the root."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks import fsops
-from tasks.fsops import Identity, UnsafePath, copy_beside, open_root, parent_of, rename_noreplace
+from tasks.apply import fsops
+from tasks.apply.fsops import (
+    Identity,
+    UnsafePath,
+    copy_beside,
+    open_root,
+    parent_of,
+    rename_noreplace,
+)
 from tests.trees import snapshot
 
 RENAMES = ["renameat2", "link-unlink"]

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.journal import read_journal
+from storage.journal import applied_journals, read_journal
 from storage.operations import PlanOptions
-from tasks import apply_op, rollback
+from tasks.apply import rollback
 from tests.apply_helpers import (
     Operation,
     contents,
@@ -235,7 +235,7 @@ def test_undo_items_are_the_done_moves_newest_first(tmp_path: Path) -> None:
     (planned.root / "Documents").mkdir()
     (planned.root / "Documents" / "b.txt").write_bytes(b"in the way")
     planned.apply()
-    (journal,) = apply_op.applied_journals(planned.store, planned.op_dir)
+    (journal,) = applied_journals(planned.store, planned.op_dir)
     done_order = [e["seq"] for e in read_journal(journal) if e["phase"] == "done"]  # apply order
 
     items = rollback.undo_items(journal)

@@ -26,18 +26,28 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from storage import manifests
 from storage.errors import StorageError
-from storage.journal import Journal, SegmentJournal, last_phase, read_journal
+from storage.journal import (
+    Journal,
+    SegmentJournal,
+    applied_journals,
+    apply_journal,
+    journal_dir,
+    last_phase,
+    read_journal,
+)
 from storage.locations import DataStore
 from storage.objects import ObjectStore, parse_object_url
 from storage.operations import PlanOptions
-from tasks import apply_op, object_apply
+from tasks.apply import items_from_plan
+from tasks.apply.items import Item
+from tasks.apply.objects import bucket_plan_rows
 from tests.apply_helpers import apply_all, plan_tree, rollback_all
 from tests.conftest import S3Env
 from tests.trees import snapshot, without_dir_inodes
 
 BUCKET = "photos-bucket"
 ROOT = f"s3://{BUCKET}/inbox"
-WORKER = Path(__file__).resolve().parents[1] / "object_crash_worker.py"
+WORKER = Path(__file__).resolve().parents[2] / "object_crash_worker.py"
 
 ORIGINAL = {
     "a.jpg": b"alpha",
@@ -71,12 +81,12 @@ class Op:
         return rollback_all(self.store, self.op_dir, ROOT)
 
     def journal(self) -> str:
-        return apply_op.apply_journal(self.store, self.op_dir, "move", 0)
+        return apply_journal(self.store, self.op_dir, "move", 0)
 
-    def items(self) -> list[object_apply.ObjectMove]:
-        return object_apply.items_from_plan(self.store, self.op_dir, 0)
+    def items(self) -> list[Item]:
+        return items_from_plan(bucket_plan_rows(self.store, self.op_dir, 0), "move", 0, {})
 
-    def item(self, src: str) -> object_apply.ObjectMove:
+    def item(self, src: str) -> Item:
         (found,) = [i for i in self.items() if i.src == src.encode()]
         return found
 
@@ -429,7 +439,7 @@ def test_a_local_root_applies_and_rolls_back_with_its_journal_in_a_bucket(
     op_dir = store.operation_dir(op_id)
 
     applied = apply_all(store, op_dir, root)
-    journals = apply_op.applied_journals(store, op_dir)
+    journals = applied_journals(store, op_dir)
     undone = rollback_all(store, op_dir, root)
 
     assert applied == Counter(done=5)
@@ -517,6 +527,6 @@ def test_a_data_folder_that_cannot_hold_journals_is_refused_in_one_line() -> Non
     store = DataStore(f"memory://fileorg-{uuid.uuid4().hex}")
 
     with pytest.raises(StorageError) as info:
-        apply_op.journal_dir(store, store.operation_dir(str(uuid.uuid4())))
+        journal_dir(store, store.operation_dir(str(uuid.uuid4())))
 
     assert "FILEORG_DATA_URL" in str(info.value) and "\n" not in str(info.value)

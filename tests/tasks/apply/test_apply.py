@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from storage.journal import Journal, last_phase, read_journal
+from storage.journal import Journal, apply_journal, last_phase, read_journal
 from storage.operations import PlanOptions
-from tasks import apply, apply_op
-from tasks.fsops import Identity
+from tasks import apply
+from tasks.apply import engine, local
+from tasks.apply.fsops import Identity, temp_name
+from tasks.apply.items import items_from_plan
+from tasks.apply.local import LocalMover
 from tests.apply_helpers import Operation, differences
 from tests.trees import snapshot
 
@@ -171,16 +174,16 @@ def test_the_intents_are_durable_before_anything_moves(
 ) -> None:
     op = documents(tmp_path)
     op.plan()
-    journal = apply_op.apply_journal(op.store, op.op_dir, "move", 0)
+    journal = apply_journal(op.store, op.op_dir, "move", 0)
     announced: list[set[str]] = []
-    real = apply.rename_noreplace
+    real = local.rename_noreplace
 
     def spy(*args: Any) -> None:
         latest = last_phase(read_journal(journal))
         announced.append({seq for seq, e in latest.items() if e["phase"] == "intent"})
         real(*args)
 
-    monkeypatch.setattr(apply, "rename_noreplace", spy)
+    monkeypatch.setattr(local, "rename_noreplace", spy)
     op.apply()
 
     expected_intents = {f"move-0-{i}" for i, row in enumerate(op.rows().values())}
@@ -195,14 +198,14 @@ def test_a_failing_move_is_reported_and_the_rest_applied(
 ) -> None:
     op = documents(tmp_path)
     op.plan()
-    real = apply.rename_noreplace
+    real = local.rename_noreplace
 
     def refusing(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
         if src == b"c.txt":
             raise PermissionError(13, "Permission denied")
         real(src_fd, src, dst_fd, dst)
 
-    monkeypatch.setattr(apply, "rename_noreplace", refusing)
+    monkeypatch.setattr(local, "rename_noreplace", refusing)
     counts = op.apply()
 
     assert counts == Counter(done=4, errors=1)
@@ -229,9 +232,9 @@ def test_an_apply_resumed_after_a_torn_line_rolls_back_whole(tmp_path: Path) -> 
         (op.root / "inbox" / f"{name}.txt").write_bytes(name.encode())
     before = snapshot(op.root)
     op.plan()
-    items = apply.items_from_plan(list(op.rows().values()), "move", 0, {})
-    journal = apply_op.apply_journal(op.store, op.op_dir, "move", 0)
-    apply.apply_items(os.fsencode(op.root), items[:2], journal)  # a first batch got through
+    items = items_from_plan(list(op.rows().values()), "move", 0, {})
+    journal = apply_journal(op.store, op.op_dir, "move", 0)
+    engine.carry_out(LocalMover(os.fsencode(op.root)), items[:2], journal)  # a first batch
     with open(journal, "ab") as fh:
         fh.write(b'{"seq": "move-0-2", "phase": "inte')  # the next one was cut short
 
@@ -247,14 +250,14 @@ def test_resume_skips_an_announced_hardlink_whose_folder_is_gone(tmp_path: Path)
     reports the copy as vanished instead of failing the whole shard."""
     op = documents(tmp_path, "hardlink")
     op.plan()
-    apply_op.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
-    kept = apply_op._kept_identities(op.store, op.op_dir)
-    (item,) = apply.items_from_plan(list(op.rows().values()), "link", 0, kept)
-    with Journal(apply_op.apply_journal(op.store, op.op_dir, "link", 0)) as journal:
+    apply.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    kept = apply.kept_identities(op.store, op.op_dir)
+    (item,) = items_from_plan(list(op.rows().values()), "link", 0, kept)
+    with Journal(apply_journal(op.store, op.op_dir, "link", 0)) as journal:
         journal.add(item.intent())
     shutil.rmtree(op.root / "inbox" / "sub")
 
-    counts = apply_op.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+    counts = apply.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
 
     assert counts == Counter(vanished=1)
 
@@ -322,19 +325,19 @@ def test_a_resumed_hardlink_puts_back_a_copy_edited_while_set_aside(tmp_path: Pa
     changed meanwhile (same size and mtime): the resume puts the copy back, never drops it."""
     op = documents(tmp_path, "hardlink")
     op.plan()
-    apply_op.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
-    kept = apply_op._kept_identities(op.store, op.op_dir)
-    (item,) = apply.items_from_plan(list(op.rows().values()), "link", 0, kept)
+    apply.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    kept = apply.kept_identities(op.store, op.op_dir)
+    (item,) = items_from_plan(list(op.rows().values()), "link", 0, kept)
     assert item.digest is not None
-    with Journal(apply_op.apply_journal(op.store, op.op_dir, "link", 0)) as journal:
+    with Journal(apply_journal(op.store, op.op_dir, "link", 0)) as journal:
         journal.add(item.intent())
     copy = op.root / os.fsdecode(item.src)
-    aside = copy.parent / os.fsdecode(apply._tmp_name(item.seq, "aside"))
+    aside = copy.parent / os.fsdecode(temp_name(item.seq, "aside"))
     os.rename(copy, aside)
     _edit_one_byte_in_place(aside)
     os.link(op.root / os.fsdecode(item.link_to or b""), copy)  # the crash came here
 
-    counts = apply_op.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+    counts = apply.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
 
     assert counts == Counter(changed=1)
     assert copy.read_bytes() == b"Alpha" and os.lstat(copy).st_nlink == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -112,6 +113,21 @@ def lstat_at(dir_fd: int, name: bytes) -> os.stat_result | None:
         return None
 
 
+def stat_rel(root_fd: int, rel: bytes) -> os.stat_result | None:
+    """lstat of `rel` under the root, or None where it is missing or cannot be reached safely."""
+    try:
+        with parent_of(root_fd, rel) as (fd, name):
+            return lstat_at(fd, name)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        return None
+
+
+def temp_name(seq: str, kind: str) -> bytes:
+    """Apply's own temporary name for item `seq` (a copy, a copy set aside, a restore).
+    Short and deterministic: recovery finds its own leftovers, names stay far below 255."""
+    return f".fileorg-{kind}-{hashlib.blake2s(seq.encode(), digest_size=8).hexdigest()}".encode()
+
+
 def _renamed_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> bool:
     """True when renameat2 with RENAME_NOREPLACE did the rename; False when this kernel or
     filesystem has no such flag (the caller falls back or refuses); raises any other error,
@@ -151,6 +167,16 @@ def rename_dir_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> No
 
 def fsync_dir(fd: int) -> None:
     os.fsync(fd)
+
+
+# Directories changed by a batch, by (dev, ino), each fsynced once at the end of the batch.
+Touched = dict[tuple[int, int], int]
+
+
+def remember(touched: Touched, dir_fd: int) -> None:
+    st = os.fstat(dir_fd)
+    if (st.st_dev, st.st_ino) not in touched:
+        touched[(st.st_dev, st.st_ino)] = os.dup(dir_fd)
 
 
 def digest_at(dir_fd: int, name: bytes) -> bytes:

@@ -1,0 +1,116 @@
+"""The one journaled loop of apply and rollback, over a Mover that knows one backend.
+
+For a journal and its items: settle every item a crash left unfinished (the mover decides
+each from the real files or objects), count what is already decided, then carry out the
+rest batch by batch. Each batch's intents are durable (one fsync, or one segment object)
+before the mover touches anything; the mover journals each outcome after its change is
+durable. Safe to run again after any interruption: a second run redoes nothing done.
+
+The engine is handed its mover (tasks.apply picks it from the root): it knows no backend.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from storage.journal import Entry, Journal, last_phase, read_journal
+from tasks.apply.items import BATCH, UNFINISHED, Item, count_key
+
+Outcome = Entry | BaseException | None  # None: not carried out, to redo
+
+
+class Mover(Protocol):
+    """One backend's changes. Opened (a context) for one journal's run."""
+
+    def session(self, latest: dict[str, Entry]) -> AbstractContextManager[Session]:
+        """Open the backend (a root descriptor, a pool of requests) for one run, told what
+        the journal already holds (folders made, times recorded)."""
+        ...
+
+
+class Session(Protocol):
+    def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
+        """What became of each interrupted item (its latest entry beside it), from the real
+        state: an outcome to journal, None to redo it, or the error that stops the run (raised
+        once the other outcomes are journaled)."""
+        ...
+
+    def noted(self, item: Item, entry: Entry) -> None:
+        """An item already decided before this batch loop (the journal, or settle, says so)."""
+        ...
+
+    def announce(self, batch: Sequence[Item]) -> list[Entry]:
+        """The entries to make durable before the batch acts: its intents, and whatever the
+        backend must record first (the times of the folders the batch changes)."""
+        ...
+
+    def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:
+        """Act on the batch, journal each outcome once its change is durable, count them."""
+        ...
+
+
+def settle(
+    session: Session, pending: Sequence[tuple[Item, Entry]], journal: Journal
+) -> dict[str, Entry | None]:
+    """Settle the interrupted items and journal the outcomes; then raise the first error."""
+    results = session.settle(pending) if pending else []
+    for outcome in results:
+        if isinstance(outcome, dict):
+            journal.add(outcome)
+    journal.sync()
+    raise_first(results)
+    return {
+        item.seq: result
+        for (item, _), result in zip(pending, results, strict=True)
+        if not isinstance(result, BaseException)
+    }
+
+
+def raise_first(results: Sequence[object]) -> None:
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def carry_out(
+    mover: Mover,
+    items: Sequence[Item],
+    journal_path: str,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+    retry_skipped: bool = False,
+) -> Counter[str]:
+    """Carry out `items` in order, journaled; safe to call again after any interruption.
+    With `retry_skipped` (rollback), items refused last time are tried again."""
+    latest = last_phase(read_journal(journal_path))
+    counts: Counter[str] = Counter()
+    with Journal(journal_path) as journal, mover.session(latest) as session:
+        pending = [(i, latest[i.seq]) for i in items if _phase(latest, i) in UNFINISHED]
+        settled = settle(session, pending, journal)
+        todo: list[Item] = []
+        for item in items:
+            entry = settled[item.seq] if item.seq in settled else latest.get(item.seq)
+            if entry is not None and retry_skipped and entry["phase"] in ("skipped", "failed"):
+                entry = None
+            if entry is None:
+                todo.append(item)  # not carried out yet, or to redo
+            else:
+                counts[count_key(entry)] += 1
+                session.noted(item, entry)
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            for entry in session.announce(batch):
+                journal.add(entry)
+            journal.sync()  # rule 2: the intents are durable before anything changes
+            batch_counts = session.carry_out(batch, journal)
+            journal.sync()
+            counts.update(batch_counts)
+            on_batch(batch_counts)
+    return counts
+
+
+def _phase(latest: dict[str, Entry], item: Item) -> str | None:
+    entry = latest.get(item.seq)
+    return None if entry is None else str(entry["phase"])

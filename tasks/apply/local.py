@@ -1,0 +1,364 @@
+"""The local mover: the only code that changes a local tree, one batch of items at a time.
+
+For every item: re-check the file against the scan (size, mtime_ns, inode), move without
+ever overwriting (rename without replace; across devices a verified copy linked into place,
+then the source removed), fsync the directories, journal the outcome. A file that changed or
+vanished is skipped and reported; a destination that appeared meanwhile is a conflict, never
+an overwrite. Hard links replace duplicate copies only when both still hash to the plan's
+digest; rollback's restore gives a linked path its own copy back. The loop, the intents and
+the resume are tasks.apply.engine's; the crash cases are tasks.apply.local_recovery's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import NamedTuple
+
+from storage.journal import Entry, Journal, encode_path
+from tasks.apply import dirs, folders
+from tasks.apply.engine import Outcome
+from tasks.apply.fsops import (
+    Touched,
+    UnsafePath,
+    check_room,
+    copy_beside,
+    digest_at,
+    lstat_at,
+    open_root,
+    parent_of,
+    remember,
+    rename_noreplace,
+    stat_rel,
+    temp_name,
+)
+from tasks.apply.items import MOVE_DIR, RESTORE, RESTORE_DIR, Item, Skip, count_key
+from tasks.apply.local_recovery import reconcile
+
+
+@contextmanager
+def _skips(since: str) -> Iterator[None]:
+    """What makes an item impossible (its file gone, its name taken, a symlinked parent),
+    said once as the reason it is skipped."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise Skip(f"vanished since {since}") from None
+    except FileExistsError:
+        raise Skip("conflict: name taken") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
+
+
+def move(
+    root_fd: int,
+    item: Item,
+    on_mkdir: Callable[[bytes], None],
+    touched: Touched,
+    on_copied: Callable[[os.stat_result], None] = lambda st: None,
+) -> Entry:
+    """Move src to dst if src is still the file the plan saw; never replace dst."""
+    src, dst, identity, seq = item.src, item.dst, item.identity, item.seq
+    try:
+        with parent_of(root_fd, src) as (src_fd, src_name):
+            st = lstat_at(src_fd, src_name)
+            if st is None:
+                raise Skip("vanished since scan")
+            if not identity.matches(st):
+                raise Skip("changed since scan")
+            with parent_of(root_fd, dst, create=True, before_mkdir=on_mkdir) as (dst_fd, name):
+                if lstat_at(dst_fd, name) is not None:
+                    raise Skip("conflict: destination exists")
+                method = "rename"
+                try:
+                    rename_noreplace(src_fd, src_name, dst_fd, name)
+                except FileExistsError:
+                    raise Skip("conflict: destination exists") from None
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    method = "copy"
+                    _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
+                after = lstat_at(dst_fd, name)
+                remember(touched, src_fd)
+                remember(touched, dst_fd)
+    except FileNotFoundError:
+        raise Skip("vanished since scan") from None
+    except UnsafePath as exc:
+        raise Skip(f"unsafe path: {exc.strerror}") from None
+    assert after is not None
+    return {"seq": seq, "phase": "done", "method": method, "dev": after.st_dev, "ino": after.st_ino}
+
+
+def _copy_across(
+    src_fd: int,
+    src_name: bytes,
+    dst_fd: int,
+    name: bytes,
+    st: os.stat_result,
+    seq: str,
+    on_copied: Callable[[os.stat_result], None],
+) -> None:
+    """Across devices: check the room, copy beside the destination, fsync, verify, journal the
+    copy's inode (on_copied), link into place without overwriting, and only then remove the
+    source. Any failure before that last step (a full disk, an I/O error, an interrupt)
+    removes the copy and its name at the destination: the source alone remains."""
+    tmp = temp_name(seq, "copy")
+    if lstat_at(dst_fd, tmp) is not None:
+        os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
+    check_room(dst_fd, st.st_size)
+    written = copy_beside(src_fd, src_name, dst_fd, tmp, st.st_mode, st.st_atime_ns, st.st_mtime_ns)
+    copied = lstat_at(dst_fd, tmp)
+    assert copied is not None
+    try:
+        if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
+            raise Skip("changed while copying")
+        # Once the source is gone, only this record tells our copy from a stranger's file.
+        on_copied(copied)
+        try:
+            os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise Skip("conflict: destination exists") from None
+        os.fsync(dst_fd)
+        os.unlink(tmp, dir_fd=dst_fd)
+        os.unlink(src_name, dir_fd=src_fd)
+    except BaseException:
+        for leftover in (tmp, name):
+            _unlink_if_same(dst_fd, leftover, copied)
+        raise
+
+
+def _unlink_if_same(dir_fd: int, name: bytes, st: os.stat_result) -> None:
+    """Remove `name` if it is still the file `st` describes (our copy); never anything else."""
+    with contextlib.suppress(OSError):
+        now = lstat_at(dir_fd, name)
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(name, dir_fd=dir_fd)
+
+
+def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
+    """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, check
+    that its bytes and the kept file's are still the plan's, link, then remove the aside name;
+    a failure or a mismatch in between puts the copy back."""
+    assert item.link_to is not None and item.kept is not None
+    aside = temp_name(item.seq, "aside")
+    with _skips("scan"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+        kept_st = lstat_at(kept_fd, kept_name)
+        if kept_st is None or not item.kept.matches(kept_st):
+            raise Skip("kept copy changed or vanished")
+        with parent_of(root_fd, item.src) as (fd, name):
+            st = lstat_at(fd, name)
+            if st is None:
+                raise Skip("vanished since scan")
+            if not item.identity.matches(st):
+                raise Skip("changed since scan")
+            if st.st_dev != kept_st.st_dev:
+                raise Skip("kept copy is on another device")
+            # The copy's bytes are read under the aside name: the very inode the link is
+            # about to replace, out of reach of anyone who opens it by its path.
+            rename_noreplace(fd, name, fd, aside)
+            try:
+                _check_same_bytes(kept_fd, kept_name, fd, aside, item.digest)
+                os.link(kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False)
+            except (OSError, Skip):
+                rename_noreplace(fd, aside, fd, name)
+                raise
+            os.fsync(fd)
+            os.unlink(aside, dir_fd=fd)
+            remember(touched, fd)
+    return {
+        "seq": item.seq,
+        "phase": "done",
+        "mode": st.st_mode,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "atime_ns": st.st_atime_ns,
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def _check_same_bytes(
+    kept_fd: int, kept_name: bytes, fd: int, name: bytes, planned: bytes | None
+) -> None:
+    """Size, mtime and inode cannot see an edit that keeps the size and puts the mtime back:
+    a link replaces a copy only when both files still hash to the plan's digest (or, with
+    no digest, to each other)."""
+    kept = digest_at(kept_fd, kept_name)
+    if planned is not None and kept != planned:
+        raise Skip("the kept copy's content changed since scan: not linked")
+    if digest_at(fd, name) != kept:
+        raise Skip("content changed since scan: not linked")
+
+
+# Restored copies by the (dev, ino) the copy had before apply: its other names come back as
+# links to the first one restored, as they were, not as copies of their own.
+Restored = dict[tuple[int, int], bytes]
+
+
+def restore_copy(
+    root_fd: int, item: Item, touched: Touched, restored: Restored | None = None
+) -> Entry:
+    """Undo of hardlink: the path becomes an independent copy again, with the mode and times
+    the replaced copy had (its inode number cannot come back)."""
+    restored = {} if restored is None else restored
+    original = (item.identity.dev, item.identity.ino)
+    assert item.link_to is not None and item.kept is not None and item.meta is not None
+    tmp, aside = temp_name(item.seq, "restore"), temp_name(item.seq, "aside")
+    with _skips("apply"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
+        kept_st = lstat_at(kept_fd, kept_name)
+        if kept_st is None or not item.kept.matches(kept_st):
+            raise Skip("kept copy changed or vanished since apply")
+        with parent_of(root_fd, item.src) as (fd, name):
+            st = lstat_at(fd, name)
+            if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
+                raise Skip("changed since apply")
+            if lstat_at(fd, tmp) is not None:
+                os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
+            meta = item.meta
+            if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
+                check_room(fd, kept_st.st_size)
+                copy_beside(
+                    kept_fd,
+                    kept_name,
+                    fd,
+                    tmp,
+                    int(meta["mode"]),
+                    int(meta["atime_ns"]),
+                    int(meta["mtime_ns"]),
+                )
+            _swap_in(fd, name, tmp, aside)
+            remember(touched, fd)
+    restored.setdefault(original, item.src)
+    return {"seq": item.seq, "phase": "done"}
+
+
+def _swap_in(fd: int, name: bytes, tmp: bytes, aside: bytes) -> None:
+    """Put the restored copy `tmp` in place of the link at `name`. A failure puts the link
+    back and removes `tmp`: no temporary name outlives the attempt."""
+    try:
+        rename_noreplace(fd, name, fd, aside)
+        rename_noreplace(fd, tmp, fd, name)
+        os.fsync(fd)
+        os.unlink(aside, dir_fd=fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            aside_st = lstat_at(fd, aside)
+            if lstat_at(fd, name) is None and aside_st is not None:
+                rename_noreplace(fd, aside, fd, name)
+            elif aside_st is not None and aside_st.st_nlink > 1 and lstat_at(fd, tmp) is None:
+                os.unlink(aside, dir_fd=fd)  # the copy is in place: this is a name of the kept file
+            if lstat_at(fd, tmp) is not None:
+                os.unlink(tmp, dir_fd=fd)
+        raise
+
+
+def _link_to_twin(
+    root_fd: int, twin: bytes | None, kept_st: os.stat_result, fd: int, tmp: bytes
+) -> bool:
+    """Make `tmp` a new name of the already restored twin, if it is still that copy."""
+    if twin is None:
+        return False
+    try:
+        with parent_of(root_fd, twin) as (twin_fd, twin_name):
+            st = lstat_at(twin_fd, twin_name)
+            if (
+                st is None
+                or not stat.S_ISREG(st.st_mode)
+                or (st.st_dev, st.st_ino) == (kept_st.st_dev, kept_st.st_ino)
+                or st.st_size != kept_st.st_size
+            ):
+                return False
+            os.link(twin_name, tmp, src_dir_fd=twin_fd, dst_dir_fd=fd, follow_symlinks=False)
+    except (OSError, UnsafePath):
+        return False
+    return True
+
+
+class LocalMover(NamedTuple):
+    """Moves under a local root (bytes path), opened once per journal run."""
+
+    root: bytes
+
+    @contextmanager
+    def session(self, latest: dict[str, Entry]) -> Iterator[LocalSession]:
+        with open_root(self.root) as root_fd:
+            yield LocalSession(root_fd, latest)
+
+
+class LocalSession:
+    def __init__(self, root_fd: int, latest: dict[str, Entry]) -> None:
+        self.root_fd = root_fd
+        self.restored: Restored = {}
+        self.made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
+        self.seen_dirs = {e["path"] for e in latest.values() if e["phase"] == "dirmeta"}
+
+    def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
+        return [reconcile(self.root_fd, item, entry) for item, entry in pending]
+
+    def noted(self, item: Item, entry: Entry) -> None:
+        if item.action == RESTORE and entry["phase"] == "done":
+            self.restored.setdefault((item.identity.dev, item.identity.ino), item.src)
+
+    def announce(self, batch: Sequence[Item]) -> list[Entry]:
+        known = self.seen_dirs | self.made_dirs
+        times = dirs.folder_times(self.root_fd, batch, known, self.seen_dirs)
+        return [*times, *(self._intent(item) for item in batch)]
+
+    def _intent(self, item: Item) -> Entry:
+        entry = item.intent()
+        if item.action == "hardlink":
+            # Once linked, the copy's own inode is gone with its mode: durable before the link,
+            # so that a crash right after it still rolls back to the copy's mode and times.
+            st = stat_rel(self.root_fd, item.src)
+            if st is not None:
+                entry["copy"] = {"mode": st.st_mode, "atime_ns": st.st_atime_ns}
+        return entry
+
+    def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:
+        touched: Touched = {}
+        counts: Counter[str] = Counter()
+        try:
+            for item in batch:
+                outcome = self._one(item, journal, touched)
+                journal.add(outcome)
+                counts[count_key(outcome)] += 1
+            for fd in touched.values():
+                os.fsync(fd)  # the renames are durable before their outcome is journaled
+        finally:
+            for fd in touched.values():
+                os.close(fd)
+        return counts
+
+    def _one(self, item: Item, journal: Journal, touched: Touched) -> Entry:
+        def on_mkdir(rel_dir: bytes) -> None:
+            key = encode_path(rel_dir)
+            assert key is not None
+            if key not in self.made_dirs:
+                self.made_dirs.add(key)
+                parent = dirs.parent_times(self.root_fd, rel_dir, self.made_dirs, self.seen_dirs)
+                for entry in parent:
+                    journal.add(entry)
+                journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
+                journal.sync()
+
+        def on_copied(st: os.stat_result) -> None:
+            journal.add({"seq": item.seq, "phase": "copied", "dev": st.st_dev, "ino": st.st_ino})
+            journal.sync()
+
+        try:
+            if item.action == "hardlink":
+                return hardlink(self.root_fd, item, touched)
+            if item.action == RESTORE:
+                return restore_copy(self.root_fd, item, touched, self.restored)
+            if item.action in (MOVE_DIR, RESTORE_DIR):
+                return folders.move_folder(self.root_fd, item, on_mkdir, touched)
+            return move(self.root_fd, item, on_mkdir, touched, on_copied)
+        except Skip as exc:
+            return {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
+        except OSError as exc:
+            return {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}

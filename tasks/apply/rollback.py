@@ -1,0 +1,117 @@
+"""Rollback: undo what an apply journal says was done, newest first, with the same checks.
+
+Each undo is itself an item of the engine (a move back, a folder back, or a restore of a copy
+that was replaced by a hard link), journaled in its own file under the same `seq`, so an
+interrupted rollback is finished by running it again, and a second rollback does nothing.
+Items an interrupted apply announced but never confirmed are settled first, from the real
+files or objects, as apply's own resume would settle them. Written once for both backends:
+the mover it is handed knows which.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from storage.errors import StorageError
+from storage.journal import Entry, Journal, last_phase, read_journal
+from tasks.apply import engine
+from tasks.apply.engine import Mover
+from tasks.apply.fsops import Identity
+from tasks.apply.items import (
+    MOVE_DIR,
+    RESTORE,
+    RESTORE_DIR,
+    UNFINISHED,
+    Item,
+    announced,
+    decoded,
+)
+
+
+def undo_items(apply_journal: str) -> list[Item]:
+    """Items that undo every done entry of `apply_journal`, newest first."""
+    intents: dict[str, Entry] = {}
+    outcome: dict[str, Entry] = {}
+    for entry in read_journal(apply_journal):
+        if entry["phase"] == "intent":
+            intents[entry["seq"]] = entry  # a resumed apply announces an item again
+        elif entry["phase"] in ("done", "skipped", "failed"):
+            outcome[entry["seq"]] = entry
+    items = []
+    for seq in reversed(list(intents)):
+        done = outcome.get(seq)
+        if done is not None and done["phase"] == "done":
+            items.append(undo_of(intents[seq], done))
+    return items
+
+
+def undo_of(intent: Entry, done: Entry) -> Item:
+    """The item that undoes one done item: its source and destination swapped, recognised as
+    apply left it (the inode at the destination; for an object, the copy's ETag)."""
+    if intent["action"] == "hardlink":
+        return _restore_item(intent, done)
+    size, mtime_ns = int(intent["size"]), int(intent.get("mtime_ns") or 0)
+    dev, ino = done.get("dev", intent.get("dev")), done.get("ino", intent.get("ino"))
+    return Item(
+        seq=intent["seq"],
+        action=RESTORE_DIR if intent["action"] == MOVE_DIR else "move",
+        src=decoded(intent, "dst"),
+        dst=decoded(intent, "src"),
+        identity=Identity(int(dev or 0), int(ino or 0), size, mtime_ns),
+        etag=str(done.get("etag") or ""),
+        undo=True,
+    )
+
+
+def _restore_item(intent: Entry, done: Entry) -> Item:
+    linked = announced(intent)
+    return Item(
+        seq=linked.seq,
+        action=RESTORE,
+        src=linked.src,
+        dst=linked.src,
+        identity=linked.identity,
+        link_to=linked.link_to,
+        kept=linked.kept,
+        meta={
+            "mode": done.get("mode", 0o100644),
+            "atime_ns": done.get("atime_ns", 0),
+            "mtime_ns": done.get("mtime_ns", intent["mtime_ns"]),
+        },
+    )
+
+
+def settle_interrupted(mover: Mover, apply_journal: str) -> int:
+    """Journal what became of the items an interrupted apply announced but never confirmed,
+    decided from the files or objects as its resume would: a rollback may follow a killed
+    apply that was never finished, and must undo those moves too. Returns how many were
+    settled."""
+    entries = read_journal(apply_journal)
+    intents = {e["seq"]: e for e in entries if e["phase"] == "intent"}
+    pending = [
+        (announced(intents[e["seq"]]), e)
+        for e in last_phase(entries).values()
+        if e["phase"] in UNFINISHED and e["seq"] in intents
+    ]
+    if not pending:
+        return 0
+    with Journal(apply_journal) as journal, mover.session({}) as session:
+        settled = engine.settle(session, pending, journal)
+    errors = [e for e in settled.values() if e is not None and e["phase"] == "error"]
+    if errors:
+        # The store could not say what became of an item: undoing the rest and calling the
+        # rollback finished would leave that one where apply put it.
+        raise StorageError(str(errors[0]["reason"]))
+    return sum(1 for e in settled.values() if e is not None)
+
+
+def rollback_journal(
+    mover: Mover,
+    apply_journal: str,
+    rollback_journal_path: str,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+) -> Counter[str]:
+    settle_interrupted(mover, apply_journal)
+    items = undo_items(apply_journal)
+    return engine.carry_out(mover, items, rollback_journal_path, on_batch, retry_skipped=True)
