@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
+from storage.cron import InvalidSchedule, check_cron
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
@@ -81,7 +83,9 @@ class PrefectOrchestrator:
         self.timeout = timeout
 
     @asynccontextmanager
-    async def _client(self, what: str) -> AsyncIterator[PrefectClient]:
+    async def client(self, what: str) -> AsyncIterator[PrefectClient]:
+        """Prefect's client for one exchange, bounded by the timeout; any failure of it is an
+        OrchestratorError that starts with `what`."""
         from prefect.client.orchestration import get_client
         from prefect.settings import PREFECT_API_URL
 
@@ -99,7 +103,7 @@ class PrefectOrchestrator:
     async def start(self, deployment: str, parameters: dict[str, Any]) -> str:
         from prefect.deployments import run_deployment
 
-        async with self._client(f"cannot start {deployment}") as client:
+        async with self.client(f"cannot start {deployment}") as client:
             flow_run = await run_deployment(  # type: ignore[misc]
                 deployment, client=client, parameters=parameters, timeout=0, as_subflow=False
             )
@@ -108,7 +112,7 @@ class PrefectOrchestrator:
     async def state(self, flow_run_id: str) -> RunState:
         from prefect.exceptions import ObjectNotFound
 
-        async with self._client(f"cannot read flow run {flow_run_id}") as client:
+        async with self.client(f"cannot read flow run {flow_run_id}") as client:
             try:
                 flow_run = await client.read_flow_run(uuid.UUID(flow_run_id))
             except ObjectNotFound:
@@ -120,11 +124,11 @@ class PrefectOrchestrator:
     async def cancel(self, flow_run_id: str) -> None:
         from prefect.states import Cancelling
 
-        async with self._client(f"cannot cancel flow run {flow_run_id}") as client:
+        async with self.client(f"cannot cancel flow run {flow_run_id}") as client:
             await client.set_flow_run_state(uuid.UUID(flow_run_id), Cancelling())
 
     async def version(self) -> str:
-        async with self._client("Prefect is not reachable") as client:
+        async with self.client("Prefect is not reachable") as client:
             failure = await client.api_healthcheck()
             if failure is not None:
                 raise OrchestratorError(f"Prefect is not healthy: {failure}")
@@ -193,6 +197,20 @@ async def run_events(on_connected: Callable[[], None]) -> AsyncIterator[RunEvent
 # --- schedules: Prefect deployment schedules on scheduled-cleanup ---------------------------
 
 SCHEDULED_CLEANUP = "organize/scheduled-cleanup"
+
+
+def validate_cron(cron: str, timezone: str) -> str:
+    """The cron normalized, if it is ours (storage.cron: five fields, fires within a year, the
+    CLI's rule too) and Prefect's own parser takes it; else InvalidSchedule. Here, not in the
+    schemas or storage: Prefect's parser is a Prefect concern, and this module is its one door."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    normalized = check_cron(cron, timezone)
+    try:
+        CronSchedule(cron=normalized, timezone=timezone)
+    except ValueError as exc:
+        raise InvalidSchedule(str(exc)) from None
+    return normalized
 
 
 @dataclass(frozen=True)
@@ -273,7 +291,7 @@ class PrefectScheduler:
             assert spec.interval_seconds is not None
             seconds = timedelta(seconds=spec.interval_seconds)
             rule = IntervalSchedule(interval=seconds, timezone=spec.timezone)
-        async with self._orchestrator._client("cannot create the schedule") as client:
+        async with self._orchestrator.client("cannot create the schedule") as client:
             deployment_id = await self._deployment_id(client)
             created = await client.create_deployment_schedules(
                 deployment_id, [(rule, spec.active)], parameters=spec.parameters, slug=spec.slug
@@ -296,16 +314,16 @@ class PrefectScheduler:
         """
         from httpx import HTTPStatusError
 
+        # No typed method for this route; `request` is the client's public way to any route.
+        route = {"path_params": {"id": deployment_id}, "json": {}}
         try:
-            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+            await client.request("POST", "/deployments/{id}/schedule", **route)
         except HTTPStatusError:
             if not await self._pause_broken(client, deployment_id):
                 raise
-            await client._client.post(f"/deployments/{deployment_id}/schedule", json={})
+            await client.request("POST", "/deployments/{id}/schedule", **route)
 
     async def _pause_broken(self, client: PrefectClient, deployment_id: uuid.UUID) -> int:
-        from storage.cron import InvalidSchedule, check_cron
-
         paused = 0
         for schedule in await client.read_deployment_schedules(deployment_id):
             info = _info(schedule)
@@ -320,19 +338,19 @@ class PrefectScheduler:
         return paused
 
     async def schedules(self) -> list[ScheduleInfo]:
-        async with self._orchestrator._client("cannot read the schedules") as client:
+        async with self._orchestrator.client("cannot read the schedules") as client:
             deployment_id = await self._deployment_id(client)
             found = await client.read_deployment_schedules(deployment_id)
         return [_info(s) for s in found]
 
     async def remove_schedule(self, schedule_id: str) -> None:
-        async with self._orchestrator._client("cannot delete the schedule") as client:
+        async with self._orchestrator.client("cannot delete the schedule") as client:
             deployment_id = await self._deployment_id(client)
             await client.delete_deployment_schedule(deployment_id, uuid.UUID(schedule_id))
 
     async def pause_schedule(self, schedule_id: str) -> None:
         """Inactive: Prefect also deletes the runs it had scheduled for it ahead of time."""
-        async with self._orchestrator._client("cannot pause the schedule") as client:
+        async with self._orchestrator.client("cannot pause the schedule") as client:
             deployment_id = await self._deployment_id(client)
             await client.update_deployment_schedule(
                 deployment_id, uuid.UUID(schedule_id), active=False

@@ -27,10 +27,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from api.orchestrator import RunStatus
+from api.orchestrator import RunStatus, validate_cron
 from api.password_policy import password_problem
 from storage import operations as policies
-from storage.cron import InvalidSchedule, check_cron, check_timezone
+from storage.cron import InvalidSchedule, check_timezone
 from storage.errors import InvalidPlanOptions
 from storage.operations import AlbumsPolicy, LayoutMode, ProjectsPolicy, UndatedPolicy
 from storage.templates import check_template
@@ -411,15 +411,10 @@ class ScheduleCreate(OperationCreate):
     def _cron(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        from prefect.client.schemas.schedules import CronSchedule
-
-        timezone = info.data.get("timezone", "UTC")
         try:
-            normalized = check_cron(value, timezone)
-            CronSchedule(cron=normalized, timezone=timezone)  # and Prefect's own parser takes it
-        except (InvalidSchedule, ValueError) as exc:
+            return validate_cron(value, info.data.get("timezone", "UTC"))
+        except InvalidSchedule as exc:
             raise ValueError(str(exc)) from None
-        return normalized
 
     @model_validator(mode="after")
     def _one_rule(self) -> ScheduleCreate:
