@@ -43,6 +43,7 @@ class TreeRoot:
     kind: str  # "local" or "bucket": the id of the parametrized test
     url: str  # the root as a user gives it: a folder path or an s3:// URL
     is_object = False
+    dev = 0  # the device a scan reports for the root (a bucket has none)
 
     def write(self, rel: bytes | str, data: bytes, mtime_ns: int | None = None) -> None:
         raise NotImplementedError
@@ -81,6 +82,7 @@ class LocalRoot(TreeRoot):
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.url = str(path)
+        self.dev = os.stat(path).st_dev
 
     def full(self, rel: bytes | str) -> bytes:
         return os.fsencode(self.path) + b"/" + _bytes(rel)
@@ -165,10 +167,12 @@ class BucketRoot(TreeRoot):
         return sorted(key[skip:].encode("utf-8") for key in keys)
 
     def stat(self, rel: bytes | str) -> FileStat:
-        answer = self.client.head_object(Bucket=self.bucket, Key=self.key(rel))
-        modified = answer["LastModified"]
+        """From the listing, as a scan sees it (a HEAD's Last-Modified drops the milliseconds)."""
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(rel), MaxKeys=1)
+        item = next(i for i in found.get("Contents", []) if i["Key"] == self.key(rel))
+        modified = item["LastModified"]
         mtime_ns = int(modified.timestamp()) * 10**9 + modified.microsecond * 1000
-        return FileStat(int(answer["ContentLength"]), mtime_ns)
+        return FileStat(int(item["Size"]), mtime_ns)
 
     def remove(self, rel: bytes | str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(rel))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.locations import DataStore
 from tests.roots import BucketRoot, LocalRoot, TreeRoot
 
 ROOT_BUCKET = "root-bucket"
@@ -21,3 +22,9 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> TreeRoot:
     # Requested only here, so that local runs do not start the moto server.
     s3 = request.getfixturevalue("s3")
     return BucketRoot(s3.client(), s3.bucket(ROOT_BUCKET))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DataStore:
+    """A local data folder for the operations' manifests (a module may define its own)."""
+    return DataStore(str(tmp_path / "data"))

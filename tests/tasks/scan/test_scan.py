@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from storage.locations import DataStore
 from storage.roots import check_root
 from tasks.backends import backend_for
 from tasks.leave_alone import ScanRules
-from tasks.scan import local
 from tasks.scan.entry import ScanEntry, display
 from tasks.scan.local import walk
 from tasks.scan.stage import scan_root
@@ -258,63 +256,11 @@ def test_check_root_unreadable(tmp_path: Path, scandir_refusing: set[bytes]) -> 
         check_root(str(tmp_path))
 
 
-# --- scan_root: shards and checkpoint -------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> DataStore:
-    return DataStore(str(tmp_path / "data"))
-
-
-def _tree_of(root: Path, n: int) -> None:
-    root.mkdir()
-    for i in range(n):
-        (root / f"f{i:02d}.txt").write_bytes(b"x" * i)
+# --- scan_root: what only a folder has (the rest: test_contract.py) ------------------------
 
 
 def _op_dir(store: DataStore) -> str:
     return f"{store.base}/{OP}"
-
-
-@pytest.mark.parametrize(
-    ("files", "shard_rows", "expected_rows"),
-    [(5, 2, [2, 2, 1]), (4, 2, [2, 2]), (3, 10, [3]), (0, 10, [0])],
-)
-def test_scan_root_writes_shards_of_shard_rows(
-    tmp_path: Path, store: DataStore, files: int, shard_rows: int, expected_rows: list[int]
-) -> None:
-    root = tmp_path / "root"
-    _tree_of(root, files)
-    flushed: list[tuple[int, int]] = []
-
-    info = scan_root(
-        store,
-        _op_dir(store),
-        backend_for(str(root)),
-        shard_rows,
-        on_flush=lambda n, b: flushed.append((n, b)),
-    )
-
-    shards = manifests.shard_paths(store, _op_dir(store), "scan")
-    tables = [manifests.read_table(store, s) for s in shards]
-    assert [t.num_rows for t in tables] == expected_rows
-    assert all(t.schema == manifests.SCAN for t in tables)
-    paths = [p for t in tables for p in t.column("path").to_pylist()]
-    assert paths == [f"f{i:02d}.txt".encode() for i in range(files)]
-    expected_bytes = sum(range(files))
-    assert info == {
-        "shards": len(expected_rows),
-        "entries": files,
-        "files": files,
-        "bytes": expected_bytes,
-        "errors": 0,
-        "left_alone": 0,
-        "root_dev": os.stat(root).st_dev,
-    }
-    assert [n for n, _ in flushed] == expected_rows
-    assert sum(b for _, b in flushed) == expected_bytes
-    success = store.read_bytes(f"{_op_dir(store)}/scan/{manifests.SUCCESS}")
-    assert json.loads(success) == info
 
 
 def test_scan_root_keeps_non_utf8_paths_and_errors(
@@ -340,47 +286,3 @@ def test_scan_root_keeps_non_utf8_paths_and_errors(
     assert [(r["path"], r["path_text"], r["kind"], r["size"], r["error"]) for r in rows] == expected
     assert rows[1]["link_target"] == b"caf"
     assert (info["entries"], info["files"], info["errors"]) == (3, 1, 1)
-
-
-def test_scan_root_after_success_does_nothing(
-    tmp_path: Path, store: DataStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = tmp_path / "root"
-    _tree_of(root, 3)
-    first = scan_root(store, _op_dir(store), backend_for(str(root)), 2)
-    shards = manifests.shard_paths(store, _op_dir(store), "scan")
-    before = {s: store.read_bytes(s) for s in shards}
-
-    def no_walk(*args: object, **kwargs: object) -> Iterator[ScanEntry]:
-        raise AssertionError("a finished scan was walked again")
-
-    monkeypatch.setattr(local, "walk", no_walk)
-    (root / "new.txt").write_bytes(b"new")
-
-    again = scan_root(store, _op_dir(store), backend_for(str(root)), 2)
-
-    assert again == first
-    assert {
-        s: store.read_bytes(s) for s in manifests.shard_paths(store, _op_dir(store), "scan")
-    } == (before)
-
-
-def test_an_interrupted_scan_is_redone_whole(tmp_path: Path, store: DataStore) -> None:
-    root = tmp_path / "root"
-    _tree_of(root, 3)
-    op_dir = _op_dir(store)
-    for index in range(5):  # stale shards from an earlier, longer attempt; no _SUCCESS
-        manifests.write_table(
-            store,
-            manifests.shard_path(op_dir, "scan", index),
-            manifests.SCAN.empty_table(),
-        )
-
-    info = scan_root(store, op_dir, backend_for(str(root)), 2)
-
-    shards = manifests.shard_paths(store, op_dir, "scan")
-    assert [s.rsplit("/", 1)[1] for s in shards] == ["part-00000.parquet", "part-00001.parquet"]
-    paths = [p for s in shards for p in manifests.read_table(store, s).column("path").to_pylist()]
-    assert paths == [b"f00.txt", b"f01.txt", b"f02.txt"]
-    assert info["shards"] == 2
-    assert manifests.done_info(store, op_dir, "scan") == info
