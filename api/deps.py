@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -23,6 +23,7 @@ from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
 from api.ratelimit import RateLimiter
+from api.schemas import FileSort
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
 from storage.locations import DataStore
@@ -164,6 +165,33 @@ def page(
 
 
 PageDep = Annotated[Page, Depends(page)]
+MAX_SIZE = 2**62
+
+
+def file_filters(
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    year: Annotated[int | None, Query(ge=1, le=9999)] = None,
+    extension: Annotated[str | None, Query(max_length=32)] = None,
+    min_size: Annotated[int | None, Query(ge=0, le=MAX_SIZE, description="Bytes")] = None,
+    max_size: Annotated[int | None, Query(ge=0, le=MAX_SIZE, description="Bytes")] = None,
+    name: Annotated[str | None, Query(max_length=255, description="Part of the path")] = None,
+    sort: FileSort = FileSort.path,
+    descending: bool = False,
+) -> dict[str, Any]:
+    """The /files filters and order, as storage.queries.file_rows takes them."""
+    return {
+        "category": category,
+        "year": year,
+        "ext": extension,
+        "min_size": min_size,
+        "max_size": max_size,
+        "name": name,
+        "sort": sort.value,
+        "descending": descending,
+    }
+
+
+FileFilters = Annotated[dict[str, Any], Depends(file_filters)]
 
 
 def operation_service(

@@ -22,11 +22,11 @@ from api import db, errors, ws
 from api.config import Settings
 from api.deps import settings_of
 from api.events import EventHub
+from api.health import app_version
 from api.operations import OperationService, reconcile_unfinished
 from api.orchestrator import Orchestrator, PrefectOrchestrator, run_events
 from api.ratelimit import RateLimiter
 from api.routes import admin, auth, files, health, operations, schedules
-from api.routes.health import app_version
 from api.security import Passwords
 
 API_PREFIX = "/api/v1"

@@ -87,9 +87,11 @@ def _duplicates(store: DataStore, op: Operation, limit: int, offset: int) -> Dup
     return DuplicatesPublic(data=groups, count=total)
 
 
-def _files(store: DataStore, op: Operation, filters: dict[str, Any]) -> FilesPublic:
+def _files(
+    store: DataStore, op: Operation, filters: dict[str, Any], limit: int, offset: int
+) -> FilesPublic:
     op_dir, _ = _ready(store, op, "scan", "classify")
-    rows, total = queries.file_rows(store, op_dir, **filters)
+    rows, total = queries.file_rows(store, op_dir, **filters, limit=limit, offset=offset)
     files = [FilePublic(**{**r, "path": text(r["path"])}) for r in rows]
     return FilesPublic(data=files, count=total)
 
@@ -122,8 +124,10 @@ async def duplicates(store: DataStore, op: Operation, limit: int, offset: int) -
     return await run_in_threadpool(_duplicates, store, op, limit, offset)
 
 
-async def files(store: DataStore, op: Operation, filters: dict[str, Any]) -> FilesPublic:
-    return await run_in_threadpool(_files, store, op, filters)
+async def files(
+    store: DataStore, op: Operation, filters: dict[str, Any], limit: int, offset: int
+) -> FilesPublic:
+    return await run_in_threadpool(_files, store, op, filters, limit, offset)
 
 
 async def report(store: DataStore, op: Operation) -> ReportPublic:

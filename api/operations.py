@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api import roots
+from api.admin import root_paths
 from api.errors import Conflict, Forbidden
-from api.models import Operation, RootGrant, User, utcnow
+from api.models import Operation, User, utcnow
 from api.orchestrator import (
     APPLY_PLAN,
     ORGANIZE,
@@ -213,10 +214,7 @@ class OperationService:
     async def start(
         self, user: User, body: OperationCreate, folders: ServiceFolders
     ) -> OperationStarted:
-        grants = await self.session.scalars(
-            select(RootGrant.path).where(RootGrant.user_id == user.id)
-        )
-        root = await roots.authorize(list(grants), body.root_path)
+        root = await roots.authorize(await root_paths(self.session, user.id), body.root_path)
         refuse_overlap(root, folders, Forbidden)  # the service's own folders
         options, dry_run = plan_parameters(body, root)
         identity = await roots.identity(root)
@@ -316,9 +314,7 @@ class OperationService:
         """403 unless the owner still holds a grant of the root (a revoke stops an older dry
         run from being applied or rolled back) and the root is still the folder it was when
         the operation was authorized (storage.root_identity)."""
-        grants = await self.session.scalars(
-            select(RootGrant.path).where(RootGrant.user_id == op.owner_id)
-        )
+        grants = await root_paths(self.session, op.owner_id)
         if not any(within(op.root_path, grant) for grant in grants):
             raise Forbidden("root_path is no longer inside a root granted to you")
         if not is_object_url(op.root_path):
