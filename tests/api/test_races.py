@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +27,7 @@ from api.main import create_app
 from tests.api.conftest import PASSWORD, _truncate, settings_for
 from tests.api.fakes import FakeOrchestrator
 from tests.api.test_schedules import _prefect_schedule_ids, _remove_all
+from tests.polling import until
 
 SIGNUPS = 4
 DEADLINE = 30.0
@@ -44,19 +44,12 @@ def serving(settings: Settings, orchestrator: Any = None) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        _until(lambda: server.started, "the server did not start")
+        until(lambda: server.started, DEADLINE, "the server to start", every=0.02)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(DEADLINE)
         sock.close()
-
-
-def _until(condition: Any, message: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.02)
 
 
 class HeldAfterLooking:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,8 +21,9 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from tests.api.conftest import PASSWORD, Api
+from tests.api.stack import RUNNER, free_port, running, started
+from tests.polling import until
 
-REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 90.0
 FILES = 3000
 STATUS_ORDER = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}
@@ -111,32 +110,6 @@ def test_a_token_in_the_url_is_not_accepted(api: Api, tree: Path) -> None:
 # --- the real stack -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _until(what: str, probe: Any, deadline: float = DEADLINE) -> Any:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @dataclass
 class Stack:
     base: str
@@ -171,32 +144,24 @@ def stack_env(prefect_server: str, data: Path) -> dict[str, str]:
 def stack(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """uvicorn serving the API and a runner serving the deployments, on the session's server."""
     data = tmp_path_factory.mktemp("stack")
-    env = stack_env(prefect_server, data)
     port = free_port()
-    log = (data / "stack.log").open("wb")
     uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "flows.deployments"], cwd=REPO, env=env, stdout=log, stderr=log
-        ),
-        subprocess.Popen([*uvicorn, "--no-access-log"], cwd=REPO, env=env, stdout=log, stderr=log),
-    ]
+    commands = [RUNNER, [*uvicorn, "--no-access-log"]]
     base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+    env = stack_env(prefect_server, data)
+    with (
+        running(*commands, env=env, log=data / "stack.log"),
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
 
-            def healthy() -> bool | None:
-                try:
-                    return client.get("/health").status_code == 200 or None
-                except httpx.TransportError:
-                    return None
+        def healthy() -> bool:
+            try:
+                return client.get("/health").status_code == 200
+            except httpx.TransportError:
+                return False
 
-            _until("the API", healthy)
-            yield Stack(base, f"ws://127.0.0.1:{port}", data, client)
-    finally:
-        for process in reversed(processes):
-            _stop(process)
-        log.close()
+        until(healthy, DEADLINE, "the API", every=0.2)
+        yield Stack(base, f"ws://127.0.0.1:{port}", data, client)
 
 
 def _tree(root: Path, files: int) -> None:
@@ -218,16 +183,8 @@ def _follow(ws: ClientConnection) -> tuple[list[dict[str, Any]], int | None]:
 
 def _started(stack: Stack, token: str, root: Path) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-
-    def start() -> str | None:  # 503 until the runner has registered its deployments
-        response = stack.client.post(
-            "/api/v1/operations", json={"root_path": str(root)}, headers=headers
-        )
-        assert response.status_code in (202, 503), response.text
-        return response.json()["operation_id"] if response.status_code == 202 else None
-
-    operation_id: str = _until("the deployments", start)
-    return operation_id
+    body = {"root_path": str(root)}
+    return started(lambda: stack.client.post("/api/v1/operations", json=body, headers=headers))
 
 
 def test_a_client_follows_a_real_run_to_its_end(stack: Stack, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import re
 import select
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from storage import operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions
 from tests.apply_helpers import plan_tree
+from tests.polling import until
 
 FILEORG = Path(sys.executable).parent / "fileorg"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -83,28 +83,38 @@ def on_terminal(
         start_new_session=True,
     )
     os.close(slave)
-    output, asked = b"", False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if child.poll() is not None and not _drain(master):
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every copy of the slave side is closed
-                break
-            output += chunk
-            if not asked and QUESTION in ANSI.sub(b"", output):
-                os.write(master, EOF_KEY if answer is None else answer)
-                asked = True
-        else:
-            child.kill()
-            raise AssertionError(f"no end within {timeout} s: {output[-2000:]!r}")
+    output = bytearray()
+    asked = False
+
+    def closed() -> bool:
+        """One read of what the terminal shows (answering the question once it is there);
+        True once the child has closed the terminal."""
+        nonlocal asked
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if not ready:
+            return child.poll() is not None and not _drain(master)
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every copy of the slave side is closed
+            return True
+        output.extend(chunk)
+        if not asked and QUESTION in ANSI.sub(b"", output):
+            os.write(master, EOF_KEY if answer is None else answer)
+            asked = True
+        return False
+
+    try:  # no pause between polls: select waits for the terminal
+        until(
+            closed,
+            timeout,
+            "the program to end",
+            every=0,
+            detail=lambda: repr(bytes(output[-2000:])),
+        )
         returncode = child.wait(timeout=30)
     finally:
+        if child.poll() is None:
+            child.kill()
         os.close(master)
     return Terminal(returncode, ANSI.sub(b"", output).decode(errors="replace"), asked)
 

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from storage import locks, operations
@@ -17,19 +16,12 @@ from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tests.apply_helpers import contents, differences
 from tests.flows.cli_helpers import FILEORG, Cli, planned, write_tree
+from tests.polling import until_created
 from tests.trees import snapshot
 
 FILES = {f"Camera/IMG_{i:04d}.jpg": b"\xff\xd8\xff\xe0 photo %d" % i for i in range(6)} | {
     f"inbox/note {i}.txt": b"note %d" % i for i in range(6)
 }
-
-
-def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
@@ -56,7 +48,7 @@ def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
         start_new_session=True,
     )
     try:
-        wait_for(barrier / "locked", first)
+        until_created(barrier / "locked", first, 240)
         same = cli.run("apply", whole.id, "--yes")
         undo = cli.run("rollback", whole.id)
         inner = cli.run("apply", camera.id, "--yes")
@@ -106,7 +98,7 @@ def test_an_apply_killed_mid_way_reads_interrupted_and_rolls_back_exactly(
         start_new_session=True,
     )
     try:
-        wait_for(barrier / "shard", first)
+        until_created(barrier / "shard", first, 240)
         assert snapshot(root) != before  # the first shard moved, the others not yet
     finally:
         os.killpg(first.pid, signal.SIGKILL)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ import pytest
 import yaml
 from prefect import Flow
 from prefect.utilities.importtools import import_object
+
+from tests.polling import until_created
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = Path(sys.executable).with_name("prefect")
@@ -156,11 +157,7 @@ def test_a_schedules_next_run_skips_while_its_previous_run_is_going(
     env = {**os.environ, PAUSE_ENV: str(barrier), PAUSE_AT_ENV: "schedule"}
     first = subprocess.Popen([sys.executable, "-c", SCHEDULED_RUN, str(root)], env=env)
     try:
-        deadline = time.monotonic() + 300
-        while not (barrier / "schedule").exists():  # the first run holds its schedule's slot
-            assert first.poll() is None, "the first run ended before it took its slot"
-            assert time.monotonic() < deadline, "the first run never took its slot"
-            time.sleep(0.05)  # polling a file barrier
+        until_created(barrier / "schedule", first, 300)  # the first run holds its slot
         skipped = organize_flow(operation_id="", root=str(root), return_state=True)
         first_still_going = first.poll() is None
     finally:

@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from flows.organize import organize_flow
 from storage import operations, queries
 from storage.locations import DataStore
 from storage.settings import get_settings
+from tests.polling import until
 
 FILEORG = Path(sys.executable).parent / "fileorg"
 SHARD_FILES = 50
@@ -70,18 +70,19 @@ def start_organize(
 def kill_in_hash_stage(proc: subprocess.Popen[bytes], op_dir: Path) -> bool:
     """SIGKILL the run once a prefix shard exists; False if it finished first."""
     prefix = op_dir / "prefix"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def seen() -> str | None:
         if proc.poll() is not None:
-            return False
-        if prefix.is_dir() and any(prefix.glob("part-*.parquet")):
+            return "finished"
+        return "shard" if prefix.is_dir() and any(prefix.glob("part-*.parquet")) else None
+
+    try:  # polled often: the hash stage of a small tree is short
+        found = until(seen, 120, "a prefix shard or the end of the run", every=0.002)
+    finally:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    pytest.fail("the organize run neither wrote a prefix shard nor finished in 120 s")
+        proc.wait()
+    return found == "shard"
 
 
 def hash_stage_finished(data: Path, operation_id: str) -> bool:

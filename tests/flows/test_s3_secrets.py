@@ -38,6 +38,7 @@ from storage.objects import ObjectStore, parse_object_url
 from storage.settings import get_settings
 from tests.api.conftest import PASSWORD, settings_for
 from tests.conftest import S3Env
+from tests.polling import until
 from tests.s3proxy import add_profile
 
 SECRET = "fileorg-test-secret-do-not-log"
@@ -191,17 +192,6 @@ def _prefect_reads(evidence: Evidence, flow_run_id: uuid.UUID) -> None:
             evidence.add("prefect flow run", run.name, run.model_dump_json())
             for task_run in await client.read_task_runs(flow_run_filter=only):
                 evidence.add("prefect task runs", task_run.name, task_run.model_dump_json())
-            # Logs travel to the server in the background: drained above, and the server may
-            # still be writing them. Wait for them (bounded); the test asserts, not this loop.
-            for _ in range(60):
-                logs = await client.read_logs(
-                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-                )
-                if logs:
-                    break
-                await asyncio.sleep(0.25)
-            for log in logs:
-                evidence.add("prefect logs", log.name, log.message)
             artifacts = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(
                     flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
@@ -210,10 +200,20 @@ def _prefect_reads(evidence: Evidence, flow_run_id: uuid.UUID) -> None:
             for artifact in artifacts:
                 evidence.add("prefect artifacts", str(artifact.key), artifact.model_dump_json())
 
+    async def read_logs() -> list[Any]:
+        async with get_client() as client:
+            only = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            return list(await client.read_logs(only))
+
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=10)
     asyncio.run(read())
+    # Logs travel to the server in the background: drained above, and the server may still
+    # be writing them.
+    logs = until(lambda: asyncio.run(read_logs()), 15, "the run's logs on the server", every=0.25)
+    for log in logs:
+        evidence.add("prefect logs", log.name, log.message)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.api.test_ws import free_port
+from tests.api.stack import free_port
+from tests.polling import until
 
 FILEORG = Path(sys.executable).with_name("fileorg")
 DEADLINE = 300.0  # a deadline, polled: six suites on two cores made 120 s too short
@@ -55,14 +55,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _until(what: str, probe: Any, log: Path) -> Any:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-3000:]}")
+def _until(what: str, probe: Callable[[], Any], log: Path, every: float = 0.25) -> Any:
+    """`until` within DEADLINE, showing the tail of `log` if it times out."""
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:]
+
+    return until(probe, DEADLINE, what, every=every, detail=tail)
 
 
 API_HOST = "127.0.0.2"
@@ -98,7 +97,7 @@ def _port_free(port: int) -> bool:
 
 def _gone(pids: set[int], log: Path) -> None:
     """Every process of `pids` has exited, within the deadline."""
-    _until("every child to stop", lambda: True if not any(map(_alive, pids)) else None, log)
+    _until("every child to stop", lambda: not any(map(_alive, pids)), log)
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def served(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[by
         command = [*_serve_command(api_port, prefect_port), "--host", API_HOST]
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         try:
-            _until("serve to be ready", lambda: READY in log.read_text() or None, log)
+            _until("serve to be ready", lambda: READY in log.read_text(), log)
             yield process, api_port, prefect_port
         finally:
             if process.poll() is None:
@@ -197,10 +196,11 @@ def test_serve_in_a_terminal_asks_nothing_refuses_busy_ports_and_stops_on_hangup
     if pid == 0:  # the child: a session leader whose controlling terminal is the pty
         os.execve(str(FILEORG), _serve_command(api_port, prefect_port), {**env, "TERM": "xterm"})
     try:
-        _until(
+        _until(  # no pause between polls: _read_pty waits for the terminal
             "serve to be ready in the terminal",
-            lambda: True if _read_pty(fd, screen) and READY in screen.read_text() else None,
+            lambda: _read_pty(fd, screen) and READY in screen.read_text(),
             screen,
+            every=0,
         )
         children = _descendants(pid)
         second = subprocess.run(
@@ -247,7 +247,7 @@ def test_ctrl_c_of_serve_under_a_pipe_stops_every_child(tmp_path: Path, data_dir
     )
     try:
         log.touch()
-        _until("serve to be ready", lambda: READY in log.read_text() or None, log)
+        _until("serve to be ready", lambda: READY in log.read_text(), log)
         children = _descendants(shell.pid)
         assert len(children) >= 5  # serve, tee, the Prefect server, the runner, the API
 

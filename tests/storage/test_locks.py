@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from storage import locks, operations
 from storage.locations import DataStore
+from tests.polling import until_created
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,10 +74,7 @@ def test_a_killed_holder_leaves_its_lock_free(store: DataStore, tmp_path: Path) 
         env={**os.environ, locks.PAUSE_ENV: str(barrier), locks.PAUSE_AT_ENV: "locked"},
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (barrier / "locked").exists():
-            assert holder.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        until_created(barrier / "locked", holder, 60)
         with pytest.raises(locks.Busy, match=f"pid {holder.pid}"):
             locks.refuse_busy(store, "op-b", "/t/mess2/Camera")  # the race really happened
     finally:
