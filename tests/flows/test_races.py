@@ -1,8 +1,9 @@
 """Apply racing other writers: a conflict is never an overwrite, a symlink is never followed.
 
-Each race comes twice: made deterministic by acting after the plan and before the apply (the
-check-then-act window of a naive tool), then with a thread acting while the apply runs, whose
-assertions hold whatever the interleaving.
+Each race comes twice: made deterministic by acting after the plan and before the apply, then
+with a thread acting while the apply runs. That thread first acts while the apply is held in
+the check-then-act window of a naive tool (the destination found free, the file not moved
+yet), so the race happens on every run and the test asserts that it did.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from tests.trees import snapshot
 
 STAMP = 1_555_083_000 * 10**9
 FILES = 120
+DEADLINE = 60.0  # for a thread to reach its point of the race (two loaded cores)
 
 
 def inbox(base: Path, files: int = FILES) -> tuple[Operation, Path]:
@@ -79,40 +80,96 @@ def test_destinations_taken_after_planning_are_conflicts(tmp_path: Path) -> None
         assert (op.root / os.fsdecode(dst)).read_bytes() == content
 
 
-def test_a_concurrent_writer_causes_conflicts_never_overwrites(tmp_path: Path) -> None:
+class HeldInTheWindow:
+    """Holds the apply once in the window a check-then-act tool leaves open: right after it
+    has found `target` free (its lstat by name, in the folder it holds open) and before it
+    moves a file there, until the racing thread has acted and calls `go()`.
+
+    It wraps os.stat, which the apply's check goes through; `reached` is set only if the apply
+    got there, so a test that asserts it knows its race happened."""
+
+    def __init__(self, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.target = target
+        self.reached = threading.Event()
+        self.moved_before: int | None = None  # files the apply had moved when it got there
+        self._go = threading.Event()
+        self._apply_thread = threading.get_ident()  # the apply runs in the test's own thread
+        real = os.stat
+
+        def checked(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> Any:
+            try:
+                return real(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+            except FileNotFoundError:
+                if dir_fd is not None and self._is_the_check(real, path, dir_fd):
+                    self.reached.set()
+                    assert self._go.wait(DEADLINE), "the racing thread never let the apply go"
+                raise
+
+        monkeypatch.setattr(os, "stat", checked)
+
+    def _is_the_check(self, real: Any, path: Any, dir_fd: int) -> bool:
+        if self.reached.is_set() or threading.get_ident() != self._apply_thread:
+            return False
+        if os.fsencode(path) != os.fsencode(self.target.name):
+            return False
+        folder, held = real(self.target.parent), os.fstat(dir_fd)
+        return (folder.st_dev, folder.st_ino) == (held.st_dev, held.st_ino)
+
+    def wait(self) -> bool:
+        return self.reached.wait(DEADLINE)
+
+    def go(self) -> None:
+        self._go.set()
+
+
+def claim(target: Path) -> bytes | None:
+    """Create `target` as another program would, never replacing it: its content, or None
+    if the name was taken."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    content = f"theirs: {target.name}".encode()
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return None
+    os.write(fd, content)
+    os.close(fd)
+    return content
+
+
+def test_a_concurrent_writer_causes_conflicts_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     op, _ = inbox(tmp_path)
     before = snapshot(op.root)
     rows = moves(op)
     targets = [op.root / os.fsdecode(row["dst"]) for row in rows]
+    window = HeldInTheWindow(targets[len(targets) // 2], monkeypatch)
     created: dict[Path, bytes] = {}
-    started = threading.Event()
 
     def writer() -> None:
-        """Claims each destination in the order the apply reaches them, from the moment the
-        apply has made its first move: it races the apply at its front."""
-        started.wait()
-        deadline = time.monotonic() + 10
-        while not any(t.exists() for t in targets) and time.monotonic() < deadline:
-            time.sleep(0)
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            content = f"theirs: {target.name}".encode()
-            try:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                continue  # the apply got there first
-            os.write(fd, content)
-            os.close(fd)
-            created[target] = content
+        """Claims the destination the apply has just found free, then lets it go on and
+        claims every destination still free, in the order the apply reaches them: it races
+        the apply at its front."""
+        if not window.wait():
+            return
+        window.moved_before = sum(target.exists() for target in targets)
+        for target in [window.target, *targets]:
+            content = claim(target)
+            if content is not None:
+                created[target] = content
+            window.go()  # after the first claim: the one in the window
 
     thread = threading.Thread(target=writer)
     thread.start()
-    started.set()
     try:
         counts = op.apply()
     finally:
+        window.go()
         thread.join()
 
+    assert window.reached.is_set(), "the apply never checked the destination it was held at"
+    assert window.target in created  # claimed between the apply's check and its move
+    assert window.moved_before  # the apply was under way: it had moved files already
     assert counts == Counter(done=len(rows) - len(created), conflicts=len(created))
     for target, content in created.items():
         assert target.read_bytes() == content  # theirs, never replaced
@@ -158,52 +215,48 @@ def test_a_folder_swapped_for_a_symlink_after_planning_is_unsafe(
 
 
 def test_folders_swapped_for_symlinks_during_apply_change_nothing_outside(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     op, outside = inbox(tmp_path, files=300)
     away = tmp_path / "away"
     away.mkdir()
     outside_before, away_before = snapshot(outside), snapshot(away)
     before = contents(snapshot(op.root))
-    swaps: list[str] = []
+    targets = [op.root / os.fsdecode(row["dst"]) for row in moves(op)]
+    documents = [t for t in targets if t.parent.name == "Documents"]
+    window = HeldInTheWindow(documents[len(documents) // 2], monkeypatch)
+    swapped: list[str] = []
 
-    finished = threading.Event()
-
-    def swap(name: str, target: Path) -> None:
-        """Once the apply has moved its first document, move `name` aside within the root and
-        put a symlink to `target` in its place; again if the apply makes it anew meanwhile."""
-        path = op.root / name
-        while not (op.root / "Documents").exists():
-            if finished.is_set():
-                return
-            time.sleep(0)
-        for attempt in range(5):
-            try:
-                os.rename(path, op.root / f"{name}-moved-{attempt}")
-                path.symlink_to(target)
-            except (FileNotFoundError, FileExistsError):
-                continue
-            swaps.append(name)
+    def swap() -> None:
+        """While the apply holds its source folder (inbox) and its destination (Documents)
+        open, move both aside within the root and put symlinks leading out of it in their
+        place: a tool that acts by path would now read the decoys and write outside."""
+        if not window.wait():
             return
+        window.moved_before = sum(target.exists() for target in targets)
+        for name, target in (("Documents", away), ("inbox", outside)):
+            os.rename(op.root / name, op.root / f"{name}-moved")
+            (op.root / name).symlink_to(target)
+            swapped.append(name)
+        window.go()
 
-    threads = [
-        threading.Thread(target=swap, args=("Documents", away)),
-        threading.Thread(target=swap, args=("inbox", outside)),
-    ]
-    for thread in threads:
-        thread.start()
+    thread = threading.Thread(target=swap)
+    thread.start()
     try:
         counts = op.apply()
     finally:
-        finished.set()
-        for thread in threads:
-            thread.join()
+        window.go()
+        thread.join()
 
-    assert set(counts) <= {"done", "unsafe", "vanished"}, counts  # "changed": a decoy was read
-    assert sum(counts.values()) == 300
+    assert swapped == ["Documents", "inbox"], "the folders were not swapped in the window"
+    assert window.moved_before  # the apply was under way
+    # The held move goes through the folders it holds open, both still in the root; every
+    # later one meets a symlink where a folder was ("changed" would mean a decoy was read).
+    assert counts == Counter(done=window.moved_before + 1, unsafe=300 - window.moved_before - 1)
+    assert (op.root / "Documents-moved" / window.target.name).is_file()
     assert snapshot(outside) == outside_before
     assert snapshot(away) == away_before
-    assert contents(snapshot(op.root)) == before, (swaps, counts)
+    assert contents(snapshot(op.root)) == before
 
     op.rollback()
 
