@@ -55,12 +55,16 @@ from storage import operations as records
 from storage.errors import RootError
 from storage.locations import DataStore
 from storage.objects import is_object_url
-from storage.operations import OperationRecord, PlanOptions, check_options_for_root
+from storage.operations import (
+    ACTIVE,
+    APPLICABLE,
+    OperationRecord,
+    PlanOptions,
+    check_options_for_root,
+)
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import within
 
-ACTIVE = ("pending", "running")
-APPLICABLE = frozenset({"planned", "applying", "interrupted"})
 RUNS = {ORGANIZE: "organize", APPLY_PLAN: "apply", ROLLBACK: "rollback"}
 START_LOCK_KEY = 0x0F11E0A7
 NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its start crashed

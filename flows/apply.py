@@ -1,6 +1,6 @@
 """The apply-plan and rollback flows: orchestration over tasks.apply, one task per shard.
 
-Status rules (bad input gets one clear line, and nothing is touched):
+Status rules (storage.operations: bad input gets one clear line, and nothing is touched):
 apply needs a finished dry run (`planned`), or an interrupted apply or organize to finish;
 rollback needs something applied; rolling back twice does nothing.
 """
@@ -17,12 +17,11 @@ from flows.organize import organize_flow
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
 from flows.runs import APPLY_KEYS as APPLY_KEYS
-from flows.runs import changing, check_can_apply, guarded, run_apply, run_name
+from flows.runs import changing, guarded, run_apply, run_name
 from storage import operations
-from storage.errors import OperationStateError
-from storage.journal import applied_journals, has_applied_anything
+from storage.journal import applied_journals
 from storage.locations import DataStore
-from storage.operations import OperationRecord
+from storage.operations import OperationRecord, check_can_roll_back
 from storage.paths import to_param
 from storage.settings import get_settings
 from tasks import apply
@@ -45,8 +44,8 @@ def apply_plan_flow(operation_id: str, ticket: str | None = None) -> dict[str, A
     store = DataStore(get_settings().data_url)
     authorize(store, ticket, {"kind": "apply", "op": operation_id})
     record = operations.load(store, operation_id)
-    check_can_apply(record)
-    if record.status not in ("planned", "applying", "interrupted"):
+    operations.check_can_apply(record)
+    if record.status not in operations.APPLICABLE:
         with covered():  # this run's ticket covers the organize it finishes
             organize_flow(
                 operation_id=record.id,
@@ -58,18 +57,6 @@ def apply_plan_flow(operation_id: str, ticket: str | None = None) -> dict[str, A
     with progress_artifact(record.id, ("apply",)), progress_events(record.id):
         run_apply(store, record)
     return record.summary
-
-
-def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
-    """True when there is something to undo; False when it was all undone already."""
-    if record.status == "rolled_back":
-        return False
-    op_dir = store.operation_dir(record.id)
-    if record.status in operations.CHANGING:
-        return True  # interrupted too: the journal knows what was done
-    if has_applied_anything(store, op_dir):
-        return True  # an organize interrupted in its apply stage
-    raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")
 
 
 @flow(name="rollback", flow_run_name=rollback_run_name)

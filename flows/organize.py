@@ -45,8 +45,6 @@ from tasks.stages import (
 )
 
 STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")
-RESUMABLE = ("pending", "running", "failed", "planned", "applying", "interrupted")
-APPLYING = ("applying", "interrupted")  # an apply was under way: it resumes as an apply
 
 
 def organize_run_name() -> str:
@@ -63,8 +61,7 @@ def open_operation(
 ) -> OperationRecord:
     if operations.exists(store, operation_id):
         record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
-        if record.status not in RESUMABLE:
-            raise OperationStateError(f"operation {record.id} is already {record.status}")
+        operations.check_can_organize(record)
         if identity is not None and record.root_identity not in (None, identity):
             raise RootChanged(f"operation {record.id} was authorized for another folder")
         stopped = operations.stopped_rolling_back(record)
@@ -74,7 +71,7 @@ def open_operation(
         record = OperationRecord(
             id=operation_id, root=root, root_identity=identity, options=options, dry_run=dry_run
         )
-    if record.status not in APPLYING:  # an interrupted apply resumes as an apply
+    if record.status not in operations.APPLYING:  # an interrupted apply resumes as an apply
         record.status = "running"
     record.error = None
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
@@ -268,7 +265,7 @@ def _hash_pass(
 
 def _planned(store: DataStore, record: OperationRecord, built: dict[str, Any]) -> None:
     """The record of a finished plan: its status and the report's headline figures."""
-    if record.status not in APPLYING:
+    if record.status not in operations.APPLYING:
         record.status = "planned"
     record.stage = None
     record.summary = {

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from flows.progress_events import current_flow_run_id
 from storage import locks, operations
-from storage.errors import OperationStateError, RootError
+from storage.errors import RootError
 from storage.journal import journal_dir
 from storage.locations import DataStore
 from storage.objects import is_object_url
@@ -96,28 +96,11 @@ def changing(store: DataStore, record: OperationRecord, action: locks.Action) ->
         yield
 
 
-def check_can_apply(record: OperationRecord) -> None:
-    stopped = operations.stopped_rolling_back(record)
-    if stopped:
-        raise OperationStateError(stopped)
-    if record.status in ("applied", "partial"):
-        raise OperationStateError(f"operation {record.id} is already applied")
-    if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
-        raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
-    if record.status in ("planned", "applying", "interrupted"):
-        return  # an interrupted apply resumes: the journal says what is done
-    if not record.dry_run and record.status in ("running", "failed", "pending"):
-        return  # an interrupted organize: finish planning, then apply
-    raise OperationStateError(
-        f"operation {record.id} is not a finished dry run (status: {record.status})"
-    )
-
-
 def run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     """Apply the plan of `record`; resumable. Returns the outcome counts. Busy when another
     run applies or rolls back this operation or an overlapping root."""
     with changing(store, record, "apply"):
-        check_can_apply(record)  # as the last run that held the lock left it
+        operations.check_can_apply(record)  # as the last run that held the lock left it
         return _run_apply(store, record)
 
 

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from storage.errors import InvalidPlanOptions, OperationNotFound, UserError
+from storage.errors import InvalidPlanOptions, OperationNotFound, OperationStateError, UserError
+from storage.journal import has_applied_anything
 from storage.locations import DataStore, canonical_operation_id
 
 Status = Literal[
@@ -269,3 +270,48 @@ def repeat_refusal(record: OperationRecord, request: Literal["apply", "rollback"
     if request == "rollback" and record.status == "rolled_back":
         return f"operation {record.id} is already rolled back: nothing to undo"
     return None
+
+
+# --- status rules: what a run may start from (the flows refuse, the API answers 409) ------------
+
+ACTIVE: tuple[Status, ...] = ("pending", "running")  # an organize under way
+APPLICABLE = frozenset({"planned", "applying", "interrupted"})  # an apply runs from these
+APPLYING = frozenset({"applying", "interrupted"})  # an apply was under way: it resumes as one
+RESUMABLE = frozenset({*ACTIVE, "failed", *APPLICABLE})  # an organize may run again on these
+
+
+def check_can_organize(record: OperationRecord) -> None:
+    """A run of the organize flow on an existing record resumes what did not finish (the flow
+    then checks the root's identity, then `stopped_rolling_back`)."""
+    if record.status not in RESUMABLE:
+        raise OperationStateError(f"operation {record.id} is already {record.status}")
+
+
+def check_can_apply(record: OperationRecord) -> None:
+    """Apply needs a finished dry run (`planned`), or an interrupted apply or organize to
+    finish; never after a rollback (the plan describes a tree that is gone)."""
+    stopped = stopped_rolling_back(record)
+    if stopped:
+        raise OperationStateError(stopped)
+    if record.status in ("applied", "partial"):
+        raise OperationStateError(f"operation {record.id} is already applied")
+    if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
+        raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
+    if record.status in APPLICABLE:
+        return  # an interrupted apply resumes: the journal says what is done
+    if not record.dry_run and record.status in ("running", "failed", "pending"):
+        return  # an interrupted organize: finish planning, then apply
+    raise OperationStateError(
+        f"operation {record.id} is not a finished dry run (status: {record.status})"
+    )
+
+
+def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
+    """True when there is something to undo; False when it was all undone already."""
+    if record.status == "rolled_back":
+        return False
+    if record.status in CHANGING:
+        return True  # interrupted too: the journal knows what was done
+    if has_applied_anything(store, store.operation_dir(record.id)):
+        return True  # an organize interrupted in its apply stage
+    raise OperationStateError(f"operation {record.id} was never applied: nothing to roll back")

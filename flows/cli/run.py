@@ -215,9 +215,8 @@ def _apply(
         raise OperationStateError(refused)
     refuse_stale(store, record, force)
     from flows.apply import apply_plan_flow  # Prefect: after the cheap checks
-    from flows.runs import check_can_apply
 
-    check_can_apply(record)
+    operations.check_can_apply(record)
     check_root(record.root)
     shown = display_id(store, record.id)
     nothing = not any(record.summary.get(k) for k in ("moves", "quarantine", "hardlink"))
@@ -348,9 +347,9 @@ def rollback(
     refused = operations.repeat_refusal(record, "rollback")
     if refused:
         raise OperationStateError(refused)
-    from flows.apply import check_can_roll_back, rollback_flow
+    from flows.apply import rollback_flow
 
-    if check_can_roll_back(store, record):
+    if operations.check_can_roll_back(store, record):
         check_root(record.root)
     result = run_with_progress(json_output, rollback_flow, operation_id=record.id)
     status = operations.load(store, record.id).status
