@@ -22,7 +22,7 @@ from pathlib import Path
 from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from tasks import apply
+from tasks.apply import stage as apply
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes

@@ -24,7 +24,7 @@ from storage.locations import DataStore
 from storage.operations import OperationRecord, check_can_roll_back
 from storage.paths import to_param
 from storage.settings import get_settings
-from tasks import apply
+from tasks.apply import stage as apply
 from tasks.progress import tracker
 from tasks.stages import rollback_task
 

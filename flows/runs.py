@@ -25,7 +25,7 @@ from storage.paths import from_param
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import check_root
 from storage.settings import get_settings
-from tasks import apply
+from tasks.apply import stage as apply
 from tasks.progress import tracker
 from tasks.stages import apply_task
 

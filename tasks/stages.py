@@ -15,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from storage import operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord
-from tasks import apply, report
+from tasks import report
+from tasks.apply import stage as apply
 from tasks.backends import RootBackend
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes

@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
-from tasks import apply
 from tasks.apply import fsops, local
+from tasks.apply import stage as apply
 
 COUNTED = ("link", "unlink", "mkdir", "rmdir", "write", "fsync", "fchmod", "utime")
 _write = os.write

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from storage.journal import applied_journals
 from storage.locations import DataStore
 from storage.objects import ObjectStore
-from tasks import apply
+from tasks.apply import stage as apply
 
 
 def arm(kill_at: int) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from storage.journal import Journal, apply_journal, last_phase, read_journal
 from storage.operations import PlanOptions
-from tasks import apply
 from tasks.apply import engine, local
+from tasks.apply import stage as apply
 from tasks.apply.fsops import Identity, temp_name
 from tasks.apply.items import items_from_plan
 from tasks.apply.local import LocalMover

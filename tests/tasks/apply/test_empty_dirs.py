@@ -10,8 +10,8 @@ from pathlib import Path
 
 from storage.journal import read_journal
 from storage.operations import PlanOptions
-from tasks import apply
 from tasks.apply import dirs
+from tasks.apply import stage as apply
 from tests.apply_helpers import Operation, differences
 from tests.trees import Entry, snapshot
 

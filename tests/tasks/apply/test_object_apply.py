@@ -38,8 +38,7 @@ from storage.journal import (
 from storage.locations import DataStore
 from storage.objects import ObjectStore, parse_object_url
 from storage.operations import PlanOptions
-from tasks.apply import items_from_plan
-from tasks.apply.items import Item
+from tasks.apply.items import Item, items_from_plan
 from tasks.apply.objects import bucket_plan_rows
 from tests.apply_helpers import apply_all, plan_tree, rollback_all
 from tests.conftest import S3Env

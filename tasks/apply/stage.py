@@ -1,0 +1,216 @@
+"""The apply stage's entry: apply and roll back an operation, shard by shard, over its plan.
+
+The root's apply backend is picked once per call, here (`apply_backend`): a local folder
+(LocalApply: files move, duplicates become hard links, folders are made, emptied and given
+their times back) or an object-store prefix, `s3://bucket/prefix` (BucketApply: objects only
+move; no hard links, no folders). Either hands its mover to the one engine
+(tasks.apply.engine) and the one rollback (tasks.apply.rollback). Journals live in the data
+folder (storage.journal names them): files on local disk, segment objects when the data
+folder is in an object store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from storage import manifests
+from storage.journal import (
+    PHASES,
+    applied_journals,
+    apply_journal,
+    journal_dir,
+    read_journal,
+    rollback_journal,
+)
+from storage.locations import DataStore
+from storage.objects import ObjectStore, is_object_url, parse_object_url
+from tasks.apply import dirs, engine, rollback
+from tasks.apply.engine import Mover
+from tasks.apply.fsops import Identity
+from tasks.apply.items import carries_out, items_from_plan
+from tasks.apply.local import LocalMover
+from tasks.apply.local_recovery import sweep_copies
+from tasks.apply.objects import ObjectMover, bucket_plan_rows
+
+
+class ApplyBackend(Protocol):
+    """What apply and rollback need of a root, beyond its mover."""
+
+    @property
+    def phases(self) -> tuple[str, ...]: ...
+
+    def mover(self) -> Mover: ...
+
+    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]: ...
+
+    def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]: ...
+
+    def debris(self, journal: str) -> int:
+        """After a journal's rollback: what apply left that keeps it from being complete."""
+        ...
+
+    def remove_emptied(self, store: DataStore, op_dir: str) -> int: ...
+
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]: ...
+
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> int: ...
+
+
+def apply_backend(root: str) -> ApplyBackend:
+    """The backend of `root`: the one place apply tells a bucket from a folder."""
+    if is_object_url(root):
+        return BucketApply(ObjectStore(parse_object_url(root)))
+    return LocalApply(os.fsencode(root))
+
+
+def phases_for(root: str) -> tuple[str, ...]:
+    """The phases apply runs on `root`: objects only move."""
+    return apply_backend(root).phases
+
+
+def plan_shards(store: DataStore, op_dir: str) -> int:
+    return len(manifests.shard_paths(store, op_dir, "plan"))
+
+
+def apply_shard(
+    store: DataStore,
+    op_dir: str,
+    root: str,
+    phase: str,
+    shard: int,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+) -> Counter[str]:
+    where = apply_backend(root)
+    if phase not in where.phases:
+        return Counter()  # objects cannot be hard-linked: the plan has no such rows
+    rows = where.plan_rows(store, op_dir, shard)
+    if not any(carries_out(row, phase) for row in rows):
+        return Counter()  # before reading the kept copies of every shard
+    items = items_from_plan(rows, phase, shard, where.kept(store, op_dir, phase))
+    journal = apply_journal(store, op_dir, phase, shard)
+    return engine.carry_out(where.mover(), items, journal, on_batch)
+
+
+def rollback_one(
+    store: DataStore,
+    op_dir: str,
+    root: str,
+    journal: str,
+    on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+) -> Counter[str]:
+    where = apply_backend(root)
+    target = rollback_journal(store, op_dir, journal)
+    counts = rollback.rollback_journal(where.mover(), journal, target, on_batch)
+    left = where.debris(journal)
+    if left:
+        counts["debris"] += left  # a partial copy that could not be removed: not complete
+    return counts
+
+
+def remove_emptied(store: DataStore, op_dir: str, root: str) -> int:
+    """After every move: remove the folders the moves emptied. Returns how many."""
+    return apply_backend(root).remove_emptied(store, op_dir)
+
+
+def recreate_folders(store: DataStore, op_dir: str, root: str) -> tuple[int, int]:
+    """Rollback, first: the folders apply removed, back with their mode. Returns (how many
+    were made, how many could not be because something else has their name now)."""
+    return apply_backend(root).recreate_folders(store, op_dir)
+
+
+def tidy_dirs(store: DataStore, op_dir: str, root: str) -> int:
+    """After a rollback: remove the folders apply made, now empty, and give the others (the
+    ones it removed and made again included) back their times. Returns how many folders were
+    removed. Object stores have no folders."""
+    return apply_backend(root).tidy_dirs(store, op_dir)
+
+
+def rmdir_journal(store: DataStore, op_dir: str) -> str:
+    """The journal of the folders apply emptied and removed (tasks.apply.dirs)."""
+    return f"{journal_dir(store, op_dir)}/apply/{dirs.RMDIR}-00000.jsonl"
+
+
+def kept_identities(store: DataStore, op_dir: str) -> dict[bytes, Identity]:
+    """Final path -> identity of every file that stays or moves: the targets of hard links."""
+    kept: dict[bytes, Identity] = {}
+    for path in manifests.shard_paths(store, op_dir, "plan"):
+        for row in manifests.read_table(store, path).to_pylist():
+            if row["action"] in ("move", "keep") and row.get("kind") != "dir":
+                final = row["dst"] if row["action"] == "move" else row["src"]
+                kept[final] = Identity(row["dev"], row["ino"], row["size"], row["mtime_ns"])
+    return kept
+
+
+@dataclass(frozen=True)
+class LocalApply:
+    root: bytes
+    phases: tuple[str, ...] = PHASES
+
+    def mover(self) -> Mover:
+        return LocalMover(self.root)
+
+    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = manifests.read_table(
+            store, manifests.shard_path(op_dir, "plan", shard)
+        ).to_pylist()
+        return rows
+
+    def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
+        return kept_identities(store, op_dir) if phase == "link" else {}
+
+    def debris(self, journal: str) -> int:
+        return sweep_copies(self.root, journal)
+
+    def remove_emptied(self, store: DataStore, op_dir: str) -> int:
+        sources: list[bytes] = []
+        known: set[str] = set()
+        for journal in applied_journals(store, op_dir):
+            entries = read_journal(journal)
+            sources += dirs.moved_sources(entries)
+            known.update(e["path"] for e in entries if e["phase"] in ("dirmeta", "mkdir"))
+        candidates = dirs.ancestors(sources)
+        if not candidates:
+            return 0
+        return dirs.remove_emptied(self.root, candidates, rmdir_journal(store, op_dir), known)
+
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]:
+        made, taken = dirs.recreate(self.root, rmdir_journal(store, op_dir))
+        return made, len(taken)
+
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
+        journals = applied_journals(store, op_dir)
+        made = [d for j in journals for d in dirs.created_dirs(j)]
+        removed = dirs.remove_empty_dirs(self.root, made)
+        dirs.restore_dir_times(self.root, [*journals, rmdir_journal(store, op_dir)])
+        return removed
+
+
+@dataclass(frozen=True)
+class BucketApply:
+    objects: ObjectStore
+    phases: tuple[str, ...] = ("move",)
+
+    def mover(self) -> Mover:
+        return ObjectMover(self.objects)
+
+    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
+        return bucket_plan_rows(store, op_dir, shard)
+
+    def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
+        return {}
+
+    def debris(self, journal: str) -> int:
+        return 0  # a copy is one request: it leaves no partial object behind
+
+    def remove_emptied(self, store: DataStore, op_dir: str) -> int:
+        return 0  # keys have no folders to empty
+
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]:
+        return 0, 0
+
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
+        return 0
