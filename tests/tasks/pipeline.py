@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
+
+from PIL import Image
 
 from storage import manifests, queries
 from storage.locations import DataStore
@@ -13,6 +16,16 @@ from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.leave_alone import ScanRules
 from tasks.scan import stage as scan
+
+
+def exif_jpeg(original: str) -> bytes:
+    """A small JPEG whose EXIF says it was taken at `original` ("2019:04:12 15:30:00")."""
+    exif = Image.Exif()
+    exif[0x010F] = "fileorg-test"  # Make
+    exif.get_ifd(0x8769)[36867] = original  # DateTimeOriginal
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
 
 
 def new_op(store: DataStore) -> str:

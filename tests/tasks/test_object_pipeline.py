@@ -5,7 +5,6 @@ hash (duplicates by content, the hash cache, objects that change), plan (rel key
 from __future__ import annotations
 
 import hashlib
-import io
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from storage import manifests, objects, queries
 from storage.errors import InvalidPlanOptions
@@ -30,6 +28,7 @@ from tasks.plan import stage as plan
 from tasks.scan import stage as scan
 from tasks.scan.objects import data_prefix_in_root, object_ino
 from tests.conftest import S3Env
+from tests.tasks.pipeline import exif_jpeg
 
 BUCKET = "pipeline-bucket"
 SHOT = datetime(2019, 4, 12, 15, 30, 0)
@@ -66,15 +65,6 @@ def put_multipart(s3: S3Env, key: str, body: bytes) -> str:
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
     return str(answer["ETag"]).strip('"')
-
-
-def exif_jpeg(original: str) -> bytes:
-    exif = Image.Exif()
-    exif[0x010F] = "fileorg-test"  # Make
-    exif.get_ifd(0x8769)[36867] = original  # DateTimeOriginal
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 16), (200, 30, 30)).save(buf, "JPEG", exif=exif)
-    return buf.getvalue()
 
 
 def new_op(store: DataStore) -> str:
