@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -19,35 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import security
 from api.config import Settings
-from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
+from api.errors import Conflict, Forbidden, Unauthorized
 from api.models import FirstAdmin, RefreshToken, User, utcnow
-from api.ratelimit import RateLimiter
+from api.ratelimit import Attempts
 from api.schemas import LoginRequest, SignupRequest, TokenPair
 from api.security import Passwords
 
 BAD_LOGIN = "incorrect username or password"
 BAD_REFRESH = "invalid or expired refresh token"
-
-
-def _check(limiter: RateLimiter, key: str, limit: int, window: float) -> None:
-    wait = limiter.hit(key, limit, window)
-    if wait is not None:
-        raise TooManyRequests(wait)
-
-
-def limit_signup(limiter: RateLimiter, settings: Settings, email: str, address: str) -> None:
-    _check(
-        limiter,
-        f"signup:address:{address}",
-        settings.signup_attempts_per_address,
-        settings.signup_window_seconds,
-    )
-    _check(
-        limiter,
-        f"signup:account:{email.lower()}",
-        settings.auth_attempts_per_account,
-        settings.auth_window_seconds,
-    )
 
 
 async def create_user(
@@ -104,118 +84,127 @@ async def _insert(
     return user
 
 
-async def signup(
-    session: AsyncSession,
-    passwords: Passwords,
-    settings: Settings,
-    secret: str,
-    body: SignupRequest,
-) -> TokenPair:
-    if not settings.signup_open:
-        raise Forbidden("signup is closed; ask an admin for an account")
-    user = await create_user(
-        session, passwords, body, is_admin=False, first_is_admin=settings.first_user_admin
-    )
-    return await issue_pair(session, settings, secret, user)
+@dataclass
+class Accounts:
+    """What the auth routes do, with what they need (api.deps.AccountsDep)."""
 
+    session: AsyncSession
+    passwords: Passwords
+    settings: Settings
+    secret: str
+    attempts: Attempts
 
-async def login(
-    session: AsyncSession,
-    passwords: Passwords,
-    limiter: RateLimiter,
-    settings: Settings,
-    secret: str,
-    credentials: LoginRequest,
-    address: str,
-) -> TokenPair:
-    window = settings.auth_window_seconds
-    _check(limiter, f"login:address:{address}", settings.auth_attempts_per_address, window)
-    identifier = credentials.username
-    user = await session.scalar(
-        select(User).where(or_(User.username == identifier, User.email == identifier.lower()))
-    )
-    # One count per account, whether it is named by username or by email (issue 12 #15); a
-    # name that is no account is counted as typed.
-    account = str(user.id) if user is not None else identifier.lower()
-    _check(limiter, f"login:account:{account}", settings.auth_attempts_per_account, window)
-    hashed = user.hashed_password if user else None
-    valid = await passwords.verify(credentials.password, hashed)
-    if user is None or not valid or not user.is_active:
-        raise Unauthorized(BAD_LOGIN)
-    return await issue_pair(session, settings, secret, user)
-
-
-async def issue_pair(
-    session: AsyncSession, settings: Settings, secret: str, user: User, family: str | None = None
-) -> TokenPair:
-    subject = str(user.id)
-    access_lifetime = timedelta(minutes=settings.access_token_minutes)
-    family = family or secrets.token_hex(16)
-    # The access token names its login (family), so that logging out revokes it too.
-    access = security.issue(secret, subject, "access", access_lifetime, {"fam": family})
-    refresh = security.issue(
-        secret,
-        subject,
-        "refresh",
-        timedelta(days=settings.refresh_token_days),
-        {"fam": family},
-    )
-    session.add(
-        RefreshToken(
-            jti=refresh.jti,
-            family_id=family,
-            user_id=user.id,
-            token_hash=security.digest(refresh.token),
-            expires_at=refresh.expires_at,
+    async def signup(self, body: SignupRequest) -> TokenPair:
+        settings = self.settings
+        self.attempts.count(
+            f"signup:address:{self.attempts.address}",
+            settings.signup_attempts_per_address,
+            settings.signup_window_seconds,
         )
-    )
-    await session.commit()
-    return TokenPair(
-        access_token=access.token,
-        refresh_token=refresh.token,
-        expires_in=int(access_lifetime.total_seconds()),
-    )
+        self.attempts.count(
+            f"signup:account:{body.email.lower()}",
+            settings.auth_attempts_per_account,
+            settings.auth_window_seconds,
+        )
+        if not settings.signup_open:
+            raise Forbidden("signup is closed; ask an admin for an account")
+        user = await create_user(
+            self.session,
+            self.passwords,
+            body,
+            is_admin=False,
+            first_is_admin=settings.first_user_admin,
+        )
+        return await self.issue_pair(user)
 
+    async def login(self, credentials: LoginRequest) -> TokenPair:
+        settings, window = self.settings, self.settings.auth_window_seconds
+        address = self.attempts.address
+        self.attempts.count(f"login:address:{address}", settings.auth_attempts_per_address, window)
+        identifier = credentials.username
+        user = await self.session.scalar(
+            select(User).where(or_(User.username == identifier, User.email == identifier.lower()))
+        )
+        # One count per account, whether it is named by username or by email (issue 12 #15); a
+        # name that is no account is counted as typed.
+        account = str(user.id) if user is not None else identifier.lower()
+        self.attempts.count(f"login:account:{account}", settings.auth_attempts_per_account, window)
+        hashed = user.hashed_password if user else None
+        valid = await self.passwords.verify(credentials.password, hashed)
+        if user is None or not valid or not user.is_active:
+            raise Unauthorized(BAD_LOGIN)
+        return await self.issue_pair(user)
 
-async def _presented(session: AsyncSession, secret: str, token: str) -> RefreshToken:
-    claims = security.decode(secret, token, "refresh")
-    row = await session.get(RefreshToken, claims["jti"])
-    if row is None or row.token_hash != security.digest(token) or str(row.user_id) != claims["sub"]:
-        raise Unauthorized(BAD_REFRESH)
-    return row
+    async def issue_pair(self, user: User, family: str | None = None) -> TokenPair:
+        subject, secret = str(user.id), self.secret
+        access_lifetime = timedelta(minutes=self.settings.access_token_minutes)
+        family = family or secrets.token_hex(16)
+        # The access token names its login (family), so that logging out revokes it too.
+        access = security.issue(secret, subject, "access", access_lifetime, {"fam": family})
+        refresh = security.issue(
+            secret,
+            subject,
+            "refresh",
+            timedelta(days=self.settings.refresh_token_days),
+            {"fam": family},
+        )
+        self.session.add(
+            RefreshToken(
+                jti=refresh.jti,
+                family_id=family,
+                user_id=user.id,
+                token_hash=security.digest(refresh.token),
+                expires_at=refresh.expires_at,
+            )
+        )
+        await self.session.commit()
+        return TokenPair(
+            access_token=access.token,
+            refresh_token=refresh.token,
+            expires_in=int(access_lifetime.total_seconds()),
+        )
 
+    async def _presented(self, token: str) -> RefreshToken:
+        claims = security.decode(self.secret, token, "refresh")
+        row = await self.session.get(RefreshToken, claims["jti"])
+        if row is None or row.token_hash != security.digest(token):
+            raise Unauthorized(BAD_REFRESH)
+        if str(row.user_id) != claims["sub"]:
+            raise Unauthorized(BAD_REFRESH)
+        return row
 
-async def revoke_family(session: AsyncSession, family: str) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    await session.commit()
+    async def revoke_family(self, family: str) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        await self.session.commit()
 
+    async def rotate(self, token: str) -> TokenPair:
+        session = self.session
+        row = await self._presented(token)
+        if row.revoked_at is not None:
+            raise Unauthorized(BAD_REFRESH)
+        jti, family, user_id = row.jti, row.family_id, row.user_id  # a rollback expires `row`
+        # Mark it used only if nobody did first: two refreshes racing with one token are a reuse.
+        marked = await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.jti == jti, RefreshToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        )
+        if getattr(marked, "rowcount", 0) != 1:
+            await session.rollback()
+            await self.revoke_family(family)
+            raise Unauthorized(
+                "refresh token reuse detected; every session of this login is revoked"
+            )
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active:
+            await session.rollback()
+            raise Unauthorized(BAD_REFRESH)
+        return await self.issue_pair(user, family)
 
-async def rotate(session: AsyncSession, settings: Settings, secret: str, token: str) -> TokenPair:
-    row = await _presented(session, secret, token)
-    if row.revoked_at is not None:
-        raise Unauthorized(BAD_REFRESH)
-    jti, family, user_id = row.jti, row.family_id, row.user_id  # a rollback expires `row`
-    # Mark it used only if nobody did first: two refreshes racing with one token are a reuse.
-    marked = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.jti == jti, RefreshToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
-    if getattr(marked, "rowcount", 0) != 1:
-        await session.rollback()
-        await revoke_family(session, family)
-        raise Unauthorized("refresh token reuse detected; every session of this login is revoked")
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        await session.rollback()
-        raise Unauthorized(BAD_REFRESH)
-    return await issue_pair(session, settings, secret, user, family)
-
-
-async def logout(session: AsyncSession, secret: str, token: str) -> None:
-    row = await _presented(session, secret, token)
-    await revoke_family(session, row.family_id)
+    async def logout(self, token: str) -> None:
+        row = await self._presented(token)
+        await self.revoke_family(row.family_id)

@@ -17,12 +17,13 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import schedules, security
+from api.accounts import Accounts
 from api.config import Settings, get_settings
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
-from api.ratelimit import RateLimiter
+from api.ratelimit import Attempts, RateLimiter
 from api.schemas import FileSort
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
@@ -89,6 +90,26 @@ SecretDep = Annotated[str, Depends(get_secret)]
 StoreDep = Annotated[DataStore, Depends(get_store)]
 ClientAddress = Annotated[str, Depends(client_address)]
 ServiceFoldersDep = Annotated[ServiceFolders, Depends(get_service_folders)]
+
+
+def attempts(limiter: LimiterDep, address: ClientAddress) -> Attempts:
+    return Attempts(limiter, address)
+
+
+AttemptsDep = Annotated[Attempts, Depends(attempts)]
+
+
+def account_service(
+    session: SessionDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+    secret: SecretDep,
+    attempts: AttemptsDep,
+) -> Accounts:
+    return Accounts(session, passwords, settings, secret, attempts)
+
+
+AccountsDep = Annotated[Accounts, Depends(account_service)]
 
 
 async def current_user(

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
+
+from api.errors import TooManyRequests
 
 MAX_KEYS = 100_000
 
@@ -39,3 +42,17 @@ class RateLimiter:
         stale = [k for k, (span, v) in self._hits.items() if not v or v[-1] <= now - span]
         for key in stale:
             del self._hits[key]
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """One client's attempts (by its address) on the process's limiter (api.deps.AttemptsDep)."""
+
+    limiter: RateLimiter
+    address: str
+
+    def count(self, key: str, limit: int, window: float) -> None:
+        """Count one attempt on `key`; 429 with a Retry-After once it is over `limit`."""
+        wait = self.limiter.hit(key, limit, window)
+        if wait is not None:
+            raise TooManyRequests(wait)

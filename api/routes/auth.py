@@ -8,16 +8,8 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api import accounts, admin
-from api.deps import (
-    ClientAddress,
-    CurrentUser,
-    LimiterDep,
-    PasswordsDep,
-    SecretDep,
-    SessionDep,
-    SettingsDep,
-)
+from api import admin
+from api.deps import AccountsDep, CurrentUser, SessionDep
 from api.routes import errors
 from api.schemas import LoginRequest, RefreshRequest, SignupRequest, TokenPair, UserPublic
 
@@ -63,42 +55,25 @@ async def credentials(request: Request) -> LoginRequest:
     status_code=status.HTTP_201_CREATED,
     responses=errors(403, 409, 429),
 )
-async def signup(
-    body: SignupRequest,
-    session: SessionDep,
-    passwords: PasswordsDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-    secret: SecretDep,
-    address: ClientAddress,
-) -> TokenPair:
-    accounts.limit_signup(limiter, settings, body.email, address)
-    return await accounts.signup(session, passwords, settings, secret, body)
+async def signup(body: SignupRequest, accounts: AccountsDep) -> TokenPair:
+    return await accounts.signup(body)
 
 
 @router.post("/login", openapi_extra=LOGIN_BODY, responses=errors(401, 429))
 async def login(
-    body: Annotated[LoginRequest, Depends(credentials)],
-    session: SessionDep,
-    passwords: PasswordsDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-    secret: SecretDep,
-    address: ClientAddress,
+    body: Annotated[LoginRequest, Depends(credentials)], accounts: AccountsDep
 ) -> TokenPair:
-    return await accounts.login(session, passwords, limiter, settings, secret, body, address)
+    return await accounts.login(body)
 
 
 @router.post("/refresh", responses=errors(401))
-async def refresh(
-    body: RefreshRequest, session: SessionDep, settings: SettingsDep, secret: SecretDep
-) -> TokenPair:
-    return await accounts.rotate(session, settings, secret, body.refresh_token)
+async def refresh(body: RefreshRequest, accounts: AccountsDep) -> TokenPair:
+    return await accounts.rotate(body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
-async def logout(body: RefreshRequest, session: SessionDep, secret: SecretDep) -> None:
-    await accounts.logout(session, secret, body.refresh_token)
+async def logout(body: RefreshRequest, accounts: AccountsDep) -> None:
+    await accounts.logout(body.refresh_token)
 
 
 @router.get("/me", responses=errors(401))
