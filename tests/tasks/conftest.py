@@ -3,12 +3,17 @@ contract test is written once and runs on a temporary folder and on a moto bucke
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage.locations import DataStore
+from storage.objects import ObjectStore
+from tests.conftest import S3Env
 from tests.roots import BucketRoot, LocalRoot, TreeRoot
+from tests.tasks.buckets import BUCKET, GetLog
 
 ROOT_BUCKET = "root-bucket"
 
@@ -28,3 +33,23 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> TreeRoot:
 def store(tmp_path: Path) -> DataStore:
     """A local data folder for the operations' manifests (a module may define its own)."""
     return DataStore(str(tmp_path / "data"))
+
+
+@pytest.fixture
+def bucket(s3: S3Env) -> str:
+    """The bucket of the bucket-only stage tests (tests/tasks/buckets.py puts into it)."""
+    return s3.bucket(BUCKET)
+
+
+@pytest.fixture
+def gets(monkeypatch: pytest.MonkeyPatch) -> Iterator[GetLog]:
+    log = GetLog()
+    real = ObjectStore._call
+
+    async def logged(self: ObjectStore, method: str, **kwargs: Any) -> Any:
+        if method == "get_object":
+            log.calls.append(kwargs)
+        return await real(self, method, **kwargs)
+
+    monkeypatch.setattr(ObjectStore, "_call", logged)
+    yield log
