@@ -65,7 +65,7 @@ from tests.apply_helpers import (
 from tests.crash_worker import cross_device
 from tests.trees import Entry, snapshot
 
-WORKER = Path(__file__).resolve().parents[1] / "crash_worker.py"
+WORKER = Path(__file__).resolve().parents[2] / "crash_worker.py"
 SEED = int(os.environ.get("FILEORG_CRASH_SEED", "20240611"))
 POLICIES = ("report", "quarantine", "hardlink")
 APPLY_KILLS = 45
