@@ -50,24 +50,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
-    orchestrator: Orchestrator = request.app.state.orchestrator
-    return orchestrator
+def _from_state(name: str) -> Any:
+    """A dependency handing over what the lifespan put on the app's state (api.main)."""
 
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
 
-def get_passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.app.state.passwords
-    return passwords
-
-
-def get_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.limiter
-    return limiter
-
-
-def get_secret(request: Request) -> str:
-    secret: str = request.app.state.secret
-    return secret
+    dependency.__name__ = f"get_{name}"
+    return Depends(dependency)
 
 
 def get_store(settings: SettingsDep) -> DataStore:
@@ -83,10 +73,10 @@ def client_address(request: Request) -> str:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
-PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
-LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-SecretDep = Annotated[str, Depends(get_secret)]
+OrchestratorDep = Annotated[Orchestrator, _from_state("orchestrator")]
+PasswordsDep = Annotated[Passwords, _from_state("passwords")]
+LimiterDep = Annotated[RateLimiter, _from_state("limiter")]
+SecretDep = Annotated[str, _from_state("secret")]
 StoreDep = Annotated[DataStore, Depends(get_store)]
 ClientAddress = Annotated[str, Depends(client_address)]
 ServiceFoldersDep = Annotated[ServiceFolders, Depends(get_service_folders)]
