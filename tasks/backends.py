@@ -37,6 +37,9 @@ from tasks.scan import objects as scan_objects
 from tasks.scan.entry import ScanEntry
 
 OnChunk = Callable[[int, int], None]
+Rows = list[dict[str, Any]]
+Digests = list[hash_local.Result]
+Classes = list[Classification]
 DATA_FOLDER = "fileorg data folder"
 
 
@@ -76,19 +79,11 @@ class RootBackend(Protocol):
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         """The scanned ETag of each row of a hash work list (a read must match it)."""
 
-    def hash_rows(
-        self,
-        full: bool,
-        rows: list[dict[str, Any]],
-        etags: dict[bytes, str],
-        processes: int,
-        on_chunk: OnChunk,
-    ) -> list[hash_local.Result]:
-        """(digest, error, bytes read) of each work-list row: the prefix, or all of it."""
+    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
+        """(digest, error, bytes read) of each work-list row (path, size, etag), in order: the
+        first PREFIX_BYTES, or all of it when `full`."""
 
-    def classify_rows(
-        self, rows: list[dict[str, Any]], processes: int, on_chunk: OnChunk
-    ) -> list[Classification]:
+    def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         """Category and date of each scan row (path, size, mtime_ns, etag), in order."""
 
 
@@ -120,19 +115,10 @@ class LocalBackend:
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return {}  # a file has no ETag: the fstat in the read checks it
 
-    def hash_rows(
-        self,
-        full: bool,
-        rows: list[dict[str, Any]],
-        etags: dict[bytes, str],
-        processes: int,
-        on_chunk: OnChunk,
-    ) -> list[hash_local.Result]:
+    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
         return hash_local.hash_rows(self.url, full, rows, processes, on_chunk)
 
-    def classify_rows(
-        self, rows: list[dict[str, Any]], processes: int, on_chunk: OnChunk
-    ) -> list[Classification]:
+    def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         return classify_local.classify_rows(self.url, rows, processes, on_chunk)
 
 
@@ -167,19 +153,10 @@ class ObjectBackend:
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return hash_objects.scanned_etags(store, op_dir, inputs_path)
 
-    def hash_rows(
-        self,
-        full: bool,
-        rows: list[dict[str, Any]],
-        etags: dict[bytes, str],
-        processes: int,
-        on_chunk: OnChunk,
-    ) -> list[hash_local.Result]:
-        return hash_objects.hash_rows(self.url, full, rows, etags, on_chunk)
+    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
+        return hash_objects.hash_rows(self.url, full, rows, on_chunk)
 
-    def classify_rows(
-        self, rows: list[dict[str, Any]], processes: int, on_chunk: OnChunk
-    ) -> list[Classification]:
+    def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         return classify_objects.classify_rows(self.url, rows, on_chunk)
 
 

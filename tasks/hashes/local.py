@@ -34,47 +34,52 @@ def _open(path: bytes) -> int:
         return os.open(path, _OPEN_FLAGS & ~getattr(os, "O_NOATIME", 0))
 
 
-def hash_prefix(path: bytes, size: int) -> Result:
+CHANGED = "changed since scan"
+
+
+def _checked(path: bytes, size: int, digest: Callable[[int, int], Result]) -> Result:
+    """`digest` of the open file, if it is still the size the scan saw; else an error."""
     try:
         fd = _open(path)
     except OSError as exc:
         return None, exc.strerror or type(exc).__name__, 0
     try:
         if os.fstat(fd).st_size != size:
-            return None, "changed since scan", 0
-        head = os.pread(fd, PREFIX_BYTES, 0)
-        return blake3.blake3(head).digest(), None, len(head)
+            return None, CHANGED, 0
+        return digest(fd, size)
     except OSError as exc:
         return None, exc.strerror or type(exc).__name__, 0
     finally:
         os.close(fd)
+
+
+def _prefix(fd: int, size: int) -> Result:
+    head = os.pread(fd, PREFIX_BYTES, 0)
+    return blake3.blake3(head).digest(), None, len(head)
+
+
+def _full(fd: int, size: int) -> Result:
+    hasher = blake3.blake3()
+    buffer = bytearray(min(READ_BLOCK, max(size, 1)))
+    view = memoryview(buffer)
+    total = 0
+    while True:
+        n = os.readv(fd, [buffer])
+        if n == 0:
+            break
+        hasher.update(view[:n])
+        total += n
+    if total != size:
+        return None, CHANGED, total
+    return hasher.digest(), None, total
+
+
+def hash_prefix(path: bytes, size: int) -> Result:
+    return _checked(path, size, _prefix)
 
 
 def hash_full(path: bytes, size: int) -> Result:
-    try:
-        fd = _open(path)
-    except OSError as exc:
-        return None, exc.strerror or type(exc).__name__, 0
-    try:
-        if os.fstat(fd).st_size != size:
-            return None, "changed since scan", 0
-        hasher = blake3.blake3()
-        buffer = bytearray(min(READ_BLOCK, max(size, 1)))
-        view = memoryview(buffer)
-        total = 0
-        while True:
-            n = os.readv(fd, [buffer])
-            if n == 0:
-                break
-            hasher.update(view[:n])
-            total += n
-        if total != size:
-            return None, "changed since scan", total
-        return hasher.digest(), None, total
-    except OSError as exc:
-        return None, exc.strerror or type(exc).__name__, 0
-    finally:
-        os.close(fd)
+    return _checked(path, size, _full)
 
 
 def run_prefix(jobs: list[Job]) -> list[Result]:

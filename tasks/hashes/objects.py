@@ -29,7 +29,7 @@ from storage.queries import connect, source
 from tasks.hashes import local as hashing
 
 Result = hashing.Result  # (digest or None, error or None, bytes read)
-CHANGED = "changed since scan"
+CHANGED = hashing.CHANGED  # the same words as for a file
 # A request costs far more than its bytes: the prefix pass reads objects up to this size whole,
 # so that their digest is final and the full pass skips them.
 WHOLE_OBJECT_BYTES = 256 * 1024
@@ -58,17 +58,16 @@ def hash_rows(
     root_url: str,
     full: bool,
     rows: list[dict[str, Any]],
-    etags: dict[bytes, str],
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
 ) -> list[Result]:
-    """Digest of each work-list row (path, size) of one object root, in order."""
+    """Digest of each work-list row (path, size, scanned etag) of one object root, in order."""
     root = parse_object_url(root_url)
     store = ObjectStore(root)
     jobs = [(r["path"], r["size"]) for r in rows]
     out: list[Result] = []
     # Chunks bounded by count and bytes as for files: progress once a chunk.
     for a, b in hashing.chunk_ranges(jobs, by_bytes=full):
-        items = [(root.key(path), etags.get(path), size) for path, size in jobs[a:b]]
+        items = [(root.key(r["path"]), r.get("etag"), r["size"]) for r in rows[a:b]]
         chunk = _full(store, items) if full else _prefix(store, items)
         on_chunk(len(chunk), sum(r[2] for r in chunk))
         out.extend(chunk)

@@ -43,7 +43,9 @@ def hash_shard(
     cached = [r for r in rows if r["cached"] is not None]
     on_chunk(len(cached), 0)
     etags = backend.scanned_etags(store, op_dir, inputs_path) if todo else {}
-    results = backend.hash_rows(pass_name == FULL, todo, etags, processes, on_chunk)
+    for r in todo:  # the work list has no ETag; an object is read If-Match the scanned one
+        r["etag"] = etags.get(r["path"])
+    results = backend.hash_rows(pass_name == FULL, todo, processes, on_chunk)
     table = pa.Table.from_pylist(
         [
             {

@@ -46,26 +46,14 @@ class _ShardWriter:
 
 
 def _table(batch: list[ScanEntry]) -> pa.Table:
-    return pa.Table.from_pydict(
-        {
-            "path": [e.path for e in batch],
-            "path_text": [display(e.path) for e in batch],
-            "kind": [e.kind for e in batch],
-            "size": [e.size for e in batch],
-            "mtime_ns": [e.mtime_ns for e in batch],
-            "dev": [e.dev for e in batch],
-            "ino": [e.ino for e in batch],
-            "nlink": [e.nlink for e in batch],
-            "mode": [e.mode for e in batch],
-            "link_target": [e.link_target for e in batch],
-            "error": [e.error for e in batch],
-            "etag": [e.etag for e in batch],
-            "version_id": [e.version_id for e in batch],
-            "left_alone": [e.left_alone for e in batch],
-            "rule": [e.rule for e in batch],
-        },
-        schema=manifests.SCAN,
-    )
+    # Each column is the ScanEntry field of its name, but path_text: the path for display.
+    columns = {
+        name: [display(e.path) for e in batch]
+        if name == "path_text"
+        else [getattr(e, name) for e in batch]
+        for name in manifests.SCAN.names
+    }
+    return pa.Table.from_pydict(columns, schema=manifests.SCAN)
 
 
 def scan_root(
