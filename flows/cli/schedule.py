@@ -16,7 +16,7 @@ import typer
 from flows.cli import app
 from flows.cli.guards import refuse_broad_root
 from flows.cli.render import emit_json, table
-from storage.cron import check_cron, check_timezone
+from storage.cron import check_timezone
 from storage.errors import UserError
 from storage.operations import DuplicatesPolicy, KeepPolicy, PlanOptions, check_options_for_root
 from storage.paths import to_param
@@ -63,13 +63,13 @@ def add(
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Schedule an organize run of PATH (a dry run unless --apply)."""
-    from api.orchestrator import ScheduleSpec
+    from api.orchestrator import ScheduleSpec, validate_cron
 
     if (cron is None) == (every is None):
         raise UserError("give exactly one of --cron and --every")
     check_timezone(timezone)
     if cron is not None:
-        cron = check_cron(cron, timezone)
+        cron = validate_cron(cron, timezone)  # the API's rule: ours, then Prefect's parser
     if every is not None and every < 1:
         raise UserError(f"--every must be 1 second or more (got {every})")
     parse_layout(mode, None)
