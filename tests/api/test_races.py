@@ -142,12 +142,14 @@ def test_a_database_with_accounts_has_had_its_first_signup(tmp_path: Any) -> Non
 
 class HeldAtTheQuota:
     """Wraps api.schedules._user_lock: holds each request there until all have arrived, so
-    they all reach the quota check together."""
+    they all reach the quota check together. `together` counts the requests let go because
+    all had arrived (not by the timeout): the race happened when it is all of them."""
 
     def __init__(self, real: Any, parties: int) -> None:
         self.real = real
         self.parties = parties
         self.arrived = 0
+        self.together = 0
         self.event: asyncio.Event | None = None
 
     def __call__(self, app: Any, user_id: Any) -> Any:
@@ -163,6 +165,7 @@ class HeldAtTheQuota:
                     spy.event.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(spy.event.wait(), DEADLINE)
+                    spy.together += 1
                 await lock.acquire()
 
             async def __aexit__(self, *exc: object) -> None:
@@ -192,7 +195,7 @@ def test_simultaneous_schedules_keep_to_the_quota(
     with serving(settings, PrefectOrchestrator(timeout=20)) as base_url:
         statuses = asyncio.run(_schedule_all(base_url, tree / "alice", racers))
 
-    assert spy.arrived == racers, "the requests did not race"
+    assert (spy.arrived, spy.together) == (racers, racers), "the requests did not race"
     assert sorted(statuses) == [201] * quota + [409] * (racers - quota)
     assert len(_prefect_schedule_ids(scheduled_cleanup)) == quota
     _remove_all(scheduled_cleanup)
