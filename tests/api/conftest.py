@@ -122,6 +122,12 @@ class Api:
         operation_id: str = response.json()["operation_id"]
         return operation_id
 
+    def shown(self, user: User, op_id: str) -> dict[str, Any]:
+        """The operation as `user` reads it (GET /api/v1/operations/{id})."""
+        response = self.client.get(f"/api/v1/operations/{op_id}", headers=user.headers)
+        found: dict[str, Any] = response.json()
+        return found
+
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -180,6 +186,14 @@ def tree(tmp_path: Path) -> Path:
         (srv / folder).mkdir(parents=True)
     (srv / "alice" / "photos" / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0")
     return srv
+
+
+@pytest.fixture
+def alice(api: Api, tree: Path) -> User:
+    """alice, granted tree/alice by the admin (the first account)."""
+    admin, alice = api.signup("admin"), api.signup("alice")
+    api.grant(admin, alice, tree / "alice")
+    return alice
 
 
 @pytest.fixture

@@ -85,19 +85,13 @@ def started(start: Callable[[], httpx.Response]) -> str:
     return until(attempt, DEADLINE, "the deployments", every=0.5)
 
 
-def shown(api: Api, user: User, op_id: str) -> dict[str, Any]:
-    response = api.client.get(f"/api/v1/operations/{op_id}", headers=user.headers)
-    found: dict[str, Any] = response.json()
-    return found
-
-
 def shown_when(
     api: Api, user: User, op_id: str, what: str, ok: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     """The operation as the API shows it, polled until `ok` holds of it."""
 
     def seen() -> dict[str, Any] | None:
-        found = shown(api, user, op_id)
+        found = api.shown(user, op_id)
         return found if ok(found) else None
 
     return until(seen, DEADLINE, what, every=0.5)

@@ -16,13 +16,6 @@ from tests.api.conftest import PASSWORD, Api, User
 SURROGATE = "\\ud800abc"  # JSON text for a lone surrogate: valid JSON, not valid Unicode
 
 
-@pytest.fixture
-def alice(api: Api, tree: Path) -> User:
-    admin, alice = api.signup("admin"), api.signup("alice")
-    api.grant(admin, alice, tree / "alice")
-    return alice
-
-
 def _raw_post(api: Api, path: str, body: str, headers: dict[str, str] | None = None) -> Any:
     sent = {"content-type": "application/json", **(headers or {})}
     return api.client.post(path, content=body.encode(), headers=sent)

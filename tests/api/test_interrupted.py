@@ -7,30 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from api.operations import OperationService, reconcile_unfinished
 from api.orchestrator import APPLY_PLAN, ROLLBACK
 from storage import locks, operations
 from tests.api.conftest import Api, User
 
 
-@pytest.fixture
-def alice(api: Api, tree: Path) -> User:
-    admin, alice = api.signup("admin"), api.signup("alice")
-    api.grant(admin, alice, tree / "alice")
-    return alice
-
-
 def _post(api: Api, user: User, path: str) -> Any:
     return api.client.post(path, headers=user.headers)
-
-
-def _shown(api: Api, user: User, op_id: str) -> dict[str, Any]:
-    shown: dict[str, Any] = api.client.get(
-        f"/api/v1/operations/{op_id}", headers=user.headers
-    ).json()
-    return shown
 
 
 def _apply_dies(api: Api, user: User, root: Path) -> tuple[str, str]:
@@ -44,7 +28,7 @@ def _apply_dies(api: Api, user: User, root: Path) -> tuple[str, str]:
     record.status, record.stage, record.flow_run_id = "applying", "apply", run_id
     with locks.held(api.store, op_id, record.root, "apply", run_id):
         operations.save(api.store, record)
-        assert _shown(api, user, op_id)["status"] == "running"  # the lock is held: working
+        assert api.shown(user, op_id)["status"] == "running"  # the lock is held: working
     operations.save(api.store, record)  # as kill -9 leaves it: `applying`, and no lock
     return op_id, run_id
 
@@ -54,7 +38,7 @@ def test_an_apply_whose_process_ended_is_interrupted_and_frees_its_root(
 ) -> None:
     op_id, run_id = _apply_dies(api, alice, tree / "alice")
     assert api.fake.runs[run_id].status == "running"  # what Prefect still says
-    shown = _shown(api, alice, op_id)
+    shown = api.shown(alice, op_id)
     assert (shown["status"], shown["state"], shown["stage"]) == (
         "interrupted",
         "interrupted",
@@ -78,7 +62,7 @@ def test_an_interrupted_apply_resumes(api: Api, tree: Path, alice: User) -> None
     assert resumed.status_code == 202, resumed.text
     assert api.fake.started[-1][0] == APPLY_PLAN
     assert api.fake.started[-1][1]["operation_id"] == op_id
-    assert _shown(api, alice, op_id)["state"] == "applied"
+    assert api.shown(alice, op_id)["state"] == "applied"
 
 
 def test_a_run_prefect_lost_is_interrupted_on_api_start(api: Api, tree: Path, alice: User) -> None:

@@ -18,13 +18,6 @@ from tests.api.conftest import Api, User
 from tests.api.fakes import FILES, MOVES
 
 
-@pytest.fixture
-def alice(api: Api, tree: Path) -> User:
-    admin, alice = api.signup("admin"), api.signup("alice")
-    api.grant(admin, alice, tree / "alice")
-    return alice
-
-
 def _get(api: Api, user: User, path: str, **params: Any) -> Any:
     return api.client.get(path, params=params, headers=user.headers)
 

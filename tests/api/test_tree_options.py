@@ -21,13 +21,6 @@ OPTIONS = {
 }
 
 
-@pytest.fixture
-def alice(api: Api, tree: Path) -> User:
-    admin, alice = api.signup("admin"), api.signup("alice")
-    api.grant(admin, alice, tree / "alice")
-    return alice
-
-
 def test_the_options_reach_the_flow_as_given(api: Api, tree: Path, alice: User) -> None:
     api.fake.complete = False
 

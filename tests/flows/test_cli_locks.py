@@ -9,10 +9,13 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from storage import locks, operations
-from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tests.apply_helpers import contents, differences
 from tests.flows.cli_helpers import FILEORG, Cli, planned, write_tree
@@ -24,38 +27,52 @@ FILES = {f"Camera/IMG_{i:04d}.jpg": b"\xff\xd8\xff\xe0 photo %d" % i for i in ra
 }
 
 
-def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
-    tmp_path: Path, prefect_server: str
-) -> None:
-    root = tmp_path / "mess2"
-    write_tree(root, FILES)
+@pytest.fixture
+def cli(tmp_path: Path, prefect_server: str) -> Cli:
+    """The CLI on a data folder of its own and the session's Prefect server; FILES written
+    in tmp_path/mess2."""
+    write_tree(tmp_path / "mess2", FILES)
     env = {k: v for k, v in os.environ.items() if k != "FILEORG_DEBUG"}
     data = str(tmp_path / "data")
-    cli = Cli({**env, "FILEORG_DATA_URL": data, "PREFECT_API_URL": prefect_server})
-    store = DataStore(cli.env["FILEORG_DATA_URL"])
-    whole = planned(store, root, PlanOptions(mode="category"))
-    camera = planned(store, root / "Camera", PlanOptions(mode="year_month"))
-    before = snapshot(root)
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
+    return Cli({**env, "FILEORG_DATA_URL": data, "PREFECT_API_URL": prefect_server})
 
+
+@contextmanager
+def paused_apply(
+    cli: Cli, operation_id: str, at: str, barrier: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`fileorg apply` of the operation, held at the pause point `at` (storage.locks) for the
+    block, then SIGKILLed with everything it started."""
+    barrier.mkdir()
     first = subprocess.Popen(
-        [FILEORG, "apply", whole.id, "--yes"],
-        env={**cli.env, locks.PAUSE_ENV: str(barrier)},
+        [FILEORG, "apply", operation_id, "--yes"],
+        env={**cli.env, locks.PAUSE_ENV: str(barrier), locks.PAUSE_AT_ENV: at},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
-        until_created(barrier / "locked", first, 240)
+        until_created(barrier / at, first, 240)
+        yield first
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+
+
+def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
+    tmp_path: Path, cli: Cli
+) -> None:
+    root, store, barrier = tmp_path / "mess2", cli.store, tmp_path / "barrier"
+    whole = planned(store, root, PlanOptions(mode="category"))
+    camera = planned(store, root / "Camera", PlanOptions(mode="year_month"))
+    before = snapshot(root)
+
+    with paused_apply(cli, whole.id, "locked", barrier) as first:
         same = cli.run("apply", whole.id, "--yes")
         undo = cli.run("rollback", whole.id)
         inner = cli.run("apply", camera.id, "--yes")
         assert first.poll() is None and not (barrier / "go").exists()  # they did overlap
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.communicate()
 
     running = f"operation {whole.id} is applying {os.path.realpath(root)} (pid {first.pid} on "
     for ran in (same, undo, inner):
@@ -77,32 +94,14 @@ def test_concurrent_applies_are_refused_and_a_killed_holder_frees_its_lock(
 
 
 def test_an_apply_killed_mid_way_reads_interrupted_and_rolls_back_exactly(
-    tmp_path: Path, prefect_server: str
+    tmp_path: Path, cli: Cli
 ) -> None:
-    root = tmp_path / "mess2"
-    write_tree(root, FILES)
-    env = {k: v for k, v in os.environ.items() if k != "FILEORG_DEBUG"}
-    data = str(tmp_path / "data")
-    cli = Cli({**env, "FILEORG_DATA_URL": data, "PREFECT_API_URL": prefect_server})
-    store = DataStore(data)
+    root, store = tmp_path / "mess2", cli.store
     record = planned(store, root, PlanOptions(mode="category"), shard_rows=3)
     before = snapshot(root)
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    first = subprocess.Popen(
-        [FILEORG, "apply", record.id, "--yes"],
-        env={**cli.env, locks.PAUSE_ENV: str(barrier), locks.PAUSE_AT_ENV: "shard"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        until_created(barrier / "shard", first, 240)
+
+    with paused_apply(cli, record.id, "shard", tmp_path / "barrier"):
         assert snapshot(root) != before  # the first shard moved, the others not yet
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.communicate()
 
     listed = cli.run("operations", "--status", "interrupted", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,18 @@ class HeldInTheWindow:
         self._go.set()
 
 
+def apply_racing(op: Operation, window: HeldInTheWindow, racer: Callable[[], None]) -> Counter[str]:
+    """The apply's counts, with `racer` running in a thread meanwhile; the apply is let go
+    however the racer ends."""
+    thread = threading.Thread(target=racer)
+    thread.start()
+    try:
+        return op.apply()
+    finally:
+        window.go()
+        thread.join()
+
+
 def claim(target: Path) -> bytes | None:
     """Create `target` as another program would, never replacing it: its content, or None
     if the name was taken."""
@@ -159,13 +172,7 @@ def test_a_concurrent_writer_causes_conflicts_never_overwrites(
                 created[target] = content
             window.go()  # after the first claim: the one in the window
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        counts = op.apply()
-    finally:
-        window.go()
-        thread.join()
+    counts = apply_racing(op, window, writer)
 
     assert window.reached.is_set(), "the apply never checked the destination it was held at"
     assert window.target in created  # claimed between the apply's check and its move
@@ -240,13 +247,7 @@ def test_folders_swapped_for_symlinks_during_apply_change_nothing_outside(
             swapped.append(name)
         window.go()
 
-    thread = threading.Thread(target=swap)
-    thread.start()
-    try:
-        counts = op.apply()
-    finally:
-        window.go()
-        thread.join()
+    counts = apply_racing(op, window, swap)
 
     assert swapped == ["Documents", "inbox"], "the folders were not swapped in the window"
     assert window.moved_before  # the apply was under way
