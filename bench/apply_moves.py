@@ -63,7 +63,9 @@ def timed_apply(store: DataStore, op_dir: str, root: Path) -> tuple[float, Count
     totals: Counter[str] = Counter()
     for phase in PHASES:
         for shard in range(apply.plan_shards(store, op_dir)):
-            totals.update(apply.apply_shard(store, op_dir, str(root), phase, shard))
+            totals.update(
+                apply.apply_shard(store, op_dir, backend_for(str(root)).apply(), phase, shard)
+            )
     return time.perf_counter() - started, totals
 
 
@@ -71,8 +73,8 @@ def timed_rollback(store: DataStore, op_dir: str, root: Path) -> tuple[float, Co
     started = time.perf_counter()
     totals: Counter[str] = Counter()
     for journal in reversed(applied_journals(store, op_dir)):
-        totals.update(apply.rollback_one(store, op_dir, str(root), journal))
-    apply.tidy_dirs(store, op_dir, str(root))
+        totals.update(apply.rollback_one(store, op_dir, backend_for(str(root)).apply(), journal))
+    apply.tidy_dirs(store, op_dir, backend_for(str(root)).apply())
     return time.perf_counter() - started, totals
 
 

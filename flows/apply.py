@@ -25,6 +25,7 @@ from storage.operations import OperationRecord, check_can_roll_back
 from storage.paths import to_param
 from storage.settings import get_settings
 from tasks.apply import stage as apply
+from tasks.backends import backend_for
 from tasks.progress import tracker
 from tasks.stages import rollback_task
 
@@ -81,17 +82,18 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     progress = tracker(record.id)
     progress.start("rollback", int(record.summary.get("apply", {}).get("done", 0)))
     totals: Counter[str] = Counter()
+    backend = backend_for(record.root)  # the one choice of folder or bucket
     # Folders apply removed come back first: the files going back need them, with their mode.
     guarded(store, record)
-    recreated, taken = apply.recreate_folders(store, op_dir, record.root)
+    recreated, taken = apply.recreate_folders(store, op_dir, backend.apply())
     if taken:
         totals["folders_taken"] = taken
     with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
         for journal in reversed(applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
             guarded(store, record)
-            totals.update(rollback_task(store, op_dir, record.id, record.root, journal, name))
-    removed = apply.tidy_dirs(store, op_dir, record.root)
+            totals.update(rollback_task(store, op_dir, record.id, backend, journal, name))
+    removed = apply.tidy_dirs(store, op_dir, backend.apply())
     progress.finish("rollback")
     refused = sum(v for k, v in totals.items() if k != "done")
     result = {

@@ -26,6 +26,7 @@ from storage.root_identity import RootChanged, check_identity
 from storage.roots import check_root
 from storage.settings import get_settings
 from tasks.apply import stage as apply
+from tasks.backends import backend_for
 from tasks.progress import tracker
 from tasks.stages import apply_task
 
@@ -119,15 +120,16 @@ def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
         + int(record.summary.get("hardlink", 0)),
     )
     totals: Counter[str] = Counter()
-    for phase in apply.phases_for(record.root):
+    backend = backend_for(record.root)  # the one choice of folder or bucket
+    for phase in backend.apply().phases:
         for shard in range(apply.plan_shards(store, op_dir)):
             guarded(store, record)  # and again before every shard: a swap mid-apply stops it
-            totals.update(apply_task(store, op_dir, record.id, record.root, phase, shard))
+            totals.update(apply_task(store, op_dir, record.id, backend, phase, shard))
             locks.pause_for_tests("shard")
     progress.finish("apply")
     if not record.options.keep_empty_folders:
         guarded(store, record)
-        record.summary["folders_emptied"] = apply.remove_emptied(store, op_dir, record.root)
+        record.summary["folders_emptied"] = apply.remove_emptied(store, op_dir, backend.apply())
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
     record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
     record.stage = None

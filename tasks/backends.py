@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 from storage.locations import DataStore
 from storage.objects import is_object_url
+from tasks.apply.stage import ApplyBackend, BucketApply, LocalApply
 from tasks.classify import local as classify_local
 from tasks.classify import objects as classify_objects
 from tasks.classify.content import Classification
@@ -86,6 +87,9 @@ class RootBackend(Protocol):
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         """Category and date of each scan row (path, size, mtime_ns, etag), in order."""
 
+    def apply(self) -> ApplyBackend:
+        """What apply and rollback do on this root: its mover and the steps around it."""
+
 
 @dataclass(frozen=True)
 class LocalBackend:
@@ -120,6 +124,9 @@ class LocalBackend:
 
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         return classify_local.classify_rows(self.url, rows, processes, on_chunk)
+
+    def apply(self) -> ApplyBackend:
+        return LocalApply(self.url)
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,9 @@ class ObjectBackend:
 
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         return classify_objects.classify_rows(self.url, rows, on_chunk)
+
+    def apply(self) -> ApplyBackend:
+        return BucketApply(self.url)
 
 
 def backend_for(root_url: str) -> RootBackend:

@@ -133,13 +133,13 @@ def report_task(store: DataStore, op_dir: str, record: OperationRecord) -> dict[
 
 @task(name="apply", task_run_name="apply-{phase}-{shard}", **RETRIES)
 def apply_task(
-    store: DataStore, op_dir: str, operation_id: str, root: str, phase: str, shard: int
+    store: DataStore, op_dir: str, operation_id: str, backend: RootBackend, phase: str, shard: int
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     counts = apply.apply_shard(
         store,
         op_dir,
-        root,
+        backend.apply(),
         phase,
         shard,
         on_batch=lambda c: progress.advance("apply", sum(c.values())),
@@ -149,13 +149,18 @@ def apply_task(
 
 @task(name="rollback", task_run_name="rollback-{name}", **RETRIES)
 def rollback_task(
-    store: DataStore, op_dir: str, operation_id: str, root: str, journal: str, name: str
+    store: DataStore,
+    op_dir: str,
+    operation_id: str,
+    backend: RootBackend,
+    journal: str,
+    name: str,
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     counts = apply.rollback_one(
         store,
         op_dir,
-        root,
+        backend.apply(),
         journal,
         on_batch=lambda c: progress.advance("rollback", sum(c.values())),
     )

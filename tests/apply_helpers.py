@@ -75,11 +75,12 @@ def apply_all(
 ) -> Counter[str]:
     """Every shard of both phases, then the folders they emptied, as the apply flow runs them."""
     totals: Counter[str] = Counter()
+    where = backend_for(str(root)).apply()
     for phase in PHASES:
         for shard in range(apply.plan_shards(store, op_dir)):
-            totals.update(apply.apply_shard(store, op_dir, str(root), phase, shard))
+            totals.update(apply.apply_shard(store, op_dir, where, phase, shard))
     if not keep_empty_folders:
-        apply.remove_emptied(store, op_dir, str(root))
+        apply.remove_emptied(store, op_dir, where)
     return totals
 
 
@@ -87,10 +88,11 @@ def rollback_all(store: DataStore, op_dir: str, root: str | Path) -> Counter[str
     """The folders apply removed, every apply journal, newest first, then the folders apply
     made, as the rollback flow."""
     totals: Counter[str] = Counter()
-    apply.recreate_folders(store, op_dir, str(root))
+    where = backend_for(str(root)).apply()
+    apply.recreate_folders(store, op_dir, where)
     for journal in reversed(applied_journals(store, op_dir)):
-        totals.update(apply.rollback_one(store, op_dir, str(root), journal))
-    apply.tidy_dirs(store, op_dir, str(root))
+        totals.update(apply.rollback_one(store, op_dir, where, journal))
+    apply.tidy_dirs(store, op_dir, where)
     return totals
 
 

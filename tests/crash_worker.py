@@ -38,6 +38,7 @@ from storage.journal import PHASES, applied_journals
 from storage.locations import DataStore
 from tasks.apply import fsops, local
 from tasks.apply import stage as apply
+from tasks.apply.stage import LocalApply
 
 COUNTED = ("link", "unlink", "mkdir", "rmdir", "write", "fsync", "fchmod", "utime")
 _write = os.write
@@ -86,7 +87,7 @@ def run_job(job: dict[str, Any]) -> int:
         local.rename_noreplace = cross_device(local.rename_noreplace)
     changes = _arm(int(job["kill_at"])) if job.get("kill_at") else lambda: 0
     store = DataStore(job["data_url"])
-    op_dir, root = job["op_dir"], job["root"]
+    op_dir, root = job["op_dir"], LocalApply(job["root"])
     if job["kind"] == "apply":
         for phase in PHASES:
             for shard in range(apply.plan_shards(store, op_dir)):

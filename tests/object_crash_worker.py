@@ -23,6 +23,7 @@ from storage.journal import applied_journals
 from storage.locations import DataStore
 from storage.objects import ObjectStore
 from tasks.apply import stage as apply
+from tasks.apply.stage import BucketApply
 
 
 def arm(kill_at: int) -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     if os.environ.get("FILEORG_TEST_KILL_AFTER_COPY"):
         arm(int(os.environ["FILEORG_TEST_KILL_AFTER_COPY"]))
     store = DataStore(job["data_url"])
-    op_dir, root = job["op_dir"], job["root"]
+    op_dir, root = job["op_dir"], BucketApply(job["root"])
     if job["kind"] == "apply":
         for shard in range(apply.plan_shards(store, op_dir)):
             apply.apply_shard(store, op_dir, root, "move", shard)

@@ -1,12 +1,13 @@
 """The apply stage's entry: apply and roll back an operation, shard by shard, over its plan.
 
-The root's apply backend is picked once per call, here (`apply_backend`): a local folder
-(LocalApply: files move, duplicates become hard links, folders are made, emptied and given
-their times back) or an object-store prefix, `s3://bucket/prefix` (BucketApply: objects only
-move; no hard links, no folders). Either hands its mover to the one engine
-(tasks.apply.engine) and the one rollback (tasks.apply.rollback). Journals live in the data
-folder (storage.journal names them): files on local disk, segment objects when the data
-folder is in an object store.
+Each function is handed the root's apply backend, which the root backend chose once per
+operation (tasks.backends: `backend_for(url).apply()`): a local folder (LocalApply: files
+move, duplicates become hard links, folders are made, emptied and given their times back) or
+an object-store prefix, `s3://bucket/prefix` (BucketApply: objects only move; no hard links,
+no folders). Either hands its mover to the one engine (tasks.apply.engine) and the one
+rollback (tasks.apply.rollback); nothing here asks what kind of root it has. Journals live
+in the data folder (storage.journal names them): files on local disk, segment objects when
+the data folder is in an object store.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from storage.journal import (
     rollback_journal,
 )
 from storage.locations import DataStore
-from storage.objects import ObjectStore, is_object_url, parse_object_url
+from storage.objects import ObjectStore, parse_object_url
 from tasks.apply import dirs, engine, rollback
 from tasks.apply.engine import Mover
 from tasks.apply.fsops import Identity
@@ -60,18 +61,6 @@ class ApplyBackend(Protocol):
     def tidy_dirs(self, store: DataStore, op_dir: str) -> int: ...
 
 
-def apply_backend(root: str) -> ApplyBackend:
-    """The backend of `root`: the one place apply tells a bucket from a folder."""
-    if is_object_url(root):
-        return BucketApply(ObjectStore(parse_object_url(root)))
-    return LocalApply(os.fsencode(root))
-
-
-def phases_for(root: str) -> tuple[str, ...]:
-    """The phases apply runs on `root`: objects only move."""
-    return apply_backend(root).phases
-
-
 def plan_shards(store: DataStore, op_dir: str) -> int:
     return len(manifests.shard_paths(store, op_dir, "plan"))
 
@@ -79,12 +68,11 @@ def plan_shards(store: DataStore, op_dir: str) -> int:
 def apply_shard(
     store: DataStore,
     op_dir: str,
-    root: str,
+    where: ApplyBackend,
     phase: str,
     shard: int,
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
-    where = apply_backend(root)
     if phase not in where.phases:
         return Counter()  # objects cannot be hard-linked: the plan has no such rows
     rows = where.plan_rows(store, op_dir, shard)
@@ -98,11 +86,10 @@ def apply_shard(
 def rollback_one(
     store: DataStore,
     op_dir: str,
-    root: str,
+    where: ApplyBackend,
     journal: str,
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
-    where = apply_backend(root)
     target = rollback_journal(store, op_dir, journal)
     counts = rollback.rollback_journal(where.mover(), journal, target, on_batch)
     left = where.debris(journal)
@@ -111,22 +98,22 @@ def rollback_one(
     return counts
 
 
-def remove_emptied(store: DataStore, op_dir: str, root: str) -> int:
+def remove_emptied(store: DataStore, op_dir: str, where: ApplyBackend) -> int:
     """After every move: remove the folders the moves emptied. Returns how many."""
-    return apply_backend(root).remove_emptied(store, op_dir)
+    return where.remove_emptied(store, op_dir)
 
 
-def recreate_folders(store: DataStore, op_dir: str, root: str) -> tuple[int, int]:
+def recreate_folders(store: DataStore, op_dir: str, where: ApplyBackend) -> tuple[int, int]:
     """Rollback, first: the folders apply removed, back with their mode. Returns (how many
     were made, how many could not be because something else has their name now)."""
-    return apply_backend(root).recreate_folders(store, op_dir)
+    return where.recreate_folders(store, op_dir)
 
 
-def tidy_dirs(store: DataStore, op_dir: str, root: str) -> int:
+def tidy_dirs(store: DataStore, op_dir: str, where: ApplyBackend) -> int:
     """After a rollback: remove the folders apply made, now empty, and give the others (the
     ones it removed and made again included) back their times. Returns how many folders were
     removed. Object stores have no folders."""
-    return apply_backend(root).tidy_dirs(store, op_dir)
+    return where.tidy_dirs(store, op_dir)
 
 
 def rmdir_journal(store: DataStore, op_dir: str) -> str:
@@ -147,8 +134,14 @@ def kept_identities(store: DataStore, op_dir: str) -> dict[bytes, Identity]:
 
 @dataclass(frozen=True)
 class LocalApply:
-    root: bytes
+    """A folder on this machine (a small frozen value: it crosses task runners whole)."""
+
+    url: str
     phases: tuple[str, ...] = PHASES
+
+    @property
+    def root(self) -> bytes:
+        return os.fsencode(self.url)
 
     def mover(self) -> Mover:
         return LocalMover(self.root)
@@ -191,11 +184,13 @@ class LocalApply:
 
 @dataclass(frozen=True)
 class BucketApply:
-    objects: ObjectStore
-    phases: tuple[str, ...] = ("move",)
+    """A prefix of a bucket; its store client is made when a mover is."""
+
+    url: str
+    phases: tuple[str, ...] = ("move",)  # objects cannot be hard-linked
 
     def mover(self) -> Mover:
-        return ObjectMover(self.objects)
+        return ObjectMover(ObjectStore(parse_object_url(self.url)))
 
     def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
         return bucket_plan_rows(store, op_dir, shard)

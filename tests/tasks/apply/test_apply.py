@@ -17,6 +17,7 @@ from tasks.apply import stage as apply
 from tasks.apply.fsops import Identity, temp_name
 from tasks.apply.items import items_from_plan
 from tasks.apply.local import LocalMover
+from tasks.apply.stage import LocalApply
 from tests.apply_helpers import Operation, differences
 from tests.trees import snapshot
 
@@ -250,14 +251,14 @@ def test_resume_skips_an_announced_hardlink_whose_folder_is_gone(tmp_path: Path)
     reports the copy as vanished instead of failing the whole shard."""
     op = documents(tmp_path, "hardlink")
     op.plan()
-    apply.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    apply.apply_shard(op.store, op.op_dir, LocalApply(str(op.root)), "move", 0)
     kept = apply.kept_identities(op.store, op.op_dir)
     (item,) = items_from_plan(list(op.rows().values()), "link", 0, kept)
     with Journal(apply_journal(op.store, op.op_dir, "link", 0)) as journal:
         journal.add(item.intent())
     shutil.rmtree(op.root / "inbox" / "sub")
 
-    counts = apply.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+    counts = apply.apply_shard(op.store, op.op_dir, LocalApply(str(op.root)), "link", 0)
 
     assert counts == Counter(vanished=1)
 
@@ -325,7 +326,7 @@ def test_a_resumed_hardlink_puts_back_a_copy_edited_while_set_aside(tmp_path: Pa
     changed meanwhile (same size and mtime): the resume puts the copy back, never drops it."""
     op = documents(tmp_path, "hardlink")
     op.plan()
-    apply.apply_shard(op.store, op.op_dir, str(op.root), "move", 0)
+    apply.apply_shard(op.store, op.op_dir, LocalApply(str(op.root)), "move", 0)
     kept = apply.kept_identities(op.store, op.op_dir)
     (item,) = items_from_plan(list(op.rows().values()), "link", 0, kept)
     assert item.digest is not None
@@ -337,7 +338,7 @@ def test_a_resumed_hardlink_puts_back_a_copy_edited_while_set_aside(tmp_path: Pa
     _edit_one_byte_in_place(aside)
     os.link(op.root / os.fsdecode(item.link_to or b""), copy)  # the crash came here
 
-    counts = apply.apply_shard(op.store, op.op_dir, str(op.root), "link", 0)
+    counts = apply.apply_shard(op.store, op.op_dir, LocalApply(str(op.root)), "link", 0)
 
     assert counts == Counter(changed=1)
     assert copy.read_bytes() == b"Alpha" and os.lstat(copy).st_nlink == 1

@@ -19,8 +19,8 @@ from storage.journal import Journal, applied_journals, apply_journal, read_journ
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks.apply import engine
-from tasks.apply import stage as apply
 from tasks.apply.items import Item, items_from_plan
+from tasks.backends import backend_for
 from tests.apply_helpers import apply_all, plan_rows, plan_tree, rollback_all
 from tests.roots import TreeRoot
 
@@ -173,7 +173,7 @@ def test_an_apply_interrupted_after_its_intents_resumes_or_rolls_back(
 
 def test_an_apply_cut_after_its_first_items_resumes_and_rolls_back_whole(planned: Planned) -> None:
     items = _plan_items(planned)
-    where = apply.apply_backend(planned.root.url)
+    where = backend_for(planned.root.url).apply()
     first = engine.carry_out(where.mover(), items[:2], planned.journal())
 
     resumed = planned.apply()
@@ -197,5 +197,5 @@ def test_rollback_never_overwrites_an_original_path_taken_again(planned: Planned
 
 
 def _plan_items(planned: Planned) -> list[Item]:
-    rows = apply.apply_backend(planned.root.url).plan_rows(planned.store, planned.op_dir, 0)
+    rows = backend_for(planned.root.url).apply().plan_rows(planned.store, planned.op_dir, 0)
     return items_from_plan(rows, "move", 0, {})

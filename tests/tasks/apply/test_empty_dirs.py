@@ -12,6 +12,7 @@ from storage.journal import read_journal
 from storage.operations import PlanOptions
 from tasks.apply import dirs
 from tasks.apply import stage as apply
+from tasks.apply.stage import LocalApply
 from tests.apply_helpers import Operation, differences
 from tests.trees import Entry, snapshot
 
@@ -132,7 +133,7 @@ def test_a_removal_cut_short_is_finished_and_rolled_back(tmp_path: Path) -> None
         os.utime(op.root / rel, ns=ns)
     assert undone and not (op.root / "deep/a/b").exists()
 
-    assert apply.remove_emptied(op.store, op.op_dir, str(op.root)) == 5
+    assert apply.remove_emptied(op.store, op.op_dir, LocalApply(str(op.root))) == 5
     latest = {e["seq"]: e for e in read_journal(journal)}
     assert latest["rmdir:deep/a/b"].get("recovered") is True
     assert not (op.root / "deep").exists() and not (op.root / "inbox").exists()
