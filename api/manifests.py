@@ -6,7 +6,6 @@ An operation whose stage has not written its shards yet gets 409 with its status
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,8 +21,8 @@ from api.schemas import (
     PlanPublic,
     ReportPublic,
 )
+from storage import manifests, queries
 from storage import operations as records
-from storage import queries
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 
@@ -98,12 +97,12 @@ def _files(
 
 def _report(store: DataStore, op: Operation) -> ReportPublic:
     operation_id = str(op.manifest_id)
-    path = f"{store.operation_dir(operation_id)}/report.json"
     record = records.load(store, operation_id) if records.exists(store, operation_id) else None
-    if record is None or not store.exists(path):
+    op_dir = store.operation_dir(operation_id)
+    built = manifests.read_report(store, op_dir) if record is not None else None
+    if record is None or built is None:
         shown = record.status if record else op.status
         raise Conflict(f"operation {op.id} has no report yet (status: {shown})")
-    built: dict[str, Any] = json.loads(store.read_bytes(path))
     built["apply"] = record.summary.get("apply")
     built["rollback"] = record.summary.get("rollback")
     return ReportPublic.model_validate(built)

@@ -20,7 +20,7 @@ from flows.authorize import authorize
 from flows.progress_artifact import progress_artifact
 from flows.progress_events import progress_events
 from flows.runs import guard_root, run_apply, run_name, stage
-from storage import locks, operations
+from storage import locks, manifests, operations
 from storage.errors import OperationStateError
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
@@ -221,7 +221,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     with stage(store, record, "report"):
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
-    report.write_report(store, op_dir, built)
+    manifests.write_report(store, op_dir, built)
     _planned(store, record, built)
     _publish_artifact(built)
     return built

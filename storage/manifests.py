@@ -179,3 +179,20 @@ def done_info(store: DataStore, op_dir: str, stage: str) -> dict[str, Any] | Non
         return None
     info: dict[str, Any] = json.loads(store.read_bytes(path))
     return info
+
+
+REPORT = "report.json"  # beside the stage folders: what the report stage built, read by all
+
+
+def write_report(store: DataStore, op_dir: str, report: dict[str, Any]) -> None:
+    """report.json, written whole (DataStore.write_bytes) so a reader never sees half of it."""
+    store.write_bytes(f"{op_dir}/{REPORT}", json.dumps(report, indent=1).encode())
+
+
+def read_report(store: DataStore, op_dir: str) -> dict[str, Any] | None:
+    """The report of an operation, or None before its report stage finished."""
+    path = f"{op_dir}/{REPORT}"
+    if not store.exists(path):
+        return None
+    data: dict[str, Any] = json.loads(store.read_bytes(path))
+    return data

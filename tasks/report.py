@@ -1,8 +1,8 @@
-"""Report: what an operation found and planned, as report.json and as markdown for Prefect."""
+"""Report: what an operation found and planned (written as report.json by
+storage.manifests.write_report), and its markdown for Prefect."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -100,18 +100,6 @@ def _left_alone(store: DataStore, op_dir: str) -> dict[str, Any]:
             for u in units
         ],
     }
-
-
-def write_report(store: DataStore, op_dir: str, report: dict[str, Any]) -> None:
-    store.write_bytes(f"{op_dir}/report.json", json.dumps(report, indent=1).encode())
-
-
-def read_report(store: DataStore, op_dir: str) -> dict[str, Any] | None:
-    path = f"{op_dir}/report.json"
-    if not store.exists(path):
-        return None
-    data: dict[str, Any] = json.loads(store.read_bytes(path))
-    return data
 
 
 def human_bytes(n: float) -> str:

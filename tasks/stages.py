@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import operations
+from storage import manifests, operations
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from tasks import report
@@ -127,7 +127,7 @@ def plan_task(
 @task(name="report", **RETRIES)
 def report_task(store: DataStore, op_dir: str, record: OperationRecord) -> dict[str, Any]:
     built = report.build_report(store, op_dir, record)
-    report.write_report(store, op_dir, built)
+    manifests.write_report(store, op_dir, built)
     return built
 
 

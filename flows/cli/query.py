@@ -11,13 +11,13 @@ import typer
 
 from flows.cli import app, options, views
 from flows.cli.render import emit_json, emit_jsonl, err, path_text, shown, summary, table
-from storage import operations, queries
+from storage import manifests, operations, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
 from storage.outcomes import OUTCOMES
 from storage.settings import get_settings
 from tasks.classify.categories import CATEGORIES
-from tasks.report import human_bytes, read_report
+from tasks.report import human_bytes
 
 PAGE = 50
 
@@ -250,7 +250,7 @@ def report(operation_id: str, json_output: bool = JSON) -> None:
     """Counts and bytes per category and year, duplicates, planned moves, errors, timings."""
     store = DataStore(get_settings().data_url)
     record = options.operation(operation_id, store)
-    built = read_report(store, store.operation_dir(record.id))
+    built = manifests.read_report(store, store.operation_dir(record.id))
     if built is None:
         raise OperationStateError(
             f"operation {record.id} has no report yet (status: {record.status})"

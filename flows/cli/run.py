@@ -26,7 +26,7 @@ from flows.cli.guards import (
 from flows.cli.options import data_store, display_id, operation
 from flows.cli.render import emit_json, err, path_text, summary, table
 from flows.cli.views import not_done, preview
-from storage import locks, operations, outcomes, previews, queries
+from storage import locks, manifests, operations, outcomes, previews, queries
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
 from storage.operations import (
@@ -322,12 +322,10 @@ def apply(
 ) -> None:
     """Apply a reviewed plan, re-checking every file; finishes an interrupted apply. Asks
     first on a terminal."""
-    from tasks.report import read_report
-
     store = data_store()
     record = operation(operation_id, store)
     if interactive() and not yes and not json_output:
-        built = read_report(store, store.operation_dir(record.id))
+        built = manifests.read_report(store, store.operation_dir(record.id))
         if built is not None:
             summary(built)
     code = _apply(store, record, yes, force, json_output, {})

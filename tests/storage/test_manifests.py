@@ -141,3 +141,12 @@ def test_a_local_shard_is_written_under_its_name_only(tmp_path: Path) -> None:
     manifests.write_table(store, path, scan_table(ODD_PATHS))
 
     assert os.listdir(tmp_path / "scan") == ["part-00000.parquet"]
+
+
+def test_the_report_reads_back_as_written_and_is_none_before(store: DataStore) -> None:
+    op_dir = store.operation_dir(OP_ID)
+    assert manifests.read_report(store, op_dir) is None
+    built = {"operation_id": "x", "files": 3, "by_category": {"Photos": {"files": 3}}}
+    manifests.write_report(store, op_dir, built)
+    assert manifests.read_report(store, op_dir) == built
+    assert store.exists(f"{op_dir}/{manifests.REPORT}")
