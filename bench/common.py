@@ -24,6 +24,8 @@ from typing import Any
 
 from measure import Measured, run_measured
 
+from tasks.report import human_bytes as human_bytes  # one spelling of sizes, the CLI's
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 FILEORG = str(VENV_BIN / "fileorg")
@@ -214,14 +216,6 @@ def require_tools(*names: str) -> None:
 
 
 # ---------------------------------------------------------------- output
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

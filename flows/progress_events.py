@@ -18,9 +18,9 @@ from typing import Any
 
 from prefect.events import emit_event
 
+from storage.operations import PROGRESS_EVENT
 from tasks.progress import ProgressEvent, sink_installed
 
-EVENT = "fileorg.operation.progress"
 MIN_INTERVAL = 0.3
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class EventProgress:
             )
         try:
             emit_event(
-                event=EVENT,
+                event=PROGRESS_EVENT,
                 resource={"prefect.resource.id": f"fileorg.operation.{self.operation_id}"},
                 related=related,
                 payload=payload,

@@ -35,6 +35,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The Prefect event a run's progress goes out as (flows/progress_events.py) and the API's one
+# subscription listens for: one name for both sides.
+PROGRESS_EVENT = "fileorg.operation.progress"
+
+
 # The plan's policies, spelled once: the API's request schema and the CLI's option choices are
 # these aliases (tests/storage/test_policies.py holds the three to it).
 LayoutMode = Literal["category_year", "category", "year_month", "extension"]  # tasks.layout.MODES
