@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from storage import operations
-from storage.errors import OperationNotFound, UserError
+from storage.errors import OperationNotFound, OperationStateError, UserError
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 
@@ -149,3 +149,63 @@ def test_repeating_a_finished_request(
         assert refusal == f"operation {A} {expected_words}" + (
             f" (undo it with fileorg rollback {A})" if request_ == "apply" else ""
         )
+
+
+# The status rules: what each run may start from, one table for the flows, the CLI and the API.
+EXPECTED_APPLY = {
+    "pending": "not a finished dry run",
+    "running": "not a finished dry run",
+    "planned": None,
+    "failed": "not a finished dry run",
+    "applying": None,
+    "applied": "already applied",
+    "partial": "already applied",
+    "rolling_back": "was rolled back",
+    "rolled_back": "was rolled back",
+    "rollback_incomplete": "was rolled back",
+    "interrupted": None,
+}
+
+
+@pytest.mark.parametrize(("status", "expected_refusal"), sorted(EXPECTED_APPLY.items()))
+def test_what_an_apply_may_start_from(status: str, expected_refusal: str | None) -> None:
+    record = OperationRecord.model_validate({"id": "op", "root": "/t", "status": status})
+    if expected_refusal is None:
+        operations.check_can_apply(record)
+        assert status in operations.APPLICABLE
+        return
+    with pytest.raises(OperationStateError, match=expected_refusal):
+        operations.check_can_apply(record)
+    assert status not in operations.APPLICABLE
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "failed"])
+def test_an_organize_that_was_to_apply_is_finished_by_an_apply(status: str) -> None:
+    record = OperationRecord.model_validate(
+        {"id": "op", "root": "/t", "status": status, "dry_run": False}
+    )
+    operations.check_can_apply(record)  # it plans what is left, then applies
+
+
+def test_an_apply_waits_for_an_interrupted_rollback() -> None:
+    record = OperationRecord(id="op", root="/t", status="interrupted", stage="rollback")
+    with pytest.raises(OperationStateError, match="finish the rollback first"):
+        operations.check_can_apply(record)
+
+
+def test_an_organize_resumes_only_what_did_not_finish() -> None:
+    resumable = set(operations.RESUMABLE)
+    assert resumable == {"pending", "running", "failed", "planned", "applying", "interrupted"}
+    for status in set(EXPECTED_APPLY) - resumable:
+        record = OperationRecord.model_validate({"id": "op", "root": "/t", "status": status})
+        with pytest.raises(OperationStateError, match=f"already {status}"):
+            operations.check_can_organize(record)
+    assert operations.APPLYING <= operations.APPLICABLE <= resumable
+
+
+def test_a_rollback_needs_something_applied(store: DataStore) -> None:
+    rolled_back = saved(store, A, status="rolled_back")
+    assert operations.check_can_roll_back(store, rolled_back) is False  # twice does nothing
+    assert operations.check_can_roll_back(store, saved(store, B, status="partial"))
+    with pytest.raises(OperationStateError, match="never applied"):
+        operations.check_can_roll_back(store, saved(store, C, status="planned"))
