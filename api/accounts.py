@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import security
 from api.config import Settings
 from api.errors import Conflict, Forbidden, Unauthorized
-from api.models import FirstAdmin, RefreshToken, User, utcnow
+from api.models import FirstAdmin, RefreshToken, User
 from api.ratelimit import Attempts
 from api.schemas import LoginRequest, SignupRequest, TokenPair
 from api.security import Passwords
+from storage.operations import utcnow
 
 BAD_LOGIN = "incorrect username or password"
 BAD_REFRESH = "invalid or expired refresh token"

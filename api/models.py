@@ -28,9 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from storage.operations import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from api import roots
 from api.admin import root_paths
 from api.errors import Conflict, Forbidden
-from api.models import Operation, User, utcnow
+from api.models import Operation, User
 from api.orchestrator import (
     APPLY_PLAN,
     ORGANIZE,
@@ -61,6 +61,7 @@ from storage.operations import (
     OperationRecord,
     PlanOptions,
     check_options_for_root,
+    utcnow,
 )
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import within

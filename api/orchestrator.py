@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import anyio
 
 from storage.cron import InvalidSchedule, check_cron
+from storage.operations import PROGRESS_EVENT
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -137,7 +138,6 @@ class PrefectOrchestrator:
 
 # --- live events (one subscription per API process, fanned out by api.events) ---------------
 
-PROGRESS_EVENT = "fileorg.operation.progress"
 FLOW_RUN = "prefect.flow-run."
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import admin, roots
 from api.config import Settings
 from api.errors import ApiError, Conflict, Forbidden, NotFound, Unavailable
-from api.models import User, utcnow
+from api.models import User
 from api.operations import plan_parameters
 from api.orchestrator import (
     Orchestrator,
@@ -47,6 +47,7 @@ from api.schemas import ScheduleCreate, SchedulePublic, SchedulesPublic
 from api.service_folders import ServiceFolders, refuse_overlap
 from storage import tickets
 from storage.locations import DataStore
+from storage.operations import utcnow
 from storage.paths import from_param, to_param
 from storage.roots import within
 

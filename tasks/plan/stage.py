@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
 PLANNER_VERSION = 2
-EMPTY_DIGEST = blake3.blake3(b"").digest()
 
 
 def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
@@ -68,7 +67,7 @@ def _facts(rows: list[tuple[Any, ...]], include_empty: bool) -> list[FileFacts]:
         path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest = row[:11]
         date_source, artist, album, left_alone, rule = row[11:]
         if digest is None and include_empty and kind == "file" and size == 0 and not left_alone:
-            digest = EMPTY_DIGEST
+            digest = manifests.EMPTY_DIGEST
         facts.append(
             FileFacts(
                 path=path,
