@@ -12,6 +12,11 @@ job starts in a millisecond instead of paying the imports again. For each job:
 The child is only reaped when the test says so, so its pid cannot be reused by another
 process while the test may still send it SIGKILL.
 
+Worker and child share one pipe, so every line is written whole by one write(2) of fewer
+than PIPE_BUF bytes, newline included (`say`): a pipe never interleaves such writes. print()
+does not promise that: under PYTHONUNBUFFERED (set in CI) it writes the text and its newline
+as two writes, and a child's `done` once landed between them ("started 16058done ...").
+
 A job: {"kind": "apply" | "rollback", "data_url", "op_dir", "root", "fallback": bool,
 "exdev": bool, "kill_at": int | null}. `fallback` hides renameat2 so renames go through
 link() + unlink(); `exdev` makes every move between two folders fail with EXDEV, as across
@@ -25,6 +30,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -99,12 +105,21 @@ def run_job(job: dict[str, Any]) -> int:
     return changes()
 
 
+def say(line: str) -> None:
+    """One protocol line, whole, in one unbuffered write (the real os.write: a job may have
+    wrapped os.write to count its changes)."""
+    data = f"{line}\n".encode()
+    assert len(data) < select.PIPE_BUF and "\n" not in line
+    written = _write(1, data)
+    assert written == len(data)  # a pipe writes a short line whole or not at all
+
+
 def child(job: dict[str, Any]) -> None:
     code = 0
     try:
         started = time.perf_counter()
         changes = run_job(job)
-        _write(1, f"done {time.perf_counter() - started:.6f} {changes}\n".encode())
+        say(f"done {time.perf_counter() - started:.6f} {changes}")
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
@@ -113,17 +128,17 @@ def child(job: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    print("ready", flush=True)
+    say("ready")
     while line := sys.stdin.readline():
         job = json.loads(line)
         pid = os.fork()
         if pid == 0:
             child(job)
-        print(f"started {pid}", flush=True)
+        say(f"started {pid}")
         if sys.stdin.readline().strip() != "reap":
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        print(f"exited {pid} {status}", flush=True)
+        say(f"exited {pid} {status}")
 
 
 if __name__ == "__main__":

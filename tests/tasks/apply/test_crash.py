@@ -50,6 +50,7 @@ import pytest
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks.apply import local
+from tests import crash_worker
 from tests.apply_helpers import (
     apply_all,
     build_small_tree,
@@ -72,6 +73,7 @@ APPLY_KILLS = 45
 ROLLBACK_KILLS = 35
 ROLLBACK_AFTER_KILL = 20
 MAX_ITERATIONS = 120
+PROTOCOL = {"ready": 1, "started": 2, "done": 3, "exited": 3}  # the words of each line
 
 
 @dataclass
@@ -97,9 +99,13 @@ class Worker:
         assert self._line() == ["ready"], self.errors()
 
     def _line(self) -> list[str]:
+        """The next protocol line as its words (tests/crash_worker.py writes each one whole)."""
         line = self.out.readline()
         assert line, f"the worker died: {self.errors()}"
-        return line.decode().split()
+        words = line.decode().split()
+        assert line.endswith(b"\n") and words, f"a torn line {line!r}: {self.errors()}"
+        assert len(words) == PROTOCOL.get(words[0]), f"not a protocol line: {line!r}"
+        return words
 
     def errors(self) -> str:
         self.stderr.flush()
@@ -338,6 +344,20 @@ def kill_until(
             case.kills[-1] += " (too late)"
         case.check_contents(kind)
     return interrupted
+
+
+def test_each_protocol_line_is_one_whole_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker and child share the pipe: a line written in two parts could be split by the
+    other's line (print() under PYTHONUNBUFFERED wrote "started 16058" and "\\n" apart)."""
+    writes: list[tuple[int, bytes]] = []
+    monkeypatch.setattr(
+        crash_worker, "_write", lambda fd, data: writes.append((fd, data)) or len(data)
+    )
+
+    crash_worker.say("started 16058")
+    crash_worker.say("done 0.000100 7")
+
+    assert writes == [(1, b"started 16058\n"), (1, b"done 0.000100 7\n")]
 
 
 def test_killed_apply_and_rollback_finish_when_run_again(
