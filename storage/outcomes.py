@@ -29,12 +29,12 @@ from storage.journal import applied_journals, read_lines, rollback_journal
 from storage.locations import DataStore
 from storage.objects import is_object_url
 
-APPLY_OUTCOMES = ("applied", "skipped", "conflict", "failed", "unfinished")
-ROLLBACK_OUTCOMES = ("restored", "refused", "unfinished")
-OUTCOMES = (*APPLY_OUTCOMES, "restored", "refused")
-# What a user is shown after an apply or a rollback: the files that did not end as asked.
-NOT_DONE_APPLY = ("skipped", "conflict", "failed", "unfinished")
-NOT_DONE_ROLLBACK = ("refused", "unfinished")
+# The names live where importing them costs nothing (the CLI's help lists them); here too.
+from storage.vocabulary import APPLY_OUTCOMES as APPLY_OUTCOMES
+from storage.vocabulary import NOT_DONE_APPLY as NOT_DONE_APPLY
+from storage.vocabulary import NOT_DONE_ROLLBACK as NOT_DONE_ROLLBACK
+from storage.vocabulary import OUTCOMES as OUTCOMES
+from storage.vocabulary import ROLLBACK_OUTCOMES as ROLLBACK_OUTCOMES
 
 SCHEMA = pa.schema(
     [

@@ -5,8 +5,6 @@ They read the API's settings (DATABASE_URL, FILEORG_*) like the service does.
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from flows.cli import app
@@ -48,6 +46,8 @@ def create_user(
         body = SignupRequest(email=email, username=username, password=password, full_name=full_name)
     except ValidationError as exc:
         raise UserError(f"invalid account: {exc.errors()[0]['msg']}") from None
+    import asyncio
+
     user_id = asyncio.run(_create(body, admin))
     typer.echo(f"created {'admin' if admin else 'user'} {username} ({user_id})")
 

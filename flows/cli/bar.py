@@ -13,7 +13,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from flows.cli.render import err
+from flows.cli.render import console
 from tasks.progress import ProgressEvent
 
 
@@ -24,7 +24,7 @@ class ProgressBars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=err,
+            console=console(stderr=True),  # the Console itself: rich uses it as a context
             disable=not enabled,
             transient=False,
         )

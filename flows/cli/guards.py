@@ -10,13 +10,14 @@ explicitly already).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from flows.cli.render import err
-from storage import operations
 from storage.errors import OperationStateError, UserError
-from storage.locations import DataStore
-from storage.operations import OperationRecord, PlanOptions
-from storage.roots import broad_root, home_folder
+
+if TYPE_CHECKING:
+    from storage.locations import DataStore
+    from storage.operations import OperationRecord, PlanOptions
 
 BROAD_FLAG = "--i-mean-it"
 # Options as the user types them, for a refusal that says which one differs.
@@ -35,6 +36,8 @@ HOME_WHY = "it holds your settings and programs' state: organize a folder in it 
 
 
 def refuse_broad_root(root: str, i_mean_it: bool) -> None:
+    from storage.roots import broad_root, home_folder
+
     reason = broad_root(root, home_folder())
     if reason is not None and not i_mean_it:
         why = SYSTEM_WHY if reason == "a system folder" else HOME_WHY
@@ -79,6 +82,8 @@ def refuse_stale(store: DataStore, record: OperationRecord, force: bool) -> None
     under an overlapping root, most of its moves would be skipped or land wrong."""
     if force:
         return
+    from storage import operations
+
     newer = operations.newer_change(store, record)
     if newer is not None:
         when = newer.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")

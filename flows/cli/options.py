@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from storage import operations
 from storage.errors import UserError
-from storage.locations import DataStore
-from storage.settings import get_settings
+
+if TYPE_CHECKING:  # pydantic and fsspec, imported by the commands that read operations
+    from storage.locations import DataStore
+    from storage.operations import OperationRecord
 
 
 def choice(value: str | None, valid: Iterable[str], what: str) -> str | None:
@@ -40,12 +42,15 @@ def page(limit: int | None, offset: int) -> None:
 
 
 def data_store() -> DataStore:
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
     return DataStore(get_settings().data_url)
 
 
-def operation(given: str, store: DataStore | None = None) -> operations.OperationRecord:
+def operation(given: str, store: DataStore | None = None) -> OperationRecord:
     """The record of the operation `given` names: a full id, a unique prefix, or `last`."""
-    from storage import locks
+    from storage import locks, operations
 
     store = store or data_store()
     record = operations.load(store, operations.resolve_id(store, given))
@@ -54,6 +59,8 @@ def operation(given: str, store: DataStore | None = None) -> operations.Operatio
 
 def display_id(store: DataStore, operation_id: str) -> str:
     """The short id when it names this operation alone (commands to copy stay short)."""
+    from storage import operations
+
     short = operations.short_id(operation_id)
     try:
         return short if operations.resolve_id(store, short) == operation_id else operation_id
@@ -63,6 +70,8 @@ def display_id(store: DataStore, operation_id: str) -> str:
 
 def short_ids(operation_ids: list[str]) -> dict[str, str]:
     """Each id's short form where no other id shares it, else the whole id."""
+    from storage import operations
+
     counts = Counter(operations.short_id(i) for i in operation_ids)
     return {
         i: operations.short_id(i) if counts[operations.short_id(i)] == 1 else i

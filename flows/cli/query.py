@@ -1,23 +1,27 @@
-"""Commands that only read an operation's manifests (DuckDB); they never import Prefect."""
+"""Commands that only read an operation's manifests (DuckDB); they never import Prefect.
+
+DuckDB, pyarrow and pydantic are imported inside the commands, after what was typed is
+checked: the CLI imports this module for every command, `--help` and `--version` included.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 
 from flows.cli import app, options, views
 from flows.cli.render import emit_json, emit_jsonl, err, path_text, shown, summary, table
-from storage import manifests, operations, queries
 from storage.errors import OperationStateError, UserError
-from storage.locations import DataStore
-from storage.outcomes import OUTCOMES
-from storage.settings import get_settings
-from tasks.classify.categories import CATEGORIES
-from tasks.report import human_bytes
+from storage.vocabulary import OUTCOMES, PLAN_ACTIONS
+
+if TYPE_CHECKING:
+    from storage import queries
+    from storage.locations import DataStore
+    from storage.operations import OperationRecord
 
 PAGE = 50
 
@@ -49,8 +53,10 @@ class Output:
         return cls(limit, offset, json, jsonl)
 
 
-def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, operations.OperationRecord]:
-    store = DataStore(get_settings().data_url)
+def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, OperationRecord]:
+    from storage import queries
+
+    store = options.data_store()
     record = options.operation(operation_id, store)
     op_dir = store.operation_dir(record.id)
     if not queries.has_shards(store, op_dir, stage):
@@ -69,6 +75,8 @@ def _listing(
     item: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> list[dict[str, Any]] | None:
     """Print the rows as JSON Lines or one JSON document; the rows (for a table) otherwise."""
+    from storage import queries
+
     if output.jsonl:
         emit_jsonl(
             [item(row) for row in batch]
@@ -111,9 +119,11 @@ def plan(
     jsonl: bool = JSONL,
 ) -> None:
     """The planned moves, paged: source -> destination, and why (or what became of them)."""
-    action = options.choice(action, queries.PLAN_ACTIONS, "action")
+    action = options.choice(action, PLAN_ACTIONS, "action")
     outcome = options.choice(outcome, OUTCOMES, "outcome")
     output = Output.of(limit, offset, every, json_output, jsonl)
+    from storage import queries
+
     store, op_dir, record = _operation(operation_id, "plan")
     query = queries.plan_query(store, op_dir, action, outcome)
     document = {"operation_id": record.id}
@@ -158,6 +168,9 @@ def duplicates(
 ) -> None:
     """Duplicate groups, largest waste first."""
     output = Output.of(limit, offset, every, json_output, jsonl)
+    from storage import queries
+    from tasks.report import human_bytes
+
     store, op_dir, record = _operation(operation_id, "hash")
     query = queries.duplicate_query(store, op_dir, record.options.include_empty)
     document = {"operation_id": record.id}
@@ -211,7 +224,12 @@ def files(
     jsonl: bool = JSONL,
 ) -> None:
     """The files of an operation, filtered and sorted."""
+    from tasks.classify.categories import CATEGORIES  # puremagic only: cheap
+
     category = options.choice(category, CATEGORIES, "category")
+    from storage import queries
+    from tasks.report import human_bytes
+
     sort = options.choice(sort, queries.FILE_SORTS, "sort") or "path"
     output = Output.of(limit, offset, every, json_output, jsonl)
     options.at_least(min_size, 0, "--min-size")
@@ -248,7 +266,9 @@ def files(
 @app.command()
 def report(operation_id: str, json_output: bool = JSON) -> None:
     """Counts and bytes per category and year, duplicates, planned moves, errors, timings."""
-    store = DataStore(get_settings().data_url)
+    from storage import manifests
+
+    store = options.data_store()
     record = options.operation(operation_id, store)
     built = manifests.read_report(store, store.operation_dir(record.id))
     if built is None:
@@ -278,9 +298,10 @@ def list_operations(
 ) -> None:
     """Past operations, newest first, with their status (every one: this list is not paged)."""
     Output.of(None, 0, True, json_output, jsonl)
+    from storage import locks, operations
+
     status = options.choice(status, get_args(operations.Status), "status")
-    store = DataStore(get_settings().data_url)
-    from storage import locks
+    store = options.data_store()
 
     found = [locks.reconcile(store, r) for r in operations.list_all(store)]
     records = [r for r in found if status is None or r.status == status]

@@ -1,4 +1,9 @@
-"""Printing for the CLI: one JSON document on stdout with --json, rich tables otherwise."""
+"""Printing for the CLI: one JSON document on stdout with --json, rich tables otherwise.
+
+Imported when the CLI starts, so it imports no more than the standard library: rich and the
+storage vocabulary are imported by the functions that print with them (`fileorg --version`
+and a usage error never need them).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,40 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from storage.manifests import LEFT_ALONE_CODES
-from tasks.report import human_bytes
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+@cache
+def console(stderr: bool) -> Console:
+    """The one rich Console for stdout or stderr, made at its first use (rich detects the
+    terminal and its colours then: after terminal.install() in main, as when it was made at
+    import). Give rich itself this one (a Progress), not the stand-ins below."""
+    from rich.console import Console
+
+    return (
+        Console(stderr=True, highlight=False)
+        if stderr
+        else Console(highlight=False, soft_wrap=True)
+    )
+
+
+class _Later:
+    """A stand-in for console(stderr) until its first use: attribute access only (`.print`,
+    `.width`, `.file`), so that importing this module imports no rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(console(self._stderr), name)
+
+
+out = cast("Console", _Later(stderr=False))
+err = cast("Console", _Later(stderr=True))
 
 
 def path_text(path: bytes | None) -> str | None:
@@ -49,6 +78,8 @@ def shown(path: bytes | None) -> str:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False, title_justify="left")
     for c in columns:
         t.add_column(c, overflow="fold")
@@ -57,16 +88,18 @@ def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
     out.print(t)
 
 
-# Reason codes of the rows that stay where they are (storage.manifests.REASON_CODES).
-_STAYS = (*LEFT_ALONE_CODES, "duplicate", "conflict")
-
-
 def _skip_reasons(by_reason: dict[str, int]) -> str:
     """The skipped rows by their exact reason: "project 2, hidden 5, junk 4"."""
-    return ", ".join(f"{code} {by_reason[code]:,}" for code in _STAYS if by_reason.get(code))
+    from storage.manifests import LEFT_ALONE_CODES
+
+    # Reason codes of the rows that stay where they are (storage.manifests.REASON_CODES).
+    stays = (*LEFT_ALONE_CODES, "duplicate", "conflict")
+    return ", ".join(f"{code} {by_reason[code]:,}" for code in stays if by_reason.get(code))
 
 
 def summary(report: dict[str, Any]) -> None:
+    from tasks.report import human_bytes
+
     dup = report["duplicates"]
     plan = report["plan"]
     rows = [

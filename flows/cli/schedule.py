@@ -7,8 +7,6 @@ the scheduled-cleanup deployment on the Prefect server at PREFECT_API_URL (serve
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from typing import Any
 
 import typer
@@ -16,12 +14,8 @@ import typer
 from flows.cli import app
 from flows.cli.guards import refuse_broad_root
 from flows.cli.render import emit_json, table
-from storage.cron import check_timezone
 from storage.errors import UserError
-from storage.operations import DuplicatesPolicy, KeepPolicy, PlanOptions, check_options_for_root
-from storage.paths import to_param
-from storage.root_identity import identify
-from storage.roots import check_root
+from storage.operations import DuplicatesPolicy, KeepPolicy  # Typer reads them at registration
 from tasks.plan.layout import parse_layout
 
 schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
@@ -39,6 +33,8 @@ def _scheduler() -> Any:
 
 
 def _run(coroutine: Any) -> Any:
+    import asyncio
+
     from api.orchestrator import OrchestratorError
 
     try:
@@ -63,12 +59,18 @@ def add(
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Schedule an organize run of PATH (a dry run unless --apply)."""
-    from api.orchestrator import ScheduleSpec, validate_cron
+    from storage.cron import check_timezone
+    from storage.operations import PlanOptions, check_options_for_root
+    from storage.paths import to_param
+    from storage.root_identity import identify
+    from storage.roots import check_root
 
     if (cron is None) == (every is None):
         raise UserError("give exactly one of --cron and --every")
     check_timezone(timezone)
     if cron is not None:
+        from api.orchestrator import validate_cron  # Prefect's parser: only for a cron
+
         cron = validate_cron(cron, timezone)  # the API's rule: ours, then Prefect's parser
     if every is not None and every < 1:
         raise UserError(f"--every must be 1 second or more (got {every})")
@@ -77,6 +79,10 @@ def add(
     refuse_broad_root(root, i_mean_it)
     options = PlanOptions.model_validate({"mode": mode, "duplicates": duplicates, "keep": keep})
     check_options_for_root(options, root)
+    import secrets
+
+    from api.orchestrator import ScheduleSpec  # Prefect's client: after the cheap checks
+
     parameters: dict[str, Any] = {
         "operation_id": "",
         "root": to_param(root),

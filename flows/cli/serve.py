@@ -27,8 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,7 +36,6 @@ from types import FrameType
 from typing import IO
 
 import typer
-from platformdirs import user_log_path
 
 from flows.cli import app, terminal
 from storage.errors import FileorgError, UserError
@@ -193,6 +190,9 @@ def _prefect_auth() -> str | None:
 
 
 def _get(url: str, auth: str | None = None) -> tuple[int, bytes] | None:
+    import urllib.error  # here: urllib.request imports ssl and http, a tenth of the CLI's start
+    import urllib.request
+
     request = urllib.request.Request(url)
     if auth:
         token = base64.b64encode(auth.encode()).decode()
@@ -253,6 +253,8 @@ def serve(
     if not os.environ.get("PREFECT_API_URL"):
         check_prefect_host(prefect_host, os.environ)
         check_port_free(prefect_host, prefect_port, "the Prefect server", "--prefect-port")
+    from platformdirs import user_log_path
+
     log_dir = None if terminal.verbose() else user_log_path("fileorg") / "serve"
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)

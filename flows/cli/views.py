@@ -5,16 +5,15 @@ rollback could not carry out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# rich.cells alone (no Console): a few small modules, cheap when the CLI starts.
 from rich.cells import cell_len, get_character_cell_size
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from flows.cli.render import err, out, shown
-from storage.previews import Folder
-from tasks.report import human_bytes
+
+if TYPE_CHECKING:
+    from storage.previews import Folder
 
 ELLIPSIS = "…"
 GAP = 2  # cells between two columns
@@ -98,6 +97,10 @@ def _share(natural: list[int], room: int) -> list[int]:
 def rows_table(columns: list[str], rows: list[list[str]], paths: int, wide: bool) -> None:
     """A table of plan-like rows: fitted to the terminal (80 columns when it is not one),
     or every value whole with --wide."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     width = out.width
     body = rows if wide else fitted([columns, *rows], paths, width)[1:]
     t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
@@ -122,6 +125,11 @@ def preview(folders: list[Folder], limit: int = 30) -> None:
     """The tree a plan leaves: each top folder, then its subfolders, with files and bytes."""
     if not folders:
         return
+    from rich.table import Table
+    from rich.text import Text
+
+    from tasks.report import human_bytes
+
     total, rest = folders[0], folders[1:]
     err.print(
         f"\n[bold]After apply[/bold]: {total.files:,} files, {human_bytes(total.bytes)}"
@@ -153,6 +161,9 @@ def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind
     all (`hint` is a command that takes --outcome)."""
     if not counts:
         return
+    from rich.table import Table
+    from rich.text import Text
+
     total = sum(counts.values())
     files = "1 file" if total == 1 else f"{total:,} files"
     first = f"; the first {len(rows)}" if total > len(rows) else ""

@@ -19,6 +19,7 @@ from storage.queries.connection import (
     stage_glob,
     with_columns,
 )
+from storage.vocabulary import PLAN_ACTIONS as PLAN_ACTIONS  # the names the CLI checks
 
 
 def plan_source(store: DataStore, op_dir: str) -> str:
@@ -29,9 +30,6 @@ def _codes(reason_code: str | Sequence[str] | None) -> list[str]:
     if reason_code is None:
         return []
     return [reason_code] if isinstance(reason_code, str) else list(reason_code)
-
-
-PLAN_ACTIONS = ("move", "keep", "skip", "quarantine", "hardlink")
 
 
 def plan_items(store: DataStore, op_dir: str) -> str:
