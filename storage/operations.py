@@ -15,6 +15,12 @@ from pydantic import BaseModel, Field
 from storage.errors import InvalidPlanOptions, OperationNotFound, OperationStateError, UserError
 from storage.journal import has_applied_anything
 from storage.locations import DataStore, canonical_operation_id
+from storage.vocabulary import AlbumsPolicy as AlbumsPolicy
+from storage.vocabulary import DuplicatesPolicy as DuplicatesPolicy
+from storage.vocabulary import KeepPolicy as KeepPolicy
+from storage.vocabulary import LayoutMode as LayoutMode
+from storage.vocabulary import ProjectsPolicy as ProjectsPolicy
+from storage.vocabulary import UndatedPolicy as UndatedPolicy
 
 Status = Literal[
     "pending",
@@ -40,14 +46,7 @@ def utcnow() -> datetime:
 PROGRESS_EVENT = "fileorg.operation.progress"
 
 
-# The plan's policies, spelled once: the API's request schema and the CLI's option choices are
-# these aliases (tests/storage/test_policies.py holds the three to it).
-LayoutMode = Literal["category_year", "category", "year_month", "extension"]  # tasks.layout.MODES
-DuplicatesPolicy = Literal["report", "quarantine", "hardlink"]
-KeepPolicy = Literal["oldest", "newest", "shortest-path"]
-ProjectsPolicy = Literal["leave", "move"]
-AlbumsPolicy = Literal["tags", "folder", "off"]
-UndatedPolicy = Literal["mtime", "folder"]
+# The plan's policies are spelled once, in storage/vocabulary.py (imported here as before).
 
 
 class PlanOptions(BaseModel):

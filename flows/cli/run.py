@@ -29,9 +29,7 @@ from flows.cli.render import emit_json, err, summary
 from flows.cli.results import DECLINED, INCOMPLETE, applied, rolled_back
 from flows.cli.views import preview
 from storage.errors import OperationStateError, UserError
-
-# The options' types, read by Typer when the command is registered (pydantic, no DuckDB).
-from storage.operations import (
+from storage.vocabulary import (
     AlbumsPolicy,
     DuplicatesPolicy,
     KeepPolicy,

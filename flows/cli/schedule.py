@@ -15,7 +15,7 @@ from flows.cli import app
 from flows.cli.guards import refuse_broad_root
 from flows.cli.render import emit_json, table
 from storage.errors import UserError
-from storage.operations import DuplicatesPolicy, KeepPolicy  # Typer reads them at registration
+from storage.vocabulary import DuplicatesPolicy, KeepPolicy
 from tasks.plan.layout import parse_layout
 
 schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules).")
