@@ -15,6 +15,42 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+# The test files that take longest (each a minute or more of a worker; measured with
+# --durations on 2026-12-01), longest first. --dist loadfile runs a file whole on one worker,
+# and xdist's own order (most tests first, --no-loadscope-reorder turns it off) left the files
+# with few long tests (crash loops, serve, the README's jobs) for the end of the run, where one
+# worker ran them while the other had finished. Started first, they overlap the many short ones.
+LONGEST_FIRST = (
+    "tests/tasks/apply/test_crash.py",
+    "tests/flows/test_cli_apply.py",
+    "tests/flows/test_apply_flow.py",
+    "tests/flows/test_cli_home.py",
+    "tests/api/test_interrupted_flow.py",
+    "tests/flows/test_serve.py",
+    "tests/api/test_integration.py",
+    "tests/flows/test_cli_locks.py",
+    "tests/flows/test_cli_input.py",
+    "tests/flows/test_organize.py",
+    "tests/test_readme.py",
+    "tests/api/test_ws.py",
+    "tests/flows/test_prefect_yaml.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the others by their number of tests (xdist's order)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.nodeid.split("::")[0]] = counts.get(item.nodeid.split("::")[0], 0) + 1
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        return rank.get(path, len(rank)), -counts[path]
+
+    items.sort(key=order)  # stable: each file's tests keep their order
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """FILEORG_DATA_URL pointing at a fresh folder, for this process and its children."""
