@@ -3,6 +3,7 @@ a new module or a move that forgets the page fails here."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -37,3 +38,37 @@ def test_every_module_is_on_the_architecture_page() -> None:
 def test_the_architecture_page_names_no_module_that_is_gone() -> None:
     gone = sorted(_listed() - _modules())
     assert gone == [], f"remove from docs/architecture.md: {gone}"
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _sources() -> list[Path]:
+    return sorted(
+        path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.relative_to(ROOT).parts
+    )
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """Small modules with one owner (issue 13): a module past this has two jobs."""
+    long = {
+        path.relative_to(ROOT).as_posix(): n
+        for path in _sources()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_is_over_60_lines() -> None:
+    long = {}
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {node.name}"] = lines
+    assert long == {}
