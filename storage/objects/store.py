@@ -87,12 +87,12 @@ class ObjectStore:
     def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return sync(self.fs.loop, fn, *args, **kwargs)  # type: ignore[no-any-return]
 
-    async def _call(self, method: str, **kwargs: Any) -> Any:
+    async def request(self, method: str, **kwargs: Any) -> Any:
         self.requests += 1
         REQUESTS[method] += 1
         return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
 
-    async def _gather(
+    async def gather(
         self, items: Sequence[Any], fn: Callable[[Any], Awaitable[T]]
     ) -> list[T | BaseException]:
         gate = asyncio.Semaphore(self.profile.concurrency)
@@ -111,13 +111,13 @@ class ObjectStore:
     def check(self) -> None:
         """The bucket exists and we may list the root; RootError otherwise."""
         try:
-            self._run(self._call, "list_objects_v2", Prefix=self.root.key_prefix, MaxKeys=1)
+            self._run(self.request, "list_objects_v2", Prefix=self.root.key_prefix, MaxKeys=1)
         except Exception as exc:
             raise RootError(describe(exc, f"root {self.root.url}")) from None
 
     def versioned(self) -> bool:
         try:
-            answer = self._run(self._call, "get_bucket_versioning")
+            answer = self._run(self.request, "get_bucket_versioning")
         except Exception:
             return False  # not allowed to ask: list the plain way
         return bool(answer.get("Status") == "Enabled")
@@ -132,7 +132,7 @@ class ObjectStore:
         while True:
             if versioned:
                 page = self._run(
-                    self._call, "list_object_versions", Prefix=self.root.key_prefix, **token
+                    self.request, "list_object_versions", Prefix=self.root.key_prefix, **token
                 )
                 infos = [
                     ObjectInfo(
@@ -156,7 +156,7 @@ class ObjectStore:
                 }
             else:
                 page = self._run(
-                    self._call, "list_objects_v2", Prefix=self.root.key_prefix, **token
+                    self.request, "list_objects_v2", Prefix=self.root.key_prefix, **token
                 )
                 infos = [
                     ObjectInfo(
@@ -174,11 +174,11 @@ class ObjectStore:
             yield infos
 
     def head(self, key: str) -> ObjectInfo | None:
-        return self._run(self._head, key)
+        return self._run(self.head_async, key)
 
-    async def _head(self, key: str) -> ObjectInfo | None:
+    async def head_async(self, key: str) -> ObjectInfo | None:
         try:
-            answer = await self._call("head_object", Key=key)
+            answer = await self.request("head_object", Key=key)
         except FileNotFoundError:
             return None
         return ObjectInfo(
@@ -191,16 +191,16 @@ class ObjectStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def _get(self, key: str, etag: str | None, start: int, end: int | None) -> bytes:
+    async def get_async(self, key: str, etag: str | None, start: int, end: int | None) -> bytes:
         """Bytes [start, end) of `key` (to the end when `end` is None), if it is still `etag`."""
         if end is not None and end <= start:
             return b""
-        return (await self._get_answer(key, etag, start, end))[0]
+        return (await self.get_answer(key, etag, start, end))[0]
 
-    async def _get_answer(
+    async def get_answer(
         self, key: str, etag: str | None, start: int, end: int | None
     ) -> tuple[bytes, dict[str, Any]]:
-        """`_get` with the response's headers (ETag, ContentType, Metadata...)."""
+        """`get_async` with the response's headers (ETag, ContentType, Metadata...)."""
         answer = await self._get_object(key, etag, start, end)
         async with answer["Body"] as body:
             data: bytes = await body.read()
@@ -218,7 +218,7 @@ class ObjectStore:
         if etag and self.profile.conditional_writes:
             kwargs["IfMatch"] = f'"{etag}"'
         try:
-            answer: dict[str, Any] = await self._call("get_object", **kwargs)
+            answer: dict[str, Any] = await self.request("get_object", **kwargs)
         except OSError as exc:
             if precondition_failed(exc):
                 raise ObjectChanged(f"{key} changed since it was scanned") from None
@@ -235,9 +235,9 @@ class ObjectStore:
 
         async def one(item: tuple[str, str | None, int]) -> bytes:
             key, etag, n = item
-            return await self._get(key, etag, 0, n)
+            return await self.get_async(key, etag, 0, n)
 
-        return self._run(self._gather, items, one)
+        return self._run(self.gather, items, one)
 
     def hash_objects(
         self,
@@ -260,7 +260,7 @@ class ObjectStore:
             on_done(nbytes)
             return hasher.digest(), nbytes
 
-        return self._run(self._gather, items, one)
+        return self._run(self.gather, items, one)
 
     def content_hash(self, key: str, etag: str | None = None) -> bytes:
         """blake3 of one object's content (verification and crash recovery)."""
@@ -276,9 +276,9 @@ class ObjectStore:
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         """Write a new object; ObjectExists if the key is taken. Returns its ETag."""
-        return self._run(self._put, key, data, {})
+        return self._run(self.put_async, key, data, {})
 
-    async def _put(self, key: str, data: bytes, extra: dict[str, Any]) -> str:
+    async def put_async(self, key: str, data: bytes, extra: dict[str, Any]) -> str:
         digest = hashlib.md5(data, usedforsecurity=False)
         kwargs: dict[str, Any] = {
             "Key": key,
@@ -288,10 +288,10 @@ class ObjectStore:
         }
         if self.profile.conditional_writes:
             kwargs["IfNoneMatch"] = "*"
-        elif await self._head(key) is not None:
+        elif await self.head_async(key) is not None:
             raise ObjectExists(f"{key} exists")
         try:
-            answer = await self._call("put_object", **kwargs)
+            answer = await self.request("put_object", **kwargs)
         except FileExistsError:
             raise ObjectExists(f"{key} exists") from None
         return plain_etag(answer.get("ETag"))
@@ -303,16 +303,17 @@ class ObjectStore:
         (ObjectChanged). The copy's size and checksum are verified before returning; a copy
         that does not verify is removed again and CopyMismatch raised.
         """
-        return self._run(copy.copy_if_absent, self, src, dst_key)
+        requests: copy.Requests = self  # mypy checks the store is what a copy needs
+        return self._run(copy.copy_if_absent, requests, src, dst_key)
 
     def delete_if_match(self, key: str, etag: str) -> None:
         """Delete `key` only if it is still the object with `etag` (ObjectChanged if not)."""
-        self._run(self._delete, key, etag)
+        self._run(self.delete_async, key, etag)
 
-    async def _delete(self, key: str, etag: str) -> None:
+    async def delete_async(self, key: str, etag: str) -> None:
         if self.profile.conditional_writes:
             try:
-                await self._call("delete_object", Key=key, IfMatch=f'"{etag}"')
+                await self.request("delete_object", Key=key, IfMatch=f'"{etag}"')
             except FileNotFoundError:
                 raise ObjectChanged(f"{key} is gone") from None
             except OSError as exc:
@@ -320,7 +321,7 @@ class ObjectStore:
                     raise ObjectChanged(f"{key} changed") from None
                 raise
             return
-        info = await self._head(key)
+        info = await self.head_async(key)
         if info is None or info.etag != etag:
             raise ObjectChanged(f"{key} changed")
-        await self._call("delete_object", Key=key)
+        await self.request("delete_object", Key=key)

@@ -44,12 +44,12 @@ def bucket(s3: S3Env) -> str:
 @pytest.fixture
 def gets(monkeypatch: pytest.MonkeyPatch) -> Iterator[GetLog]:
     log = GetLog()
-    real = ObjectStore._call
+    real = ObjectStore.request
 
     async def logged(self: ObjectStore, method: str, **kwargs: Any) -> Any:
         if method == "get_object":
             log.calls.append(kwargs)
         return await real(self, method, **kwargs)
 
-    monkeypatch.setattr(ObjectStore, "_call", logged)
+    monkeypatch.setattr(ObjectStore, "request", logged)
     yield log
