@@ -129,10 +129,8 @@ def test_a_user_install_without_the_dev_tools_gives_a_working_fileorg(
     assert dev_tools == []
 
 
-def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> None:
-    """`fileorg organize ~/Downloads ... --dry-run` with nothing configured: the default data
-    folder under the user's home, and a temporary Prefect server."""
-    (command,) = _commands("Run")
+def _embedded_defaults(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A home with two equal files in Downloads, and an environment that configures nothing."""
     home = tmp_path / "home"
     (home / "Downloads").mkdir(parents=True)
     (home / "Downloads" / "a.jpg").write_bytes(b"same")
@@ -142,9 +140,20 @@ def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> No
     }
     env.update(HOME=str(home), PREFECT_HOME=str(tmp_path / "prefect"))
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    argv = shlex.split(command.replace(".venv/bin/", f"{BIN}/").replace("~", str(home)))
+    return home, env
 
-    done = subprocess.run([*argv, "--json"], env=env, capture_output=True, timeout=240)
+
+def _main_job(home: Path) -> list[str]:
+    (command,) = _commands("Run")
+    return shlex.split(command.replace(".venv/bin/", f"{BIN}/").replace("~", str(home)))
+
+
+def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> None:
+    """`fileorg organize ~/Downloads ... --dry-run` with nothing configured: the default data
+    folder under the user's home, and a temporary Prefect server."""
+    home, env = _embedded_defaults(tmp_path)
+
+    done = subprocess.run([*_main_job(home), "--json"], env=env, capture_output=True, timeout=240)
 
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     report = json.loads(done.stdout)["report"]
@@ -152,6 +161,23 @@ def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> No
     operations = home / ".local" / "share" / "fileorg" / "operations"
     assert (operations / json.loads(done.stdout)["operation_id"] / "report.json").exists()
     assert sorted(p.name for p in (home / "Downloads").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_the_temporary_server_outlives_what_prefect_still_has_to_send(tmp_path: Path) -> None:
+    """Prefect sends run logs and events from background workers; stopped before they were
+    sent, the server left them to be retried at exit against a closed port (once 14 minutes
+    after an apply had finished). With -v the run's logs go to the server too: every one of
+    them, and every event, must reach it before it stops."""
+    home, env = _embedded_defaults(tmp_path)
+    fileorg, *args = _main_job(home)
+
+    done = subprocess.run([fileorg, "-v", *args], env=env, capture_output=True, timeout=240)
+
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr[-2000:]
+    assert "Finished in state Completed" in stderr  # the run's logs were written, -v shows them
+    for unsent in ("Error logging to API", "failed to process item", "Still processing items"):
+        assert unsent not in stderr, stderr[-2000:]
 
 
 def test_every_command_the_readme_lists_exists() -> None:

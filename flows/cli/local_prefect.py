@@ -26,6 +26,7 @@ from storage.errors import FileorgError
 
 START_SECONDS = 180.0  # a deadline: polled, so a quiet machine waits ~3 s
 STOP_SECONDS = 3.0
+DRAIN_SECONDS = 60.0  # a deadline: a quiet machine sends what is left in well under a second
 
 
 class LocalServerError(FileorgError):
@@ -78,6 +79,19 @@ def stop_all() -> None:
         stop(process, grace=0.5)
 
 
+def drain_prefect(timeout: float = DRAIN_SECONDS) -> None:
+    """Send what Prefect still holds for the server (run logs, events: the final states, a
+    heartbeat, our progress) while the server is up. Prefect sends them from background workers
+    and would otherwise drain them at interpreter exit, after we stopped the server: each item
+    then retried against a closed port (seen: 14 minutes after an apply had finished, and
+    'Error logging to API' after a dry run with -v)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):  # logs first: sending events logs nothing
+        worker.drain_all(timeout=timeout, at_exit=False)
+
+
 def stop(process: subprocess.Popen[bytes], grace: float = STOP_SECONDS) -> None:
     with suppress(ValueError):
         _running.remove(process)
@@ -127,4 +141,5 @@ def local_prefect() -> Iterator[None]:
         # After a Ctrl-C Prefect's engine is still reporting the run (and its log worker still
         # sending): the server stays until the exit, which stops it (stop_all).
         if not terminal.INTERRUPTED.is_set():
+            drain_prefect()
             stop(process)
