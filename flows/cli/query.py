@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, get_args
 import typer
 
 from flows.cli import app, options, views
-from flows.cli.render import emit_json, emit_jsonl, err, path_text, shown, summary, table
+from flows.cli.render import (
+    emit_json,
+    emit_jsonl,
+    err,
+    path_text,
+    report_details,
+    shown,
+    summary,
+    table,
+)
 from storage.errors import OperationStateError, UserError
 from storage.vocabulary import OUTCOMES, PLAN_ACTIONS
 
@@ -279,6 +288,7 @@ def report(operation_id: str, json_output: bool = JSON) -> None:
         emit_json(built)
         return
     summary(built)
+    report_details(built)
     if built["errors"]["items"]:
         table(
             "Problems",

@@ -123,3 +123,43 @@ def summary(report: dict[str, Any]) -> None:
         for name, t in report["stages"].items()
     ]
     table("Stages", ["stage", "time", "files"], stages)
+
+
+def report_details(report: dict[str, Any]) -> None:
+    """What `fileorg report` shows besides the summary: the years, the largest duplicate
+    groups, what was left alone and why (the JSON has all of it; a person reads the top)."""
+    from tasks.report import human_bytes
+
+    years = sorted(report.get("by_year", {}).items())
+    if years:  # an empty table says nothing the summary does not
+        table(
+            "By year",
+            ["year", "files", "size"],
+            [[y, f"{s['files']:,}", human_bytes(s["bytes"])] for y, s in years],
+        )
+    groups = report["duplicates"]["top_groups"]
+    rows = [
+        [
+            f"{g['copies']}",
+            human_bytes(g["size"]),
+            human_bytes(g["wasted_bytes"]),
+            "\n".join(shown(os.fsencode(p)) for p in g["paths"][:3])
+            + (f"\n(+{len(g['paths']) - 3} more)" if len(g["paths"]) > 3 else ""),
+        ]
+        for g in groups
+    ]
+    if rows:
+        table("Largest duplicate groups", ["copies", "size", "wasted", "paths"], rows)
+    left = report.get("left_alone") or {"count": 0, "items": []}
+    rows = [
+        [
+            shown(os.fsencode(u["path"])),
+            u["reason"],
+            "not entered" if u["files"] is None else f"{u['files']:,}",
+        ]
+        for u in left["items"]
+    ]
+    if left["count"] > len(left["items"]):
+        rows.append(["...", f"{left['count'] - len(left['items']):,} more (--json lists them)", ""])
+    if rows:
+        table(f"Left alone ({left['count']:,})", ["path", "reason", "files"], rows)

@@ -88,6 +88,25 @@ def test_report_json_is_what_organize_printed(organized: Organized) -> None:
     assert report == organized.document["report"]
 
 
+def test_the_report_in_words_shows_what_its_help_promises(organized: Organized) -> None:
+    """Per category and year, duplicates, what was left alone and why, errors: the text report
+    is the JSON's top rows, not only its summary."""
+    report = organized.document["report"]
+    top = report["duplicates"]["top_groups"][0]
+    left = report["left_alone"]["items"][0]
+    ran = organized.cli.run("report", organized.operation_id)
+    text = " ".join(ran.stdout.decode().split())  # rich wraps long cells: compare the words
+
+    assert ran.returncode == 0, ran.stderr
+    assert report["by_year"] and left and top  # the nasty tree has all three
+    for title in ("Summary", "By category", "By year", "Largest duplicate groups", "Left alone"):
+        assert title in text
+    assert all(year in text for year in report["by_year"])
+    assert f"Left alone ({report['left_alone']['count']:,})" in text
+    assert left["reason"] in text
+    assert "Problems" in text and report["errors"]["items"][0]["stage"] in text
+
+
 def test_plan_json_agrees_with_the_report(organized: Organized) -> None:
     plan = organized.cli.json("plan", organized.operation_id, "--limit", "100000")
     counted = organized.document["report"]["plan"]
