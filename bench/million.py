@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import common
 
@@ -59,7 +60,7 @@ def generate(root: Path, files: int, per_dir: int, dup_percent: float, seed: int
     return time.perf_counter() - started
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=common.DEFAULT_WORK / "million")
     parser.add_argument("--work", type=Path, default=common.DEFAULT_WORK)
@@ -70,8 +71,11 @@ def main() -> int:
     parser.add_argument("--api-url", help="a running Prefect server (else one is started)")
     parser.add_argument("--cold", action="store_true", help="drop the page cache first")
     parser.add_argument("--cleanup", action="store_true", help="delete the tree at the end")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def ensure_tree(args: argparse.Namespace) -> tuple[int, int]:
+    """Generate the tree unless its marker matches the options; return its files and bytes."""
     wanted = f"{args.files} {args.per_dir} {args.dup_percent} {args.seed}\n"
     marker = args.root / MARKER
     if not marker.exists() or marker.read_text() != wanted:
@@ -80,20 +84,18 @@ def main() -> int:
         gen_s = generate(args.root, args.files, args.per_dir, args.dup_percent, args.seed)
         print(f"generated in {gen_s:.0f} s", flush=True)
     files, nbytes = common.tree_size(args.root)
-    files -= 1  # the marker
+    return files - 1, nbytes  # the marker is not one of the files
 
-    data = args.work / "million-data"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
-    with common.prefect_server(args.api_url, args.work / "prefect-home-bench") as api_url:
-        env = common.fileorg_env(data, api_url)
-        if args.cold:
-            common.drop_caches()
-        print("running fileorg organize --dry-run ...", flush=True)
-        m, op_id = common.organize(args.root, env)
-        runs = common.count_task_runs(api_url, op_id)
-    report = common.fileorg_report(op_id, env)
 
+def print_results(
+    root: Path,
+    files: int,
+    nbytes: int,
+    m: common.Measured,
+    runs: dict[str, Any],
+    report: dict[str, Any],
+) -> None:
+    """Print the measures table, then every target missed."""
     peak_mib = m.peak_tree_pss_kb / 1024
     rows = [
         ["files", f"{files:,} ({common.human_bytes(nbytes)})"],
@@ -108,7 +110,7 @@ def main() -> int:
     ]
     for name, stage in report["stages"].items():
         rows.append([f"stage {name}", f"{stage['seconds']:.1f} s, {stage['files']:,} files"])
-    common.print_table(f"organize --dry-run on {args.root}", ["measure", "value"], rows)
+    common.print_table(f"organize --dry-run on {root}", ["measure", "value"], rows)
 
     problems = []
     if peak_mib > MEMORY_LIMIT_MIB:
@@ -117,6 +119,24 @@ def main() -> int:
         problems.append(f"task runs {runs['task_runs']} > {TASK_RUN_LIMIT}")
     for p in problems:
         print(f"TARGET MISSED: {p}")
+
+
+def main() -> int:
+    args = parse_args()
+    files, nbytes = ensure_tree(args)
+
+    data = args.work / "million-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    with common.prefect_server(args.api_url, args.work / "prefect-home-bench") as api_url:
+        env = common.fileorg_env(data, api_url)
+        if args.cold:
+            common.drop_caches()
+        print("running fileorg organize --dry-run ...", flush=True)
+        m, op_id = common.organize(args.root, env)
+        runs = common.count_task_runs(api_url, op_id)
+    report = common.fileorg_report(op_id, env)
+    print_results(args.root, files, nbytes, m, runs, report)
     if args.cleanup:
         shutil.rmtree(args.root)
         shutil.rmtree(data)
