@@ -21,13 +21,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import common
 
 SPEEDUP_TARGET = 3.0
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=common.DEFAULT_WORK / "big")
     parser.add_argument("--work", type=Path, default=common.DEFAULT_WORK)
@@ -36,16 +37,17 @@ def main() -> int:
     args = parser.parse_args()
     if not args.root.is_dir():
         raise SystemExit(f"{args.root} is missing: build it with bench/dupes.py")
-    cold = not args.warm
+    return args
+
+
+def run_all(args: argparse.Namespace, data: Path, cold: bool) -> dict[str, Any]:
+    """The two baselines, then the first scan and the re-scan; label -> (measured, op id)."""
 
     def prepare() -> None:
         if cold:
             common.drop_caches()
 
-    data = args.work / "rescan-data"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
-    rows, runs = [], {}
+    runs: dict[str, Any] = {}
     with common.prefect_server(args.api_url, args.work / "prefect-home-bench") as api_url:
         env = common.fileorg_env(data, api_url)
         # Baselines: what a run reads when it reads no file content.
@@ -59,12 +61,14 @@ def main() -> int:
             prepare()
             print(f"running {label} ...", flush=True)
             runs[label] = common.organize(args.root, env)
+    return runs
 
-    records = {}
+
+def print_table(root: Path, runs: dict[str, Any], records: dict[str, Any], cold: bool) -> None:
+    rows = []
     for label in ("first scan", "re-scan"):
-        m, op_id = runs[label]
-        records[label] = record = common.operation_record(op_id, data)
-        stages = record.stages
+        m, _ = runs[label]
+        stages = records[label].stages
         rows.append(
             [
                 label,
@@ -88,11 +92,14 @@ def main() -> int:
             ]
         )
     common.print_table(
-        f"Re-scan of {args.root} ({'cold' if cold else 'warm'})",
+        f"Re-scan of {root} ({'cold' if cold else 'warm'})",
         ["run", "wall s", "read from disk", "prefix read", "hash read", "stages (s)"],
         rows,
     )
 
+
+def check(runs: dict[str, Any], records: dict[str, Any], cold: bool) -> bool:
+    """Print the speed-up and what the re-scan read; return whether it read file content."""
     first, second = runs["first scan"][0], runs["re-scan"][0]
     speedup = first.wall_s / second.wall_s
     rescan = records["re-scan"].stages
@@ -112,7 +119,21 @@ def main() -> int:
         print("FAILED: the re-scan read file content")
     if cold and speedup < SPEEDUP_TARGET:
         print(f"TARGET MISSED: speed-up {speedup:.1f}x < {SPEEDUP_TARGET:.0f}x")
-    return 1 if failed else 0
+    return failed
+
+
+def main() -> int:
+    args = parse_args()
+    cold = not args.warm
+    data = args.work / "rescan-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    runs = run_all(args, data, cold)
+    records = {
+        label: common.operation_record(runs[label][1], data) for label in ("first scan", "re-scan")
+    }
+    print_table(args.root, runs, records, cold)
+    return 1 if check(runs, records, cold) else 0
 
 
 if __name__ == "__main__":
