@@ -139,7 +139,7 @@ def apply_and_roll_back(op_id: str, count: int) -> dict[str, Any]:
     return out
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--api-url", help="a running Prefect server (else one is started)")
@@ -147,18 +147,68 @@ def main() -> int:
     parser.add_argument(
         "--apply", action="store_true", help="then apply the first plan and roll it back"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+        region_name="us-east-1",
+    )
+
+
+def configure(client: Any, endpoint: str, api_url: str, home: Path, data_s3: bool) -> None:
+    """Point the in-process pipeline at the Prefect server, moto, and its data folder."""
+    os.environ["PREFECT_API_URL"] = api_url
+    os.environ["FILEORG_PROFILES"] = json.dumps(
+        {
+            "s3": {
+                "endpoint_url": endpoint,
+                "key": "bench",
+                "secret": "bench-secret",
+                "region": "us-east-1",
+            }
+        }
+    )
+    if data_s3:
+        client.create_bucket(Bucket="bench-data")
+        os.environ["FILEORG_DATA_URL"] = "s3://bench-data/fileorg"
+    else:
+        os.environ["FILEORG_DATA_URL"] = str(home / "data")
+
+
+def print_stages(label: str, count: int, total: float, stages: dict[str, dict[str, Any]]) -> None:
+    rows = []
+    for name, info in stages.items():
+        reqs = info.get("requests", {})
+        n = sum(reqs.values())
+        rows.append(
+            (
+                name,
+                info.get("wall_s"),
+                info.get("files"),
+                n,
+                f"{n / count:.3f}",
+                ", ".join(f"{k}={v}" for k, v in sorted(reqs.items())),
+            )
+        )
+    common.print_table(
+        f"{label}: {count} objects, {total:.1f} s in all",
+        ["stage", "seconds", "files", "requests", "per object", "by operation"],
+        rows,
+    )
+
+
+def main() -> int:
+    args = parse_args()
     home = Path(tempfile.mkdtemp(prefix="fileorg-bench-objects-"))
     with moto_process() as endpoint, common.prefect_server(args.api_url, home) as api_url:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench-secret",
-            region_name="us-east-1",
-        )
+        client = s3_client(endpoint)
         client.create_bucket(Bucket=BUCKET)
         started = time.perf_counter()
         count, nbytes = fill(client, args.objects)
@@ -166,47 +216,14 @@ def main() -> int:
             f"filled {count} objects ({common.human_bytes(nbytes)}) in "
             f"{time.perf_counter() - started:.1f} s"
         )
-        os.environ["PREFECT_API_URL"] = api_url
-        os.environ["FILEORG_PROFILES"] = json.dumps(
-            {
-                "s3": {
-                    "endpoint_url": endpoint,
-                    "key": "bench",
-                    "secret": "bench-secret",
-                    "region": "us-east-1",
-                }
-            }
-        )
-        if args.data_s3:
-            client.create_bucket(Bucket="bench-data")
-            os.environ["FILEORG_DATA_URL"] = "s3://bench-data/fileorg"
-        else:
-            os.environ["FILEORG_DATA_URL"] = str(home / "data")
+        configure(client, endpoint, api_url, home, args.data_s3)
         results = {}
         for label in ("first", "re-scan"):
             started = time.perf_counter()
             op_id, stages = run(f"s3://{BUCKET}")
             total = time.perf_counter() - started
             results[label] = {"operation": op_id, "total_s": round(total, 2), "stages": stages}
-            rows = []
-            for name, info in stages.items():
-                reqs = info.get("requests", {})
-                n = sum(reqs.values())
-                rows.append(
-                    (
-                        name,
-                        info.get("wall_s"),
-                        info.get("files"),
-                        n,
-                        f"{n / count:.3f}",
-                        ", ".join(f"{k}={v}" for k, v in sorted(reqs.items())),
-                    )
-                )
-            common.print_table(
-                f"{label}: {count} objects, {total:.1f} s in all",
-                ["stage", "seconds", "files", "requests", "per object", "by operation"],
-                rows,
-            )
+            print_stages(label, count, total, stages)
         if args.apply:
             results["apply"] = apply_and_roll_back(results["first"]["operation"], count)
         json.dump(results, sys.stdout, indent=1)
