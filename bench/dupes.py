@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,17 @@ def run_rmlint(root: Path, work: Path) -> tuple[common.Measured, tuple[int, int]
     return m, groups
 
 
-def main() -> int:
+@dataclass
+class Tally:
+    """What the runs produced: table rows, duplicate groups per tool, and the JSON results."""
+
+    results: dict[str, Any]
+    rows: list[list[str]] = field(default_factory=list)
+    stage_rows: list[list[str]] = field(default_factory=list)
+    groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=common.DEFAULT_WORK / "big")
     parser.add_argument("--work", type=Path, default=common.DEFAULT_WORK)
@@ -91,7 +102,99 @@ def main() -> int:
     parser.add_argument("--tools", default="fileorg,jdupes,rmlint")
     parser.add_argument("--no-serverless", action="store_true", help="skip the no-server run")
     parser.add_argument("--json-out", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure_row(label: str, m: common.Measured) -> list[str]:
+    return [
+        label,
+        f"{m.wall_s:.1f}",
+        f"{(m.main_maxrss_kb or 0) / 1024:.0f}",
+        f"{m.peak_tree_rss_kb / 1024:.0f}",
+        f"{m.peak_tree_pss_kb / 1024:.0f}",
+        common.human_bytes(m.read_bytes),
+    ]
+
+
+def stage_row(label: str, stages: dict[str, Any]) -> list[str]:
+    return [label, *(f"{(stages.get(s) or {}).get('seconds') or 0:.1f}" for s in STAGES)]
+
+
+def run_tool(tool: str, mode: str, args: argparse.Namespace, api_url: str, tally: Tally) -> None:
+    """One run of one tool, its page cache dropped first when cold; adds its rows to tally."""
+    if mode == "cold":
+        common.drop_caches()
+    label = f"{tool} {mode}"
+    print(f"running {label} ...", flush=True)
+    if tool == "fileorg":
+        m, report = run_fileorg(args.root, args.work, mode, api_url)
+        tally.groups[tool] = (report["duplicates"]["groups"], report["duplicates"]["files"])
+        stages = report["stages"]
+        tally.stage_rows.append(stage_row(label, stages))
+        tally.results["runs"].append({"label": label, "stages": stages})
+    elif tool == "jdupes":
+        m, tally.groups[tool] = run_jdupes(args.root)
+    else:
+        m, tally.groups[tool] = run_rmlint(args.root, args.work)
+    tally.rows.append(measure_row(label, m))
+    tally.results["runs"].append(
+        {
+            "label": label,
+            "wall_s": m.wall_s,
+            "main_maxrss_kb": m.main_maxrss_kb,
+            "peak_tree_rss_kb": m.peak_tree_rss_kb,
+            "peak_tree_pss_kb": m.peak_tree_pss_kb,
+            "read_bytes": m.read_bytes,
+            "groups": tally.groups[tool],
+        }
+    )
+
+
+def run_serverless(args: argparse.Namespace, tally: Tally) -> None:
+    """The reference run: fileorg warm with no Prefect server."""
+    print("running fileorg warm, no server ...", flush=True)
+    m, report = run_fileorg(args.root, args.work, "noserver", None)
+    stages = report["stages"]
+    tally.rows.append(measure_row("fileorg warm, no server", m))
+    tally.stage_rows.append(stage_row("fileorg warm, no server", stages))
+    tally.results["runs"].append(
+        {"label": "fileorg noserver", "wall_s": m.wall_s, "stages": stages}
+    )
+
+
+def print_tables(root: Path, files: int, nbytes: int, tally: Tally) -> None:
+    common.print_table(
+        f"Duplicate finding on {root} ({files:,} files, {common.human_bytes(nbytes)})",
+        ["run", "wall s", "main RSS MiB", "tree RSS MiB", "tree PSS MiB", "read from disk"],
+        tally.rows,
+    )
+    if tally.stage_rows:
+        common.print_table(
+            "fileorg stages (seconds, from fileorg report --json)",
+            ["run", *STAGES],
+            tally.stage_rows,
+        )
+    common.print_table(
+        "Duplicate groups",
+        ["tool", "groups", "files in groups"],
+        [[t, g, f] for t, (g, f) in tally.groups.items()],
+    )
+
+
+def groups_mismatch(groups: dict[str, tuple[int, int]]) -> bool:
+    """Print whether fileorg and jdupes found as many groups; True when they disagree."""
+    if "fileorg" not in groups or "jdupes" not in groups:
+        return False
+    same = groups["fileorg"][0] == groups["jdupes"][0]
+    print(
+        f"\nsanity: fileorg {groups['fileorg'][0]} groups vs jdupes {groups['jdupes'][0]}: "
+        f"{'OK' if same else 'MISMATCH'}"
+    )
+    return not same
+
+
+def main() -> int:
+    args = parse_args()
     common.require_tools("jdupes", "rmlint", "find")
     modes = args.modes.split(",")
     tools = args.tools.split(",")
@@ -101,102 +204,23 @@ def main() -> int:
     files, nbytes = common.tree_size(args.root)
     print(f"tree {args.root}: {files:,} regular files, {common.human_bytes(nbytes)}", flush=True)
 
-    results: dict[str, Any] = {"root": str(args.root), "files": files, "bytes": nbytes, "runs": []}
+    tally = Tally({"root": str(args.root), "files": files, "bytes": nbytes, "runs": []})
     common.drop_caches()
     find_s, entries = find_count(args.root)
-    results["find_cold"] = {"seconds": find_s, "entries": entries}
+    tally.results["find_cold"] = {"seconds": find_s, "entries": entries}
     print(f"find ROOT | wc -l, cold: {find_s:.1f} s, {entries:,} entries", flush=True)
 
-    rows, stage_rows, groups = [], [], {}
     with common.prefect_server(args.api_url, args.work / "prefect-home-bench") as api_url:
         for tool in tools:
             for mode in modes:
-                if mode == "cold":
-                    common.drop_caches()
-                label = f"{tool} {mode}"
-                print(f"running {label} ...", flush=True)
-                if tool == "fileorg":
-                    m, report = run_fileorg(args.root, args.work, mode, api_url)
-                    groups[tool] = (report["duplicates"]["groups"], report["duplicates"]["files"])
-                    stages = report["stages"]
-                    stage_rows.append(
-                        [
-                            label,
-                            *(f"{(stages.get(s) or {}).get('seconds') or 0:.1f}" for s in STAGES),
-                        ]
-                    )
-                    results["runs"].append({"label": label, "stages": stages})
-                elif tool == "jdupes":
-                    m, groups[tool] = run_jdupes(args.root)
-                else:
-                    m, groups[tool] = run_rmlint(args.root, args.work)
-                rows.append(
-                    [
-                        label,
-                        f"{m.wall_s:.1f}",
-                        f"{(m.main_maxrss_kb or 0) / 1024:.0f}",
-                        f"{m.peak_tree_rss_kb / 1024:.0f}",
-                        f"{m.peak_tree_pss_kb / 1024:.0f}",
-                        common.human_bytes(m.read_bytes),
-                    ]
-                )
-                results["runs"].append(
-                    {
-                        "label": label,
-                        "wall_s": m.wall_s,
-                        "main_maxrss_kb": m.main_maxrss_kb,
-                        "peak_tree_rss_kb": m.peak_tree_rss_kb,
-                        "peak_tree_pss_kb": m.peak_tree_pss_kb,
-                        "read_bytes": m.read_bytes,
-                        "groups": groups[tool],
-                    }
-                )
+                run_tool(tool, mode, args, api_url, tally)
     if "fileorg" in tools and not args.no_serverless:
-        print("running fileorg warm, no server ...", flush=True)
-        m, report = run_fileorg(args.root, args.work, "noserver", None)
-        stages = report["stages"]
-        rows.append(
-            [
-                "fileorg warm, no server",
-                f"{m.wall_s:.1f}",
-                f"{(m.main_maxrss_kb or 0) / 1024:.0f}",
-                f"{m.peak_tree_rss_kb / 1024:.0f}",
-                f"{m.peak_tree_pss_kb / 1024:.0f}",
-                common.human_bytes(m.read_bytes),
-            ]
-        )
-        stage_rows.append(
-            [
-                "fileorg warm, no server",
-                *(f"{(stages.get(s) or {}).get('seconds') or 0:.1f}" for s in STAGES),
-            ]
-        )
-        results["runs"].append({"label": "fileorg noserver", "wall_s": m.wall_s, "stages": stages})
+        run_serverless(args, tally)
 
-    common.print_table(
-        f"Duplicate finding on {args.root} ({files:,} files, {common.human_bytes(nbytes)})",
-        ["run", "wall s", "main RSS MiB", "tree RSS MiB", "tree PSS MiB", "read from disk"],
-        rows,
-    )
-    if stage_rows:
-        common.print_table(
-            "fileorg stages (seconds, from fileorg report --json)", ["run", *STAGES], stage_rows
-        )
-    common.print_table(
-        "Duplicate groups",
-        ["tool", "groups", "files in groups"],
-        [[t, g, f] for t, (g, f) in groups.items()],
-    )
-    failed = False
-    if "fileorg" in groups and "jdupes" in groups:
-        same = groups["fileorg"][0] == groups["jdupes"][0]
-        failed = not same
-        print(
-            f"\nsanity: fileorg {groups['fileorg'][0]} groups vs jdupes {groups['jdupes'][0]}: "
-            f"{'OK' if same else 'MISMATCH'}"
-        )
+    print_tables(args.root, files, nbytes, tally)
+    failed = groups_mismatch(tally.groups)
     if args.json_out:
-        args.json_out.write_text(json.dumps(results, indent=1))
+        args.json_out.write_text(json.dumps(tally.results, indent=1))
     return 1 if failed else 0
 
 
