@@ -202,7 +202,8 @@ def create_database(kind: str, data: Path) -> tuple[str, Callable[[], None]]:
     return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
 
 
-async def measure(args: argparse.Namespace, base: str, url: str, data: Path, root: Path) -> None:
+async def sign_up(base: str) -> tuple[dict[str, str], str]:
+    """Sign the bench user up; return its auth headers and its user id."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         signup = await client.post(
             "/api/v1/auth/signup",
@@ -211,8 +212,13 @@ async def measure(args: argparse.Namespace, base: str, url: str, data: Path, roo
         signup.raise_for_status()
         headers = {"Authorization": f"Bearer {signup.json()['access_token']}"}
         me = (await client.get("/api/v1/auth/me", headers=headers)).json()
-    ids = seed_operations(url, data, me["id"], args.operations, str(root))
-    print(f"seeded {len(ids)} operations")
+    return headers, me["id"]
+
+
+async def measure_operations(
+    args: argparse.Namespace, base: str, headers: dict[str, str], ids: list[str]
+) -> None:
+    """The operations list and one operation: at one connection, then at --concurrency."""
 
     async def list_ops(c: httpx.AsyncClient) -> int:
         return (await c.get(f"{base}/api/v1/operations?limit=20", headers=headers)).status_code
@@ -227,6 +233,9 @@ async def measure(args: argparse.Namespace, base: str, url: str, data: Path, roo
         result = await closed_loop(args.concurrency, args.seconds, request)
         print(f"{name:28s} c={args.concurrency}: {result}")
 
+
+async def measure_auth(args: argparse.Namespace, base: str) -> None:
+    """Signup and login throughput at --auth-concurrency."""
     counter = iter(range(10**9))
 
     async def signup_one(c: httpx.AsyncClient) -> int:
@@ -242,37 +251,48 @@ async def measure(args: argparse.Namespace, base: str, url: str, data: Path, roo
         result = await closed_loop(args.auth_concurrency, args.seconds, request)
         print(f"{name:28s} c={args.auth_concurrency}: {result}")
 
+
+async def measure_files(
+    args: argparse.Namespace, base: str, headers: dict[str, str], data: Path, op_id: str, root: Path
+) -> None:
+    """Synthesize --files files into the manifests of op_id, then time GET /files queries."""
+    started = time.perf_counter()
+    synthesize_files(data, op_id, str(root), args.files, 50_000)
+    print(f"synthesized {args.files:,} files in {time.perf_counter() - started:.1f} s")
+    queries = [
+        "",
+        "&offset=500000",
+        "&offset=999950",
+        "&category=images&year=2010",
+        "&extension=pdf&min_size=1000&max_size=2000000",
+        "&name=file-09",
+        "&sort=size&descending=true",
+        "&sort=date&offset=800000&category=videos",
+    ]
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
+        for query in queries:
+            samples = []
+            for _ in range(5):
+                started = time.perf_counter()
+                response = await client.get(f"/api/v1/files?operation_id={op_id}&limit=50{query}")
+                samples.append(time.perf_counter() - started)
+                response.raise_for_status()
+            count = response.json()["count"]
+            print(
+                f"GET /files{query or ' (first page)':45s} count={count:>9,} "
+                f"median={statistics.median(samples) * 1000:7.1f} ms "
+                f"min={min(samples) * 1000:7.1f} ms"
+            )
+
+
+async def measure(args: argparse.Namespace, base: str, url: str, data: Path, root: Path) -> None:
+    headers, user_id = await sign_up(base)
+    ids = seed_operations(url, data, user_id, args.operations, str(root))
+    print(f"seeded {len(ids)} operations")
+    await measure_operations(args, base, headers, ids)
+    await measure_auth(args, base)
     if args.files:
-        op_id = ids[0]
-        started = time.perf_counter()
-        synthesize_files(data, op_id, str(root), args.files, 50_000)
-        print(f"synthesized {args.files:,} files in {time.perf_counter() - started:.1f} s")
-        queries = [
-            "",
-            "&offset=500000",
-            "&offset=999950",
-            "&category=images&year=2010",
-            "&extension=pdf&min_size=1000&max_size=2000000",
-            "&name=file-09",
-            "&sort=size&descending=true",
-            "&sort=date&offset=800000&category=videos",
-        ]
-        async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
-            for query in queries:
-                samples = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    response = await client.get(
-                        f"/api/v1/files?operation_id={op_id}&limit=50{query}"
-                    )
-                    samples.append(time.perf_counter() - started)
-                    response.raise_for_status()
-                count = response.json()["count"]
-                print(
-                    f"GET /files{query or ' (first page)':45s} count={count:>9,} "
-                    f"median={statistics.median(samples) * 1000:7.1f} ms "
-                    f"min={min(samples) * 1000:7.1f} ms"
-                )
+        await measure_files(args, base, headers, data, ids[0], root)
 
 
 def main() -> int:
