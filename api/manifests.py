@@ -54,12 +54,8 @@ def _plan(
 ) -> PlanPublic:
     op_dir, _ = _ready(store, op, "plan")
     rows, total = queries.plan_rows(store, op_dir, action, limit, offset, outcome)
-    items = [
-        PlanItemPublic(
-            **{**r, "src": text(r["src"]), "dst": text(r["dst"]), "link_to": text(r["link_to"])}
-        )
-        for r in rows
-    ]
+    paths = queries.PLAN_PATHS
+    items = [PlanItemPublic(**{**r, **{k: text(r[k]) for k in paths}}) for r in rows]
     return PlanPublic(data=items, count=total)
 
 

@@ -127,6 +127,25 @@ class PlanItemPublic(BaseModel):
     category: str | None
     year: int | None
     link_to: str | None
+    # The same facts, under the same names, as `fileorg plan --json` (storage.queries.plan_query).
+    reason_code: str | None = Field(
+        default=None,
+        description="Why, as a code (storage.manifests.REASON_CODES: duplicate, hidden, junk...);"
+        " null in plans written before it existed",
+    )
+    kind: str | None = Field(
+        default=None, description="file, dir (a folder moved or left alone whole), symlink..."
+    )
+    unit: str | None = Field(
+        default=None, description="The folder left alone whole that holds this entry, if any"
+    )
+    twin: str | None = Field(
+        default=None,
+        description="Duplicates: the copy kept, or the copy already at the destination",
+    )
+    date_source: str | None = Field(
+        default=None, description="Where the year came from: exif, media, filename, mtime, none"
+    )
     apply_outcome: str | None = Field(
         default=None,
         description="applied, skipped, conflict, failed, unfinished; null before apply",

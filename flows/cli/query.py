@@ -105,12 +105,9 @@ def _listing(
 
 
 def plan_item(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **row,
-        "src": path_text(row["src"]),
-        "dst": path_text(row["dst"]),
-        "link_to": path_text(row["link_to"]),
-    }
+    from storage import queries
+
+    return {**row, **{k: path_text(row[k]) for k in queries.PLAN_PATHS}}
 
 
 @app.command()

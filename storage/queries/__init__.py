@@ -27,6 +27,7 @@ from storage.queries.duplicates import (
 from storage.queries.listings import (
     FILE_SORTS,
     PLAN_ACTIONS,
+    PLAN_PATHS,
     file_query,
     file_rows,
     left_alone,
@@ -44,6 +45,7 @@ __all__ = [
     "EMPTY_DIGEST_HEX",
     "FILE_SORTS",
     "PLAN_ACTIONS",
+    "PLAN_PATHS",
     "STREAM_MEMORY",
     "STREAM_ROWS",
     "Query",

@@ -50,6 +50,11 @@ def plan_items(store: DataStore, op_dir: str) -> str:
     )"""
 
 
+# The byte-path columns of plan_query's rows, which each reader turns into text its own way
+# (the CLI's JSON: os.fsdecode; the API: api.manifests.text).
+PLAN_PATHS = ("src", "dst", "link_to", "unit", "twin")
+
+
 def plan_query(
     store: DataStore,
     op_dir: str,

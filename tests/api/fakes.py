@@ -128,13 +128,23 @@ def report(record: OperationRecord) -> dict[str, Any]:
 
 
 def write_operation(
-    store: DataStore, operation_id: str, root: str, options: dict[str, Any], dry_run: bool
+    store: DataStore,
+    operation_id: str,
+    root: str,
+    options: dict[str, Any],
+    dry_run: bool,
+    real_plan: bool = False,
 ) -> OperationRecord:
     record = OperationRecord(
         id=operation_id, root=root, options=PlanOptions.model_validate(options), dry_run=dry_run
     )
     op_dir = store.operation_dir(operation_id)
-    write_manifests(store, op_dir)
+    if real_plan:  # the organize stages themselves, on the root (no Prefect)
+        from tests.apply_helpers import plan_tree
+
+        plan_tree(store, operation_id, root, record.options)
+    else:
+        write_manifests(store, op_dir)
     for stage in ("scan", "classify", "prefix", "hash", "plan", "report"):
         record.stages[stage] = StageTiming(seconds=0.01, files=len(FILES))
     record.status = "planned" if dry_run else "applied"
@@ -152,6 +162,7 @@ class FakeOrchestrator:
         self.cancelled: list[str] = []
         self.complete = True  # runs finish at once; False leaves them running
         self.down = False
+        self.real_plan = False  # True: organize plans the real tree, not the synthesized FILES
         self.schedule_list: list[ScheduleInfo] = []
 
     async def start(self, deployment: str, parameters: dict[str, Any]) -> str:
@@ -173,6 +184,7 @@ class FakeOrchestrator:
                 parameters["root"],
                 parameters["options"],
                 parameters["dry_run"],
+                self.real_plan,
             )
             return
         record = operations.load(self.store, operation_id)
