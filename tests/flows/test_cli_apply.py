@@ -47,9 +47,13 @@ def stories(
     tmp_path_factory: pytest.TempPathFactory, prefect_server: str
 ) -> dict[str, Story | BaseException]:
     env = {k: v for k, v in os.environ.items() if k != "FILEORG_DEBUG"}
+    # Made here, not in the threads: pytest makes a worker's base folder at the first mktemp,
+    # removing what was there, and two threads doing that at once removed each other's work
+    # (`rm_rf ... Directory not empty` at this fixture's set-up, when it came first in a worker).
+    bases = {name: tmp_path_factory.mktemp(name) for name in SCENARIOS}
 
     def tell(name: str) -> Story | BaseException:
-        base = tmp_path_factory.mktemp(name)
+        base = bases[name]
         write_tree(base / "root", FILES)
         cli = Cli(
             {**env, "FILEORG_DATA_URL": str(base / "data"), "PREFECT_API_URL": prefect_server}
