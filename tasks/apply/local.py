@@ -148,9 +148,7 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
     assert item.link_to is not None and item.kept is not None
     aside = temp_name(item.seq, "aside")
     with _skips("scan"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-        kept_st = lstat_at(kept_fd, kept_name)
-        if kept_st is None or not item.kept.matches(kept_st):
-            raise Skip("kept copy changed or vanished")
+        kept_st = _kept_as_recorded(kept_fd, kept_name, item, "kept copy changed or vanished")
         with parent_of(root_fd, item.src) as (fd, name):
             st = lstat_at(fd, name)
             if st is None:
@@ -182,6 +180,16 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
     }
 
 
+def _kept_as_recorded(kept_fd: int, kept_name: bytes, item: Item, why: str) -> os.stat_result:
+    """The kept copy a hard link points to (or will), if it is still the file the item
+    recorded; else the item is skipped: linking to, or restoring from, another file is not safe."""
+    assert item.kept is not None
+    kept_st = lstat_at(kept_fd, kept_name)
+    if kept_st is None or not item.kept.matches(kept_st):
+        raise Skip(why)
+    return kept_st
+
+
 def _check_same_bytes(
     kept_fd: int, kept_name: bytes, fd: int, name: bytes, planned: bytes | None
 ) -> None:
@@ -210,9 +218,9 @@ def restore_copy(
     assert item.link_to is not None and item.kept is not None and item.meta is not None
     tmp, aside = temp_name(item.seq, "restore"), temp_name(item.seq, "aside")
     with _skips("apply"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-        kept_st = lstat_at(kept_fd, kept_name)
-        if kept_st is None or not item.kept.matches(kept_st):
-            raise Skip("kept copy changed or vanished since apply")
+        kept_st = _kept_as_recorded(
+            kept_fd, kept_name, item, "kept copy changed or vanished since apply"
+        )
         with parent_of(root_fd, item.src) as (fd, name):
             st = lstat_at(fd, name)
             if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
