@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cache
 
-import puremagic
+from tasks.classify import magic
 
 MAGIC_SCAN_BYTES = 2048
 
@@ -225,6 +226,7 @@ def category_for_extension(ext: str) -> str | None:
     return found
 
 
+@cache
 def _category_of_match(extension: str, mime_type: str) -> str | None:
     category = category_for_extension(extension.lstrip("."))
     if category is not None:
@@ -244,19 +246,14 @@ def category_for_magic(head: bytes) -> str | None:
         return None
     if head.startswith(_ELF):
         return "other"  # programs and libraries, the commonest extension-less files by far
-    try:
-        # The signatures puremagic knows sit in the first bytes; scanning 8 KiB costs it
-        # half again as much as 2 KiB for the same answers.
-        matches = puremagic.magic_string(head[:MAGIC_SCAN_BYTES])
-    # puremagic parses arbitrary bytes; whatever it trips on means "not identified".
-    except Exception:
-        return None
+    # The signatures puremagic knows sit in the first bytes; scanning 8 KiB costs it half again
+    # as much as 2 KiB for the same answers. tasks.classify.magic finds what
+    # puremagic.magic_string would, through an index of its table.
     scored: list[tuple[float, str]] = []
-    for match in matches:
-        confidence = float(match.confidence)
+    for confidence, extension, mime_type in magic.matches(head, MAGIC_SCAN_BYTES):
         if confidence < _MIN_MAGIC_CONFIDENCE:
             continue
-        category = _category_of_match(str(match.extension or ""), str(match.mime_type or ""))
+        category = _category_of_match(extension, mime_type)
         if category is not None:
             scored.append((confidence, category))
     if not scored:
