@@ -72,6 +72,7 @@ KNOWN_LATE_CYCLES = {
             "flows.cli.profiles",
             "flows.cli.run",
             "flows.cli.schedule",
+            "flows.cli.server",
         }
     ),
 }

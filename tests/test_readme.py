@@ -9,7 +9,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -129,6 +132,26 @@ def test_a_user_install_without_the_dev_tools_gives_a_working_fileorg(
     assert dev_tools == []
 
 
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A home with two equal files in Downloads, and an environment that configures nothing;
+    afterwards the local Prefect server the job started in the background is stopped (`fileorg
+    stop`, as the README says) and no process of it is left."""
+    home, env = _embedded_defaults(tmp_path)
+    try:
+        yield home, env
+    finally:
+        record = home / ".local" / "share" / "fileorg" / "prefect-server" / "server.json"
+        pid = json.loads(record.read_text())["pid"] if record.exists() else None
+        stopped = subprocess.run([str(BIN / "fileorg"), "stop"], env=env, capture_output=True)
+        assert stopped.returncode == 0, stopped.stderr
+        assert pid is None or not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _embedded_defaults(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A home with two equal files in Downloads, and an environment that configures nothing."""
     home = tmp_path / "home"
@@ -148,10 +171,12 @@ def _main_job(home: Path) -> list[str]:
     return shlex.split(command.replace(".venv/bin/", f"{BIN}/").replace("~", str(home)))
 
 
-def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> None:
-    """`fileorg organize ~/Downloads ... --dry-run` with nothing configured: the default data
-    folder under the user's home, and a temporary Prefect server."""
-    home, env = _embedded_defaults(tmp_path)
+def test_the_main_job_runs_as_written_on_embedded_defaults(
+    embedded: tuple[Path, dict[str, str]],
+) -> None:
+    """`fileorg organize ~/Downloads ...` with nothing configured: the default data folder
+    under the user's home, and a local Prefect server started in the background there."""
+    home, env = embedded
 
     done = subprocess.run([*_main_job(home), "--json"], env=env, capture_output=True, timeout=240)
 
@@ -161,14 +186,18 @@ def test_the_main_job_runs_as_written_on_embedded_defaults(tmp_path: Path) -> No
     operations = home / ".local" / "share" / "fileorg" / "operations"
     assert (operations / json.loads(done.stdout)["operation_id"] / "report.json").exists()
     assert sorted(p.name for p in (home / "Downloads").iterdir()) == ["a.jpg", "b.jpg"]
+    shown = subprocess.run([*_main_job(home)[:1], "status", "--json"], env=env, capture_output=True)
+    assert json.loads(shown.stdout)["home"] == str(operations.parent / "prefect-server" / "home")
 
 
-def test_the_temporary_server_outlives_what_prefect_still_has_to_send(tmp_path: Path) -> None:
-    """Prefect sends run logs and events from background workers; stopped before they were
-    sent, the server left them to be retried at exit against a closed port (once 14 minutes
-    after an apply had finished). With -v the run's logs go to the server too: every one of
-    them, and every event, must reach it before it stops."""
-    home, env = _embedded_defaults(tmp_path)
+def test_the_run_sends_what_prefect_still_holds_before_it_ends(
+    embedded: tuple[Path, dict[str, str]],
+) -> None:
+    """Prefect sends run logs and events from background workers; the per-run server of old,
+    stopped before they were sent, left them to be retried at exit against a closed port (once
+    14 minutes after an apply had finished). With -v the run's logs go to the server too: every
+    one of them, and every event, must reach it before the command ends."""
+    home, env = embedded
     fileorg, *args = _main_job(home)
 
     done = subprocess.run([fileorg, "-v", *args], env=env, capture_output=True, timeout=240)

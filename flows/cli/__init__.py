@@ -72,7 +72,7 @@ def _register() -> None:
     # imports DuckDB, pyarrow, pydantic and Prefect inside the commands that use them, so that
     # `fileorg --version`, --help and a usage error start in a tenth of a second, not two
     # (tests/flows/test_cli_start.py).
-    from flows.cli import admin, profiles, query, run, schedule, serve  # noqa: F401
+    from flows.cli import admin, profiles, query, run, schedule, serve, server  # noqa: F401
 
 
 BOUNDS = (
@@ -107,10 +107,11 @@ _exiting = threading.Lock()
 
 
 def _exit_interrupted() -> None:
-    """Print the one line, stop the local Prefect server, end the process now (once)."""
+    """Print the one line, end the process now (once). The local Prefect server runs on in
+    the background (flows/cli/background.py): Prefect's engine may still be reporting the run."""
     if not _exiting.acquire(blocking=False):
         return
-    from flows.cli import interrupt, local_prefect
+    from flows.cli import interrupt
 
     terminal.clear()
     try:
@@ -119,7 +120,6 @@ def _exit_interrupted() -> None:
         line = "interrupted"
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-    local_prefect.stop_all()
     with suppress(Exception):
         sys.stdout.flush()
     os._exit(130)

@@ -1,7 +1,9 @@
 """`fileorg serve`: the whole stack on one machine, with embedded defaults.
 
 Children, each in a process group of its own (so that stopping one stops its own children):
-1. a Prefect server with its UI (`prefect server start`), unless PREFECT_API_URL is set;
+1. a Prefect server with its UI (`prefect server start`), unless PREFECT_API_URL is set or the
+   CLI's local Prefect server runs in the background (`fileorg status`): serve then uses that
+   one (and leaves it running when it stops), rather than a second server and database;
 2. a runner serving the deployments (`python -m flows.deployments`), polling often enough that
    a run started through the API is running within about `--poll-seconds` + 1 s;
 3. the API (`uvicorn api.main:app`).
@@ -120,30 +122,9 @@ class Stack:
 
     def holds_port(self, port: int) -> bool:
         """One of our children (or theirs) listens on `port` (from /proc; True elsewhere)."""
-        inodes = _listening_inodes(port)
-        if inodes is None:
-            return True
-        for pid in _descendants({c.process.pid for c in self.children}):
-            with suppress(OSError):
-                for fd in os.listdir(f"/proc/{pid}/fd"):
-                    with suppress(OSError):
-                        if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                            return True
-        return False
+        from flows.cli.background import holds_port
 
-
-def _listening_inodes(port: int) -> set[str] | None:
-    found: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            return None if table.endswith("tcp") else found
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
-                found.add(f"socket:[{fields[9]}]")
-    return found
+        return holds_port(_descendants({c.process.pid for c in self.children}), port)
 
 
 def _descendants(roots: set[int]) -> set[int]:
@@ -250,7 +231,18 @@ def serve(
 ) -> None:
     """Run the Prefect server and UI, a runner for the deployments and the API; Ctrl-C stops all."""
     check_port_free(host, port, "the API", "--port")
+    shared = None
     if not os.environ.get("PREFECT_API_URL"):
+        from flows.cli import background
+
+        shared = background.find()  # the CLI runs' background server: one server, not two
+    if shared is not None:
+        os.environ["PREFECT_API_URL"] = shared.api_url  # as if the user had named it
+        _say(
+            f"using the local Prefect server at {shared.ui_url} (pid {shared.pid}, "
+            "fileorg status): it keeps running when serve stops"
+        )
+    elif not os.environ.get("PREFECT_API_URL"):
         check_prefect_host(prefect_host, os.environ)
         check_port_free(prefect_host, prefect_port, "the Prefect server", "--prefect-port")
     from platformdirs import user_log_path

@@ -102,5 +102,6 @@ def first_status(argv: list[str]) -> str | None:
         return "starting the Prefect server, the runner and the API..."
     if command in ("organize", "apply", "rollback"):
         url = os.environ.get("PREFECT_API_URL")
-        return f"connecting to Prefect at {url}..." if url else "starting a local Prefect server..."
+        local = "connecting to the local Prefect server..."  # started first, if none runs
+        return f"connecting to Prefect at {url}..." if url else local
     return f"{command}..."

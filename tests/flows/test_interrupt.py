@@ -9,6 +9,7 @@ import pty
 import re
 import select
 import signal
+import subprocess
 import sys
 import time
 from contextlib import suppress
@@ -19,7 +20,7 @@ from tests.polling import until
 from tests.trees import snapshot
 
 FILEORG = Path(sys.executable).parent / "fileorg"
-DEADLINE = 300.0  # for the run to get going: a local Prefect server starts first
+DEADLINE = 300.0  # for the run to get going: the background Prefect server starts first
 ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 ANSI = re.compile(ESCAPES.pattern + rb"|\r")
 
@@ -77,7 +78,7 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
         # the status line is redrawn after a carriage return: each drawing is a line here
         drawn = re.split(rb"[\r\n]+", ESCAPES.sub(b"", screen))
         first_line = next(line.strip() for line in drawn if line.strip())
-        children = _descendants(pid)  # the local Prefect server among them
+        children = _descendants(pid)  # the background Prefect server it started among them
 
         os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
         typed = time.monotonic()
@@ -89,6 +90,9 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
         with suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+        server = json.loads((data / "prefect-server" / "server.json").read_text())
+        server_outlived_it = _alive(server["pid"])
+        subprocess.run([str(FILEORG), "stop"], env=env, capture_output=True, timeout=120)
     text = ANSI.sub(b"", screen).decode(errors="replace")
     last = text.strip().splitlines()[-1]
     (record_file,) = data.glob("operations/*/operation.json")
@@ -97,7 +101,8 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
 
     # a line at once: before the program had used a second of processor time (its wall time
     # is the machine's load: measured 0.2 s on a quiet one)
-    assert first_line == b"starting a local Prefect server...", screen[:300]
+    assert first_line == b"connecting to the local Prefect server...", screen[:300]
+    assert b"starting a local Prefect server" in screen  # none ran yet in this data folder
     assert cpu_at_first_output[0] < 1.0
     assert record["status"] != "planned"  # interrupted mid-run, not after it
     assert elapsed < 5, (elapsed, text[-2000:])
@@ -107,5 +112,8 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
         f"fileorg organize {tree} --dry-run --id {op}"
     ), text[-2000:]
     assert "Traceback" not in text and "ConnectError" not in text
+    # the background server outlives the Ctrl-C by construction (the run's end reaches it);
+    # every other process is gone, and `fileorg stop` stopped it
+    assert server["pid"] in children and server_outlived_it
     assert [p for p in children if _alive(p)] == []
     assert snapshot(tree) == before

@@ -279,3 +279,42 @@ def test_prefect_leaves_loopback_only_behind_its_own_login(tmp_path: Path) -> No
     assert command[-4:] == ["--host", "0.0.0.0", "--port", "4300"]
     assert url == "http://127.0.0.1:4300/api"
     assert env["PREFECT_API_AUTH_STRING"] == "admin:pass"  # the runner and the API log in
+
+
+def test_serve_uses_the_background_server_and_leaves_it_running(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """With the CLI's background Prefect server running (fileorg status), serve starts no
+    second one: its runner and API use that one, which is still running after serve stops."""
+    from flows.cli import background
+
+    state = data_dir / "prefect-server"
+    server = background.ensure(state)
+    api_port, prefect_port = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    try:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                _serve_command(api_port, prefect_port),
+                env=_serve_env(tmp_path),
+                stdout=out,
+                stderr=out,
+            )
+            try:
+                _until("serve to be ready", lambda: READY in log.read_text(), log)
+                shown = log.read_text()
+                children = _descendants(process.pid)
+                process.send_signal(signal.SIGINT)
+                assert process.wait(timeout=60) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+        assert f"using the local Prefect server at {server.ui_url}" in shown
+        assert f"Prefect UI  {server.ui_url}" in shown
+        assert _port_free(prefect_port)  # no server of its own
+        assert server.pid not in children
+        assert sorted(pid for pid in children if _alive(pid)) == []
+        assert background.find(state) == server
+    finally:
+        background.stop(state)
+    assert not _alive(server.pid)

@@ -41,7 +41,7 @@ def test_the_status_line_is_erased_by_the_next_write_only() -> None:
 @pytest.mark.parametrize(
     ("argv", "expected_status"),
     [
-        (["fileorg", "organize", "/t", "--dry-run"], "starting a local Prefect server..."),
+        (["fileorg", "organize", "/t", "--dry-run"], "connecting to the local Prefect server..."),
         (["fileorg", "serve"], "starting the Prefect server, the runner and the API..."),
         (["fileorg", "plan", "x"], "plan..."),
         (["fileorg", "--version"], None),

@@ -1,0 +1,315 @@
+"""The local Prefect server that CLI runs share, kept running in the background between them.
+
+The first run that needs Prefect without PREFECT_API_URL starts it; later runs, `fileorg serve`
+and `fileorg status` find it; `fileorg stop` stops it. It runs in a session of its own (the
+terminal's Ctrl-C and hang-up never reach it), so it outlives every run by construction: an
+interrupted run can still record how it ended. It is Prefect's whole server (uvicorn over
+Prefect's app) with its UI and its services (schedules), in one process.
+
+Its state is one folder, `prefect-server/` in a local data folder (for a data folder in a
+bucket, the user's state folder: `~/.local/state/fileorg/prefect-server`):
+- `server.json`: pid, port, token, when it started (written at once, before it answers);
+- `home/`: its PREFECT_HOME (its database, prefect.db, and the UI's files);
+- `server.log`: what it prints; `history.log`: one line per start, reuse, wait and stop;
+- `server.lock`: held while a CLI finds, starts or stops it, so two runs at once start one.
+
+A record counts only while its process is alive, is ours (its environment carries the
+record's token: a pid reused by another program has not) and listens on the port itself (not
+another program that took the port); a record that fails any of these is replaced.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from storage.errors import FileorgError
+
+START_SECONDS = 180.0  # a deadline, polled: a quiet machine answers in ~3 s (more the first time)
+STOP_SECONDS = 10.0
+TOKEN_VARIABLE = "FILEORG_PREFECT_TOKEN"
+
+
+class BackgroundServerError(FileorgError):
+    """The local Prefect server did not start."""
+
+
+@dataclass(frozen=True)
+class Server:
+    pid: int
+    port: int
+    token: str
+    started: float  # seconds since the epoch
+    home: str  # its PREFECT_HOME
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def state_dir() -> Path:
+    """`prefect-server/` of a local data folder; the user's state folder for a bucket's."""
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
+    store = DataStore(get_settings().data_url)
+    if store.is_local:
+        return Path(store.base) / "prefect-server"
+    from platformdirs import user_state_path
+
+    return user_state_path("fileorg", appauthor=False) / "prefect-server"
+
+
+def _note(folder: Path, line: str) -> None:
+    """One line of history.log (its readers: people, and the tests of concurrent starts)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    with suppress(OSError), (folder / "history.log").open("a") as out:
+        out.write(f"{stamp} pid {os.getpid()}: {line}\n")
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """The state folder's lock, held by one CLI at a time (released by its exit, however)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "server.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _note(folder, "waiting for the lock")
+            fcntl.flock(fd, fcntl.LOCK_EX)  # bounded: a holder starting one waits START_SECONDS
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_record(folder: Path) -> Server | None:
+    try:
+        return Server(**json.loads((folder / "server.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_record(folder: Path, server: Server) -> None:
+    tmp = folder / f".server.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(asdict(server)))
+    tmp.chmod(0o600)  # the token
+    os.replace(tmp, folder / "server.json")
+
+
+def _forget(folder: Path) -> None:
+    with suppress(FileNotFoundError):
+        (folder / "server.json").unlink()
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state != "Z"
+
+
+def ours(server: Server) -> bool:
+    """The process carries the record's token (where /proc shows it; elsewhere: alive)."""
+    if not alive(server.pid):
+        return False
+    try:
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False  # not ours to read: another user's process
+    return f"{TOKEN_VARIABLE}={server.token}".encode() in environ.split(b"\0")
+
+
+def listening_inodes(port: int) -> set[str] | None:
+    """The sockets listening on `port` (None where /proc/net/tcp cannot say)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return None if table.endswith("tcp") else found
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def holds_port(pids: set[int], port: int) -> bool:
+    """One of `pids` listens on `port` (from /proc; True where /proc cannot say)."""
+    inodes = listening_inodes(port)
+    if inodes is None:
+        return True
+    for pid in pids:
+        with suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return True
+    return False
+
+
+def healthy(api_url: str) -> bool:
+    import urllib.request  # here: it imports ssl and http, a tenth of the CLI's start
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return int(response.status) == 200
+    except (OSError, ValueError):
+        return False
+
+
+def answering(server: Server) -> bool:
+    """Ours, listening on its port itself, and healthy."""
+    return ours(server) and holds_port({server.pid}, server.port) and healthy(server.api_url)
+
+
+def find(folder: Path | None = None) -> Server | None:
+    """The running background server, if one answers (nothing is started or changed)."""
+    server = read_record(folder or state_dir())
+    return server if server is not None and answering(server) else None
+
+
+def ensure(folder: Path, on_start: Callable[[], None] = lambda: None) -> Server:
+    """The background server, started if none answers (one at a time: the lock)."""
+    with locked(folder):
+        server = read_record(folder)
+        if server is not None and ours(server):
+            if _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
+                _note(folder, f"reused server pid {server.pid} on port {server.port}")
+                return server
+            _kill(server)  # ours, but dead to requests, or another program holds its port
+        _forget(folder)
+        on_start()
+        for _attempt in range(3):  # a port picked free can be taken before the server binds
+            server = _start(folder)
+            if _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
+                _note(folder, f"started server pid {server.pid} on port {server.port}")
+                return server
+            _kill(server)
+            _forget(folder)
+        raise BackgroundServerError(
+            f"the local Prefect server did not start; its log: {folder / 'server.log'}"
+        )
+
+
+def _wait_healthy(server: Server, deadline: float) -> bool:
+    """Wait while it starts; False once it died, or another program answers on its port."""
+    while ours(server):
+        if healthy(server.api_url):
+            return holds_port({server.pid}, server.port)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_env(port: int, home: Path, token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_UI_ENABLED": "true",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",  # the CLI's own CRITICAL is for its terminal
+            "PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL": "WARNING",
+            TOKEN_VARIABLE: token,
+        }
+    )
+    env.pop("FILEORG_VERBOSE", None)
+    return env
+
+
+def _start(folder: Path) -> Server:
+    """Start the server, detached, and record it at once (a Ctrl-C now leaves it findable)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.submodule_search_locations
+    packages = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    port, token, home = _free_port(), secrets.token_hex(16), folder / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", packages, "--factory"]
+    command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--lifespan", "on"]
+    command += ["--no-access-log"]
+    with (folder / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            env=_server_env(port, home, token),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=folder,
+            start_new_session=True,  # no terminal's signal reaches it; it outlives us
+        )
+    server = Server(process.pid, port, token, time.time(), str(home))
+    _write_record(folder, server)
+    return server
+
+
+def _kill(server: Server) -> None:
+    """Stop `server`'s process group: TERM, then KILL after STOP_SECONDS (only if ours)."""
+    if not ours(server):
+        return
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    while alive(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with suppress(ChildProcessError):
+            os.waitpid(server.pid, os.WNOHANG)  # reap it, when we are its parent
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGKILL)
+    with suppress(ChildProcessError):
+        os.waitpid(server.pid, 0)
+
+
+def stop(folder: Path | None = None) -> Server | None:
+    """Stop the background server; the one stopped, or None when none was running."""
+    folder = folder or state_dir()
+    if not folder.exists():
+        return None
+    with locked(folder):
+        server = read_record(folder)
+        running = server is not None and ours(server)
+        if server is not None and running:
+            _kill(server)
+            _note(folder, f"stopped server pid {server.pid}")
+        _forget(folder)
+    return server if running else None

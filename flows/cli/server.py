@@ -1,0 +1,94 @@
+"""`fileorg status` and `fileorg stop`: the local Prefect server running in the background.
+
+The first organize, apply or rollback without PREFECT_API_URL starts it (flows/cli/background.py)
+and later ones reuse it. `status` says where it is (the Prefect UI's URL to open, the pid, how
+long it has run, its home and log) or that none runs; `stop` stops it (exit 0 when none runs).
+Neither imports Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import typer
+
+from flows.cli import app
+
+JSON = typer.Option(False, "--json", help="Print one JSON document.")
+
+
+def _uptime(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _document(folder: Any, server: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "running": server is not None,
+        "state_dir": str(folder),
+        "log": str(folder / "server.log"),
+        "prefect_api_url": os.environ.get("PREFECT_API_URL") or None,  # what runs use instead
+    }
+    if server is not None:
+        document.update(
+            url=server.ui_url,
+            api_url=server.api_url,
+            pid=server.pid,
+            started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(server.started)),
+            uptime_seconds=round(time.time() - server.started, 1),
+            home=server.home,
+        )
+    return document
+
+
+@app.command()
+def status(json_output: bool = JSON) -> None:
+    """The local Prefect server that runs in the background: its UI's URL, pid, uptime, home."""
+    from flows.cli import background
+    from flows.cli.render import emit_json
+
+    folder = background.state_dir()
+    server = background.find(folder)
+    document = _document(folder, server)
+    if json_output:
+        emit_json(document)
+        return
+    if server is None:
+        typer.echo(
+            "no local Prefect server is running (the next organize, apply or rollback starts one)"
+        )
+    else:
+        typer.echo(
+            "local Prefect server running\n"
+            f"  Prefect UI   {server.ui_url}\n"
+            f"  Prefect API  {server.api_url}\n"
+            f"  pid          {server.pid} (up {_uptime(time.time() - server.started)})\n"
+            f"  home         {server.home}\n"
+            f"  log          {document['log']}\n"
+            "stop it with: fileorg stop"
+        )
+    if document["prefect_api_url"]:
+        typer.echo(f"(runs use PREFECT_API_URL={document['prefect_api_url']} instead)")
+
+
+@app.command()
+def stop(json_output: bool = JSON) -> None:
+    """Stop the local Prefect server that runs in the background (nothing to do if none runs)."""
+    from flows.cli import background
+    from flows.cli.render import emit_json
+
+    stopped = background.stop()
+    if json_output:
+        emit_json({"stopped": stopped is not None, "pid": stopped.pid if stopped else None})
+    elif stopped is None:
+        typer.echo("no local Prefect server was running")
+    else:
+        typer.echo(f"stopped the local Prefect server (pid {stopped.pid})")

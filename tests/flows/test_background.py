@@ -1,0 +1,209 @@
+"""The local Prefect server CLI runs share (flows/cli/background.py): started by the first run
+on embedded defaults, reused by the next, one for two runs started at once, a stale record
+replaced, shown by `fileorg status` and stopped by `fileorg stop`. Every test stops what it
+started and checks that no server is left running."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from flows.cli import background
+from tests.flows.test_serve import _alive
+from tests.polling import until
+
+FILEORG = Path(sys.executable).with_name("fileorg")
+DEADLINE = 300.0  # a deadline, polled: several suites share two cores
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A home with ten files in Downloads and an environment that configures nothing (no
+    PREFECT_API_URL: the session's test server is not used); afterwards `fileorg stop`, and no
+    server of this home is left running."""
+    home = tmp_path / "home"
+    (home / "Downloads").mkdir(parents=True)
+    for i in range(10):
+        (home / "Downloads" / f"note {i}.txt").write_text(f"note {i % 5}\n")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FILEORG_", "XDG_"))
+    }
+    env.update(HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    try:
+        yield home, env
+    finally:
+        state = _state(home)
+        record = background.read_record(state)
+        subprocess.run([str(FILEORG), "stop"], env=env, capture_output=True, timeout=120)
+        pids = {int(line.split("server pid ")[1].split()[0]) for line in _history(home)}
+        if record is not None:
+            pids.add(record.pid)
+        assert [pid for pid in pids if _alive(pid)] == []
+
+
+def _state(home: Path) -> Path:
+    return home / ".local" / "share" / "fileorg" / "prefect-server"
+
+
+def _history(home: Path, what: str = "server pid") -> list[str]:
+    log = _state(home) / "history.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if what in line]
+
+
+def _organize(env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
+    command = [str(FILEORG), "organize", str(home / "Downloads"), "--mode", "category_year"]
+    return subprocess.Popen(
+        [*command, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _finished(process: subprocess.Popen[bytes]) -> dict[str, object]:
+    out, err = process.communicate(timeout=DEADLINE)
+    assert process.returncode == 0, err.decode()[-3000:]
+    document: dict[str, object] = json.loads(out)
+    return document
+
+
+def _fileorg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FILEORG), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    home_dir, env = home
+    nothing = _fileorg(env, "status")
+
+    first = _finished(_organize(env, home_dir))
+    started = background.read_record(_state(home_dir))
+    second = _finished(_organize(env, home_dir))
+    reused = background.read_record(_state(home_dir))
+    shown = json.loads(_fileorg(env, "status", "--json").stdout)
+    text = _fileorg(env, "status").stdout
+    stopped = _fileorg(env, "stop")
+    after = _fileorg(env, "status")
+    again = _fileorg(env, "stop")
+
+    assert nothing.returncode == 0 and "no local Prefect server is running" in nothing.stdout
+    assert first["status"] == second["status"] == "planned"
+    assert started is not None and reused == started
+    assert len(_history(home_dir, "started server")) == 1
+    assert len(_history(home_dir, "reused server")) == 1
+    assert shown["running"] is True
+    assert (shown["pid"], shown["url"]) == (started.pid, f"http://127.0.0.1:{started.port}")
+    assert shown["home"] == str(_state(home_dir) / "home")
+    assert shown["uptime_seconds"] > 0
+    assert f"http://127.0.0.1:{started.port}" in text and str(started.pid) in text
+    assert stopped.returncode == 0
+    assert stopped.stdout == f"stopped the local Prefect server (pid {started.pid})\n"
+    assert not _alive(started.pid) and _port_free(started.port)
+    assert "no local Prefect server is running" in after.stdout
+    assert again.returncode == 0 and again.stdout == "no local Prefect server was running\n"
+
+
+def test_two_runs_started_at_once_start_one_server(home: tuple[Path, dict[str, str]]) -> None:
+    """Both runs wait at the lock at the same time (the test holds it until both have said
+    so), then the first starts the server and the second reuses it."""
+    home_dir, env = home
+    state = _state(home_dir)
+    state.mkdir(parents=True)
+    fd = os.open(state / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        runs = [_organize(env, home_dir), _organize(env, home_dir)]
+
+        def both_waiting() -> bool:
+            assert all(run.poll() is None for run in runs), "a run ended before the lock"
+            return len(_history(home_dir, "waiting for the lock")) == 2
+
+        until(both_waiting, DEADLINE, "both runs to wait for the lock", every=0.1)
+    finally:
+        os.close(fd)  # releases the lock
+    documents = [_finished(run) for run in runs]
+
+    waiting = {line.split("pid ")[1].split(":")[0] for line in _history(home_dir, "waiting")}
+    assert waiting == {str(run.pid) for run in runs}
+    assert [d["status"] for d in documents] == ["planned", "planned"]
+    assert len(_history(home_dir, "started server")) == 1
+    assert len(_history(home_dir, "reused server")) == 1
+    record = background.read_record(state)
+    assert record is not None and background.find(state) == record
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    """Someone else's server on the recorded port, answering /health as Prefect would."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"true")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_stale_record_is_replaced_without_touching_its_pid_or_port(tmp_path: Path) -> None:
+    """The record names a live process that is not ours (this test: a reused pid) and a port
+    another program answers /health on: a new server is started on another port, and neither
+    the process nor the other program is disturbed."""
+    state = tmp_path / "prefect-server"
+    state.mkdir()
+    other = HTTPServer(("127.0.0.1", 0), _Healthy)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    port = other.server_address[1]
+    stale = background.Server(os.getpid(), port, "not-its-token", 0.0, str(state / "home"))
+    (state / "server.json").write_text(json.dumps(stale.__dict__))
+    server = None
+    try:
+        assert background.find(state) is None  # status would say none runs
+
+        server = background.ensure(state)
+        found = background.find(state)
+
+        assert server.pid != os.getpid() and server.port != port
+        assert found == server and background.read_record(state) == server
+        assert background.healthy(f"http://127.0.0.1:{port}/api")  # the other one still answers
+    finally:
+        stopped = background.stop(state)
+        other.shutdown()
+    assert stopped == server and server is not None and not _alive(server.pid)
+
+
+def test_a_dead_servers_record_is_replaced_and_stop_says_none_ran(tmp_path: Path) -> None:
+    state = tmp_path / "prefect-server"
+    state.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = background.Server(int(gone.stdout), 1, "t", 0.0, str(state / "home"))
+    (state / "server.json").write_text(json.dumps(dead.__dict__))
+
+    assert background.find(state) is None
+    assert background.stop(state) is None  # nothing was running: the record is forgotten
+    assert background.read_record(state) is None
