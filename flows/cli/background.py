@@ -237,7 +237,8 @@ def _free_port() -> int:
 
 
 def _server_env(port: int, home: Path, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    # Not the CLI's own settings (FILEORG_PROFILES may hold secrets): Prefect needs none of them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "FILEORG_"))}
     env.update(
         {
             "PREFECT_HOME": str(home),

@@ -289,10 +289,10 @@ def test_serve_uses_the_background_server_and_leaves_it_running(
     from flows.cli import background
 
     state = data_dir / "prefect-server"
-    server = background.ensure(state)
     api_port, prefect_port = free_port(), free_port()
     log = tmp_path / "serve.log"
     try:
+        server = background.ensure(state)  # in the try: stopped even if interrupted starting
         with log.open("wb") as out:
             process = subprocess.Popen(
                 _serve_command(api_port, prefect_port),
@@ -317,4 +317,4 @@ def test_serve_uses_the_background_server_and_leaves_it_running(
         assert background.find(state) == server
     finally:
         background.stop(state)
-    assert not _alive(server.pid)
+    assert not _alive(server.pid) and background.find(state) is None
