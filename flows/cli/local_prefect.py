@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 from flows.cli import background, terminal
@@ -34,13 +36,40 @@ def drain_prefect(timeout: float = DRAIN_SECONDS) -> None:
         worker.drain_all(timeout=timeout, at_exit=False)
 
 
+_early: list[Future[background.Server]] = []
+
+
+def start_early() -> None:
+    """Find (or start) the background server in a thread while the caller imports Prefect and
+    the flows (~2 s): the first run's server starts meanwhile, on the other core."""
+    if os.environ.get("PREFECT_API_URL") or _early:
+        return
+    found: Future[background.Server] = Future()
+
+    def find() -> None:
+        try:
+            found.set_result(background.ensure(background.state_dir(), _starting))
+        except BaseException as exc:  # raised in the caller, by local_prefect()
+            found.set_exception(exc)
+
+    threading.Thread(target=find, name="fileorg-prefect-server", daemon=True).start()
+    _early.append(found)
+
+
+def _starting() -> None:
+    terminal.status(STARTING)
+
+
 @contextmanager
 def local_prefect() -> Iterator[None]:
     """PREFECT_API_URL for the duration: the user's server if set, else the background one."""
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
-    server = background.ensure(background.state_dir(), lambda: terminal.status(STARTING))
+    if _early:
+        server = _early.pop().result()
+    else:
+        server = background.ensure(background.state_dir(), _starting)
     if terminal.verbose():
         line = f"Prefect server {server.ui_url} (pid {server.pid}, home {server.home})\n"
         sys.stderr.write(line)

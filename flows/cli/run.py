@@ -194,6 +194,9 @@ def _plan(
     """Run the organize flow here, with progress bars; its report."""
     from rich.markup import escape
 
+    from flows.cli.local_prefect import start_early
+
+    start_early()  # the Prefect server, while Prefect is imported
     from flows.organize import organize_flow
     from storage.paths import to_param
 
@@ -265,6 +268,9 @@ def _apply(
         if json_output:
             emit_json({"operation_id": record.id, "status": record.status, **document})
         return DECLINED
+    from flows.cli.local_prefect import start_early
+
+    start_early()
     from flows.apply import apply_plan_flow  # Prefect: once the user said yes
 
     result = run_with_progress(json_output, apply_plan_flow, operation_id=record.id)
@@ -322,10 +328,13 @@ def rollback(
     refused = operations.repeat_refusal(record, "rollback")
     if refused:
         raise OperationStateError(refused)
-    from flows.apply import rollback_flow
-
     if operations.check_can_roll_back(store, record):
         check_root(record.root)
+    from flows.cli.local_prefect import start_early
+
+    start_early()
+    from flows.apply import rollback_flow
+
     result = run_with_progress(json_output, rollback_flow, operation_id=record.id)
     if rolled_back(store, record.id, result, json_output) != "rolled_back":
         raise typer.Exit(INCOMPLETE)
