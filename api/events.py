@@ -5,6 +5,7 @@ changes of flow runs, and the progress events the flows emit) and hands each eve
 queues of the sockets that follow that flow run. A socket subscribes before it reads the
 current state, so nothing between the two is lost. Events can be dropped (a full queue, a
 reconnect): a socket is told to re-read the flow run when that may have happened (`RESYNC`).
+The status cache (api.keeper) follows every run at once (`follow_all`), with the same rule.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class EventHub:
     def __init__(self, source: Source | None = run_events) -> None:
         self._source = source
         self._queues: dict[str, set[asyncio.Queue[Message]]] = defaultdict(set)
+        self._everything: set[asyncio.Queue[Message]] = set()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -66,6 +68,16 @@ class EventHub:
             if not followers:
                 del self._queues[flow_run_id]
 
+    @contextmanager
+    def follow_all(self, size: int = QUEUE_SIZE) -> Iterator[asyncio.Queue[Message]]:
+        """Every event of every run (and RESYNC when some may have been lost)."""
+        queue: asyncio.Queue[Message] = asyncio.Queue(size)
+        self._everything.add(queue)
+        try:
+            yield queue
+        finally:
+            self._everything.discard(queue)
+
     @property
     def sockets(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -76,6 +88,7 @@ class EventHub:
             if flow_run_id is None
             else list(self._queues.get(flow_run_id, ()))
         )
+        targets += self._everything
         for queue in targets:
             try:
                 queue.put_nowait(event)

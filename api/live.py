@@ -93,6 +93,7 @@ class Reads:
                 raise NotFound("operation not found")
             store = settings_of(self.app).store()
             service = OperationService(session, state.orchestrator, store, state.start_lock)
+            await service.refresh([op])  # a socket confirms what it pushes (api.cache)
             return await service.read(op)
 
 

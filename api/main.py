@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -19,33 +18,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import db, errors, ws
-from api.config import Settings
 from api.deps import settings_of
 from api.events import EventHub
 from api.health import app_version
-from api.operations import OperationService, reconcile_unfinished
-from api.orchestrator import Orchestrator, PrefectOrchestrator, run_events
+from api.keeper import Keeper, app_events
+from api.orchestrator import Orchestrator, PrefectOrchestrator
 from api.ratelimit import RateLimiter
 from api.routes import admin, auth, files, health, operations, schedules
 from api.security import Passwords
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("api")
-
-
-async def _reconcile(state: Any, settings: Settings) -> None:
-    """Unfinished operations read again once, in the background (Prefect may be slow to
-    answer, or down: the API starts at once either way)."""
-    store = settings.store()
-
-    def service_of(session: Any) -> OperationService:
-        return OperationService(session, state.orchestrator, store, state.start_lock)
-
-    try:
-        found = await reconcile_unfinished(state.sessions, service_of)
-        log.info("reconciled %d unfinished operations", found)
-    except Exception as exc:  # a reconcile is a convenience: every read does it again
-        log.warning("could not reconcile unfinished operations: %s", exc)
 
 
 @asynccontextmanager
@@ -66,15 +49,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.start_lock = asyncio.Lock()
     if getattr(state, "orchestrator", None) is None:
         state.orchestrator = PrefectOrchestrator(settings.prefect_timeout_seconds)
-    # One Prefect event subscription for all of this process's WebSockets (api.ws).
-    live = isinstance(state.orchestrator, PrefectOrchestrator)
-    state.hub = EventHub(run_events if live else None)
+    # One Prefect event subscription for this process's WebSockets (api.ws) and its status
+    # cache (api.keeper, which also confirms unfinished runs at once, in the background).
+    state.hub = EventHub(app_events(app))
+    state.keeper = Keeper(app)
     state.hub.start()
-    reconciling = asyncio.create_task(_reconcile(state, settings))
+    state.keeper.start()
     try:
         yield
     finally:
-        reconciling.cancel()
+        await state.keeper.close()
         await state.hub.close()
         await engine.dispose()
 

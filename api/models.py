@@ -1,8 +1,10 @@
 """The app database: users, the first-admin claim, granted roots, refresh tokens, operations
 (SQLAlchemy 2 tables).
 
-Operations here are the API's view (owner, parameters, flow-run id, cached run status); the
-operation's own record and manifests live in the data folder, written by the flows.
+Operations here are the API's view (owner, parameters, flow-run id, schedule) and a cache of
+where each stands (the run's status; the record's state, stage, stage timings and summary,
+kept by api.keeper); the operation's own record and manifests live in the data folder,
+written by the flows, and stay the source of truth: the cache can always be rebuilt from them.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class Operation(Base):
     __table_args__ = (
         Index("ix_operations_owner_created", "owner_id", "created_at"),
         Index("ix_operations_status", "status"),
+        Index("ix_operations_flow_run", "flow_run_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -132,6 +135,15 @@ class Operation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The cache of the operation's record (api.cache.fill): what reads show without opening
+    # the data folder. `synced_at` is when it was last confirmed; NULL: never (rebuilt soon).
+    state: Mapped[str | None] = mapped_column(String(32))
+    stage: Mapped[str | None] = mapped_column(String(32))
+    stages: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A run a schedule started (api.scheduled_runs): the Prefect deployment schedule's id.
+    schedule_id: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def manifest_id(self) -> uuid.UUID:

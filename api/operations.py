@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from api import roots
+from api import cache, roots
 from api.admin import root_paths
 from api.errors import Conflict, Forbidden
 from api.models import Operation, User
@@ -38,8 +37,6 @@ from api.orchestrator import (
     TERMINAL,
     Orchestrator,
     OrchestratorError,
-    RunNotFound,
-    RunState,
 )
 from api.schemas import (
     OperationCreate,
@@ -68,7 +65,6 @@ from storage.roots import within
 
 RUNS = {ORGANIZE: "organize", APPLY_PLAN: "apply", ROLLBACK: "rollback"}
 START_LOCK_KEY = 0x0F11E0A7
-NEVER_STARTED = timedelta(minutes=2)  # a pending row without a flow run: its start crashed
 
 
 def plan_parameters(body: OperationCreate, root: str) -> tuple[dict[str, Any], bool]:
@@ -104,18 +100,8 @@ def _same_root(root: str, identity: list[int] | None) -> None:
         raise Conflict(str(exc)) from None
 
 
-def load_record(store: DataStore, operation_id: uuid.UUID) -> OperationRecord | None:
-    """The record as it stands: an apply or rollback whose run ended unfinished reads
-    `interrupted` (storage.locks.reconcile: nobody holds its lock any more)."""
-    if not records.exists(store, str(operation_id)):
-        return None
-    return locks.reconcile(store, records.load(store, str(operation_id)))
-
-
-def public(op: Operation, record: OperationRecord | None) -> OperationPublic:
-    error = op.error
-    if record is not None and record.error and op.status == "failed":
-        error = record.error
+def public(op: Operation) -> OperationPublic:
+    """The row as the API shows it: its cached record (api.cache), nothing read elsewhere."""
     return OperationPublic(
         id=op.id,
         operation_type=op.operation_type,
@@ -126,16 +112,15 @@ def public(op: Operation, record: OperationRecord | None) -> OperationPublic:
         run=RUNS.get(op.deployment, "organize"),  # type: ignore[arg-type]
         flow_run_id=op.flow_run_id,
         status=op.status,  # type: ignore[arg-type]
-        state=record.status if record else None,
-        stage=record.stage if record else None,
-        stages={
-            k: StageTimingPublic(**v.model_dump())
-            for k, v in (record.stages if record else {}).items()
-        },
-        summary=record.summary if record else {},
-        error=error,
+        state=op.state,
+        stage=op.stage,
+        stages={k: StageTimingPublic(**v) for k, v in (op.stages or {}).items()},
+        summary=op.summary or {},
+        error=op.error,
         created_at=op.created_at,
         updated_at=op.updated_at,
+        schedule_id=op.schedule_id,
+        synced_at=op.synced_at,
     )
 
 
@@ -150,69 +135,34 @@ class OperationService:
     # --- reading ----------------------------------------------------------------------------
 
     async def read(self, op: Operation) -> OperationPublic:
-        await self.refresh([op])
-        record = await run_in_threadpool(load_record, self.store, op.manifest_id)
-        return public(op, record)
+        return public(op)
 
     async def page(
         self, user: User, status: str | None, limit: int, offset: int
     ) -> OperationsPublic:
+        """One query: the page and the count of all the user's rows (a window over them)."""
         where = [Operation.owner_id == user.id]
         if status is not None:
             where.append(Operation.status == status)
-        count = await self.session.scalar(select(func.count()).select_from(Operation).where(*where))
-        ops = list(
-            await self.session.scalars(
-                select(Operation)
+        rows = list(
+            await self.session.execute(
+                select(Operation, func.count().over())
                 .where(*where)
                 .order_by(Operation.created_at.desc(), Operation.id.desc())
                 .limit(limit)
                 .offset(offset)
             )
         )
-        await self.refresh(ops)
-        found = await run_in_threadpool(
-            lambda: [load_record(self.store, op.manifest_id) for op in ops]
-        )
-        return OperationsPublic(
-            data=[public(*pair) for pair in zip(ops, found, strict=True)], count=count or 0
-        )
+        count: int | None = int(rows[0][1]) if rows else 0
+        if not rows and offset:  # past the end: the window had no row to ride on
+            count = await self.session.scalar(
+                select(func.count()).select_from(Operation).where(*where)
+            )
+        return OperationsPublic(data=[public(row[0]) for row in rows], count=count or 0)
 
     async def refresh(self, ops: Sequence[Operation]) -> None:
-        """Bring cached statuses up to date from Prefect (unfinished runs only), then commit."""
-        live = [op for op in ops if op.status not in TERMINAL]
-        if not live:
-            return
-        states = await asyncio.gather(*(self._state(op) for op in live))
-        for op, state in zip(live, states, strict=True):
-            if state is not None and (state.status, state.message) != (op.status, op.error):
-                op.status, op.error = state.status, state.message
-        await self.session.commit()
-
-    async def _state(self, op: Operation) -> RunState | None:
-        if op.flow_run_id is None:
-            if utcnow() - op.created_at > NEVER_STARTED and op.status == "pending":
-                return RunState("failed", "the run was never started")
-            return None
-        try:
-            state: RunState | None = await self.orchestrator.state(op.flow_run_id)
-        except RunNotFound as exc:
-            return await self._lost(op, str(exc))
-        except OrchestratorError:
-            state = None  # keep the cached status; /api/v1/status reports Prefect's health
-        if state is None or state.status != "completed":
-            record = await run_in_threadpool(load_record, self.store, op.manifest_id)
-            if record and record.status == "interrupted" and record.flow_run_id == op.flow_run_id:
-                return RunState("interrupted", record.error)  # its run ended in the middle
-        return state
-
-    async def _lost(self, op: Operation, why: str) -> RunState | None:
-        """Prefect no longer knows the run: nobody will finish it, unless it still holds its
-        lock (then it is working, and reports when done)."""
-        record = await run_in_threadpool(load_record, self.store, op.manifest_id)
-        if record is not None and record.status in records.WORKING:
-            return None
-        return RunState("interrupted", f"{why}; apply or roll back the operation again")
+        """Confirm the rows now (api.cache): for the paths that change an operation."""
+        await cache.confirm(self.session, self.orchestrator, self.store, ops)
 
     # --- changing ---------------------------------------------------------------------------
 
@@ -335,7 +285,7 @@ class OperationService:
         await self.refresh([op])
         if op.status not in TERMINAL:
             raise Conflict(f"operation {op.id} is still {op.status}; wait for it or cancel it")
-        return await run_in_threadpool(load_record, self.store, op.id)
+        return await run_in_threadpool(cache.load_record, self.store, op.id)
 
     @asynccontextmanager
     async def _exclusive(self, root: str, exclude: uuid.UUID | None = None) -> AsyncIterator[None]:
@@ -349,14 +299,12 @@ class OperationService:
             active = await self.session.scalars(
                 select(Operation).where(Operation.status.in_(ACTIVE), Operation.id != exclude)
             )
+            # Runs of schedules too: they are rows once seen (api.scheduled_runs).
             overlapping = [o for o in active if roots.overlaps(o.root_path, root)]
-            states = await asyncio.gather(*(self._state(o) for o in overlapping))
-            for other, state in zip(overlapping, states, strict=True):
-                if state is not None:
-                    other.status, other.error = state.status, state.message
-                if other.status in ACTIVE:
-                    await self.session.commit()
-                    raise Conflict("another operation on an overlapping root is running")
+            await cache.confirm(self.session, self.orchestrator, self.store, overlapping, False)
+            if any(other.status in ACTIVE for other in overlapping):
+                await self.session.commit()
+                raise Conflict("another operation on an overlapping root is running")
             yield
             await self.session.commit()
 
@@ -370,19 +318,6 @@ class OperationService:
             await self.session.commit()
             raise
         await self.session.commit()
-        return OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
-
-
-async def reconcile_unfinished(
-    sessions: async_sessionmaker[AsyncSession],
-    service_of: Callable[[AsyncSession], OperationService],
-) -> int:
-    """On API start: every operation not finished in the database is read again from Prefect
-    and the locks, so a run lost with its server or its process reads interrupted (and frees
-    its root) before anyone asks."""
-    async with sessions() as session:
-        unfinished = list(
-            await session.scalars(select(Operation).where(Operation.status.not_in(TERMINAL)))
-        )
-        await service_of(session).refresh(unfinished)
-    return len(unfinished)
+        started = OperationStarted(operation_id=op.id, status=op.status)  # type: ignore[arg-type]
+        await self.refresh([op])  # the cache from the start; events keep it from here
+        return started

@@ -58,6 +58,24 @@ class RunState:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """A flow run a schedule started: which schedule (its id and slug), with what parameters."""
+
+    flow_run_id: str
+    state: RunState
+    schedule_id: str
+    slug: str
+    parameters: dict[str, Any]
+
+
+def _run_info(run: Any) -> RunInfo:
+    state_type = run.state_type.value if run.state_type else None
+    state = map_state(state_type, run.state.message if run.state else None)
+    by = run.created_by
+    return RunInfo(str(run.id), state, str(by.id), by.display_value or "", dict(run.parameters))
+
+
 class Orchestrator(Protocol):
     async def start(self, deployment: str, parameters: dict[str, Any]) -> str: ...
 
@@ -122,6 +140,23 @@ class PrefectOrchestrator:
             return RunState("pending")
         return map_state(flow_run.state.type.value, flow_run.state.message)
 
+    async def scheduled_runs(self, flow_run_id: str | None = None) -> list[RunInfo]:
+        """Runs schedules made that left Scheduled, newest first (100), or the one given."""
+        from prefect.client.schemas import filters as f
+        from prefect.client.schemas.objects import StateType
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        runs = f.FlowRunFilter(state={"type": {"not_any_": [StateType.SCHEDULED]}})  # type: ignore[arg-type]
+        if flow_run_id is not None:
+            runs.id = f.FlowRunFilterId(any_=[uuid.UUID(flow_run_id)])
+        name = f.DeploymentFilter(name=f.DeploymentFilterName(any_=["scheduled-cleanup"]))
+        async with self.client("cannot read the scheduled runs") as client:
+            found = await client.read_flow_runs(
+                flow_run_filter=runs, deployment_filter=name, sort=FlowRunSort.START_TIME_DESC
+            )
+        made = [r for r in found[:100] if r.created_by and r.created_by.type == "SCHEDULE"]
+        return [_run_info(r) for r in made]
+
     async def cancel(self, flow_run_id: str) -> None:
         from prefect.states import Cancelling
 
@@ -149,10 +184,16 @@ class RunEvent:
     kind: Literal["state", "progress"]
     state: RunState | None = None
     payload: dict[str, Any] | None = None
+    deployment: str | None = None  # the name of the run's deployment, on state changes
 
 
 def to_run_event(
-    name: str, resource_id: str, state_type: str | None, related: list[str], payload: Any
+    name: str,
+    resource_id: str,
+    state_type: str | None,
+    related: list[str],
+    payload: Any,
+    deployment: str | None = None,
 ) -> RunEvent | None:
     if name == PROGRESS_EVENT:
         run = next((r for r in related if r.startswith(FLOW_RUN)), None)
@@ -160,7 +201,8 @@ def to_run_event(
             return None
         return RunEvent(run.removeprefix(FLOW_RUN), "progress", payload=payload)
     if name.startswith(FLOW_RUN) and resource_id.startswith(FLOW_RUN) and state_type:
-        return RunEvent(resource_id.removeprefix(FLOW_RUN), "state", map_state(state_type))
+        run_id, state = resource_id.removeprefix(FLOW_RUN), map_state(state_type)
+        return RunEvent(run_id, "state", state, deployment=deployment)
     return None
 
 
@@ -189,6 +231,7 @@ async def run_events(on_connected: Callable[[], None]) -> AsyncIterator[RunEvent
                 event.resource.get("prefect.state-type"),
                 [r.id for r in event.related],
                 event.payload,
+                next((r.name for r in event.related if r.role == "deployment"), None),
             )
             if found is not None:
                 yield found

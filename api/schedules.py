@@ -39,6 +39,7 @@ from api.orchestrator import (
     OrchestratorError,
     PrefectOrchestrator,
     PrefectScheduler,
+    RunInfo,
     ScheduleInfo,
     Scheduler,
     ScheduleSpec,
@@ -65,8 +66,9 @@ def scheduler_of(orchestrator: Orchestrator) -> Scheduler:
     raise Unavailable("this orchestrator has no schedules")
 
 
-def owner_and_type(info: ScheduleInfo) -> tuple[str, str] | None:
-    """(user id, operation type) from a schedule's slug; None for one the API did not make."""
+def owner_and_type(info: ScheduleInfo | RunInfo) -> tuple[str, str] | None:
+    """(user id, operation type) from a schedule's slug (or a scheduled run's, RunInfo); None
+    for one the API did not make."""
     parts = info.slug.split(":")
     if len(parts) != 4 or parts[0] != SLUG_PREFIX:
         return None

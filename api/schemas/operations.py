@@ -111,6 +111,14 @@ class OperationPublic(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    schedule_id: str | None = Field(
+        default=None, description="The schedule that started this run (GET /schedules/{id})"
+    )
+    synced_at: datetime | None = Field(
+        default=None,
+        description="When state, stage, stages and summary were last read from the operation's"
+        " record (null: not yet; the service fills it within seconds)",
+    )
 
 
 class OperationsPublic(BaseModel):

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from api import db
 from api.config import Settings, get_settings
+from api.keeper import keeper
 from api.main import create_app
 from api.models import Base
 from api.ratelimit import RateLimiter
@@ -122,6 +123,12 @@ class Api:
         operation_id: str = response.json()["operation_id"]
         return operation_id
 
+    def settle(self) -> None:
+        """What the keeper's sweep does every few seconds, now: confirm every row that looks
+        live against the orchestrator and the data folder (api.keeper)."""
+        app: Any = self.client.app
+        self.client.portal.call(lambda: keeper(app).sweep(everything=True))  # type: ignore[union-attr]
+
     def shown(self, user: User, op_id: str) -> dict[str, Any]:
         """The operation as `user` reads it (GET /api/v1/operations/{id})."""
         response = self.client.get(f"/api/v1/operations/{op_id}", headers=user.headers)
@@ -167,7 +174,9 @@ def make_api(served: tuple[FastAPI, TestClient], database_url: str, data_dir: Pa
         app.dependency_overrides[get_settings] = lambda: settings
         app.state.orchestrator = fake
         app.state.limiter = RateLimiter(settings.auth_window_seconds)
-        return Api(client, fake, settings, settings.store())
+        built = Api(client, fake, settings, settings.store())
+        fake.changed = built.settle
+        return built
 
     return build
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,10 @@ from api.orchestrator import (
     ORGANIZE,
     ROLLBACK,
     OrchestratorError,
+    RunInfo,
     RunNotFound,
     RunState,
+    RunStatus,
     ScheduleInfo,
     ScheduleSpec,
 )
@@ -161,15 +164,20 @@ class FakeOrchestrator:
         self.started: list[tuple[str, dict[str, Any]]] = []
         self.cancelled: list[str] = []
         self.complete = True  # runs finish at once; False leaves them running
+        self.begin: RunStatus = "running"  # what an unfinished run is when it starts
         self.down = False
         self.real_plan = False  # True: organize plans the real tree, not the synthesized FILES
         self.schedule_list: list[ScheduleInfo] = []
+        self.scheduled: list[RunInfo] = []  # runs "the schedules started" (scheduled_runs)
+        # Called when a test changes what a run is (finish): the app's keeper confirms the
+        # rows then, as its sweep would (tests.api.conftest wires it).
+        self.changed: Callable[[], None] = lambda: None
 
     async def start(self, deployment: str, parameters: dict[str, Any]) -> str:
         self._check()
         run_id = str(uuid.uuid4())
         self.started.append((deployment, parameters))
-        self.runs[run_id] = RunState("running")
+        self.runs[run_id] = RunState(self.begin)
         if self.complete:
             self.run(deployment, parameters)
             self.runs[run_id] = RunState("completed")
@@ -251,11 +259,17 @@ class FakeOrchestrator:
     def finish(self, status: str = "completed", message: str | None = None) -> None:
         """End every unfinished run, doing its work first when it completes."""
         for run_id, state in list(self.runs.items()):
-            if state.status == "running":
+            if state.status in ("pending", "running"):
                 if status == "completed":
                     index = list(self.runs).index(run_id)
                     self.run(*self.started[index])
                 self.runs[run_id] = RunState(status, message)  # type: ignore[arg-type]
+        self.changed()
+
+    async def scheduled_runs(self, flow_run_id: str | None = None) -> list[RunInfo]:
+        self._check()
+        found = [dataclasses.replace(r, state=self.runs[r.flow_run_id]) for r in self.scheduled]
+        return [r for r in found if flow_run_id in (None, r.flow_run_id)]
 
     def _check(self) -> None:
         if self.down:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from api.operations import OperationService, reconcile_unfinished
+from api.keeper import keeper
 from api.orchestrator import APPLY_PLAN, ROLLBACK
 from storage import locks, operations
 from tests.api.conftest import Api, User
@@ -28,8 +28,10 @@ def _apply_dies(api: Api, user: User, root: Path) -> tuple[str, str]:
     record.status, record.stage, record.flow_run_id = "applying", "apply", run_id
     with locks.held(api.store, op_id, record.root, "apply", run_id):
         operations.save(api.store, record)
+        api.settle()
         assert api.shown(user, op_id)["status"] == "running"  # the lock is held: working
     operations.save(api.store, record)  # as kill -9 leaves it: `applying`, and no lock
+    api.settle()  # the keeper's next sweep
     return op_id, run_id
 
 
@@ -69,14 +71,11 @@ def test_a_run_prefect_lost_is_interrupted_on_api_start(api: Api, tree: Path, al
     api.fake.complete = False
     op_id = api.started(alice, tree / "alice")
     api.fake.runs.clear()  # the Prefect server was replaced: it knows no run any more
-    app = api.client.app
-    state = app.state  # type: ignore[attr-defined]
+    app: Any = api.client.app
 
-    def service_of(session: Any) -> OperationService:
-        return OperationService(session, state.orchestrator, api.store, state.start_lock)
-
-    found = api.client.portal.call(reconcile_unfinished, state.sessions, service_of)  # type: ignore[union-attr]
-    assert found == 1
+    # what the keeper does first when the API starts: confirm every unfinished row
+    found = api.client.portal.call(lambda: keeper(app).sweep(everything=True))  # type: ignore[union-attr]
+    assert found >= 1
     listed = api.client.get("/api/v1/operations", headers=alice.headers).json()["data"]
     assert [(o["id"], o["status"]) for o in listed] == [(op_id, "interrupted")]
     assert api.start(alice, tree / "alice").status_code == 202  # its root is free

@@ -53,12 +53,16 @@ def _run(api: Api, deployment: str) -> Any:
     sent_to, parameters = api.fake.started[-1]
     assert sent_to == deployment
     flow = {ORGANIZE: organize_flow, APPLY_PLAN: apply_plan_flow, ROLLBACK: rollback_flow}
+    ended = RunState("failed", "crashed")  # as Prefect ends a run whose flow raised
     try:
-        return flow[deployment](**parameters)
+        result = flow[deployment](**parameters)
+        ended = RunState("completed")
+        return result
     finally:
         for run_id, state in api.fake.runs.items():
             if state.status == "running":
-                api.fake.runs[run_id] = RunState("completed")
+                api.fake.runs[run_id] = ended
+        api.settle()  # the keeper's next sweep
 
 
 def _setup(api: Api, tmp_path: Path) -> tuple[User, Swap]:
