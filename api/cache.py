@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -48,13 +49,19 @@ def load_records(store: DataStore, ops: Sequence[Operation]) -> list[OperationRe
 
 
 def fill(op: Operation, record: OperationRecord | None) -> None:
-    """Copy what reads show of the record into the row, and mark it confirmed now."""
-    op.state = record.status if record else None
-    op.stage = record.stage if record else None
-    op.stages = {k: v.model_dump() for k, v in record.stages.items()} if record else {}
-    op.summary = dict(record.summary) if record else {}
+    """Copy what reads show of the record into the row (only what differs: `updated_at` moves
+    with a change, api.models), and mark it confirmed now."""
+    found: dict[str, Any] = {
+        "state": record.status if record else None,
+        "stage": record.stage if record else None,
+        "stages": {k: v.model_dump() for k, v in record.stages.items()} if record else {},
+        "summary": dict(record.summary) if record else {},
+    }
     if record is not None and record.error and op.status == "failed":
-        op.error = record.error  # the flow's own words over Prefect's
+        found["error"] = record.error  # the flow's own words over Prefect's
+    for name, value in found.items():
+        if getattr(op, name) != value:
+            setattr(op, name, value)
     op.synced_at = utcnow()
 
 

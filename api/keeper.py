@@ -14,9 +14,10 @@ last confirmed over STALE_SECONDS ago are confirmed, so a lost event leaves a ro
 at most STALE_SECONDS + SWEEP_SECONDS; without a subscription at all (Prefect down) that is the
 bound too. Periodic rather than on read: a read never waits for Prefect or the data folder,
 and the cost is bounded by the live rows, not by the request rate. Each sweep also re-reads
-the REBUILD_ROWS longest-unconfirmed finished rows (a record changed by the CLI heals within
-rows / REBUILD_ROWS sweeps), and every ADOPT_EVERY sweeps lists the scheduled runs (missed
-events of new ones). Several API processes each keep the cache: their writes are the same.
+up to REBUILD_ROWS finished rows confirmed over REBUILD_SECONDS ago, oldest first (a record
+changed by the CLI heals within minutes, at a few reads a second at most), and every
+ADOPT_EVERY sweeps lists the scheduled runs (missed events of new ones). Several API
+processes each keep the cache: their writes are the same.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from storage.operations import utcnow
 SWEEP_SECONDS = 5.0
 STALE_SECONDS = 30.0
 REBUILD_ROWS = 20
+REBUILD_SECONDS = 600.0
 ADOPT_EVERY = 6
 BATCH = 500
 RANK = {"pending": 0, "running": 1}
@@ -180,6 +182,7 @@ class Keeper:
         everything = everything or self._everything
         self._everything = False
         stale = utcnow() - timedelta(seconds=STALE_SECONDS)
+        old = utcnow() - timedelta(seconds=REBUILD_SECONDS)
         live: ColumnElement[bool] = Operation.status.not_in(TERMINAL)
         if not everything:
             live = and_(live, or_(Operation.synced_at.is_(None), Operation.synced_at < stale))
@@ -195,8 +198,8 @@ class Keeper:
             )
             ops += await session.scalars(
                 select(Operation)
-                .where(Operation.status.in_(TERMINAL))
-                .order_by(Operation.synced_at.asc().nulls_first())
+                .where(Operation.status.in_(TERMINAL), Operation.synced_at < old)
+                .order_by(Operation.synced_at.asc())
                 .limit(REBUILD_ROWS)
             )
             unique = list({op.id: op for op in ops}.values())

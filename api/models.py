@@ -26,9 +26,11 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    event,
+    inspect,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage.operations import utcnow
 
@@ -134,7 +136,7 @@ class Operation(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # _touch
     # The cache of the operation's record (api.cache.fill): what reads show without opening
     # the data folder. `synced_at` is when it was last confirmed; NULL: never (rebuilt soon).
     state: Mapped[str | None] = mapped_column(String(32))
@@ -149,3 +151,17 @@ class Operation(Base):
     def manifest_id(self) -> uuid.UUID:
         """Whose data folder the plan, files and report are read from."""
         return self.source_operation_id or self.id
+
+
+UNSEEN = frozenset({"synced_at", "updated_at"})
+
+
+@event.listens_for(Session, "before_flush")
+def _touch(session: Session, _context: object, _instances: object) -> None:
+    """`updated_at` moves when an operation changes, not when the cache only confirms it."""
+    for found in session.dirty:
+        if not isinstance(found, Operation):
+            continue
+        state = inspect(found)
+        if any(state.attrs[k].history.has_changes() for k in set(state.attrs.keys()) - UNSEEN):
+            found.updated_at = utcnow()

@@ -143,8 +143,30 @@ def test_reads_touch_neither_prefect_nor_the_data_folder(api: Api, tree: Path, a
 
     assert api.shown(alice, op_id) == before
     assert _listed(api, alice)[op_id] == before
-    me = api.client.get("/api/v1/auth/me", headers=alice.headers)
-    assert me.status_code == 200
+
+
+def test_finished_rows_are_re_read_in_time_and_updated_at_moves_only_with_a_change(
+    api: Api, tree: Path, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: Any = api.client.app
+    op_id = api.started(alice, tree / "alice")
+    before = api.shown(alice, op_id)
+    record = operations.load(api.store, op_id)
+    record.summary["moves"] = 3  # changed from the command line, say
+    operations.save(api.store, record)
+
+    api.client.portal.call(lambda: keeper(app).sweep())  # type: ignore[union-attr]
+    assert api.shown(alice, op_id) == before  # finished, confirmed just now: not re-read
+
+    monkeypatch.setattr(keeper_module, "REBUILD_SECONDS", 0.0)
+    api.client.portal.call(lambda: keeper(app).sweep())  # type: ignore[union-attr]
+    after = api.shown(alice, op_id)
+    assert after["summary"]["moves"] == 3 and after["updated_at"] > before["updated_at"]
+
+    api.client.portal.call(lambda: keeper(app).sweep())  # type: ignore[union-attr]
+    again = api.shown(alice, op_id)
+    assert again["updated_at"] == after["updated_at"]  # confirmed, unchanged
+    assert again["synced_at"] > after["synced_at"]
 
 
 def test_rows_the_cache_never_filled_are_filled_by_the_sweep(
