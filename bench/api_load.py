@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/api_load.py --db sqlite --seconds 10 --concurrency 100
     .venv/bin/python bench/api_load.py --db postgresql --seconds 10 --files 1000000
+    .venv/bin/python bench/api_load.py --db sqlite --operations 20 --seconds 15 --no-auth \
+        --wrk --rate 300 --repo /work/wt/base     # issue 15: wrk, and an open-loop client
+
+`--repo` serves another checkout's `api.main:app` with that checkout's .venv (old code against
+new, same seeding and clients). `--wrk` measures with wrk (closed loop, `--concurrency`
+connections, 2 threads); `--rate R` adds an open-loop client: R requests a second on a fixed
+schedule whatever the answers' pace, each latency counted from when it was due (a slow
+server cannot hide its queue), over at most `--concurrency` connections.
 
 Starts `uvicorn api.main:app` in a subprocess on a fresh database (SQLite in a temporary data
 folder, or a new PostgreSQL database at 127.0.0.1:5432 dropped at the end), signs a user up,
@@ -89,6 +97,77 @@ async def closed_loop(
         "errors": errors,
         "rps": round(len(latencies) / elapsed),
         **{k: round(v, 1) for k, v in percentiles(latencies).items()},
+    }
+
+
+async def open_loop(
+    rate: float,
+    connections: int,
+    seconds: float,
+    request: Callable[[httpx.AsyncClient], Awaitable[int]],
+) -> dict[str, Any]:
+    """`rate` requests a second, each due at its time; latency from due to answered."""
+    latencies: list[float] = []
+    errors = 0
+    slots = asyncio.Semaphore(connections)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+
+        async def one(due: float) -> None:
+            nonlocal errors
+            async with slots:
+                try:
+                    status = await request(client)
+                except httpx.HTTPError:
+                    status = 599
+            latencies.append(time.perf_counter() - due)
+            errors += status >= 400
+
+        began = time.perf_counter()
+        tasks = []
+        for n in range(int(rate * seconds)):
+            due = began + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+    return {
+        "offered_rps": rate,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed),
+        **{k: round(v, 1) for k, v in percentiles(latencies).items()},
+    }
+
+
+def wrk(url: str, headers: dict[str, str], connections: int, seconds: float) -> dict[str, Any]:
+    """wrk's figures for one URL: requests a second, p50/p99, errors (non-2xx, timeouts...)."""
+    header = [f"-H{k}: {v}" for k, v in headers.items()]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", *header, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+        for line in out.splitlines():
+            parts = line.split()
+            if parts[:1] == [label]:
+                value = parts[1]
+                unit = next(u for u in ("us", "ms", "s") if value.endswith(u))
+                return round(float(value.removesuffix(unit)) * scale[unit], 2)
+        return float("nan")
+
+    errors = 0
+    for line in out.splitlines():
+        if "Non-2xx" in line or "Socket errors" in line:
+            errors += sum(int(n.rstrip(",")) for n in line.split() if n.rstrip(",").isdigit())
+    rps = next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec"))
+    requests = next(int(line.split()[0]) for line in out.splitlines() if "requests in" in line)
+    return {
+        "requests": requests,
+        "errors": errors,
+        "rps": round(float(rps)),
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
     }
 
 
@@ -237,11 +316,59 @@ async def measure_operations(
         op_id = random.choice(ids)
         return (await c.get(f"{base}/api/v1/operations/{op_id}", headers=headers)).status_code
 
-    for name, request in (("GET /api/v1/operations", list_ops), ("GET /operations/{id}", one_op)):
+    async def me(c: httpx.AsyncClient) -> int:
+        return (await c.get(f"{base}/api/v1/auth/me", headers=headers)).status_code
+
+    paths = {
+        "GET /api/v1/operations": (list_ops, "/api/v1/operations?limit=20"),
+        "GET /operations/{id}": (one_op, f"/api/v1/operations/{ids[0]}"),
+        "GET /auth/me": (me, "/api/v1/auth/me"),
+    }
+    c = args.concurrency
+    for name, (request, path) in paths.items():
         await closed_loop(10, 2, request)  # warm-up
-        print(f"{name:28s} c=1: {await closed_loop(1, 2, request)}")
-        result = await closed_loop(args.concurrency, args.seconds, request)
-        print(f"{name:28s} c={args.concurrency}: {result}")
+        cpu = server_cpu(args.server_pid)
+        alone = await closed_loop(1, 10, request)  # the server's own cost, without a queue
+        alone["server_cpu_ms_per_req"] = per_request(args.server_pid, cpu, alone)
+        print(f"{name:28s} c=1: {alone}", flush=True)
+        if args.wrk:
+            cpu = server_cpu(args.server_pid)
+            result = await asyncio.to_thread(wrk, f"{base}{path}", headers, c, args.seconds)
+            result["server_cpu_ms_per_req"] = per_request(args.server_pid, cpu, result)
+            print(f"{name:28s} wrk c={c}: {result}", flush=True)
+        if args.rate:
+            cpu = server_cpu(args.server_pid)
+            result = await open_loop(args.rate, c, args.seconds, request)
+            result["server_cpu_ms_per_req"] = per_request(args.server_pid, cpu, result)
+            print(f"{name:28s} open loop c<={c}: {result}", flush=True)
+        if not args.wrk and not args.rate:
+            result = await closed_loop(c, args.seconds, request)
+            print(f"{name:28s} c={c}: {result}", flush=True)
+    print(f"load average after: {os.getloadavg()}", flush=True)
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of the server process so far (/proc): its cost, whatever
+    else shares the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_request(pid: int, before: float, result: dict[str, Any]) -> float:
+    return round((server_cpu(pid) - before) * 1000 / max(1, result["requests"]), 2)
+
+
+async def cached(base: str, headers: dict[str, str], count: int) -> None:
+    """Wait until the list shows every seeded row with its record (a status cache fills them
+    from the data folder a few seconds after they appear; the old code read them per request)."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        while time.monotonic() < deadline:
+            found = (await client.get("/api/v1/operations?limit=500", headers=headers)).json()
+            if len([o for o in found["data"] if o["stages"]]) >= count:
+                return
+            await asyncio.sleep(0.5)
+    raise SystemExit("the seeded operations never showed their records")
 
 
 async def measure_auth(args: argparse.Namespace, base: str) -> None:
@@ -299,8 +426,10 @@ async def measure(args: argparse.Namespace, base: str, url: str, data: Path, roo
     headers, user_id = await sign_up(base)
     ids = seed_operations(url, data, user_id, args.operations, str(root))
     print(f"seeded {len(ids)} operations")
+    await cached(base, headers, len(ids))
     await measure_operations(args, base, headers, ids)
-    await measure_auth(args, base)
+    if args.auth:
+        await measure_auth(args, base)
     if args.files:
         await measure_files(args, base, headers, data, ids[0], root)
 
@@ -314,7 +443,13 @@ def main() -> int:
     parser.add_argument("--operations", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--files", type=int, default=0, help="synthesize and list N files")
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout to serve")
+    parser.add_argument("--wrk", action="store_true", help="measure with wrk (closed loop)")
+    parser.add_argument("--rate", type=float, default=0, help="open loop: requests a second")
+    parser.add_argument("--no-auth", dest="auth", action="store_false", help="skip signup/login")
     args = parser.parse_args()
+    served = args.repo.resolve()
+    python = served / ".venv" / "bin" / "python"
 
     work = Path(tempfile.mkdtemp(prefix="fileorg-api-bench-"))
     data, root = work / "data", work / "root"
@@ -332,7 +467,7 @@ def main() -> int:
     }
     server = subprocess.Popen(
         [
-            sys.executable,
+            str(python) if python.exists() else sys.executable,
             "-m",
             "uvicorn",
             "api.main:app",
@@ -344,19 +479,21 @@ def main() -> int:
             "--log-level",
             "warning",
         ],
-        cwd=REPO,
+        cwd=served,
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # a loaded machine starts uvicorn slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/health").status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        print(f"db={args.db} workers={args.workers} cores={os.cpu_count()}")
+        print(f"db={args.db} workers={args.workers} cores={os.cpu_count()} serving {served}")
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        args.server_pid = server.pid
         asyncio.run(measure(args, base, url, data, root))
     finally:
         server.terminate()
