@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from storage.locations import DataStore
 from storage.objects import is_object_url
@@ -35,7 +35,9 @@ from tasks.hashes import objects as hash_objects
 from tasks.leave_alone import ScanRules
 from tasks.scan import local as scan_local
 from tasks.scan import objects as scan_objects
-from tasks.scan.entry import ScanEntry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 OnChunk = Callable[[int, int], None]
 Rows = list[dict[str, Any]]
@@ -74,8 +76,8 @@ class RootBackend(Protocol):
     def root_dev(self) -> int:
         """The root's device (0 for a bucket): a move within it is a rename."""
 
-    def entries(self, rules: ScanRules) -> Iterator[ScanEntry]:
-        """Every entry of the root, in a deterministic order (the scan's rows)."""
+    def entries(self, rules: ScanRules, processes: int) -> Iterator[pa.RecordBatch]:
+        """Every entry of the root, in a deterministic order: the scan's rows, as batches."""
 
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         """The scanned ETag of each row of a hash work list (a read must match it)."""
@@ -113,8 +115,8 @@ class LocalBackend:
     def root_dev(self) -> int:
         return os.stat(self.url).st_dev
 
-    def entries(self, rules: ScanRules) -> Iterator[ScanEntry]:
-        return scan_local.walk(os.fsencode(self.url), rules)
+    def entries(self, rules: ScanRules, processes: int) -> Iterator[pa.RecordBatch]:
+        return scan_local.batches(os.fsencode(self.url), rules, processes)
 
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return {}  # a file has no ETag: the fstat in the read checks it
@@ -154,8 +156,8 @@ class ObjectBackend:
     def root_dev(self) -> int:
         return 0
 
-    def entries(self, rules: ScanRules) -> Iterator[ScanEntry]:
-        return scan_objects.list_entries(self.url, rules)
+    def entries(self, rules: ScanRules, processes: int) -> Iterator[pa.RecordBatch]:
+        return scan_objects.list_batches(self.url, rules)  # pages: one request at a time
 
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return hash_objects.scanned_etags(store, op_dir, inputs_path)

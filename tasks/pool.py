@@ -30,10 +30,16 @@ def _get(processes: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False)
             # forkserver: forking a process that runs Prefect's threads could copy held locks.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["tasks.hashes.local", "tasks.classify.local"])
+            preload = ["tasks.hashes.local", "tasks.classify.local", "tasks.scan.local"]
+            context.set_forkserver_preload(preload)
             _pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
             _pool_size = processes
         return _pool
+
+
+def executor(processes: int) -> ProcessPoolExecutor:
+    """The pool itself, for work that submits jobs as it finds them (the scan's walk)."""
+    return _get(processes)
 
 
 def cut_ranges(

@@ -1,82 +1,156 @@
-"""The scan of a local root: an lstat walk. Never follows symlinks.
+"""The scan of a local root: an lstat walk, never following symlinks, into Arrow batches.
 
 The walk does not enter what is left alone whole (tasks.leave_alone): a folder whose name or
 contents say so (node_modules, a project, a Prefect home...) becomes one `dir` row with its
 reason code, however many files it holds; files left alone by their name (.bashrc, .DS_Store)
 are rows of their own, marked, which later stages neither classify nor hash. When the root
 itself is a unit (a project), every entry at its top is such a row and nothing is entered.
+
+The order is one and deterministic: a folder's entries in name order, then each of its
+subfolders' in name order, depth first. The walk is cut into jobs (`walk_job`): a job walks
+its folders depth first until it has listed `budget` entries, and hands back its rows as one
+record batch (tasks.scan.columns, no object per entry) and the folders it did not reach, in
+walk order. The rest of its walk is those folders' walks, one after the other, so they are
+new jobs that run at the same time in the process pool (tasks.pool: no GIL between lstat
+calls, and several requests in flight on a cold disk) while the batches are still yielded in
+the walk's order. The first job runs here: a small root never starts the pool.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 
-from tasks.leave_alone import LeftAlone, ScanRules, by_contents, by_name
-from tasks.scan.entry import ScanEntry
+import pyarrow as pa
+
+from tasks import pool
+from tasks.leave_alone import ScanRules, by_contents, by_name
+from tasks.scan.columns import ScanColumns
+
+# Entries a job lists before it hands the rest back: a few ms of work warm, so the pool's
+# cost per job (a few hundred µs) stays small, and enough jobs to share out.
+BUDGET = 4096
+
+# A folder to walk: its absolute path and what its parent's lstat said of it (mtime_ns, dev,
+# ino, nlink, mode: the row it becomes if it is a unit), None for the root.
+Folder = tuple[bytes, tuple[int, int, int, int, int] | None]
+Job = tuple[pa.RecordBatch, list[Folder]]
 
 
-def walk(root: bytes, rules: ScanRules = ScanRules()) -> Iterator[ScanEntry]:
-    """Every entry under `root` except directories, in a deterministic order; a directory
-    left alone whole is one `dir` row instead of its contents. An unreadable directory is
-    one `error` entry, not the end of the walk."""
+def batches(
+    root: bytes, rules: ScanRules = ScanRules(), processes: int = 1, budget: int = BUDGET
+) -> Iterator[pa.RecordBatch]:
+    """Every entry under `root` except directories, in the walk's order (module docstring),
+    as SCAN record batches; a directory left alone whole is one `dir` row instead of its
+    contents. An unreadable directory is one `error` row, not the end of the walk; an
+    unreadable root raises. `processes` > 1 walks in the process pool."""
+    run = _runner(processes)
+    pending: list[Callable[[], Job]] = [
+        functools.partial(walk_job, root, [(root, None)], rules, budget)
+    ]
+    try:
+        while pending:
+            batch, frontier = pending.pop()()
+            if batch.num_rows:
+                yield batch
+            jobs = [run(root, part, rules, budget) for part in _parts(frontier, processes)]
+            pending.extend(reversed(jobs))
+    except BrokenProcessPool:
+        pool.shutdown()  # a worker died: the task's retry walks again with a fresh pool
+        raise
+
+
+def _runner(processes: int) -> Callable[..., Callable[[], Job]]:
+    if processes <= 1:
+        return lambda *args: functools.partial(walk_job, *args)
+    executor = pool.executor(processes)
+    return lambda *args: executor.submit(walk_job, *args).result
+
+
+def _parts(frontier: list[Folder], parts: int) -> list[list[Folder]]:
+    """The frontier cut into at most `parts` runs of consecutive folders (walk order kept)."""
+    if not frontier:
+        return []
+    step = -(-len(frontier) // max(1, parts))
+    return [frontier[i : i + step] for i in range(0, len(frontier), step)]
+
+
+def walk_job(root: bytes, folders: list[Folder], rules: ScanRules, budget: int) -> Job:
+    """Walk `folders` (consecutive in walk order) depth first until `budget` entries are
+    listed: their rows, and the folders not reached, in walk order (module docstring)."""
+    rows = ScanColumns()
     prefix_len = len(root.rstrip(b"/")) + 1
-    stack: list[tuple[bytes, os.stat_result | None]] = [(root, None)]
-    while stack:
-        directory, dir_st = stack.pop()
-        rel_dir = directory[prefix_len:]
+    stack = folders[::-1]
+    listed = 0
+    while stack and listed < budget:
+        directory, parent_says = stack.pop()
+        listed += _folder(directory, parent_says, prefix_len, rules, rows, stack)
+    return rows.batch(), stack[::-1]
+
+
+def _folder(
+    directory: bytes,
+    parent_says: tuple[int, int, int, int, int] | None,
+    prefix_len: int,
+    rules: ScanRules,
+    rows: ScanColumns,
+    stack: list[Folder],
+) -> int:
+    """List one folder into `rows`, push its subfolders to walk; the entries listed."""
+    rel_dir = directory[prefix_len:]
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=_name)
+    except OSError as exc:
+        if parent_says is None:
+            raise
+        rows.add(rel_dir, "error", error=_reason(exc))
+        return 1
+    unit = by_contents([e.name for e in entries])
+    if unit is not None and parent_says is not None:
+        rows.add(rel_dir, "dir", 0, *parent_says, left=unit)
+        return len(entries)
+    # The root itself is a unit (a project): its top entries are all left alone.
+    base = rel_dir + b"/" if rel_dir else b""
+    hidden, exclude, sealed = rules.include_hidden, rules.exclude, rules.sealed_rule
+    add, subdirs = rows.add, []
+    for entry in entries:
+        rel = base + entry.name
         try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            if directory == root:
-                raise
-            yield ScanEntry(rel_dir, "error", error=_reason(exc))
+            add(rel, "error", error=_reason(exc))
             continue
-        unit = by_contents([e.name for e in entries])
-        if unit is not None and dir_st is not None:
-            yield _dir_row(rel_dir, dir_st, unit)
-            continue
-        subdirs = []
-        for entry in entries:
-            rel = entry.path[prefix_len:]
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                yield ScanEntry(rel, "error", error=_reason(exc))
-                continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            # The root itself is a unit (a project): its top entries are all left alone.
-            rule = (unit or rules.sealed_rule(entry.path)) if is_dir else unit
-            rule = rule or by_name(entry.name, is_dir, rules.include_hidden, rules.exclude)
-            if is_dir and rule is not None:
-                yield _dir_row(rel, st, rule)
-            elif is_dir:
-                subdirs.append((entry.path, st))
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            said = (st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode)
+            rule = unit or sealed(entry.path) or by_name(entry.name, True, hidden, exclude)
+            if rule is None:
+                subdirs.append((entry.path, said))
             else:
-                yield _entry(rel, entry.path, st).leave(rule)
-        stack.extend(reversed(subdirs))
+                add(rel, "dir", 0, *said, left=rule)
+            continue
+        kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
+        target = _readlink(entry.path) if kind == "symlink" else None
+        left = unit or by_name(entry.name, False, hidden, exclude)
+        add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
+            link_target=target, left=left)  # fmt: skip
+    stack.extend(reversed(subdirs))
+    return len(entries)
 
 
-def _dir_row(rel: bytes, st: os.stat_result, rule: LeftAlone) -> ScanEntry:
-    """A folder left alone whole: its own identity (a project may move by one rename)."""
-    entry = ScanEntry(rel, "dir", 0, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, st.st_mode)
-    return entry.leave(rule)
+def _name(entry: os.DirEntry[bytes]) -> bytes:
+    return entry.name
 
 
-def _entry(rel: bytes, full: bytes, st: os.stat_result) -> ScanEntry:
-    mode = st.st_mode
-    kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
-    target = None
-    if kind == "symlink":
-        try:
-            target = os.readlink(full)
-        except OSError:
-            target = None
-    return ScanEntry(
-        rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode, target
-    )
+def _readlink(path: bytes) -> bytes | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _reason(exc: OSError) -> str:

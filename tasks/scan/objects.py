@@ -1,6 +1,7 @@
 """Scan of an object-store root: a paginated listing turned into scan rows.
 
-One row per object, with the conventions every stage relies on (see `entry` and tasks.scan.entry):
+One row per object, with the conventions every stage relies on (see `add_object` and
+tasks.scan.columns), gathered as columns and handed on as one record batch per page:
 
 * path = the key relative to the root prefix (UTF-8 bytes), mtime_ns = LastModified;
 * dev = 0 marks object rows, ino = `object_ino(key, etag)`, so that (dev, ino) names one
@@ -20,10 +21,11 @@ import stat
 from collections.abc import Iterator
 
 import blake3
+import pyarrow as pa
 
 from storage.objects import ObjectInfo, ObjectRoot, ObjectStore, parse_object_url
 from tasks.leave_alone import LeftAlone, ScanRules, for_path
-from tasks.scan.entry import ScanEntry
+from tasks.scan.columns import ScanColumns
 
 INO_MASK = (1 << 63) - 1
 FILE_MODE = stat.S_IFREG | 0o644
@@ -44,49 +46,52 @@ def _unorganizable(rel: str) -> str | None:
     return None
 
 
-def entry(root: ObjectRoot, info: ObjectInfo) -> ScanEntry:
+def add_object(rows: ScanColumns, root: ObjectRoot, info: ObjectInfo, rules: ScanRules) -> None:
+    """One object's row, marked when a name rule of `rules` leaves it alone."""
     rel = root.rel(info.key)
     problem = _unorganizable(rel)
-    return ScanEntry(
-        path=rel.encode("utf-8"),
-        kind="other" if problem else "file",
-        size=info.size,
-        mtime_ns=info.mtime_ns,
-        dev=0,
-        ino=object_ino(info.key, info.etag),
-        nlink=1,
-        mode=FILE_MODE,
+    path = rel.encode("utf-8")
+    left = None
+    if problem is None:
+        found = for_path(path, False, rules.include_hidden, rules.exclude)
+        left = found[1] if found is not None else None
+    rows.add(
+        path,
+        "other" if problem else "file",
+        info.size,
+        info.mtime_ns,
+        0,
+        object_ino(info.key, info.etag),
+        1,
+        FILE_MODE,
         error=problem,
+        left=left,
         etag=info.etag,
         version_id=info.version_id,
     )
 
 
-def list_entries(root_url: str, rules: ScanRules = ScanRules()) -> Iterator[ScanEntry]:
-    """Every object under the root in key order, except keys under a sealed prefix of `rules`
-    (prefixes relative to the root ending in "/": the data folder when it lies in the root),
-    which are one `dir` row each instead."""
+def list_batches(root_url: str, rules: ScanRules = ScanRules()) -> Iterator[pa.RecordBatch]:
+    """Every object under the root in key order, one record batch per listed page, except
+    keys under a sealed prefix of `rules` (prefixes relative to the root ending in "/": the
+    data folder when it lies in the root), which are one `dir` row each instead."""
     root = parse_object_url(root_url)
     store = ObjectStore(root)
     sealed = [(p.decode("utf-8"), detail) for p, detail in rules.sealed]
     reported: set[str] = set()
     for page in store.list_pages(store.versioned()):
+        rows = ScanColumns(objects=True)
         for info in page:
             rel = root.rel(info.key)
             inside = next(((p, d) for p, d in sealed if rel.startswith(p)), None)
             if inside is None:
-                yield _marked(entry(root, info), rules)
+                add_object(rows, root, info, rules)
             elif inside[0] not in reported:
                 reported.add(inside[0])
-                row = ScanEntry(inside[0].rstrip("/").encode("utf-8"), "dir", mode=stat.S_IFDIR)
-                yield row.leave(LeftAlone("data-folder", inside[1]))
-
-
-def _marked(row: ScanEntry, rules: ScanRules) -> ScanEntry:
-    if row.kind != "file":
-        return row
-    found = for_path(row.path, False, rules.include_hidden, rules.exclude)
-    return row.leave(found[1] if found is not None else None)
+                path = inside[0].rstrip("/").encode("utf-8")
+                rows.add(path, "dir", mode=stat.S_IFDIR, left=LeftAlone("data-folder", inside[1]))
+        if len(rows):
+            yield rows.batch()
 
 
 def data_prefix_in_root(root_url: str, data_url: str) -> list[bytes]:

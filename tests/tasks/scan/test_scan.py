@@ -6,6 +6,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,8 +17,8 @@ from storage.locations import DataStore
 from storage.roots import check_root
 from tasks.backends import backend_for
 from tasks.leave_alone import ScanRules
-from tasks.scan.entry import ScanEntry, display
-from tasks.scan.local import walk
+from tasks.scan.columns import display
+from tasks.scan.local import BUDGET, batches
 from tasks.scan.stage import scan_root
 
 OP = "operations/5b0e1c9a-2f43-4c55-9d7e-0b7a3c1e4f10"
@@ -30,7 +31,17 @@ def make_tree(root: Path) -> None:
     (root / "b" / "z.txt").write_bytes(b"")
 
 
-def rel(entries: list[ScanEntry]) -> list[bytes]:
+Row = SimpleNamespace  # one scan row, its columns as attributes
+
+
+def walk(
+    root: bytes, rules: ScanRules = ScanRules(), processes: int = 1, budget: int = BUDGET
+) -> list[Row]:
+    """The walk's rows, in order."""
+    return [Row(**r) for b in batches(root, rules, processes, budget) for r in b.to_pylist()]
+
+
+def rel(entries: list[Row]) -> list[bytes]:
     return [e.path for e in entries]
 
 
@@ -157,7 +168,7 @@ def test_a_directory_removed_during_the_walk_is_one_error_entry(tmp_path: Path) 
     make_tree(tmp_path)
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "later.txt").write_bytes(b"l")
-    entries = walk(bytes(tmp_path))
+    entries = (Row(**r) for b in batches(bytes(tmp_path), budget=1) for r in b.to_pylist())
     first = next(entries)  # the root is listed: b/ and c/ are queued
 
     for directory in ("b/deep", "b", "c"):

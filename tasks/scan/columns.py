@@ -1,0 +1,99 @@
+"""The scan's rows as columns: one list per column of storage.manifests.SCAN, no object per row.
+
+The conventions every later stage relies on: `path` is relative to the root (bytes, never
+decoded; `path_text` is its display form); a local row carries lstat's fields, an object row
+dev = 0 and an ino made of its key and ETag (tasks.scan.objects); `left_alone` names the rule
+that keeps later stages away (tasks.leave_alone) and `rule` what it saw. Both backends append
+here and hand the stage Arrow record batches of the SCAN schema.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from storage import manifests
+from tasks.leave_alone import LeftAlone
+
+
+def display(path: bytes) -> str:
+    return path.decode("utf-8", "backslashreplace")
+
+
+class ScanColumns:
+    """Rows being gathered, column by column. The walk appends to the lists directly in its
+    hot loop; `add` is for the rarer rows (errors, folders left alone, objects)."""
+
+    __slots__ = (
+        "dev", "error", "etag", "ino", "kind", "left_alone", "link_target", "mode", "mtime_ns",
+        "nlink", "objects", "path", "rule", "size", "version_id",
+    )  # fmt: skip
+
+    def __init__(self, objects: bool = False) -> None:
+        # Only object rows have an ETag and a version id: a folder's are nulls, never stored.
+        self.objects = objects
+        self.path: list[bytes] = []
+        self.kind: list[str] = []
+        self.size: list[int] = []
+        self.mtime_ns: list[int] = []
+        self.dev: list[int] = []
+        self.ino: list[int] = []
+        self.nlink: list[int] = []
+        self.mode: list[int] = []
+        self.link_target: list[bytes | None] = []
+        self.error: list[str | None] = []
+        self.etag: list[str | None] = []  # object roots only (tasks.scan.objects)
+        self.version_id: list[str | None] = []
+        self.left_alone: list[str | None] = []  # a reason code: what was left alone, and why
+        self.rule: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def add(
+        self,
+        path: bytes,
+        kind: str,
+        size: int = 0,
+        mtime_ns: int = 0,
+        dev: int = 0,
+        ino: int = 0,
+        nlink: int = 0,
+        mode: int = 0,
+        *,
+        link_target: bytes | None = None,
+        error: str | None = None,
+        left: LeftAlone | None = None,
+        etag: str | None = None,
+        version_id: str | None = None,
+    ) -> None:
+        self.path.append(path)
+        self.kind.append(kind)
+        self.size.append(size)
+        self.mtime_ns.append(mtime_ns)
+        self.dev.append(dev)
+        self.ino.append(ino)
+        self.nlink.append(nlink)
+        self.mode.append(mode)
+        self.link_target.append(link_target)
+        self.error.append(error)
+        if self.objects:
+            self.etag.append(etag)
+            self.version_id.append(version_id)
+        self.left_alone.append(left.code if left is not None else None)
+        self.rule.append(left.detail if left is not None else None)
+
+    def batch(self) -> pa.RecordBatch:
+        """The rows so far as one record batch of the SCAN schema."""
+        n = len(self.path)
+        columns = []
+        for field in manifests.SCAN:
+            if field.name == "path_text":
+                columns.append(pa.array(self.path_text(), field.type))
+            elif field.name in ("etag", "version_id") and not self.objects:
+                columns.append(pa.nulls(n, field.type))
+            else:
+                columns.append(pa.array(getattr(self, field.name), field.type))
+        return pa.RecordBatch.from_arrays(columns, schema=manifests.SCAN)
+
+    def path_text(self) -> list[str]:
+        return [p.decode("utf-8", "backslashreplace") for p in self.path]
