@@ -85,15 +85,21 @@ class ScanColumns:
     def batch(self) -> pa.RecordBatch:
         """The rows so far as one record batch of the SCAN schema."""
         n = len(self.path)
-        columns = []
+        columns: list[pa.Array] = []
         for field in manifests.SCAN:
             if field.name == "path_text":
-                columns.append(pa.array(self.path_text(), field.type))
+                columns.append(text_of(columns[0]))
             elif field.name in ("etag", "version_id") and not self.objects:
                 columns.append(pa.nulls(n, field.type))
             else:
                 columns.append(pa.array(getattr(self, field.name), field.type))
         return pa.RecordBatch.from_arrays(columns, schema=manifests.SCAN)
 
-    def path_text(self) -> list[str]:
-        return [p.decode("utf-8", "backslashreplace") for p in self.path]
+
+def text_of(paths: pa.Array) -> pa.Array:
+    """`display` of each path: Arrow's UTF-8 check (as strict as Python's) decodes a batch of
+    valid names at once; a batch holding another name is decoded name by name."""
+    try:
+        return paths.cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([display(p) for p in paths.to_pylist()], pa.string())

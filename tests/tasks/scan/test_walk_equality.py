@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage import manifests
 from tasks.leave_alone import LeftAlone, ScanRules, by_contents, by_name
+from tasks.scan.columns import display, text_of
 from tasks.scan.local import BUDGET, _parts, batches
 from tests.trees import make_nasty_tree, make_unreadable
 
@@ -239,3 +241,11 @@ def test_generated_trees_give_the_same_rows(
         assert new_walk(root, rules, 1, budget) == list(reference_walk(root, rules))
     finally:
         shutil.rmtree(top)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=12), max_size=8))
+def test_path_text_is_display_of_each_path(paths: list[bytes]) -> None:
+    text = text_of(pa.array(paths, pa.binary())).to_pylist()
+
+    assert text == [display(p) for p in paths]
