@@ -18,10 +18,10 @@ the walk's order. The first job runs here: a small root never starts the pool.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
@@ -46,28 +46,51 @@ def batches(
     """Every entry under `root` except directories, in the walk's order (module docstring),
     as SCAN record batches; a directory left alone whole is one `dir` row instead of its
     contents. An unreadable directory is one `error` row, not the end of the walk; an
-    unreadable root raises. `processes` > 1 walks in the process pool."""
-    run = _runner(processes)
-    pending: list[Callable[[], Job]] = [
-        functools.partial(walk_job, root, [(root, None)], rules, budget)
-    ]
+    unreadable root raises. `processes` > 1 walks in the process pool, `processes` jobs at
+    a time at most, the next ones in walk order."""
+    jobs = _Jobs(root, rules, budget, processes)
     try:
-        while pending:
-            batch, frontier = pending.pop()()
-            if batch.num_rows:
-                yield batch
-            jobs = [run(root, part, rules, budget) for part in _parts(frontier, processes)]
-            pending.extend(reversed(jobs))
+        yield from jobs.run()
     except BrokenProcessPool:
         pool.shutdown()  # a worker died: the task's retry walks again with a fresh pool
         raise
 
 
-def _runner(processes: int) -> Callable[..., Callable[[], Job]]:
-    if processes <= 1:
-        return lambda *args: functools.partial(walk_job, *args)
-    executor = pool.executor(processes)
-    return lambda *args: executor.submit(walk_job, *args).result
+class _Jobs:
+    """The walk's jobs as a stack in walk order (the next on top); the ones nearest the top
+    are running in the pool, up to `processes` of them. A job on top that is not running
+    runs here, as the first one does: a small root never starts the pool."""
+
+    def __init__(self, root: bytes, rules: ScanRules, budget: int, processes: int) -> None:
+        self.root, self.rules, self.budget, self.processes = root, rules, budget, processes
+        self.stack: list[list[Folder] | Future[Job]] = [[(root, None)]]
+        self.running = 0
+
+    def run(self) -> Iterator[pa.RecordBatch]:
+        while self.stack:
+            top = self.stack.pop()
+            if isinstance(top, Future):
+                self.running -= 1
+                batch, frontier = top.result()
+            else:
+                batch, frontier = walk_job(self.root, top, self.rules, self.budget)
+            if batch.num_rows:
+                yield batch
+            self.stack.extend(reversed(_parts(frontier, self.processes)))
+            self._start()
+
+    def _start(self) -> None:
+        """Start the jobs nearest the top until `processes` run."""
+        if self.processes <= 1:
+            return
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.running >= self.processes:
+                return
+            job = self.stack[i]
+            if not isinstance(job, Future):
+                args = (self.root, job, self.rules, self.budget)
+                self.stack[i] = pool.executor(self.processes).submit(walk_job, *args)
+                self.running += 1
 
 
 def _parts(frontier: list[Folder], parts: int) -> list[list[Folder]]:
