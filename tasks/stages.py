@@ -40,6 +40,7 @@ def scan_task(
     backend: RootBackend,
     shard_rows: int,
     rules: ScanRules,
+    processes: int = 1,
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     return scan.scan_root(
@@ -49,6 +50,7 @@ def scan_task(
         shard_rows,
         rules,
         on_flush=lambda files, nbytes: progress.advance("scan", files, nbytes),
+        processes=processes,
     )
 
 
