@@ -142,11 +142,22 @@ def plan_moves(
 
 
 class _Planner:
-    def __init__(self, files: Sequence[FileFacts], policy: PlanPolicy, root_dev: int | None):
+    """`names` and `units`, when given, stand for every entry of the scan while `files` are
+    only some of them (tasks.plan.partition plans a tree in parts that way)."""
+
+    def __init__(
+        self,
+        files: Sequence[FileFacts],
+        policy: PlanPolicy,
+        root_dev: int | None,
+        names: Names[FileFacts] | None = None,
+        units: UnitIndex | None = None,
+    ):
         self.files = sorted(files, key=lambda f: f.path)
         self.policy = policy
         self.root_dev = root_dev
-        self.names: Names[FileFacts] = Names(self.files)
+        self.names: Names[FileFacts] = Names(self.files) if names is None else names
+        self.units = units
         self.plan: dict[bytes, PlannedMove] = {}
         self.final_dst: dict[bytes, bytes] = {}
         self.kept_of: dict[bytes, FileFacts] = {}  # path of a duplicate copy -> the kept copy
@@ -166,7 +177,7 @@ class _Planner:
     def _sort_out(self) -> tuple[list[FileFacts], list[tuple[FileFacts, Found]]]:
         """Rows for every entry that is not organized as a file; the rest, and the projects
         to move whole."""
-        units = UnitIndex(self.files, self.policy.include_hidden, self.policy.exclude)
+        units = self.units or UnitIndex(self.files, self.policy.include_hidden, self.policy.exclude)
         candidates: list[FileFacts] = []
         projects: list[tuple[FileFacts, Found]] = []
         for f in self.files:

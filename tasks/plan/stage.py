@@ -1,18 +1,20 @@
-"""Plan stage: read the manifests, run the pure planner, write the plan shards."""
+"""Plan stage: the manifests into DuckDB, the plan in parts (tasks.plan.partition), the shards."""
 
 from __future__ import annotations
 
+import tempfile
 from typing import TYPE_CHECKING, Any
 
-import blake3
 import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from storage.queries import connect, source
+from storage.queries import connect
+from tasks.plan.facts import fingerprint, load_stage_facts
 from tasks.plan.layout import parse_layout
-from tasks.plan.planner import FileFacts, PlannedMove, PlanPolicy, plan_moves
+from tasks.plan.partition import plan_parts
+from tasks.plan.planner import PlanPolicy
 
 if TYPE_CHECKING:
     from tasks.backends import RootBackend
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
 PLANNER_VERSION = 2
+# DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
+PLAN_MEMORY = "256MB"
 
 
 def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
@@ -40,76 +44,8 @@ def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
     )
 
 
-def load_facts(store: DataStore, op_dir: str, include_empty: bool) -> list[FileFacts]:
-    sql = f"""
-        SELECT s.path, s.kind, s.size, s.mtime_ns, s.dev, s.ino, s.error,
-               c.category, c.ext, c.date, h.digest, c.date_source, c.artist, c.album,
-               s.left_alone, s.rule
-        FROM {source(store, op_dir, "scan")} s
-        LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
-        LEFT JOIN (
-            SELECT dev, ino, any_value(digest) AS digest FROM {source(store, op_dir, "hash")}
-            WHERE error IS NULL GROUP BY dev, ino
-        ) h ON h.dev = s.dev AND h.ino = s.ino AND s.kind = 'file'
-    """
-    facts = []
-    with connect(store) as con:
-        result = con.execute(sql)
-        # In batches: a million rows as tuples beside their FileFacts would double the peak.
-        while rows := result.fetchmany(50_000):
-            facts.extend(_facts(rows, include_empty))
-    return facts
-
-
-def _facts(rows: list[tuple[Any, ...]], include_empty: bool) -> list[FileFacts]:
-    facts = []
-    for row in rows:
-        path, kind, size, mtime_ns, dev, ino, error, category, ext, date, digest = row[:11]
-        date_source, artist, album, left_alone, rule = row[11:]
-        if digest is None and include_empty and kind == "file" and size == 0 and not left_alone:
-            digest = manifests.EMPTY_DIGEST
-        facts.append(
-            FileFacts(
-                path=path,
-                kind=kind,
-                size=size,
-                mtime_ns=mtime_ns,
-                dev=dev,
-                ino=ino,
-                category=category or "other",
-                ext=ext or "",
-                date=date,
-                digest=digest,
-                error=error,
-                date_source=date_source or "",
-                artist=artist,
-                album=album,
-                left_alone=left_alone,
-                rule=rule,
-            )
-        )
-    return facts
-
-
-def _table(moves: list[PlannedMove]) -> pa.Table:
-    columns = {name: [getattr(m, name) for m in moves] for name in manifests.PLAN.names}
-    # Reasons quote paths decoded with surrogateescape (non-UTF-8 names); Parquet strings
-    # must be valid UTF-8, so those bytes are shown escaped (display text only).
-    columns["reason"] = [_display_text(r) for r in columns["reason"]]
-    return pa.Table.from_pydict(columns, schema=manifests.PLAN)
-
-
-def _display_text(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def fingerprint(facts: list[FileFacts], options: PlanOptions, root_dev: int | None) -> str:
-    """Everything the pure planner reads: equal fingerprints give equal plans."""
-    hasher = blake3.blake3(options.model_dump_json().encode())
-    hasher.update(f"{PLANNER_VERSION} {root_dev}\n".encode())
-    for f in sorted(facts, key=lambda f: f.path):
-        hasher.update(repr(f).encode("utf-8", "surrogateescape") + b"\n")
-    return hasher.hexdigest()
+def fingerprint_header(options: PlanOptions, root_dev: int | None) -> bytes:
+    return options.model_dump_json().encode() + f"\n{PLANNER_VERSION} {root_dev}\n".encode()
 
 
 def plan_operation(
@@ -120,33 +56,69 @@ def plan_operation(
     backend: RootBackend,
     prev_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Plan the operation once."""
+    """Plan the operation once: in DuckDB and in parts (tasks.plan.partition), the plan of an
+    unchanged tree reused from the previous operation without planning."""
     done = manifests.done_info(store, op_dir, STAGE)
     if done is not None:
         return dict(done)
     for stale in manifests.shard_paths(store, op_dir, STAGE):
         store.remove(stale)
-    facts = load_facts(store, op_dir, options.include_empty)
     root_dev = (manifests.done_info(store, op_dir, "scan") or {}).get("root_dev")
-    stamp = fingerprint(facts, options, root_dev)
-    reused = _reuse_previous(store, op_dir, prev_dir, stamp)
-    if reused is not None:
-        return reused
-    moves = plan_moves(facts, policy_for(options, backend.folders_move), root_dev)
-    del facts
-    shards = max(1, -(-len(moves) // shard_rows))
-    for index in range(shards):
-        batch = moves[index * shard_rows : (index + 1) * shard_rows]
-        manifests.write_table(store, manifests.shard_path(op_dir, STAGE, index), _table(batch))
-    counts: dict[str, Any] = {"shards": shards, "entries": len(moves), "fingerprint": stamp}
-    by_reason: dict[str, int] = {}
-    for m in moves:
-        counts[m.action] = counts.get(m.action, 0) + 1
-        by_reason[m.reason_code] = by_reason.get(m.reason_code, 0) + 1
-        if m.reason_code in ("renamed", "conflict"):
-            counts["conflicts"] = counts.get("conflicts", 0) + 1
-    counts["by_reason"] = dict(sorted(by_reason.items()))
+    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-plan-") as spill:
+        con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
+        con.execute("SET temp_directory = $dir", {"dir": spill})
+        load_stage_facts(con, store, op_dir, options.include_empty)
+        stamp = fingerprint(con, fingerprint_header(options, root_dev))
+        reused = _reuse_previous(store, op_dir, prev_dir, stamp)
+        if reused is not None:
+            return reused
+        plan_parts(con, policy_for(options, backend.folders_move), root_dev)
+        shards = _write_shards(con, store, op_dir, shard_rows)
+        counts = _counts(con)
+    counts.update(shards=shards, fingerprint=stamp)
     manifests.mark_done(store, op_dir, STAGE, counts)
+    return counts
+
+
+def _write_shards(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
+    """The plan in path order, `shard_rows` rows a shard (one empty shard for no entry)."""
+    reader = con.sql("SELECT * FROM plan_rows ORDER BY src").to_arrow_reader(shard_rows)
+    pending: list[pa.RecordBatch] = []
+    held = shards = 0
+    for batch in reader:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= shard_rows:
+            table = pa.Table.from_batches(pending).cast(manifests.PLAN)
+            _write(store, op_dir, shards, table.slice(0, shard_rows))
+            rest = table.slice(shard_rows)
+            pending, held, shards = rest.to_batches(), rest.num_rows, shards + 1
+    if held or not shards:
+        table = pa.Table.from_batches(pending, schema=reader.schema).cast(manifests.PLAN)
+        _write(store, op_dir, shards, table)
+        shards += 1
+    return shards
+
+
+def _write(store: DataStore, op_dir: str, index: int, table: pa.Table) -> None:
+    manifests.write_table(store, manifests.shard_path(op_dir, STAGE, index), table.combine_chunks())
+
+
+def _counts(con: Any) -> dict[str, Any]:
+    """What plan_operation returns: entries, each action, conflicts, each reason code."""
+    counts: dict[str, Any] = {"entries": 0}
+    for action, n in con.execute(
+        "SELECT action, count(*) FROM plan_rows GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        counts[action] = n
+        counts["entries"] += n
+    by_reason = dict(
+        con.execute("SELECT reason_code, count(*) FROM plan_rows GROUP BY 1 ORDER BY 1").fetchall()
+    )
+    conflicts = by_reason.get("renamed", 0) + by_reason.get("conflict", 0)
+    if conflicts:
+        counts["conflicts"] = conflicts
+    counts["by_reason"] = by_reason
     return counts
 
 

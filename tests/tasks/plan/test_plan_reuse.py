@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from storage import manifests
 from storage.locations import DataStore
@@ -14,6 +18,8 @@ from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.plan import stage as plan
+from tasks.plan.facts import facts_table, fingerprint
+from tasks.plan.planner import FileFacts
 from tasks.scan import stage as scan
 
 SHARD_ROWS = 3
@@ -74,3 +80,66 @@ def test_a_changed_file_or_other_options_plan_afresh(tmp_path: Path) -> None:
     assert "reused_from" not in changed
     assert changed["fingerprint"] != first["fingerprint"]
     assert plan_bytes(store, changed_dir) != plan_bytes(store, first_dir)
+
+
+def _stamp(files: list[FileFacts], header: bytes = b"options") -> str:
+    con = duckdb.connect()
+    try:
+        con.register("facts_arrow", facts_table(files))
+        con.execute("CREATE TABLE facts AS SELECT * FROM facts_arrow")
+        return fingerprint(con, header)
+    finally:
+        con.close()
+
+
+BASE = FileFacts(
+    path=b"in/a.jpg", kind="file", size=7, mtime_ns=5, dev=1, ino=2, category="images",
+    ext="jpg", date=datetime(2019, 4, 12), digest=b"\x01" * 32, error=None,
+    date_source="exif", artist="A", album="B", left_alone=None, rule=None,
+)  # fmt: skip
+OTHER = FileFacts(b"z.txt", "file", size=3, ino=9)
+# Each column changed on its own (None where a column may be missing).
+CHANGED: dict[str, list[object]] = {
+    "path": [b"in/A.jpg", b"in/a.jpg\xff"],
+    "kind": ["symlink"],
+    "size": [8],
+    "mtime_ns": [6],
+    "dev": [2],
+    "ino": [3],
+    "category": ["videos"],
+    "ext": ["png"],
+    "date": [datetime(2019, 4, 12, 0, 0, 1), None],
+    "digest": [b"\x02" * 32, None],
+    "error": ["boom"],
+    "date_source": ["mtime", ""],
+    "artist": ["a", None],
+    "album": ["b", None],
+    "left_alone": ["hidden"],
+    "rule": ["x"],
+}
+
+
+def test_the_fingerprint_changes_with_every_column_the_planner_reads() -> None:
+    assert set(CHANGED) == {f.name for f in dataclasses.fields(FileFacts)}
+    first = _stamp([BASE, OTHER])
+    assert _stamp([OTHER, BASE]) == first  # the order rows come in does not count
+    seen = {first}
+    for name, values in CHANGED.items():
+        for value in values:
+            stamp = _stamp([dataclasses.replace(BASE, **{name: value}), OTHER])
+            assert stamp not in seen, (name, value)
+            seen.add(stamp)
+    assert _stamp([BASE, OTHER], b"other options") not in seen
+    assert _stamp([BASE]) not in seen
+
+
+def test_the_fingerprint_header_holds_the_options_the_version_and_the_device() -> None:
+    headers = {
+        plan.fingerprint_header(PlanOptions(), 1),
+        plan.fingerprint_header(PlanOptions(), 2),
+        plan.fingerprint_header(PlanOptions(), None),
+        plan.fingerprint_header(PlanOptions(mode="year_month"), 1),
+        plan.fingerprint_header(PlanOptions(include_empty=True), 1),
+    }
+    assert len(headers) == 5
+    assert str(plan.PLANNER_VERSION).encode() in plan.fingerprint_header(PlanOptions(), 1)

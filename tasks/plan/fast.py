@@ -1,0 +1,210 @@
+"""The plan's fast path, in DuckDB: plain files whose destination nothing else can touch.
+
+A candidate (a regular file to organize) is decided here when it is not a duplicate copy, not
+beside a sidecar, not in a folder of audio (an album), its path and destination are printable
+ASCII (DuckDB's lower() is then Python's casefold, tasks.plan.names.key), every component fits
+in NAME_MAX bytes, and either it is already in place or its destination is taken by nothing: no
+path of the scan is at it, under it, or at one of its folders, and no other fast row wants it,
+a folder of it, or a path under it. Its destination folder depends on a few fields only: it is
+rendered in Python once per distinct value of those (tasks.plan.layout), then joined.
+What the residual planner claims is checked against these rows afterwards
+(tasks.plan.partition): a fast row it touches is planned again with the residual.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from storage.templates import NAME_FIELDS, UNKNOWN
+from tasks.plan import reasons
+from tasks.plan.layout import UNDATED, Layout, Place
+from tasks.plan.names import NAME_MAX
+from tasks.plan.planner import PlanPolicy
+from tasks.plan.sidecars import SIDECAR_EXTS
+
+# Printable ASCII but the backslash: DuckDB's BLOB to VARCHAR is then the bytes themselves.
+PLAIN = r"'[ -\[\]-~]*'"
+_PLACE = ("parent", "relative_dir")
+_TAGS = ("artist", "album")
+_TYPES = {"day": pa.date32(), "ok": pa.bool_()}
+
+
+def folder_fields(layout: Layout) -> frozenset[str]:
+    return frozenset().union(*(c.fields for c in layout.directories))
+
+
+def can_be_fast(layout: Layout) -> bool:
+    """Folders that do not depend on the file's own name, and the name kept as it is."""
+    return layout.filename.template == "{name}" and not folder_fields(layout) & NAME_FIELDS
+
+
+def ancestors(key: str, inclusive: bool) -> list[str]:
+    """The folders of a relative path ("a", "a/b" for "a/b/c"), and the path itself if asked."""
+    parts = key.split("/")
+    end = len(parts) + 1 if inclusive else len(parts)
+    return ["/".join(parts[:i]) for i in range(1, end)]
+
+
+def _is_plain(text: str) -> bool:
+    return all(" " <= ch <= "~" and ch != "\\" for ch in text)
+
+
+def _key_columns(layout: Layout) -> list[str]:
+    used = folder_fields(layout)
+    columns = ["category", "ext", "day", "date_source"]
+    if used & set(_PLACE):
+        columns.append("dir")
+    return columns + [t for t in _TAGS if t in used]
+
+
+def _folders(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """The table `folders`: for each distinct key, the destination folder and the reason."""
+    columns = _key_columns(policy.layout)
+    rows = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM plain").fetchall()
+    out: dict[str, list[object]] = {name: [] for name in [*columns, "folder", "reason", "ok"]}
+    for row in rows:
+        values = dict(zip(columns, row, strict=True))
+        folder, reason = _render(policy, values)
+        text = os.fsdecode(folder)
+        fits = all(len(p) <= NAME_MAX for p in folder.split(b"/"))
+        for name, value in [*values.items(), ("folder", text), ("reason", reason)]:
+            out[name].append(value)
+        out["ok"].append(fits and _is_plain(text))
+    schema = pa.schema([(n, _TYPES.get(n, pa.string())) for n in out])
+    con.register("folders_arrow", pa.table(out, schema=schema))
+    con.execute("CREATE OR REPLACE TABLE folders AS SELECT * FROM folders_arrow")
+    con.unregister("folders_arrow")
+
+
+def _render(policy: PlanPolicy, values: dict[str, object]) -> tuple[bytes, str]:
+    day = values["day"]
+    date = datetime(day.year, day.month, day.day) if day is not None else None  # type: ignore[attr-defined]
+    category, ext, source = str(values["category"]), str(values["ext"]), str(values["date_source"])
+    undated = policy.undated == "folder" and source in ("mtime", "none")
+    place = Place(
+        os.fsencode(str(values.get("dir", ""))),
+        values.get("artist"),  # type: ignore[arg-type]
+        values.get("album"),  # type: ignore[arg-type]
+    )
+    parts = policy.layout.destination(
+        category, None if undated else date, b"x", ext, place, UNDATED if undated else UNKNOWN
+    )
+    why = reasons.organized(category, ext, date, source, undated)
+    return b"/".join(parts[:-1]), why.encode("utf-8", "surrogateescape").decode(
+        "utf-8", "backslashreplace"
+    )
+
+
+def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """Folders whose files the residual plans (sidecars, albums) and duplicate contents."""
+    exts = ", ".join(f"'{e}'" for e in sorted(SIDECAR_EXTS))
+    audio = "OR count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else ""
+    empty = "" if policy.include_empty else "AND f.size > 0"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE busy AS
+        SELECT regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir
+        FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+        GROUP BY dir HAVING count(*) FILTER (ext IN ({exts})) > 0 {audio}
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE dups AS
+        SELECT f.size, f.digest FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+        WHERE f.kind = 'file' AND f.digest IS NOT NULL {empty}
+        GROUP BY f.size, f.digest HAVING count(DISTINCT (f.dev, f.ino)) > 1
+    """)
+
+
+def _plain(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+        CREATE OR REPLACE TABLE plain AS
+        SELECT f.*, regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
+               regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.date::DATE AS day
+        FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+        WHERE f.kind = 'file' AND regexp_full_match(f.path::VARCHAR, {PLAIN})
+          AND regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (SELECT dir FROM busy)
+          AND NOT EXISTS (
+              SELECT 1 FROM dups d WHERE d.size = f.size AND d.digest = f.digest)
+    """)
+
+
+def _ancestors_table(con: duckdb.DuckDBPyConnection) -> None:
+    """`fanc`: each fast folder with itself and its folders; `blocked`: folders one of which
+    is a path of the scan (nothing can be put inside a file or a folder left alone)."""
+    keys = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT lower(folder) FROM folders WHERE ok AND folder <> ''"
+        ).fetchall()
+    ]
+    pairs = [(k, a) for k in keys for a in ancestors(k, inclusive=True)]
+    table = pa.table(
+        {"fkey": [p[0] for p in pairs], "anc": [p[1] for p in pairs]},
+        schema=pa.schema([("fkey", pa.string()), ("anc", pa.string())]),
+    )
+    con.register("fanc_arrow", table)
+    con.execute("CREATE OR REPLACE TABLE fanc AS SELECT * FROM fanc_arrow")
+    con.unregister("fanc_arrow")
+    con.execute("""
+        CREATE OR REPLACE TABLE blocked AS
+        SELECT DISTINCT fkey FROM fanc WHERE anc IN (SELECT key FROM ek)
+    """)
+
+
+def fast_path(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """The table `fast`: the candidates (`cand`) decided here, each with its destination (`dst`,
+    its key `key`, its folder's key `fkey`) or `in_place`. Needs `ek` and `ed` (partition)."""
+    _busy(con, policy)
+    _plain(con)
+    if not can_be_fast(policy.layout):
+        con.execute("DELETE FROM plain")
+    _folders(con, policy)
+    _ancestors_table(con)
+    on = " AND ".join(f"k.{c} IS NOT DISTINCT FROM p.{c}" for c in _key_columns(policy.layout))
+    con.execute(f"""
+        CREATE OR REPLACE TABLE fast AS
+        WITH d AS (
+            SELECT p.*, k.reason, lower(k.folder) AS fkey,
+                   CASE WHEN k.folder = '' THEN p.name ELSE k.folder || '/' || p.name END AS dst
+            FROM plain p JOIN folders k ON {on}
+            WHERE k.ok AND strlen(p.name) <= {NAME_MAX}
+        ), k AS (
+            SELECT d.*, lower(dst) AS key, lower(d.path::VARCHAR) = lower(dst) AS in_place FROM d
+        )
+        SELECT * FROM k WHERE in_place OR (
+            key NOT IN (SELECT key FROM ek) AND key NOT IN (SELECT key FROM ed)
+            AND fkey NOT IN (SELECT fkey FROM blocked))
+    """)
+    con.execute("""
+        DELETE FROM fast WHERE NOT in_place AND (
+            key IN (SELECT key FROM fast WHERE NOT in_place GROUP BY key HAVING count(*) > 1)
+            OR key IN (SELECT anc FROM fanc WHERE fkey IN (
+                SELECT fkey FROM fast WHERE NOT in_place)))
+    """)
+
+
+def touched(con: duckdb.DuckDBPyConnection) -> list[bytes]:
+    """Fast rows that what the residual claimed (`claims`: keys; `claimed_dirs`: their folders
+    and the album folders) could touch, taken out of `fast`: their paths."""
+    rows = con.execute("""
+        DELETE FROM fast WHERE NOT in_place AND (
+            key IN (SELECT key FROM claims) OR key IN (SELECT key FROM claimed_dirs)
+            OR fkey IN (SELECT fkey FROM fanc WHERE anc IN (SELECT key FROM claims)))
+        RETURNING path
+    """).fetchall()
+    return [r[0] for r in rows]
+
+
+FAST_ROWS = """
+    SELECT path AS src, CASE WHEN in_place THEN NULL ELSE encode(dst) END AS dst,
+           CASE WHEN in_place THEN 'keep' ELSE 'move' END AS action,
+           CASE WHEN in_place THEN 'already in place' ELSE reason END AS reason,
+           size, mtime_ns, dev, ino, category, year(date)::INTEGER AS year, digest,
+           NULL::BLOB AS link_to,
+           CASE WHEN in_place THEN 'already-in-place' ELSE 'organized' END AS reason_code,
+           kind, NULL::BLOB AS unit, NULL::BLOB AS twin, nullif(date_source, '') AS date_source
+    FROM fast
+"""
