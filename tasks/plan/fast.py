@@ -119,15 +119,17 @@ def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
 
 
 def _plain(con: duckdb.DuckDBPyConnection) -> None:
+    """`plain`: candidates with a plain path; `eligible` when no other part plans them."""
     con.execute(f"""
         CREATE OR REPLACE TABLE plain AS
         SELECT f.*, regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
-               regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.date::DATE AS day
+               regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.date::DATE AS day,
+               regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (SELECT dir FROM busy)
+               AND NOT EXISTS (
+                   SELECT 1 FROM dups d WHERE d.size = f.size AND d.digest = f.digest
+               ) AS eligible
         FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
         WHERE f.kind = 'file' AND regexp_full_match(f.path::VARCHAR, {PLAIN})
-          AND regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (SELECT dir FROM busy)
-          AND NOT EXISTS (
-              SELECT 1 FROM dups d WHERE d.size = f.size AND d.digest = f.digest)
     """)
 
 
@@ -154,35 +156,77 @@ def _ancestors_table(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _wanted(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """`wanted`: each plain candidate's destination before any clash, its key (`want`)."""
+    on = " AND ".join(f"k.{c} IS NOT DISTINCT FROM p.{c}" for c in _key_columns(policy.layout))
+    con.execute(f"""
+        CREATE OR REPLACE TABLE wanted AS
+        WITH d AS (
+            SELECT p.*, k.reason, k.folder, lower(k.folder) AS fkey,
+                   p.eligible AND k.ok AND strlen(p.name) <= {NAME_MAX} AS fits,
+                   CASE WHEN k.folder = '' THEN p.name ELSE k.folder || '/' || p.name END AS dst
+            FROM plain p JOIN folders k ON {on}
+        )
+        SELECT *, lower(dst) AS want, lower(path::VARCHAR) = lower(dst) AS in_place,
+               regexp_extract(name, '^(.+)[.]([^.]*)$', 1) AS stem_,
+               regexp_extract(name, '^(.+)[.]([^.]*)$', 2) AS ext_
+        FROM d
+    """)
+
+
 def fast_path(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
-    """The table `fast`: the candidates (`cand`) decided here, each with its destination (`dst`,
-    its key `key`, its folder's key `fkey`) or `in_place`. Needs `ek` and `ed` (partition)."""
+    """The table `fast`: the candidates (`cand`) decided here: `in_place`, or moved to `final`
+    (key `key`): the first of the files wanting one destination (`want`, in path order) gets
+    it, the n-th after it "name (n)", as Names.free_variant would. Needs `ek` and `ed`."""
     _busy(con, policy)
     _plain(con)
     if not can_be_fast(policy.layout):
-        con.execute("DELETE FROM plain")
+        con.execute("UPDATE plain SET eligible = FALSE")
     _folders(con, policy)
     _ancestors_table(con)
-    on = " AND ".join(f"k.{c} IS NOT DISTINCT FROM p.{c}" for c in _key_columns(policy.layout))
+    _wanted(con, policy)
+    half = NAME_MAX // 2
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
-        WITH d AS (
-            SELECT p.*, k.reason, lower(k.folder) AS fkey,
-                   CASE WHEN k.folder = '' THEN p.name ELSE k.folder || '/' || p.name END AS dst
-            FROM plain p JOIN folders k ON {on}
-            WHERE k.ok AND strlen(p.name) <= {NAME_MAX}
-        ), k AS (
-            SELECT d.*, lower(dst) AS key, lower(d.path::VARCHAR) = lower(dst) AS in_place FROM d
+        WITH g AS (
+            SELECT want FROM wanted GROUP BY want HAVING bool_and(fits AND NOT in_place)
+        ), r AS (
+            SELECT w.*, row_number() OVER (PARTITION BY w.want ORDER BY w.path) - 1 AS nth,
+                   stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split
+            FROM wanted w WHERE w.want IN (SELECT want FROM g)
+        ), v AS (
+            SELECT *, CASE WHEN split THEN stem_ ELSE name END AS stem,
+                      CASE WHEN split AND ext_ <> '' THEN '.' || ext_ ELSE '' END AS tail
+            FROM r
+        ), n AS (
+            SELECT *, CASE WHEN nth = 0 THEN dst
+                           ELSE (CASE WHEN folder = '' THEN '' ELSE folder || '/' END)
+                                || stem || ' (' || nth || ')' || tail END AS final,
+                      nth = 0 OR strlen(stem) + strlen(' (' || nth || ')') + strlen(tail)
+                                 <= {NAME_MAX} AS room
+            FROM v
         )
-        SELECT * FROM k WHERE in_place OR (
-            key NOT IN (SELECT key FROM ek) AND key NOT IN (SELECT key FROM ed)
-            AND fkey NOT IN (SELECT fkey FROM blocked))
+        SELECT * EXCLUDE (split), lower(final) AS key FROM n
+        UNION ALL BY NAME
+        SELECT *, 0 AS nth, name AS stem, '' AS tail, NULL AS final, TRUE AS room, want AS key
+        FROM wanted WHERE in_place AND fits
     """)
+    _drop_clashing_groups(con)
+
+
+def _drop_clashing_groups(con: duckdb.DuckDBPyConnection) -> None:
+    """Whole groups out (the n-th of a group is "name (n)" only with every one before it):
+    any member at a scanned path, a folder of one, under a scanned path, at a name someone
+    else wants or another fast row takes, at a folder of a fast row, or without room."""
     con.execute("""
-        DELETE FROM fast WHERE NOT in_place AND (
-            key IN (SELECT key FROM fast WHERE NOT in_place GROUP BY key HAVING count(*) > 1)
-            OR key IN (SELECT anc FROM fanc WHERE fkey IN (
-                SELECT fkey FROM fast WHERE NOT in_place)))
+        DELETE FROM fast WHERE NOT in_place AND want IN (
+            SELECT want FROM fast WHERE NOT in_place AND (
+                NOT room OR key IN (SELECT key FROM ek) OR key IN (SELECT key FROM ed)
+                OR fkey IN (SELECT fkey FROM blocked)
+                OR (nth > 0 AND key IN (SELECT want FROM wanted))
+                OR key IN (SELECT key FROM fast GROUP BY key HAVING count(*) > 1)
+                OR key IN (SELECT anc FROM fanc WHERE fkey IN (
+                    SELECT fkey FROM fast WHERE NOT in_place))))
     """)
 
 
@@ -190,21 +234,24 @@ def touched(con: duckdb.DuckDBPyConnection) -> list[bytes]:
     """Fast rows that what the residual claimed (`claims`: keys; `claimed_dirs`: their folders
     and the album folders) could touch, taken out of `fast`: their paths."""
     rows = con.execute("""
-        DELETE FROM fast WHERE NOT in_place AND (
-            key IN (SELECT key FROM claims) OR key IN (SELECT key FROM claimed_dirs)
-            OR fkey IN (SELECT fkey FROM fanc WHERE anc IN (SELECT key FROM claims)))
+        DELETE FROM fast WHERE NOT in_place AND want IN (
+            SELECT want FROM fast WHERE NOT in_place AND (
+                key IN (SELECT key FROM claims) OR key IN (SELECT key FROM claimed_dirs)
+                OR fkey IN (SELECT fkey FROM fanc WHERE anc IN (SELECT key FROM claims))))
         RETURNING path
     """).fetchall()
     return [r[0] for r in rows]
 
 
 FAST_ROWS = """
-    SELECT path AS src, CASE WHEN in_place THEN NULL ELSE encode(dst) END AS dst,
+    SELECT path AS src, CASE WHEN in_place THEN NULL ELSE encode(final) END AS dst,
            CASE WHEN in_place THEN 'keep' ELSE 'move' END AS action,
-           CASE WHEN in_place THEN 'already in place' ELSE reason END AS reason,
+           CASE WHEN in_place THEN 'already in place' WHEN nth = 0 THEN reason
+                ELSE reason || '; renamed: ' || dst || ' is taken' END AS reason,
            size, mtime_ns, dev, ino, category, year(date)::INTEGER AS year, digest,
            NULL::BLOB AS link_to,
-           CASE WHEN in_place THEN 'already-in-place' ELSE 'organized' END AS reason_code,
+           CASE WHEN in_place THEN 'already-in-place' WHEN nth = 0 THEN 'organized'
+                ELSE 'renamed' END AS reason_code,
            kind, NULL::BLOB AS unit, NULL::BLOB AS twin, nullif(date_source, '') AS date_source
     FROM fast
 """

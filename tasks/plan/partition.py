@@ -24,6 +24,7 @@ import pyarrow as pa
 from storage import manifests
 from tasks.leave_alone import (
     DATA_MARKERS,
+    JUNK_NAMES,
     PROJECT_FILES,
     PROJECT_SUFFIXES,
     TOOL_MARKERS,
@@ -95,16 +96,41 @@ def sort_out(
     con: duckdb.DuckDBPyConnection, policy: PlanPolicy, root_dev: int | None, units: UnitIndex
 ) -> None:
     """`decided`: the rows of every entry not organized as a file; `cand`: the others (and the
-    projects that move whole), by path. One batch of FileFacts at a time."""
+    projects that move whole), by path. Plain files in folders no unit holds, under names no
+    rule takes, are candidates at once; the planner sorts out the rest, a batch at a time."""
     con.execute("CREATE OR REPLACE TABLE cand (path BLOB, project BOOLEAN)")
+    if not policy.exclude:
+        _free_dirs(con, units)
+        junk = _sql_list(n for n in JUNK_NAMES if n.isprintable())
+        top = "AND NOT contains(path::VARCHAR, '/')" if policy.keep_subfolders else ""
+        con.execute(f"""
+            INSERT INTO cand SELECT path, FALSE FROM (
+                SELECT path, regexp_extract(path::VARCHAR, '[^/]*$') AS name FROM facts
+                WHERE kind = 'file' AND left_alone IS NULL {top}
+                  AND regexp_extract(path::VARCHAR, '^(.*)/', 1) IN (SELECT dir FROM free)
+            ) WHERE regexp_full_match(name, {fast.PLAIN}) AND NOT starts_with(name, '.')
+                AND lower(name) NOT IN ({junk})
+        """)
     nobody: Names[FileFacts] = Names(())
-    for batch in stream_facts(con, "SELECT * FROM facts"):
+    rest = "SELECT * FROM facts WHERE path NOT IN (SELECT path FROM cand)"
+    for batch in stream_facts(con, rest):
         planner = _Planner(batch, policy, root_dev, names=nobody, units=units)
         candidates, projects = planner._sort_out()
         _insert(con, "decided", plan_table(list(planner.plan.values())))
         paths = [f.path for f in candidates] + [f.path for f, _ in projects]
         flags = [False] * len(candidates) + [True] * len(projects)
         _insert(con, "cand", pa.table({"path": paths, "project": flags}, schema=_CANDIDATES))
+
+
+def _free_dirs(con: duckdb.DuckDBPyConnection, units: UnitIndex) -> None:
+    """`free`: the folders (as DuckDB shows their paths) that no unit holds."""
+    rows = con.execute("""
+        SELECT regexp_extract(path::VARCHAR, '^(.*)/', 1) AS dir, min(path) FROM facts GROUP BY dir
+    """).fetchall()
+    free = [d for d, sample in rows if units.folder(sample.rpartition(b"/")[0]) is None]
+    con.register("free_arrow", pa.table({"dir": free}, schema=pa.schema([("dir", pa.string())])))
+    con.execute("CREATE OR REPLACE TABLE free AS SELECT * FROM free_arrow")
+    con.unregister("free_arrow")
 
 
 def existing_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -173,7 +199,7 @@ def _plan_residual(
 ) -> tuple[list[PlannedMove], _Recording]:
     files = [f for batch in stream_facts(con, _RESIDUAL) for f in batch]
     shown = [f for batch in stream_facts(con, _SHOWN) for f in batch]
-    names = _Recording(shown, folders)
+    names = _Recording([*files, *shown], folders)
     moves = _Planner(files, policy, root_dev, names=names, units=units).run()
     return moves, names
 
@@ -181,7 +207,8 @@ def _plan_residual(
 _RESIDUAL = "SELECT * FROM facts WHERE path IN (SELECT path FROM res)"
 _SHOWN = f"""
     SELECT facts.* FROM facts JOIN ek ON ek.path = facts.path
-    WHERE ek.key IN (SELECT key FROM shown) OR {_PARENT} IN (SELECT key FROM shown_dirs)
+    WHERE facts.path NOT IN (SELECT path FROM res)
+      AND (ek.key IN (SELECT key FROM shown) OR {_PARENT} IN (SELECT key FROM shown_dirs))
 """
 
 
@@ -202,7 +229,11 @@ def residual(
         CREATE OR REPLACE TABLE shown AS
         SELECT DISTINCT key FROM ek WHERE path IN (SELECT path FROM res)
     """)
-    _keys_table(con, "shown_dirs", ())
+    # The folders the residual's files want first: what is there already is shown at once.
+    con.execute("""
+        CREATE OR REPLACE TABLE shown_dirs AS
+        SELECT DISTINCT fkey AS key FROM wanted WHERE path IN (SELECT path FROM res)
+    """)
     while True:
         moves, names = _plan_residual(con, policy, root_dev, units, folders)
         _keys_table(con, "claims", (text(k) for k in names.claimed))
