@@ -66,6 +66,7 @@ def tagged(draw: st.DrawFn, files: list[FileFacts]) -> list[FileFacts]:
     undated=st.sampled_from(["mtime", "folder"]),
     folders_move=st.booleans(),
     root_dev=st.sampled_from([None, 1, 2]),
+    exclude=st.sampled_from([(), ("*.txt",), ("in", "*.JPG")]),
     data=st.data(),
 )
 def test_the_plan_in_parts_equals_the_pure_planner(
@@ -80,6 +81,7 @@ def test_the_plan_in_parts_equals_the_pure_planner(
     undated: str,
     folders_move: bool,
     root_dev: int | None,
+    exclude: tuple[str, ...],
     data: st.DataObject,
 ) -> None:
     mode, template = ALL_LAYOUTS[layout]
@@ -87,7 +89,7 @@ def test_the_plan_in_parts_equals_the_pure_planner(
         "include_hidden": include_hidden, "projects": projects, "albums": albums,
         "keep_subfolders": keep_subfolders, "undated": undated, "folders_move": folders_move,
     }  # fmt: skip
-    pol = policy(mode, template, duplicates, keep, include_empty, **more)
+    pol = policy(mode, template, duplicates, keep, include_empty, exclude, **more)
     files = data.draw(scans(pol).flatmap(tagged), label="files")
 
     rows = plan_facts(files, pol, root_dev)

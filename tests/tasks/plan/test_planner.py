@@ -136,6 +136,7 @@ STEMS = (
     ".hidden",
     "package",  # package.json marks a project
     "._x",  # OS junk, even when hidden entries are opted in
+    "x (1)",  # the name a conflict suffix would give "x"
 )
 RAW_STEMS = (b"\xff\xfe", b"caf\xe9")
 EXTS = ("jpg", "JPG", "png", "mov", "xmp", "aae", "srt", "json", "jpg.json", "jpg.xmp", "txt", "")
