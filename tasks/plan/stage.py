@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from storage import manifests
@@ -18,6 +20,8 @@ from tasks.plan.planner import PlanPolicy
 
 if TYPE_CHECKING:
     from tasks.backends import RootBackend
+
+log = logging.getLogger(__name__)
 
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
@@ -67,12 +71,21 @@ def plan_operation(
     with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-plan-") as spill:
         con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
+        con.execute("SET preserve_insertion_order = false")  # every read that needs one sorts
         load_stage_facts(con, store, op_dir, options.include_empty)
         stamp = fingerprint(con, fingerprint_header(options, root_dev))
         reused = _reuse_previous(store, op_dir, prev_dir, stamp)
         if reused is not None:
             return reused
-        plan_parts(con, policy_for(options, backend.folders_move), root_dev)
+        policy = policy_for(options, backend.folders_move)
+        try:
+            plan_parts(con, policy, root_dev)
+        except duckdb.OutOfMemoryException:
+            # A step DuckDB cannot spill outgrew PLAN_MEMORY (a far bigger tree): plan again
+            # under DuckDB's own limit rather than fail.
+            log.warning("plan: DuckDB needed more than %s, planning again without it", PLAN_MEMORY)
+            con.execute("RESET memory_limit")
+            plan_parts(con, policy, root_dev)
         shards = _write_shards(con, store, op_dir, shard_rows)
         counts = _counts(con)
     counts.update(shards=shards, fingerprint=stamp)
