@@ -200,7 +200,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
     processes = backend.processes(get_settings().io_processes)
     with stage(store, record, "scan") as timing:
         progress.start("scan")
-        scanned = scan_task(store, op_dir, record.id, backend, shard_rows, rules, processes)
+        scanned = scan_task(store, op_dir, record.id, backend, shard_rows, rules)
         timing.files, timing.bytes = scanned["files"], scanned["bytes"]
     guard_root(record)  # a root swapped during the scan: what was listed is not the root
 

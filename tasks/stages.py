@@ -40,7 +40,6 @@ def scan_task(
     backend: RootBackend,
     shard_rows: int,
     rules: ScanRules,
-    processes: int = 1,
 ) -> dict[str, int]:
     progress = tracker(operation_id)
     return scan.scan_root(
@@ -50,7 +49,6 @@ def scan_task(
         shard_rows,
         rules,
         on_flush=lambda files, nbytes: progress.advance("scan", files, nbytes),
-        processes=processes,
     )
 
 
