@@ -30,6 +30,7 @@ from tasks.apply.stage import ApplyBackend, BucketApply, LocalApply
 from tasks.classify import local as classify_local
 from tasks.classify import objects as classify_objects
 from tasks.classify.content import Classification
+from tasks.hashes import columns as hash_columns
 from tasks.hashes import local as hash_local
 from tasks.hashes import objects as hash_objects
 from tasks.leave_alone import ScanRules
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 OnChunk = Callable[[int, int], None]
 Rows = list[dict[str, Any]]
-Digests = list[hash_local.Result]
+Digests = hash_columns.Hashed
 Classes = list[Classification]
 DATA_FOLDER = "fileorg data folder"
 
@@ -82,9 +83,9 @@ class RootBackend(Protocol):
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         """The scanned ETag of each row of a hash work list (a read must match it)."""
 
-    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
-        """(digest, error, bytes read) of each work-list row (path, size, etag), in order: the
-        first PREFIX_BYTES, or all of it when `full`."""
+    def hash_rows(self, full: bool, rows: pa.Table, processes: int, on_chunk: OnChunk) -> Digests:
+        """Digests and errors of each work-list row (path, size, etag), in order, as columns:
+        of the first PREFIX_BYTES, or of all of it when `full`."""
 
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         """Category and date of each scan row (path, size, mtime_ns, etag), in order."""
@@ -121,8 +122,8 @@ class LocalBackend:
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return {}  # a file has no ETag: the fstat in the read checks it
 
-    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
-        return hash_local.hash_rows(self.url, full, rows, processes, on_chunk)
+    def hash_rows(self, full: bool, rows: pa.Table, processes: int, on_chunk: OnChunk) -> Digests:
+        return hash_columns.hash_table(self.url, full, rows, processes, on_chunk)
 
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:
         return classify_local.classify_rows(self.url, rows, processes, on_chunk)
@@ -162,7 +163,7 @@ class ObjectBackend:
     def scanned_etags(self, store: DataStore, op_dir: str, inputs_path: str) -> dict[bytes, str]:
         return hash_objects.scanned_etags(store, op_dir, inputs_path)
 
-    def hash_rows(self, full: bool, rows: Rows, processes: int, on_chunk: OnChunk) -> Digests:
+    def hash_rows(self, full: bool, rows: pa.Table, processes: int, on_chunk: OnChunk) -> Digests:
         return hash_objects.hash_rows(self.url, full, rows, on_chunk)
 
     def classify_rows(self, rows: Rows, processes: int, on_chunk: OnChunk) -> Classes:

@@ -1,8 +1,11 @@
-"""One process pool per process, shared by every task that reads file content.
+"""One process pool per process, shared by every task that reads file content, and one
+thread pool beside it for reads that release the GIL (whole-file hashes).
 
 Per-file reads are short syscalls: threads convoy on the GIL (25-30 µs a file against 8 µs
 serial), while processes given chunks of a few thousand paths reach about 2.5 µs a file warm,
-and more processes than cores keep a cold disk busy.
+and more processes than cores keep a cold disk busy. Reads of a megabyte at a time into
+blake3 hold the GIL for none of that time: there threads keep up with processes and nothing
+is pickled (tasks.hashes.columns has the figures).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -19,6 +22,8 @@ R = TypeVar("R")
 
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_thread_pool: ThreadPoolExecutor | None = None
+_thread_size = 0
 _lock = threading.Lock()
 
 
@@ -59,12 +64,26 @@ def cut_ranges(
     return ranges
 
 
+def _threads(workers: int) -> ThreadPoolExecutor:
+    global _thread_pool, _thread_size
+    with _lock:
+        if _thread_pool is None or _thread_size != workers:
+            if _thread_pool is not None:
+                _thread_pool.shutdown(wait=False)
+            _thread_pool = ThreadPoolExecutor(workers, thread_name_prefix="fileorg-read")
+            _thread_size = workers
+        return _thread_pool
+
+
 def shutdown() -> None:
-    global _pool
+    global _pool, _thread_pool
     with _lock:
         if _pool is not None:
             _pool.shutdown(wait=False, cancel_futures=True)
         _pool = None
+        if _thread_pool is not None:
+            _thread_pool.shutdown(wait=False, cancel_futures=True)
+        _thread_pool = None
 
 
 def map_chunks(
@@ -75,33 +94,41 @@ def map_chunks(
     on_chunk: Callable[[list[R]], None] = lambda chunk: None,
 ) -> list[R]:
     """Run `fn` (a module-level function) over each job range, in order, in the pool."""
-    if processes <= 1 or len(ranges) <= 1:
+    chunks = map_each(fn, [list(jobs[a:b]) for a, b in ranges], processes, on_chunk)
+    return [result for chunk in chunks for result in chunk]
+
+
+def map_each(
+    fn: Callable[[J], R],
+    payloads: Sequence[J],
+    workers: int,
+    on_result: Callable[[R], None] = lambda result: None,
+    threads: bool = False,
+) -> list[R]:
+    """`fn` (a module-level function) of each payload, in order: in this process when there
+    is one worker or one payload, else in the process pool, or in this process's thread pool
+    when `threads` (work that releases the GIL, nothing to pickle)."""
+    if workers <= 1 or len(payloads) <= 1:
         out: list[R] = []
-        for a, b in ranges:
-            chunk = fn(list(jobs[a:b]))
-            on_chunk(chunk)
-            out.extend(chunk)
+        for payload in payloads:
+            result = fn(payload)
+            on_result(result)
+            out.append(result)
         return out
+    if threads:
+        return _in_order([_threads(workers).submit(fn, p) for p in payloads], on_result)
     try:
-        return _in_pool(fn, ranges, jobs, processes, on_chunk)
+        return _in_order([_get(workers).submit(fn, p) for p in payloads], on_result)
     except BrokenProcessPool:
         # A worker died (OOM killer, a signal): one fresh pool; task retries cover the rest.
         shutdown()
-        return _in_pool(fn, ranges, jobs, processes, on_chunk)
+        return _in_order([_get(workers).submit(fn, p) for p in payloads], on_result)
 
 
-def _in_pool(
-    fn: Callable[[list[J]], list[R]],
-    ranges: Sequence[tuple[int, int]],
-    jobs: Sequence[J],
-    processes: int,
-    on_chunk: Callable[[list[R]], None],
-) -> list[R]:
-    pool = _get(processes)
-    futures: list[Future[list[R]]] = [pool.submit(fn, list(jobs[a:b])) for a, b in ranges]
+def _in_order(futures: list[Future[R]], on_result: Callable[[R], None]) -> list[R]:
     out: list[R] = []
     for future in futures:
-        chunk = future.result()
-        on_chunk(chunk)
-        out.extend(chunk)
+        result = future.result()
+        on_result(result)
+        out.append(result)
     return out

@@ -1,46 +1,55 @@
-"""Reading file content for hashes, in the process pool (tasks.pool says why processes).
+"""Reading file content for hashes: a chunk of a work list in, its digests out, as buffers.
 
-Files are opened with O_NOFOLLOW and
-re-checked with fstat, so a file swapped for a symlink or changed since the scan is an error,
-not a wrong hash. This module is imported by the pool's workers: keep its imports light.
+A chunk is the work list's own Arrow buffers (paths as offsets and bytes, sizes as int64), so
+neither side builds a Python object per file beyond the path handed to open(2); its result is
+32 bytes a file in one buffer, the bytes read, and the few errors by index (tasks.hashes.columns
+turns them back into Arrow columns). Prefix chunks run in the process pool, full hashes in
+threads (tasks.hashes.columns says why).
+
+Files are opened with O_NOFOLLOW below the root's descriptor and re-checked with fstat, so a
+file swapped for a symlink or changed since the scan is an error, not a wrong hash. This
+module is imported by the pool's workers: keep its imports light (no pyarrow).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import blake3
 
-from tasks import pool
-
 PREFIX_BYTES = 4096
+DIGEST_BYTES = 32
 CHUNK_FILES = 2000
 CHUNK_BYTES = 64 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
-# (path, expected size) -> (digest or None, error or None, bytes read)
-Job = tuple[bytes, int]
+# (digest or None, error or None, bytes read) of one file
 Result = tuple[bytes | None, str | None, int]
-
-
-def _open(path: bytes) -> int:
-    try:
-        return os.open(path, _OPEN_FLAGS)
-    except PermissionError:
-        # O_NOATIME is refused on files we do not own; retry without it.
-        return os.open(path, _OPEN_FLAGS & ~getattr(os, "O_NOATIME", 0))
-
+# root, full?, path offsets (int64, one more than files), path bytes, sizes (int64)
+Chunk = tuple[bytes, bool, bytes | memoryview, bytes | memoryview, bytes | memoryview]
+# digests (DIGEST_BYTES a file, zeros for an error), bytes read, errors as (index, message)
+Digested = tuple[bytes, int, list[tuple[int, str]]]
 
 CHANGED = "changed since scan"
 
 
-def _checked(path: bytes, size: int, digest: Callable[[int, int], Result]) -> Result:
+def _open(path: bytes, dir_fd: int | None) -> int:
+    try:
+        return os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        # O_NOATIME is refused on files we do not own; retry without it.
+        return os.open(path, _OPEN_FLAGS & ~getattr(os, "O_NOATIME", 0), dir_fd=dir_fd)
+
+
+def _checked(
+    path: bytes, size: int, digest: Callable[[int, int], Result], dir_fd: int | None = None
+) -> Result:
     """`digest` of the open file, if it is still the size the scan saw; else an error."""
     try:
-        fd = _open(path)
+        fd = _open(path, dir_fd)
     except OSError as exc:
         return None, exc.strerror or type(exc).__name__, 0
     try:
@@ -82,49 +91,31 @@ def hash_full(path: bytes, size: int) -> Result:
     return _checked(path, size, _full)
 
 
-def run_prefix(jobs: list[Job]) -> list[Result]:
-    return [hash_prefix(path, size) for path, size in jobs]
-
-
-def run_full(jobs: list[Job]) -> list[Result]:
-    return [hash_full(path, size) for path, size in jobs]
-
-
-def chunk_ranges(jobs: Sequence[Job], by_bytes: bool) -> list[tuple[int, int]]:
-    """Chunks of the job list for the pool, bounded by file count and, for full hashes, by
-    bytes (tasks.pool.cut_ranges)."""
-    weights = [size for _, size in jobs] if by_bytes else [0] * len(jobs)
-    return pool.cut_ranges(weights, CHUNK_FILES, CHUNK_BYTES)
-
-
-def hash_many(
-    kind: str,
-    jobs: Sequence[Job],
-    processes: int,
-    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
-) -> list[Result]:
-    """Hash every job ("prefix" or "full") in the process pool; results in job order."""
-    full = kind == "full"
-    ranges = chunk_ranges(jobs, by_bytes=full)
-    if len(jobs) <= 64:
-        processes = 1  # a pool round trip costs more than hashing a handful of files
-    return pool.map_chunks(
-        run_full if full else run_prefix,
-        ranges,
-        jobs,
-        processes,
-        lambda chunk: on_chunk(len(chunk), sum(r[2] for r in chunk)),
-    )
-
-
-def hash_rows(
-    root: str,
-    full: bool,
-    rows: list[dict[str, Any]],
-    processes: int,
-    on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
-) -> list[Result]:
-    """Digest of each work-list row (path relative to the root, size), in order."""
-    root_b = os.fsencode(root).rstrip(b"/")
-    jobs = [(root_b + b"/" + r["path"], r["size"]) for r in rows]
-    return hash_many("full" if full else "prefix", jobs, processes, on_chunk)
+def digest_chunk(chunk: Chunk) -> Digested:
+    """Digest every file of one chunk (paths relative to its root), in order."""
+    root, full, offsets, data, sizes = chunk
+    starts = memoryview(offsets).cast("B").cast("q")
+    wanted = memoryview(sizes).cast("B").cast("q")
+    paths = memoryview(data)
+    n = len(wanted)
+    digests = bytearray(DIGEST_BYTES * n)
+    errors: list[tuple[int, str]] = []
+    read = _full if full else _prefix
+    total = 0
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        return bytes(digests), 0, [(i, exc.strerror or type(exc).__name__) for i in range(n)]
+    try:
+        base = starts[0]
+        for i in range(n):
+            path = bytes(paths[starts[i] - base : starts[i + 1] - base])
+            digest, error, nbytes = _checked(path, wanted[i], read, root_fd)
+            total += nbytes
+            if digest is None:
+                errors.append((i, error or "unreadable"))
+            else:
+                digests[DIGEST_BYTES * i : DIGEST_BYTES * (i + 1)] = digest
+    finally:
+        os.close(root_fd)
+    return bytes(digests), total, errors

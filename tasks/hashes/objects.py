@@ -19,14 +19,15 @@ Requests run concurrently on s3fs's event loop (the profile's `concurrency`); no
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import blake3
+import pyarrow as pa
 
 from storage.locations import DataStore
 from storage.objects import ObjectChanged, ObjectStore, describe, parse_object_url
 from storage.queries import connect, source
 from tasks.hashes import local as hashing
+from tasks.hashes.columns import Hashed, chunk_ranges, from_results
 
 Result = hashing.Result  # (digest or None, error or None, bytes read)
 CHANGED = hashing.CHANGED  # the same words as for a file
@@ -57,21 +58,27 @@ def _error(exc: BaseException) -> str:
 def hash_rows(
     root_url: str,
     full: bool,
-    rows: list[dict[str, Any]],
+    rows: pa.Table,
     on_chunk: Callable[[int, int], None] = lambda files, nbytes: None,
-) -> list[Result]:
-    """Digest of each work-list row (path, size, scanned etag) of one object root, in order."""
+) -> Hashed:
+    """Digest of each work-list row (path, size, scanned etag) of one object root, in order.
+
+    An object costs a request: its key, ETag and size are Python values for the request's
+    sake, the answers go back as columns."""
     root = parse_object_url(root_url)
     store = ObjectStore(root)
-    jobs = [(r["path"], r["size"]) for r in rows]
+    paths, sizes = rows.column("path").to_pylist(), rows.column("size").to_pylist()
+    has_etags = "etag" in rows.column_names
+    etags = rows.column("etag").to_pylist() if has_etags else [None] * rows.num_rows
     out: list[Result] = []
     # Chunks bounded by count and bytes as for files: progress once a chunk.
-    for a, b in hashing.chunk_ranges(jobs, by_bytes=full):
-        items = [(root.key(r["path"]), r.get("etag"), r["size"]) for r in rows[a:b]]
+    for a, b in chunk_ranges(rows.column("size"), by_bytes=full):
+        batch = zip(paths[a:b], etags[a:b], sizes[a:b], strict=True)
+        items = [(root.key(path), etag, size) for path, etag, size in batch]
         chunk = _full(store, items) if full else _prefix(store, items)
         on_chunk(len(chunk), sum(r[2] for r in chunk))
         out.extend(chunk)
-    return out
+    return from_results(out)
 
 
 def _prefix(store: ObjectStore, items: list[tuple[str, str | None, int]]) -> list[Result]:

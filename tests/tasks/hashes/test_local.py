@@ -9,13 +9,15 @@ from pathlib import Path
 from unittest import mock
 
 import blake3
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks import pool
 from tasks.hashes import local as hashing
-from tasks.hashes.local import PREFIX_BYTES, chunk_ranges, hash_full, hash_many, hash_prefix
+from tasks.hashes.columns import chunk_ranges, hash_table
+from tasks.hashes.local import PREFIX_BYTES, hash_full, hash_prefix
 
 _names = itertools.count()
 HashFn = Callable[[bytes, int], hashing.Result]
@@ -102,14 +104,13 @@ def test_non_utf8_paths_are_read(tmp_path: Path) -> None:
 def test_chunk_ranges_cover_every_job_within_bounds(
     sizes: list[int], by_bytes: bool, chunk_files: int, chunk_bytes: int
 ) -> None:
-    jobs = [(b"p", s) for s in sizes]
     with (
         mock.patch.object(hashing, "CHUNK_FILES", chunk_files),
         mock.patch.object(hashing, "CHUNK_BYTES", chunk_bytes),
     ):
-        ranges = chunk_ranges(jobs, by_bytes)
+        ranges = chunk_ranges(pa.array(sizes, pa.int64()), by_bytes)
 
-    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(jobs)))
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(sizes)))
     for n, (a, b) in enumerate(ranges):
         assert 0 < b - a <= chunk_files
         nbytes = sum(sizes[a:b]) if by_bytes else 0
@@ -120,17 +121,20 @@ def test_chunk_ranges_cover_every_job_within_bounds(
 
 
 def test_chunk_ranges_by_count_ignore_sizes() -> None:
-    jobs = [(b"p", 10**12)] * (hashing.CHUNK_FILES + 1)
+    sizes = pa.array([10**12] * (hashing.CHUNK_FILES + 1), pa.int64())
 
-    assert chunk_ranges(jobs, by_bytes=False) == [
+    assert chunk_ranges(sizes, by_bytes=False) == [
         (0, hashing.CHUNK_FILES),
         (hashing.CHUNK_FILES, hashing.CHUNK_FILES + 1),
     ]
-    assert chunk_ranges(jobs, by_bytes=True) == [(i, i + 1) for i in range(len(jobs))]
-    assert chunk_ranges([], by_bytes=True) == []
+    assert chunk_ranges(sizes, by_bytes=True) == [(i, i + 1) for i in range(len(sizes))]
+    assert chunk_ranges(pa.array([], pa.int64()), by_bytes=True) == []
+    # A slice of a bigger array: its own values, not the buffer's first ones.
+    sliced = pa.array([1, 2, 10**12, 10**12], pa.int64()).slice(2)
+    assert chunk_ranges(pa.chunked_array([sliced]), by_bytes=True) == [(0, 1), (1, 2)]
 
 
-# --- hash_many ------------------------------------------------------------------------------
+# --- hash_table -----------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -139,36 +143,71 @@ def shut_pool() -> Iterator[None]:
     pool.shutdown()
 
 
-@pytest.mark.parametrize("kind", ["prefix", "full"])
-def test_hash_many_in_processes_returns_results_in_job_order(
-    tmp_path: Path, shut_pool: None, kind: str
+def work_list(root: Path, contents: list[bytes]) -> pa.Table:
+    paths = [write(root, c).removeprefix(bytes(root) + b"/") for c in contents]
+    return pa.table(
+        {"path": pa.array(paths, pa.binary()), "size": [len(c) for c in contents]},
+    )
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["prefix: processes", "full: threads"])
+def test_hash_table_returns_columns_in_work_list_order(
+    tmp_path: Path, shut_pool: None, full: bool
 ) -> None:
     contents = [os.urandom(i * 97) for i in range(80)]
-    jobs = [(write(tmp_path, c), len(c)) for c in contents]
-    jobs[5] = (jobs[5][0], jobs[5][1] + 1)  # changed since the scan
+    table = work_list(tmp_path, contents)
+    sizes = table.column("size").to_pylist()
+    sizes[5] += 1  # changed since the scan
+    os.remove(tmp_path / os.fsdecode(table.column("path")[9].as_py()))  # gone
+    table = table.set_column(1, "size", pa.array(sizes, pa.int64())).slice(1)  # a sliced table
     chunks: list[tuple[int, int]] = []
 
     with mock.patch.object(hashing, "CHUNK_FILES", 7):
-        results = hash_many(kind, jobs, 2, lambda files, nbytes: chunks.append((files, nbytes)))
+        hashed = hash_table(str(tmp_path), full, table, 2, lambda f, b: chunks.append((f, b)))
 
-    reads = [c[:PREFIX_BYTES] if kind == "prefix" else c for c in contents]
-    expected: list[hashing.Result] = [(blake3.blake3(r).digest(), None, len(r)) for r in reads]
-    expected[5] = (None, "changed since scan", 0)
-    assert results == expected
-    assert [files for files, _ in chunks] == [7] * 11 + [3]
-    assert sum(nbytes for _, nbytes in chunks) == sum(r[2] for r in expected)
+    reads = [c if full else c[:PREFIX_BYTES] for c in contents[1:]]
+    expected: list[bytes | None] = [blake3.blake3(r).digest() for r in reads]
+    expected[4] = expected[8] = None
+    assert hashed.digest.to_pylist() == expected
+    errors = [None] * len(reads)
+    errors[4], errors[8] = "changed since scan", "No such file or directory"
+    assert hashed.error.to_pylist() == errors
+    assert hashed.errors == 2
+    assert hashed.bytes_read == sum(len(r) for i, r in enumerate(reads) if i not in (4, 8))
+    assert [files for files, _ in chunks] == [7] * 11 + [2]
+    assert sum(nbytes for _, nbytes in chunks) == hashed.bytes_read
 
 
-def test_hash_many_of_a_handful_of_files_stays_in_process(
+def test_a_chunk_refuses_a_symlink_below_the_root(tmp_path: Path) -> None:
+    write(tmp_path, b"content")
+    os.symlink(tmp_path / "f0", tmp_path / "link")
+    table = pa.table({"path": pa.array([b"link"], pa.binary()), "size": [7]})
+
+    hashed = hash_table(str(tmp_path), False, table, 1)
+
+    assert hashed.digest.to_pylist() == [None]
+    assert hashed.error.to_pylist() == [os.strerror(40)]
+
+
+def test_a_handful_of_files_stays_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = [(write(tmp_path, b"x" * i), i) for i in range(10)]
+    table = work_list(tmp_path, [b"x" * i for i in range(10)])
 
-    def no_pool(processes: int) -> None:
+    def no_pool(workers: int) -> None:
         raise AssertionError("a pool was started for ten files")
 
     monkeypatch.setattr(pool, "_get", no_pool)
+    monkeypatch.setattr(pool, "_threads", no_pool)
 
-    results = hash_many("full", jobs, 8)
+    hashed = hash_table(str(tmp_path), False, table, 8)
 
-    assert [r[0] for r in results] == [blake3.blake3(b"x" * i).digest() for i in range(10)]
+    assert hashed.digest.to_pylist() == [blake3.blake3(b"x" * i).digest() for i in range(10)]
+
+
+def test_an_empty_work_list_reads_nothing(tmp_path: Path) -> None:
+    table = pa.table({"path": pa.array([], pa.binary()), "size": pa.array([], pa.int64())})
+
+    hashed = hash_table(str(tmp_path), True, table, 8)
+
+    assert (len(hashed.digest), len(hashed.error), hashed.bytes_read) == (0, 0, 0)
