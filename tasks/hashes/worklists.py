@@ -8,7 +8,9 @@ Each pass is planned once into `{pass}/_inputs/` so a resumed run hashes the sam
   at most 4 KiB the prefix digest already is the full digest and nothing is read again.
 
 Digests of files unchanged since the last operation on the same root (same path, size,
-mtime_ns and inode) are reused from that operation's manifests instead of being read.
+mtime_ns and inode) are reused from that operation's manifests instead of being read, and so
+are the prefix digests the classify stage took of the heads it read anyway (its `prefix`
+column): one read per file.
 
 Object-store roots go through the same work lists; only the reads differ (tasks.hashes.local,
 tasks.hashes.objects).
@@ -22,8 +24,10 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.queries import connect, has_shards, source
+from storage.queries import connect, has_shards, source, stage_glob
+from storage.queries.connection import columns
 from tasks import pool
+from tasks.hashes.local import PREFIX_BYTES
 
 if TYPE_CHECKING:
     from tasks.backends import RootBackend
@@ -63,6 +67,33 @@ def _cache_join(
     return "prev.digest", join
 
 
+def _known_prefixes(store: DataStore, op_dir: str, backend: RootBackend) -> tuple[str, str]:
+    """SQL pieces reusing the prefix digests classify took of the heads it read, or nothing.
+
+    classify's `prefix` is blake3 of the first min(size, PREFIX_BYTES) bytes, null where it
+    read no head; shards written before the column existed have none (read by name, so a
+    resumed operation may mix both). It is the prefix pass's own digest where that pass reads
+    the first PREFIX_BYTES: up to PREFIX_BYTES, and past the size the backend's prefix pass
+    reads whole (an object's up to WHOLE_OBJECT_BYTES is a whole-content digest instead).
+    """
+    if not has_shards(store, op_dir, "classify"):
+        return "NULL::BLOB", ""
+    pattern = stage_glob(store, op_dir, "classify").replace("'", "''")
+    classified = f"read_parquet('{pattern}', union_by_name = true)"
+    if "prefix" not in columns(store, classified):
+        return "NULL::BLOB", ""
+    join = f"""
+        LEFT JOIN (
+            SELECT s.dev, s.ino, any_value(k.prefix) AS prefix
+            FROM {source(store, op_dir, "scan")} s JOIN {classified} k ON k.path = s.path
+            WHERE s.kind = 'file' AND octet_length(k.prefix) = 32
+            GROUP BY s.dev, s.ino
+        ) known ON known.dev = c.dev AND known.ino = c.ino
+    """
+    same_digest = f"c.size <= {PREFIX_BYTES} OR c.size > {backend.whole_in_prefix}"
+    return f"CASE WHEN {same_digest} THEN known.prefix END", join
+
+
 def plan_prefix_inputs(
     store: DataStore, op_dir: str, prev_dir: str | None, shard_files: int, backend: RootBackend
 ) -> int:
@@ -71,6 +102,7 @@ def plan_prefix_inputs(
     if done is not None:
         return int(done["shards"])
     cached, join = _cache_join(store, prev_dir, PREFIX, backend)
+    known, known_join = _known_prefixes(store, op_dir, backend)
     sql = f"""
         WITH inodes AS (
             SELECT dev, ino, any_value(size) AS size, min(mtime_ns) AS mtime_ns, min(path) AS path
@@ -81,8 +113,8 @@ def plan_prefix_inputs(
             SELECT * FROM inodes
             WHERE size IN (SELECT size FROM inodes GROUP BY size HAVING count(*) > 1)
         )
-        SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path, {cached} AS cached
-        FROM c {join}
+        SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path, COALESCE({known}, {cached}) AS cached
+        FROM c {join} {known_join}
         ORDER BY c.dev, c.ino
     """
     with connect(store) as con:
