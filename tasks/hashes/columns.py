@@ -2,7 +2,7 @@
 (tasks.hashes.local), their digests back as columns; no Python object per file on the way.
 
 Where the reads run, measured on the 127k-file prefix and the 13k-file (370 MiB) full work
-lists of the 228k-file bench tree, 2 cores (bench/README.md, "Hash reads"):
+lists of the 228k-file bench tree, 2 cores, page cache dropped for cold:
 
 * prefix (4 KiB a file): each file is a handful of short syscalls and the GIL is taken back
   after each; 2-4 processes read the list warm in about 0.5 s against 0.9 s for 2 threads
