@@ -26,6 +26,14 @@ class Classification:
     album: str | None = None
 
 
+def storable(text: str) -> str:
+    """Text a Parquet string column can hold: the bytes of a name that are not UTF-8 (kept
+    by os.fsdecode as surrogate escapes) become U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def head_size(category: str | None) -> int:
     """Bytes of the head that content inspection wants first: magic bytes for an unknown
     extension, the EXIF area for an image, nothing otherwise."""

@@ -1,8 +1,10 @@
 """Classify: category and date for every regular file of one scan shard (the stage's entry).
 
-Answers of the last operation on the same root are reused for unchanged files; the rest are
-read by the backend: files in the process pool (tasks.classify.local), object heads with
-ranged GETs (tasks.classify.objects).
+Answers of the last operation on the same root are reused for unchanged files (one DuckDB
+join); the rest are classified from their names and times as Arrow columns
+(tasks.classify.vector), and only the files whose content has something to say are read by
+the backend: files in the process pool (tasks.classify.local), object heads with ranged GETs
+(tasks.classify.objects).
 """
 
 from __future__ import annotations
@@ -11,39 +13,48 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage import manifests
 from storage.locations import DataStore
 from storage.queries import connect, has_shards, source
-from tasks.classify.content import Classification
+from tasks.classify import vector
+from tasks.classify.content import Classification, storable
 
 if TYPE_CHECKING:
     from tasks.backends import RootBackend
 
 STAGE = "classify"
+_ORDER = "_order"
 
 
-def _cached_rows(
+def _cached(
     store: DataStore, op_dir: str, prev_dir: str | None, index: int, backend: RootBackend
-) -> dict[bytes, dict[str, object]]:
+) -> pa.Table:
     """Classifications of files unchanged since the previous operation on this root.
 
     Objects are unchanged when path, size and ETag are (the ino of an object row is a hash of
     its key and ETag, tasks.scan.objects); a new last-modified time alone matters only to a
     date that came from it (`backend.ino_names_content`).
     """
+    empty = manifests.CLASSIFY.empty_table()
     if prev_dir is None or not has_shards(store, prev_dir, STAGE):
-        return {}
-    if not _has_columns(store, prev_dir, ("artist", "album")):
-        return {}  # classified before audio tags were read: classify again
+        return empty
+    present = _columns(store, prev_dir)
+    if not {"artist", "album"} <= present:
+        return empty  # classified before audio tags were read: classify again
     shard = store.duckdb_path(manifests.shard_path(op_dir, "scan", index)).replace("'", "''")
     same = (
         "(p.mtime_ns = s.mtime_ns OR c.date_source <> 'mtime')"
         if backend.ino_names_content
         else "p.mtime_ns = s.mtime_ns"
     )
+    # Shards written before a column existed read it as NULL.
+    wanted = ", ".join(
+        f"c.{f.name}" if f.name in present else f"NULL AS {f.name}" for f in manifests.CLASSIFY
+    )
     sql = f"""
-        SELECT c.* FROM read_parquet('{shard}') s
+        SELECT {wanted} FROM read_parquet('{shard}') s
         JOIN {source(store, prev_dir, "scan")} p
           ON p.path = s.path AND p.size = s.size AND p.ino = s.ino
         JOIN {source(store, prev_dir, STAGE)} c ON c.path = s.path
@@ -51,24 +62,20 @@ def _cached_rows(
           AND c.error IS NULL AND {same}
     """
     with connect(store) as con:
-        rows = con.sql(sql).to_arrow_table().to_pylist()
-    return {row["path"]: row for row in rows}
+        return con.sql(sql).to_arrow_table().cast(manifests.CLASSIFY)
 
 
-def _has_columns(store: DataStore, op_dir: str, names: tuple[str, ...]) -> bool:
+def _columns(store: DataStore, op_dir: str) -> set[str]:
     with connect(store) as con:
-        found = {
-            r[0]
-            for r in con.sql(f"DESCRIBE SELECT * FROM {source(store, op_dir, STAGE)}").fetchall()
-        }
-    return set(names) <= found
+        table = source(store, op_dir, STAGE)
+        return {str(r[0]) for r in con.sql(f"DESCRIBE SELECT * FROM {table}").fetchall()}
 
 
 def row(path: bytes, c: Classification) -> dict[str, object]:
     return {
         "path": path,
         "category": c.category,
-        "ext": c.ext,
+        "ext": storable(c.ext),
         "date": c.date,
         "date_source": c.date_source,
         "year": c.date.year if c.date else None,
@@ -77,6 +84,36 @@ def row(path: bytes, c: Classification) -> dict[str, object]:
         "artist": c.artist,
         "album": c.album,
     }
+
+
+def _read(
+    files: pa.Table, backend: RootBackend, processes: int, on_chunk: Callable[[int, int], None]
+) -> pa.Table:
+    """Rows of the files whose content the backend reads (path, size, mtime_ns, etag)."""
+    rows = files.select(["path", "size", "mtime_ns", "etag"]).to_pylist()
+    results = backend.classify_rows(rows, processes, on_chunk)
+    return pa.Table.from_pylist(
+        [row(r["path"], c) for r, c in zip(rows, results, strict=True)], schema=manifests.CLASSIFY
+    )
+
+
+def _in_order(parts: list[tuple[pa.Table, pa.Array]]) -> pa.Table:
+    """The parts' rows as one table, sorted by their positions (each part's second item)."""
+    merged = pa.concat_tables([table.append_column(_ORDER, at) for table, at in parts])
+    return merged.take(pc.sort_indices(merged[_ORDER])).drop_columns([_ORDER])
+
+
+def classify_files(
+    files: pa.Table, backend: RootBackend, processes: int, on_chunk: Callable[[int, int], None]
+) -> pa.Table:
+    """CLASSIFY rows of scan rows (path, size, mtime_ns, etag), in their order: by name and
+    time as columns, the content read only where it has something to say."""
+    by_name, wanted = vector.classify_names(files, manifests.CLASSIFY)
+    order = pa.array(range(len(files)), pa.int64())
+    named = pc.invert(wanted)
+    on_chunk(pc.sum(named.cast(pa.int64())).as_py() or 0, 0)
+    read = _read(files.filter(wanted), backend, processes, on_chunk)
+    return _in_order([(by_name.filter(named), order.filter(named)), (read, order.filter(wanted))])
 
 
 def classify_shard(
@@ -96,12 +133,16 @@ def classify_shard(
     columns = ["path", "kind", "size", "mtime_ns", "left_alone", "etag"]
     scan = manifests.read_table(store, manifests.shard_path(op_dir, "scan", index), columns)
     # What the scan left alone is neither read nor classified: it stays where it is.
-    files = [r for r in scan.to_pylist() if r["kind"] == "file" and r["left_alone"] is None]
-    cached = _cached_rows(store, op_dir, prev_dir, index, backend)
-    todo = [r for r in files if r["path"] not in cached]
+    files = scan.filter(pc.and_(pc.equal(scan["kind"], "file"), pc.is_null(scan["left_alone"])))
+    cached = _cached(store, op_dir, prev_dir, index, backend)
+    known = pc.is_in(files["path"], value_set=cached["path"])
+    todo = files.filter(pc.invert(known))
     on_chunk(len(files) - len(todo), 0)
-    results = backend.classify_rows(todo, processes, on_chunk)
-    rows = [cached[r["path"]] for r in files if r["path"] in cached]
-    rows += [row(r["path"], c) for r, c in zip(todo, results, strict=True)]
-    manifests.write_table(store, out, pa.Table.from_pylist(rows, schema=manifests.CLASSIFY))
+    new = classify_files(todo, backend, processes, on_chunk)
+    # In the scan's order: the cached rows where their files are, the new ones between.
+    position = pc.index_in(files["path"], value_set=cached["path"])
+    order = pa.array(range(len(files)), pa.int64())
+    old = (cached.take(position.filter(known)), order.filter(known))
+    table = _in_order([old, (new, order.filter(pc.invert(known)))])
+    manifests.write_table(store, out, table)
     return {"files": len(files), "cached": len(files) - len(todo), "skipped_shard": 0}
