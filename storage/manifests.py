@@ -91,6 +91,10 @@ CLASSIFY = pa.schema(
         # Audio tags (album artist, else artist; album), read by tasks.classify.tags.
         ("artist", pa.string()),
         ("album", pa.string()),
+        # blake3 of the first min(size, 4096) bytes, as the prefix pass digests them
+        # (tasks.hashes.local), when classify read them from offset 0 of a file that still had
+        # the scanned size; null otherwise (and in shards written before it existed).
+        ("prefix", pa.binary()),
     ]
 )
 

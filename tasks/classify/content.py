@@ -24,6 +24,9 @@ class Classification:
     error: str | None = None
     artist: str | None = None  # audio tags (tasks.classify.tags)
     album: str | None = None
+    # blake3 of the first PREFIX_BYTES (tasks.hashes.local), when classify read them from a
+    # file that still had the scanned size: the prefix pass need not read it again.
+    prefix: bytes | None = None
 
 
 def storable(text: str) -> str:

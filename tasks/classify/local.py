@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import blake3
+
 from tasks import pool
 from tasks.classify.categories import category_for_extension, extension_of
 from tasks.classify.content import (
@@ -22,6 +24,7 @@ from tasks.classify.content import (
 )
 from tasks.classify.dates import date_from_exif, date_from_mp4
 from tasks.classify.tags import tags_from_fd
+from tasks.hashes.local import PREFIX_BYTES
 
 # ISO base media containers whose moov/mvhd carries a creation time.
 MP4_EXTENSIONS: frozenset[str] = frozenset({"mp4", "m4v", "mov", "qt", "3gp", "3g2"})
@@ -45,6 +48,7 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
     error: str | None = None
 
     artist = album = None
+    prefix: bytes | None = None
 
     wants_magic = category is None
     wants_exif = category == "images"
@@ -60,7 +64,7 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
                 if wants_tags:
                     artist, album = _tags(fd)
                 else:
-                    category, date, source = _inspect(fd, ext, category)
+                    category, date, source, prefix = _inspect(fd, ext, category, size)
             except OSError as exc:
                 error = _describe("read", exc)
             finally:
@@ -68,7 +72,7 @@ def classify_file(abs_path: bytes, name: bytes, size: int, mtime_ns: int) -> Cla
 
     if date is None:
         date, source = date_without_content(name, mtime_ns)
-    return Classification(category or "other", ext, date, source, error, artist, album)
+    return Classification(category or "other", ext, date, source, error, artist, album, prefix)
 
 
 def _tags(fd: int) -> tuple[str | None, str | None]:
@@ -77,12 +81,25 @@ def _tags(fd: int) -> tuple[str | None, str | None]:
     return tags_from_fd(fd)
 
 
-def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datetime | None, str]:
-    """Category and content date from an open file; raises OSError for the caller to report."""
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+def _prefix(head: bytes, size: int, st_size: int) -> bytes | None:
+    """The prefix digest (tasks.hashes.local) of a file whose head was read from offset 0,
+    when the file is the size the scan saw and the head holds its first PREFIX_BYTES."""
+    if st_size != size or len(head) < min(size, PREFIX_BYTES):
+        return None
+    return blake3.blake3(head[:PREFIX_BYTES]).digest()
+
+
+def _inspect(
+    fd: int, ext: str, category: str | None, size: int
+) -> tuple[str | None, datetime | None, str, bytes | None]:
+    """Category, content date and prefix digest from an open file of the scanned `size`;
+    raises OSError for the caller to report."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
     wanted = head_size(category)
     head = os.pread(fd, wanted, 0) if wanted else b""
+    prefix = _prefix(head, size, st.st_size) if wanted else None
     category, date = inspect_head(head, category)
     if category == "images" and date is None and wanted == len(head) == MAGIC_BYTES:
         # An image found by its magic bytes: continue the read rather than start over, so no
@@ -90,12 +107,12 @@ def _inspect(fd: int, ext: str, category: str | None) -> tuple[str | None, datet
         head += os.pread(fd, EXIF_BYTES - len(head), len(head))
         date = date_from_exif(head)
     if date is not None:
-        return category, date, "exif"
+        return category, date, "exif", prefix
     if category == "videos" and (ext in MP4_EXTENSIONS or head[4:8] in _MP4_FIRST_BOXES):
         date = date_from_mp4(fd)
         if date is not None:
-            return category, date, "media"
-    return category, None, "none"
+            return category, date, "media", prefix
+    return category, None, "none", prefix
 
 
 def _describe(operation: str, exc: OSError | ValueError) -> str:
@@ -110,14 +127,14 @@ CHUNK_FILES = 2000
 
 # (absolute path, name, size, mtime_ns)
 Job = tuple[bytes, bytes, int, int]
-Row = tuple[str, str, datetime | None, str, str | None, str | None, str | None]
+Row = tuple[str, str, datetime | None, str, str | None, str | None, str | None, bytes | None]
 
 
 def run_classify(jobs: list[Job]) -> list[Row]:
     out: list[Row] = []
     for path, name, size, mtime_ns in jobs:
         c = classify_file(path, name, size, mtime_ns)
-        out.append((c.category, c.ext, c.date, c.date_source, c.error, c.artist, c.album))
+        out.append((c.category, c.ext, c.date, c.date_source, c.error, c.artist, c.album, c.prefix))
     return out
 
 

@@ -83,6 +83,7 @@ def row(path: bytes, c: Classification) -> dict[str, object]:
         "error": c.error,
         "artist": c.artist,
         "album": c.album,
+        "prefix": c.prefix,
     }
 
 

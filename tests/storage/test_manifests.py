@@ -98,6 +98,7 @@ def test_classify_shards_keep_dates(store: DataStore) -> None:
         "error": None,
         "artist": None,
         "album": None,
+        "prefix": bytes(range(32)),
     }
     path = manifests.shard_path(store.operation_dir(OP_ID), "classify", 0)
 
