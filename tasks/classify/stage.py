@@ -98,6 +98,11 @@ def _read(
     )
 
 
+def _positions(n: int) -> pa.Array:
+    """0, 1, ... n - 1, made by Arrow."""
+    return pc.subtract(pc.cumulative_sum(pc.fill_null(pa.nulls(n, pa.int64()), 1)), 1)
+
+
 def _in_order(parts: list[tuple[pa.Table, pa.Array]]) -> pa.Table:
     """The parts' rows as one table, sorted by their positions (each part's second item)."""
     merged = pa.concat_tables([table.append_column(_ORDER, at) for table, at in parts])
@@ -110,7 +115,7 @@ def classify_files(
     """CLASSIFY rows of scan rows (path, size, mtime_ns, etag), in their order: by name and
     time as columns, the content read only where it has something to say."""
     by_name, wanted = vector.classify_names(files, manifests.CLASSIFY)
-    order = pa.array(range(len(files)), pa.int64())
+    order = _positions(len(files))
     named = pc.invert(wanted)
     on_chunk(pc.sum(named.cast(pa.int64())).as_py() or 0, 0)
     read = _read(files.filter(wanted), backend, processes, on_chunk)
@@ -142,7 +147,7 @@ def classify_shard(
     new = classify_files(todo, backend, processes, on_chunk)
     # In the scan's order: the cached rows where their files are, the new ones between.
     position = pc.index_in(files["path"], value_set=cached["path"])
-    order = pa.array(range(len(files)), pa.int64())
+    order = _positions(len(files))
     old = (cached.take(position.filter(known)), order.filter(known))
     table = _in_order([old, (new, order.filter(pc.invert(known)))])
     manifests.write_table(store, out, table)
