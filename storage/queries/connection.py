@@ -63,9 +63,12 @@ def has_shards(store: DataStore, op_dir: str, stage: str) -> bool:
 
 
 def source(store: DataStore, op_dir: str, stage: str) -> str:
-    """A FROM clause for one stage's shards, quoted for SQL."""
+    """A FROM clause for one stage's shards, quoted for SQL. Columns are matched by name: an
+    operation resumed across an upgrade holds shards written before a column existed beside
+    shards written after, and the older ones read NULL there (by position, DuckDB would take
+    the first shard's columns for all and refuse the rest)."""
     pattern = stage_glob(store, op_dir, stage).replace("'", "''")
-    return f"read_parquet('{pattern}')"
+    return f"read_parquet('{pattern}', union_by_name = true)"
 
 
 def _page(limit: int | None, offset: int) -> str:

@@ -364,3 +364,21 @@ def test_problems_lists_scan_and_hash_errors(store: DataStore, op: str) -> None:
         {"path": b"locked", "stage": "scan", "error": "Permission denied"},
         {"path": b"x.bin", "stage": "hash", "error": "changed since scan"},
     ]
+
+
+def test_a_stage_whose_shards_differ_in_columns_reads_as_one(store: DataStore) -> None:
+    """An operation resumed across an upgrade holds shards written before a column existed
+    beside shards written after: they read as one table, the older rows with NULL there."""
+    op_dir = store.operation_dir("5a1e0c9d-2b3f-4c5d-8e7f-a0b1c2d3e4f5")
+    old_schema = pa.schema([f for f in manifests.CLASSIFY if f.name != "prefix"])
+    old = pa.Table.from_pylist([{"path": b"old.bin", "category": "other"}], schema=old_schema)
+    new = pa.Table.from_pylist(
+        [{"path": b"new.jpg", "category": "images", "prefix": b"p" * 32}],
+        schema=manifests.CLASSIFY,
+    )
+    manifests.write_table(store, manifests.shard_path(op_dir, "classify", 0), old)
+    manifests.write_table(store, manifests.shard_path(op_dir, "classify", 1), new)
+    sql = f"SELECT path, category, prefix FROM {queries.source(store, op_dir, 'classify')}"
+    with queries.connect(store) as con:
+        rows = sorted(con.sql(sql).fetchall())
+    assert rows == [(b"new.jpg", "images", b"p" * 32), (b"old.bin", "other", None)]
