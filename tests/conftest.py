@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "tests/flows/test_cli_apply.py",
     "tests/flows/test_apply_flow.py",
     "tests/flows/test_cli_home.py",
+    "tests/flows/test_background.py",
     "tests/api/test_interrupted_flow.py",
     "tests/flows/test_serve.py",
     "tests/api/test_integration.py",
