@@ -103,18 +103,36 @@ def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """Folders whose files the residual plans (sidecars, albums) and duplicate contents."""
     exts = ", ".join(f"'{e}'" for e in sorted(SIDECAR_EXTS))
     audio = "OR count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else ""
-    empty = "" if policy.include_empty else "AND f.size > 0"
+    # A folder is busy when a sidecar there may pair with a main file (tasks.plan.sidecars:
+    # its name less its last extension is the main's name, or the main's name less its own
+    # extension), and whenever a name there is not plain ASCII (casefold may pair those).
+    # A superset of the pairs sidecars_of finds: a sidecar alone is planned as a plain file.
     con.execute(f"""
         CREATE OR REPLACE TABLE busy AS
-        SELECT regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir
-        FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
-        GROUP BY dir HAVING count(*) FILTER (ext IN ({exts})) > 0 {audio}
+        WITH files AS (
+            SELECT regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
+                   regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.ext, f.category,
+                   regexp_full_match(f.path::VARCHAR, {PLAIN}) AS plain
+            FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+        ), side AS (
+            SELECT dir, name, lower(regexp_replace(name, '[.][^.]*$', '')) AS stem
+            FROM files WHERE ext IN ({exts})
+        )
+        SELECT dir FROM files GROUP BY dir
+        HAVING count(*) FILTER (ext IN ({exts})) > 0
+               AND count(*) FILTER (NOT plain) > 0 {audio}
+        UNION
+        SELECT DISTINCT s.dir FROM side s JOIN files m ON m.dir = s.dir AND m.name <> s.name
+        WHERE lower(m.name) = s.stem OR starts_with(lower(m.name), s.stem || '.')
     """)
-    con.execute(f"""
+    # Any two files of equal content go to the residual, empty ones and hard links of one
+    # inode included: the planner leaves a copy whose twin takes its destination where it is
+    # (PlannedMove "duplicate"), whatever the duplicates policy counts as a group.
+    con.execute("""
         CREATE OR REPLACE TABLE dups AS
         SELECT f.size, f.digest FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
-        WHERE f.kind = 'file' AND f.digest IS NOT NULL {empty}
-        GROUP BY f.size, f.digest HAVING count(DISTINCT (f.dev, f.ino)) > 1
+        WHERE f.kind = 'file' AND f.digest IS NOT NULL
+        GROUP BY f.size, f.digest HAVING count(*) > 1
     """)
 
 
