@@ -192,23 +192,11 @@ FILE_SORTS = {"path": "path", "size": "size", "date": "date", "name": "path_text
 
 
 def file_rows(
-    store: DataStore,
-    op_dir: str,
-    category: str | None = None,
-    year: int | None = None,
-    ext: str | None = None,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    name: str | None = None,
-    sort: str = "path",
-    descending: bool = False,
-    limit: int | None = 50,
-    offset: int = 0,
+    store: DataStore, op_dir: str, limit: int | None = 50, offset: int = 0, **filters: Any
 ) -> tuple[list[dict[str, Any]], int]:
-    query = file_query(
-        store, op_dir, category, year, ext, min_size, max_size, name, sort, descending
-    )
-    return page(store, query, limit, offset)
+    """One page of the file listing; `filters` are file_query's (category, year, ext, sizes,
+    name, sort, descending)."""
+    return page(store, file_query(store, op_dir, **filters), limit, offset)
 
 
 def file_query(
