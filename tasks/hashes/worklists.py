@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.queries import connect, has_shards, source, stage_glob
+from storage.queries import connect, has_shards, source
 from storage.queries.connection import columns
 from tasks import pool
 from tasks.hashes.local import PREFIX_BYTES
@@ -78,8 +78,7 @@ def _known_prefixes(store: DataStore, op_dir: str, backend: RootBackend) -> tupl
     """
     if not has_shards(store, op_dir, "classify"):
         return "NULL::BLOB", ""
-    pattern = stage_glob(store, op_dir, "classify").replace("'", "''")
-    classified = f"read_parquet('{pattern}', union_by_name = true)"
+    classified = source(store, op_dir, "classify")  # columns by name: old and new shards mix
     if "prefix" not in columns(store, classified):
         return "NULL::BLOB", ""
     join = f"""
