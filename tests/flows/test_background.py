@@ -8,7 +8,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import background
+from tests.flows.cli_helpers import port_free
 from tests.flows.test_serve import _alive
 from tests.polling import until
 
@@ -81,16 +81,6 @@ def _fileorg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
     home: tuple[Path, dict[str, str]],
 ) -> None:
@@ -119,7 +109,7 @@ def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
     assert f"http://127.0.0.1:{started.port}" in text and str(started.pid) in text
     assert stopped.returncode == 0
     assert stopped.stdout == f"stopped the local Prefect server (pid {started.pid})\n"
-    assert not _alive(started.pid) and _port_free(started.port)
+    assert not _alive(started.pid) and port_free(started.port)
     assert "no local Prefect server is running" in after.stdout
     assert again.returncode == 0 and again.stdout == "no local Prefect server was running\n"
 

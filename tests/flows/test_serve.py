@@ -8,7 +8,6 @@ import pty
 import select
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.api.stack import free_port
+from tests.flows.cli_helpers import port_free
 from tests.polling import until
 
 FILEORG = Path(sys.executable).with_name("fileorg")
@@ -83,16 +83,6 @@ def _serve_env(tmp_path: Path) -> dict[str, str]:
 def _serve_command(api_port: int, prefect_port: int) -> list[str]:
     command = [str(FILEORG), "serve", "--port", str(api_port)]
     return [*command, "--prefect-port", str(prefect_port), "--poll-seconds", "0.5"]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _gone(pids: set[int], log: Path) -> None:
@@ -224,7 +214,7 @@ def test_serve_in_a_terminal_asks_nothing_refuses_busy_ports_and_stops_on_hangup
         _, status = os.waitpid(pid, 0)
         _gone(children, screen)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert _port_free(api_port) and _port_free(prefect_port)
+        assert port_free(api_port) and port_free(prefect_port)
     finally:
         if fd >= 0:
             os.close(fd)
@@ -254,7 +244,7 @@ def test_ctrl_c_of_serve_under_a_pipe_stops_every_child(tmp_path: Path, data_dir
         os.killpg(shell.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         shell.wait(timeout=90)
         _gone(children, log)
-        assert _port_free(api_port) and _port_free(prefect_port)
+        assert port_free(api_port) and port_free(prefect_port)
     finally:
         with suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)
@@ -311,7 +301,7 @@ def test_serve_uses_the_background_server_and_leaves_it_running(
                     process.kill()
         assert f"using the local Prefect server at {server.ui_url}" in shown
         assert f"Prefect UI  {server.ui_url}" in shown
-        assert _port_free(prefect_port)  # no server of its own
+        assert port_free(prefect_port)  # no server of its own
         assert server.pid not in children
         assert sorted(pid for pid in children if _alive(pid)) == []
         assert background.find(state) == server
