@@ -8,6 +8,7 @@ when CI=true.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -216,3 +217,15 @@ def scheduled_cleanup(prefect_server: str) -> str:
     deployment = _deployment(organize_flow, "scheduled-cleanup", parameters={"operation_id": ""})
     deployment_id = deployment.apply()
     return str(deployment_id)
+
+
+@pytest.fixture
+def runner(
+    prefect_server: str, data_dir: Path, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The deployments' runner of the real stack, on the test's Prefect server and data folder."""
+    from tests.api.stack import RUNNER, runner_env, running  # stack imports this module
+
+    env = runner_env(prefect_server, data_dir)
+    with running(RUNNER, env=env, log=tmp_path / "runner.log") as (process,):
+        yield process

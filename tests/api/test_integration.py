@@ -7,23 +7,13 @@ for it, read the plan, apply it, read the report, roll it back: the tree is as i
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.stack import RUNNER, dry_run_started, finished, make_tree, runner_env, running
+from tests.api.stack import dry_run_started, finished, make_tree
 from tests.trees import snapshot, without_dir_inodes
-
-
-@pytest.fixture
-def runner(
-    prefect_server: str, data_dir: Path, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = runner_env(prefect_server, data_dir)
-    with running(RUNNER, env=env, log=tmp_path / "runner.log") as (process,):
-        yield process
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,12 @@ from api.models import Operation
 from tests.api.conftest import Api, User
 from tests.api.stack import (
     DEADLINE,
-    RUNNER,
     dry_run_started,
     finished,
     make_tree,
-    runner_env,
-    running,
     shown_when,
 )
 from tests.polling import until
-
-
-@pytest.fixture
-def runner(
-    prefect_server: str, data_dir: Path, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = runner_env(prefect_server, data_dir)
-    with running(RUNNER, env=env, log=tmp_path / "runner.log") as (process,):
-        yield process
 
 
 def _seen_until_done(api: Api, user: User, op_id: str) -> list[tuple[str, str | None]]:
