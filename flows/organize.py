@@ -138,15 +138,23 @@ def organize_flow(
 
     with locks.schedule_slot(store, ticket or json.dumps(asked, sort_keys=True)) as free:
         if not free:
-            return _skipped(root)
+            return _skipped(
+                f"the previous run of this schedule on {from_param(root)} is still going"
+            )
+        # Nobody asked for this run just now: while another run changes an overlapping tree,
+        # its plan would describe a tree half moved, so it waits for the next firing instead.
+        busy = locks.overlapping(store, from_param(root))
+        if busy is not None:
+            return _skipped(f"{busy.doing()}, which overlaps {from_param(root)}")
         run_id = str(flow_run.id)
         return _organize(store, run_id, root, options, dry_run, root_identity, grant)
 
 
-def _skipped(root: str) -> State[Any]:
-    """The run of a schedule that found its previous run still going: no operation is made,
-    and Prefect keeps the run as Skipped with the reason (the UI and the API show it)."""
-    why = f"skipped: the previous run of this schedule on {from_param(root)} is still going"
+def _skipped(reason: str) -> State[Any]:
+    """The run of a schedule that found its previous run still going, or another run changing
+    an overlapping root: no operation is made, and Prefect keeps the run as Skipped with the
+    reason (the UI and the API show it)."""
+    why = f"skipped: {reason}"
     get_run_logger().warning(why)
     return Completed(name="Skipped", message=why)
 

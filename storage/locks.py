@@ -165,6 +165,11 @@ def refuse_busy(store: DataStore, operation_id: str, root: str) -> None:
         raise Busy(line)
 
 
+def overlapping(store: DataStore, root: str) -> Holder | None:
+    """The run applying or rolling back `root`, a folder in it or one holding it, if any."""
+    return next((h for h in holders(store) if overlaps(h.root, root)), None)
+
+
 @contextlib.contextmanager
 def held(
     store: DataStore, operation_id: str, root: str, action: Action, flow_run_id: str | None = None

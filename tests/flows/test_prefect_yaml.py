@@ -176,3 +176,29 @@ def test_a_schedules_next_run_skips_while_its_previous_run_is_going(
     assert skipped_id not in made  # a skipped run makes no operation
     assert after.is_completed() and after.name != "Skipped"  # the slot is free once it ended
     assert sorted(made.values()) == ["planned", "planned"]
+
+
+def test_a_scheduled_run_skips_while_another_run_changes_an_overlapping_root(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from flows.organize import organize_flow
+    from storage import locks, operations
+    from storage.locations import DataStore
+
+    root = tmp_path / "tree"
+    (root / "Camera").mkdir(parents=True)
+    (root / "Camera" / "a.jpg").write_bytes(b"jpeg")
+    store = DataStore(str(data_dir))
+    # As `fileorg apply` or the API's apply holds it, on a folder inside the scheduled root.
+    with locks.held(store, "op-applying", str(root / "Camera"), "apply"):
+        assert locks.overlapping(store, str(root)) is not None  # the overlap is really there
+        skipped = organize_flow(operation_id="", root=str(root), return_state=True)
+    after = organize_flow(operation_id="", root=str(root), return_state=True)
+
+    assert skipped.name == "Skipped", skipped
+    assert "operation op-applying is applying" in (skipped.message or "")
+    assert f"which overlaps {root}" in (skipped.message or "")
+    made = {r.id: r.status for r in operations.list_all(store)}
+    assert str(skipped.state_details.flow_run_id) not in made  # a skipped run makes no operation
+    assert after.is_completed() and after.name != "Skipped"  # free again once the apply ended
+    assert list(made.values()) == ["planned"]
