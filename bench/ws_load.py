@@ -37,7 +37,8 @@ from websockets.exceptions import ConnectionClosed
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import _free_port, _status_kb, prefect_server  # noqa: E402
+from bench.common import _free_port, prefect_server  # noqa: E402
+from bench.measure import _status_kb  # noqa: E402
 
 PASSWORD = "bench password 1"
 
