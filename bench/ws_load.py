@@ -168,6 +168,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--api-url", default=None, help="a running Prefect server")
+    parser.add_argument(
+        "--uvicorn-arg",
+        action="append",
+        default=[],
+        help="one more argument for uvicorn, e.g. --uvicorn-arg=--ws-per-message-deflate=true",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ws-load-", dir="/tmp"))
@@ -190,7 +196,7 @@ def main() -> None:
         )
         uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
         api = subprocess.Popen(
-            [*uvicorn, "--no-access-log", "--log-level", "warning"],
+            [*uvicorn, "--no-access-log", "--log-level", "warning", *args.uvicorn_arg],
             cwd=REPO,
             env=env,
             stdout=log,
