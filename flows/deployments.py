@@ -4,45 +4,44 @@ scheduled-cleanup (organize for schedules: each scheduled run is a new operation
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deployments
 
 One runner process polls the server (every FILEORG_RUNNER_POLL_SECONDS, default 2) and runs
-each flow run in a subprocess of its own; prefect.yaml declares the same deployments for
-work-pool installs. Schedules belong to the deployments, not to this process: stopping it
-does not pause them (their runs wait for the next runner).
+each flow run in a process of its own, forked from a process that imported the flows once
+(flows.warm_starts); prefect.yaml declares the same deployments for work-pool installs.
+Schedules belong to the deployments, not to this process: stopping it does not pause them
+(their runs wait for the next runner).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Any
+from contextlib import suppress
 
-from prefect import serve
-from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import TerminationSignal
+from prefect.runner import Runner
 
 from flows.apply import apply_plan_flow, rollback_flow
 from flows.organize import organize_flow
-
-
-def _deployment(flow: Any, name: str, **kwargs: Any) -> RunnerDeployment:
-    deployment = flow.to_deployment(name=name, **kwargs)  # sync outside an event loop
-    assert isinstance(deployment, RunnerDeployment)
-    return deployment
+from flows.warm_starts import use_forkserver
 
 
 def serve_deployments(poll_seconds: float | None = None) -> None:
+    """What prefect.serve does, but with the flows added as objects (Runner.add_flow), so
+    that the runner starts their runs itself instead of `python -m prefect.engine` importing
+    them again, and from the warm forkserver."""
     seconds = poll_seconds or float(os.environ.get("FILEORG_RUNNER_POLL_SECONDS", "2"))
-    serve(
-        _deployment(organize_flow, "organize"),
-        _deployment(apply_plan_flow, "apply-plan"),
-        _deployment(rollback_flow, "rollback"),
-        _deployment(
-            organize_flow,
-            "scheduled-cleanup",
-            parameters={"operation_id": ""},
-            description="Organize on a schedule: every run is a new operation.",
-        ),
-        query_seconds=seconds,
-        pause_on_shutdown=False,
-        print_starting_message=False,
+    use_forkserver()
+    runner = Runner(query_seconds=seconds, pause_on_shutdown=False)
+    runner.add_flow(organize_flow, name="organize")
+    runner.add_flow(apply_plan_flow, name="apply-plan")
+    runner.add_flow(rollback_flow, name="rollback")
+    runner.add_flow(
+        organize_flow,
+        name="scheduled-cleanup",
+        parameters={"operation_id": ""},
+        description="Organize on a schedule: every run is a new operation.",
     )
+    with suppress(KeyboardInterrupt, TerminationSignal):  # a stop, as prefect.serve takes it
+        asyncio.run(runner.start())
 
 
 if __name__ == "__main__":

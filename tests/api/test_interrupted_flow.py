@@ -29,6 +29,15 @@ from tests.polling import until
 from tests.trees import snapshot
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (name) state"
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
 @pytest.fixture
 def barrier(prefect_server: str, data_dir: Path, tmp_path: Path) -> Iterator[Path]:
     """A runner whose apply runs stop after their first shard until {barrier}/go exists, with
@@ -62,6 +71,11 @@ def test_an_apply_killed_mid_way_is_interrupted_and_rolls_back_exactly(
     (holder,) = locks.holders(api.store)
     assert holder.operation_id == op_id
     assert snapshot(root) != before  # some files moved, others not yet
+    # The run is a fork of the runner's warm forkserver (flows.warm_starts), not a fresh
+    # interpreter: what follows shows that a kill of such a run is still seen and undone.
+    forkserver = _parent(holder.pid)
+    assert "multiprocessing.forkserver" in _cmdline(forkserver)
+    assert "flows.deployments" in _cmdline(_parent(forkserver))
     os.kill(holder.pid, signal.SIGKILL)  # the flow's own process
 
     stopped = shown_when(

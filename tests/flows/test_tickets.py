@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.deployments import _deployment
 from flows.organize import organize_flow
 from storage import operations, tickets
 from storage.locations import DataStore
@@ -30,7 +29,7 @@ def _create_and_execute(prefect_server: str, parameters: dict[str, Any]) -> Any:
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
-    deployment_id = _deployment(organize_flow, "organize").apply()
+    deployment_id = organize_flow.to_deployment(name="organize").apply()  # type: ignore[union-attr]
     created = httpx.post(
         f"{prefect_server}/deployments/{deployment_id}/create_flow_run",
         json={"parameters": parameters},

@@ -1,0 +1,58 @@
+"""The runner's flow runs are forked from a warm process instead of started afresh.
+
+Prefect's runner starts each run of a deployment it holds in memory (Runner.add_flow) with
+prefect.flow_engine.run_flow_in_subprocess, in a "spawn" process: a new interpreter that
+imports Prefect and the flows again, 2-3 s before the run is even Running. Here that one
+function sees a multiprocessing whose every context is a forkserver that imported the flows
+once, when the runner started: a run is a fork of it, Running in well under a second.
+
+Everything else about the run is Prefect's own, unchanged: the pickled call, the environment
+it applies in the child (so a run still sees the runner's settings of the moment), the
+control channel, cancellation and crash detection by the child's pid and exit code. A fork
+is safe here because the forkserver runs no threads: it only imported modules (forkserver
+refuses nothing, so tests/flows/test_warm_starts.py checks that importing the flows starts
+no thread), and Prefect's runner, with its threads and event loop, is not what is forked.
+"""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from prefect import flow_engine
+
+PRELOAD = ["flows.organize", "flows.apply"]
+# What use_forkserver replaces: if a Prefect upgrade stops spelling it so, runs would quietly
+# be spawned cold again; tests/flows/test_warm_starts.py fails instead.
+SPAWNED = 'multiprocessing.get_context("spawn")'
+
+
+class _Forking:
+    """multiprocessing as prefect.flow_engine sees it: the same module, but any context it
+    asks for is the warm forkserver's."""
+
+    def __init__(self, context: BaseContext) -> None:
+        self._context = context
+
+    def get_context(self, method: str | None = None) -> BaseContext:
+        return self._context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(multiprocessing, name)
+
+
+def spawns_cold() -> bool:
+    """Prefect still starts a run with the spawn context (what use_forkserver replaces)."""
+    return SPAWNED in inspect.getsource(flow_engine.run_flow_in_subprocess)
+
+
+def use_forkserver() -> None:
+    """From now on, this process's runs start as forks of a forkserver that imported the
+    flows; the forkserver starts now (the runner's start pays its imports, not a run)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    flow_engine.multiprocessing = _Forking(context)  # type: ignore[assignment, attr-defined]
+    forkserver.ensure_running()

@@ -1,0 +1,33 @@
+"""flows.warm_starts: what it relies on in Prefect and in the flows' imports (the runner's runs
+are checked end to end in tests/api/test_interrupted_flow.py: forked, killed, undone)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from flows import warm_starts
+
+
+def test_prefect_still_spawns_the_runs_it_starts() -> None:
+    # What use_forkserver replaces; after an upgrade that changes it, runs would start cold.
+    assert warm_starts.spawns_cold()
+
+
+def test_importing_the_flows_starts_no_thread() -> None:
+    # The forkserver imports them and then forks: a thread there would be lost in each fork,
+    # with whatever locks it held.
+    script = f"import threading\nimport {', '.join(warm_starts.PRELOAD)}\n"
+    script += "print(threading.active_count())"
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "1"
+
+
+def test_the_forked_context_is_the_only_context_prefect_sees() -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    forking = warm_starts._Forking(context)
+    assert forking.get_context("spawn") is context
+    assert forking.cpu_count is multiprocessing.cpu_count  # the rest is multiprocessing's
