@@ -20,6 +20,7 @@ from api import schedules, security
 from api.accounts import Accounts
 from api.config import Settings, get_settings
 from api.errors import Forbidden, NotFound, Unauthorized
+from api.manifests import ListingPage
 from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
@@ -176,6 +177,27 @@ def page(
 
 
 PageDep = Annotated[Page, Depends(page)]
+MAX_CURSOR = 4096
+
+
+def listing_page(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR,
+            description="The `next_cursor` of the page before, with the same filters and"
+            " order: the rows after its last row (no row repeats or is skipped while rows are"
+            " added). Not with `offset`.",
+        ),
+    ] = None,
+) -> ListingPage:
+    """A page of a listing (files, plan, duplicates): by offset, or after a cursor."""
+    return ListingPage(limit, offset, cursor)
+
+
+ListingPageDep = Annotated[ListingPage, Depends(listing_page)]
 MAX_SIZE = 2**62
 
 

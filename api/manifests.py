@@ -1,11 +1,14 @@
 """Reads of an operation's Parquet manifests (DuckDB, through storage.queries), off the loop.
 
-Pages are bounded (api.deps.MAX_PAGE) and ordered by a unique key, so paging is stable.
-An operation whose stage has not written its shards yet gets 409 with its status.
+Pages are bounded (api.deps.MAX_PAGE) and ordered by a unique key, so paging is stable; a
+page's `next_cursor` continues after its last row (storage.queries.keyset). Listings read the
+operation's listing manifest once planning built it, its shards before; an operation whose
+stage has not written its shards yet gets 409 with its status.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +30,15 @@ from storage.locations import DataStore
 from storage.operations import OperationRecord
 
 
+@dataclass(frozen=True)
+class ListingPage:
+    """A page of a listing: `limit` rows, `offset` rows in or after `cursor` (not both)."""
+
+    limit: int
+    offset: int
+    cursor: str | None
+
+
 def text(path: bytes | None) -> str | None:
     """Display text of a byte path; non-UTF-8 bytes become \\xNN escapes."""
     return None if path is None else path.decode("utf-8", "backslashreplace")
@@ -44,30 +56,47 @@ def _ready(store: DataStore, op: Operation, *stages: str) -> tuple[str, Operatio
     return op_dir, record
 
 
+def _op_dir(store: DataStore, op: Operation) -> str:
+    return store.operation_dir(str(op.manifest_id))
+
+
 def _plan(
-    store: DataStore,
-    op: Operation,
-    action: str | None,
-    limit: int,
-    offset: int,
-    outcome: str | None = None,
+    store: DataStore, op: Operation, page: ListingPage, action: str | None, outcome: str | None
 ) -> PlanPublic:
-    op_dir, _ = _ready(store, op, "plan")
-    rows, total = queries.plan_rows(store, op_dir, action, limit, offset, outcome)
+    done = queries.listing_built(store, _op_dir(store, op))
+    if done is None or done.get("plan") is None:
+        _ready(store, op, "plan")
+    op_dir = _op_dir(store, op)
+    got = queries.plan_page(
+        store, op_dir, page.limit, page.offset, page.cursor, action=action, outcome=outcome
+    )
     paths = queries.PLAN_PATHS
-    items = [PlanItemPublic(**{**r, **{k: text(r[k]) for k in paths}}) for r in rows]
-    return PlanPublic(data=items, count=total)
+    items = [PlanItemPublic(**{**r, **{k: text(r[k]) for k in paths}}) for r in got.rows]
+    return PlanPublic(data=items, count=got.count, next_cursor=got.next_cursor)
 
 
-def _duplicates(store: DataStore, op: Operation, limit: int, offset: int) -> DuplicatesPublic:
+def _include_empty(store: DataStore, op: Operation) -> bool | None:
+    """Whether empty files count as duplicates; None when nothing was hashed (no two files
+    shared a size): no groups, none to list."""
+    op_dir = _op_dir(store, op)
+    done = queries.listing_built(store, op_dir)
+    if done is not None:
+        return bool(done["include_empty"])
     op_dir, record = _ready(store, op, "scan")
     if not queries.has_shards(store, op_dir, "hash"):
         timing = record.stages.get("hash")
         if timing is None or timing.seconds is None:
             raise Conflict(f"operation {op.id} has no hashes yet (status: {record.status})")
-        return DuplicatesPublic(data=[], count=0)  # hashed, and no two files shared a size
-    rows, total = queries.duplicate_groups(
-        store, op_dir, record.options.include_empty, limit, offset
+        return None
+    return record.options.include_empty
+
+
+def _duplicates(store: DataStore, op: Operation, page: ListingPage) -> DuplicatesPublic:
+    include_empty = _include_empty(store, op)
+    if include_empty is None:
+        return DuplicatesPublic(data=[], count=0)
+    got = queries.duplicates_page(
+        store, _op_dir(store, op), include_empty, page.limit, page.offset, page.cursor
     )
     groups = [
         DuplicateGroupPublic(
@@ -77,18 +106,22 @@ def _duplicates(store: DataStore, op: Operation, limit: int, offset: int) -> Dup
             wasted_bytes=r["wasted_bytes"],
             paths=r["paths_text"],
         )
-        for r in rows
+        for r in got.rows
     ]
-    return DuplicatesPublic(data=groups, count=total)
+    return DuplicatesPublic(data=groups, count=got.count, next_cursor=got.next_cursor)
 
 
 def _files(
-    store: DataStore, op: Operation, filters: dict[str, Any], limit: int, offset: int
+    store: DataStore, op: Operation, filters: dict[str, Any], page: ListingPage
 ) -> FilesPublic:
-    op_dir, _ = _ready(store, op, "scan", "classify")
-    rows, total = queries.file_rows(store, op_dir, **filters, limit=limit, offset=offset)
-    files = [FilePublic(**{**r, "path": text(r["path"])}) for r in rows]
-    return FilesPublic(data=files, count=total)
+    done = queries.listing_built(store, _op_dir(store, op))
+    if done is None or done.get("files") is None:
+        _ready(store, op, "scan", "classify")
+    got = queries.files_page(
+        store, _op_dir(store, op), page.limit, page.offset, page.cursor, **filters
+    )
+    files = [FilePublic(**{**r, "path": text(r["path"])}) for r in got.rows]
+    return FilesPublic(data=files, count=got.count, next_cursor=got.next_cursor)
 
 
 def _report(store: DataStore, op: Operation) -> ReportPublic:
@@ -107,22 +140,21 @@ def _report(store: DataStore, op: Operation) -> ReportPublic:
 async def plan(
     store: DataStore,
     op: Operation,
-    action: str | None,
-    limit: int,
-    offset: int,
+    page: ListingPage,
+    action: str | None = None,
     outcome: str | None = None,
 ) -> PlanPublic:
-    return await run_in_threadpool(_plan, store, op, action, limit, offset, outcome)
+    return await run_in_threadpool(_plan, store, op, page, action, outcome)
 
 
-async def duplicates(store: DataStore, op: Operation, limit: int, offset: int) -> DuplicatesPublic:
-    return await run_in_threadpool(_duplicates, store, op, limit, offset)
+async def duplicates(store: DataStore, op: Operation, page: ListingPage) -> DuplicatesPublic:
+    return await run_in_threadpool(_duplicates, store, op, page)
 
 
 async def files(
-    store: DataStore, op: Operation, filters: dict[str, Any], limit: int, offset: int
+    store: DataStore, op: Operation, filters: dict[str, Any], page: ListingPage
 ) -> FilesPublic:
-    return await run_in_threadpool(_files, store, op, filters, limit, offset)
+    return await run_in_threadpool(_files, store, op, filters, page)
 
 
 async def report(store: DataStore, op: Operation) -> ReportPublic:

@@ -39,6 +39,7 @@ from tasks.stages import (
     classify_task,
     hash_inputs_task,
     hash_task,
+    listing_task,
     plan_task,
     report_task,
     scan_task,
@@ -226,6 +227,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         progress.start("plan")
         planned = plan_task(store, op_dir, record, shard_rows, backend, prev_dir)
         timing.files = planned["entries"]
+    listing_task(store, op_dir, record.options.include_empty)
     with stage(store, record, "report"):
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}

@@ -5,6 +5,7 @@ FileorgError                 anything this project raises on purpose
 │   ├── RootError            the root is missing, not a directory, or unreadable
 │   ├── OperationNotFound    no operation with that id
 │   ├── InvalidPlanOptions   unknown mode, template field, policy...
+│   ├── BadCursor            a page cursor that is malformed, edited, or made for another listing
 │   └── OperationStateError  the operation is not in a state that allows this
 └── StorageError             the data folder or a manifest could not be read or written
 """
@@ -35,6 +36,10 @@ class InvalidPlanOptions(UserError):
 
 
 class OperationStateError(UserError):
+    pass
+
+
+class BadCursor(UserError):
     pass
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import manifests, operations
+from storage import manifests, operations, queries
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from tasks import report
@@ -122,6 +122,12 @@ def plan_task(
 ) -> dict[str, Any]:
     operations.check_options_for_root(record.options, record.root)  # a resumed run is checked too
     return plan.plan_operation(store, op_dir, record.options, shard_rows, backend, prev_dir)
+
+
+@task(name="listing", **RETRIES)
+def listing_task(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
+    """The listing manifest the API and the CLI page through (storage.queries.listing_manifest)."""
+    return queries.build_listing(store, op_dir, include_empty)
 
 
 @task(name="report", **RETRIES)

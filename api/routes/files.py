@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import manifests
-from api.deps import FileFilters, PageDep, QueriedOperation, StoreDep
+from api.deps import FileFilters, ListingPageDep, QueriedOperation, StoreDep
 from api.routes import errors
 from api.schemas import FilesPublic
 
 router = APIRouter(tags=["files"])
 
 
-@router.get("/files", responses=errors(401, 404, 409))
+@router.get("/files", responses=errors(400, 401, 404, 409))
 async def list_files(
-    filters: FileFilters, op: QueriedOperation, store: StoreDep, page: PageDep
+    filters: FileFilters, op: QueriedOperation, store: StoreDep, page: ListingPageDep
 ) -> FilesPublic:
-    return await manifests.files(store, op, filters, page.limit, page.offset)
+    return await manifests.files(store, op, filters, page)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from api import manifests
 from api.deps import (
     CurrentUser,
+    ListingPageDep,
     OperationsDep,
     OwnedOperation,
     PageDep,
@@ -55,23 +56,18 @@ async def read_operation(op: OwnedOperation, service: OperationsDep) -> Operatio
     return await service.read(op)
 
 
-@router.get("/{operation_id}/plan", responses=errors(401, 404, 409))
+@router.get("/{operation_id}/plan", responses=errors(400, 401, 404, 409))
 async def read_plan(
     op: OwnedOperation,
     store: StoreDep,
-    page: PageDep,
+    page: ListingPageDep,
     action: Annotated[PlanAction | None, Query(description="Only this action")] = None,
     outcome: Annotated[
         PlanOutcome | None, Query(description="Only files whose apply or rollback ended so")
     ] = None,
 ) -> PlanPublic:
     return await manifests.plan(
-        store,
-        op,
-        action.value if action else None,
-        page.limit,
-        page.offset,
-        outcome.value if outcome else None,
+        store, op, page, action.value if action else None, outcome.value if outcome else None
     )
 
 
@@ -92,9 +88,11 @@ async def rollback_operation(
     return await service.rollback(user, op)
 
 
-@router.get("/{operation_id}/duplicates", responses=errors(401, 404, 409))
-async def read_duplicates(op: OwnedOperation, store: StoreDep, page: PageDep) -> DuplicatesPublic:
-    return await manifests.duplicates(store, op, page.limit, page.offset)
+@router.get("/{operation_id}/duplicates", responses=errors(400, 401, 404, 409))
+async def read_duplicates(
+    op: OwnedOperation, store: StoreDep, page: ListingPageDep
+) -> DuplicatesPublic:
+    return await manifests.duplicates(store, op, page)
 
 
 @router.get("/{operation_id}/report", responses=errors(401, 404, 409))

@@ -126,6 +126,9 @@ class OperationsPublic(BaseModel):
     count: int
 
 
+NEXT_CURSOR = "Pass as `cursor` (same filters and order) for the next page; null on the last page"
+
+
 class PlanItemPublic(BaseModel):
     src: str
     dst: str | None
@@ -167,6 +170,7 @@ class PlanItemPublic(BaseModel):
 class PlanPublic(BaseModel):
     data: list[PlanItemPublic]
     count: int
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)
 
 
 class PlanAction(StrEnum):
@@ -200,6 +204,7 @@ class DuplicateGroupPublic(BaseModel):
 class DuplicatesPublic(BaseModel):
     data: list[DuplicateGroupPublic]
     count: int
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)
 
 
 class FileSort(StrEnum):
@@ -223,6 +228,7 @@ class FilePublic(BaseModel):
 class FilesPublic(BaseModel):
     data: list[FilePublic]
     count: int
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)
 
 
 class ReportPublic(BaseModel):

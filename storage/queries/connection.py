@@ -6,6 +6,7 @@ written before a column existed read with it as NULL, and a query's pages and st
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,38 @@ def connect(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+# The listings' database: one per data folder and process, one connection to it per thread
+# (a DuckDB connection is not shared between threads; its cursors share the database).
+SHARED_MEMORY = "512MB"
+_databases: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_databases_lock = threading.Lock()
+_per_thread = threading.local()
+
+
+def shared(store: DataStore) -> duckdb.DuckDBPyConnection:
+    """This thread's connection to the process's listing database for `store`. Opened once and
+    reused, so a page pays neither a connect nor the filesystem's registration, and DuckDB keeps
+    the Parquet footers it read (the listing manifest's files never change once written)."""
+    # By the filesystem object too: the database keeps the one registered on it.
+    key = (store.url, id(store.fs))
+    mine: dict[tuple[str, int], duckdb.DuckDBPyConnection] = _per_thread.__dict__.setdefault(
+        "cons", {}
+    )
+    con = mine.get(key)
+    if con is None:
+        with _databases_lock:
+            base = _databases.get(key)
+            if base is None:
+                base = duckdb.connect(config={"threads": 2, "memory_limit": SHARED_MEMORY})
+                base.execute("SET parquet_metadata_cache = true").fetchall()
+                if not store.is_local:
+                    base.register_filesystem(store.fs)
+                _databases[key] = base
+            con = mine[key] = base.cursor()
+        con.execute("SET enable_progress_bar = false").fetchall()
+    return con
 
 
 def stage_glob(store: DataStore, op_dir: str, stage: str) -> str:

@@ -26,7 +26,7 @@ def plan_source(store: DataStore, op_dir: str) -> str:
     return with_columns(store, op_dir, "plan", PLAN_ADDED)
 
 
-def _codes(reason_code: str | Sequence[str] | None) -> list[str]:
+def codes_of(reason_code: str | Sequence[str] | None) -> list[str]:
     if reason_code is None:
         return []
     return [reason_code] if isinstance(reason_code, str) else list(reason_code)
@@ -73,7 +73,7 @@ def plan_query(
     if outcome:
         filters.append("(o.apply_outcome = $outcome OR o.rollback_outcome = $outcome)")
         params["outcome"] = outcome
-    if codes := _codes(reason_code):
+    if codes := codes_of(reason_code):
         filters.append("list_contains($codes, p.reason_code)")
         params["codes"] = codes
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
@@ -150,7 +150,7 @@ def left_alone_query(
     """What the plan leaves alone by a rule (manifests.LEFT_ALONE_CODES), one row per unit:
     a folder left whole, or an entry on its own. `files` and `bytes` count the files the scan
     listed in it; a folder the scan never entered has them null (not counted, on purpose)."""
-    codes = _codes(reason_code) or list(manifests.LEFT_ALONE_CODES)
+    codes = codes_of(reason_code) or list(manifests.LEFT_ALONE_CODES)
     whole = "bool_or(kind = 'dir' AND src = coalesce(unit, src))"
     sql = f"""
         SELECT coalesce(unit, src) AS path, reason_code,
@@ -199,6 +199,47 @@ def file_rows(
     return page(store, file_query(store, op_dir, **filters), limit, offset)
 
 
+# Where file_conditions finds each column: in the shards (scan `s` joined with classify `c`),
+# and in the listing manifest (storage.queries.listing_manifest: `name` lowered once there).
+SHARD_COLUMNS = {
+    "category": "c.category",
+    "year": "c.year",
+    "ext": "c.ext",
+    "size": "s.size",
+    "name": "lower(s.path_text)",
+}
+MANIFEST_COLUMNS = {c: c for c in ("category", "year", "ext", "size")} | {"name": "name_lower"}
+
+
+def file_conditions(
+    category: str | None,
+    year: int | None,
+    ext: str | None,
+    min_size: int | None,
+    max_size: int | None,
+    name: str | None,
+    columns: dict[str, str],
+) -> tuple[list[str], dict[str, Any]]:
+    """The file listing's filters as SQL conditions on `columns`, with their parameters."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    for column, value, op in (
+        ("category", category.lower() if category else None, "="),
+        ("year", year, "="),
+        ("ext", ext.lower().lstrip(".") if ext else None, "="),
+        ("size", min_size, ">="),
+        ("size", max_size, "<="),
+    ):
+        if value is not None:
+            param = f"p{len(params)}"
+            conditions.append(f"{columns[column]} {op} ${param}")
+            params[param] = value
+    if name:
+        conditions.append(f"contains({columns['name']}, lower($name))")
+        params["name"] = name
+    return conditions, params
+
+
 def file_query(
     store: DataStore,
     op_dir: str,
@@ -211,22 +252,10 @@ def file_query(
     sort: str = "path",
     descending: bool = False,
 ) -> Query:
-    filters = ["s.kind = 'file'"]
-    params: dict[str, Any] = {}
-    for column, value, op in (
-        ("c.category", category.lower() if category else None, "="),
-        ("c.year", year, "="),
-        ("c.ext", ext.lower().lstrip(".") if ext else None, "="),
-        ("s.size", min_size, ">="),
-        ("s.size", max_size, "<="),
-    ):
-        if value is not None:
-            param = f"p{len(params)}"
-            filters.append(f"{column} {op} ${param}")
-            params[param] = value
-    if name:
-        filters.append("contains(lower(s.path_text), lower($name))")
-        params["name"] = name
+    conditions, params = file_conditions(
+        category, year, ext, min_size, max_size, name, SHARD_COLUMNS
+    )
+    filters = ["s.kind = 'file'", *conditions]
     order = FILE_SORTS.get(sort)
     if order is None:
         raise ValueError(f"unknown sort {sort!r}: use {', '.join(FILE_SORTS)}")

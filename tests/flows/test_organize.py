@@ -229,6 +229,25 @@ def test_hard_links_are_listed_but_counted_once(organized: Organized) -> None:
 # --- dry run ------------------------------------------------------------------------------------
 
 
+def test_planning_ends_with_the_listing_manifest_the_pages_read(organized: Organized) -> None:
+    store = organized.store
+    op_dir = store.operation_dir(organized.operation_id)
+    built = queries.listing_info(store, op_dir)
+
+    assert built is not None
+    files, files_total = queries.file_rows(store, op_dir, limit=500, sort="size", descending=True)
+    plan, plan_total = queries.plan_rows(store, op_dir, limit=500)
+    groups, groups_total = queries.duplicate_groups(store, op_dir, limit=500)
+    assert (built["files"], built["plan"], built["duplicates"]) == (
+        files_total,
+        plan_total,
+        groups_total,
+    )
+    assert queries.files_page(store, op_dir, 500, sort="size", descending=True).rows == files
+    assert queries.plan_page(store, op_dir, 500).rows == plan
+    assert queries.duplicates_page(store, op_dir, False, 500).rows == groups
+
+
 def test_dry_run_changes_nothing(organized: Organized) -> None:
     # Paths, content, modes, mtimes, inodes and link counts of every entry, the root included.
     assert snapshot(organized.root) == organized.before

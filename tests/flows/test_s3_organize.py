@@ -183,6 +183,10 @@ def test_manifests_on_s3_serve_every_query(s3: S3Env, s3_data: DataStore, tmp_pa
     assert sum(r["files"] for r in totals) == len(TREE) - 1
     plan, total = queries.plan_rows(s3_data, bucket_dir, limit=None)
     assert total == len(plan) >= len(TREE) - 1
+    built = queries.listing_info(s3_data, bucket_dir)  # the listing manifest, in the bucket
+    assert built is not None and (built["files"], built["plan"]) == (len(TREE) - 1, total)
+    assert queries.plan_page(s3_data, bucket_dir, 500).rows == plan
+    assert queries.files_page(s3_data, bucket_dir, 500).rows == files
 
     report = cli_json("report", bucket_id)
     assert (report["operation_id"], report["files"]) == (bucket_id, len(TREE) - 1)

@@ -1,0 +1,161 @@
+"""The listing manifest: an operation's files, plan and duplicate groups joined and sorted once,
+when planning ends, so that a page of a million rows is a read of one row group.
+
+    listing/files-{path,size,date,name}.parquet   the files (scan joined with classify), one
+                                                  copy per sort, in that sort's order
+    listing/plan.parquet                          the plan's rows with their journal key, by src
+    listing/duplicates.parquet                    duplicate groups, largest waste first
+    listing/_SUCCESS                              written last: the build's id and row counts
+
+Each row carries `r`, its position in the file's order, and the files also `r_desc`, their
+position in the descending order (nulls stay last and ties stay by path, so it is not `r`
+reversed): a page is the rows whose position lies in a range, which the row groups' min/max
+statistics find without reading the others. Every stage the manifest reads is final once
+written (a stage writes its shards once; the plan once it is marked done), so a build is never
+stale; the files are written whole (DataStore.write_bytes) and `_SUCCESS` after them, so a
+build interrupted by a crash is built again, and readers fall back to the shards until then.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from storage.locations import DataStore
+from storage.queries.connection import connect, has_shards
+from storage.queries.duplicates import duplicate_query
+from storage.queries.keyset import Order
+from storage.queries.listings import FILE_SORTS, file_query, plan_items
+
+VERSION = 1
+FOLDER = "listing"
+DONE = "_SUCCESS"
+ROW_GROUP_ROWS = 10_000  # a page reads one or two row groups of this many rows
+BUILD_MEMORY = "256MB"  # past it, the sorts spill to a temporary folder
+
+FILE_KINDS = {"path": "bytes", "size": "int", "date": "time", "name": "str"}
+PLAN_COLUMNS = (
+    "src, dst, action, reason, reason_code, size, category, year, link_to, kind, unit, twin,"
+    " date_source, seq"
+)
+PLAN_ORDER = Order("src", "bytes")  # a plan has one row per entry: src is unique
+DUPLICATE_ORDER = Order(
+    "wasted_bytes", "int", descending=True, tiebreak="digest", tiebreak_kind="str"
+)
+
+
+def file_order(sort: str, descending: bool) -> Order:
+    """The files' order for a sort of FILE_SORTS: its column, then the path (unique)."""
+    column = FILE_SORTS.get(sort)
+    if column is None:
+        raise ValueError(f"unknown sort {sort!r}: use {', '.join(FILE_SORTS)}")
+    if column == "path":
+        return Order("path", "bytes", descending)
+    return Order(column, FILE_KINDS[sort], descending, tiebreak="path")
+
+
+def manifest_path(store: DataStore, op_dir: str, name: str) -> str:
+    """The name DuckDB reads one of the manifest's files by."""
+    return store.duckdb_path(f"{op_dir}/{FOLDER}/{name}")
+
+
+def info(store: DataStore, op_dir: str) -> dict[str, Any] | None:
+    """The finished build's id and row counts (None for a part whose stage has no shards), or
+    None when there is no finished build."""
+    done = f"{op_dir}/{FOLDER}/{DONE}"
+    try:
+        found: dict[str, Any] = json.loads(store.read_bytes(done))
+    except FileNotFoundError:
+        return None
+    return found if found.get("version") == VERSION else None
+
+
+def build(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
+    """Build the listing manifest of a planned operation, unless it is built already."""
+    done = info(store, op_dir)
+    if done is not None:
+        return done
+    built: dict[str, Any] = {"version": VERSION, "build": uuid.uuid4().hex}
+    built["include_empty"] = include_empty
+    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-listing-") as work:
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
+        con.execute("SET temp_directory = $dir", {"dir": f"{work}/spill"})
+        writer = _Writer(con, store, op_dir, Path(work))
+        built["files"] = _files(writer) if has_shards(store, op_dir, "classify") else None
+        built["plan"] = _plan(writer) if has_shards(store, op_dir, "plan") else None
+        built["duplicates"] = _duplicates(writer, include_empty)
+    store.write_bytes(f"{op_dir}/{FOLDER}/{DONE}", json.dumps(built).encode())
+    return built
+
+
+class _Writer:
+    """Writes a query's rows, in their order, as one of the manifest's files."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, store: DataStore, op_dir: str, work: Path):
+        self.con, self.store, self.op_dir, self.work = con, store, op_dir, work
+
+    def write(self, name: str, sql: str) -> None:
+        local = self.work / name
+        options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
+        quoted = str(local).replace("'", "''")
+        self.con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
+        self.store.write_bytes(f"{self.op_dir}/{FOLDER}/{name}", local.read_bytes())
+        local.unlink()
+
+
+def _positioned(table: str, order: Order, descending: Order | None = None) -> str:
+    """The table's rows in `order`, with `r` (and `r_desc`: the position in `descending`)."""
+    extra = ""
+    if descending is not None:
+        extra = f", (row_number() OVER (ORDER BY {descending.sql()}) - 1)::INTEGER AS r_desc"
+    return (
+        f"SELECT *, (row_number() OVER (ORDER BY {order.sql()}) - 1)::INTEGER AS r{extra}"
+        f" FROM {table} ORDER BY r"
+    )
+
+
+def _files(writer: _Writer) -> int:
+    listed = file_query(writer.store, writer.op_dir)
+    writer.con.execute(
+        f"CREATE TEMP TABLE files AS SELECT *, lower(path_text) AS name_lower FROM ({listed.sql})"
+    )
+    for sort in FILE_SORTS:
+        sql = _positioned("files", file_order(sort, False), file_order(sort, True))
+        writer.write(f"files-{sort}.parquet", sql)
+    return _count(writer.con, "files")
+
+
+def _plan(writer: _Writer) -> int:
+    items = plan_items(writer.store, writer.op_dir)
+    writer.con.execute(f"CREATE TEMP TABLE plan AS SELECT {PLAN_COLUMNS} FROM {items}")
+    writer.write("plan.parquet", _positioned("plan", PLAN_ORDER))
+    return _count(writer.con, "plan")
+
+
+def _duplicates(writer: _Writer, include_empty: bool) -> int:
+    """Groups of equal content; none when nothing was hashed (no two files shared a size)."""
+    store, op_dir = writer.store, writer.op_dir
+    if has_shards(store, op_dir, "scan") and has_shards(store, op_dir, "hash"):
+        groups = duplicate_query(store, op_dir, include_empty).sql
+    else:
+        groups = NO_GROUPS
+    writer.con.execute(f"CREATE TEMP TABLE duplicates AS {groups}")
+    writer.write("duplicates.parquet", _positioned("duplicates", DUPLICATE_ORDER))
+    return _count(writer.con, "duplicates")
+
+
+NO_GROUPS = """
+    SELECT NULL::VARCHAR AS digest, NULL::BIGINT AS size, NULL::BIGINT AS copies,
+           NULL::BIGINT AS wasted_bytes, NULL::BLOB[] AS paths, NULL::VARCHAR[] AS paths_text
+    WHERE false
+"""
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    counted = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(counted[0]) if counted else 0
