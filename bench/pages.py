@@ -173,7 +173,7 @@ def ask(process: subprocess.Popen[str], case: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="a checkout of the old code")
+    parser.add_argument("--base", help="a checkout of the old code (required)")
     parser.add_argument("--data", type=Path, default=Path("/tmp/pages-bench/data"))
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)

@@ -238,3 +238,10 @@ def test_building_twice_keeps_the_first_build(local: DataStore) -> None:
 
     assert queries.build_listing(local, op, include_empty=False) == first
     assert queries.listing_info(local, op) == first
+
+
+def test_positions_read_out_of_order_are_sorted_again() -> None:
+    from storage.queries.pager import _ascending
+
+    assert _ascending(pa.array([0, 2, 7], pa.int32())) and _ascending(pa.array([], pa.int32()))
+    assert not _ascending(pa.array([0, 7, 2], pa.int32()))
