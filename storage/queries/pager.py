@@ -55,7 +55,8 @@ class Listing:
     file: str | None = None  # the manifest's file; None: read the live query
     position: str = "r"
     columns: str = FILE_COLUMNS
-    joins: str = ""
+    joins: str = ""  # what the page's columns need
+    filters_join: bool = False  # whether the filters need `joins` too (a join costs its order)
     conditions: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pa.Table] = field(default_factory=dict)
@@ -151,9 +152,9 @@ def _without_position(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _from(listing: Listing) -> str:
+def _from(listing: Listing, joined: bool = True) -> str:
     quoted = str(listing.file).replace("'", "''")
-    return f"read_parquet('{quoted}') m {listing.joins}"
+    return f"read_parquet('{quoted}') m {listing.joins if joined else ''}"
 
 
 def _start(con: Any, listing: Listing, after: Cursor) -> int:
@@ -163,7 +164,7 @@ def _start(con: Any, listing: Listing, after: Cursor) -> int:
         return after.position + 1
     sql, params = listing.order.after(after.values)
     ((found,),) = con.execute(
-        f"SELECT min({listing.position}) FROM {_from(listing)} WHERE {sql}", params
+        f"SELECT min({listing.position}) FROM {_from(listing, False)} WHERE {sql}", params
     ).fetchall()
     return listing.rows if found is None else int(found)
 
@@ -181,7 +182,7 @@ def _positions(con: Any, listing: Listing) -> pa.Array:
             _positions_kept.move_to_end(key)
             return _positions_kept[key]
     sql = (
-        f"SELECT {listing.position} AS p FROM {_from(listing)}"
+        f"SELECT {listing.position} AS p FROM {_from(listing, listing.filters_join)}"
         f" WHERE {' AND '.join(listing.conditions)}"
     )
     # The file is in `r` order and DuckDB reads it in its order: checked, that is half the

@@ -145,6 +145,7 @@ def plan_listing(
         file=manifest_path(store, op_dir, "plan.parquet"),
         columns=PLAN_COLUMNS,
         joins="LEFT JOIN outcomes o ON o.seq = m.seq",
+        filters_join=bool(outcome),
         conditions=conditions,
         params=params,
         tables={"outcomes": outcomes},
