@@ -1,16 +1,24 @@
 """Apply and rollback of many moves on one filesystem, against `mv` and a plain os.rename loop.
 
     .venv/bin/python bench/apply_moves.py [--files 200000] [--mv-sample 20000]
+    .venv/bin/python bench/apply_moves.py --files 50000 --against /path/to/old/checkout
 
 The plan is made with the plain stage functions (no Prefect: this measures the moves, not
 the orchestration). Each contender moves the same number of files from `in/dNNN/` into
 `Documents/2026/`-style folders of a fresh tree; `mv` runs one process per file in a shell
-loop, so it is timed on a sample and reported per move.
+loop, so it is timed on a sample and reported per move (`--mv-sample 0` leaves it out).
+
+With `--against CHECKOUT` (another checkout of this repository with its own `.venv`, say the
+main branch before a change), apply and rollback run with each checkout's code in turn, each
+in a fresh process of its own, on the same tree and the same plan (copied into a new
+operation for every run: a rollback gives every file its inode and place back), for
+`--rounds` rounds: side by side on one machine, so a shared machine's load hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -99,11 +107,60 @@ def mv_loop(root: Path, sample: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(sources)
 
 
+# Run in a fresh process with a checkout's own venv: times its apply and rollback of one
+# operation (argv: checkout, data folder, operation folder, tree) and prints them as JSON.
+CONTENDER = """
+import json, sys, time
+from pathlib import Path
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/bench"]
+import apply_moves as bench
+from storage.locations import DataStore
+store, op_dir, tree = DataStore(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+cpu = time.process_time()
+apply_s, applied = bench.timed_apply(store, op_dir, tree)
+apply_cpu, cpu = time.process_time() - cpu, time.process_time()
+rollback_s, undone = bench.timed_rollback(store, op_dir, tree)
+rollback_cpu = time.process_time() - cpu
+print(json.dumps([apply_s, apply_cpu, applied["done"], rollback_s, rollback_cpu, undone["done"]]))
+"""
+
+
+def run_contender(checkout: Path, store: DataStore, planned: str, tree: Path) -> list[float]:
+    """One apply and rollback with `checkout`'s code, on a copy of the planned operation."""
+    op_dir = store.operation_dir(str(uuid.uuid4()))
+    shutil.copytree(planned, op_dir, ignore=shutil.ignore_patterns("journal"))
+    python = checkout / ".venv" / "bin" / "python"
+    args = [str(python), "-c", CONTENDER, str(checkout), store.url, op_dir, str(tree)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=checkout).stdout
+    figures: list[float] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def side_by_side(args: argparse.Namespace, store: DataStore, op_dir: str, tree: Path) -> None:
+    here = Path(__file__).resolve().parent.parent
+    contenders = {"this checkout": here, "--against": Path(args.against).resolve()}
+    print(f"{'run':<22} {'apply moves/s':>13} {'cpu s':>6} {'rollback moves/s':>16} {'cpu s':>6}")
+    for round_ in range(args.rounds):
+        for name, checkout in contenders.items():
+            apply_s, apply_cpu, applied, undo_s, undo_cpu, undone = run_contender(
+                checkout, store, op_dir, tree
+            )
+            if applied != args.files or undone != args.files:
+                raise SystemExit(f"{name}: {applied} applied, {undone} undone of {args.files}")
+            print(
+                f"{name + f' #{round_ + 1}':<22} {applied / apply_s:>13.0f} {apply_cpu:>6.1f} "
+                f"{undone / undo_s:>16.0f} {undo_cpu:>6.1f}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--mv-sample", type=int, default=20_000)
     parser.add_argument("--work", default="/work/bench-data/moves")
+    parser.add_argument("--against", help="another checkout (with .venv) to time side by side")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     work = Path(args.work)
     tree = work / "tree"
@@ -115,22 +172,28 @@ def main() -> None:
     plan_tree(store, op_id, tree)
     plan_s = time.perf_counter() - t
     op_dir = store.operation_dir(op_id)
-    apply_s, applied = timed_apply(store, op_dir, tree)
-    rollback_s, undone = timed_rollback(store, op_dir, tree)
+    print(f"plan (scan, classify, hash, plan; no Prefect): {plan_s:.1f} s for {args.files} files")
+    if args.against:
+        side_by_side(args, store, op_dir, tree)
+        applied, undone = Counter(done=args.files), Counter(done=args.files)
+        apply_s = rollback_s = float("nan")
+    else:
+        apply_s, applied = timed_apply(store, op_dir, tree)
+        rollback_s, undone = timed_rollback(store, op_dir, tree)
 
     make_tree(tree, args.files)
     rename_s, renamed = rename_loop(tree)
-    make_tree(tree, args.files)
-    mv_s, moved = mv_loop(tree, args.mv_sample)
-    shutil.rmtree(work)
-
     rows = [
         ("fileorg apply", applied["done"], apply_s),
         ("fileorg rollback", undone["done"], rollback_s),
         ("os.rename loop", renamed, rename_s),
-        (f"mv loop (sample of {moved})", moved, mv_s),
-    ]
-    print(f"plan (scan, classify, hash, plan; no Prefect): {plan_s:.1f} s for {args.files} files")
+    ][2 if args.against else 0 :]
+    if args.mv_sample:
+        make_tree(tree, args.files)
+        mv_s, moved = mv_loop(tree, args.mv_sample)
+        rows.append((f"mv loop (sample of {moved})", moved, mv_s))
+    shutil.rmtree(work)
+
     print(f"{'what':<28} {'moves':>8} {'seconds':>9} {'moves/s':>9}")
     for name, count, seconds in rows:
         print(f"{name:<28} {count:>8} {seconds:>9.2f} {count / seconds:>9.0f}")

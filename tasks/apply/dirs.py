@@ -71,8 +71,9 @@ def parent_times(root_fd: int, rel_dir: bytes, made: set[str], seen: set[str]) -
     return [_dirmeta(key, st)]
 
 
-def created_dirs(apply_journal: str) -> list[bytes]:
-    paths = [decode_path(e["path"]) for e in read_journal(apply_journal) if e["phase"] == "mkdir"]
+def created_dirs(entries: list[Entry]) -> list[bytes]:
+    """The folders an apply journal (its entries) says apply made."""
+    paths = [decode_path(e["path"]) for e in entries if e["phase"] == "mkdir"]
     return [p for p in paths if p is not None]
 
 
@@ -98,11 +99,12 @@ def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> int:
     return removed
 
 
-def restore_dir_times(root: bytes, apply_journals: list[str]) -> int:
-    """Give directories the times they had before the apply (the earliest record wins)."""
+def restore_dir_times(root: bytes, apply_journals: list[list[Entry]]) -> int:
+    """Give directories the times they had before the apply (the earliest record wins), from
+    the entries of the apply journals."""
     times: dict[bytes, tuple[int, int]] = {}
     for journal in apply_journals:
-        for e in read_journal(journal):
+        for e in journal:
             # A folder apply removed has its times in its `rmdir` entry, the last resort.
             path = decode_path(e.get("path")) if e["phase"] in ("dirmeta", "rmdir") else None
             if path is not None and path not in times:

@@ -4,7 +4,10 @@ For a journal and its items: settle every item a crash left unfinished (the move
 each from the real files or objects), count what is already decided, then carry out the
 rest batch by batch. Each batch's intents are durable (one fsync, or one segment object)
 before the mover touches anything; the mover journals each outcome after its change is
-durable. Safe to run again after any interruption: a second run redoes nothing done.
+durable, and that outcome is made durable by the same sync as the next batch's intents (or
+when the journal closes): a crash before it leaves items announced, carried out and not
+confirmed, which settling decides from the files like any other interrupted item. Safe to
+run again after any interruption: a second run redoes nothing done.
 
 The engine is handed its mover (tasks.apply picks it from the root): it knows no backend.
 """
@@ -17,7 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from storage.journal import Entry, Journal, last_phase, read_journal
-from tasks.apply.items import BATCH, UNFINISHED, Item, count_key
+from tasks.apply.items import UNFINISHED, Item, count_key
 
 Outcome = Entry | BaseException | None  # None: not carried out, to redo
 
@@ -32,6 +35,11 @@ class Mover(Protocol):
 
 
 class Session(Protocol):
+    @property
+    def batch(self) -> int:
+        """Items per journaled batch: a sync (or two) per batch, not per item."""
+        ...
+
     def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
         """What became of each interrupted item (its latest entry beside it), from the real
         state: an outcome to journal, None to redo it, or the error that stops the run (raised
@@ -99,13 +107,14 @@ def carry_out(
             else:
                 counts[count_key(entry)] += 1
                 session.noted(item, entry)
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start : start + BATCH]
+        for start in range(0, len(todo), session.batch):
+            batch = todo[start : start + session.batch]
             for entry in session.announce(batch):
                 journal.add(entry)
-            journal.sync()  # rule 2: the intents are durable before anything changes
-            batch_counts = session.carry_out(batch, journal)
+            # Rule 2: the intents are durable before anything changes (and with them the
+            # outcomes of the batch before).
             journal.sync()
+            batch_counts = session.carry_out(batch, journal)
             counts.update(batch_counts)
             on_batch(batch_counts)
     return counts

@@ -19,14 +19,13 @@ import stat
 from collections.abc import Callable
 
 from storage.journal import Entry
+from tasks.apply.batch_dirs import BatchDirs
 from tasks.apply.fsops import (
     Identity,
     NoReplaceUnsupported,
-    Touched,
     UnsafePath,
     lstat_at,
     parent_of,
-    remember,
     rename_dir_noreplace,
 )
 from tasks.apply.items import MOVE_DIR, Item, Skip
@@ -39,7 +38,7 @@ def _same(identity: Identity, st: os.stat_result, check_mtime: bool) -> bool:
 
 
 def move_folder(
-    root_fd: int, item: Item, on_mkdir: Callable[[bytes], None], touched: Touched
+    root_fd: int, item: Item, on_mkdir: Callable[[bytes], None], touched: BatchDirs
 ) -> Entry:
     """Rename the folder at `src` to `dst` if it is still the folder planned; never replace."""
     since, src, dst, identity = item.since, item.src, item.dst, item.identity
@@ -55,8 +54,8 @@ def move_folder(
                     raise Skip("conflict: destination exists")
                 _rename(src_fd, src_name, dst_fd, name)
                 after = lstat_at(dst_fd, name)
-                remember(touched, src_fd)
-                remember(touched, dst_fd)
+                touched.remember(src_fd)
+                touched.remember(dst_fd)
     except FileNotFoundError:
         raise Skip(f"vanished since {since}") from None
     except UnsafePath as exc:

@@ -1,8 +1,10 @@
 """Filesystem moves that can never overwrite and never follow a symlink.
 
-Every path is reached from the root's directory descriptor one component at a time, each
-opened with O_NOFOLLOW | O_DIRECTORY: a directory swapped for a symlink (even during the
-apply) makes the walk fail with UnsafePath instead of leading outside the root. Renames use
+Every path is reached from the root's directory descriptor, in one openat2() call that
+refuses any symlink and any way out of the root (RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH), or
+where the kernel has no openat2 one component at a time, each opened with O_NOFOLLOW |
+O_DIRECTORY: a directory swapped for a symlink (even during the apply) makes the lookup fail
+with UnsafePath instead of leading outside the root. Renames use
 renameat2(RENAME_NOREPLACE); where the filesystem refuses that flag, link() then unlink(),
 which also fails rather than replace an existing name. Never os.replace or shutil.move.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -69,12 +72,57 @@ def parent_of(
     create: bool = False,
     before_mkdir: Callable[[bytes], None] = lambda rel_dir: None,
 ) -> Iterator[tuple[int, bytes]]:
-    """(descriptor of the directory holding `rel`, last component), walked without following
+    """(descriptor of the directory holding `rel`, last component), reached without following
     links. With `create`, missing directories are made; `before_mkdir` runs first (the
     journal records the intent to create before the directory exists)."""
-    *dirs, name = rel.split(b"/")
-    if not name or any(part in (b"", b".", b"..") for part in dirs) or name in (b".", b".."):
+    folder, name = split_clean(rel)
+    fd = open_parent(root_fd, folder, rel, create, before_mkdir)
+    try:
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+def split_clean(rel: bytes) -> tuple[bytes, bytes]:
+    """(folder, name) of a clean relative path (folder b"" for the root); UnsafePath for
+    anything else: absolute, empty components, `.` or `..`, a NUL (it would end the path
+    early for the kernel: openat2 is called through ctypes)."""
+    wrapped = b"/" + rel + b"/"
+    if b"//" in wrapped or b"/./" in wrapped or b"/../" in wrapped or b"\0" in rel:
         raise UnsafePath(errno.EINVAL, "not a clean relative path", os.fsdecode(rel))
+    folder, _, name = rel.rpartition(b"/")
+    return folder, name
+
+
+def open_parent(
+    root_fd: int,
+    folder: bytes,
+    rel: bytes,
+    create: bool = False,
+    before_mkdir: Callable[[bytes], None] = lambda rel_dir: None,
+) -> int:
+    """A new descriptor of `folder` (clean, relative; b"" for the root) under the root, for
+    `rel`: one openat2() where the kernel has it, else (or to make missing folders) the walk."""
+    if not folder:
+        return os.dup(root_fd)
+    try:
+        fd = _open_beneath(root_fd, folder, rel)
+    except FileNotFoundError:
+        if not create:
+            raise
+        fd = None
+    if fd is None:
+        fd = _walk(root_fd, folder.split(b"/"), rel, create, before_mkdir)
+    return fd
+
+
+def _walk(
+    root_fd: int,
+    dirs: list[bytes],
+    rel: bytes,
+    create: bool,
+    before_mkdir: Callable[[bytes], None],
+) -> int:
     fd = os.dup(root_fd)
     try:
         for i, part in enumerate(dirs):
@@ -90,9 +138,56 @@ def parent_of(
                 child = _open_dir(part, fd, rel)
             os.close(fd)
             fd = child
-        yield fd, name
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x04, 0x08
+_HOW = _OpenHow(_DIR_FLAGS, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_BENEATH)
+_HOW_REF, _HOW_SIZE = ctypes.byref(_HOW), ctypes.sizeof(_HOW)
+_SYS_OPENAT2 = 437
+# openat2 has one number on every architecture whose table was unified before it (Linux 5.6);
+# elsewhere (alpha, mips, ia64) the walk is used rather than a guessed number.
+_OPENAT2_MACHINES = ("x86_64", "aarch64", "arm64", "armv7l", "i686", "riscv64", "ppc64le", "s390x")
+
+
+def _find_openat2() -> Callable[..., int] | None:
+    uname = os.uname()
+    if uname.sysname != "Linux" or uname.machine not in _OPENAT2_MACHINES:
+        return None
+    syscall = _libc["syscall"]  # its own function object: restype set here only
+    syscall.restype = ctypes.c_long
+    return functools.partial(syscall, _SYS_OPENAT2)
+
+
+_openat2 = _find_openat2()
+
+
+def _open_beneath(root_fd: int, path: bytes, rel: bytes) -> int | None:
+    """openat2(root_fd, path) as a directory, no symlink anywhere on the way and nothing
+    outside the root: the kernel checks the whole chain at once. None where it cannot say
+    (no openat2 here, or a rename elsewhere raced the lookup): the caller walks instead."""
+    global _openat2
+    if _openat2 is None:
+        return None
+    fd = _openat2(root_fd, path, _HOW_REF, _HOW_SIZE)
+    if fd >= 0:
+        return int(fd)
+    err = ctypes.get_errno()
+    if err in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+        raise UnsafePath(err, "a parent is a symlink or not a directory", os.fsdecode(rel))
+    if err in (errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.EINVAL):
+        _openat2 = None  # not this kernel's (or a sandbox forbids it): walk from now on
+        return None
+    if err in (errno.EAGAIN, errno.EINTR):
+        return None
+    raise OSError(err, os.strerror(err), os.fsdecode(rel))
 
 
 def _open_dir(part: bytes, dir_fd: int, rel: bytes) -> int:

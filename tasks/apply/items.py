@@ -16,7 +16,7 @@ from typing import Any
 from storage.journal import Entry, decode_path, encode_path, item_seq
 from tasks.apply.fsops import Identity
 
-BATCH = 256
+BATCH = 256  # items per journaled batch in a bucket (tasks.apply.objects)
 MOVING = ("move", "quarantine")
 UNFINISHED = ("intent", "copied")  # latest phases of an item a crash interrupted
 MOVE_DIR = "move-dir"  # apply: the plan's folder move (tasks.apply.folders)
@@ -89,6 +89,21 @@ def announced(intent: Entry) -> Item:
         kept=Identity(*(int(v) for v in kept)) if kept else None,
         digest=bytes.fromhex(intent["digest"]) if intent.get("digest") else None,
     )
+
+
+# The plan's columns items_from_plan reads (an object store's rows add the scan's etag).
+ITEM_COLUMNS = [
+    "src",
+    "dst",
+    "action",
+    "size",
+    "mtime_ns",
+    "dev",
+    "ino",
+    "digest",
+    "link_to",
+    "kind",
+]
 
 
 def items_from_plan(

@@ -22,9 +22,9 @@ from typing import NamedTuple
 
 from storage.journal import Entry, Journal, encode_path
 from tasks.apply import dirs, folders
+from tasks.apply.batch_dirs import BatchDirs
 from tasks.apply.engine import Outcome
 from tasks.apply.fsops import (
-    Touched,
     UnsafePath,
     check_room,
     copy_beside,
@@ -32,7 +32,6 @@ from tasks.apply.fsops import (
     lstat_at,
     open_root,
     parent_of,
-    remember,
     rename_noreplace,
     stat_rel,
     temp_name,
@@ -56,37 +55,33 @@ def _skips(since: str) -> Iterator[None]:
 
 
 def move(
-    root_fd: int,
+    dirs: BatchDirs,
     item: Item,
     on_mkdir: Callable[[bytes], None],
-    touched: Touched,
     on_copied: Callable[[os.stat_result], None] = lambda st: None,
 ) -> Entry:
-    """Move src to dst if src is still the file the plan saw; never replace dst."""
+    """Move src to dst if src is still the file the plan saw; never replace dst (the rename
+    refuses a taken name: no look beforehand could be trusted anyway)."""
     src, dst, identity, seq = item.src, item.dst, item.identity, item.seq
     try:
-        with parent_of(root_fd, src) as (src_fd, src_name):
-            st = lstat_at(src_fd, src_name)
-            if st is None:
-                raise Skip("vanished since scan")
-            if not identity.matches(st):
-                raise Skip("changed since scan")
-            with parent_of(root_fd, dst, create=True, before_mkdir=on_mkdir) as (dst_fd, name):
-                if lstat_at(dst_fd, name) is not None:
-                    raise Skip("conflict: destination exists")
-                method = "rename"
-                try:
-                    rename_noreplace(src_fd, src_name, dst_fd, name)
-                except FileExistsError:
-                    raise Skip("conflict: destination exists") from None
-                except OSError as exc:
-                    if exc.errno != errno.EXDEV:
-                        raise
-                    method = "copy"
-                    _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
-                after = lstat_at(dst_fd, name)
-                remember(touched, src_fd)
-                remember(touched, dst_fd)
+        src_fd, src_name = dirs.parent(src)
+        st = lstat_at(src_fd, src_name)
+        if st is None:
+            raise Skip("vanished since scan")
+        if not identity.matches(st):
+            raise Skip("changed since scan")
+        dst_fd, name = dirs.parent(dst, create=True, before_mkdir=on_mkdir)
+        method = "rename"
+        try:
+            rename_noreplace(src_fd, src_name, dst_fd, name)
+        except FileExistsError:
+            raise Skip("conflict: destination exists") from None
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            method = "copy"
+            _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
+        after = lstat_at(dst_fd, name)
     except FileNotFoundError:
         raise Skip("vanished since scan") from None
     except UnsafePath as exc:
@@ -108,6 +103,8 @@ def _copy_across(
     copy's inode (on_copied), link into place without overwriting, and only then remove the
     source. Any failure before that last step (a full disk, an I/O error, an interrupt)
     removes the copy and its name at the destination: the source alone remains."""
+    if lstat_at(dst_fd, name) is not None:
+        raise Skip("conflict: destination exists")  # before copying what could not be linked
     tmp = temp_name(seq, "copy")
     if lstat_at(dst_fd, tmp) is not None:
         os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
@@ -141,7 +138,7 @@ def _unlink_if_same(dir_fd: int, name: bytes, st: os.stat_result) -> None:
             os.unlink(name, dir_fd=dir_fd)
 
 
-def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
+def hardlink(root_fd: int, item: Item, touched: BatchDirs) -> Entry:
     """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, check
     that its bytes and the kept file's are still the plan's, link, then remove the aside name;
     a failure or a mismatch in between puts the copy back."""
@@ -168,7 +165,7 @@ def hardlink(root_fd: int, item: Item, touched: Touched) -> Entry:
                 raise
             os.fsync(fd)
             os.unlink(aside, dir_fd=fd)
-            remember(touched, fd)
+            touched.remember(fd)
     return {
         "seq": item.seq,
         "phase": "done",
@@ -209,7 +206,7 @@ Restored = dict[tuple[int, int], bytes]
 
 
 def restore_copy(
-    root_fd: int, item: Item, touched: Touched, restored: Restored | None = None
+    root_fd: int, item: Item, touched: BatchDirs, restored: Restored | None = None
 ) -> Entry:
     """Undo of hardlink: the path becomes an independent copy again, with the mode and times
     the replaced copy had (its inode number cannot come back)."""
@@ -240,7 +237,7 @@ def restore_copy(
                     int(meta["mtime_ns"]),
                 )
             _swap_in(fd, name, tmp, aside)
-            remember(touched, fd)
+            touched.remember(fd)
     restored.setdefault(original, item.src)
     return {"seq": item.seq, "phase": "done"}
 
@@ -299,6 +296,10 @@ class LocalMover(NamedTuple):
 
 
 class LocalSession:
+    # Items per journaled batch: each costs a journal fsync and one per folder it changed
+    # (a few milliseconds), and settling after a crash re-checks at most this many items.
+    batch = 4096
+
     def __init__(self, root_fd: int, latest: dict[str, Entry]) -> None:
         self.root_fd = root_fd
         self.restored: Restored = {}
@@ -328,21 +329,22 @@ class LocalSession:
         return entry
 
     def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:
-        touched: Touched = {}
+        touched = BatchDirs(self.root_fd)
         counts: Counter[str] = Counter()
+        held: list[Entry] = []  # outcomes whose folders are not fsynced yet
         try:
             for item in batch:
                 outcome = self._one(item, journal, touched)
-                journal.add(outcome)
+                held.append(outcome)
                 counts[count_key(outcome)] += 1
-            for fd in touched.values():
-                os.fsync(fd)  # the renames are durable before their outcome is journaled
+                if touched.full:
+                    _release(touched, held, journal)
+            _release(touched, held, journal)
         finally:
-            for fd in touched.values():
-                os.close(fd)
+            touched.close()
         return counts
 
-    def _one(self, item: Item, journal: Journal, touched: Touched) -> Entry:
+    def _one(self, item: Item, journal: Journal, touched: BatchDirs) -> Entry:
         def on_mkdir(rel_dir: bytes) -> None:
             key = encode_path(rel_dir)
             assert key is not None
@@ -365,8 +367,18 @@ class LocalSession:
                 return restore_copy(self.root_fd, item, touched, self.restored)
             if item.action in (MOVE_DIR, RESTORE_DIR):
                 return folders.move_folder(self.root_fd, item, on_mkdir, touched)
-            return move(self.root_fd, item, on_mkdir, touched, on_copied)
+            return move(touched, item, on_mkdir, on_copied)
         except Skip as exc:
             return {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
         except OSError as exc:
             return {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}
+
+
+def _release(touched: BatchDirs, held: list[Entry], journal: Journal) -> None:
+    """The renames are durable (their folders fsynced) before their outcomes are journaled:
+    a journal that says done is never ahead of the files, whatever syncs it meanwhile (a
+    folder made, a copy recorded). The engine's next sync makes the outcomes durable."""
+    touched.sync()
+    for outcome in held:
+        journal.add(outcome)
+    held.clear()

@@ -38,7 +38,7 @@ from storage.objects import (
 )
 from storage.queries import connect, source
 from tasks.apply.engine import Outcome, raise_first
-from tasks.apply.items import Item, count_key
+from tasks.apply.items import BATCH, Item, count_key
 
 THREADS = 16  # items in flight per shard: each waits on the store, not on the CPU
 
@@ -76,6 +76,7 @@ class ObjectMover(NamedTuple):
 class ObjectSession(NamedTuple):
     objects: ObjectStore
     pool: ThreadPoolExecutor
+    batch: int = BATCH  # a segment object or two per batch; its items run concurrently
 
     def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
         latest = {item.seq: entry for item, entry in pending}

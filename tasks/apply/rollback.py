@@ -29,11 +29,13 @@ from tasks.apply.items import (
 )
 
 
-def undo_items(apply_journal: str) -> list[Item]:
-    """Items that undo every done entry of `apply_journal`, newest first."""
+def undo_items(apply_journal: str | list[Entry]) -> list[Item]:
+    """Items that undo every done entry of `apply_journal` (its path, or its entries),
+    newest first."""
     intents: dict[str, Entry] = {}
     outcome: dict[str, Entry] = {}
-    for entry in read_journal(apply_journal):
+    entries = read_journal(apply_journal) if isinstance(apply_journal, str) else apply_journal
+    for entry in entries:
         if entry["phase"] == "intent":
             intents[entry["seq"]] = entry  # a resumed apply announces an item again
         elif entry["phase"] in ("done", "skipped", "failed"):
@@ -82,12 +84,12 @@ def _restore_item(intent: Entry, done: Entry) -> Item:
     )
 
 
-def settle_interrupted(mover: Mover, apply_journal: str) -> int:
+def settle_interrupted(mover: Mover, apply_journal: str, entries: list[Entry] | None = None) -> int:
     """Journal what became of the items an interrupted apply announced but never confirmed,
     decided from the files or objects as its resume would: a rollback may follow a killed
-    apply that was never finished, and must undo those moves too. Returns how many were
-    settled."""
-    entries = read_journal(apply_journal)
+    apply that was never finished, and must undo those moves too. `entries`, the journal as
+    read, gets the outcomes journaled here too. Returns how many were settled."""
+    entries = read_journal(apply_journal) if entries is None else entries
     intents = {e["seq"]: e for e in entries if e["phase"] == "intent"}
     pending = [
         (announced(intents[e["seq"]]), e)
@@ -98,12 +100,14 @@ def settle_interrupted(mover: Mover, apply_journal: str) -> int:
         return 0
     with Journal(apply_journal) as journal, mover.session({}) as session:
         settled = engine.settle(session, pending, journal)
-    errors = [e for e in settled.values() if e is not None and e["phase"] == "error"]
+    outcomes = [e for e in settled.values() if e is not None]
+    entries += outcomes
+    errors = [e for e in outcomes if e["phase"] == "error"]
     if errors:
         # The store could not say what became of an item: undoing the rest and calling the
         # rollback finished would leave that one where apply put it.
         raise StorageError(str(errors[0]["reason"]))
-    return sum(1 for e in settled.values() if e is not None)
+    return len(outcomes)
 
 
 def rollback_journal(
@@ -111,7 +115,11 @@ def rollback_journal(
     apply_journal: str,
     rollback_journal_path: str,
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
+    entries: list[Entry] | None = None,
 ) -> Counter[str]:
-    settle_interrupted(mover, apply_journal)
-    items = undo_items(apply_journal)
+    """Undo one apply journal. `entries`, that journal as read (read here when None), is
+    read once for the whole rollback, and gets what settling journaled."""
+    entries = read_journal(apply_journal) if entries is None else entries
+    settle_interrupted(mover, apply_journal, entries)
+    items = undo_items(entries)
     return engine.carry_out(mover, items, rollback_journal_path, on_batch, retry_skipped=True)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from storage import manifests
 from storage.journal import (
     PHASES,
+    Entry,
     applied_journals,
     apply_journal,
     journal_dir,
@@ -32,7 +33,7 @@ from storage.objects import ObjectStore, parse_object_url
 from tasks.apply import dirs, engine, rollback
 from tasks.apply.engine import Mover
 from tasks.apply.fsops import Identity
-from tasks.apply.items import carries_out, items_from_plan
+from tasks.apply.items import ITEM_COLUMNS, carries_out, items_from_plan
 from tasks.apply.local import LocalMover
 from tasks.apply.local_recovery import sweep_copies
 from tasks.apply.objects import ObjectMover, bucket_plan_rows
@@ -50,8 +51,9 @@ class ApplyBackend(Protocol):
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]: ...
 
-    def debris(self, journal: str) -> int:
-        """After a journal's rollback: what apply left that keeps it from being complete."""
+    def debris(self, journal: str, entries: list[Entry]) -> int:
+        """After a journal's rollback: what apply left that keeps it from being complete
+        (`entries`: that journal, as the rollback read it)."""
         ...
 
     def remove_emptied(self, store: DataStore, op_dir: str) -> int: ...
@@ -91,8 +93,9 @@ def rollback_one(
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
     target = rollback_journal(store, op_dir, journal)
-    counts = rollback.rollback_journal(where.mover(), journal, target, on_batch)
-    left = where.debris(journal)
+    entries = read_journal(journal)  # once: a journal of 200,000 moves takes seconds to read
+    counts = rollback.rollback_journal(where.mover(), journal, target, on_batch, entries)
+    left = where.debris(journal, entries)
     if left:
         counts["debris"] += left  # a partial copy that could not be removed: not complete
     return counts
@@ -147,16 +150,16 @@ class LocalApply:
         return LocalMover(self.root)
 
     def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = manifests.read_table(
-            store, manifests.shard_path(op_dir, "plan", shard)
-        ).to_pylist()
+        path = manifests.shard_path(op_dir, "plan", shard)
+        # Only what an Item holds: a row as a dict costs per column, and a shard has 20,000.
+        rows: list[dict[str, Any]] = manifests.read_table(store, path, ITEM_COLUMNS).to_pylist()
         return rows
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return kept_identities(store, op_dir) if phase == "link" else {}
 
-    def debris(self, journal: str) -> int:
-        return sweep_copies(self.root, journal)
+    def debris(self, journal: str, entries: list[Entry]) -> int:
+        return sweep_copies(self.root, entries)
 
     def remove_emptied(self, store: DataStore, op_dir: str) -> int:
         sources: list[bytes] = []
@@ -175,10 +178,11 @@ class LocalApply:
         return made, len(taken)
 
     def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
-        journals = applied_journals(store, op_dir)
-        made = [d for j in journals for d in dirs.created_dirs(j)]
+        journals = [*applied_journals(store, op_dir), rmdir_journal(store, op_dir)]
+        entries = [read_journal(j) for j in journals]  # each read once
+        made = [d for journal in entries for d in dirs.created_dirs(journal)]
         removed = dirs.remove_empty_dirs(self.root, made)
-        dirs.restore_dir_times(self.root, [*journals, rmdir_journal(store, op_dir)])
+        dirs.restore_dir_times(self.root, entries)
         return removed
 
 
@@ -198,7 +202,7 @@ class BucketApply:
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return {}
 
-    def debris(self, journal: str) -> int:
+    def debris(self, journal: str, entries: list[Entry]) -> int:
         return 0  # a copy is one request: it leaves no partial object behind
 
     def remove_emptied(self, store: DataStore, op_dir: str) -> int:

@@ -35,6 +35,17 @@ def rename_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return str(request.param)
 
 
+@pytest.fixture(params=["openat2", "walk"])
+def lookup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a path is looked up under the root: one openat2() with RESOLVE_NO_SYMLINKS |
+    RESOLVE_BENEATH, and the walk one folder at a time where the kernel has no openat2."""
+    if request.param == "walk":
+        monkeypatch.setattr(fsops, "_openat2", None)
+    elif fsops._openat2 is None:
+        pytest.skip("no openat2 here")
+    return str(request.param)
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     directory = tmp_path / "root"
@@ -148,7 +159,9 @@ def test_rename_noreplace_keeps_names_as_bytes(
     assert os.listdir(os.fsencode(directory) + b"/sub") == [name]
 
 
-def test_parent_of_refuses_a_symlinked_parent(root: tuple[Path, int], tmp_path: Path) -> None:
+def test_parent_of_refuses_a_symlinked_parent(
+    lookup: str, root: tuple[Path, int], tmp_path: Path
+) -> None:
     directory, fd = root
     outside = tmp_path / "outside"
     (outside / "deeper").mkdir(parents=True)
@@ -164,7 +177,7 @@ def test_parent_of_refuses_a_symlinked_parent(root: tuple[Path, int], tmp_path: 
     assert snapshot(outside) == before
 
 
-def test_parent_of_refuses_a_file_as_a_parent(root: tuple[Path, int]) -> None:
+def test_parent_of_refuses_a_file_as_a_parent(lookup: str, root: tuple[Path, int]) -> None:
     directory, fd = root
     write(directory / "file", b"x")
 
@@ -174,9 +187,14 @@ def test_parent_of_refuses_a_file_as_a_parent(root: tuple[Path, int]) -> None:
 
 @pytest.mark.parametrize(
     "rel",
-    [b"../x", b"a/../../x", b"a/..", b"..", b".", b"a/./x", b"/etc/passwd", b"a//x", b"a/", b""],
+    [
+        *(b"../x", b"a/../../x", b"a/..", b"..", b".", b"a/./x", b"/etc/passwd", b"a//x", b"a/"),
+        *(b"", b"a/x\0/../../y", b"a\0/x"),
+    ],
 )
-def test_parent_of_refuses_a_path_that_is_not_clean(root: tuple[Path, int], rel: bytes) -> None:
+def test_parent_of_refuses_a_path_that_is_not_clean(
+    lookup: str, root: tuple[Path, int], rel: bytes
+) -> None:
     directory, fd = root
     (directory / "a").mkdir()
     before = snapshot(directory.parent)
@@ -188,6 +206,7 @@ def test_parent_of_refuses_a_path_that_is_not_clean(root: tuple[Path, int], rel:
 
 
 def test_parent_of_creates_missing_folders_after_announcing_each(
+    lookup: str,
     root: tuple[Path, int],
 ) -> None:
     directory, fd = root
@@ -206,7 +225,7 @@ def test_parent_of_creates_missing_folders_after_announcing_each(
     assert (directory / "a" / "b" / "c").is_dir()
 
 
-def test_parent_of_without_create_makes_nothing(root: tuple[Path, int]) -> None:
+def test_parent_of_without_create_makes_nothing(lookup: str, root: tuple[Path, int]) -> None:
     directory, fd = root
 
     with pytest.raises(FileNotFoundError), parent_of(fd, b"a/b/name"):
@@ -215,7 +234,7 @@ def test_parent_of_without_create_makes_nothing(root: tuple[Path, int]) -> None:
     assert list(directory.iterdir()) == []
 
 
-def test_parent_of_leaves_no_descriptor_open(root: tuple[Path, int]) -> None:
+def test_parent_of_leaves_no_descriptor_open(lookup: str, root: tuple[Path, int]) -> None:
     directory, fd = root
     (directory / "a" / "b").mkdir(parents=True)
     (directory / "link").symlink_to(directory / "a")
