@@ -33,22 +33,18 @@ class BatchDirs:
         """(descriptor of the folder holding `rel`, its last component), as
         fsops.parent_of; the descriptor stays the batch's (do not close it)."""
         folder, name = split_clean(rel)
-        return self._keep(open_parent(self.root_fd, folder, rel, create, before_mkdir)), name
+        fd = open_parent(self.root_fd, folder, rel, create, before_mkdir)
+        st = os.fstat(fd)
+        kept = self._kept.setdefault((st.st_dev, st.st_ino), fd)
+        if kept != fd:
+            os.close(fd)
+        return kept, name
 
     def remember(self, dir_fd: int) -> None:
         """A folder changed through a descriptor of the caller's: fsynced with the others."""
         st = os.fstat(dir_fd)
         if (st.st_dev, st.st_ino) not in self._kept:
             self._kept[(st.st_dev, st.st_ino)] = os.dup(dir_fd)
-
-    def _keep(self, fd: int) -> int:
-        st = os.fstat(fd)
-        kept = self._kept.get((st.st_dev, st.st_ino))
-        if kept is None:
-            self._kept[(st.st_dev, st.st_ino)] = fd
-            return fd
-        os.close(fd)
-        return kept
 
     @property
     def full(self) -> bool:
