@@ -1,14 +1,19 @@
-"""The plan's fast path, in DuckDB: plain files whose destination nothing else can touch.
+"""The plan's fast path, in DuckDB: plain files whose destinations nothing else can touch.
 
-A candidate (a regular file to organize) is decided here when it is not a duplicate copy, not
-beside a sidecar, not in a folder of audio (an album), its path and destination are printable
-ASCII (DuckDB's lower() is then Python's casefold, tasks.plan.names.key), every component fits
-in NAME_MAX bytes, and either it is already in place or its destination is taken by nothing: no
-path of the scan is at it, under it, or at one of its folders, and no other fast row wants it,
-a folder of it, or a path under it. Its destination folder depends on a few fields only: it is
-rendered in Python once per distinct value of those (tasks.plan.layout), then joined.
+A candidate (a regular file to organize) is decided here when it is not beside a sidecar, not
+in a folder of audio (an album), its path and destination are printable ASCII (DuckDB's lower()
+is then Python's casefold, tasks.plan.names.key), every component fits in NAME_MAX bytes, and
+so does every other file of its destination and of its duplicate group (tasks.plan.copies:
+the kept copy and the --duplicates policy are decided here too). The files of one destination
+are ranked as the planner would take them: the one already there (or the first) has it, a
+later one with its content is a duplicate left in place, the n-th other gets "name (n)". A
+group stays here only when what it claims is taken by nothing: no path of the scan is at it
+(but the file left in place), under it, or at one of its folders, and no other fast row claims
+it, a folder of it, or a path under it. A destination folder depends on a few fields only: it
+is rendered in Python once per distinct value of those (tasks.plan.layout), then joined.
 What the residual planner claims is checked against these rows afterwards
-(tasks.plan.partition): a fast row it touches is planned again with the residual.
+(tasks.plan.partition): a fast row it touches is planned again with the residual, its whole
+groups with it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from storage.templates import NAME_FIELDS, UNKNOWN
-from tasks.plan import reasons
+from tasks.plan import copies, reasons
 from tasks.plan.layout import UNDATED, Layout, Place
 from tasks.plan.names import NAME_MAX
 from tasks.plan.planner import PlanPolicy
@@ -100,7 +105,7 @@ def _render(policy: PlanPolicy, values: dict[str, object]) -> tuple[bytes, str]:
 
 
 def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
-    """Folders whose files the residual plans (sidecars, albums) and duplicate contents."""
+    """`busy`: folders whose files the residual plans (sidecars, albums)."""
     exts = ", ".join(f"'{e}'" for e in sorted(SIDECAR_EXTS))
     audio = "OR count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else ""
     # A folder is busy when a sidecar there may pair with a main file (tasks.plan.sidecars:
@@ -123,16 +128,9 @@ def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
                AND count(*) FILTER (NOT plain) > 0 {audio}
         UNION
         SELECT DISTINCT s.dir FROM side s JOIN files m ON m.dir = s.dir AND m.name <> s.name
+            -- a pair shares the name up to its first dot: joined on it, not on the folder alone
+            AND split_part(lower(m.name), '.', 1) = split_part(s.stem, '.', 1)
         WHERE lower(m.name) = s.stem OR starts_with(lower(m.name), s.stem || '.')
-    """)
-    # Any two files of equal content go to the residual, empty ones and hard links of one
-    # inode included: the planner leaves a copy whose twin takes its destination where it is
-    # (PlannedMove "duplicate"), whatever the duplicates policy counts as a group.
-    con.execute("""
-        CREATE OR REPLACE TABLE dups AS
-        SELECT f.size, f.digest FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
-        WHERE f.kind = 'file' AND f.digest IS NOT NULL
-        GROUP BY f.size, f.digest HAVING count(*) > 1
     """)
 
 
@@ -143,23 +141,23 @@ def _plain(con: duckdb.DuckDBPyConnection) -> None:
         SELECT f.*, regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
                regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.date::DATE AS day,
                regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (SELECT dir FROM busy)
-               AND NOT EXISTS (
-                   SELECT 1 FROM dups d WHERE d.size = f.size AND d.digest = f.digest
-               ) AS eligible
+                   AS eligible
         FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
         WHERE f.kind = 'file' AND regexp_full_match(f.path::VARCHAR, {PLAIN})
     """)
 
 
-def _ancestors_table(con: duckdb.DuckDBPyConnection) -> None:
-    """`fanc`: each fast folder with itself and its folders; `blocked`: folders one of which
-    is a path of the scan (nothing can be put inside a file or a folder left alone)."""
+def _ancestors_table(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """`fanc`: each folder a fast row may claim in (the layout's, and the quarantine's) with
+    itself and its folders; `blocked`: folders one of which is a path of the scan (nothing can
+    be put inside a file or a folder left alone)."""
     keys = [
         r[0]
         for r in con.execute(
             "SELECT DISTINCT lower(folder) FROM folders WHERE ok AND folder <> ''"
         ).fetchall()
     ]
+    keys += copies.quarantine_folders(con, policy)
     pairs = [(k, a) for k in keys for a in ancestors(k, inclusive=True)]
     table = pa.table(
         {"fkey": [p[0] for p in pairs], "anc": [p[1] for p in pairs]},
@@ -193,83 +191,150 @@ def _wanted(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
 
 
 def fast_path(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
-    """The table `fast`: the candidates (`cand`) decided here: `in_place`, or moved to `final`
-    (key `key`): the first of the files wanting one destination (`want`, in path order) gets
-    it, the n-th after it "name (n)", as Names.free_variant would. Needs `ek` and `ed`."""
+    """The table `fast`: the candidates (`cand`) decided here, each with its plan row's
+    `action`, `reason`, `code`, `twin` and, when it claims a path, its `final` (key `key`).
+    Needs `ek` and `ed`."""
     _busy(con, policy)
     _plain(con)
     if not can_be_fast(policy.layout):
         con.execute("UPDATE plain SET eligible = FALSE")
     _folders(con, policy)
-    _ancestors_table(con)
+    _ancestors_table(con, policy)
     _wanted(con, policy)
-    half = NAME_MAX // 2
-    con.execute(f"""
-        CREATE OR REPLACE TABLE fast AS
-        WITH g AS (
-            SELECT want FROM wanted GROUP BY want HAVING bool_and(fits AND NOT in_place)
-        ), r AS (
-            SELECT w.*, row_number() OVER (PARTITION BY w.want ORDER BY w.path) - 1 AS nth,
-                   stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split
-            FROM wanted w WHERE w.want IN (SELECT want FROM g)
-        ), v AS (
-            SELECT *, CASE WHEN split THEN stem_ ELSE name END AS stem,
-                      CASE WHEN split AND ext_ <> '' THEN '.' || ext_ ELSE '' END AS tail
-            FROM r
-        ), n AS (
-            SELECT *, CASE WHEN nth = 0 THEN dst
-                           ELSE (CASE WHEN folder = '' THEN '' ELSE folder || '/' END)
-                                || stem || ' (' || nth || ')' || tail END AS final,
-                      nth = 0 OR strlen(stem) + strlen(' (' || nth || ')') + strlen(tail)
-                                 <= {NAME_MAX} AS room
-            FROM v
-        )
-        SELECT * EXCLUDE (split), lower(final) AS key FROM n
-        UNION ALL BY NAME
-        SELECT *, 0 AS nth, name AS stem, '' AS tail, NULL AS final, TRUE AS room, want AS key
-        FROM wanted WHERE in_place AND fits
-    """)
+    copies.roles(con, policy)
+    _ranked(con, policy)
+    copies.copy_rows(con, policy)
     _drop_clashing_groups(con)
 
 
-def _drop_clashing_groups(con: duckdb.DuckDBPyConnection) -> None:
-    """Whole groups out (the n-th of a group is "name (n)" only with every one before it):
-    any member at a scanned path, a folder of one, under a scanned path, at a name someone
-    else wants or another fast row takes, at a folder of a fast row, or without room."""
-    con.execute("""
-        DELETE FROM fast WHERE NOT in_place AND want IN (
-            SELECT want FROM fast WHERE NOT in_place AND (
-                NOT room OR key IN (SELECT key FROM ek) OR key IN (SELECT key FROM ed)
-                OR fkey IN (SELECT fkey FROM blocked)
-                OR (nth > 0 AND key IN (SELECT want FROM wanted))
-                OR key IN (SELECT key FROM fast GROUP BY key HAVING count(*) > 1)
-                OR key IN (SELECT anc FROM fanc WHERE fkey IN (
-                    SELECT fkey FROM fast WHERE NOT in_place))))
+def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """`fast`: the organized candidates of each destination (`want`) in the planner's order
+    (`pass`, then path). What stands there is a candidate at its own destination (`in_place`,
+    a copy too), else the first of them, which takes it; after it, one with the same content
+    (unless that one is a copy and copies are not reported) is a duplicate left where it is,
+    and the n-th of the others gets "name (n)", as Names.free_variant would. `lock_ok`:
+    nothing else of the scan stands there."""
+    report = "TRUE" if policy.duplicates == "report" else "FALSE"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE fast AS
+        WITH o AS (SELECT * FROM roles WHERE part = 'organize'),
+        ex AS (
+            SELECT key AS want, count(*) AS ex FROM ek WHERE key IN (SELECT want FROM o)
+            GROUP BY key
+        ), ip AS (
+            SELECT want, count(*) AS n_ip, any_value(path) AS o_path, any_value(size) AS o_size,
+                   any_value(digest) AS o_digest, any_value(copy) AS o_copy
+            FROM roles WHERE in_place GROUP BY want
+        ), gl AS (
+            SELECT want, coalesce(ex.ex, 0) = coalesce(ip.n_ip, 0)
+                         AND coalesce(ip.n_ip, 0) <= 1 AS lock_ok
+            FROM (SELECT DISTINCT want FROM o) LEFT JOIN ex USING (want) LEFT JOIN ip USING (want)
+        ), r AS (
+            SELECT *, row_number() OVER (PARTITION BY want ORDER BY pass, path) AS pos
+            FROM o WHERE NOT in_place
+        ), occ AS (
+            SELECT want, path AS o_path, size AS o_size, digest AS o_digest, copy AS o_copy,
+                   FALSE AS scanned
+            FROM r WHERE pos = 1 AND want NOT IN (SELECT want FROM ip)
+            UNION ALL
+            SELECT want, o_path, o_size, o_digest, o_copy, TRUE FROM ip
+        ), s AS (
+            SELECT r.*, occ.o_path, gl.lock_ok, NOT occ.scanned AND r.pos = 1 AS claimer,
+                   (occ.scanned OR r.pos > 1)
+                   AND coalesce(r.digest = occ.o_digest AND r.size = occ.o_size, FALSE)
+                   AND (NOT occ.o_copy OR {report}) AS redundant
+            FROM r JOIN occ USING (want) JOIN gl USING (want)
+        )
+        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=copies.kept_reason(policy))}
+        UNION ALL BY NAME
+        SELECT * EXCLUDE (reason, fkey), NULL::VARCHAR AS fkey, 0::BIGINT AS nth, TRUE AS room,
+               'keep' AS action, 'already in place' AS reason,
+               CASE WHEN kept THEN 'duplicate-kept' ELSE 'already-in-place' END AS code
+        FROM o JOIN gl USING (want) WHERE in_place
     """)
+
+
+# The ranked rows of _ranked (`s`) named: the claimer keeps its name, the n-th renamed one gets
+# "stem (n).ext" (the extension kept unless it is too long), a redundant one claims nothing.
+_NAMED = """
+    , n AS (
+        SELECT *, CASE WHEN claimer THEN 0 WHEN redundant THEN NULL
+                       ELSE sum(CASE WHEN claimer OR redundant THEN 0 ELSE 1 END) OVER (
+                           PARTITION BY want ORDER BY pass, path
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS nth,
+                  stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split
+        FROM s
+    ), v AS (
+        SELECT *, CASE WHEN split THEN stem_ ELSE name END AS stem,
+                  CASE WHEN split AND ext_ <> '' THEN '.' || ext_ ELSE '' END AS tail
+        FROM n
+    ), f AS (
+        SELECT *, CASE WHEN redundant THEN NULL WHEN nth = 0 THEN dst
+                       ELSE (CASE WHEN folder = '' THEN '' ELSE folder || '/' END)
+                            || stem || ' (' || nth || ')' || tail END AS final,
+                  redundant OR nth = 0 OR strlen(stem) + strlen(' (' || nth || ')')
+                                          + strlen(tail) <= {name_max} AS room
+        FROM v
+    )
+    SELECT * EXCLUDE (split, reason), lower(final) AS key,
+           CASE WHEN redundant THEN 'skip' ELSE 'move' END AS action,
+           CASE WHEN redundant THEN 'duplicate of ' || o_path::VARCHAR || ', which '
+                    || CASE WHEN o_path::VARCHAR = dst THEN 'is already at ' ELSE 'goes to ' END
+                    || dst
+                ELSE reason || {kept}
+                     || CASE WHEN nth > 0 THEN '; renamed: ' || dst || ' is taken' ELSE '' END
+           END AS reason,
+           CASE WHEN redundant THEN 'duplicate' WHEN kept THEN 'duplicate-kept'
+                WHEN nth = 0 THEN 'organized' ELSE 'renamed' END AS code,
+           CASE WHEN redundant THEN o_path END AS twin
+    FROM f
+"""
+
+
+def _drop_clashing_groups(con: duckdb.DuckDBPyConnection) -> None:
+    """Whole groups out (copies.grow): any member that does not fit, of a duplicate group not
+    all here, at a destination something else of the scan holds, or in a folder that cannot
+    be made; any claim without room, at a scanned path or folder, at a name someone else wants
+    (but a first choice), that another fast row claims, or at a folder of a fast row's claim."""
+    con.execute("""
+        CREATE OR REPLACE TABLE out AS SELECT path FROM fast
+        WHERE NOT fits OR NOT coalesce(all_ok, TRUE) OR NOT lock_ok
+           OR fkey IN (SELECT fkey FROM blocked)
+           OR (key IS NOT NULL AND (
+               NOT room OR key IN (SELECT key FROM ek) OR key IN (SELECT key FROM ed)
+               OR (coalesce(nth, 1) > 0 AND key IN (SELECT want FROM wanted))
+               OR key IN (SELECT key FROM fast GROUP BY key HAVING count(*) > 1)
+               OR key IN (SELECT anc FROM fanc WHERE fkey IN (
+                   SELECT fkey FROM fast WHERE key IS NOT NULL))))
+    """)
+    copies.grow(con)
+    con.execute("DELETE FROM fast WHERE path IN (SELECT path FROM out)")
 
 
 def touched(con: duckdb.DuckDBPyConnection) -> list[bytes]:
     """Fast rows that what the residual claimed (`claims`: keys; `claimed_dirs`: their folders
-    and the album folders) could touch, taken out of `fast`: their paths."""
-    rows = con.execute("""
-        DELETE FROM fast WHERE NOT in_place AND want IN (
-            SELECT want FROM fast WHERE NOT in_place AND (
-                key IN (SELECT key FROM claims) OR key IN (SELECT key FROM claimed_dirs)
-                OR fkey IN (SELECT fkey FROM fanc WHERE anc IN (SELECT key FROM claims))))
-        RETURNING path
-    """).fetchall()
+    and the album folders) could touch, with their whole groups, taken out of `fast`."""
+    con.execute("""
+        CREATE OR REPLACE TABLE out AS SELECT path FROM fast
+        WHERE key IN (SELECT key FROM claims) OR key IN (SELECT key FROM claimed_dirs)
+           OR fkey IN (SELECT fkey FROM fanc WHERE anc IN (SELECT key FROM claims))
+    """)
+    copies.grow(con)
+    rows = con.execute(
+        "DELETE FROM fast WHERE path IN (SELECT path FROM out) RETURNING path"
+    ).fetchall()
     return [r[0] for r in rows]
 
 
 FAST_ROWS = """
-    SELECT path AS src, CASE WHEN in_place THEN NULL ELSE encode(final) END AS dst,
-           CASE WHEN in_place THEN 'keep' ELSE 'move' END AS action,
-           CASE WHEN in_place THEN 'already in place' WHEN nth = 0 THEN reason
-                ELSE reason || '; renamed: ' || dst || ' is taken' END AS reason,
-           size, mtime_ns, dev, ino, category, year(date)::INTEGER AS year, digest,
-           NULL::BLOB AS link_to,
-           CASE WHEN in_place THEN 'already-in-place' WHEN nth = 0 THEN 'organized'
-                ELSE 'renamed' END AS reason_code,
-           kind, NULL::BLOB AS unit, NULL::BLOB AS twin, nullif(date_source, '') AS date_source
-    FROM fast
+    SELECT f.path AS src,
+           CASE WHEN f.action IN ('move', 'quarantine') THEN encode(f.final)
+                WHEN f.action = 'hardlink' THEN f.path END AS dst,
+           f.action, f.reason, f.size, f.mtime_ns, f.dev, f.ino, f.category,
+           year(f.date)::INTEGER AS year, f.digest,
+           CASE WHEN f.action = 'hardlink' THEN
+               CASE WHEN k.action = 'move' THEN encode(k.final) ELSE k.path END END AS link_to,
+           f.code AS reason_code, f.kind, NULL::BLOB AS unit, f.twin,
+           nullif(f.date_source, '') AS date_source
+    FROM fast f LEFT JOIN fast k ON f.action = 'hardlink' AND k.path = f.keeper
 """

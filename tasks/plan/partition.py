@@ -3,9 +3,11 @@
 Three parts, none holding a FileFacts per entry of the tree at once:
 - entries not organized as files (symlinks, what is left alone, --keep-subfolders): decided
   one batch at a time by the planner's own sorting, with the units of the whole scan;
-- the fast path (tasks.plan.fast): plain files nothing else touches, decided in DuckDB;
-- the residual (duplicates, sidecars, albums, projects, clashes, non-ASCII names...): the pure
-  planner itself, given only those files and the scanned paths it asks about.
+- the fast path (tasks.plan.fast, tasks.plan.copies): plain files nothing else touches, their
+  name clashes and duplicate groups included, decided in DuckDB;
+- the residual (sidecars, albums, projects, non-ASCII names, and the clash and duplicate
+  groups those touch): the pure planner itself, given only those files and the scanned paths
+  it asks about.
 
 The residual planner sees the paths of the scan it needs, not all of them, and not the fast
 rows' destinations. Whatever it claims is checked afterwards in DuckDB: a claim at, above or

@@ -1,5 +1,6 @@
 """The plan in parts (tasks.plan.partition) equals the pure planner row for row: on generated
-scans, every option varied, and on the nasty tree through the real stages."""
+scans (the planner's own, and trees of duplicate groups that the fast path decides in DuckDB),
+every option varied, and on the nasty and home trees through the real stages."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import os
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,12 +17,15 @@ from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from storage.queries import connect
-from tasks.plan.facts import load_stage_facts, stream_facts
+from tasks.classify.categories import extension_of
+from tasks.plan.facts import facts_table, load_stage_facts, stream_facts
+from tasks.plan.fast import can_be_fast
+from tasks.plan.layout import parse_layout
 from tasks.plan.partition import plan_facts, plan_parts, plan_table
 from tasks.plan.planner import FileFacts, PlanPolicy, plan_moves
 from tasks.plan.stage import policy_for
 from tests.tasks.plan.test_plan_reuse import plan_stages
-from tests.tasks.plan.test_planner import LAYOUTS, policy, scans
+from tests.tasks.plan.test_planner import LAYOUTS, SHOT, policy, scans
 from tests.trees import make_home_tree, make_nasty_tree
 
 EXAMPLES = int(os.environ.get("PARTITION_EXAMPLES", "60"))
@@ -31,6 +36,8 @@ PLACED = {
     "artist": ("category_year", "{category}/{artist}/{album}/{name}"),
 }
 ALL_LAYOUTS = {**LAYOUTS, **PLACED}
+# Layouts the fast path can take (the file keeps its name; folders do not depend on it).
+FAST_LAYOUTS = sorted(n for n, (m, t) in ALL_LAYOUTS.items() if can_be_fast(parse_layout(m, t)))
 TAGS = (None, "Band", "band", "Bänd", "AC/DC")
 
 
@@ -51,6 +58,67 @@ def tagged(draw: st.DrawFn, files: list[FileFacts]) -> list[FileFacts]:
         source = draw(st.sampled_from(["", "exif", "mtime", "none", "filename"]))
         out.append(dataclasses.replace(f, date_source=source if f.kind == "file" else ""))
     return out
+
+
+# Duplicate trees: plain names that clash across folders (and with a conflict suffix), a
+# sidecar pair, a non-ASCII name and audio (residual neighbours), a quarantine folder already
+# there; few contents over few inodes on two devices, so that groups hold copies, hard links
+# of one inode, empty files (hashed or not) and ties of mtime for every --keep.
+DUP_DIRS = (b"", b"a", b"A", b"b", b"a/c", b"Images/2019", b"Other/Unknown", b".duplicates/a")
+DUP_NAMES = (
+    *[b"x.jpg", b"X.jpg", b"x (1).jpg", b"x", b"y.png", b"IMG_1.jpg"] * 3,
+    *[b"IMG_1.xmp", b"caf\xc3\xa9.jpg", b"song.mp3"],
+)  # fmt: skip
+DUP_CONTENT = {0: (0, manifests.EMPTY_DIGEST), 1: (7, b"one"), 2: (7, b"two"), 3: (100, b"3")}
+
+
+@st.composite
+def duplicate_scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
+    """Files of few contents and inodes, some where the layout puts them (or their twin)."""
+    inodes = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([1, 1, 1, 2]),  # dev
+                st.sampled_from([0, 1, 1, 1, 2, 3, None]),  # content id; None: unhashed
+                st.integers(0, 2),  # mtime: ties are frequent
+                st.booleans(),  # an empty file's digest known (the stage adds it if asked)
+            ),
+            min_size=2,
+            max_size=6,
+        )
+    )
+    entries = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["random", "random", "random", "placed", "placed-twin"]),
+                st.sampled_from(DUP_DIRS),
+                st.sampled_from(DUP_NAMES),
+                st.integers(0, len(inodes) - 1),
+                st.sampled_from(["images"] * 4 + ["other"] * 3 + ["audio"]),
+                st.sampled_from([SHOT, SHOT, None]),
+            ),
+            min_size=2,
+            max_size=16,
+        )
+    )
+    files: dict[bytes, FileFacts] = {}
+    for i, (where, directory, name, inode, category, date) in enumerate(entries):
+        if where == "placed-twin" and i > 0:
+            _, _, name, _, category, date = entries[i - 1]
+        ext = extension_of(name)
+        if where == "random":
+            path = directory + b"/" + name if directory else name
+        else:
+            path = b"/".join(pol.layout.destination(category, date, name, ext))
+        dev, content, mtime, hashed_empty = inodes[inode]
+        size, digest = (1_000 + inode, None) if content is None else DUP_CONTENT[content]
+        if content == 0 and not hashed_empty:
+            digest = None
+        if path not in files:
+            files[path] = FileFacts(
+                path, "file", size, mtime, dev, inode + 1, category, ext, date, digest
+            )
+    return [f for p, f in files.items() if not any(q.startswith(p + b"/") for q in files)]
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -95,6 +163,102 @@ def test_the_plan_in_parts_equals_the_pure_planner(
     rows = plan_facts(files, pol, root_dev)
 
     assert rows == reference(files, pol, root_dev)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    duplicates=st.sampled_from(["report", "quarantine", "hardlink"]),
+    keep=st.sampled_from(["oldest", "newest", "shortest-path"]),
+    layout=st.sampled_from(FAST_LAYOUTS),
+    include_empty=st.booleans(),
+    include_hidden=st.booleans(),
+    albums=st.sampled_from(["tags", "off"]),
+    keep_subfolders=st.sampled_from([False, False, True]),
+    root_dev=st.sampled_from([None, 1]),
+    data=st.data(),
+)
+def test_duplicate_groups_in_parts_equal_the_pure_planner(
+    duplicates: str,
+    keep: str,
+    layout: str,
+    include_empty: bool,
+    include_hidden: bool,
+    albums: str,
+    keep_subfolders: bool,
+    root_dev: int | None,
+    data: st.DataObject,
+) -> None:
+    mode, template = ALL_LAYOUTS[layout]
+    more: dict[str, Any] = {
+        "include_hidden": include_hidden, "albums": albums, "keep_subfolders": keep_subfolders,
+    }  # fmt: skip
+    pol = policy(mode, template, duplicates, keep, include_empty, **more)
+    files = data.draw(duplicate_scans(pol), label="files")
+    if data.draw(st.booleans(), label="with the planner's own scan"):
+        taken = {f.path for f in files}
+        more_files = data.draw(scans(pol), label="more files")
+        # Inodes of their own: a hard link shares size and content.
+        files += [
+            dataclasses.replace(f, ino=f.ino + 1_000)
+            for f in more_files
+            if f.path not in taken and f.kind != "dir"
+        ]
+        files = [f for f in files if not any(q.path.startswith(f.path + b"/") for q in files)]
+
+    rows = plan_facts(files, pol, root_dev)
+
+    assert rows == reference(files, pol, root_dev)
+
+
+def _in_sql(files: list[FileFacts], pol: PlanPolicy) -> tuple[list[Any], int]:
+    """The plan in parts, and how many rows the residual planned."""
+    con = duckdb.connect()
+    try:
+        con.register("facts_arrow", facts_table(files))
+        con.execute("CREATE TABLE facts AS SELECT * FROM facts_arrow")
+        plan_parts(con, pol, None)
+        rows = con.sql("SELECT * FROM plan_rows ORDER BY src").to_arrow_table()
+        (residual,) = con.execute("SELECT count(*) FROM res").fetchall()[0]
+        return rows.cast(manifests.PLAN).to_pylist(), residual
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("duplicates", "expected_copy"),
+    [
+        ("report", ("skip", "duplicate", b"b/x.jpg")),
+        ("quarantine", ("quarantine", "duplicate-quarantined", b"b/x.jpg")),
+        ("hardlink", ("hardlink", "duplicate-linked", b"b/x.jpg")),
+    ],
+)
+def test_duplicate_groups_of_plain_files_are_decided_in_sql(
+    duplicates: str, expected_copy: tuple[str, str, bytes]
+) -> None:
+    """The oldest is kept, ties by path; a copy is planned after the files that are not (so
+    the kept b/x.jpg takes the destination a/x.jpg also wants); a hard link of the kept copy
+    is no copy; the n-th other file of a destination is renamed."""
+    one, two = b"one", b"two"
+    files = [
+        FileFacts(b"a/x.jpg", "file", 7, 5, 1, 1, "images", "jpg", SHOT, one),
+        FileFacts(b"b/x.jpg", "file", 7, 3, 1, 2, "images", "jpg", SHOT, one),
+        FileFacts(b"c/x.jpg", "file", 7, 3, 1, 2, "images", "jpg", SHOT, one),  # b's inode
+        FileFacts(b"d/x.jpg", "file", 8, 3, 1, 4, "images", "jpg", SHOT, two),
+        FileFacts(b"e/y.jpg", "file", 8, 3, 1, 5, "images", "jpg", SHOT, two),  # tie: d kept
+    ]
+    pol = policy(duplicates=duplicates)
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0
+    assert rows == reference(files, pol, None)
+    got = {r["src"]: (r["action"], r["reason_code"], r["twin"]) for r in rows}
+    assert got[b"a/x.jpg"] == expected_copy
+    assert got[b"b/x.jpg"] == ("move", "duplicate-kept", None)
+    assert got[b"c/x.jpg"] == ("skip", "duplicate", b"b/x.jpg")
+    assert got[b"d/x.jpg"][:2] == ("move", "duplicate-kept")
+    expected_e = "organized" if duplicates == "report" else expected_copy[1]  # nothing at y.jpg
+    assert got[b"e/y.jpg"][1] == expected_e
 
 
 def test_rows_of_every_part_are_planned_once() -> None:

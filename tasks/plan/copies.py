@@ -1,0 +1,124 @@
+"""Duplicate copies on the fast path (tasks.plan.fast), in DuckDB, as the pure planner treats them
+(tasks.plan.planner._Planner._organize):
+
+- a duplicate group is the candidates of one size and digest (empty ones only with
+  --include-empty) on two or more inodes; its kept copy is the first by --keep (oldest: mtime,
+  then path; newest: mtime descending, then path; shortest-path: length, then path), and every
+  member on another inode than the kept one is a copy;
+- the kept copy and the files on its inode are organized like any other file, the kept one
+  saying so ("kept copy (oldest) of 3"); under --duplicates report the copies are organized too,
+  after every other file (as under hardlink, a copy on another device than the kept one);
+  under quarantine each goes to .duplicates/<its path>; under hardlink each becomes a link to
+  wherever the kept copy ends up.
+
+A group is decided here whole or not at all: only when every member is a plain candidate that
+fits (`wanted`.fits). Whatever touches one member sends the group to the residual with it
+(`grow`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+
+from tasks.plan.planner import QUARANTINE_DIR, PlanPolicy
+
+_KEEP_ORDER = {
+    "oldest": "mtime_ns, path",
+    "newest": "mtime_ns DESC, path",
+    "shortest-path": "octet_length(path), path",
+}
+
+
+def roles(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """`dupes`: each duplicate group (`gid`), its kept copy, the count its reason gives, and
+    whether every member is a plain candidate that fits (`all_ok`). `roles`: the rows of
+    `wanted`, each with its group, `kept`, `copy`, its `part` (organize, quarantine or link)
+    and `pass` (copies that are organized come after every other file: 1)."""
+    sizes = "" if policy.include_empty else "AND f.size > 0"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE dupes AS
+        WITH m AS (
+            SELECT f.path, f.size, f.digest, f.dev, f.ino, f.mtime_ns,
+                   coalesce(w.fits, FALSE) AS fits
+            FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+            LEFT JOIN wanted w ON w.path = f.path
+            WHERE f.kind = 'file' AND f.digest IS NOT NULL {sizes}
+        ), k AS (
+            SELECT *, first_value(path) OVER w AS keeper, first_value(dev) OVER w AS kdev,
+                   first_value(ino) OVER w AS kino
+            FROM m WINDOW w AS (PARTITION BY size, digest ORDER BY {_KEEP_ORDER[policy.keep]})
+        )
+        SELECT size, digest, row_number() OVER () AS gid, any_value(keeper) AS keeper,
+               any_value(kdev) AS kdev, any_value(kino) AS kino,
+               count(*) FILTER (dev <> kdev OR ino <> kino) + 1 AS copies,
+               bool_and(fits) AS all_ok
+        FROM k GROUP BY size, digest
+        HAVING min(dev) <> max(dev) OR min(ino) <> max(ino)
+    """)
+    organized = {"report": "TRUE", "hardlink": "w.dev <> d.kdev"}.get(policy.duplicates, "FALSE")
+    copy_part = "quarantine" if policy.duplicates == "quarantine" else "link"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE roles AS
+        SELECT w.*, d.gid, d.keeper, d.copies, d.all_ok,
+               coalesce(w.path = d.keeper, FALSE) AS kept,
+               coalesce(w.dev <> d.kdev OR w.ino <> d.kino, FALSE) AS copy,
+               CASE WHEN NOT coalesce(w.dev <> d.kdev OR w.ino <> d.kino, FALSE) OR {organized}
+                    THEN 'organize' ELSE '{copy_part}' END AS part,
+               coalesce(w.dev <> d.kdev OR w.ino <> d.kino, FALSE)::INTEGER AS pass
+        FROM wanted w LEFT JOIN dupes d ON d.size = w.size AND d.digest = w.digest
+    """)
+
+
+def kept_reason(policy: PlanPolicy) -> str:
+    """SQL for what a kept copy's reason adds (tasks.plan.reasons.kept_copy)."""
+    return f"CASE WHEN kept THEN '; kept copy ({policy.keep}) of ' || copies ELSE '' END"
+
+
+def quarantine_folders(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> list[str]:
+    """The keys of the folders quarantined copies would go to (one per folder of `plain`)."""
+    if policy.duplicates != "quarantine":
+        return []
+    top = os.fsdecode(QUARANTINE_DIR)
+    rows = con.execute("SELECT DISTINCT lower(dir) FROM plain").fetchall()
+    return [top + ("/" + d if d else "") for (d,) in rows]
+
+
+def copy_rows(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """Into `fast`: the copies that are not organized. A quarantined one claims
+    .duplicates/<its path> (`key`, checked like any other claim); a linked one claims nothing,
+    its link (FAST_ROWS) is where its kept copy's row ends. (`in_place` says a copy stands
+    where the layout would put it: the files that want that place are renamed around it.)"""
+    top = os.fsdecode(QUARANTINE_DIR)
+    kept = f"(kept: {policy.keep})"
+    con.execute(f"""
+        INSERT INTO fast BY NAME
+        SELECT * EXCLUDE (reason, fkey), TRUE AS lock_ok, TRUE AS room,
+               '{top}/' || path::VARCHAR AS final,
+               lower('{top}/' || path::VARCHAR) AS key,
+               '{top}' || CASE WHEN dir = '' THEN '' ELSE '/' || lower(dir) END AS fkey,
+               'quarantine' AS action, 'duplicate-quarantined' AS code, keeper AS twin,
+               'duplicate of ' || keeper::VARCHAR || ' {kept}' AS reason
+        FROM roles WHERE part = 'quarantine'
+        UNION ALL BY NAME
+        SELECT * EXCLUDE (reason, fkey), TRUE AS lock_ok, TRUE AS room, 'hardlink' AS action,
+               'duplicate-linked' AS code, keeper AS twin,
+               'duplicate of ' || keeper::VARCHAR || ' {kept}: linked' AS reason
+        FROM roles WHERE part = 'link'
+    """)
+
+
+def grow(con: duckdb.DuckDBPyConnection) -> None:
+    """Grow the paths in `out` until they hold whole groups of `fast`: the duplicate group of
+    each (a copy's part hangs on its kept copy, the kept copy on the whole group) and the
+    destination of each organized one (the n-th of a destination depends on those before, and
+    on the copy that may stand there already)."""
+    while con.execute("""
+        INSERT INTO out SELECT path FROM fast WHERE path NOT IN (SELECT path FROM out) AND (
+            gid IN (SELECT gid FROM fast WHERE path IN (SELECT path FROM out))
+            OR ((part = 'organize' OR in_place) AND want IN (
+                SELECT want FROM fast WHERE (part = 'organize' OR in_place)
+                AND path IN (SELECT path FROM out))))
+    """).fetchall()[0][0]:
+        pass
