@@ -213,12 +213,29 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     a copy too), else the first of them, which takes it; after it, one with the same content
     (unless that one is a copy and copies are not reported) is a duplicate left where it is,
     and the n-th of the others gets "name (n)", as Names.free_variant would. `lock_ok`:
-    nothing else of the scan stands there."""
+    nothing else of the scan stands there. Ranked on a few columns (`ranks`), then named."""
     report = "TRUE" if policy.duplicates == "report" else "FALSE"
+    con.execute(_RANKS.format(report=report))
+    kept = copies.kept_reason(policy)
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
-        WITH o AS (SELECT * FROM roles WHERE part = 'organize'),
-        ex AS (
+        WITH s AS (SELECT * FROM roles JOIN ranks USING (path))
+        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept)}
+        UNION ALL BY NAME
+        SELECT * EXCLUDE (reason, fkey), NULL::VARCHAR AS fkey, TRUE AS room,
+               'keep' AS action, 'already in place' AS reason,
+               CASE WHEN kept THEN 'duplicate-kept' ELSE 'already-in-place' END AS code
+        FROM s WHERE in_place
+    """)
+
+
+# _ranked's first step: where each organized candidate stands in its destination's order.
+_RANKS = """
+        CREATE OR REPLACE TABLE ranks AS
+        WITH o AS (
+            SELECT path, want, pass, in_place, size, digest, copy FROM roles
+            WHERE part = 'organize'
+        ), ex AS (
             SELECT key AS want, count(*) AS ex FROM ek WHERE key IN (SELECT want FROM o)
             GROUP BY key
         ), ip AS (
@@ -233,37 +250,36 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
             SELECT *, row_number() OVER (PARTITION BY want ORDER BY pass, path) AS pos
             FROM o WHERE NOT in_place
         ), occ AS (
-            SELECT want, path AS o_path, size AS o_size, digest AS o_digest, copy AS o_copy,
+            SELECT r.want, path AS o_path, size AS o_size, digest AS o_digest, copy AS o_copy,
                    FALSE AS scanned
-            FROM r WHERE pos = 1 AND want NOT IN (SELECT want FROM ip)
+            FROM r ANTI JOIN ip ON ip.want = r.want WHERE pos = 1
             UNION ALL
             SELECT want, o_path, o_size, o_digest, o_copy, TRUE FROM ip
         ), s AS (
-            SELECT r.*, occ.o_path, gl.lock_ok, NOT occ.scanned AND r.pos = 1 AS claimer,
+            SELECT r.path, r.want, r.pass, occ.o_path, gl.lock_ok,
+                   NOT occ.scanned AND r.pos = 1 AS claimer,
                    (occ.scanned OR r.pos > 1)
                    AND coalesce(r.digest = occ.o_digest AND r.size = occ.o_size, FALSE)
                    AND (NOT occ.o_copy OR {report}) AS redundant
             FROM r JOIN occ USING (want) JOIN gl USING (want)
         )
-        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=copies.kept_reason(policy))}
+        SELECT path, o_path, lock_ok, claimer, redundant,
+               CASE WHEN claimer THEN 0 WHEN redundant THEN NULL
+                    ELSE sum(CASE WHEN claimer OR redundant THEN 0 ELSE 1 END) OVER (
+                        PARTITION BY want ORDER BY pass, path
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS nth
+        FROM s
         UNION ALL BY NAME
-        SELECT * EXCLUDE (reason, fkey), NULL::VARCHAR AS fkey, 0::BIGINT AS nth, TRUE AS room,
-               'keep' AS action, 'already in place' AS reason,
-               CASE WHEN kept THEN 'duplicate-kept' ELSE 'already-in-place' END AS code
+        SELECT path, lock_ok, FALSE AS claimer, FALSE AS redundant, 0 AS nth
         FROM o JOIN gl USING (want) WHERE in_place
-    """)
+"""
 
 
 # The ranked rows of _ranked (`s`) named: the claimer keeps its name, the n-th renamed one gets
 # "stem (n).ext" (the extension kept unless it is too long), a redundant one claims nothing.
 _NAMED = """
     , n AS (
-        SELECT *, CASE WHEN claimer THEN 0 WHEN redundant THEN NULL
-                       ELSE sum(CASE WHEN claimer OR redundant THEN 0 ELSE 1 END) OVER (
-                           PARTITION BY want ORDER BY pass, path
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS nth,
-                  stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split
-        FROM s
+        SELECT *, stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split FROM s WHERE NOT in_place
     ), v AS (
         SELECT *, CASE WHEN split THEN stem_ ELSE name END AS stem,
                   CASE WHEN split AND ext_ <> '' THEN '.' || ext_ ELSE '' END AS tail
