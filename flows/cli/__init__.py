@@ -141,6 +141,16 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
+    from flows.cli import warm
+
+    code = warm.dispatch(sys.argv)  # a warm runner's child ran it (flows/cli/runner.py)
+    if code is not None:
+        sys.exit(code)
+    run_here()
+
+
+def run_here() -> None:
+    """The command, in this process (or in the warm runner's child, which calls this)."""
     verbose = terminal.take_verbose(sys.argv)
     _quiet_prefect(verbose)
     terminal.install()

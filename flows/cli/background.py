@@ -302,10 +302,14 @@ def _kill(server: Server) -> None:
 
 
 def stop(folder: Path | None = None) -> Server | None:
-    """Stop the background server; the one stopped, or None when none was running."""
+    """Stop the background server and the warm runner beside it; the server stopped, or None
+    when none was running."""
+    from flows.cli import warm_state
+
     folder = folder or state_dir()
     if not folder.exists():
         return None
+    warm_state.stop(folder)
     with locked(folder):
         server = read_record(folder)
         running = server is not None and ours(server)

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from flows.cli import background, terminal
 
@@ -84,3 +84,14 @@ def local_prefect() -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
         if not terminal.INTERRUPTED.is_set():  # after a Ctrl-C the exit is due (the server stays)
             drain_prefect()
+            _start_runner()
+
+
+def _start_runner() -> None:
+    """A warm runner for the next run, when this one could have gone warm (flows/cli/warm.py):
+    it imports Prefect and the flows while this process exits."""
+    from flows.cli import warm, warm_state
+
+    if warm.eligible_env is not None:
+        with suppress(OSError):
+            warm_state.start(background.state_dir(), warm.eligible_env)

@@ -30,6 +30,13 @@ def _uptime(seconds: float) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
+def _runner(runner: Any) -> dict[str, Any] | None:
+    if runner is None:
+        return None
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(runner.started))
+    return {"pid": runner.pid, "ready": runner.ready, "started_at": started}
+
+
 def _document(folder: Any, server: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
         "running": server is not None,
@@ -52,12 +59,13 @@ def _document(folder: Any, server: Any) -> dict[str, Any]:
 @app.command()
 def status(json_output: bool = JSON) -> None:
     """The local Prefect server that runs in the background: its UI's URL, pid, uptime, home."""
-    from flows.cli import background
+    from flows.cli import background, warm_state
     from flows.cli.render import emit_json
 
     folder = background.state_dir()
     server = background.find(folder)
-    document = _document(folder, server)
+    runner = warm_state.find(folder)
+    document = {**_document(folder, server), "runner": _runner(runner)}
     if json_output:
         emit_json(document)
         return
@@ -72,9 +80,14 @@ def status(json_output: bool = JSON) -> None:
             f"  Prefect API  {server.api_url}\n"
             f"  pid          {server.pid} (up {_uptime(time.time() - server.started)})\n"
             f"  home         {server.home}\n"
-            f"  log          {document['log']}\n"
-            "stop it with: fileorg stop"
+            f"  log          {document['log']}"
         )
+    if runner is not None:
+        state = "ready" if runner.ready else "starting"
+        up = _uptime(time.time() - runner.started)
+        typer.echo(f"  warm runner  pid {runner.pid} ({state}, up {up})")
+    if server is not None or runner is not None:
+        typer.echo("stop it with: fileorg stop")
     if document["prefect_api_url"]:
         typer.echo(f"(runs use PREFECT_API_URL={document['prefect_api_url']} instead)")
 
@@ -82,13 +95,23 @@ def status(json_output: bool = JSON) -> None:
 @app.command()
 def stop(json_output: bool = JSON) -> None:
     """Stop the local Prefect server that runs in the background (nothing to do if none runs)."""
-    from flows.cli import background
+    from flows.cli import background, warm_state
     from flows.cli.render import emit_json
 
+    runner = warm_state.stop(background.state_dir())
     stopped = background.stop()
     if json_output:
-        emit_json({"stopped": stopped is not None, "pid": stopped.pid if stopped else None})
-    elif stopped is None:
+        emit_json(
+            {
+                "stopped": stopped is not None,
+                "pid": stopped.pid if stopped else None,
+                "runner_pid": runner.pid if runner else None,
+            }
+        )
+        return
+    if stopped is None:
         typer.echo("no local Prefect server was running")
     else:
         typer.echo(f"stopped the local Prefect server (pid {stopped.pid})")
+    if runner is not None:
+        typer.echo(f"stopped the warm runner (pid {runner.pid})")
