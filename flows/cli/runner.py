@@ -16,7 +16,6 @@ leaves. Nothing forks while a thread or an event loop is alive here: refused ins
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import selectors
@@ -31,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.cli import warm_state
+from flows.cli import runner_child, warm_state
+from flows.cli.runner_child import LEARNED
 
 # Imported before the first fork: what a run of organize, apply or rollback imports (the rest a
 # child imports itself, from the files the fingerprint covers). flows.cli's command modules
@@ -87,9 +87,6 @@ class _CurrentStderr:
         return getattr(target, name)
 
 
-LEARNED = "modules.txt"  # what the last child imported that the runner had not
-
-
 def _preload(folder: Path | None = None) -> None:
     import importlib
 
@@ -109,25 +106,6 @@ def _preload(folder: Path | None = None) -> None:
                 importlib.import_module(name)
     finally:
         sys.stderr = real
-
-
-def _learn(folder: Path, before: set[str]) -> None:
-    """Note what this child imported for the next runner (best effort, a few ms)."""
-    new = sorted(
-        name
-        for name in set(sys.modules) - before
-        if not name.startswith(("__", "flows.cli"))  # the CLI's: imported under the client's env
-    )
-    if new:
-        with suppress(OSError):
-            tmp = folder / f".{LEARNED}.{os.getpid()}"
-            known = (
-                set((folder / LEARNED).read_text().split())
-                if (folder / LEARNED).exists()
-                else set()
-            )
-            tmp.write_text("\n".join(sorted(known | set(new))) + "\n")
-            os.replace(tmp, folder / LEARNED)
 
 
 def fork_safe() -> str | None:
@@ -229,7 +207,7 @@ class Runner:
         pid = os.fork()
         if pid == 0:
             os.close(go_write)
-            _child(self, request, fds, go_read)
+            runner_child.run(self._close_all, self.folder, request, fds, go_read)
         os.close(go_read)
         for fd in fds:
             os.close(fd)
@@ -295,104 +273,20 @@ class Runner:
         seconds = time.monotonic() - run.started
         warm_state.note(self.folder, f"child pid {pid} ended: {said} ({seconds:.2f} s)")
 
+    def _close_all(self) -> None:
+        """In a child: nothing of the runner's stays open."""
+        self.selector.close()
+        self.listener.close()
+        os.close(self.wakeup)
+        for conn in [*self.pending, *(run.conn for run in self.runs.values())]:
+            conn.close()
+
     def _stop(self) -> None:
         if not self.stopping:
             self.stopping = True
             with suppress(KeyError, ValueError):
                 self.selector.unregister(self.listener)
             self.listener.close()
-
-
-def _child(runner: Runner, request: dict[str, Any], fds: list[int], go: int) -> None:
-    """The forked child: wait for the go, become the client's command, exit with its code."""
-    code = 1
-    try:
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        runner.selector.close()
-        runner.listener.close()
-        os.close(runner.wakeup)
-        for conn in [*runner.pending, *(run.conn for run in runner.runs.values())]:
-            conn.close()
-        if os.read(go, 1) != b"g":  # the client never heard of us: it runs the command itself
-            os._exit(1)
-        os.close(go)
-        before = set(sys.modules)
-        _take(request, fds)
-        code = _run()
-        _learn(runner.folder, before)
-    except BaseException:  # the child's last word: what Python would print
-        with suppress(Exception):
-            import traceback
-
-            traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _take(request: dict[str, Any], fds: list[int]) -> None:
-    """The client's terminal, cwd, umask, environment and argv, as its own process has them."""
-    for target, fd in enumerate(fds[:3]):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.fchdir(fds[3])  # the client's cwd as it is (even renamed, or not readable)
-    os.close(fds[3])
-    os.umask(int(request["umask"]))
-    os.environ.clear()
-    os.environ.update(request["env"])
-    time.tzset()
-    sys.argv = list(request["argv"])
-    for fd, name in enumerate(("stdin", "stdout", "stderr")):
-        encoding, errors = request["stdio"][fd]
-        stream = open(  # noqa: SIM115 - the process's own stream, as Python makes it
-            fd,
-            "r" if fd == 0 else "w",
-            encoding=encoding,
-            errors=errors,
-            newline="\n",
-            closefd=False,
-        )
-        if fd == 2:
-            stream.reconfigure(line_buffering=True)  # Python's stderr, since 3.9
-        if fd and os.environ.get("PYTHONUNBUFFERED"):  # as this interpreter was started
-            stream.reconfigure(write_through=True)
-        setattr(sys, name, stream)
-        setattr(sys, f"__{name}__", stream)
-    from storage.settings import get_settings
-
-    get_settings.cache_clear()  # read once per process: this process is the client's
-
-
-def _run() -> int:
-    from flows.cli import run_here
-
-    try:
-        run_here()
-        code: object = 0
-    except SystemExit as exc:
-        code = exc.code
-    except KeyboardInterrupt:  # what Python does with one that escapes: die of SIGINT
-        _flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        raise
-    if code is None:
-        code = 0
-    if not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    _flush()
-    return code
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(Exception):
-            stream.flush()
 
 
 def main(argv: list[str]) -> None:
