@@ -19,15 +19,34 @@ from __future__ import annotations
 import inspect
 import multiprocessing
 from multiprocessing import forkserver
-from multiprocessing.context import BaseContext
+from multiprocessing.context import BaseContext, ForkServerContext, ForkServerProcess
 from typing import Any
 
 from prefect import flow_engine
+
+from tasks import pool
 
 PRELOAD = ["flows.organize", "flows.apply"]
 # What use_forkserver replaces: if a Prefect upgrade stops spelling it so, runs would quietly
 # be spawned cold again; tests/flows/test_warm_starts.py fails instead.
 SPAWNED = 'multiprocessing.get_context("spawn")'
+
+
+class _RunProcess(ForkServerProcess):
+    """A run's process. multiprocessing ends it by joining its children and then os._exit,
+    without the interpreter's exit hooks, so the stages' process pool (tasks.pool), whose
+    workers are such children, is shut down here first, however the run ended (a run stopped
+    by SIGTERM was seen to stay alive otherwise, its pool workers waiting for work)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            pool.shutdown(wait=True)
+
+
+class _RunContext(ForkServerContext):
+    Process = _RunProcess
 
 
 class _Forking:
@@ -52,7 +71,7 @@ def spawns_cold() -> bool:
 def use_forkserver() -> None:
     """From now on, this process's runs start as forks of a forkserver that imported the
     flows; the forkserver starts now (the runner's start pays its imports, not a run)."""
-    context = multiprocessing.get_context("forkserver")
+    context = _RunContext()
     context.set_forkserver_preload(PRELOAD)
     flow_engine.multiprocessing = _Forking(context)  # type: ignore[assignment, attr-defined]
     forkserver.ensure_running()

@@ -75,14 +75,15 @@ def _threads(workers: int) -> ThreadPoolExecutor:
         return _thread_pool
 
 
-def shutdown() -> None:
+def shutdown(wait: bool = False) -> None:
+    """Stop both pools (`wait`: until their workers have ended); the next use makes new ones."""
     global _pool, _thread_pool
     with _lock:
         if _pool is not None:
-            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool.shutdown(wait=wait, cancel_futures=True)
         _pool = None
         if _thread_pool is not None:
-            _thread_pool.shutdown(wait=False, cancel_futures=True)
+            _thread_pool.shutdown(wait=wait, cancel_futures=True)
         _thread_pool = None
 
 
