@@ -211,11 +211,12 @@ def scheduled_cleanup(prefect_server: str) -> str:
     """The scheduled-cleanup deployment registered as the runner registers it (no runner:
     scheduled runs stay scheduled, which is what these tests read). Registered for each test:
     the `prefect deploy` test removes what it registered on the shared server."""
-    from flows.deployments import _deployment
     from flows.organize import organize_flow
 
-    deployment = _deployment(organize_flow, "scheduled-cleanup", parameters={"operation_id": ""})
-    deployment_id = deployment.apply()
+    deployment = organize_flow.to_deployment(
+        name="scheduled-cleanup", parameters={"operation_id": ""}
+    )
+    deployment_id = deployment.apply()  # type: ignore[union-attr]
     return str(deployment_id)
 
 

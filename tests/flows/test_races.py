@@ -82,38 +82,37 @@ def test_destinations_taken_after_planning_are_conflicts(tmp_path: Path) -> None
 
 
 class HeldInTheWindow:
-    """Holds the apply once in the window a check-then-act tool leaves open: right after it
-    has found `target` free (its lstat by name, in the folder it holds open) and before it
-    moves a file there, until the racing thread has acted and calls `go()`.
+    """Holds the apply once in the window a check-then-act tool leaves open: after the plan
+    found `target` free and right before the apply moves a file there (its rename into the
+    folder it holds open), until the racing thread has acted and calls `go()`.
 
-    It wraps os.stat, which the apply's check goes through; `reached` is set only if the apply
-    got there, so a test that asserts it knows its race happened."""
+    It wraps the apply's rename (tasks.apply.local.rename_noreplace); `reached` is set only if
+    the apply got there, so a test that asserts it knows its race happened."""
 
     def __init__(self, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from tasks.apply import local
+
         self.target = target
         self.reached = threading.Event()
         self.moved_before: int | None = None  # files the apply had moved when it got there
         self._go = threading.Event()
         self._apply_thread = threading.get_ident()  # the apply runs in the test's own thread
-        real = os.stat
+        real = local.rename_noreplace
 
-        def checked(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> Any:
-            try:
-                return real(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-            except FileNotFoundError:
-                if dir_fd is not None and self._is_the_check(real, path, dir_fd):
-                    self.reached.set()
-                    assert self._go.wait(DEADLINE), "the racing thread never let the apply go"
-                raise
+        def held(src_fd: int, src_name: bytes, dst_fd: int, name: bytes) -> None:
+            if self._is_the_move(name, dst_fd):
+                self.reached.set()
+                assert self._go.wait(DEADLINE), "the racing thread never let the apply go"
+            real(src_fd, src_name, dst_fd, name)
 
-        monkeypatch.setattr(os, "stat", checked)
+        monkeypatch.setattr(local, "rename_noreplace", held)
 
-    def _is_the_check(self, real: Any, path: Any, dir_fd: int) -> bool:
+    def _is_the_move(self, name: bytes, dir_fd: int) -> bool:
         if self.reached.is_set() or threading.get_ident() != self._apply_thread:
             return False
-        if os.fsencode(path) != os.fsencode(self.target.name):
+        if os.fsencode(name) != os.fsencode(self.target.name):
             return False
-        folder, held = real(self.target.parent), os.fstat(dir_fd)
+        folder, held = os.stat(self.target.parent), os.fstat(dir_fd)
         return (folder.st_dev, folder.st_ino) == (held.st_dev, held.st_ino)
 
     def wait(self) -> bool:
