@@ -21,7 +21,6 @@ another program that took the port); a record that fails any of these is replace
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import signal
@@ -31,9 +30,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from flows.cli.records import load_record, save_record
 from storage.errors import FileorgError
 
 START_SECONDS = 180.0  # a deadline, polled: a quiet machine answers in ~3 s (more the first time)
@@ -99,17 +99,11 @@ def locked(folder: Path) -> Iterator[None]:
 
 
 def read_record(folder: Path) -> Server | None:
-    try:
-        return Server(**json.loads((folder / "server.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+    return load_record(folder / "server.json", Server)
 
 
 def _write_record(folder: Path, server: Server) -> None:
-    tmp = folder / f".server.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(server)))
-    tmp.chmod(0o600)  # the token
-    os.replace(tmp, folder / "server.json")
+    save_record(folder / "server.json", server)
 
 
 def _forget(folder: Path) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import secrets
 import signal
@@ -26,8 +25,10 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from flows.cli.records import load_record, save_record
 
 TOKEN_VARIABLE = "FILEORG_RUNNER_TOKEN"
 ENV_DIGEST_VARIABLE = "FILEORG_RUNNER_ENV"
@@ -164,17 +165,11 @@ def fingerprint(code: str, env: str) -> str:
 
 
 def read(folder: Path) -> Runner | None:
-    try:
-        return Runner(**json.loads((folder / "runner.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+    return load_record(folder / "runner.json", Runner)
 
 
 def write(folder: Path, runner: Runner) -> None:
-    tmp = folder / f".runner.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(runner)))
-    tmp.chmod(0o600)  # the token
-    os.replace(tmp, folder / "runner.json")
+    save_record(folder / "runner.json", runner)
 
 
 def forget(folder: Path, pid: int) -> None:
