@@ -1,5 +1,6 @@
-"""What the sockets of one API process share: reads of an operation, coalesced, and the one
-event hub (api.events). Both live on the app's state, made on first use.
+"""What the sockets of one API process share: reads of an operation, coalesced, the one event
+hub (api.events) and the channels that fan an operation out to its sockets (api.fanout). They
+live on the app's state, made on first use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from api import manifests
 from api.deps import settings_of
 from api.errors import NotFound
 from api.events import EventHub
+from api.fanout import Channels
 from api.models import Operation
 from api.operations import OperationService
 from api.schemas import OperationPublic
@@ -113,3 +115,7 @@ def reads(app: FastAPI) -> Reads:
 def hub(app: FastAPI) -> EventHub:
     """The lifespan's hub (api.main); a hub without a subscription when none was started."""
     return _on_state(app, "hub", EventHub, lambda: EventHub(None))
+
+
+def channels(app: FastAPI) -> Channels:
+    return _on_state(app, "ws_channels", Channels, lambda: Channels(hub(app), reads(app)))
