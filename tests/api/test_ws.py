@@ -20,6 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from api import fanout
+from api.live import hub
+from api.orchestrator import RunEvent, RunState
 from tests.api.conftest import PASSWORD, Api
 from tests.api.stack import RUNNER, free_port, running, started
 from tests.polling import until
@@ -105,6 +108,54 @@ def test_a_token_in_the_url_is_not_accepted(api: Api, tree: Path) -> None:
         messages, code = [], 4401
 
     assert (messages, code) == ([], 4401)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sockets_on_one_run_get_the_same_frames_each_serialized_once(
+    api: Api, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[str] = []
+    real = fanout.encode
+    monkeypatch.setattr(fanout, "encode", lambda m: encoded.append(m["type"]) or real(m))
+    api.fake.complete, api.fake.begin = False, "pending"
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")
+    run_id = api.shown(admin, op_id)["flow_run_id"]
+    app: Any = api.client.app
+    path = f"/ws/operations/{op_id}"
+
+    def emit(event: RunEvent) -> None:
+        api.client.portal.call(lambda: hub(app).dispatch(event, run_id))  # type: ignore[union-attr]
+
+    with (
+        api.client.websocket_connect(path, headers=admin.headers) as a,
+        api.client.websocket_connect(path, headers=admin.headers) as b,
+        api.client.websocket_connect(path, headers=admin.headers) as c,
+    ):
+        sockets = (a, b, c)
+        frames: list[list[str]] = [[ws.receive_text()] for ws in sockets]  # pending
+        api.fake.runs[run_id] = RunState("running")  # as Prefect has it when its event comes
+        emit(RunEvent(run_id, "state", RunState("running")))
+        for files in (10, 20):
+            frames_before = [len(f) for f in frames]
+            emit(RunEvent(run_id, "progress", payload={"stage": "scan", "files_done": files}))
+            for ws, into, before in zip(sockets, frames, frames_before, strict=True):
+                while len(into) < before + 1 or json.loads(into[-1])["type"] != "progress":
+                    into.append(ws.receive_text())
+        api.fake.finish()
+        emit(RunEvent(run_id, "state", RunState("completed")))
+        for ws, into in zip(sockets, frames, strict=True):
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    into.append(ws.receive_text())
+            assert closed.value.code == 1000
+
+    assert frames[0] == frames[1] == frames[2]
+    types = [json.loads(f)["type"] for f in frames[0]]
+    assert types[0] == "state" and types[-2:] == ["state", "done"]
+    assert types.count("progress") == 2
+    assert encoded == types  # once per message, not once per socket
 
 
 # --- the real stack -------------------------------------------------------------------------
