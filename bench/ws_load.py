@@ -1,6 +1,7 @@
 """WebSocket fan-out on loopback: N clients following one operation, and start latencies.
 
-    .venv/bin/python bench/ws_load.py --clients 500 --files 20000 [--api-url URL]
+    .venv/bin/python bench/ws_load.py --clients 1000 --files 20000 [--api-url URL]
+        [--client-processes 2] [--server-repo CHECKOUT]
 
 Starts a Prefect server (unless --api-url), a runner (`python -m flows.deployments`, polling
 every 0.5 s) and `uvicorn api.main:app`, signs up, grants a generated tree, then:
@@ -11,7 +12,11 @@ every 0.5 s) and `uvicorn api.main:app`, signs up, grants a generated tree, then
    (SIGCONT). Every client must then get `running`, `completed`, the final `done` and a close
    1000. Lag = receive time - `sent_at` of each progress message (the flow's emit time, same
    clock), over all clients; the API's resident memory is sampled throughout.
-The load generator shares the machine's cores with the server, runner and flow.
+The fan-out clients run in `--client-processes` processes of their own (this script with
+--client-worker), not in the one that starts and times everything, so a busy client loop does
+not delay the measurement's own work; they still share the machine's cores with the server,
+runner and flow. `--server-repo` runs the runner and the API from another checkout (with its
+own .venv), to compare two versions with the same load generator.
 """
 
 from __future__ import annotations
@@ -118,10 +123,43 @@ async def start_latency(
     return running - posted, progress - posted, lags_ms([(got, code)])
 
 
+EXPECTED_STATES = ["pending", "running", "completed"]
+
+
+async def client_worker(url: str, token: str, clients: int) -> dict[str, Any]:
+    """`clients` clients in this process; "connected" on stdout once each has its first frame."""
+    first: asyncio.Queue[None] = asyncio.Queue()
+    tasks = [asyncio.create_task(follow(url, token, first)) for _ in range(clients)]
+    for _ in range(clients):
+        await first.get()
+    print("connected", flush=True)
+    results = await asyncio.gather(*tasks)
+    complete = sum(
+        1
+        for got, code in results
+        if code == 1000
+        and got
+        and got[-1][1]["type"] == "done"
+        and [m["status"] for _, m in got if m["type"] == "state"] == EXPECTED_STATES
+    )
+    return {"complete": complete, "lags": lags_ms(results)}
+
+
+def _worker_command(url: str, clients: int) -> list[str]:
+    return [sys.executable, __file__, "--client-worker", url, "--clients", str(clients)]
+
+
 async def fan_out(
-    base: str, ws: str, token: str, root: Path, clients: int, runner: subprocess.Popen[bytes]
+    base: str,
+    ws: str,
+    token: str,
+    root: Path,
+    args: argparse.Namespace,
+    runner: subprocess.Popen[bytes],
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
+    clients, processes = args.clients, max(1, args.client_processes)
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
     runner.send_signal(signal.SIGSTOP)  # the run waits, scheduled, until every client is on
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -131,29 +169,28 @@ async def fan_out(
             response.raise_for_status()
             op_id = response.json()["operation_id"]
         url = f"{ws}/ws/operations/{op_id}"
-        first: asyncio.Queue[None] = asyncio.Queue()
         started = time.monotonic()
-        tasks = [asyncio.create_task(follow(url, token, first)) for _ in range(clients)]
-        for _ in range(clients):
-            await first.get()
+        env = {**os.environ, "WS_LOAD_TOKEN": token}  # not on a command line others can read
+        workers = [
+            await asyncio.create_subprocess_exec(
+                *_worker_command(url, share), env=env, stdout=asyncio.subprocess.PIPE
+            )
+            for share in shares
+        ]
+        for worker in workers:
+            assert worker.stdout is not None
+            if (await worker.stdout.readline()).strip() != b"connected":
+                raise SystemExit("a client process failed before connecting")
         connected = time.monotonic() - started
     finally:
         runner.send_signal(signal.SIGCONT)
-    results = await asyncio.gather(*tasks)
-    lags = lags_ms(results)
-    expected = ["pending", "running", "completed"]
-    complete = sum(
-        1
-        for got, code in results
-        if code == 1000
-        and got
-        and got[-1][1]["type"] == "done"
-        and [m["status"] for _, m in got if m["type"] == "state"] == expected
-    )
+    reports = [json.loads((await w.communicate())[0]) for w in workers]
+    lags = [lag for r in reports for lag in r["lags"]]
     return {
         "connect_all_s": round(connected, 1),
         "clients": clients,
-        "complete": complete,
+        "client_processes": processes,
+        "complete": sum(r["complete"] for r in reports),
         "progress_messages": len(lags),
         "lag_ms_p50": round(percentile(lags, 0.5), 1),
         "lag_ms_p99": round(percentile(lags, 0.99), 1),
@@ -168,6 +205,14 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--api-url", default=None, help="a running Prefect server")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--server-repo",
+        type=Path,
+        default=REPO,
+        help="run the runner and the API from this checkout (its .venv/bin/python)",
+    )
+    parser.add_argument("--client-worker", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument(
         "--uvicorn-arg",
         action="append",
@@ -175,7 +220,13 @@ def main() -> None:
         help="one more argument for uvicorn, e.g. --uvicorn-arg=--ws-per-message-deflate=true",
     )
     args = parser.parse_args()
+    if args.client_worker:
+        token = os.environ["WS_LOAD_TOKEN"]
+        print(json.dumps(asyncio.run(client_worker(args.client_worker, token, args.clients))))
+        return
 
+    server = args.server_repo.resolve()
+    python = str(server / ".venv" / "bin" / "python")
     work = Path(tempfile.mkdtemp(prefix="ws-load-", dir="/tmp"))
     data, root = work / "data", work / "tree"
     data.mkdir()
@@ -192,12 +243,12 @@ def main() -> None:
         }
         log = (work / "stack.log").open("wb")
         runner = subprocess.Popen(
-            [sys.executable, "-m", "flows.deployments"], cwd=REPO, env=env, stdout=log, stderr=log
+            [python, "-m", "flows.deployments"], cwd=server, env=env, stdout=log, stderr=log
         )
-        uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+        uvicorn = [python, "-m", "uvicorn", "api.main:app", "--port", str(port)]
         api = subprocess.Popen(
             [*uvicorn, "--no-access-log", "--log-level", "warning", *args.uvicorn_arg],
-            cwd=REPO,
+            cwd=server,
             env=env,
             stdout=log,
             stderr=log,
@@ -209,6 +260,7 @@ def main() -> None:
             for process in (api, runner):
                 process.terminate()
                 process.wait(timeout=30)
+    report = {"server_repo": str(server), "load_average": os.getloadavg(), **report}
     print(json.dumps(report, indent=2))
 
 
@@ -243,7 +295,7 @@ def run(
     starts = [asyncio.run(start_latency(base, ws, token, root)) for _ in range(args.starts)]
     sampler = MemorySampler(api.pid)
     sampler.start()
-    fan = asyncio.run(fan_out(base, ws, token, root, args.clients, runner))
+    fan = asyncio.run(fan_out(base, ws, token, root, args, runner))
     sampler.stop.set()
     one = [lag for _, _, lags in starts for lag in lags]
     return {
