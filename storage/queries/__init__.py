@@ -18,6 +18,7 @@ from storage.queries.connection import (
     source,
     stage_glob,
     stream,
+    workspace,
 )
 from storage.queries.duplicates import (
     EMPTY_DIGEST_HEX,
@@ -88,4 +89,5 @@ __all__ = [
     "stream",
     "totals_by_category_year",
     "unit_row",
+    "workspace",
 ]

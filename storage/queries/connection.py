@@ -1,10 +1,13 @@
-"""The DuckDB side of every query: a connection (the data folder's fsspec filesystem is
-registered on it when it is not local: DuckDB's httpfs extension is not bundled with the wheel
-and cannot be downloaded on an offline install), a stage's shards as a FROM clause, shards
-written before a column existed read with it as NULL, and a query's pages and streams."""
+"""The DuckDB side of every query: connections (cursors on one database per process, or a
+database of its own for work that sets limits or makes tables; the data folder's fsspec
+filesystem is registered on it when it is not local: DuckDB's httpfs extension is not bundled
+with the wheel and cannot be downloaded on an offline install), a stage's shards as a FROM
+clause, shards written before a column existed read with it as NULL, and a query's pages and
+streams."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -43,47 +46,100 @@ class Query:
 
 @contextmanager
 def connect(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
-    # No progress bar: DuckDB draws one on the terminal for a query over 2 s, which would tear
-    # through the CLI's output.
-    con = duckdb.connect(config={"threads": 2})
+    """A connection for one query or a few: a cursor on this process's query database,
+    closed after (what it registered and its temporary tables go with it). Whatever sets a
+    global setting or makes tables for the others to see uses workspace() instead."""
+    con = _cursor("queries", store)
     try:
-        con.execute("SET enable_progress_bar = false")
-        if not store.is_local:
-            con.register_filesystem(store.fs)
         yield con
     finally:
         con.close()
 
 
-# The listings' database: one per data folder and process, one connection to it per thread
-# (a DuckDB connection is not shared between threads; its cursors share the database).
+@contextmanager
+def workspace(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A database of its own, for work that sets its limits (memory_limit, temp_directory are
+    global to a database) or makes tables (the planner): nobody else's query shares them."""
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        _prepare(con, store)
+        yield con
+    finally:
+        con.close()
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, store: DataStore) -> None:
+    if not store.is_local:
+        con.register_filesystem(store.fs)
+    _quiet(con)
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> None:
+    # No progress bar (a setting of each connection): DuckDB draws one on the terminal for a
+    # query over 2 s, which would tear through the CLI's output.
+    con.execute("SET enable_progress_bar = false").fetchall()
+
+
+# The process's databases: opening one costs 15-120 ms here (a 10-file organize asked for
+# about 24), a cursor on one about 0.1 ms. "queries" is connect()'s: DuckDB's defaults but two
+# threads, and no cache of files' bytes between queries (shards are renamed into place: a
+# process that lives for days reads each query's files afresh, as it did with a database per
+# query). "listings" is shared()'s, with the listing manifests' footers kept. Keyed by the pid:
+# a forked child never uses its parent's database, whose DuckDB threads it does not have; the
+# one it inherited stays referenced, never closed (closing it would wait for those threads).
+# Keyed by the filesystem object too: a database keeps the one registered on it (so its id
+# is not reused while the database lives).
 SHARED_MEMORY = "512MB"
-_databases: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_CONFIGS: dict[str, dict[str, Any]] = {
+    "queries": {"threads": 2, "enable_external_file_cache": False},
+    "listings": {"threads": 2, "memory_limit": SHARED_MEMORY},
+}
+_SETTINGS = {"queries": (), "listings": ("SET parquet_metadata_cache = true",)}
+_databases: dict[tuple[int, str, int], duckdb.DuckDBPyConnection] = {}
 _databases_lock = threading.Lock()
 _per_thread = threading.local()
+
+
+def _reset_after_fork() -> None:
+    global _databases_lock, _per_thread
+    _databases_lock = threading.Lock()  # a thread of the parent may have held it at the fork
+    _per_thread = threading.local()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _key(kind: str, store: DataStore) -> tuple[int, str, int]:
+    # A local store registers nothing: every data folder shares the database.
+    return (os.getpid(), kind, 0 if store.is_local else id(store.fs))
+
+
+def _cursor(kind: str, store: DataStore) -> duckdb.DuckDBPyConnection:
+    """A new connection to this process's `kind` database for `store` (opened the first time)."""
+    key = _key(kind, store)
+    with _databases_lock:
+        base = _databases.get(key)
+        if base is None:
+            base = _databases[key] = duckdb.connect(config=_CONFIGS[kind])
+            for setting in _SETTINGS[kind]:
+                base.execute(setting).fetchall()
+            _prepare(base, store)
+        con = base.cursor()
+    _quiet(con)
+    return con
 
 
 def shared(store: DataStore) -> duckdb.DuckDBPyConnection:
     """This thread's connection to the process's listing database for `store`. Opened once and
     reused, so a page pays neither a connect nor the filesystem's registration, and DuckDB keeps
     the Parquet footers it read (the listing manifest's files never change once written)."""
-    # By the filesystem object too: the database keeps the one registered on it.
-    key = (store.url, id(store.fs))
-    mine: dict[tuple[str, int], duckdb.DuckDBPyConnection] = _per_thread.__dict__.setdefault(
+    key = _key("listings", store)
+    mine: dict[tuple[int, str, int], duckdb.DuckDBPyConnection] = _per_thread.__dict__.setdefault(
         "cons", {}
     )
     con = mine.get(key)
     if con is None:
-        with _databases_lock:
-            base = _databases.get(key)
-            if base is None:
-                base = duckdb.connect(config={"threads": 2, "memory_limit": SHARED_MEMORY})
-                base.execute("SET parquet_metadata_cache = true").fetchall()
-                if not store.is_local:
-                    base.register_filesystem(store.fs)
-                _databases[key] = base
-            con = mine[key] = base.cursor()
-        con.execute("SET enable_progress_bar = false").fetchall()
+        con = mine[key] = _cursor("listings", store)
     return con
 
 
@@ -156,7 +212,7 @@ def stream(
     DuckDB hands the result over batch by batch (its sort spills to disk past its memory
     limit), so a caller that writes each batch out holds one batch, however many rows there are.
     """
-    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-sort-") as spill:
+    with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-sort-") as spill:
         con.execute(f"SET memory_limit = '{STREAM_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         query.register(con)

@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 
 from storage.locations import DataStore
-from storage.queries.connection import connect, has_shards
+from storage.queries.connection import has_shards, workspace
 from storage.queries.duplicates import duplicate_query
 from storage.queries.keyset import Order
 from storage.queries.listings import FILE_SORTS, file_query, plan_items
@@ -83,7 +83,7 @@ def build(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
         return done
     built: dict[str, Any] = {"version": VERSION, "build": uuid.uuid4().hex}
     built["include_empty"] = include_empty
-    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-listing-") as work:
+    with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-listing-") as work:
         con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": f"{work}/spill"})
         writer = _Writer(con, store, op_dir, Path(work))

@@ -12,7 +12,7 @@ import pyarrow as pa
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from storage.queries import connect
+from storage.queries import workspace
 from tasks.plan.facts import fingerprint, load_stage_facts
 from tasks.plan.layout import parse_layout
 from tasks.plan.partition import plan_parts
@@ -68,7 +68,7 @@ def plan_operation(
     for stale in manifests.shard_paths(store, op_dir, STAGE):
         store.remove(stale)
     root_dev = (manifests.done_info(store, op_dir, "scan") or {}).get("root_dev")
-    with connect(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-plan-") as spill:
+    with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-plan-") as spill:
         con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         con.execute("SET preserve_insertion_order = false")  # every read that needs one sorts

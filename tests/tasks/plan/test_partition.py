@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from storage import manifests
 from storage.locations import DataStore
 from storage.operations import PlanOptions
-from storage.queries import connect
+from storage.queries import workspace
 from tasks.classify.categories import extension_of
 from tasks.plan.facts import facts_table, load_stage_facts, stream_facts
 from tasks.plan.fast import can_be_fast
@@ -305,7 +305,7 @@ def _planned(store: DataStore, op_dir: str, options: PlanOptions) -> tuple[list[
     """The plan in parts and the pure planner's, on the facts the stage reads."""
     root_dev = (manifests.done_info(store, op_dir, "scan") or {}).get("root_dev")
     pol = policy_for(options)
-    with connect(store) as con:
+    with workspace(store) as con:
         load_stage_facts(con, store, op_dir, options.include_empty)
         files = [f for batch in stream_facts(con, "SELECT * FROM facts") for f in batch]
         plan_parts(con, pol, root_dev)
