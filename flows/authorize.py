@@ -22,7 +22,22 @@ _covered: ContextVar[bool] = ContextVar("fileorg_ticket_covered", default=False)
 
 
 def _deployment_run() -> tuple[str, str] | None:
-    """(deployment id, flow run id) of the current run when a deployment started it."""
+    """(deployment id, flow run id) of the current run when a deployment started it.
+
+    The engine's own copy of the flow run says: for a deployment's run it is the server's flow
+    run (the runner read it to execute it), for a call in this process the one the engine just
+    created. prefect.runtime.deployment.get_id() looks for the id on the run's context, where it
+    never is, and asks the server for the flow run instead: ~1 s of a loaded CLI run."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:  # not in a flow: what the runtime says
+        return _runtime_deployment_run()
+    deployment_id = context.flow_run.deployment_id
+    return (str(deployment_id), str(context.flow_run.id)) if deployment_id else None
+
+
+def _runtime_deployment_run() -> tuple[str, str] | None:
     from prefect.runtime import deployment, flow_run
 
     deployment_id = deployment.get_id()

@@ -80,3 +80,25 @@ def test_a_run_without_a_ticket_for_its_root_is_refused_and_recorded(
     assert [(r["flow_run_id"], r["root"], r["reason"]) for r in refusals] == [
         (run_id, str(victim), reason)
     ]
+
+
+def test_a_flow_called_here_has_no_deployment_and_asks_the_server_nothing(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's own call: no ticket needed, known from the engine's flow run (prefect.runtime
+    asked the server for it, ~1 s of a loaded run)."""
+    import prefect.runtime.deployment
+    from prefect import flow
+
+    from flows import authorize
+
+    async def asked(flow_run_id: str) -> Any:
+        raise AssertionError(f"asked the server for flow run {flow_run_id}")
+
+    monkeypatch.setattr(prefect.runtime.deployment, "_get_flow_run", asked)
+
+    @flow
+    def called_here() -> Any:
+        return authorize.authorize(DataStore(str(data_dir)), None, {"kind": "organize"})
+
+    assert called_here() is None
