@@ -454,6 +454,20 @@ def test_report_is_published_as_a_prefect_artifact(organized: Organized) -> None
     assert "na\\xefve \\xff dir/r\\xe9sum\\xe9.doc" in str(artifact.data)
 
 
+def test_progress_is_published_as_a_prefect_progress_artifact_that_ends_at_100(
+    organized: Organized,
+) -> None:
+    key = f"progress-{organized.operation_id}"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+
+    (artifact,) = artifacts
+    assert (artifact.type, artifact.flow_run_id) == ("progress", organized.flow_run_id)
+    assert artifact.data == 100.0
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 
