@@ -50,6 +50,17 @@ PRELOAD = (
     "prefect.runtime.deployment",
     "prefect.runtime.flow_run",
     "prefect.settings",
+    # What a run imported on its first call (learned by the first child, too late for the
+    # runner the first run started): the engines, and fastapi's encoder, which a flow's
+    # parameters are serialized with (~0.5 s of pydantic models built per run before).
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.engine",
+    "prefect.concurrency.v1.context",
+    "prefect.utilities.visualization",
+    "prefect.telemetry.run_telemetry",
+    "prefect._internal.control_listener",
+    "fastapi.encoders",
     "flows.organize",
     "flows.apply",
     "flows.runs",
@@ -61,6 +72,7 @@ PRELOAD = (
     "duckdb",
     "pyarrow",
     "pyarrow.parquet",
+    "pyarrow.dataset",
     "rich.console",
     "rich.progress",
     "rich.table",
