@@ -34,9 +34,7 @@ class FakeClient:
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
     monkeypatch.setattr(progress_artifact, "create_progress_artifact", lambda **kw: uuid4())
-    monkeypatch.setattr(
-        "prefect.client.orchestration.get_client", lambda sync_client=False: fake
-    )
+    monkeypatch.setattr("prefect.client.orchestration.get_client", lambda sync_client=False: fake)
     return fake
 
 
