@@ -1,12 +1,22 @@
-"""The folders one batch changes: looked up afresh for every item, opened once per batch.
+"""The folders one batch changes: checked afresh for every item, opened once per batch.
 
-Every item's folders are looked up again from the root (tasks.apply.fsops.open_parent: one
-openat2() that refuses symlinks and escapes, or the walk), so a folder swapped for a symlink
-between two items of a batch is refused as it would be in a batch of one. What a batch keeps
-is one descriptor per distinct folder (by device and inode): a lookup that finds a folder
-already kept hands back the kept descriptor and closes its own, and the batch fsyncs each
-kept folder once, after its renames and before their outcomes are journaled. At most LIMIT
-are kept: a batch that reaches it makes them durable early (`full`, then `sync`).
+Every item's folders are checked again, so a folder swapped for a symlink between two items
+of a batch is refused as it would be in a batch of one. The first time a batch meets a folder
+it looks it up from the root (tasks.apply.fsops.open_parent: one openat2() that refuses
+symlinks and escapes, or the walk) and keeps one descriptor per distinct folder (by device
+and inode). The next items in that folder re-verify the kept descriptor's chain instead of
+looking the path up again: the kernel's own path of the descriptor (readlink of
+/proc/self/fd/N, one system call instead of openat2, fstat and close) must still be the
+root's path and the folder's. A dentry's path is made of the real folders above it, never a
+symlink, so that path is what openat2 from the root, refusing symlinks, would reach now; a
+folder moved, or any folder above it swapped for a symlink or another folder, or removed,
+changes it, and the item then takes the full lookup (which refuses, or finds the new folder).
+The root's path is read when the batch starts: were the root itself moved mid-batch, a kept
+folder is used only where it is still under the root's path, never elsewhere.
+
+The batch fsyncs each kept folder once, after its renames and before their outcomes are
+journaled. At most LIMIT are kept: a batch that reaches it makes them durable early (`full`,
+then `sync`).
 """
 
 from __future__ import annotations
@@ -17,12 +27,18 @@ from collections.abc import Callable
 from tasks.apply.fsops import open_parent, split_clean
 
 LIMIT = 256  # far below the usual 1,024 descriptors a process may open
+_DELETED = b" (deleted)"  # what the kernel appends to the path of a removed folder
 
 
 class BatchDirs:
     def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
         self._kept: dict[tuple[int, int], int] = {}
+        # folder -> (its kept descriptor, that descriptor's name in /proc/self/fd and the path
+        # the kernel must give it; None for the root's own folder: the root's descriptor)
+        self._folders: dict[bytes, tuple[int, bytes | None, bytes]] = {}
+        self._proc = _open_proc_fds()
+        self._root_path = _path_of(self._proc, b"%d" % root_fd)
 
     def parent(
         self,
@@ -32,12 +48,29 @@ class BatchDirs:
     ) -> tuple[int, bytes]:
         """(descriptor of the folder holding `rel`, its last component), as
         fsops.parent_of; the descriptor stays the batch's (do not close it)."""
+        folder, slash, name = rel.rpartition(b"/")
+        known = self._folders.get(folder) if folder or not slash else None
+        # A known folder passed split_clean: `rel` is clean if its last component is.
+        if known is not None and name and name != b"." and name != b".." and b"\0" not in name:
+            fd, fd_name, path = known
+            if fd_name is None or _path_of(self._proc, fd_name) == path:
+                return fd, name
+        return self._look_up(rel, create, before_mkdir)
+
+    def _look_up(
+        self, rel: bytes, create: bool, before_mkdir: Callable[[bytes], None]
+    ) -> tuple[int, bytes]:
         folder, name = split_clean(rel)
         fd = open_parent(self.root_fd, folder, rel, create, before_mkdir)
         st = os.fstat(fd)
         kept = self._kept.setdefault((st.st_dev, st.st_ino), fd)
         if kept != fd:
             os.close(fd)
+        if not folder:
+            self._folders[folder] = (kept, None, b"")
+        elif self._root_path is not None and not folder.endswith(_DELETED):
+            path = self._root_path.rstrip(b"/") + b"/" + folder
+            self._folders[folder] = (kept, b"%d" % kept, path)
         return kept, name
 
     def remember(self, dir_fd: int) -> None:
@@ -56,9 +89,39 @@ class BatchDirs:
             for fd in self._kept.values():
                 os.fsync(fd)
         finally:
-            self.close()
+            self._release()
 
-    def close(self) -> None:
+    def _release(self) -> None:
         kept, self._kept = list(self._kept.values()), {}
+        self._folders.clear()
         for fd in kept:
             os.close(fd)
+
+    def close(self) -> None:
+        self._release()
+        if self._proc is not None:
+            os.close(self._proc)
+            self._proc = None
+
+
+_PROC_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open_proc_fds() -> int | None:
+    """This process's descriptor folder, where /proc is mounted (else every item takes the
+    full lookup)."""
+    try:
+        return os.open("/proc/self/fd", _PROC_FLAGS)
+    except OSError:
+        return None
+
+
+def _path_of(proc: int | None, fd_name: bytes) -> bytes | None:
+    """The kernel's path of an open folder (d_path), by its descriptor's name in
+    /proc/self/fd; None where it cannot say."""
+    if proc is None:
+        return None
+    try:
+        return os.readlink(fd_name, dir_fd=proc)
+    except OSError:
+        return None

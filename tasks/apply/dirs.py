@@ -31,6 +31,8 @@ from tasks.apply.fsops import UnsafePath, lstat_at, open_root, parent_of, stat_r
 from tasks.apply.items import Item
 
 RMDIR = "rmdir"
+# The entries created_dirs and restore_dir_times read.
+FOLDER_PHASES = frozenset({"dirmeta", "mkdir", RMDIR})
 
 
 def _dirmeta(key: str, st: os.stat_result) -> Entry:
@@ -43,9 +45,13 @@ def folder_times(
     """The times of every existing folder a batch will change that no entry has recorded yet
     (`known`), to journal before the batch, so that rollback can give them back."""
     entries = []
+    looked_at: set[bytes] = set()  # a batch has a few folders and thousands of items
     for item in batch:
         for path in (item.src, item.dst):
             rel = path.rpartition(b"/")[0]
+            if rel in looked_at:
+                continue
+            looked_at.add(rel)
             key = encode_path(rel)
             if key in known or key is None:
                 continue

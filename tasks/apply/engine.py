@@ -50,8 +50,8 @@ class Session(Protocol):
         """An item already decided before this batch loop (the journal, or settle, says so)."""
         ...
 
-    def announce(self, batch: Sequence[Item]) -> list[Entry]:
-        """The entries to make durable before the batch acts: its intents, and whatever the
+    def announce(self, batch: Sequence[Item], journal: Journal) -> None:
+        """Journal what must be durable before the batch acts: its intents, and whatever the
         backend must record first (the times of the folders the batch changes)."""
         ...
 
@@ -109,8 +109,7 @@ def carry_out(
                 session.noted(item, entry)
         for start in range(0, len(todo), session.batch):
             batch = todo[start : start + session.batch]
-            for entry in session.announce(batch):
-                journal.add(entry)
+            session.announce(batch, journal)
             # Rule 2: the intents are durable before anything changes (and with them the
             # outcomes of the batch before).
             journal.sync()

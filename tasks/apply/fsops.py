@@ -20,7 +20,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import blake3
 
@@ -35,9 +35,10 @@ class UnsafePath(OSError):
     """A component of the path is a symlink or not a directory: refuse to go through it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """What the scan saw of a file; apply and rollback act only on a file that still matches."""
+class Identity(NamedTuple):
+    """What the scan saw of a file; apply and rollback act only on a file that still matches.
+    A named tuple, not a dataclass: one is made per item, and a frozen dataclass costs four
+    times as much to make (200,000 a run)."""
 
     dev: int
     ino: int

@@ -9,11 +9,10 @@ so counting outcomes, undoing, and settling an interrupted run are written once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
-from storage.journal import Entry, decode_path, encode_path, item_seq
+from storage.journal import Entry, decode_path, encode_entry, encode_path, intent_line, item_seq
 from tasks.apply.fsops import Identity
 
 BATCH = 256  # items per journaled batch in a bucket (tasks.apply.objects)
@@ -28,8 +27,10 @@ class Skip(Exception):
     """The item is not carried out, for a reason the report shows."""
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
+    """One thing to carry out. A named tuple (immutable, like the frozen dataclass it was):
+    an apply or a rollback makes one per move, and it is made four times faster."""
+
     seq: str
     action: str  # move | quarantine | hardlink | restore | move-dir | restore-dir
     src: bytes
@@ -68,6 +69,15 @@ class Item:
         if self.etag:
             entry["etag"] = self.etag
         return entry
+
+    def intent_line(self) -> bytes:
+        """encode_entry(self.intent()), a plain move's without building the entry."""
+        if self.link_to is None and self.kept is None and self.digest is None and not self.etag:
+            i = self.identity
+            return intent_line(
+                self.seq, self.action, self.src, self.dst, i.dev, i.ino, i.size, i.mtime_ns
+            )
+        return encode_entry(self.intent())
 
 
 def announced(intent: Entry) -> Item:
@@ -130,6 +140,61 @@ def items_from_plan(
                 link_to=link_to,
                 kept=kept.get(link_to) if link_to is not None else None,
                 digest=row.get("digest") if action == "hardlink" else None,
+            )
+        )
+    return items
+
+
+def items_from_columns(
+    columns: Mapping[str, Sequence[Any]], phase: str, shard: int, kept: dict[bytes, Identity]
+) -> list[Item]:
+    """items_from_plan over a plan shard as columns (a list per column, `ITEM_COLUMNS` and
+    maybe `etag`): the same items, without a dict per row on the way."""
+    actions = columns["action"]
+    absent = [None] * len(actions)
+    wanted = MOVING if phase == "move" else ("hardlink",)
+    rows = zip(
+        actions,
+        columns["src"],
+        columns["dst"],
+        columns["dev"],
+        columns["ino"],
+        columns["size"],
+        columns["mtime_ns"],
+        columns.get("kind", absent),
+        columns.get("link_to", absent),
+        columns.get("digest", absent),
+        columns.get("etag", absent),
+        strict=True,
+    )
+    items = []
+    for index, (
+        action,
+        src,
+        dst,
+        dev,
+        ino,
+        size,
+        mtime_ns,
+        kind,
+        link_to,
+        digest,
+        etag,
+    ) in enumerate(rows):
+        if action not in wanted:
+            continue
+        items.append(
+            Item(
+                item_seq(phase, shard, index),
+                MOVE_DIR if kind == "dir" else action,  # a folder moved whole: one rename
+                src,
+                dst,
+                Identity(dev, ino, size, mtime_ns),
+                str(etag or ""),
+                link_to,
+                None if link_to is None else kept.get(link_to),
+                None,
+                digest if action == "hardlink" else None,
             )
         )
     return items

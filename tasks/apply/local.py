@@ -313,19 +313,23 @@ class LocalSession:
         if item.action == RESTORE and entry["phase"] == "done":
             self.restored.setdefault((item.identity.dev, item.identity.ino), item.src)
 
-    def announce(self, batch: Sequence[Item]) -> list[Entry]:
+    def announce(self, batch: Sequence[Item], journal: Journal) -> None:
         known = self.seen_dirs | self.made_dirs
-        times = dirs.folder_times(self.root_fd, batch, known, self.seen_dirs)
-        return [*times, *(self._intent(item) for item in batch)]
+        for entry in dirs.folder_times(self.root_fd, batch, known, self.seen_dirs):
+            journal.add(entry)
+        for item in batch:
+            if item.action == "hardlink":
+                journal.add(self._link_intent(item))
+            else:
+                journal.add_line(item.intent_line())
 
-    def _intent(self, item: Item) -> Entry:
+    def _link_intent(self, item: Item) -> Entry:
+        # Once linked, the copy's own inode is gone with its mode: durable before the link,
+        # so that a crash right after it still rolls back to the copy's mode and times.
         entry = item.intent()
-        if item.action == "hardlink":
-            # Once linked, the copy's own inode is gone with its mode: durable before the link,
-            # so that a crash right after it still rolls back to the copy's mode and times.
-            st = stat_rel(self.root_fd, item.src)
-            if st is not None:
-                entry["copy"] = {"mode": st.st_mode, "atime_ns": st.st_atime_ns}
+        st = stat_rel(self.root_fd, item.src)
+        if st is not None:
+            entry["copy"] = {"mode": st.st_mode, "atime_ns": st.st_atime_ns}
         return entry
 
     def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:

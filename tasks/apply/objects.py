@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError
 
 from storage.errors import StorageError
@@ -49,6 +50,12 @@ class Outage(StorageError):
 
 def bucket_plan_rows(store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
     """The rows of one plan shard, each with the ETag its source had when it was scanned."""
+    rows: list[dict[str, Any]] = bucket_plan_table(store, op_dir, shard).to_pylist()
+    return rows
+
+
+def bucket_plan_table(store: DataStore, op_dir: str, shard: int) -> pa.Table:
+    """One plan shard with the ETag each source had when it was scanned."""
     plan = store.duckdb_path(f"{op_dir}/plan/part-{shard:05d}.parquet").replace("'", "''")
     sql = f"""
         SELECT p.*, s.etag
@@ -58,8 +65,7 @@ def bucket_plan_rows(store: DataStore, op_dir: str, shard: int) -> list[dict[str
         ORDER BY p.file_row_number
     """
     with connect(store) as con:
-        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
-    return rows
+        return con.sql(sql).to_arrow_table()
 
 
 class ObjectMover(NamedTuple):
@@ -86,8 +92,9 @@ class ObjectSession(NamedTuple):
     def noted(self, item: Item, entry: Entry) -> None:
         pass
 
-    def announce(self, batch: Sequence[Item]) -> list[Entry]:
-        return [item.intent() for item in batch]
+    def announce(self, batch: Sequence[Item], journal: Journal) -> None:
+        for item in batch:
+            journal.add_line(item.intent_line())
 
     def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:
         objects, pool = self.objects, self.pool

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from storage import manifests
 from storage.journal import (
     PHASES,
@@ -33,10 +35,10 @@ from storage.objects import ObjectStore, parse_object_url
 from tasks.apply import dirs, engine, rollback
 from tasks.apply.engine import Mover
 from tasks.apply.fsops import Identity
-from tasks.apply.items import ITEM_COLUMNS, carries_out, items_from_plan
+from tasks.apply.items import ITEM_COLUMNS, MOVING, items_from_columns
 from tasks.apply.local import LocalMover
 from tasks.apply.local_recovery import sweep_copies
-from tasks.apply.objects import ObjectMover, bucket_plan_rows
+from tasks.apply.objects import ObjectMover, bucket_plan_table
 
 
 class ApplyBackend(Protocol):
@@ -47,7 +49,9 @@ class ApplyBackend(Protocol):
 
     def mover(self) -> Mover: ...
 
-    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]: ...
+    def plan_columns(self, store: DataStore, op_dir: str, shard: int) -> dict[str, list[Any]]:
+        """One plan shard's columns an Item is made of, a list each."""
+        ...
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]: ...
 
@@ -77,10 +81,11 @@ def apply_shard(
 ) -> Counter[str]:
     if phase not in where.phases:
         return Counter()  # objects cannot be hard-linked: the plan has no such rows
-    rows = where.plan_rows(store, op_dir, shard)
-    if not any(carries_out(row, phase) for row in rows):
+    columns = where.plan_columns(store, op_dir, shard)
+    wanted = MOVING if phase == "move" else ("hardlink",)
+    if not any(action in wanted for action in columns["action"]):
         return Counter()  # before reading the kept copies of every shard
-    items = items_from_plan(rows, phase, shard, where.kept(store, op_dir, phase))
+    items = items_from_columns(columns, phase, shard, where.kept(store, op_dir, phase))
     journal = apply_journal(store, op_dir, phase, shard)
     return engine.carry_out(where.mover(), items, journal, on_batch)
 
@@ -124,6 +129,10 @@ def rmdir_journal(store: DataStore, op_dir: str) -> str:
     return f"{journal_dir(store, op_dir)}/apply/{dirs.RMDIR}-00000.jsonl"
 
 
+def columns_of(table: pa.Table) -> dict[str, list[Any]]:
+    return {name: table.column(name).to_pylist() for name in table.column_names}
+
+
 def kept_identities(store: DataStore, op_dir: str) -> dict[bytes, Identity]:
     """Final path -> identity of every file that stays or moves: the targets of hard links."""
     kept: dict[bytes, Identity] = {}
@@ -149,11 +158,11 @@ class LocalApply:
     def mover(self) -> Mover:
         return LocalMover(self.root)
 
-    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
+    def plan_columns(self, store: DataStore, op_dir: str, shard: int) -> dict[str, list[Any]]:
         path = manifests.shard_path(op_dir, "plan", shard)
-        # Only what an Item holds: a row as a dict costs per column, and a shard has 20,000.
-        rows: list[dict[str, Any]] = manifests.read_table(store, path, ITEM_COLUMNS).to_pylist()
-        return rows
+        # Only what an Item holds, a list per column: a dict per row costs per column, and a
+        # shard has 20,000 rows.
+        return columns_of(manifests.read_table(store, path, ITEM_COLUMNS))
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return kept_identities(store, op_dir) if phase == "link" else {}
@@ -179,7 +188,8 @@ class LocalApply:
 
     def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
         journals = [*applied_journals(store, op_dir), rmdir_journal(store, op_dir)]
-        entries = [read_journal(j) for j in journals]  # each read once
+        # Each read once, and only its folders' lines: the moves' are most of it.
+        entries = [read_journal(j, dirs.FOLDER_PHASES) for j in journals]
         made = [d for journal in entries for d in dirs.created_dirs(journal)]
         removed = dirs.remove_empty_dirs(self.root, made)
         dirs.restore_dir_times(self.root, entries)
@@ -196,8 +206,8 @@ class BucketApply:
     def mover(self) -> Mover:
         return ObjectMover(ObjectStore(parse_object_url(self.url)))
 
-    def plan_rows(self, store: DataStore, op_dir: str, shard: int) -> list[dict[str, Any]]:
-        return bucket_plan_rows(store, op_dir, shard)
+    def plan_columns(self, store: DataStore, op_dir: str, shard: int) -> dict[str, list[Any]]:
+        return columns_of(bucket_plan_table(store, op_dir, shard))
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return {}

@@ -24,9 +24,11 @@ from storage.journal import (
     applied_journals,
     apply_journal,
     decode_path,
+    done_line,
     encode_entry,
     encode_path,
     has_applied_anything,
+    intent_line,
     item_seq,
     journal_dir,
     last_phase,
@@ -294,3 +296,67 @@ def test_lines_parse_as_each_would_alone_torn_ones_left_out(
 
     assert parse_lines(cut) == expected_entries
     assert parse_lines(b"\n".join(cut).split(b"\n")) == expected_entries
+
+
+_NAME = st.binary(min_size=1).filter(lambda b: b"\0" not in b)  # any bytes a name can hold
+_INT = st.integers(min_value=-(2**63), max_value=2**64)
+
+
+@given(_TEXT, _TEXT, _NAME, _NAME, _INT, _INT, _INT, _INT)
+def test_a_plain_intent_line_is_the_encoders_line_of_its_entry(
+    seq: str, action: str, src: bytes, dst: bytes, dev: int, ino: int, size: int, mtime_ns: int
+) -> None:
+    entry = {
+        "seq": seq,
+        "phase": "intent",
+        "action": action,
+        "src": encode_path(src),
+        "dst": encode_path(dst),
+        "dev": dev,
+        "ino": ino,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "link_to": None,
+        "kept": None,
+    }
+    expected_line = json.dumps(entry, ensure_ascii=True).encode() + b"\n"
+
+    assert intent_line(seq, action, src, dst, dev, ino, size, mtime_ns) == expected_line
+    assert encode_entry(entry) == expected_line
+
+
+@given(_TEXT, _TEXT, _INT | st.booleans() | _TEXT, _INT | st.none())
+def test_a_moves_outcome_is_what_json_writes_whatever_its_values(
+    seq: str, method: str, dev: object, ino: object
+) -> None:
+    """The outcome's own template serves only the types it writes; json the rest."""
+    entry = {"seq": seq, "phase": "done", "method": method, "dev": dev, "ino": ino}
+    expected_line = json.dumps(entry, ensure_ascii=True).encode() + b"\n"
+
+    assert encode_entry(entry) == expected_line
+    if type(dev) is int and type(ino) is int:
+        assert done_line(seq, method, dev, ino) == expected_line
+
+
+def test_reading_some_phases_gives_the_entries_of_those_phases_only(
+    store: DataStore, op_dir: str
+) -> None:
+    path = apply_journal(store, op_dir, "move", 0)
+    lines = [
+        entry("dir:a", "dirmeta", path="a"),
+        entry("move-0-0", "intent", src='a/"phase": "mkdir"'),  # says it, is not one
+        entry("mkdir:b", "mkdir", path="b"),
+        entry("move-0-0", "done"),
+        entry("dir:c", "dirmeta", path="c"),
+    ]
+    with Journal(path) as journal:
+        for line in lines:
+            journal.add(line)
+    if store.is_local:
+        with open(path, "ab") as fh:
+            fh.write(encode_entry(entry("mkdir:d", "mkdir", path="d"))[:-9])  # torn by a crash
+    wanted = {"dirmeta", "mkdir"}
+    expected_entries = [e for e in read_journal(path) if e["phase"] in wanted]
+
+    assert read_journal(path, wanted) == expected_entries
+    assert [e["seq"] for e in expected_entries] == ["dir:a", "mkdir:b", "dir:c"]

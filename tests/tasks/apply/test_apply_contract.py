@@ -19,7 +19,7 @@ from storage.journal import Journal, applied_journals, apply_journal, read_journ
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks.apply import engine
-from tasks.apply.items import Item, items_from_plan
+from tasks.apply.items import Item, items_from_columns
 from tasks.backends import backend_for
 from tests.apply_helpers import apply_all, plan_rows, plan_tree, rollback_all
 from tests.roots import TreeRoot
@@ -197,5 +197,5 @@ def test_rollback_never_overwrites_an_original_path_taken_again(planned: Planned
 
 
 def _plan_items(planned: Planned) -> list[Item]:
-    rows = backend_for(planned.root.url).apply().plan_rows(planned.store, planned.op_dir, 0)
-    return items_from_plan(rows, "move", 0, {})
+    where = backend_for(planned.root.url).apply()
+    return items_from_columns(where.plan_columns(planned.store, planned.op_dir, 0), "move", 0, {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,84 @@ def test_a_batch_is_full_at_its_limit_of_descriptors(
         dirs.parent(b"in/%d/x" % i)
 
     assert dirs.full
+
+
+def counting_lookups(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    looked_up: list[bytes] = []
+    real = batch_dirs.open_parent
+
+    def open_parent(root_fd: int, folder: bytes, *args: Any) -> int:
+        looked_up.append(folder)
+        return real(root_fd, folder, *args)
+
+    monkeypatch.setattr(batch_dirs, "open_parent", open_parent)
+    return looked_up
+
+
+def test_a_kept_folder_still_where_it_was_is_not_looked_up_again(
+    dirs: BatchDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "root" / "in" / "sub").mkdir()
+    looked_up = counting_lookups(monkeypatch)
+
+    found = {dirs.parent(b"in/sub/%d" % i) for i in range(50)}
+
+    assert {fd for fd, _ in found} == {dirs.parent(b"in/sub/x")[0]}
+    assert looked_up == [b"in/sub"]  # its chain re-verified for the 49 others
+
+
+def test_a_folder_above_swapped_for_a_symlink_is_refused_and_a_moved_one_looked_up(
+    dirs: BatchDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "in" / "sub").mkdir()
+    (root / "in" / "sub" / "a.txt").write_bytes(b"a")
+    kept, _ = dirs.parent(b"in/sub/a.txt")
+    (root / "in").rename(outside / "in")  # the kept in/sub is outside the root now
+    (root / "in").symlink_to(outside / "in")
+
+    with pytest.raises(UnsafePath):
+        dirs.parent(b"in/sub/a.txt")
+
+    (root / "in").unlink()
+    (root / "in").mkdir()
+    (root / "in" / "sub").mkdir()  # another folder by the same name
+    fd, name = dirs.parent(b"in/sub/a.txt")
+    assert (fd, name) != (kept, b"a.txt")
+    assert os.fstat(fd).st_ino == (root / "in" / "sub").stat().st_ino
+    (outside / "in").rename(root / "in" / "back")  # the first one, elsewhere in the root
+    assert dirs.parent(b"in/back/sub/a.txt")[0] == kept  # found by the lookup, one descriptor
+
+
+@pytest.mark.parametrize("rel", [b"/in/a", b"in//a", b"in/./a", b"in/../a", b"in/", b"in/a\0"])
+def test_a_path_that_is_not_clean_is_refused_in_a_kept_folder_too(
+    dirs: BatchDirs, rel: bytes
+) -> None:
+    dirs.parent(b"in/a")
+    dirs.parent(b"a")
+
+    with pytest.raises(UnsafePath):
+        dirs.parent(rel)
+
+
+def test_without_proc_every_item_is_looked_up_and_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_dirs, "_open_proc_fds", lambda: None)
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "in").mkdir(parents=True)
+    outside.mkdir()
+    looked_up = counting_lookups(monkeypatch)
+    with open_root(os.fsencode(root)) as root_fd:
+        dirs = BatchDirs(root_fd)
+        try:
+            first = {dirs.parent(b"in/%d" % i)[0] for i in range(3)}
+            (root / "in").rename(outside / "in")
+            (root / "in").symlink_to(outside)
+            with pytest.raises(UnsafePath):
+                dirs.parent(b"in/3")
+        finally:
+            dirs.close()
+
+    assert len(first) == 1
+    assert looked_up == [b"in"] * 4
