@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Where apply and rollback take their locks (storage.locks): `locks/` in a local data
     # folder by default; set it to a folder every worker shares when the data folder is S3.
     lock_dir: str | None = None
+    # The CLI's background Prefect server (flows/cli/background.py) stops itself after this
+    # many minutes with no run and no request (it costs 1-2% of a core while idle); 0: never.
+    server_idle_minutes: float = Field(default=30.0, ge=0)
 
 
 @lru_cache(maxsize=1)

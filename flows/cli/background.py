@@ -11,11 +11,16 @@ bucket, the user's state folder: `~/.local/state/fileorg/prefect-server`):
 - `server.json`: pid, port, token, when it started (written at once, before it answers);
 - `home/`: its PREFECT_HOME (its database, prefect.db, and the UI's files);
 - `server.log`: what it prints; `history.log`: one line per start, reuse, wait and stop;
-- `server.lock`: held while a CLI finds, starts or stops it, so two runs at once start one.
+- `server.lock`: held while a CLI finds, starts or stops it, so two runs at once start one;
+- `in-use.lock`: shared by every run that uses it, from the moment it is found until the run
+  has sent Prefect everything; `last-use`: its mtime is when it was last used.
 
 A record counts only while its process is alive, is ours (its environment carries the
 record's token: a pid reused by another program has not) and listens on the port itself (not
-another program that took the port); a record that fails any of these is replaced.
+another program that took the port); a record that fails any of these is replaced. A server
+of another Prefect or fileorg version than the running code (after an upgrade) is stopped and
+replaced, unless a run still uses it. The server stops itself after an idle period
+(flows/cli/prefect_server.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.cli import server_use
 from flows.cli.records import load_record, save_record
 from storage.errors import FileorgError
 
@@ -42,7 +48,7 @@ TOKEN_VARIABLE = "FILEORG_PREFECT_TOKEN"
 
 
 class BackgroundServerError(FileorgError):
-    """The local Prefect server did not start."""
+    """The local Prefect server did not start, or an outdated one is still in use."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class Server:
     token: str
     started: float  # seconds since the epoch
     home: str  # its PREFECT_HOME
+    # What it runs; "" in a record written before versions were recorded (so: outdated).
+    prefect_version: str = ""
+    fileorg_version: str = ""
+    idle_minutes: float = 0.0  # it stops itself after this long unused (0: never)
 
     @property
     def api_url(self) -> str:
@@ -60,6 +70,26 @@ class Server:
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def versions(self) -> str:
+        return _said(self.prefect_version, self.fileorg_version)
+
+
+def _said(prefect: str, fileorg: str) -> str:
+    return f"Prefect {prefect or '?'} and fileorg {fileorg or '?'}"
+
+
+def running_versions() -> tuple[str, str]:
+    """The Prefect and fileorg this process runs (from their distributions: no import)."""
+    from importlib.metadata import version
+
+    return version("prefect"), version("fileorg")
+
+
+def current(server: Server) -> bool:
+    """`server` runs the Prefect and fileorg this process runs."""
+    return (server.prefect_version, server.fileorg_version) == running_versions()
 
 
 def state_dir() -> Path:
@@ -75,11 +105,22 @@ def state_dir() -> Path:
     return user_state_path("fileorg", appauthor=False) / "prefect-server"
 
 
-def _note(folder: Path, line: str) -> None:
+def note(folder: Path, line: str) -> None:
     """One line of history.log (its readers: people, and the tests of concurrent starts)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
     with suppress(OSError), (folder / "history.log").open("a") as out:
         out.write(f"{stamp} pid {os.getpid()}: {line}\n")
+
+
+def try_lock(folder: Path) -> int | None:
+    """The state folder's lock, if free now: its descriptor (closing it releases the lock)."""
+    fd = os.open(folder / "server.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 @contextmanager
@@ -91,7 +132,7 @@ def locked(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            _note(folder, "waiting for the lock")
+            note(folder, "waiting for the lock")
             fcntl.flock(fd, fcntl.LOCK_EX)  # bounded: a holder starting one waits START_SECONDS
         yield
     finally:
@@ -106,7 +147,7 @@ def _write_record(folder: Path, server: Server) -> None:
     save_record(folder / "server.json", server)
 
 
-def _forget(folder: Path) -> None:
+def forget(folder: Path) -> None:
     with suppress(FileNotFoundError):
         (folder / "server.json").unlink()
 
@@ -190,27 +231,72 @@ def find(folder: Path | None = None) -> Server | None:
     return server if server is not None and answering(server) else None
 
 
-def ensure(folder: Path, on_start: Callable[[], None] = lambda: None) -> Server:
-    """The background server, started if none answers (one at a time: the lock)."""
+def share(folder: Path | None = None) -> Server | None:
+    """The running server, if it runs this code's versions, in use by this process until it
+    ends (`fileorg serve`'s); None when none does (an outdated one is the next run's to
+    replace)."""
+    folder = folder or state_dir()
+    if not folder.exists():
+        return None
+    with locked(folder):
+        server = find(folder)
+        if server is None or not current(server):
+            return None
+        server_use.hold(folder)
+        return server
+
+
+def ensure(
+    folder: Path, on_start: Callable[[], None] = lambda: None, idle_minutes: float | None = None
+) -> Server:
+    """The background server, started if none of this code's versions answers (one at a time:
+    the lock), and in use by this process until server_use.done(). `idle_minutes`: a new
+    server's (default: the settings')."""
     with locked(folder):
         server = read_record(folder)
         if server is not None and ours(server):
-            if _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
-                _note(folder, f"reused server pid {server.pid} on port {server.port}")
+            if not current(server):
+                _replace_outdated(folder, server)
+            elif _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
+                note(folder, f"reused server pid {server.pid} on port {server.port}")
+                server_use.hold(folder)
                 return server
-            _kill(server)  # ours, but dead to requests, or another program holds its port
-        _forget(folder)
+            else:
+                _kill(server)  # ours, but dead to requests, or another program holds its port
+        forget(folder)
         on_start()
+        if idle_minutes is None:
+            from storage.settings import get_settings
+
+            idle_minutes = get_settings().server_idle_minutes
         for _attempt in range(3):  # a port picked free can be taken before the server binds
-            server = _start(folder)
+            server = _start(folder, idle_minutes)
             if _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
-                _note(folder, f"started server pid {server.pid} on port {server.port}")
+                note(folder, f"started server pid {server.pid} on port {server.port}")
+                server_use.hold(folder)
                 return server
             _kill(server)
-            _forget(folder)
+            forget(folder)
         raise BackgroundServerError(
             f"the local Prefect server did not start; its log: {folder / 'server.log'}"
         )
+
+
+def _replace_outdated(folder: Path, server: Server) -> None:
+    """Stop a server of other versions (its database is migrated by the new one at start),
+    unless a run still uses it. That run would lose its server midway (its states and logs
+    unrecorded, ~75 s of retries) and two servers cannot share one database across a
+    migration: the user is told to run again once it has ended, which is what they expect
+    after an upgrade in the middle of a run; nothing is waited for behind their back."""
+    with server_use.unused(folder) as unused:
+        if not unused:
+            raise BackgroundServerError(
+                f"the local Prefect server (pid {server.pid}) runs {server.versions}, this is "
+                f"{_said(*running_versions())}, and a run still uses it: run this again when "
+                "that run has ended"
+            )
+        _kill(server)
+        note(folder, f"stopped server pid {server.pid}: it runs {server.versions}")
 
 
 def _wait_healthy(server: Server, deadline: float) -> bool:
@@ -250,19 +336,12 @@ def _server_env(port: int, home: Path, token: str) -> dict[str, str]:
     return env
 
 
-def _start(folder: Path) -> Server:
+def _start(folder: Path, idle_minutes: float) -> Server:
     """Start the server, detached, and record it at once (a Ctrl-C now leaves it findable)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("prefect")
-    assert spec is not None and spec.submodule_search_locations
-    packages = str(Path(next(iter(spec.submodule_search_locations))).parent)
     port, token, home = _free_port(), secrets.token_hex(16), folder / "home"
     home.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", packages, "--factory"]
-    command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--lifespan", "on"]
-    command += ["--no-access-log"]
+    command = [sys.executable, "-m", "flows.cli.prefect_server", str(folder), str(port)]
+    command.append(str(idle_minutes))
     with (folder / "server.log").open("ab") as log:
         process = subprocess.Popen(
             command,
@@ -273,7 +352,10 @@ def _start(folder: Path) -> Server:
             cwd=folder,
             start_new_session=True,  # no terminal's signal reaches it; it outlives us
         )
-    server = Server(process.pid, port, token, time.time(), str(home))
+    prefect, fileorg = running_versions()
+    server = Server(
+        process.pid, port, token, time.time(), str(home), prefect, fileorg, idle_minutes
+    )
     _write_record(folder, server)
     return server
 
@@ -303,12 +385,13 @@ def stop(folder: Path | None = None) -> Server | None:
     folder = folder or state_dir()
     if not folder.exists():
         return None
+    server_use.done(folder)  # this process's own use, if any, ends with the server
     warm_state.stop(folder)
     with locked(folder):
         server = read_record(folder)
         running = server is not None and ours(server)
         if server is not None and running:
             _kill(server)
-            _note(folder, f"stopped server pid {server.pid}")
-        _forget(folder)
+            note(folder, f"stopped server pid {server.pid}")
+        forget(folder)
     return server if running else None

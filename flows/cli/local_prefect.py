@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 
-from flows.cli import background, terminal
+from flows.cli import background, server_use, terminal
 
 DRAIN_SECONDS = 60.0  # a deadline: a quiet machine sends what is left in well under a second
 STARTING = "starting a local Prefect server (it keeps running for later runs: fileorg stop)..."
@@ -84,6 +84,7 @@ def local_prefect() -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
         if not terminal.INTERRUPTED.is_set():  # after a Ctrl-C the exit is due (the server stays)
             drain_prefect()
+            server_use.done(background.state_dir())  # after a Ctrl-C: with the process
             _start_runner()
 
 

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 R = TypeVar("R")
 
 
-def load_record(path: Path, kind: Callable[..., R]) -> R | None:
-    """The record save_record wrote at `path`, or None when it is missing, torn or of another
-    shape (written by another version)."""
+def load_record(path: Path, kind: type[R]) -> R | None:
+    """The record save_record wrote at `path`, or None when it is missing, torn or lacks a
+    field `kind` has no default for. Fields `kind` does not know are dropped: another
+    version's record still names its process, which this version may have to stop."""
     try:
-        return kind(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        given = json.loads(path.read_text())
+        known = {field.name for field in fields(kind)}  # type: ignore[arg-type]
+        return kind(**{key: value for key, value in given.items() if key in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 

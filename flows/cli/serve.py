@@ -236,7 +236,8 @@ def serve(
     if not os.environ.get("PREFECT_API_URL"):
         from flows.cli import background
 
-        shared = background.find()  # the CLI runs' background server: one server, not two
+        # The CLI runs' background server: one server, not two (in use while serve runs).
+        shared = background.share()
     if shared is not None:
         os.environ["PREFECT_API_URL"] = shared.api_url  # as if the user had named it
         _say(

@@ -37,6 +37,37 @@ def _runner(runner: Any) -> dict[str, Any] | None:
     return {"pid": runner.pid, "ready": runner.ready, "started_at": started}
 
 
+def _use(folder: Any, server: Any) -> dict[str, Any]:
+    """When it was last used, whether a run uses it now, and what it runs."""
+    from flows.cli import background, server_use
+
+    last = server_use.last_use(folder, server.started)
+    prefect, fileorg = background.running_versions()
+    return {
+        "in_use": server_use.in_use(folder),
+        "last_used_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last)),
+        "idle_seconds": round(max(0.0, time.time() - last), 1),
+        "idle_stop_minutes": server.idle_minutes or None,  # None: it never stops itself
+        "prefect_version": server.prefect_version or None,
+        "fileorg_version": server.fileorg_version or None,
+        "outdated": (server.prefect_version, server.fileorg_version) != (prefect, fileorg),
+    }
+
+
+def _use_lines(document: dict[str, Any]) -> str:
+    if document["in_use"]:
+        used = "now (a run uses it)"
+    else:
+        used = f"{_uptime(document['idle_seconds'])} ago"
+    minutes = document["idle_stop_minutes"]
+    stops = f"stops itself after {_uptime(minutes * 60)} unused" if minutes else "never idles out"
+    prefect, fileorg = document["prefect_version"] or "?", document["fileorg_version"] or "?"
+    runs = f"Prefect {prefect}, fileorg {fileorg}"
+    if document["outdated"]:
+        runs += " (not this code's: the next run replaces it)"
+    return f"  last used    {used} ({stops})\n  versions     {runs}\n"
+
+
 def _document(folder: Any, server: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
         "running": server is not None,
@@ -52,6 +83,7 @@ def _document(folder: Any, server: Any) -> dict[str, Any]:
             started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(server.started)),
             uptime_seconds=round(time.time() - server.started, 1),
             home=server.home,
+            **_use(folder, server),
         )
     return document
 
@@ -80,6 +112,7 @@ def status(json_output: bool = JSON) -> None:
             f"  Prefect API  {server.api_url}\n"
             f"  pid          {server.pid} (up {_uptime(time.time() - server.started)})\n"
             f"  home         {server.home}\n"
+            f"{_use_lines(document)}"
             f"  log          {document['log']}"
         )
     if runner is not None:

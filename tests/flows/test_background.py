@@ -5,6 +5,7 @@ started and checks that no server is left running."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import background
+from flows.cli import background, server_use
+from flows.cli.records import save_record
 from tests.flows.cli_helpers import port_free
 from tests.flows.test_serve import _alive
 from tests.polling import until
@@ -106,6 +108,16 @@ def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
     assert (shown["pid"], shown["url"]) == (started.pid, f"http://127.0.0.1:{started.port}")
     assert shown["home"] == str(_state(home_dir) / "home")
     assert shown["uptime_seconds"] > 0
+    expected_prefect, expected_fileorg = background.running_versions()
+    assert (shown["prefect_version"], shown["fileorg_version"]) == (
+        expected_prefect,
+        expected_fileorg,
+    )
+    assert shown["outdated"] is False and shown["in_use"] is False
+    assert shown["idle_stop_minutes"] == 30  # the default
+    assert shown["idle_seconds"] <= shown["uptime_seconds"]
+    assert "(stops itself after 30m 0s unused)" in text
+    assert f"versions     Prefect {expected_prefect}, fileorg {expected_fileorg}\n" in text
     assert f"http://127.0.0.1:{started.port}" in text and str(started.pid) in text
     assert stopped.returncode == 0
     first_line = f"stopped the local Prefect server (pid {started.pid})\n"
@@ -198,3 +210,83 @@ def test_a_dead_servers_record_is_replaced_and_stop_says_none_ran(tmp_path: Path
     assert background.find(state) is None
     assert background.stop(state) is None  # nothing was running: the record is forgotten
     assert background.read_record(state) is None
+
+
+def test_a_server_of_other_versions_is_replaced_unless_a_run_still_uses_it(
+    tmp_path: Path,
+) -> None:
+    """After an upgrade the recorded server runs other versions: the next run stops it and
+    starts one of its own, but not while another run still reports to it (it is refused
+    with one line, and the old server and its record stay as they were)."""
+    state = tmp_path / "prefect-server"
+    old = background.ensure(state, idle_minutes=0)
+    server_use.done(state)
+    old = dataclasses.replace(old, prefect_version="0.0.1")
+    save_record(state / "server.json", old)  # as an older fileorg would have left it
+    other_run = os.open(state / "in-use.lock", os.O_RDWR)
+    fcntl.flock(other_run, fcntl.LOCK_SH)
+    new = None
+    try:
+        with pytest.raises(background.BackgroundServerError) as refused:
+            background.ensure(state, idle_minutes=0)
+        kept = background.read_record(state)
+        os.close(other_run)  # that run has ended
+
+        new = background.ensure(state, idle_minutes=0)
+    finally:
+        stopped = background.stop(state)  # whichever the record names
+
+    assert str(refused.value).startswith(
+        f"the local Prefect server (pid {old.pid}) runs Prefect 0.0.1 and fileorg "
+    )
+    assert str(refused.value).endswith(
+        "a run still uses it: run this again when that run has ended"
+    )
+    assert kept == old
+    assert new is not None and new.pid != old.pid and stopped == new
+    assert (new.prefect_version, new.fileorg_version) == background.running_versions()
+    assert not _alive(old.pid) and not _alive(new.pid)
+    assert len(_history_of(state, f"stopped server pid {old.pid}: it runs Prefect 0.0.1")) == 1
+
+
+def test_an_unused_server_stops_itself_and_one_in_use_does_not(tmp_path: Path) -> None:
+    """While a run holds it (this test, through ensure), the server's watchdog renews its
+    last use well past the idle period instead of stopping; once let go, it stops itself,
+    forgets its record, and the next run starts another."""
+    state = tmp_path / "prefect-server"
+    idle_minutes = 0.02  # 1.2 s
+    server = background.ensure(state, idle_minutes=idle_minutes)
+    try:
+        renewed_after = server.started + 3 * idle_minutes * 60
+
+        def renewed() -> bool:
+            return server_use.last_use(state, server.started) > renewed_after
+
+        until(renewed, DEADLINE, "the watchdog to renew the last use", every=0.2)
+        alive_while_used = _alive(server.pid) and background.find(state) == server
+        server_use.done(state)
+        until(lambda: not _alive(server.pid), DEADLINE, "the idle server to stop itself")
+    finally:
+        background.stop(state)
+
+    assert alive_while_used
+    assert background.read_record(state) is None
+    assert len(_history_of(state, f"server pid {server.pid} stopped itself")) == 1
+
+
+def test_a_record_of_another_shape_still_names_its_process(tmp_path: Path) -> None:
+    """An older record (no versions) reads as outdated; a newer one's unknown fields are
+    dropped: either way the process it names can be found and stopped."""
+    older = {"pid": 1, "port": 2, "token": "t", "started": 0.0, "home": "h"}
+    (tmp_path / "server.json").write_text(json.dumps(older))
+    read_older = background.read_record(tmp_path)
+    (tmp_path / "server.json").write_text(json.dumps({**older, "future": [1]}))
+    read_newer = background.read_record(tmp_path)
+
+    assert read_older == background.Server(1, 2, "t", 0.0, "h")
+    assert read_older is not None and not background.current(read_older)
+    assert read_newer == read_older
+
+
+def _history_of(state: Path, what: str) -> list[str]:
+    return [line for line in (state / "history.log").read_text().splitlines() if what in line]

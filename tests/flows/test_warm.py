@@ -352,3 +352,18 @@ def test_an_edited_source_file_changes_the_fingerprint(
     assert warm_state.env_digest(env) == warm_state.env_digest({**env, "COLUMNS": "50"})
     assert warm_state.env_digest(env) != warm_state.env_digest({**env, "FILEORG_X": "1"})
     assert warm_state.env_digest(env) != warm_state.env_digest({**env, "PREFECT_HOME": "/x"})
+
+
+def test_an_upgraded_distribution_changes_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip and uv add a dist-info folder (and remove the old one) in site-packages: a runner
+    of the Prefect (or fileorg) before an upgrade is not the one after it."""
+    site = tmp_path / "site-packages"
+    (site / "prefect-3.9.1.dist-info").mkdir(parents=True)
+    os.utime(site, (1, 1))
+    monkeypatch.setattr(sys, "path", [sys.path[0], str(site)])
+    before = warm_state.code_digest()
+    (site / "prefect-3.9.1.dist-info").rename(site / "prefect-3.10.0.dist-info")
+
+    assert warm_state.code_digest() != before
