@@ -36,6 +36,9 @@ PAGE = 50
 
 LIMIT = typer.Option(None, help=f"Rows per page (default {PAGE}).")
 OFFSET = typer.Option(0, help="Rows to skip.")
+CURSOR = typer.Option(
+    None, help="The rows after the last of a page: its next_cursor (same filters and sort)."
+)
 ALL = typer.Option(False, "--all", help="Every row, not one page (table or --json).")
 JSON = typer.Option(False, "--json", help="Print one JSON document.")
 JSONL = typer.Option(
@@ -51,15 +54,27 @@ class Output:
     offset: int
     json: bool
     jsonl: bool
+    cursor: str | None = None  # a page's next_cursor: the page after it
 
     @classmethod
-    def of(cls, limit: int | None, offset: int, every: bool, json: bool, jsonl: bool) -> Output:
+    def of(
+        cls,
+        limit: int | None,
+        offset: int,
+        every: bool,
+        json: bool,
+        jsonl: bool,
+        cursor: str | None = None,
+    ) -> Output:
         if json and jsonl:
             raise UserError("--json and --jsonl: choose one")
         options.page(limit, offset)
+        if cursor is not None and (every or jsonl or offset):
+            given = "--all" if every else "--jsonl" if jsonl else "--offset"
+            raise UserError(f"--cursor and {given}: choose one")
         if limit is None and not (every or jsonl):
             limit = PAGE
-        return cls(limit, offset, json, jsonl)
+        return cls(limit, offset, json, jsonl, cursor)
 
 
 def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, OperationRecord]:
@@ -75,15 +90,21 @@ def _operation(operation_id: str, stage: str) -> tuple[DataStore, str, Operation
     return store, op_dir, record
 
 
+Pager = Callable[[int, int, "str | None"], "queries.Page"]
+
+
 def _listing(
     store: DataStore,
     query: queries.Query,
+    pager: Pager,
     output: Output,
     document: dict[str, Any],
     key: str,
     item: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> list[dict[str, Any]] | None:
-    """Print the rows as JSON Lines or one JSON document; the rows (for a table) otherwise."""
+    """Print the rows as JSON Lines or one JSON document; the rows (for a table) otherwise.
+    A page (a limit) is the API's (storage.queries.pages: the listing manifest once built, by
+    offset or cursor); every row is the shards' query, streamed or whole."""
     from storage import queries
 
     if output.jsonl:
@@ -92,16 +113,34 @@ def _listing(
             for batch in queries.stream(store, query, output.offset, output.limit)
         )
         return None
-    rows, total = queries.page(store, query, output.limit, output.offset)
+    if output.limit is None:
+        rows, total = queries.page(store, query, None, output.offset)
+        following = None
+    else:
+        got = pager(output.limit, output.offset, output.cursor)
+        rows, total, following = got.rows, got.count, got.next_cursor
     if output.json:
+        listed = [item(r) for r in rows]
         emit_json(
-            {**document, "total": total, "offset": output.offset, key: [item(r) for r in rows]}
+            {**document, "total": total, "offset": output.offset, key: listed}
+            | {"next_cursor": following}
         )
         return None
     if total > len(rows):
-        first, last = output.offset + 1, output.offset + len(rows)
-        err.print(f"rows {first}-{last} of {total:,}; use --offset/--limit, or --all")
+        err.print(_hint(output, len(rows), total, following), soft_wrap=True)
     return rows
+
+
+def _hint(output: Output, shown_rows: int, total: int, following: str | None) -> str:
+    """One line (never wrapped: the cursor is copied from it) saying how to go on."""
+    if output.cursor is not None:  # where a cursor's page starts is not counted
+        where = f"{shown_rows} of {total:,} rows"
+        return f"{where}; next: --cursor {following}" if following else f"{where}, the last"
+    first, last = output.offset + 1, output.offset + shown_rows
+    where = f"rows {first}-{last} of {total:,}"
+    if following is None:
+        return where
+    return f"{where}; next: --cursor {following} (or --offset {last}), or --all"
 
 
 def plan_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +159,7 @@ def plan(
     wide: bool = typer.Option(False, "--wide", help="Whole paths, however wide the rows."),
     limit: int | None = LIMIT,
     offset: int = OFFSET,
+    cursor: str | None = CURSOR,
     every: bool = ALL,
     json_output: bool = JSON,
     jsonl: bool = JSONL,
@@ -127,13 +167,19 @@ def plan(
     """The planned moves, paged: source -> destination, and why (or what became of them)."""
     action = options.choice(action, PLAN_ACTIONS, "action")
     outcome = options.choice(outcome, OUTCOMES, "outcome")
-    output = Output.of(limit, offset, every, json_output, jsonl)
+    output = Output.of(limit, offset, every, json_output, jsonl, cursor)
     from storage import queries
 
     store, op_dir, record = _operation(operation_id, "plan")
     query = queries.plan_query(store, op_dir, action, outcome)
+
+    def pager(limit: int, offset: int, cursor: str | None) -> queries.Page:
+        return queries.plan_page(
+            store, op_dir, limit, offset, cursor, action=action, outcome=outcome
+        )
+
     document = {"operation_id": record.id}
-    rows = _listing(store, query, output, document, "items", plan_item)
+    rows = _listing(store, query, pager, output, document, "items", plan_item)
     if rows is None:
         return
     if not rows:
@@ -168,19 +214,25 @@ def duplicates(
     operation_id: str,
     limit: int | None = LIMIT,
     offset: int = OFFSET,
+    cursor: str | None = CURSOR,
     every: bool = ALL,
     json_output: bool = JSON,
     jsonl: bool = JSONL,
 ) -> None:
     """Duplicate groups, largest waste first."""
-    output = Output.of(limit, offset, every, json_output, jsonl)
+    output = Output.of(limit, offset, every, json_output, jsonl, cursor)
     from storage import queries
     from tasks.report import human_bytes
 
     store, op_dir, record = _operation(operation_id, "hash")
-    query = queries.duplicate_query(store, op_dir, record.options.include_empty)
+    include_empty = record.options.include_empty
+    query = queries.duplicate_query(store, op_dir, include_empty)
+
+    def pager(limit: int, offset: int, cursor: str | None) -> queries.Page:
+        return queries.duplicates_page(store, op_dir, include_empty, limit, offset, cursor)
+
     document = {"operation_id": record.id}
-    rows = _listing(store, query, output, document, "groups", group_item)
+    rows = _listing(store, query, pager, output, document, "groups", group_item)
     if rows is None:
         return
     if not rows:
@@ -225,6 +277,7 @@ def files(
     desc: bool = typer.Option(False, help="Largest, newest or last first."),
     limit: int | None = LIMIT,
     offset: int = OFFSET,
+    cursor: str | None = CURSOR,
     every: bool = ALL,
     json_output: bool = JSON,
     jsonl: bool = JSONL,
@@ -237,17 +290,22 @@ def files(
     from tasks.report import human_bytes
 
     sort = options.choice(sort, queries.FILE_SORTS, "sort") or "path"
-    output = Output.of(limit, offset, every, json_output, jsonl)
+    output = Output.of(limit, offset, every, json_output, jsonl, cursor)
     options.at_least(min_size, 0, "--min-size")
     options.at_least(max_size, 0, "--max-size")
     options.at_least(year, 1, "--year")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise UserError(f"--min-size {min_size} is more than --max-size {max_size}")
     store, op_dir, record = _operation(operation_id, "classify")
-    query = queries.file_query(
-        store, op_dir, category, year, ext, min_size, max_size, name, sort, desc
-    )
-    rows = _listing(store, query, output, {"operation_id": record.id}, "items", file_item)
+    asked: dict[str, Any] = {"category": category, "year": year, "ext": ext, "min_size": min_size}
+    asked |= {"max_size": max_size, "name": name, "sort": sort, "descending": desc}
+    query = queries.file_query(store, op_dir, **asked)
+
+    def pager(limit: int, offset: int, cursor: str | None) -> queries.Page:
+        return queries.files_page(store, op_dir, limit, offset, cursor, **asked)
+
+    document = {"operation_id": record.id}
+    rows = _listing(store, query, pager, output, document, "items", file_item)
     if rows is None:
         return
     if not rows:

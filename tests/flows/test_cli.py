@@ -153,6 +153,32 @@ def test_files_json_round_trips_every_name(organized: Organized) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "key", "limit", "order"),
+    [
+        ("files", "items", "4", ["--sort", "size", "--desc"]),
+        ("files", "items", "2", ["--ext", "jpg"]),  # a filter: the positions kept
+        ("duplicates", "groups", "1", []),
+    ],
+)
+def test_listings_page_on_by_cursor_to_every_row(
+    organized: Organized, command: str, key: str, limit: str, order: list[str]
+) -> None:
+    """Following next_cursor from the first page lists every row once, in the order --all
+    lists them (from the listing manifest the organize built), and ends with null."""
+    op = organized.operation_id
+    every = organized.cli.json(command, op, *order, "--all")
+    pages = [organized.cli.json(command, op, *order, "--limit", limit)]
+    while pages[-1]["next_cursor"] is not None and len(pages) <= len(every[key]):
+        following = ["--cursor", pages[-1]["next_cursor"]]
+        pages.append(organized.cli.json(command, op, *order, "--limit", limit, *following))
+
+    assert len(every[key]) > int(limit)  # more than one page
+    assert [row for page in pages for row in page[key]] == every[key]
+    assert pages[-1]["next_cursor"] is None and every["next_cursor"] is None
+    assert {page["total"] for page in pages} == {every["total"]}
+
+
 def test_operations_json_lists_the_operation(organized: Organized) -> None:
     listed = organized.cli.json("operations")
     (record,) = [r for r in listed["operations"] if r["id"] == organized.operation_id]

@@ -101,6 +101,53 @@ def test_the_human_view_pages_and_all_or_jsonl_give_every_row(data_dir: Path) ->
     }
 
 
+def test_a_cursor_continues_after_the_last_row_of_its_page(data_dir: Path) -> None:
+    op = _planned(data_dir, 120)
+
+    table = _fileorg("plan", op)
+    first = json.loads(_fileorg("plan", op, "--json").stdout)
+    second = json.loads(_fileorg("plan", op, "--json", "--cursor", first["next_cursor"]).stdout)
+    on = _fileorg("plan", op, "--cursor", first["next_cursor"], "--limit", "20")
+    third = json.loads(
+        _fileorg("plan", op, "--json", "--limit", "30", "--cursor", second["next_cursor"]).stdout
+    )
+    every = json.loads(_fileorg("plan", op, "--json", "--all").stdout)
+
+    assert first["items"] + second["items"] + third["items"] == every["items"]
+    assert isinstance(second["next_cursor"], str) and third["next_cursor"] is None
+    assert every["next_cursor"] is None
+    expected_hint = f"rows 1-50 of 120; next: --cursor {first['next_cursor']} (or --offset 50)"
+    assert table.stderr.decode().splitlines()[-1] == f"{expected_hint}, or --all"
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.count(b"inbox/") == 20
+    assert on.stderr.decode().splitlines()[-1].startswith("20 of 120 rows; next: --cursor ")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected_line"),
+    [
+        (["--cursor", "abcde"], "error: the cursor is not one this service made"),
+        (["--cursor", "bm90LWEtY3Vyc29yLWF0LWFsbA"], "error: the cursor does not belong"),
+        (["--action", "keep", "--cursor", "FIRST"], "error: the cursor does not belong"),
+        (["--offset", "5", "--cursor", "FIRST"], "error: --cursor and --offset: choose one"),
+        (["--jsonl", "--cursor", "FIRST"], "error: --cursor and --jsonl: choose one"),
+        (["--all", "--cursor", "FIRST"], "error: --cursor and --all: choose one"),
+    ],
+)
+def test_a_bad_cursor_is_one_line_and_status_2(
+    data_dir: Path, args: list[str], expected_line: str
+) -> None:
+    """Malformed, edited, made for other filters, or with what it cannot go with."""
+    op = _planned(data_dir, 60)
+    first = json.loads(_fileorg("plan", op, "--json").stdout)["next_cursor"]
+
+    done = _fileorg("plan", op, *[first if a == "FIRST" else a for a in args])
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().startswith(expected_line)
+    assert done.stderr.count(b"\n") == 1 and done.stdout == b""
+
+
 @pytest.mark.parametrize("command", ["plan", "files", "duplicates", "operations"])
 def test_json_and_jsonl_together_is_one_line_and_status_2(data_dir: Path, command: str) -> None:
     op = _planned(data_dir, 3)
