@@ -38,9 +38,6 @@ from tasks.plan.names import Names, key
 from tasks.plan.planner import FileFacts, PlannedMove, PlanPolicy, _Planner
 from tasks.plan.units import UnitIndex
 
-# Plans of the residual before giving up on parts: the whole tree through the pure planner.
-MAX_ROUNDS = 8
-
 
 class _Entry:
     """A path for UnitIndex: one per folder, and the marker files (units_by_markers)."""
@@ -222,7 +219,11 @@ def residual(
     folders: set[str],
 ) -> list[PlannedMove]:
     """The residual planned until what it claims touches nothing it was not shown (module
-    docstring). Each round shows it more; none takes anything away, so the rounds end."""
+    docstring). Each round shows it more (`shown` gains a key it lacked) or takes fast rows
+    back (deleted from `fast`), and neither is ever undone, so the rounds end: at most one
+    per scanned key plus one per fast row. No cap on them (and no fallback to the whole tree
+    through the pure planner, which would hold a FileFacts per entry): a cap could only end
+    the loop before the residual's answers are the whole plan's."""
     con.execute("""
         CREATE OR REPLACE TABLE res AS
         SELECT path FROM cand WHERE path NOT IN (SELECT path FROM fast)
