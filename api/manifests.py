@@ -96,7 +96,7 @@ def _duplicates(store: DataStore, op: Operation, page: ListingPage) -> Duplicate
     if include_empty is None:
         return DuplicatesPublic(data=[], count=0)
     got = queries.duplicates_page(
-        store, _op_dir(store, op), include_empty, page.limit, page.offset, page.cursor
+        store, _op_dir(store, op), page.limit, page.offset, page.cursor, include_empty=include_empty
     )
     groups = [
         DuplicateGroupPublic(

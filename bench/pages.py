@@ -122,7 +122,9 @@ def queries_page(
         return q.files_page(store, op_dir, LIMIT, offset, cursor, **params)
     if kind == "plan":
         return q.plan_page(store, op_dir, LIMIT, offset, cursor, **params)
-    return q.duplicates_page(store, op_dir, False, LIMIT, offset, cursor)
+    return q.duplicates_page(
+        store, op_dir, limit=LIMIT, offset=offset, cursor=cursor, include_empty=False
+    )
 
 
 def _call(q: Any, store: Any, op_dir: str, case: dict[str, Any], new: bool) -> Any:

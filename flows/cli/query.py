@@ -229,7 +229,9 @@ def duplicates(
     query = queries.duplicate_query(store, op_dir, include_empty)
 
     def pager(limit: int, offset: int, cursor: str | None) -> queries.Page:
-        return queries.duplicates_page(store, op_dir, include_empty, limit, offset, cursor)
+        return queries.duplicates_page(
+            store, op_dir, limit, offset, cursor, include_empty=include_empty
+        )
 
     document = {"operation_id": record.id}
     rows = _listing(store, query, pager, output, document, "groups", group_item)

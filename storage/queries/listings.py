@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from storage import manifests, outcomes
@@ -194,13 +195,12 @@ FILE_SORTS = {"path": "path", "size": "size", "date": "date", "name": "path_text
 def file_rows(
     store: DataStore, op_dir: str, limit: int | None = 50, offset: int = 0, **filters: Any
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the file listing; `filters` are file_query's (category, year, ext, sizes,
-    name, sort, descending)."""
+    """One page of the file listing; `filters` are FileFilters' fields."""
     return page(store, file_query(store, op_dir, **filters), limit, offset)
 
 
-# Where file_conditions finds each column: in the shards (scan `s` joined with classify `c`),
-# and in the listing manifest (storage.queries.listing_manifest: `name` lowered once there).
+# Where FileFilters.conditions finds each column: in the shards (scan `s` joined with classify
+# `c`), and in the listing manifest (storage.queries.listing_manifest: `name` lowered once there).
 SHARD_COLUMNS = {
     "category": "c.category",
     "year": "c.year",
@@ -209,62 +209,62 @@ SHARD_COLUMNS = {
     "name": "lower(s.path_text)",
 }
 MANIFEST_COLUMNS = {c: c for c in ("category", "year", "ext", "size")} | {"name": "name_lower"}
+FILE_FILTERS = ("category", "year", "ext", "min_size", "max_size", "name")
 
 
-def file_conditions(
-    category: str | None,
-    year: int | None,
-    ext: str | None,
-    min_size: int | None,
-    max_size: int | None,
-    name: str | None,
-    columns: dict[str, str],
-) -> tuple[list[str], dict[str, Any]]:
-    """The file listing's filters as SQL conditions on `columns`, with their parameters."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    for column, value, op in (
-        ("category", category.lower() if category else None, "="),
-        ("year", year, "="),
-        ("ext", ext.lower().lstrip(".") if ext else None, "="),
-        ("size", min_size, ">="),
-        ("size", max_size, "<="),
-    ):
-        if value is not None:
-            param = f"p{len(params)}"
-            conditions.append(f"{columns[column]} {op} ${param}")
-            params[param] = value
-    if name:
-        conditions.append(f"contains({columns['name']}, lower($name))")
-        params["name"] = name
-    return conditions, params
+@dataclass(frozen=True)
+class FileFilters:
+    """What the file listing keeps (each filter when given) and its order: the one place the
+    listing's parameters are named (file_query, file_rows and the pages take them as
+    keywords)."""
+
+    category: str | None = None
+    year: int | None = None
+    ext: str | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    name: str | None = None  # part of the path, any case
+    sort: str = "path"
+    descending: bool = False
+
+    def asked(self) -> dict[str, Any]:
+        """The filters as given, by name (what a page cursor is bound to)."""
+        return {field: getattr(self, field) for field in FILE_FILTERS}
+
+    def conditions(self, columns: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+        """The filters as SQL conditions on `columns`, with their parameters."""
+        conditions: list[str] = []
+        params: dict[str, Any] = {}
+        for column, value, op in (
+            ("category", self.category.lower() if self.category else None, "="),
+            ("year", self.year, "="),
+            ("ext", self.ext.lower().lstrip(".") if self.ext else None, "="),
+            ("size", self.min_size, ">="),
+            ("size", self.max_size, "<="),
+        ):
+            if value is not None:
+                param = f"p{len(params)}"
+                conditions.append(f"{columns[column]} {op} ${param}")
+                params[param] = value
+        if self.name:
+            conditions.append(f"contains({columns['name']}, lower($name))")
+            params["name"] = self.name
+        return conditions, params
 
 
-def file_query(
-    store: DataStore,
-    op_dir: str,
-    category: str | None = None,
-    year: int | None = None,
-    ext: str | None = None,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    name: str | None = None,
-    sort: str = "path",
-    descending: bool = False,
-) -> Query:
-    conditions, params = file_conditions(
-        category, year, ext, min_size, max_size, name, SHARD_COLUMNS
-    )
-    filters = ["s.kind = 'file'", *conditions]
-    order = FILE_SORTS.get(sort)
+def file_query(store: DataStore, op_dir: str, **filters: Any) -> Query:
+    """The file listing from the shards; `filters` are FileFilters' fields."""
+    wanted = FileFilters(**filters)
+    conditions, params = wanted.conditions(SHARD_COLUMNS)
+    order = FILE_SORTS.get(wanted.sort)
     if order is None:
-        raise ValueError(f"unknown sort {sort!r}: use {', '.join(FILE_SORTS)}")
+        raise ValueError(f"unknown sort {wanted.sort!r}: use {', '.join(FILE_SORTS)}")
     sql = f"""
         SELECT s.path, s.path_text, s.size, s.mtime_ns, c.category, c.ext, c.date, c.date_source,
                c.year
         FROM {source(store, op_dir, "scan")} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
-        WHERE {" AND ".join(filters)}
+        WHERE {" AND ".join(["s.kind = 'file'", *conditions])}
     """
-    direction = "DESC" if descending else "ASC"
+    direction = "DESC" if wanted.descending else "ASC"
     return Query(sql, f"{order} {direction} NULLS LAST, path", params)

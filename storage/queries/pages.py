@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from storage.locations import DataStore
 from storage.queries.duplicates import duplicate_query
@@ -23,8 +23,8 @@ from storage.queries.listing_manifest import (
 )
 from storage.queries.listings import (
     MANIFEST_COLUMNS,
+    FileFilters,
     codes_of,
-    file_conditions,
     file_query,
     plan_query,
 )
@@ -57,58 +57,62 @@ def built(store: DataStore, op_dir: str) -> dict[str, Any] | None:
     return found
 
 
-FILE_FILTERS = ("category", "year", "ext", "min_size", "max_size", "name")
-
-
 def _name(listing: str, op_dir: str) -> str:
     return f"{listing}:{op_dir.rsplit('/', 1)[-1]}"
 
 
-def files_listing(
-    store: DataStore,
-    op_dir: str,
-    category: str | None = None,
-    year: int | None = None,
-    ext: str | None = None,
-    min_size: int | None = None,
-    max_size: int | None = None,
-    name: str | None = None,
-    sort: str = "path",
-    descending: bool = False,
-) -> Listing:
-    order = file_order(sort, descending)  # refuses an unknown sort
-    asked = (category, year, ext, min_size, max_size, name)
-    filters = dict(zip(FILE_FILTERS, asked, strict=True))
+class Paged(Protocol):
+    """A page of one listing: `filters` are its listing function's."""
+
+    def __call__(
+        self,
+        store: DataStore,
+        op_dir: str,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+        **filters: Any,
+    ) -> Page: ...
+
+
+def paged(listing: Callable[..., Listing]) -> Paged:
+    """The page function of a listing (files, plan and duplicates alike)."""
+
+    def one_page(
+        store: DataStore,
+        op_dir: str,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+        **filters: Any,
+    ) -> Page:
+        return page(listing(store, op_dir, **filters), limit, offset, cursor)
+
+    return one_page
+
+
+def files_listing(store: DataStore, op_dir: str, **filters: Any) -> Listing:
+    """The files, filtered and sorted; `filters` are FileFilters' fields."""
+    wanted = FileFilters(**filters)
+    order = file_order(wanted.sort, wanted.descending)  # refuses an unknown sort
     listed = _name("files", op_dir)
     done = built(store, op_dir)
     if done is None or done.get("files") is None:
-        live = file_query(store, op_dir, *asked, sort=sort, descending=descending)
-        return Listing(store, listed, order, filters, live)
-    conditions, params = file_conditions(*asked, MANIFEST_COLUMNS)
+        live = file_query(store, op_dir, **filters)
+        return Listing(store, listed, order, wanted.asked(), live)
+    conditions, params = wanted.conditions(MANIFEST_COLUMNS)
     return Listing(
         store,
         listed,
         order,
-        filters,
-        file=manifest_path(store, op_dir, f"files-{sort}.parquet"),
-        position="r_desc" if descending else "r",
+        wanted.asked(),
+        file=manifest_path(store, op_dir, f"files-{wanted.sort}.parquet"),
+        position="r_desc" if wanted.descending else "r",
         conditions=conditions,
         params=params,
         build=done["build"],
         rows=done["files"],
     )
-
-
-def files(
-    store: DataStore,
-    op_dir: str,
-    limit: int = 50,
-    offset: int = 0,
-    cursor: str | None = None,
-    **filters: Any,
-) -> Page:
-    """A page of the file listing; `filters` are files_listing's (as file_query's)."""
-    return page(files_listing(store, op_dir, **filters), limit, offset, cursor)
 
 
 def plan_listing(
@@ -118,6 +122,7 @@ def plan_listing(
     outcome: str | None = None,
     reason_code: str | Sequence[str] | None = None,
 ) -> Listing:
+    """The plan with its outcomes, filtered by action, outcome and reason codes."""
     codes = codes_of(reason_code)
     filters = {"action": action, "outcome": outcome, "reason_code": codes}
     listed = _name("plan", op_dir)
@@ -155,19 +160,8 @@ def plan_listing(
     )
 
 
-def plan(
-    store: DataStore,
-    op_dir: str,
-    limit: int = 50,
-    offset: int = 0,
-    cursor: str | None = None,
-    **filters: Any,
-) -> Page:
-    """A page of the plan with its outcomes; `filters` are plan_listing's."""
-    return page(plan_listing(store, op_dir, **filters), limit, offset, cursor)
-
-
-def duplicates_listing(store: DataStore, op_dir: str, include_empty: bool) -> Listing:
+def duplicates_listing(store: DataStore, op_dir: str, include_empty: bool = False) -> Listing:
+    """The duplicate groups, largest waste first."""
     listed = _name("duplicates", op_dir)
     filters = {"include_empty": include_empty}
     done = built(store, op_dir)
@@ -186,13 +180,6 @@ def duplicates_listing(store: DataStore, op_dir: str, include_empty: bool) -> Li
     )
 
 
-def duplicates(
-    store: DataStore,
-    op_dir: str,
-    include_empty: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-    cursor: str | None = None,
-) -> Page:
-    """A page of the duplicate groups, largest waste first."""
-    return page(duplicates_listing(store, op_dir, include_empty), limit, offset, cursor)
+files = paged(files_listing)
+plan = paged(plan_listing)
+duplicates = paged(duplicates_listing)

@@ -245,7 +245,7 @@ def test_planning_ends_with_the_listing_manifest_the_pages_read(organized: Organ
     )
     assert queries.files_page(store, op_dir, 500, sort="size", descending=True).rows == files
     assert queries.plan_page(store, op_dir, 500).rows == plan
-    assert queries.duplicates_page(store, op_dir, False, 500).rows == groups
+    assert queries.duplicates_page(store, op_dir, 500).rows == groups
 
 
 def test_dry_run_changes_nothing(organized: Organized) -> None:

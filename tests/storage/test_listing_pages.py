@@ -76,22 +76,22 @@ def test_every_listing_reads_the_manifest_on_every_data_folder(store: DataStore)
     write_plan(store, op)
     before_files = walk_files(store, op, "cursor", sort="size", descending=True)
     before_plan = queries.plan_page(store, op, 50).rows
-    before_groups = queries.duplicates_page(store, op, False, 50).rows
+    before_groups = queries.duplicates_page(store, op, 50).rows
 
     built = queries.build_listing(store, op, include_empty=False)
 
     assert (built["files"], built["plan"], built["duplicates"]) == (len(FILES), 5, 3)
     assert walk_files(store, op, "cursor", sort="size", descending=True) == before_files
     assert queries.plan_page(store, op, 50).rows == before_plan
-    assert queries.duplicates_page(store, op, False, 50).rows == before_groups
+    assert queries.duplicates_page(store, op, 50).rows == before_groups
     two = queries.plan_page(store, op, 2, action="move")
     assert ([r["src"] for r in two.rows], two.count, two.next_cursor) == (
         [b"a.jpg", b"z.jpg"],
         2,
         None,
     )
-    first = queries.duplicates_page(store, op, False, 2)
-    second = queries.duplicates_page(store, op, False, 2, cursor=first.next_cursor)
+    first = queries.duplicates_page(store, op, 2)
+    second = queries.duplicates_page(store, op, 2, cursor=first.next_cursor)
     assert [r["digest"] for r in first.rows + second.rows] == [r["digest"] for r in before_groups]
     assert (len(second.rows), second.count, second.next_cursor) == (1, 3, None)
 
