@@ -6,12 +6,16 @@
 Starts a Prefect server (unless --api-url), a runner (`python -m flows.deployments`, polling
 every 0.5 s) and `uvicorn api.main:app`, signs up, grants a generated tree, then:
 1. start latency, `--starts` times: POST /api/v1/operations, connect one client at once, and
-   time POST -> first `running` state, and POST -> first `progress` message;
+   time POST -> first `running` state, and POST -> first `progress` message; `start_steps`
+   says where that went: the run's creation, Pending and Running as Prefect has them, and the
+   flow's emit of the first progress (`sent_at`), in seconds after the POST;
 2. fan-out: with the runner stopped (SIGSTOP), POST one operation and connect `--clients`
    clients to it; once every client has its first `pending` state, resume the runner
    (SIGCONT). Every client must then get `running`, `completed`, the final `done` and a close
    1000. Lag = receive time - `sent_at` of each progress message (the flow's emit time, same
-   clock), over all clients; the API's resident memory is sampled throughout.
+   clock), over all clients; per message, `first_receipt` (emit to the first client to get
+   it: the flow, Prefect and the API's first send) and `spread` (first to last client: the
+   fan-out); the API's resident memory is sampled throughout.
 The fan-out clients run in `--client-processes` processes of their own (this script with
 --client-worker), not in the one that starts and times everything, so a busy client loop does
 not delay the measurement's own work; they still share the machine's cores with the server,
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +111,51 @@ def lags_ms(results: list[tuple[list[tuple[float, dict[str, Any]]], int | None]]
     ]
 
 
+def received(
+    results: list[tuple[list[tuple[float, dict[str, Any]]], int | None]],
+) -> list[tuple[float, str, str, float]]:
+    """(sent_at, stage, stage_state, receive time) of every progress message."""
+    return [
+        (m["sent_at"], m["stage"], m["stage_state"], t)
+        for got, _ in results
+        for t, m in got
+        if m["type"] == "progress" and m.get("sent_at")
+    ]
+
+
+def spread(receipts: list[list[Any]]) -> dict[str, float]:
+    """Per progress message: emit to its first receipt (the flow, Prefect and the API's first
+    send), and first to last receipt over all clients (the fan-out itself)."""
+    seen: dict[tuple[float, str, str], list[float]] = {}
+    for sent_at, stage, edge, at in receipts:
+        seen.setdefault((sent_at, stage, edge), []).append(at)
+    first = [(min(ts) - key[0]) * 1000 for key, ts in seen.items()]
+    widths = [(max(ts) - min(ts)) * 1000 for ts in seen.values()]
+    return {
+        "first_receipt_ms_p50": round(percentile(first, 0.5), 1),
+        "first_receipt_ms_max": round(max(first), 1) if first else float("nan"),
+        "spread_ms_p50": round(percentile(widths, 0.5), 1),
+        "spread_ms_max": round(max(widths), 1) if widths else float("nan"),
+    }
+
+
+def timeline(prefect: str, flow_run_id: str, posted: float) -> dict[str, float]:
+    """Seconds from the POST to the run's creation, Pending and Running, as Prefect has them."""
+    with httpx.Client(base_url=prefect, timeout=30) as client:
+        run = client.get(f"/flow_runs/{flow_run_id}").json()
+        states = client.get("/flow_run_states/", params={"flow_run_id": flow_run_id}).json()
+    at = {s["type"]: datetime.fromisoformat(s["timestamp"]).timestamp() for s in states}
+    found = {"created": datetime.fromisoformat(run["created"]).timestamp(), **at}
+    return {
+        f"{name.lower()}_s": round(found[name] - posted, 2)
+        for name in ("created", "PENDING", "RUNNING")
+        if name in found
+    }
+
+
 async def start_latency(
-    base: str, ws: str, token: str, root: Path
-) -> tuple[float, float, list[float]]:
+    base: str, ws: str, token: str, root: Path, prefect: str
+) -> tuple[float, float, list[float], dict[str, float]]:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         posted = time.time()
@@ -119,8 +166,12 @@ async def start_latency(
         op_id = response.json()["operation_id"]
     got, code = await follow(f"{ws}/ws/operations/{op_id}", token)
     running = next(t for t, m in got if m["type"] == "state" and m["status"] != "pending")
+    first = next(m for _, m in got if m["type"] == "progress")
     progress = next(t for t, m in got if m["type"] == "progress")
-    return running - posted, progress - posted, lags_ms([(got, code)])
+    flow_run_id = next(m["flow_run_id"] for _, m in got if m["type"] == "state")
+    steps = timeline(prefect, flow_run_id, posted)
+    steps["first_progress_sent_s"] = round(first["sent_at"] - posted, 2)
+    return running - posted, progress - posted, lags_ms([(got, code)]), steps
 
 
 EXPECTED_STATES = ["pending", "running", "completed"]
@@ -142,7 +193,7 @@ async def client_worker(url: str, token: str, clients: int) -> dict[str, Any]:
         and got[-1][1]["type"] == "done"
         and [m["status"] for _, m in got if m["type"] == "state"] == EXPECTED_STATES
     )
-    return {"complete": complete, "lags": lags_ms(results)}
+    return {"complete": complete, "lags": lags_ms(results), "received": received(results)}
 
 
 def _worker_command(url: str, clients: int) -> list[str]:
@@ -195,6 +246,7 @@ async def fan_out(
         "lag_ms_p50": round(percentile(lags, 0.5), 1),
         "lag_ms_p99": round(percentile(lags, 0.99), 1),
         "lag_ms_max": round(max(lags), 1) if lags else None,
+        **spread([r for report in reports for r in report["received"]]),
         "seconds": round(time.monotonic() - started, 1),
     }
 
@@ -255,7 +307,7 @@ def main() -> None:
         )
         try:
             base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-            report = run(args, base, ws, root, api, runner)
+            report = run(args, base, ws, root, api, runner, api_url)
         finally:
             for process in (api, runner):
                 process.terminate()
@@ -271,6 +323,7 @@ def run(
     root: Path,
     api: subprocess.Popen[bytes],
     runner: subprocess.Popen[bytes],
+    prefect: str,
 ) -> dict[str, Any]:
     client = httpx.Client(base_url=base, timeout=60)
     deadline = time.monotonic() + 60
@@ -292,17 +345,20 @@ def run(
         time.sleep(0.5)
 
     idle_kb = _status_kb(api.pid)[0]
-    starts = [asyncio.run(start_latency(base, ws, token, root)) for _ in range(args.starts)]
+    starts = [
+        asyncio.run(start_latency(base, ws, token, root, prefect)) for _ in range(args.starts)
+    ]
     sampler = MemorySampler(api.pid)
     sampler.start()
     fan = asyncio.run(fan_out(base, ws, token, root, args, runner))
     sampler.stop.set()
-    one = [lag for _, _, lags in starts for lag in lags]
+    one = [lag for _, _, lags, _ in starts for lag in lags]
     return {
         "files": args.files,
-        "post_to_running_s": [round(r, 2) for r, _, _ in starts],
-        "post_to_first_progress_s": [round(p, 2) for _, p, _ in starts],
-        "post_to_running_s_median": round(statistics.median(r for r, _, _ in starts), 2),
+        "post_to_running_s": [round(r, 2) for r, _, _, _ in starts],
+        "post_to_first_progress_s": [round(p, 2) for _, p, _, _ in starts],
+        "post_to_running_s_median": round(statistics.median(r for r, _, _, _ in starts), 2),
+        "start_steps": [steps for _, _, _, steps in starts],
         "one_client_lag_ms_p50": round(percentile(one, 0.5), 1),
         "one_client_lag_ms_p99": round(percentile(one, 0.99), 1),
         "fan_out": fan,
