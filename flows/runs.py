@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from flows import prefect_costs
 from flows.progress_events import current_flow_run_id
 from storage import locks, operations
 from storage.errors import RootError
@@ -32,27 +33,7 @@ from tasks.stages import apply_task
 
 APPLY_KEYS = ("done", "changed", "vanished", "conflicts", "unsafe", "errors")
 
-
-def _heartbeats_not_joined() -> None:
-    """Prefect's sync flow engine joins its heartbeat thread as a run ends, and that thread
-    sleeps in whole seconds: ~0.5 s added to every run (a tenth of a 10-file organize). Its
-    async engine does not join (join_on_exit=False); ours do not either. Heartbeats still go
-    out as before; the thread, a daemon, sees the stop within a second and sends nothing after.
-    """
-    from prefect import flow_engine
-
-    original = getattr(flow_engine, "_send_heartbeats", None)
-    if original is None or getattr(original, "not_joined", False):
-        return
-
-    def not_joined(engine: object, join_on_exit: bool = True) -> object:
-        return original(engine, join_on_exit=False)
-
-    not_joined.not_joined = True  # type: ignore[attr-defined]
-    flow_engine._send_heartbeats = not_joined  # type: ignore[assignment]
-
-
-_heartbeats_not_joined()
+prefect_costs.remove()  # before any flow of ours runs
 
 
 def run_name(kind: str) -> str:
