@@ -72,14 +72,25 @@ class SharedTLS:
         return context
 
 
+_shared = SharedTLS()
+
+
+def warm() -> None:
+    """Make the context Prefect's clients verify with (the warm runner, before it forks: its
+    children inherit it instead of each building it)."""
+    import certifi
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE
+
+    _shared.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
+
+
 def _tls_contexts_shared() -> None:
     import importlib
 
-    shared = SharedTLS()
     for name in TLS_MODULES:
         try:
             module = importlib.import_module(name)
         except ImportError:
             continue
         if getattr(module, "ssl", None) is ssl:
-            module.ssl = shared  # type: ignore[attr-defined]
+            module.ssl = _shared  # type: ignore[attr-defined]

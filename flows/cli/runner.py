@@ -116,6 +116,10 @@ def _preload(folder: Path | None = None) -> None:
         for name in learned:
             with suppress(Exception):  # a module of older code, gone since: the child's loss
                 importlib.import_module(name)
+        from flows import prefect_costs
+
+        with suppress(OSError):  # no CA file: each child's first client says so
+            prefect_costs.warm()  # the TLS context every child's Prefect clients share
     finally:
         sys.stderr = real
 

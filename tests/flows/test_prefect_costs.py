@@ -74,3 +74,19 @@ def test_prefect_clients_share_one_verified_context_per_ca_file(tmp_path: Path) 
 
     with get_client(sync_client=True) as client:  # and a client still reaches the server
         assert client.api_healthcheck() is None
+
+
+def test_warm_makes_the_one_context_prefect_clients_then_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the warm runner makes before it forks: its children build none."""
+    from prefect.client.orchestration import get_client
+
+    from flows import prefect_costs
+
+    monkeypatch.setattr(prefect_costs._shared, "_contexts", {})
+    prefect_costs.warm()
+    made = dict(prefect_costs._shared._contexts)
+    with get_client(sync_client=True) as client:
+        assert client.api_healthcheck() is None
+    assert len(made) == 1 and prefect_costs._shared._contexts == made
