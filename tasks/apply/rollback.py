@@ -55,14 +55,19 @@ def undo_of(intent: Entry, done: Entry) -> Item:
         return _restore_item(intent, done)
     size, mtime_ns = int(intent["size"]), int(intent.get("mtime_ns") or 0)
     dev, ino = done.get("dev", intent.get("dev")), done.get("ino", intent.get("ino"))
+    # Positional, as Item's fields: one undo per move, and keywords cost a third more.
     return Item(
-        seq=intent["seq"],
-        action=RESTORE_DIR if intent["action"] == MOVE_DIR else "move",
-        src=decoded(intent, "dst"),
-        dst=decoded(intent, "src"),
-        identity=Identity(int(dev or 0), int(ino or 0), size, mtime_ns),
-        etag=str(done.get("etag") or ""),
-        undo=True,
+        intent["seq"],
+        RESTORE_DIR if intent["action"] == MOVE_DIR else "move",
+        decoded(intent, "dst"),  # src: where apply put it
+        decoded(intent, "src"),
+        Identity(int(dev or 0), int(ino or 0), size, mtime_ns),
+        str(done.get("etag") or ""),
+        None,
+        None,
+        None,
+        None,
+        True,  # undo
     )
 
 
