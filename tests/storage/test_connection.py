@@ -83,7 +83,7 @@ def test_threads_query_at_once_each_on_its_own_cursor(tmp_path: Path) -> None:
 # the parent made a table in its own: the child opens a database of its own, which has no such
 # table, and the parent's still answers once the child is gone.
 FORKED = """
-import os, sys, threading
+import os, signal, sys, threading
 from storage.locations import DataStore
 from storage.queries import connect, connection
 from storage.queries.connection import shared
@@ -100,6 +100,7 @@ threading.Thread(target=hold).start()
 held.wait()
 pid = os.fork()
 if pid == 0:
+    signal.alarm(50)  # a child that hangs on the lock dies rather than outlive the test
     with connect(store) as con:
         seen = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'parents'"
