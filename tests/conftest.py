@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,12 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# One migrated Prefect database for every server the suite starts in a new home
+# (flows/cli/prefect_db.py: about 9 s of each start otherwise), shared by the xdist workers and
+# kept between runs, as a user's cache is: it is named by Prefect's version.
+os.environ.setdefault(
+    "FILEORG_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"fileorg-test-cache-{os.getuid()}")
+)
 
 
 # The test files that take longest (each a minute or more of a worker; measured with
@@ -89,6 +96,15 @@ def prefect_server() -> Iterator[str]:
                 os.environ.pop("PREFECT_API_URL", None)
             else:
                 os.environ["PREFECT_API_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def prefect_template() -> Path:
+    """The cached migrated Prefect database, built if missing (for `fileorg serve`, which
+    only copies one that exists)."""
+    from flows.cli import prefect_db
+
+    return prefect_db.build(prefect_db.template_path(os.environ))
 
 
 @dataclass

@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.cli import server_use
+from flows.cli import prefect_db, server_use
 from flows.cli.records import load_record, save_record
 from storage.errors import FileorgError
 
@@ -330,6 +330,8 @@ def _server_env(port: int, home: Path, token: str) -> dict[str, str]:
             "PREFECT_LOGGING_LEVEL": "WARNING",  # the CLI's own CRITICAL is for its terminal
             "PREFECT_LOGGING_LOGGERS_PREFECT_SERVER_LEVEL": "WARNING",
             TOKEN_VARIABLE: token,
+            # FILEORG_* is not passed on: the template's place is, found with the CLI's own
+            prefect_db.TEMPLATE_VARIABLE: str(prefect_db.template_path(os.environ)),
         }
     )
     env.pop("FILEORG_VERBOSE", None)

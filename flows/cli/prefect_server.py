@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from flows.cli import background, server_use, warm_state
+from flows.cli import background, prefect_db, server_use, warm_state
 
 Scope = MutableMapping[str, Any]
 ASGI = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -85,6 +85,8 @@ def main(argv: list[str]) -> None:
     from prefect.server.api.server import create_app
 
     folder, port, idle = Path(argv[1]), int(argv[2]), float(argv[3]) * 60
+    # Before the app: its start migrates whatever database it finds (a seeded one is current).
+    prefect_db.prepare(Path(os.environ["PREFECT_HOME"]), os.environ)
     requests = Requests(create_app())
     config = uvicorn.Config(
         requests,

@@ -307,6 +307,16 @@ def prefect_server(
     return command, f"http://{reach}:{prefect_port}/api"
 
 
+def _seed(env: dict[str, str]) -> None:
+    """A new Prefect home gets the cached migrated database, when there is one (not built
+    here: that would hold up this first start by the import of Prefect's server)."""
+    from flows.cli import prefect_db
+
+    home = Path(env.get("PREFECT_HOME") or Path(env.get("HOME") or Path.home()) / ".prefect")
+    with suppress(OSError):
+        prefect_db.seed(home, prefect_db.template_path(env), env)
+
+
 def _run(
     stack: Stack,
     env: dict[str, str],
@@ -321,6 +331,7 @@ def _run(
         # The server gets no PREFECT_API_URL: with one that differs from its own address,
         # `prefect server start` offers to switch profiles, a menu nobody can answer.
         prefect, url = prefect_server(*prefect_at, env)
+        _seed(env)
         stack.start("prefect server", prefect, env)
         api_url = env["PREFECT_API_URL"] = url
     stack.wait_until(f"the Prefect server at {api_url}", lambda: prefect_healthy(api_url))

@@ -65,6 +65,8 @@ def _until(what: str, probe: Callable[[], Any], log: Path, every: float = 0.25) 
 
 
 API_HOST = "127.0.0.2"
+# Each serve starts a Prefect server in a new home: seeded with the migrated database.
+pytestmark = pytest.mark.usefixtures("prefect_template")
 
 
 def _serve_env(tmp_path: Path) -> dict[str, str]:

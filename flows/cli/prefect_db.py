@@ -1,0 +1,117 @@
+"""A migrated, empty Prefect database for each Prefect version, kept in the user's cache and
+copied into a new Prefect home before its server first starts.
+
+Migrating a new SQLite database is most of a server's first start (about 9 s of 17 on a quiet
+2-core machine), and it is the same work for every new home: a new data folder's background
+server, `fileorg serve` with a PREFECT_HOME of its own. The copy is made only where the home has
+no database yet and the server would use the default SQLite file: a database named by
+PREFECT_SERVER_DATABASE_CONNECTION_URL (PostgreSQL, or a file elsewhere) is never touched. The
+template holds the schema alone (it is migrated by itself, not copied from a live server), so
+no runs, events or logs of one home can reach another. A template of an older Prefect is never
+used (the name holds the version); the server migrates what it is given anyway, so a template
+behind its own version would still be upgraded, not misread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+TEMPLATE_VARIABLE = "FILEORG_PREFECT_TEMPLATE"  # handed to the background server's process
+CUSTOM_DATABASE = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+
+
+def template_path(env: Mapping[str, str]) -> Path:
+    """Where this Prefect version's template lives: FILEORG_CACHE_DIR, else the XDG cache."""
+    from importlib.metadata import version  # not `import prefect`: the CLI may not need it
+
+    folder = env.get("FILEORG_CACHE_DIR") or ""
+    if not folder:
+        xdg = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+        folder = str(Path(xdg) / "fileorg")
+    return Path(folder) / f"prefect-{version('prefect')}.db"
+
+
+def seed(home: Path, template: Path, env: Mapping[str, str]) -> bool:
+    """Copy `template` to `home`/prefect.db when the home has no database of its own yet and
+    the server will use that file; True when it was copied."""
+    database = home / "prefect.db"
+    if any(env.get(name) for name in CUSTOM_DATABASE) or not template.is_file():
+        return False
+    if any(Path(f"{database}{end}").exists() for end in ("", "-wal", "-journal")):
+        return False  # the home's own database, maybe live: never replaced
+    home.mkdir(parents=True, exist_ok=True)
+    partial = home / f".prefect.db.{os.getpid()}.partial"
+    try:
+        shutil.copyfile(template, partial)
+        os.chmod(partial, 0o600)
+        os.link(partial, database)  # fails, changing nothing, if a database appeared meanwhile
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
+
+
+def build(template: Path) -> Path:
+    """Make `template` if it is missing: migrate a new database by itself, then write it as
+    one self-contained file (no WAL beside it) under its final name in one rename. Two
+    processes building at once each write their own and the last rename wins: both are the
+    same schema."""
+    if template.is_file():
+        return template
+    import asyncio
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+    from prefect.server.database.dependencies import (
+        provide_database_interface,
+        temporary_database_config,
+    )
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+
+    template.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    work = template.parent / f".{template.name}.{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    try:
+        migrated, packed = work / "migrated.db", work / "packed.db"
+        url = f"sqlite+aiosqlite:///{migrated}"
+        config = AioSqliteConfiguration(connection_url=url)
+
+        async def migrate() -> None:
+            await provide_database_interface().create_db()
+            await (await config.engine()).dispose()
+
+        # Prefect keeps the first database configuration it makes for the whole process: made
+        # here for the template, it would be the server's own afterwards. So it is lent, and
+        # the process's own (none yet, or the one it had) is back when the migration ends.
+        with (
+            temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}),
+            temporary_database_config(config),
+        ):
+            asyncio.run(migrate())
+        with sqlite3.connect(migrated) as connection:
+            connection.execute("VACUUM INTO ?", (str(packed),))
+        connection.close()
+        os.chmod(packed, 0o600)
+        os.replace(packed, template)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return template
+
+
+def prepare(home: Path, env: Mapping[str, str]) -> bool:
+    """In the server's own process, before its app starts: the template built if missing,
+    then copied into `home`; True when the home was seeded. Any failure leaves the server to
+    migrate its database itself, as it always could."""
+    named = env.get(TEMPLATE_VARIABLE)
+    if not named or any(env.get(name) for name in CUSTOM_DATABASE):
+        return False
+    if (home / "prefect.db").exists():
+        return False
+    try:
+        return seed(home, build(Path(named)), env)
+    except Exception:  # a shortcut only: whatever stops it, the server migrates by itself
+        return False

@@ -1,0 +1,92 @@
+"""flows/cli/prefect_db.py: the migrated Prefect database copied into new homes, never over a
+database a home already has, never where another database is named."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from flows.cli import prefect_db
+
+
+def _revision(database: Path) -> str:
+    with sqlite3.connect(database) as connection:
+        (revision,) = connection.execute("select version_num from alembic_version").fetchone()
+    connection.close()
+    return str(revision)
+
+
+def test_the_template_is_a_migrated_database_of_one_file(prefect_template: Path) -> None:
+    assert prefect_template.name.startswith("prefect-") and prefect_template.is_file()
+    assert not Path(f"{prefect_template}-wal").exists()
+    assert _revision(prefect_template)
+    with sqlite3.connect(prefect_template) as connection:
+        runs = connection.execute("select count(*) from flow_run").fetchone()[0]
+        deployments = connection.execute("select count(*) from deployment").fetchone()[0]
+    connection.close()
+    assert runs == deployments == 0  # the schema alone, nothing of any server
+
+
+def test_a_new_home_is_seeded_and_an_existing_database_is_kept(
+    prefect_template: Path, tmp_path: Path
+) -> None:
+    new = tmp_path / "new"
+    assert prefect_db.seed(new, prefect_template, {})
+    assert _revision(new / "prefect.db") == _revision(prefect_template)
+    assert (new / "prefect.db").stat().st_mode & 0o777 == 0o600
+    assert list(new.iterdir()) == [new / "prefect.db"]  # no partial copy left
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "prefect.db").write_bytes(b"a home's own runs")
+    assert not prefect_db.seed(used, prefect_template, {})
+    assert (used / "prefect.db").read_bytes() == b"a home's own runs"
+
+    live = tmp_path / "live"  # a database whose file is not there, but its WAL is
+    live.mkdir()
+    (live / "prefect.db-wal").write_bytes(b"")
+    assert not prefect_db.seed(live, prefect_template, {})
+    assert not (live / "prefect.db").exists()
+
+
+def test_no_copy_where_another_database_is_named_or_there_is_no_template(
+    prefect_template: Path, tmp_path: Path
+) -> None:
+    url = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": "postgresql+asyncpg://x/y"}
+    assert not prefect_db.seed(tmp_path / "a", prefect_template, url)
+    assert not prefect_db.seed(tmp_path / "b", tmp_path / "missing.db", {})
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    named = {prefect_db.TEMPLATE_VARIABLE: str(prefect_template), **url}
+    assert not prefect_db.prepare(tmp_path / "c", named)
+
+
+def test_the_template_is_named_by_the_cache_folder_and_prefects_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    name = f"prefect-{version('prefect')}.db"
+    assert prefect_db.template_path({"FILEORG_CACHE_DIR": str(tmp_path)}) == tmp_path / name
+    xdg = {"XDG_CACHE_HOME": str(tmp_path / "x"), "HOME": "/nowhere"}
+    assert prefect_db.template_path(xdg) == tmp_path / "x" / "fileorg" / name
+    home = {"HOME": str(tmp_path / "h")}
+    assert prefect_db.template_path(home) == tmp_path / "h" / ".cache" / "fileorg" / name
+
+
+def test_prepare_builds_a_missing_template_then_seeds(tmp_path: Path) -> None:
+    template = tmp_path / "cache" / "prefect-test.db"
+    home = tmp_path / "home"
+    assert prefect_db.prepare(home, {prefect_db.TEMPLATE_VARIABLE: str(template)})
+    assert template.is_file() and _revision(home / "prefect.db") == _revision(template)
+    assert sorted(p.name for p in template.parent.iterdir()) == ["prefect-test.db"]
+    assert not prefect_db.prepare(home, {prefect_db.TEMPLATE_VARIABLE: str(template)})
+
+
+def test_a_build_leaves_the_process_its_own_database(tmp_path: Path) -> None:
+    """A server process builds the template, then starts on its own database: the first
+    build's configuration must not stay behind as the process's (Prefect caches it)."""
+    from prefect.server.database.dependencies import MODELS_DEPENDENCIES
+
+    before = MODELS_DEPENDENCIES["database_config"]
+    prefect_db.build(tmp_path / "one" / "prefect-a.db")
+    prefect_db.build(tmp_path / "two" / "prefect-a.db")  # failed before: the first's, gone
+    assert MODELS_DEPENDENCIES["database_config"] is before
+    assert (tmp_path / "two" / "prefect-a.db").is_file()
