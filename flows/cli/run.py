@@ -94,19 +94,25 @@ RESUME = typer.Option(
 )
 
 
-def run_with_progress(json_output: bool, fn: Any, **kwargs: Any) -> Any:
+def run_with_progress(
+    json_output: bool, fn: Any, *, announce: str | None = None, **kwargs: Any
+) -> Any:
+    """`fn(**kwargs)` with progress bars; `announce` is printed once the run is noted, so a
+    Ctrl-C right after the line names the run and how to resume it."""
     from flows.cli.bar import ProgressBars
     from flows.cli.interrupt import running
     from flows.cli.local_prefect import local_prefect
     from tasks.progress import sink_installed
 
-    with (
-        running(fn, kwargs),
-        local_prefect(),
-        ProgressBars(enabled=not json_output) as bars,
-        sink_installed(bars),
-    ):
-        return fn(**kwargs)
+    with running(fn, kwargs):
+        if announce is not None:
+            err.print(announce)
+        with (
+            local_prefect(),
+            ProgressBars(enabled=not json_output) as bars,
+            sink_installed(bars),
+        ):
+            return fn(**kwargs)
 
 
 @app.command()
@@ -200,10 +206,14 @@ def _plan(
     from flows.organize import organize_flow
     from storage.paths import to_param
 
-    if not json_output:
-        err.print(f"operation [bold]{op_id}[/bold] on {escape(root)}")
+    line = None if json_output else f"operation [bold]{op_id}[/bold] on {escape(root)}"
     report: dict[str, Any] = run_with_progress(
-        json_output, organize_flow, operation_id=op_id, root=to_param(root), options=options
+        json_output,
+        organize_flow,
+        announce=line,
+        operation_id=op_id,
+        root=to_param(root),
+        options=options,
     )
     return report
 
