@@ -35,14 +35,20 @@ def template_path(env: Mapping[str, str]) -> Path:
     return Path(folder) / f"prefect-{version('prefect')}.db"
 
 
-def seed(home: Path, template: Path, env: Mapping[str, str]) -> bool:
-    """Copy `template` to `home`/prefect.db when the home has no database of its own yet and
-    the server will use that file; True when it was copied."""
-    database = home / "prefect.db"
-    if any(env.get(name) for name in CUSTOM_DATABASE) or not template.is_file():
+def _wants_copy(home: Path, env: Mapping[str, str]) -> bool:
+    """The server will use `home`/prefect.db, and the home has no database of its own yet
+    (not even a WAL or journal left of one, maybe live: never replaced)."""
+    if any(env.get(name) for name in CUSTOM_DATABASE):
         return False
-    if any(Path(f"{database}{end}").exists() for end in ("", "-wal", "-journal")):
-        return False  # the home's own database, maybe live: never replaced
+    database = home / "prefect.db"
+    return not any(Path(f"{database}{end}").exists() for end in ("", "-wal", "-journal"))
+
+
+def seed(home: Path, template: Path, env: Mapping[str, str]) -> bool:
+    """Copy `template` to `home`/prefect.db when the home wants one; True when copied."""
+    database = home / "prefect.db"
+    if not template.is_file() or not _wants_copy(home, env):
+        return False
     home.mkdir(parents=True, exist_ok=True)
     partial = home / f".prefect.db.{os.getpid()}.partial"
     try:
@@ -107,10 +113,8 @@ def prepare(home: Path, env: Mapping[str, str]) -> bool:
     then copied into `home`; True when the home was seeded. Any failure leaves the server to
     migrate its database itself, as it always could."""
     named = env.get(TEMPLATE_VARIABLE)
-    if not named or any(env.get(name) for name in CUSTOM_DATABASE):
-        return False
-    if (home / "prefect.db").exists():
-        return False
+    if not named or not _wants_copy(home, env):
+        return False  # before the build: no migration for a home that will not take it
     try:
         return seed(home, build(Path(named)), env)
     except Exception:  # a shortcut only: whatever stops it, the server migrates by itself
