@@ -10,6 +10,13 @@ template holds the schema alone (it is migrated by itself, not copied from a liv
 no runs, events or logs of one home can reach another. A template of an older Prefect is never
 used (the name holds the version); the server migrates what it is given anyway, so a template
 behind its own version would still be upgraded, not misread.
+
+Migrating takes 9-12 s of one core, and a new user's first run would pay it: so the locked
+Prefect version's migrated schema is shipped beside this module (schemas/prefect-VERSION.sql,
+an SQL dump of the empty migrated database), and a template is built from it in milliseconds.
+tests/flows/test_prefect_db.py fails when the dump is not what migrating gives (a Prefect
+upgrade in uv.lock): `python -m flows.cli.prefect_db` writes the new one. Any other Prefect
+version (an install that resolved its own) has no dump and migrates, as before.
 """
 
 from __future__ import annotations
@@ -24,15 +31,27 @@ TEMPLATE_VARIABLE = "FILEORG_PREFECT_TEMPLATE"  # handed to the background serve
 CUSTOM_DATABASE = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
-def template_path(env: Mapping[str, str]) -> Path:
-    """Where this Prefect version's template lives: FILEORG_CACHE_DIR, else the XDG cache."""
+SCHEMAS = Path(__file__).with_name("schemas")
+
+
+def _prefect_version() -> str:
     from importlib.metadata import version  # not `import prefect`: the CLI may not need it
 
+    return version("prefect")
+
+
+def template_path(env: Mapping[str, str]) -> Path:
+    """Where this Prefect version's template lives: FILEORG_CACHE_DIR, else the XDG cache."""
     folder = env.get("FILEORG_CACHE_DIR") or ""
     if not folder:
         xdg = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
         folder = str(Path(xdg) / "fileorg")
-    return Path(folder) / f"prefect-{version('prefect')}.db"
+    return Path(folder) / f"prefect-{_prefect_version()}.db"
+
+
+def shipped_schema() -> Path:
+    """The dump of this Prefect version's migrated database (it may not exist)."""
+    return SCHEMAS / f"prefect-{_prefect_version()}.sql"
 
 
 def _wants_copy(home: Path, env: Mapping[str, str]) -> bool:
@@ -62,13 +81,35 @@ def seed(home: Path, template: Path, env: Mapping[str, str]) -> bool:
     return True
 
 
-def build(template: Path) -> Path:
-    """Make `template` if it is missing: migrate a new database by itself, then write it as
-    one self-contained file (no WAL beside it) under its final name in one rename. Two
-    processes building at once each write their own and the last rename wins: both are the
-    same schema."""
+def build(template: Path, schema: Path | None = None) -> Path:
+    """Make `template` if it is missing: from the shipped dump of its schema when there is
+    one, else by migrating a new database by itself; then write it as one self-contained file
+    (no WAL beside it) under its final name in one rename. Two processes building at once
+    each write their own and the last rename wins: both are the same schema."""
     if template.is_file():
         return template
+    schema = shipped_schema() if schema is None else schema
+    template.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    work = template.parent / f".{template.name}.{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    try:
+        packed = work / "packed.db"
+        if schema.is_file():
+            with sqlite3.connect(packed) as connection:
+                connection.executescript(schema.read_text(encoding="utf-8"))
+            connection.close()
+        else:
+            migrate(work / "migrated.db", packed)
+        os.chmod(packed, 0o600)
+        os.replace(packed, template)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return template
+
+
+def migrate(migrated: Path, packed: Path) -> None:
+    """Migrate a new database at `migrated` with this process's Prefect, and write it whole,
+    without a WAL, to `packed`."""
     import asyncio
 
     from prefect.server.database.configurations import AioSqliteConfiguration
@@ -78,34 +119,32 @@ def build(template: Path) -> Path:
     )
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
 
-    template.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work = template.parent / f".{template.name}.{os.getpid()}"
-    work.mkdir(exist_ok=True)
-    try:
-        migrated, packed = work / "migrated.db", work / "packed.db"
-        url = f"sqlite+aiosqlite:///{migrated}"
-        config = AioSqliteConfiguration(connection_url=url)
+    url = f"sqlite+aiosqlite:///{migrated}"
+    config = AioSqliteConfiguration(connection_url=url)
 
-        async def migrate() -> None:
-            await provide_database_interface().create_db()
-            await (await config.engine()).dispose()
+    async def run() -> None:
+        await provide_database_interface().create_db()
+        await (await config.engine()).dispose()
 
-        # Prefect keeps the first database configuration it makes for the whole process: made
-        # here for the template, it would be the server's own afterwards. So it is lent, and
-        # the process's own (none yet, or the one it had) is back when the migration ends.
-        with (
-            temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}),
-            temporary_database_config(config),
-        ):
-            asyncio.run(migrate())
-        with sqlite3.connect(migrated) as connection:
-            connection.execute("VACUUM INTO ?", (str(packed),))
-        connection.close()
-        os.chmod(packed, 0o600)
-        os.replace(packed, template)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return template
+    # Prefect keeps the first database configuration it makes for the whole process: made
+    # here for the template, it would be the server's own afterwards. So it is lent, and the
+    # process's own (none yet, or the one it had) is back when the migration ends.
+    with (
+        temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}),
+        temporary_database_config(config),
+    ):
+        asyncio.run(run())
+    with sqlite3.connect(migrated) as connection:
+        connection.execute("VACUUM INTO ?", (str(packed),))
+    connection.close()
+
+
+def dump(database: Path) -> str:
+    """An SQL script that makes `database` again (what schemas/ holds)."""
+    with sqlite3.connect(database) as connection:
+        text = "\n".join(connection.iterdump()) + "\n"
+    connection.close()
+    return text
 
 
 def prepare(home: Path, env: Mapping[str, str]) -> bool:
@@ -119,3 +158,20 @@ def prepare(home: Path, env: Mapping[str, str]) -> bool:
         return seed(home, build(Path(named)), env)
     except Exception:  # a shortcut only: whatever stops it, the server migrates by itself
         return False
+
+
+def write_schema() -> Path:
+    """Migrate a new database with the installed Prefect and write its dump to schemas/."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        migrated, packed = Path(work) / "migrated.db", Path(work) / "packed.db"
+        migrate(migrated, packed)
+        target = shipped_schema()
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(dump(packed), encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":  # python -m flows.cli.prefect_db: after a Prefect upgrade in uv.lock
+    print(write_schema())

@@ -86,7 +86,58 @@ def test_a_build_leaves_the_process_its_own_database(tmp_path: Path) -> None:
     from prefect.server.database.dependencies import MODELS_DEPENDENCIES
 
     before = MODELS_DEPENDENCIES["database_config"]
-    prefect_db.build(tmp_path / "one" / "prefect-a.db")
-    prefect_db.build(tmp_path / "two" / "prefect-a.db")  # failed before: the first's, gone
+    migrate = tmp_path / "no-dump.sql"  # no shipped schema: both builds migrate
+    prefect_db.build(tmp_path / "one" / "prefect-a.db", migrate)
+    migrated = prefect_db.build(tmp_path / "two" / "prefect-a.db", migrate)  # failed before
     assert MODELS_DEPENDENCIES["database_config"] is before
-    assert (tmp_path / "two" / "prefect-a.db").is_file()
+    assert migrated.is_file()
+
+    # What a new user's first run builds instead, in milliseconds: the same schema. When this
+    # fails after a Prefect upgrade in uv.lock: `.venv/bin/python -m flows.cli.prefect_db`.
+    shipped = prefect_db.shipped_schema()
+    assert shipped.is_file(), f"no schema dump for the locked Prefect: {shipped}"
+    fast = prefect_db.build(tmp_path / "fast" / "prefect-a.db")
+    assert _schema(fast) == _schema(migrated)
+    assert not Path(f"{fast}-wal").exists() and fast.stat().st_mode & 0o777 == 0o600
+
+    # The comparison sees a difference where there is one (not an empty description).
+    with sqlite3.connect(fast) as connection:
+        connection.execute("drop index ix_flow_run__state_type")
+    connection.close()
+    assert _schema(fast) != _schema(migrated)
+
+
+def test_a_template_is_built_from_the_dump_it_is_given(tmp_path: Path) -> None:
+    dump = tmp_path / "schema.sql"
+    dump.write_text(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32));\n"
+        "INSERT INTO alembic_version VALUES('abc');\n"
+    )
+    template = prefect_db.build(tmp_path / "cache" / "prefect-x.db", dump)
+    assert _revision(template) == "abc"  # the dump's, not a migration's
+    assert sorted(p.name for p in template.parent.iterdir()) == ["prefect-x.db"]
+
+
+def _schema(database: Path) -> list[tuple[object, ...]]:
+    """Everything the schema holds, in an order of its own: migrations write a table's
+    constraints in no fixed order (alembic's batch mode), so each CREATE statement's lines are
+    sorted, and the automatic indexes (named by that order) are told by their columns. The
+    rows are there too (the revision, and that nothing else is)."""
+    with sqlite3.connect(database) as connection:
+        entries = connection.execute(
+            "select type, name, tbl_name, sql from sqlite_master order by type, name"
+        ).fetchall()
+        description: list[tuple[object, ...]] = []
+        for kind, name, table, sql in entries:
+            if kind == "index":
+                columns = tuple(connection.execute(f'pragma index_xinfo("{name}")').fetchall())
+                auto = name.startswith("sqlite_autoindex_")
+                description.append((kind, None if auto else name, table, columns))
+            else:
+                lines = sorted(line.strip().rstrip(",") for line in (sql or "").splitlines())
+                description.append((kind, name, table, tuple(lines)))
+            if kind == "table":
+                rows = connection.execute(f'select * from "{name}"').fetchall()
+                description.append(("rows", name, tuple(sorted(map(repr, rows)))))
+    connection.close()
+    return sorted(description, key=repr)
