@@ -73,19 +73,23 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[str]:
-    """A real Prefect server (Prefect's own test harness), once per session.
+def prefect_server(prefect_template: Path) -> Iterator[str]:
+    """A real Prefect server (Prefect's own test harness), once per session, on a copy of the
+    migrated template (tests/prefect_harness.py).
 
     Its URL is exported in PREFECT_API_URL so that `fileorg` subprocesses use it too instead
     of each starting a temporary server of their own.
     """
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    from tests.prefect_harness import seeded_test_harness
 
     # A deadline, not a wait: the server is polled and used as soon as it answers (about 5 s on
     # a quiet machine). With six suites sharing two cores it measured 84 s to come up (imports
     # alone 42 s), so 60 s failed whole runs at set-up.
-    with prefect_test_harness(server_startup_timeout=240):
+    with seeded_test_harness(prefect_template, server_startup_timeout=240) as database:
+        # the harness's database is the seeded copy: a Prefect that renamed it fails here
+        assert PREFECT_SERVER_DATABASE_CONNECTION_URL.value().endswith(str(database))
         url = PREFECT_API_URL.value()
         previous = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
