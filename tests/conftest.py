@@ -22,24 +22,28 @@ os.environ.setdefault(
 )
 
 
-# The test files that take longest (each a minute or more of a worker; measured with
-# --durations on 2026-12-01), longest first. --dist loadfile runs a file whole on one worker,
-# and xdist's own order (most tests first, --no-loadscope-reorder turns it off) left the files
-# with few long tests (crash loops, serve, the README's jobs) for the end of the run, where one
-# worker ran them while the other had finished. Started first, they overlap the many short ones.
+# The test files that take longest (each a minute or more of a worker), longest first: the first
+# nine by their worker time in the junit report of a clean-clone CI run (2026-12-02: serve 500 s,
+# background 320, crash 315, cli_apply 272, readme 204, cli_home 202, cli_input 197, apply_flow
+# 171, warm 167), the others as measured with --durations on 2026-12-01. --dist loadfile runs
+# a file whole on one worker, and xdist's own order (most tests first, --no-loadscope-reorder
+# turns it off) left the files with few long tests (crash loops, serve, the README's jobs) for
+# the end of the run, where one worker ran them while the other had finished. Started first,
+# they overlap the many short ones.
 LONGEST_FIRST = (
+    "tests/flows/test_serve.py",
+    "tests/flows/test_background.py",
     "tests/tasks/apply/test_crash.py",
     "tests/flows/test_cli_apply.py",
-    "tests/flows/test_apply_flow.py",
+    "tests/test_readme.py",
     "tests/flows/test_cli_home.py",
-    "tests/flows/test_background.py",
+    "tests/flows/test_cli_input.py",
+    "tests/flows/test_apply_flow.py",
+    "tests/flows/test_warm.py",
     "tests/api/test_interrupted_flow.py",
-    "tests/flows/test_serve.py",
     "tests/api/test_integration.py",
     "tests/flows/test_cli_locks.py",
-    "tests/flows/test_cli_input.py",
     "tests/flows/test_organize.py",
-    "tests/test_readme.py",
     "tests/api/test_ws.py",
     "tests/flows/test_prefect_yaml.py",
 )
