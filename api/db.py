@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from api.changes import Changes
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -64,8 +66,11 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(target, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def sessionmaker(
+    engine: AsyncEngine, changes: Changes | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose commits move `changes` (api.changes: the read cache's generation)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={"changes": changes})
 
 
 @asynccontextmanager

@@ -13,18 +13,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import schedules, security
+from api import operations, schedules, security
 from api.accounts import Accounts
 from api.config import Settings, get_settings
-from api.errors import Forbidden, NotFound, Unauthorized
+from api.errors import Forbidden, Unauthorized
 from api.manifests import ListingPage
 from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
 from api.ratelimit import Attempts, RateLimiter
+from api.read_cache import Reader
 from api.schemas import FileSort
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
@@ -54,7 +55,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 def _from_state(name: str) -> Any:
     """A dependency handing over what the lifespan put on the app's state (api.main)."""
 
-    def dependency(request: Request) -> Any:
+    async def dependency(request: Request) -> Any:  # async: no thread-pool hop
         return getattr(request.app.state, name)
 
     dependency.__name__ = f"get_{name}"
@@ -103,12 +104,8 @@ def account_service(
 AccountsDep = Annotated[Accounts, Depends(account_service)]
 
 
-async def current_user(
-    session: SessionDep, secret: SecretDep, token: Annotated[str | None, Depends(oauth2)]
-) -> User:
-    if not token:
-        raise Unauthorized()
-    claims = security.decode(secret, token, "access")
+def access_subject(claims: dict[str, Any]) -> tuple[uuid.UUID, str]:
+    """The user id and login (refresh-token family) a checked access token names."""
     family = claims.get("fam")
     try:
         user_id = uuid.UUID(claims["sub"])
@@ -116,16 +113,52 @@ async def current_user(
         raise Unauthorized("invalid or expired token") from None
     if not isinstance(family, str):
         raise Unauthorized("invalid or expired token")
-    # An access token dies with its login: logout (or a detected refresh-token reuse) revokes
-    # the family, and this one indexed lookup, made with the user's, sees it at once.
+    return user_id, family
+
+
+def signed_in(user_id: uuid.UUID, family: str) -> Select[User]:
+    """The user, unless its login was revoked. An access token dies with its login: logout
+    (or a detected refresh-token reuse) revokes the family, and this one indexed lookup, made
+    with the user's, sees it at once."""
     revoked = exists().where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
-    user = await session.scalar(select(User).where(User.id == user_id, ~revoked))
+    return select(User).where(User.id == user_id, ~revoked)
+
+
+async def current_user(
+    session: SessionDep, secret: SecretDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    if not token:
+        raise Unauthorized()
+    user = await session.scalar(
+        signed_in(*access_subject(security.decode(secret, token, "access")))
+    )
     if user is None or not user.is_active:
         raise Unauthorized("invalid or expired token")
     return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def reader(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Reader:
+    """The cached reads (api.read_cache) of the token's user: the token is checked on every
+    request, the user behind it once per change of the database."""
+    if not token:
+        raise Unauthorized()
+    state = request.app.state
+    user_id, family = access_subject(state.tokens.decode(token))
+
+    async def active() -> bool:
+        async with state.sessions() as session:
+            user = await session.scalar(signed_in(user_id, family))
+            return user is not None and user.is_active
+
+    if not await state.reads.get(("signed in", user_id, family), active):
+        raise Unauthorized("invalid or expired token")
+    return Reader(state.reads, state.sessions, user_id)
+
+
+ReaderDep = Annotated[Reader, Depends(reader)]
 
 
 def admin_user(user: CurrentUser) -> User:
@@ -139,12 +172,7 @@ AdminUser = Annotated[User, Depends(admin_user)]
 
 async def operation_of(session: AsyncSession, user: User, operation_id: uuid.UUID) -> Operation:
     """The user's operation (also for api.ws, which authenticates outside the dependencies)."""
-    operation = await session.scalar(
-        select(Operation).where(Operation.id == operation_id, Operation.owner_id == user.id)
-    )
-    if operation is None:  # someone else's operation is as absent as one that never was
-        raise NotFound("operation not found")
-    return operation
+    return await operations.owned(session, user.id, operation_id)
 
 
 async def owned_operation(
@@ -169,7 +197,7 @@ class Page:
     offset: int
 
 
-def page(
+async def page(  # async: FastAPI runs a plain def in its thread pool, a hop per request
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
 ) -> Page:

@@ -18,14 +18,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import db, errors, ws
+from api.changes import for_database
 from api.deps import settings_of
 from api.events import EventHub
 from api.health import app_version
 from api.keeper import Keeper, app_events
 from api.orchestrator import Orchestrator, PrefectOrchestrator
 from api.ratelimit import RateLimiter
+from api.read_cache import Memo
 from api.routes import admin, auth, files, health, operations, schedules
-from api.security import Passwords
+from api.security import AccessTokens, Passwords
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("api")
@@ -41,7 +43,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.migrate_on_startup:
         await run_in_threadpool(db.upgrade, url)
     engine = db.create_engine(url)
-    state.sessions = db.sessionmaker(engine)
+    # What GET /operations, /operations/{id} and /auth/me render is kept until the database
+    # changes (api.read_cache); the app's own commits and other processes' are both seen.
+    changes = for_database(url)
+    await changes.start()
+    state.reads = Memo(changes)
+    state.tokens = AccessTokens(state.secret)
+    state.sessions = db.sessionmaker(engine, changes)
     state.passwords = await run_in_threadpool(
         Passwords, settings.argon2_time_cost, settings.argon2_memory_kib
     )
@@ -60,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await state.keeper.close()
         await state.hub.close()
+        await changes.close()
         await engine.dispose()
 
 

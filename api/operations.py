@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import cache, roots
 from api.admin import root_paths
-from api.errors import Conflict, Forbidden
+from api.errors import Conflict, Forbidden, NotFound
 from api.models import Operation, User
 from api.orchestrator import (
     APPLY_PLAN,
@@ -124,6 +124,38 @@ def public(op: Operation) -> OperationPublic:
     )
 
 
+async def page(
+    session: AsyncSession, owner_id: uuid.UUID, status: str | None, limit: int, offset: int
+) -> OperationsPublic:
+    """One query: the page and the count of all the owner's rows (a window over them)."""
+    where = [Operation.owner_id == owner_id]
+    if status is not None:
+        where.append(Operation.status == status)
+    rows = list(
+        await session.execute(
+            select(Operation, func.count().over())
+            .where(*where)
+            .order_by(Operation.created_at.desc(), Operation.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    count: int | None = int(rows[0][1]) if rows else 0
+    if not rows and offset:  # past the end: the window had no row to ride on
+        count = await session.scalar(select(func.count()).select_from(Operation).where(*where))
+    return OperationsPublic(data=[public(row[0]) for row in rows], count=count or 0)
+
+
+async def owned(session: AsyncSession, owner_id: uuid.UUID, operation_id: uuid.UUID) -> Operation:
+    """The owner's operation; someone else's is as absent as one that never was (404)."""
+    operation = await session.scalar(
+        select(Operation).where(Operation.id == operation_id, Operation.owner_id == owner_id)
+    )
+    if operation is None:
+        raise NotFound("operation not found")
+    return operation
+
+
 @dataclass
 class OperationService:
     session: AsyncSession
@@ -140,25 +172,7 @@ class OperationService:
     async def page(
         self, user: User, status: str | None, limit: int, offset: int
     ) -> OperationsPublic:
-        """One query: the page and the count of all the user's rows (a window over them)."""
-        where = [Operation.owner_id == user.id]
-        if status is not None:
-            where.append(Operation.status == status)
-        rows = list(
-            await self.session.execute(
-                select(Operation, func.count().over())
-                .where(*where)
-                .order_by(Operation.created_at.desc(), Operation.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-        )
-        count: int | None = int(rows[0][1]) if rows else 0
-        if not rows and offset:  # past the end: the window had no row to ride on
-            count = await self.session.scalar(
-                select(func.count()).select_from(Operation).where(*where)
-            )
-        return OperationsPublic(data=[public(row[0]) for row in rows], count=count or 0)
+        return await page(self.session, user.id, status, limit, offset)
 
     async def refresh(self, ops: Sequence[Operation]) -> None:
         """Confirm the rows now (api.cache): for the paths that change an operation."""

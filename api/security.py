@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -84,6 +85,27 @@ def decode(secret: str, token: str, expected_type: TokenType) -> dict[str, Any]:
     if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
         raise TokenError("invalid or expired token")
     return claims
+
+
+class AccessTokens:
+    """Access tokens already decoded (api.deps.reader): a token is the same string, so the same
+    verdict, until it expires; only its expiry is checked again. Bounded: the oldest go first."""
+
+    def __init__(self, secret: str, size: int = 10_000) -> None:
+        self._secret = secret
+        self._size = size
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def decode(self, token: str) -> dict[str, Any]:
+        claims = self._claims.get(token)
+        if claims is not None and time.time() < claims["exp"]:  # PyJWT's own rule, leeway 0
+            return claims
+        self._claims.pop(token, None)
+        claims = decode(self._secret, token, "access")
+        if len(self._claims) >= self._size:
+            del self._claims[next(iter(self._claims))]
+        self._claims[token] = claims
+        return claims
 
 
 def digest(token: str) -> str:

@@ -319,7 +319,11 @@ async def measure_operations(
     async def me(c: httpx.AsyncClient) -> int:
         return (await c.get(f"{base}/api/v1/auth/me", headers=headers)).status_code
 
+    async def health(c: httpx.AsyncClient) -> int:
+        return (await c.get(f"{base}/health")).status_code
+
     paths = {
+        "GET /health (reference)": (health, "/health"),
         "GET /api/v1/operations": (list_ops, "/api/v1/operations?limit=20"),
         "GET /operations/{id}": (one_op, f"/api/v1/operations/{ids[0]}"),
         "GET /auth/me": (me, "/api/v1/auth/me"),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api import admin
-from api.deps import AccountsDep, CurrentUser, SessionDep
+from api.deps import AccountsDep, ReaderDep
 from api.routes import errors
 from api.schemas import LoginRequest, RefreshRequest, SignupRequest, TokenPair, UserPublic
 
@@ -76,6 +75,6 @@ async def logout(body: RefreshRequest, accounts: AccountsDep) -> None:
     await accounts.logout(body.refresh_token)
 
 
-@router.get("/me", responses=errors(401))
-async def me(user: CurrentUser, session: SessionDep) -> UserPublic:
-    return await admin.user_public(session, user)
+@router.get("/me", responses=errors(401), response_model=UserPublic)
+async def me(reader: ReaderDep) -> Response:
+    return await reader.me()

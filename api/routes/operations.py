@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from api import manifests
 from api.deps import (
@@ -13,6 +14,7 @@ from api.deps import (
     OperationsDep,
     OwnedOperation,
     PageDep,
+    ReaderDep,
     ServiceFoldersDep,
     StoreDep,
 )
@@ -41,19 +43,18 @@ async def start_operation(
     return await service.start(user, body, folders)
 
 
-@router.get("", responses=errors(401))
+@router.get("", responses=errors(401), response_model=OperationsPublic)
 async def list_operations(
-    user: CurrentUser,
-    service: OperationsDep,
+    reader: ReaderDep,
     page: PageDep,
     status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
-) -> OperationsPublic:
-    return await service.page(user, status, page.limit, page.offset)
+) -> Response:
+    return await reader.operations(status, page.limit, page.offset)
 
 
-@router.get("/{operation_id}", responses=errors(401, 404))
-async def read_operation(op: OwnedOperation, service: OperationsDep) -> OperationPublic:
-    return await service.read(op)
+@router.get("/{operation_id}", responses=errors(401, 404), response_model=OperationPublic)
+async def read_operation(reader: ReaderDep, operation_id: Annotated[uuid.UUID, Path()]) -> Response:
+    return await reader.operation(operation_id)
 
 
 @router.get("/{operation_id}/plan", responses=errors(400, 401, 404, 409))

@@ -1,0 +1,134 @@
+"""What GET /operations, GET /operations/{id} and GET /auth/me show, rendered to JSON bytes once
+per change of the app database (api.changes) and handed out as they are until the next one.
+
+A read is (what, the user, its parameters): the user's page of operations, one operation, the
+user's own account. Who a token's user is (the account exists and is active, the login is not
+revoked: api.deps) is kept the same way, so a logout, a deactivation, a new grant, a status the
+keeper writes or a row another process writes is a change, and the next request (in another
+process: within api.changes' bound) renders afresh. A render that started before a change is
+never kept. One render per key and generation, however many requests wait on it: after a
+change, 100 connections cost one query, not 100.
+
+Bounded: MAX_ENTRIES keys and MAX_BYTES of bodies, the least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar, cast
+
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api import admin, operations
+from api.changes import Changes
+from api.errors import Unauthorized
+from api.models import User
+
+MAX_ENTRIES = 10_000
+MAX_BYTES = 64 * 2**20
+SMALL = 64  # what a kept identity is counted as
+JSON = "application/json"
+T = TypeVar("T")
+
+
+class Memo:
+    """Values by key, valid for one generation of the database."""
+
+    def __init__(self, changes: Changes) -> None:
+        self.changes = changes
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._flights: dict[tuple[Hashable, int], asyncio.Future[Any]] = {}
+        changes.on_change(self.clear)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    async def get(self, key: Hashable, render: Callable[[], Awaitable[T]]) -> T:
+        generation = self.changes.current()
+        if generation is None:  # changes elsewhere cannot be seen now: nothing kept is trusted
+            return await render()
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return cast(T, found[0])
+        flight = self._flights.get((key, generation))
+        if flight is None:
+            flight = asyncio.ensure_future(render())
+            self._flights[key, generation] = flight
+            flight.add_done_callback(partial(self._landed, key, generation))
+        # shielded: a client that goes away does not cancel the render the others wait on
+        return cast(T, await asyncio.shield(flight))
+
+    def _landed(self, key: Hashable, generation: int, flight: asyncio.Future[Any]) -> None:
+        del self._flights[key, generation]
+        if flight.cancelled() or flight.exception() is not None:
+            return  # errors (404, 401) are raised to the waiting requests, never kept
+        if self.changes.generation == generation:  # no change since the render started
+            self._keep(key, flight.result())
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        size = len(value) if isinstance(value, bytes) else SMALL
+        if size > MAX_BYTES // 4:
+            return
+        self._entries[key] = (value, size)
+        self._bytes += size
+        while len(self._entries) > MAX_ENTRIES or self._bytes > MAX_BYTES:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._bytes -= dropped
+
+
+def _json(model: BaseModel) -> bytes:
+    return model.__pydantic_serializer__.to_json(model)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The cached reads of one authenticated user (api.deps.reader)."""
+
+    memo: Memo
+    sessions: async_sessionmaker[AsyncSession]
+    user_id: uuid.UUID
+
+    async def _answer(
+        self, key: Hashable, render: Callable[[AsyncSession], Awaitable[bytes]]
+    ) -> Response:
+        async def rendered() -> bytes:
+            async with self.sessions() as session:
+                return await render(session)
+
+        return Response(await self.memo.get(key, rendered), media_type=JSON)
+
+    async def operations(self, status: str | None, limit: int, offset: int) -> Response:
+        async def render(session: AsyncSession) -> bytes:
+            return _json(await operations.page(session, self.user_id, status, limit, offset))
+
+        return await self._answer(("operations", self.user_id, status, limit, offset), render)
+
+    async def operation(self, operation_id: uuid.UUID) -> Response:
+        async def render(session: AsyncSession) -> bytes:
+            return _json(
+                operations.public(await operations.owned(session, self.user_id, operation_id))
+            )
+
+        return await self._answer(("operation", self.user_id, operation_id), render)
+
+    async def me(self) -> Response:
+        async def render(session: AsyncSession) -> bytes:
+            user = await session.get(User, self.user_id)
+            if user is None:  # gone since its token was checked
+                raise Unauthorized("invalid or expired token")
+            return _json(await admin.user_public(session, user))
+
+        return await self._answer(("me", self.user_id), render)
