@@ -169,8 +169,14 @@ def write_table(store: DataStore, path: str, table: pa.Table) -> None:
 
 
 def read_table(store: DataStore, path: str, columns: list[str] | None = None) -> pa.Table:
-    with store.fs.open(path, "rb") as fh:
-        return pq.read_table(fh, columns=columns)
+    """The shard read whole, then parsed from memory that Arrow owns. Parsed from the store's
+    Python file object, Arrow's IO threads held buffers of Python bytes, and the last of them
+    could be released in such a thread just after read_table returned: a CLI exiting at that
+    moment aborted ("terminate called without an active exception", the thread unable to take
+    the GIL during finalization; about one first run in nine on a loaded machine)."""
+    owned = pa.BufferOutputStream()
+    owned.write(store.read_bytes(path))
+    return pq.read_table(pa.BufferReader(owned.getvalue()), columns=columns)
 
 
 def shard_paths(store: DataStore, op_dir: str, stage: str) -> list[str]:
