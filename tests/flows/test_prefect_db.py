@@ -3,8 +3,10 @@ database a home already has, never where another database is named."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from flows.cli import prefect_db
 
@@ -100,11 +102,22 @@ def test_a_build_leaves_the_process_its_own_database(tmp_path: Path) -> None:
     assert _schema(fast) == _schema(migrated)
     assert not Path(f"{fast}-wal").exists() and fast.stat().st_mode & 0o777 == 0o600
 
-    # The comparison sees a difference where there is one (not an empty description).
     with sqlite3.connect(fast) as connection:
-        connection.execute("drop index ix_flow_run__state_type")
+        blocks = connection.execute("select count(*) from block_type").fetchone()[0]
     connection.close()
-    assert _schema(fast) != _schema(migrated)
+    assert blocks > 0 and prefect_db.blocks_registered(fast)  # the catalog is in it
+
+    # The comparison sees a difference where there is one (not an empty description).
+    for change in (
+        "drop index ix_flow_run__state_type",
+        "update block_type set description = 'x' where slug = 'slack-webhook'",
+    ):
+        changed = tmp_path / "changed.db"
+        changed.write_bytes(fast.read_bytes())
+        with sqlite3.connect(changed) as connection:
+            connection.execute(change)
+        connection.close()
+        assert _schema(changed) != _schema(migrated), change
 
 
 def test_a_template_is_built_from_the_dump_it_is_given(tmp_path: Path) -> None:
@@ -115,6 +128,7 @@ def test_a_template_is_built_from_the_dump_it_is_given(tmp_path: Path) -> None:
     )
     template = prefect_db.build(tmp_path / "cache" / "prefect-x.db", dump)
     assert _revision(template) == "abc"  # the dump's, not a migration's
+    assert not prefect_db.blocks_registered(template)  # no catalog: its server registers one
     assert sorted(p.name for p in template.parent.iterdir()) == ["prefect-x.db"]
 
 
@@ -137,7 +151,48 @@ def _schema(database: Path) -> list[tuple[object, ...]]:
                 lines = sorted(line.strip().rstrip(",") for line in (sql or "").splitlines())
                 description.append((kind, name, table, tuple(lines)))
             if kind == "table":
-                rows = connection.execute(f'select * from "{name}"').fetchall()
-                description.append(("rows", name, tuple(sorted(map(repr, rows)))))
+                description.append(("rows", name, _rows(connection, name)))
     connection.close()
     return sorted(description, key=repr)
+
+
+NATURAL_KEYS = {"block_type": "slug", "block_schema": "checksum"}
+
+
+def _canonical(value: object) -> object:
+    """A JSON text with its lists in a sorted order: Prefect writes some sets as lists (a
+    block schema's capabilities), in each process's own hash order."""
+    if not isinstance(value, str) or value[:1] not in ("[", "{"):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+
+    def sort(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {key: sort(inner) for key, inner in sorted(item.items())}
+        if isinstance(item, list):
+            return sorted((sort(inner) for inner in item), key=repr)
+        return item
+
+    return json.dumps(sort(parsed))
+
+
+def _rows(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """A table's rows without what each build makes afresh (ids, times), a reference to
+    another row told by that row's natural key instead (the block catalog's)."""
+    keys: dict[object, object] = {}
+    for other, key in NATURAL_KEYS.items():
+        keys.update(connection.execute(f"select id, {key} from {other}").fetchall())
+    cursor = connection.execute(f'select * from "{table}"')
+    names = [column[0] for column in cursor.description]
+    rows = []
+    for row in cursor.fetchall():
+        kept = [
+            (name, keys.get(value, value) if name.endswith("_id") else _canonical(value))
+            for name, value in zip(names, row, strict=True)
+            if name not in ("id", "created", "updated")
+        ]
+        rows.append(repr(kept))
+    return tuple(sorted(rows))
