@@ -67,7 +67,10 @@ def local_prefect() -> Iterator[None]:
         yield
         return
     if _early:
-        server = _early.pop().result()
+        found = _early.pop()
+        if not found.done():  # a server is starting: a first run, which mostly waits for it
+            _start_runner()  # so the runner imports now, on the idle core, ready for the next
+        server = found.result()
     else:
         server = background.ensure(background.state_dir(), _starting)
     if terminal.verbose():
@@ -90,7 +93,8 @@ def local_prefect() -> Iterator[None]:
 
 def _start_runner() -> None:
     """A warm runner for the next run, when this one could have gone warm (flows/cli/warm.py):
-    it imports Prefect and the flows while this process exits."""
+    it imports Prefect and the flows while this process runs or exits (none is started twice:
+    one of the same fingerprint, starting or ready, is kept)."""
     from flows.cli import warm, warm_state
 
     if warm.eligible_env is not None:
