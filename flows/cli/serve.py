@@ -4,9 +4,10 @@ Children, each in a process group of its own (so that stopping one stops its own
 1. a Prefect server with its UI (`prefect server start`), unless PREFECT_API_URL is set or the
    CLI's local Prefect server runs in the background (`fileorg status`): serve then uses that
    one (and leaves it running when it stops), rather than a second server and database;
-2. a runner serving the deployments (`python -m flows.deployments`), polling often enough that
-   a run started through the API is running within about `--poll-seconds` (each run is a
-   fork of a process that imported the flows once: flows.warm_starts);
+2. a runner serving the deployments (`python -m flows.deployments`): it starts a run as the
+   Prefect server announces it (flows.run_wake), and polls every `--poll-seconds` for what
+   the announcements miss; each run is a fork of a process that imported the flows once
+   (flows.warm_starts);
 3. the API (`uvicorn api.main:app`).
 Each is started once the one before it is healthy. Ctrl-C, SIGTERM or SIGHUP (the terminal
 closed) stops them all, the API first and the Prefect server last, even when our output goes
@@ -227,7 +228,9 @@ def serve(
         4200, help="The Prefect server's port (unless PREFECT_API_URL is set)."
     ),
     poll_seconds: float = typer.Option(
-        0.5, min=0.2, help="How often the runner asks Prefect for runs to start."
+        0.5,
+        min=0.2,
+        help="How often the runner asks Prefect for runs to start (and when told of one).",
     ),
 ) -> None:
     """Run the Prefect server and UI, a runner for the deployments and the API; Ctrl-C stops all."""
