@@ -8,11 +8,12 @@ commit that may change what a read shows, whichever process made it.
   lock taken but the WAL's read mark): it moves after any other connection's commit, this
   process's or another's (`fileorg users create`, a second API). Exact: nothing stale.
 - PostgreSQL: statement triggers (migration 0004) `NOTIFY fileorg_changes` on every write to
-  users, root_grants, refresh_tokens and operations; one LISTEN connection per process sees
-  another process's commit milliseconds later. The connection proves itself every HEARTBEAT
-  seconds; while it has not for ALIVE_SECONDS (down, reconnecting, a pooler without LISTEN)
-  `current()` is None and nothing is served from the cache. So a change made elsewhere shows
-  within the notification's delay, at most ALIVE_SECONDS when the link dies unnoticed.
+  users, root_grants, refresh_tokens and operations; one LISTEN connection per process, in a
+  thread of its own (a busy event loop cannot delay it), hears another process's commit
+  milliseconds later. The connection proves itself every HEARTBEAT seconds; while it has not
+  for ALIVE_SECONDS (down, reconnecting, a pooler without LISTEN) `current()` is None and
+  nothing is served from the cache. So a change made elsewhere shows within the notice's
+  delay, at most ALIVE_SECONDS when the link dies unnoticed.
 
 Every change counts, whatever it touched: simple, and writes are rare beside reads here.
 """
@@ -22,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 import psycopg
@@ -36,6 +37,14 @@ CHANNEL = "fileorg_changes"
 HEARTBEAT = 0.5
 ALIVE_SECONDS = 2.0
 RETRY_SECONDS = 1.0
+LINK: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 log = logging.getLogger("api.changes")
 
 
@@ -101,51 +110,63 @@ class SQLiteChanges(Changes):
 
 
 class PostgresChanges(Changes):
+    """The notices are heard by a thread of its own, so a busy event loop (100 connections'
+    requests) cannot delay the heartbeat past its bound; the loop takes what was heard at its
+    next `current()`, as SQLite's data_version is read."""
+
     def __init__(self, conninfo: str) -> None:
         super().__init__()
         self._conninfo = conninfo
+        self._heard = 0  # notices (and reconnections) counted by the thread
+        self._taken = 0  # ... and taken by the event loop
         self._alive_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="database-changes")
+        self._thread = threading.Thread(target=self._listen, name="database-changes", daemon=True)
+        self._thread.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, ALIVE_SECONDS + HEARTBEAT)
+            self._thread = None
         self._alive_at = None
 
     def current(self) -> int | None:
-        alive = self._alive_at is not None and time.monotonic() - self._alive_at < ALIVE_SECONDS
+        alive_at = self._alive_at  # read first: what was heard before it is taken below
+        heard = self._heard
+        if heard != self._taken:
+            self._taken = heard
+            self.bump()
+        alive = alive_at is not None and time.monotonic() - alive_at < ALIVE_SECONDS
         return self.generation if alive else None
 
-    async def _listen(self) -> None:
-        while True:
+    def _listen(self) -> None:
+        while not self._stop.is_set():
             try:
-                await self._follow()
-            except (psycopg.Error, OSError, TimeoutError) as exc:
+                self._follow()
+            except (psycopg.Error, OSError) as exc:
                 log.warning("database changes: %s: %s", type(exc).__name__, exc)
             self._alive_at = None
-            await asyncio.sleep(RETRY_SECONDS)
+            self._stop.wait(RETRY_SECONDS)
 
-    async def _follow(self) -> None:
-        connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        async with connection:
-            await connection.execute(f"LISTEN {CHANNEL}")
-            self.bump()  # what changed before LISTEN was never heard
-            while True:
+    def _follow(self) -> None:
+        # A link that dies without a word fails within seconds instead of hanging the query.
+        with psycopg.connect(self._conninfo, autocommit=True, **LINK) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            self._heard += 1  # what changed before LISTEN was never heard
+            while not self._stop.is_set():
                 started = time.monotonic()
-                await asyncio.wait_for(connection.execute("SELECT 1"), ALIVE_SECONDS / 2)
-                # Every notification of a commit made before this query is in by now: the
-                # ones it brought are taken first (timeout 0), then the link counts as alive.
-                async for _ in connection.notifies(timeout=0):
-                    self.bump()
+                connection.execute("SELECT 1")
+                # Every notice of a commit made before this query is in by now: the ones it
+                # brought are counted first (timeout 0), then the link counts as alive.
+                for _ in connection.notifies(timeout=0):
+                    self._heard += 1
                 self._alive_at = started
-                async for _ in connection.notifies(timeout=HEARTBEAT):
-                    self.bump()
+                for _ in connection.notifies(timeout=HEARTBEAT):
+                    self._heard += 1
 
 
 def for_database(url: str) -> Changes:

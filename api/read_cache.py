@@ -45,7 +45,7 @@ class Memo:
         self.changes = changes
         self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
-        self._flights: dict[tuple[Hashable, int], asyncio.Future[Any]] = {}
+        self._flights: dict[tuple[Hashable, int, bool], asyncio.Future[Any]] = {}
         changes.on_change(self.clear)
 
     def __len__(self) -> int:
@@ -56,26 +56,29 @@ class Memo:
         self._bytes = 0
 
     async def get(self, key: Hashable, render: Callable[[], Awaitable[T]]) -> T:
-        generation = self.changes.current()
-        if generation is None:  # changes elsewhere cannot be seen now: nothing kept is trusted
-            return await render()
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-            return cast(T, found[0])
-        flight = self._flights.get((key, generation))
+        trusted = self.changes.current() is not None
+        if trusted:  # else changes elsewhere cannot be seen now: nothing kept is served
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return cast(T, found[0])
+        # A request joins a render begun in this generation: what it reads is at most that
+        # render's age (untrusted: elsewhere's changes unseen, as for a render of its own).
+        flight_key = (key, self.changes.generation, trusted)
+        flight = self._flights.get(flight_key)
         if flight is None:
             flight = asyncio.ensure_future(render())
-            self._flights[key, generation] = flight
-            flight.add_done_callback(partial(self._landed, key, generation))
+            self._flights[flight_key] = flight
+            flight.add_done_callback(partial(self._landed, flight_key))
         # shielded: a client that goes away does not cancel the render the others wait on
         return cast(T, await asyncio.shield(flight))
 
-    def _landed(self, key: Hashable, generation: int, flight: asyncio.Future[Any]) -> None:
-        del self._flights[key, generation]
+    def _landed(self, flight_key: tuple[Hashable, int, bool], flight: asyncio.Future[Any]) -> None:
+        del self._flights[flight_key]
         if flight.cancelled() or flight.exception() is not None:
             return  # errors (404, 401) are raised to the waiting requests, never kept
-        if self.changes.generation == generation:  # no change since the render started
+        key, generation, trusted = flight_key
+        if trusted and self.changes.generation == generation:  # no change since it began
             self._keep(key, flight.result())
 
     def _keep(self, key: Hashable, value: Any) -> None:

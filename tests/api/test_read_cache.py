@@ -219,3 +219,29 @@ def test_postgresql_without_its_listener_serves_nothing_cached() -> None:
             await changes.close()
 
     assert asyncio.run(scenario()) is None
+
+
+class Unseen(Changes):
+    """Changes elsewhere cannot be seen (PostgreSQL's listener down)."""
+
+    def current(self) -> int | None:
+        return None
+
+
+def test_unseen_changes_share_a_render_but_keep_nothing() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        memo, renders = Memo(Unseen()), []
+        release = asyncio.Event()
+
+        async def render() -> int:
+            renders.append(1)
+            await release.wait()
+            return len(renders)
+
+        waiting = [asyncio.ensure_future(memo.get("k", render)) for _ in range(50)]
+        await asyncio.sleep(0)
+        release.set()
+        shown = await asyncio.gather(*waiting)
+        return shown, await memo.get("k", render)
+
+    assert asyncio.run(scenario()) == ([1] * 50, 2)
