@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import background, server_use
+from flows.cli import background, server_use, warm_state
 from flows.cli.records import save_record
 from tests.flows.cli_helpers import port_free
 from tests.flows.test_serve import _alive
@@ -91,6 +91,8 @@ def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
 
     first = _finished(_organize(env, home_dir))
     started = background.read_record(_state(home_dir))
+    runner = warm_state.find(_state(home_dir))
+    used = server_use.last_use(_state(home_dir), 0.0)  # when the first run let go of it
     second = _finished(_organize(env, home_dir))
     reused = background.read_record(_state(home_dir))
     shown = json.loads(_fileorg(env, "status", "--json").stdout)
@@ -102,6 +104,9 @@ def test_the_second_run_reuses_the_first_runs_server_and_stop_stops_it(
     assert nothing.returncode == 0 and "no local Prefect server is running" in nothing.stdout
     assert first["status"] == second["status"] == "planned"
     assert started is not None and reused == started
+    # The first run started the warm runner while the server it started came up (it imports
+    # on the core the waiting run leaves idle), not as it ended: ready for a run right after.
+    assert runner is not None and runner.started < used
     assert len(_history(home_dir, "started server")) == 1
     assert len(_history(home_dir, "reused server")) == 1
     assert shown["running"] is True
