@@ -25,7 +25,7 @@ from api.models import Operation, RefreshToken, User
 from api.operations import OperationService
 from api.orchestrator import Orchestrator, ScheduleInfo, Scheduler
 from api.ratelimit import Attempts, RateLimiter
-from api.read_cache import Reader
+from api.read_cache import Reader, answer_key, identity_key
 from api.schemas import FileSort
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
@@ -153,9 +153,10 @@ async def reader(request: Request, token: Annotated[str | None, Depends(oauth2)]
             user = await session.scalar(signed_in(user_id, family))
             return user is not None and user.is_active
 
-    if not await state.reads.get(("signed in", user_id, family), active):
+    if not await state.reads.get(identity_key(user_id, family), active):
         raise Unauthorized("invalid or expired token")
-    return Reader(state.reads, state.sessions, user_id)
+    key = answer_key(user_id, request.scope["path"], request.scope["query_string"])
+    return Reader(state.reads, state.sessions, user_id, key)
 
 
 ReaderDep = Annotated[Reader, Depends(reader)]

@@ -21,6 +21,7 @@ from api import db, errors, ws
 from api.changes import for_database
 from api.deps import settings_of
 from api.events import EventHub
+from api.fast_reads import FastReads
 from api.health import app_version
 from api.keeper import Keeper, app_events
 from api.orchestrator import Orchestrator, PrefectOrchestrator
@@ -113,6 +114,7 @@ def create_app(orchestrator: Orchestrator | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(ws.router)
+    app.add_middleware(FastReads)  # inside CORS: the last added is the outermost
     app.add_middleware(SettingsCORS)
     errors.install(app)
     return app

@@ -73,6 +73,16 @@ class Memo:
         # shielded: a client that goes away does not cancel the render the others wait on
         return cast(T, await asyncio.shield(flight))
 
+    def peek(self, key: Hashable) -> Any | None:
+        """The kept value, if it may be served now; None: ask `get`."""
+        if self.changes.current() is None:
+            return None
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
+
     def _landed(self, flight_key: tuple[Hashable, int, bool], flight: asyncio.Future[Any]) -> None:
         del self._flights[flight_key]
         if flight.cancelled() or flight.exception() is not None:
@@ -96,36 +106,44 @@ def _json(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model)
 
 
+def answer_key(user_id: uuid.UUID, path: str, query: bytes) -> tuple[uuid.UUID, str, bytes]:
+    """A read's key: the user and the request as sent (api.fast_reads looks it up as is)."""
+    return (user_id, path, query)
+
+
+def identity_key(user_id: uuid.UUID, family: str) -> tuple[str, uuid.UUID, str]:
+    """Whether the user of this login may read (api.deps.reader): True, or False."""
+    return ("signed in", user_id, family)
+
+
 @dataclass(frozen=True)
 class Reader:
-    """The cached reads of one authenticated user (api.deps.reader)."""
+    """The cached reads of one authenticated user and request (api.deps.reader)."""
 
     memo: Memo
     sessions: async_sessionmaker[AsyncSession]
     user_id: uuid.UUID
+    key: Hashable  # answer_key of the request
 
-    async def _answer(
-        self, key: Hashable, render: Callable[[AsyncSession], Awaitable[bytes]]
-    ) -> Response:
+    async def _answer(self, render: Callable[[AsyncSession], Awaitable[bytes]]) -> Response:
         async def rendered() -> bytes:
             async with self.sessions() as session:
                 return await render(session)
 
-        return Response(await self.memo.get(key, rendered), media_type=JSON)
+        return Response(await self.memo.get(self.key, rendered), media_type=JSON)
 
     async def operations(self, status: str | None, limit: int, offset: int) -> Response:
         async def render(session: AsyncSession) -> bytes:
             return _json(await operations.page(session, self.user_id, status, limit, offset))
 
-        return await self._answer(("operations", self.user_id, status, limit, offset), render)
+        return await self._answer(render)
 
     async def operation(self, operation_id: uuid.UUID) -> Response:
         async def render(session: AsyncSession) -> bytes:
-            return _json(
-                operations.public(await operations.owned(session, self.user_id, operation_id))
-            )
+            found = await operations.owned(session, self.user_id, operation_id)
+            return _json(operations.public(found))
 
-        return await self._answer(("operation", self.user_id, operation_id), render)
+        return await self._answer(render)
 
     async def me(self) -> Response:
         async def render(session: AsyncSession) -> bytes:
@@ -134,4 +152,4 @@ class Reader:
                 raise Unauthorized("invalid or expired token")
             return _json(await admin.user_public(session, user))
 
-        return await self._answer(("me", self.user_id), render)
+        return await self._answer(render)

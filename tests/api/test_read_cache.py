@@ -93,6 +93,23 @@ def test_a_repeated_read_asks_the_database_nothing(
     assert _cached(api, alice, path) == first
 
 
+def test_a_kept_answer_is_the_routed_one_with_its_cors_headers(make_api: Any, tree: Path) -> None:
+    """The second read is answered before routing (api.fast_reads): the same bytes and
+    headers, CORS included, as the first, which went through the route."""
+    api: Api = make_api(cors_origins=["https://ui.example.org"])
+    alice = api.signup("alice")
+    headers = {**alice.headers, "Origin": "https://ui.example.org"}
+    for path in ("/api/v1/operations?limit=3", "/api/v1/auth/me"):
+        routed = api.client.get(path, headers=headers)
+        _cached(api, alice, path)
+        with statements(api) as sent:
+            kept = api.client.get(path, headers=headers)
+        assert not sent
+        assert (kept.status_code, kept.content) == (200, routed.content)
+        for name in ("content-type", "content-length", "access-control-allow-origin"):
+            assert kept.headers[name] == routed.headers[name]
+
+
 def test_a_keeper_write_shows_on_the_next_request(api: Api, tree: Path, alice: User) -> None:
     op_id, run_id = _operation(api, tree, alice)
     path = f"/api/v1/operations/{op_id}"
