@@ -262,7 +262,7 @@ def ensure(
                 server_use.hold(folder)
                 return server
             else:
-                _kill(server)  # ours, but dead to requests, or another program holds its port
+                kill(server)  # ours, but dead to requests, or another program holds its port
         forget(folder)
         on_start()
         if idle_minutes is None:
@@ -275,7 +275,7 @@ def ensure(
                 note(folder, f"started server pid {server.pid} on port {server.port}")
                 server_use.hold(folder)
                 return server
-            _kill(server)
+            kill(server)
             forget(folder)
         raise BackgroundServerError(
             f"the local Prefect server did not start; its log: {folder / 'server.log'}"
@@ -295,7 +295,7 @@ def _replace_outdated(folder: Path, server: Server) -> None:
                 f"{_said(*running_versions())}, and a run still uses it: run this again when "
                 "that run has ended"
             )
-        _kill(server)
+        kill(server)
         note(folder, f"stopped server pid {server.pid}: it runs {server.versions}")
 
 
@@ -362,7 +362,7 @@ def _start(folder: Path, idle_minutes: float) -> Server:
     return server
 
 
-def _kill(server: Server) -> None:
+def kill(server: Server) -> None:
     """Stop `server`'s process group: TERM, then KILL after STOP_SECONDS (only if ours)."""
     if not ours(server):
         return
@@ -377,23 +377,3 @@ def _kill(server: Server) -> None:
         os.killpg(server.pid, signal.SIGKILL)
     with suppress(ChildProcessError):
         os.waitpid(server.pid, 0)
-
-
-def stop(folder: Path | None = None) -> Server | None:
-    """Stop the background server and the warm runner beside it; the server stopped, or None
-    when none was running."""
-    from flows.cli import warm_state
-
-    folder = folder or state_dir()
-    if not folder.exists():
-        return None
-    server_use.done(folder)  # this process's own use, if any, ends with the server
-    warm_state.stop(folder)
-    with locked(folder):
-        server = read_record(folder)
-        running = server is not None and ours(server)
-        if server is not None and running:
-            _kill(server)
-            note(folder, f"stopped server pid {server.pid}")
-        forget(folder)
-    return server if running else None

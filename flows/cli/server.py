@@ -126,13 +126,19 @@ def status(json_output: bool = JSON) -> None:
 
 
 @app.command()
-def stop(json_output: bool = JSON) -> None:
-    """Stop the local Prefect server that runs in the background (nothing to do if none runs)."""
-    from flows.cli import background, warm_state
+def stop(
+    json_output: bool = JSON,
+    force: bool = typer.Option(
+        False, "--force", help="Stop it even while a run uses it (that run loses its server)."
+    ),
+) -> None:
+    """Stop the local Prefect server that runs in the background (nothing to do if none runs);
+    refused while a run still uses it, unless --force."""
+    from flows.cli import server_stop
     from flows.cli.render import emit_json
 
-    runner = warm_state.stop(background.state_dir())
-    stopped = background.stop()
+    done = server_stop.stop(force=force)
+    stopped, runner = done.server, done.runner
     if json_output:
         emit_json(
             {

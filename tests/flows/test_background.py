@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import background, server_use, warm_state
+from flows.cli import background, server_stop, server_use, warm_state
 from flows.cli.records import save_record
 from tests.flows.cli_helpers import port_free
 from tests.flows.test_serve import _alive
@@ -195,7 +195,7 @@ def test_a_stale_record_is_replaced_without_touching_its_pid_or_port(tmp_path: P
         assert found == server and background.read_record(state) == server
         assert background.healthy(f"http://127.0.0.1:{port}/api")  # the other one still answers
     finally:
-        stopped = background.stop(state)
+        stopped = server_stop.stop(state).server
         other.shutdown()
     assert stopped == server and server is not None and not _alive(server.pid)
 
@@ -213,7 +213,7 @@ def test_a_dead_servers_record_is_replaced_and_stop_says_none_ran(tmp_path: Path
     (state / "server.json").write_text(json.dumps(dead.__dict__))
 
     assert background.find(state) is None
-    assert background.stop(state) is None  # nothing was running: the record is forgotten
+    assert server_stop.stop(state).server is None  # nothing was running: the record is forgotten
     assert background.read_record(state) is None
 
 
@@ -239,7 +239,7 @@ def test_a_server_of_other_versions_is_replaced_unless_a_run_still_uses_it(
 
         new = background.ensure(state, idle_minutes=0)
     finally:
-        stopped = background.stop(state)  # whichever the record names
+        stopped = server_stop.stop(state).server  # whichever the record names
 
     assert str(refused.value).startswith(
         f"the local Prefect server (pid {old.pid}) runs Prefect 0.0.1 and fileorg "
@@ -272,7 +272,7 @@ def test_an_unused_server_stops_itself_and_one_in_use_does_not(tmp_path: Path) -
         server_use.done(state)
         until(lambda: not _alive(server.pid), DEADLINE, "the idle server to stop itself")
     finally:
-        background.stop(state)
+        server_stop.stop(state)
 
     assert alive_while_used
     assert background.read_record(state) is None
@@ -295,3 +295,33 @@ def test_a_record_of_another_shape_still_names_its_process(tmp_path: Path) -> No
 
 def _history_of(state: Path, what: str) -> list[str]:
     return [line for line in (state / "history.log").read_text().splitlines() if what in line]
+
+
+def test_stop_is_refused_while_a_run_uses_the_server_unless_forced(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """`fileorg stop` would pull the server from under a run still reporting to it: it says
+    so in one line (exit 1) and leaves the server and its record; --force stops it."""
+    home_dir, env = home
+    state = _state(home_dir)
+    server = background.ensure(state, idle_minutes=0)
+    server_use.done(state)
+    other_run = os.open(state / "in-use.lock", os.O_RDWR)
+    fcntl.flock(other_run, fcntl.LOCK_SH)  # as a run reporting to it holds it
+    try:
+        refused = _fileorg(env, "stop")
+        kept, alive = background.read_record(state), _alive(server.pid)
+        forced = _fileorg(env, "stop", "--force", "--json")
+    finally:
+        os.close(other_run)
+
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        f"error: a run is using the local Prefect server (pid {server.pid}): it was not "
+        "stopped; run this again when that run has ended (fileorg stop --force stops it now, "
+        "and that run loses its server)\n"
+    )
+    assert kept == server and alive
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["pid"] == server.pid
+    assert not _alive(server.pid) and background.read_record(state) is None

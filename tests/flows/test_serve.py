@@ -278,7 +278,7 @@ def test_serve_uses_the_background_server_and_leaves_it_running(
 ) -> None:
     """With the CLI's background Prefect server running (fileorg status), serve starts no
     second one: its runner and API use that one, which is still running after serve stops."""
-    from flows.cli import background
+    from flows.cli import background, server_stop
 
     state = data_dir / "prefect-server"
     api_port, prefect_port = free_port(), free_port()
@@ -308,5 +308,5 @@ def test_serve_uses_the_background_server_and_leaves_it_running(
         assert sorted(pid for pid in children if _alive(pid)) == []
         assert background.find(state) == server
     finally:
-        background.stop(state)
+        server_stop.stop(state)
     assert not _alive(server.pid) and background.find(state) is None
