@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
+from api.prefect_tls import client_settings
 from storage.cron import InvalidSchedule, check_cron
 from storage.operations import PROGRESS_EVENT
 
@@ -95,8 +96,7 @@ class PrefectOrchestrator:
     """Prefect's client on PREFECT_API_URL; every call is bounded by `timeout` seconds.
 
     Without PREFECT_API_URL Prefect would start a temporary in-process server that no runner
-    serves: refuse instead, so /api/v1/status says what is missing.
-    """
+    serves: refuse instead, so /api/v1/status says what is missing."""
 
     def __init__(self, timeout: float = 5.0) -> None:
         self.timeout = timeout
@@ -112,7 +112,7 @@ class PrefectOrchestrator:
             raise OrchestratorError("PREFECT_API_URL is not set")
         try:
             with anyio.fail_after(self.timeout):
-                async with get_client() as client:
+                async with get_client(httpx_settings=client_settings()) as client:
                     yield client
         except OrchestratorError:
             raise
