@@ -26,7 +26,7 @@ from prefect import flow_engine
 
 from tasks import pool
 
-PRELOAD = ["flows.organize", "flows.apply"]
+PRELOAD = ["flows.forkserver_preload"]  # the flows, and what every run would make
 # What use_forkserver replaces: if a Prefect upgrade stops spelling it so, runs would quietly
 # be spawned cold again; tests/flows/test_warm_starts.py fails instead.
 SPAWNED = 'multiprocessing.get_context("spawn")'

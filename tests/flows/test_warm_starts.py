@@ -31,3 +31,12 @@ def test_the_forked_context_is_the_only_context_prefect_sees() -> None:
     forking = warm_starts._Forking(context)
     assert forking.get_context("spawn") is context
     assert forking.cpu_count is multiprocessing.cpu_count  # the rest is multiprocessing's
+
+
+def test_the_forkserver_makes_the_tls_context_before_any_fork() -> None:
+    # Each run's Prefect clients then share the one it inherits (flows.prefect_costs).
+    script = f"import {', '.join(warm_starts.PRELOAD)}\nfrom flows import prefect_costs\n"
+    script += "print(len(prefect_costs._shared._contexts))"
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "1"
