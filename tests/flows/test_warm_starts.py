@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from flows import warm_starts
 
 
@@ -40,3 +42,32 @@ def test_the_forkserver_makes_the_tls_context_before_any_fork() -> None:
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == "1"
+
+
+def test_a_runs_context_and_environment_are_made_again_only_when_settings_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect import flow_engine
+    from prefect.context import serialize_context
+    from prefect.settings import PREFECT_LOGGING_LEVEL, temporary_settings
+    from prefect.settings.context import get_current_settings
+
+    for name in ("serialize_context", "get_current_settings"):  # put back after the test
+        monkeypatch.setattr(flow_engine, name, getattr(flow_engine, name))
+    warm_starts.keep_run_preparation()
+
+    def environment() -> dict[str, str]:
+        found: dict[str, str] = flow_engine.get_current_settings().to_environment_variables(
+            exclude_unset=True
+        )
+        return found
+
+    first = flow_engine.serialize_context()
+    assert first == serialize_context()
+    assert flow_engine.serialize_context()["settings_context"] is first["settings_context"]
+    assert environment() == get_current_settings().to_environment_variables(exclude_unset=True)
+    with temporary_settings({PREFECT_LOGGING_LEVEL: "ERROR"}):  # other settings: made again
+        assert flow_engine.serialize_context() == serialize_context() != first
+        assert environment()["PREFECT_LOGGING_LEVEL"] == "ERROR"
+        assert environment() == get_current_settings().to_environment_variables(exclude_unset=True)
+    assert flow_engine.serialize_context() == first
