@@ -1,7 +1,10 @@
 # The project image: the API, a Prefect worker, or `prefect deploy` (see docker-compose.yml).
 FROM python:3.11-slim
 
+# Python writes no bytecode in the container, so uv compiles the dependencies' once, at
+# build time (UV_COMPILE_BYTECODE): else every process compiled all it imported from source.
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    UV_COMPILE_BYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
