@@ -169,11 +169,6 @@ class OperationService:
     async def read(self, op: Operation) -> OperationPublic:
         return public(op)
 
-    async def page(
-        self, user: User, status: str | None, limit: int, offset: int
-    ) -> OperationsPublic:
-        return await page(self.session, user.id, status, limit, offset)
-
     async def refresh(self, ops: Sequence[Operation]) -> None:
         """Confirm the rows now (api.cache): for the paths that change an operation."""
         await cache.confirm(self.session, self.orchestrator, self.store, ops)
