@@ -326,7 +326,7 @@ def run(
     prefect: str,
 ) -> dict[str, Any]:
     client = httpx.Client(base_url=base, timeout=60)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a deadline: the API took over 60 s to start at load 8
     while True:
         try:
             if client.get("/health").status_code == 200:
