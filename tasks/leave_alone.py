@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -231,3 +232,38 @@ class ScanRules:
             if path == sealed:
                 return LeftAlone("data-folder", detail)
         return None
+
+
+def root_rule(root: bytes, rules: ScanRules, home: bytes | None) -> tuple[bytes, LeftAlone] | None:
+    """The folder at or above a local `root` that a walk from higher up would have left alone,
+    and why (a walk never judges the folders above where it starts): `root` in a sealed
+    folder (fileorg's data folder, a Prefect home); the root or a folder above it left alone
+    by its name (hidden unless opted in, a tool or state folder, credentials, fileorg's own);
+    a folder above it by its entries (a project, a virtualenv, a Prefect home). Below the
+    home folder when the root is in it (the home and what holds it are not judged: a home
+    kept in git is no project of all it holds), else from the top, whose top-level folders'
+    entries are the system's. The root's own entries are the walk's: a root that is a
+    project is left alone whole, and reported."""
+    for sealed, detail in rules.sealed:
+        if root == sealed or root.startswith(sealed.rstrip(b"/") + b"/"):
+            return sealed, LeftAlone("data-folder", detail)
+    base = b""
+    if home and root.startswith(home.rstrip(b"/") + b"/"):
+        base = home.rstrip(b"/")
+    names = [name for name in root[len(base) :].split(b"/") if name]
+    path = base
+    for i, name in enumerate(names):
+        path = path + b"/" + name
+        rule = by_name(name, True, rules.include_hidden)
+        if rule is not None:
+            return path, rule
+        if i == len(names) - 1 or (not base and i == 0):
+            continue
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            continue  # unreadable: the walk below reports what it cannot read
+        rule = by_contents(entries)
+        if rule is not None:
+            return path, rule
+    return None

@@ -21,6 +21,7 @@ from flows.cli.guards import (
     confirm,
     interactive,
     refuse_broad_root,
+    refuse_left_alone_root,
     refuse_other_request,
     refuse_stale,
 )
@@ -164,6 +165,7 @@ def organize(
     root = check_root(path)
     refuse_broad_root(root, i_mean_it)
     store = data_store()
+    refuse_left_alone_root(root, store, include_hidden)
     op_id = _operation_id(store, operation_id, root, options, apply_plan)
     report = _plan(store, op_id, root, options, json_output)
     if not apply_plan:

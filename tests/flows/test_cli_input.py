@@ -37,6 +37,25 @@ BAD: dict[str, tuple[list[str], str]] = {
     "the whole home": (["organize", "{home}"], "is your whole home folder"),
     "above the home": (["organize", "{base}"], "holds your whole home folder"),
     "home schedule": (["schedule", "add", "{home}", "--every", "3600"], "--i-mean-it"),
+    # What a walk from higher up leaves alone is not organized when it is the root either.
+    "a project's subfolder": (
+        ["organize", "{home}/Code/myapp/src"],
+        "{home}/Code/myapp/src is inside {home}/Code/myapp, which is left alone (project: "
+        ".git): organize a folder outside it",
+    ),
+    "credentials": (["organize", "{home}/.ssh"], "is left alone (credentials: .ssh)"),
+    "a tool folder": (
+        ["organize", "{home}/node_modules/left-pad"],
+        "is inside {home}/node_modules, which is left alone (tool or state folder",
+    ),
+    "a hidden folder": (
+        ["organize", "{home}/.cache/thumbnails"],
+        "is left alone (tool or state folder: cache, .cache)",
+    ),
+    "the data folder": (
+        ["organize", "{base}/data"],
+        "{base}/data is left alone (application data: fileorg data folder)",
+    ),
     "dry run and apply": (["organize", "{root}", "--dry-run", "--apply"], "opposite things"),
     "unknown duplicates": (
         ["organize", "{root}", "--duplicates", "delete"],
