@@ -184,7 +184,8 @@ def test_rows_the_cache_never_filled_are_filled_by_the_sweep(
         blank = {"state": None, "stage": None, "stages": None, "summary": None, "synced_at": None}
         connection.execute(sa.update(Operation).values(**blank))
     engine.dispose()
-    assert api.shown(alice, op_id)["state"] is None
+    # Another connection's write: on PostgreSQL heard of by NOTIFY, a moment later.
+    until(lambda: api.shown(alice, op_id)["state"] is None, DEADLINE, "the blanked row")
 
     api.settle()
 
