@@ -137,6 +137,7 @@ REASON_CODES: dict[str, str] = {
     "conflict": "its destination cannot be used: left where it is",
     "hidden": "a hidden entry (--include-hidden opts in)",
     "junk": "OS junk (.DS_Store, Thumbs.db, desktop.ini, ._*)",
+    "download": "an unfinished download (*.part, *.crdownload, *.download...)",
     "tool-folder": "a tool or state folder (node_modules, virtualenv, cache, trash...)",
     "credentials": "a credentials folder (.ssh, .gnupg)",
     "data-folder": "application data: fileorg's data folder, a Prefect home",
@@ -147,8 +148,8 @@ REASON_CODES: dict[str, str] = {
     "unreadable": "could not be read",
 }
 LEFT_ALONE_CODES = (
-    "hidden", "junk", "tool-folder", "credentials", "data-folder", "project", "excluded",
-    "symlink", "special", "unreadable",
+    "hidden", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
+    "excluded", "symlink", "special", "unreadable",
 )  # fmt: skip
 
 SUCCESS = "_SUCCESS"

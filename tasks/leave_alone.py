@@ -2,7 +2,8 @@
 
 The local scan, the object listing and the planner all ask these functions, so they agree:
 
-* by name: OS junk (`.DS_Store`, `Thumbs.db`, `desktop.ini`, `._*`), tool and state folders
+* by name: OS junk (`.DS_Store`, `Thumbs.db`, `desktop.ini`, `._*`), unfinished downloads
+  (`*.part`, `*.crdownload`, Safari's `*.download` folders...), tool and state folders
   (`node_modules`, `__pycache__`, virtualenvs, caches, trash, `lost+found`, VCS data, the XDG
   `.config` and `.local`), credentials (`.ssh`, `.gnupg`), fileorg's own folders, and hidden
   entries (a name starting with a dot) unless hidden entries are opted in;
@@ -42,6 +43,7 @@ class LeftAlone:
 _WHAT = {
     "hidden": "hidden",
     "junk": "OS junk",
+    "download": "an unfinished download",
     "tool-folder": "tool or state folder",
     "credentials": "credentials",
     "data-folder": "application data",
@@ -78,6 +80,11 @@ TOOL_FOLDERS: dict[str, str] = {
     ".DocumentRevisions-V100": "system folder",
     ".AppleDouble": "system folder",
 }
+# What a browser or a downloader is still writing (or gave up on), under its final name less
+# this suffix: moved, it breaks the download in progress, and the file is not whole anyway.
+DOWNLOAD_SUFFIXES = (
+    ".part", ".partial", ".crdownload", ".opdownload", ".download", ".!qb", ".!ut", ".aria2",
+)  # fmt: skip
 CREDENTIAL_FOLDERS = frozenset({".ssh", ".gnupg", ".password-store", ".pki"})
 OWN_FOLDERS: dict[str, str] = {".duplicates": "fileorg quarantine", ".fileorg": "fileorg"}
 
@@ -125,8 +132,12 @@ def by_name(
             tool = "trash"
         if tool is not None:
             return LeftAlone("tool-folder", text if tool == text else f"{tool}, {text}")
+        if text.casefold().endswith(".download"):  # Safari's: a folder until it is done
+            return LeftAlone("download", text)
     elif text.casefold() in JUNK_NAMES or text.startswith("._"):
         return LeftAlone("junk", text)
+    elif text.casefold().endswith(DOWNLOAD_SUFFIXES):
+        return LeftAlone("download", text)
     if is_hidden(name) and not include_hidden:
         return LeftAlone("hidden", text)
     for pattern in exclude:

@@ -27,6 +27,11 @@ MOVES = ("move", "quarantine", "hardlink")
         (b"thumbs.db", False, False, "junk"),
         (b"DESKTOP.INI", False, False, "junk"),
         (b"._IMG_0001.jpg", False, True, "junk"),
+        (b"movie.mkv.part", False, False, "download"),
+        (b"setup.EXE.crdownload", False, False, "download"),
+        (b"report.pdf.download", True, False, "download"),  # Safari's, a folder
+        (b".hidden.part", False, True, "download"),  # not organized when hidden ones are in
+        (b"partial.txt", False, False, None),
         (b"node_modules", True, False, "tool-folder"),
         (b"__pycache__", True, False, "tool-folder"),
         (b".venv", True, True, "tool-folder"),
