@@ -23,17 +23,16 @@ from flows.runs import guard_root, run_apply, run_name, stage
 from storage import locks, manifests, operations
 from storage.errors import OperationStateError, UserError
 from storage.locations import DataStore
-from storage.objects.urls import is_object_url
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 from storage.paths import from_param
 from storage.revocations import check_not_revoked
 from storage.root_identity import Identity, RootChanged, identify
-from storage.roots import check_root, home_folder
+from storage.roots import check_root
 from storage.settings import get_settings
 from tasks import report
 from tasks.backends import RootBackend, backend_for
 from tasks.hashes.worklists import FULL, PREFIX
-from tasks.leave_alone import ScanRules, root_rule
+from tasks.leave_alone import ScanRules, root_refusal
 from tasks.plan.layout import parse_layout
 from tasks.progress import tracker
 from tasks.stages import (
@@ -242,13 +241,9 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
 def _refuse_left_alone_root(root: str, rules: ScanRules) -> None:
     """However the run was started (the CLI checks first; the API and schedules do not see
     tasks): a root in what a walk from higher up leaves alone is not organized."""
-    if is_object_url(root):
-        return
-    home = home_folder()
-    found = root_rule(os.fsencode(root), rules, os.fsencode(home) if home else None)
-    if found is not None:
-        folder, rule = found
-        raise UserError(f"{root} is in {os.fsdecode(folder)}, {rule.reason()}: not organized")
+    refused = root_refusal(root, rules)
+    if refused is not None:
+        raise UserError(refused)
 
 
 def _scan_rules(store: DataStore, record: OperationRecord, backend: RootBackend) -> ScanRules:

@@ -278,3 +278,25 @@ def root_rule(root: bytes, rules: ScanRules, home: bytes | None) -> tuple[bytes,
         if rule is not None:
             return path, rule
     return None
+
+
+def root_refusal(root: str, rules: ScanRules) -> str | None:
+    """Why a run must not organize `root` (root_rule, below the user's home folder), as the
+    one line the CLI prints and a run started otherwise fails with; None for a bucket, whose
+    keys the listing judges, or a root that nothing above leaves alone."""
+    from storage.objects.urls import is_object_url
+    from storage.roots import home_folder
+
+    if is_object_url(root):
+        return None
+    home = home_folder()
+    found = root_rule(os.fsencode(root), rules, os.fsencode(home) if home else None)
+    if found is None:
+        return None
+    folder, rule = found
+    where = "" if folder == os.fsencode(root) else f" is inside {os.fsdecode(folder)}, which"
+    hint = " (--include-hidden organizes hidden folders)" if rule.code == "hidden" else ""
+    return (
+        f"{root}{where} is left alone ({rule.what}: {rule.detail}): organize a folder "
+        f"outside it{hint}"
+    )

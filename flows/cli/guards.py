@@ -46,29 +46,15 @@ def refuse_broad_root(root: str, i_mean_it: bool) -> None:
 
 def refuse_left_alone_root(root: str, store: DataStore, include_hidden: bool) -> None:
     """A root the walk would have left alone had it started higher up (tasks.leave_alone
-    root_rule): fileorg's own data folder, a project's subfolder, `~/.ssh`, a node_modules."""
-    import os
+    root_rule): fileorg's own data folder, a project's subfolder, `~/.ssh`, a node_modules.
+    The organize flow asks the same, with Prefect's home sealed too."""
+    from tasks.backends import backend_for
+    from tasks.leave_alone import ScanRules, root_refusal
 
-    from storage.objects.urls import is_object_url
-    from storage.roots import home_folder
-    from tasks.backends import DATA_FOLDER
-    from tasks.leave_alone import ScanRules, root_rule
-
-    if is_object_url(root):
-        return  # a bucket's keys are judged by the listing, its prefixes included
-    data = os.fsencode(os.path.realpath(store.base)) if store.is_local else None
-    rules = ScanRules(include_hidden, (), ((data, DATA_FOLDER),) if data else ())
-    home = home_folder()
-    found = root_rule(os.fsencode(root), rules, os.fsencode(home) if home else None)
-    if found is None:
-        return
-    folder, rule = found
-    where = "" if folder == os.fsencode(root) else f" is inside {os.fsdecode(folder)}, which"
-    hint = " (--include-hidden organizes hidden folders)" if rule.code == "hidden" else ""
-    raise UserError(
-        f"{root}{where} is left alone ({rule.what}: {rule.detail}): organize a folder "
-        f"outside it{hint}"
-    )
+    sealed = tuple(backend_for(root).sealed(store, ()))
+    refused = root_refusal(root, ScanRules(include_hidden, (), sealed))
+    if refused is not None:
+        raise UserError(refused)
 
 
 def refuse_other_request(
