@@ -9,12 +9,15 @@ storage.errors.StorageError   503 (the data folder or a manifest cannot be read)
 OrchestratorError             503 (Prefect is not reachable or refused)
 TokenError                    401
 RequestValidationError        422, with every string made encodable (a lone surrogate in a
-                              request is echoed back as its `\\udXXX` escape, not a 500)
+                              request is echoed back as its `\\udXXX` escape, not a 500) and no
+                              secret echoed: an error on a password or token field has no
+                              `input`, and a body echoed whole has its secret fields masked
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import duckdb
@@ -95,12 +98,56 @@ def encodable(value: Any) -> Any:
     return value
 
 
+# A field whose value is a secret, by its name: password, new_password, refresh_token, api_key...
+SECRET_FIELD = re.compile(
+    r"pass(word|phrase|wd)|token|secret|api_?key|credential|authorization", re.I
+)
+MASK = "[hidden]"
+
+
+def _names_secret(loc: Any) -> bool:
+    return any(isinstance(part, str) and SECRET_FIELD.search(part) for part in loc)
+
+
+def _masked(value: Any) -> Any:
+    """`value` with the value of every secret-named key replaced by MASK, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: MASK if isinstance(k, str) and SECRET_FIELD.search(k) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
+def without_secrets(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors safe to send back: an error located on a secret field (a weak
+    password, a malformed token, an unknown `new_password`) loses its `input`; any other input
+    has its secret-named keys masked. A whole body that is not an object (a bare string, a
+    list) may be a secret under no name, and is not echoed either."""
+    safe = []
+    for error in errors:
+        error = dict(error)
+        loc = tuple(error.get("loc", ()))
+        if "input" in error:
+            whole = len(loc) <= 1 and not isinstance(error["input"], dict)
+            if whole or _names_secret(loc):
+                del error["input"]
+            else:
+                error["input"] = _masked(error["input"])
+        safe.append(error)
+    return safe
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input; a lone surrogate in it cannot be encoded
         # as UTF-8, and the 422 became a 500 before any login (issue 12 #12).
-        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
+        # It also echoed a weak password back in `input` (a new user's tryout).
+        detail = without_secrets(exc.errors())
+        return JSONResponse({"detail": encodable(jsonable_encoder(detail))}, 422)
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:

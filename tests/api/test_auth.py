@@ -326,3 +326,69 @@ def test_signup_probes_from_one_address_are_a_few_an_hour(make_api: Any) -> None
     assert len(answered) == expected_limit
     assert all(p.status_code == 429 for p in probes[expected_limit:])
     assert int(probes[-1].headers["retry-after"]) > 30 * 60  # an hour's window, not a minute's
+
+
+# --- no secret echoed in a 422 (a new user's tryout: the weak password came back in `input`) --
+
+SECRET = "Zq-secret-7731"  # a marker: whatever the route, it must not come back
+
+
+def _echoes_no_secret(response: Any, secret: str = SECRET) -> None:
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"], response.text  # the errors are still there, with a reason
+    assert secret not in response.text
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["password1", "\x00" * 8, "Qz7!", "x" * 300],
+    ids=["weak", "control", "short", "long"],
+)
+def test_a_refused_signup_password_is_not_echoed(api: Api, password: str) -> None:
+    response = _signup(api, password)
+
+    _echoes_no_secret(response, password)
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "password"]
+    assert "input" not in error
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/api/v1/auth/login", {"username": "alice", "password": SECRET * 30}),
+        ("/api/v1/auth/login", {"password": SECRET}),  # a missing field echoes the body
+        ("/api/v1/auth/login", {"username": "alice", "password": SECRET, "new_password": SECRET}),
+        ("/api/v1/auth/refresh", {"refresh_token": SECRET * 500}),
+        ("/api/v1/auth/refresh", {"refresh_token": 7, "access_token": SECRET}),
+        ("/api/v1/auth/logout", {"refresh_token": SECRET * 500}),
+        ("/api/v1/auth/signup", {"username": "xavier", "password": SECRET}),
+        ("/api/v1/auth/signup", [SECRET]),
+        ("/api/v1/auth/refresh", SECRET),
+    ],
+)
+def test_no_route_taking_a_secret_echoes_it_in_a_422(api: Api, route: str, body: Any) -> None:
+    _echoes_no_secret(api.client.post(route, json=body))
+
+
+def test_a_password_that_is_not_unicode_is_not_echoed(api: Api) -> None:
+    body = '{"email": "x@example.org", "username": "xavier", "password": "Zq\\ud800-secret"}'
+    response = api.client.post(
+        "/api/v1/auth/signup", content=body, headers={"content-type": "application/json"}
+    )
+    _echoes_no_secret(response, "-secret")
+
+
+def test_the_oauth2_login_form_echoes_no_password(api: Api) -> None:
+    form = {"password": SECRET}
+    _echoes_no_secret(api.client.post("/api/v1/auth/login", data=form))
+
+
+def test_inputs_that_are_not_secrets_are_still_echoed(api: Api) -> None:
+    body = {"email": "not-an-email", "username": "xavier", "password": PASSWORD}
+    response = api.client.post("/api/v1/auth/signup", json=body)
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "email"]
+    assert error["input"] == "not-an-email"
