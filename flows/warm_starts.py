@@ -37,14 +37,15 @@ SPAWNED = 'multiprocessing.get_context("spawn")'
 class _RunProcess(ForkServerProcess):
     """A run's process. multiprocessing ends it by joining its children and then os._exit,
     without the interpreter's exit hooks, so the stages' process pool (tasks.pool), whose
-    workers are such children, is shut down here first, however the run ended (a run stopped
-    by SIGTERM was seen to stay alive otherwise, its pool workers waiting for work)."""
+    workers are such children, is ended here first, with the forkserver it started, however the
+    run ended (a run stopped by SIGTERM was seen to stay alive otherwise, its pool workers
+    waiting for work)."""
 
     def run(self) -> None:
         try:
             super().run()
         finally:
-            pool.shutdown(wait=True)
+            pool.end()
 
 
 class _RunContext(ForkServerContext):

@@ -6,29 +6,43 @@ serial), while processes given chunks of a few thousand paths reach about 2.5 µ
 and more processes than cores keep a cold disk busy. Reads of a megabyte at a time into
 blake3 hold the GIL for none of that time: there threads keep up with processes and nothing
 is pickled (tasks.hashes.columns has the figures).
+
+Ending: every worker holds the pool's queues (both ends) and the write end of the forkserver's
+"alive" pipe, so a process that ends without shutting the pool down (os._exit after a Ctrl-C,
+a warm runner's child, a signal) left its workers waiting for work forever, the forkserver and
+the resource tracker waiting for them, all reparented to init and holding the run's stdout and
+stderr (a reader of them never saw EOF). So a process ends them with end() before it exits,
+and each worker also ends itself once the process that made the pool is gone (SIGKILL).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from contextlib import suppress
+from multiprocessing import forkserver, resource_tracker, util
+from typing import Any, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
 
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_owner = 0  # the pid of the process that made _pool
 _thread_pool: ThreadPoolExecutor | None = None
 _thread_size = 0
 _lock = threading.Lock()
 
 
 def _get(processes: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
+    global _pool, _pool_size, _owner
     with _lock:
         if _pool is None or _pool_size != processes:
             if _pool is not None:
@@ -37,9 +51,44 @@ def _get(processes: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver")
             preload = ["tasks.hashes.local", "tasks.classify.local", "tasks.scan.local"]
             context.set_forkserver_preload(preload)
-            _pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
-            _pool_size = processes
+            _pool = ProcessPoolExecutor(
+                max_workers=processes,
+                mp_context=context,
+                initializer=_worker_started,
+                initargs=(os.getpid(),),
+            )
+            _pool_size, _owner = processes, os.getpid()
         return _pool
+
+
+def _worker_started(owner: int) -> None:
+    """In each worker, first: a Ctrl-C is the owner's to handle (it ends the pool; a worker
+    would print a traceback), and the worker exits once `owner` has (however it ended)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_after, args=(owner,), name="fileorg-owner", daemon=True).start()
+
+
+def _exit_after(owner: int) -> None:
+    try:
+        watched = os.pidfd_open(owner)  # readable once the process has ended
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd here: polled
+        while _alive(owner):
+            time.sleep(1.0)
+        os._exit(1)
+    select.select([watched], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def executor(processes: int) -> ProcessPoolExecutor:
@@ -85,6 +134,72 @@ def shutdown(wait: bool = False) -> None:
         if _thread_pool is not None:
             _thread_pool.shutdown(wait=wait, cancel_futures=True)
         _thread_pool = None
+
+
+def end(timeout: float = 5.0) -> None:
+    """Before this process exits, however it exits (os._exit included): terminate the pool's
+    workers, then stop the forkserver and the resource tracker it started, each reaped within
+    `timeout` (killed after), so that none of them outlives this process."""
+    global _pool, _thread_pool
+    deadline = time.monotonic() + timeout
+    locked = _lock.acquire(timeout=timeout)  # a thread that holds it must not hold up the exit
+    try:
+        made, _pool = _pool, None
+        threads, _thread_pool = _thread_pool, None
+    finally:
+        if locked:
+            _lock.release()
+    if threads is not None:
+        threads.shutdown(wait=False, cancel_futures=True)
+    if made is None or _owner != os.getpid():
+        return
+    _terminate(made, deadline)
+    util._run_finalizers(0)  # type: ignore[attr-defined] # the queues' semaphores, as exit would
+    server: Any = forkserver._forkserver
+    pid = server._forkserver_pid
+    if _stop_child(pid, server._forkserver_alive_fd, deadline):
+        address, server._forkserver_address = server._forkserver_address, None
+        server._forkserver_pid = server._forkserver_alive_fd = None
+        with suppress(OSError, TypeError, ValueError):
+            os.unlink(address)
+    tracker: Any = resource_tracker._resource_tracker
+    if _stop_child(tracker._pid, tracker._fd, deadline):
+        tracker._pid = tracker._fd = None
+
+
+def _terminate(made: ProcessPoolExecutor, deadline: float) -> None:
+    workers = list((made._processes or {}).values())
+    manager: Any = made._executor_manager_thread  # a Thread (typeshed says otherwise)
+    made.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        with suppress(OSError, ValueError):
+            worker.terminate()
+    for worker in workers:
+        with suppress(OSError, ValueError, AssertionError):
+            worker.join(max(0.0, deadline - time.monotonic()))
+    if manager is not None:  # it closes the queues once it sees the workers gone
+        manager.join(max(0.0, deadline - time.monotonic()))
+
+
+def _stop_child(pid: int | None, alive_fd: int | None, deadline: float) -> bool:
+    """Close `alive_fd` (its EOF tells the helper to exit) and reap `pid`, killed once
+    `deadline` passed; False if `pid` is not a child of this process (not ours to stop)."""
+    if pid is None or alive_fd is None:
+        return False
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    with suppress(OSError):
+        os.close(alive_fd)
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return True
 
 
 def map_chunks(

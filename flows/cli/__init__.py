@@ -122,7 +122,25 @@ def _exit_interrupted() -> None:
     sys.stderr.flush()
     with suppress(Exception):
         sys.stdout.flush()
+    _end_pool()
     os._exit(130)
+
+
+def _end_pool() -> None:
+    """The stages' process pool (tasks.pool), if this process made one, ended before the exit:
+    its workers, forkserver and resource tracker hold this process's stdout and stderr, so a
+    reader of them would wait for them (a bench's subprocess.run never returned)."""
+    pool = sys.modules.get("tasks.pool")
+    if pool is not None:
+        with suppress(Exception):
+            pool.end()
+
+
+def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM or SIGHUP: end as before (of the signal, as a killed run), the pool first."""
+    _end_pool()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _after_ctrl_c() -> None:
@@ -158,6 +176,8 @@ def run_here() -> None:
     if first:
         terminal.status(first)
     signal.signal(signal.SIGINT, _on_sigint)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_stop_signal)
     try:
         _register()
         code = app(standalone_mode=False)
@@ -187,6 +207,7 @@ def run_here() -> None:
         _fail(f"error: {type(exc).__name__}: {exc} (run again with -v for details)", 1)
     finally:
         terminal.clear()
+        _end_pool()
     if _interrupted.is_set():  # Typer turned the Ctrl-C into an exit code 130
         _exit_interrupted()
     sys.exit(code if isinstance(code, int) else 0)

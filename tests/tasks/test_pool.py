@@ -4,10 +4,21 @@ done, its pool's workers are gone before multiprocessing joins the process's chi
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
+
+import pytest
 
 from flows import warm_starts
 from tasks import pool
+from tests import processes
+from tests.polling import until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _uses_the_pool(out: str) -> None:
@@ -41,3 +52,55 @@ def test_a_runs_process_ends_with_its_pool_workers(tmp_path: Path) -> None:
     workers = [int(p) for p in out.read_text().split()]
     assert len(workers) == 2  # the pool really had worker processes
     assert not any(_alive(pid) for pid in workers)
+
+
+KILLED = """
+import os, signal, sys
+from tasks import pool
+if __name__ == "__main__":
+    assert pool.map_each(abs, [-1, -2, -3], 2) == [1, 2, 3]
+    print(flush=True)  # the pool is up
+    sys.stdin.readline()  # the test has seen its processes
+    if sys.argv[1] == "end":
+        pool.end()
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)  # nothing of this process's runs now
+"""
+
+
+@pytest.mark.parametrize("how", ["end", "killed"])
+def test_no_process_of_the_pool_outlives_its_owner(tmp_path: Path, how: str) -> None:
+    """pool.end() before an os._exit stops the workers, the forkserver and the resource
+    tracker first; a SIGKILLed owner's are gone promptly after it (each worker watches it).
+    Either way the owner's stdout reaches EOF (every one of them holds it)."""
+    script = tmp_path / "owner.py"
+    script.write_text(KILLED)
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "POOL_TEST_MARK": mark}
+    owner = subprocess.Popen(
+        [sys.executable, str(script), how],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert owner.stdin is not None and owner.stdout is not None
+    up = owner.stdout.readline()
+    helpers = [processes.kind(pid) for pid in processes.marked("POOL_TEST_MARK", mark)]
+    owner.stdin.close()  # go on
+    code = owner.wait(timeout=120)
+    left_at_exit = processes.marked("POOL_TEST_MARK", mark)
+    try:
+        rest = until(lambda: [owner.stdout.read()], 10, "the owner's stdout to reach EOF")
+        gone = until(lambda: not processes.marked("POOL_TEST_MARK", mark), 10, "no helper")
+    finally:
+        owner.stdout.close()
+        processes.kill(processes.marked("POOL_TEST_MARK", mark))
+
+    assert up == b"\n" and rest == [b""] and gone
+    kinds = [said for said in helpers if said is not None]  # while the owner lived
+    assert kinds.count("a process pool's forkserver or worker") >= 2  # it, and a worker
+    assert "a resource tracker" in kinds
+    assert code == (0 if how == "end" else -signal.SIGKILL)
+    if how == "end":
+        assert left_at_exit == {}  # none outlived it, even by a moment
