@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import processes
+
+# Every process this one starts inherits the mark (per process: each xdist worker has its own),
+# the background servers and warm runners too (they drop FILEORG_* but not this): what is
+# still alive with it when the session ends was left behind by one of its tests.
+SESSION_MARK = "PYTEST_FILEORG_SESSION"
+os.environ[SESSION_MARK] = uuid.uuid4().hex
+LEFTOVER_SECONDS = 15.0  # a deadline for what is stopping as the last test ends
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -61,6 +72,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return rank.get(path, len(rank)), -counts[path]
 
     items.sort(key=order)  # stable: each file's tests keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind() -> Iterator[None]:
+    """The last teardown (set up first, torn down last): no background Prefect server, warm
+    runner, process pool or resource tracker that this session's tests started is still
+    alive (seen: a server of test_background with no idle stop, alive after a CI run). Any
+    found is killed, and the last test errors with the list."""
+    yield
+    import sys
+
+    pool = sys.modules.get("tasks.pool")  # in-process flow runs: this process's own pool
+    if pool is not None:
+        pool.end()
+    mark = os.environ[SESSION_MARK]
+
+    deadline = time.monotonic() + LEFTOVER_SECONDS
+    found = processes.leftovers(SESSION_MARK, mark)
+    while found and time.monotonic() < deadline:  # what is stopping as the last test ends
+        time.sleep(0.2)
+        found = processes.leftovers(SESSION_MARK, mark)
+    processes.kill(found)
+    assert not found, "left behind by this session's tests (now killed):\n" + "\n".join(
+        f"pid {pid}: {what}" for pid, what in sorted(found.items())
+    )
 
 
 @pytest.fixture

@@ -224,22 +224,29 @@ def test_a_server_of_other_versions_is_replaced_unless_a_run_still_uses_it(
     starts one of its own, but not while another run still reports to it (it is refused
     with one line, and the old server and its record stay as they were)."""
     state = tmp_path / "prefect-server"
-    old = background.ensure(state, idle_minutes=0)
-    server_use.done(state)
-    old = dataclasses.replace(old, prefect_version="0.0.1")
-    save_record(state / "server.json", old)  # as an older fileorg would have left it
-    other_run = os.open(state / "in-use.lock", os.O_RDWR)
-    fcntl.flock(other_run, fcntl.LOCK_SH)
+    old = background.ensure(state, idle_minutes=0)  # idle 0: it never stops itself
+    other_run: int | None = None
     new = None
     try:
+        server_use.done(state)
+        old = dataclasses.replace(old, prefect_version="0.0.1")
+        save_record(state / "server.json", old)  # as an older fileorg would have left it
+        other_run = os.open(state / "in-use.lock", os.O_RDWR)
+        fcntl.flock(other_run, fcntl.LOCK_SH)
         with pytest.raises(background.BackgroundServerError) as refused:
             background.ensure(state, idle_minutes=0)
         kept = background.read_record(state)
         os.close(other_run)  # that run has ended
+        other_run = None
 
         new = background.ensure(state, idle_minutes=0)
     finally:
-        stopped = server_stop.stop(state).server  # whichever the record names
+        # Whatever failed above, no server of this test outlives it: the "other run" lets go
+        # first (held, it made the stop below refuse, and the server ran on after the suite).
+        if other_run is not None:
+            os.close(other_run)
+        stopped = server_stop.stop(state, force=True).server  # whichever the record names
+        background.kill(old)  # the record may no longer name it
 
     assert str(refused.value).startswith(
         f"the local Prefect server (pid {old.pid}) runs Prefect 0.0.1 and fileorg "
