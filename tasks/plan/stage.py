@@ -95,7 +95,19 @@ def plan_operation(
 
 def _write_shards(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
     """The plan in path order, `shard_rows` rows a shard (one empty shard for no entry)."""
-    reader = con.sql("SELECT * FROM plan_rows ORDER BY src").to_arrow_reader(shard_rows)
+    con.execute("CREATE OR REPLACE TABLE plan_out AS SELECT * FROM plan_rows")
+    try:
+        return _write_sorted(con, store, op_dir, shard_rows)
+    except duckdb.OutOfMemoryException:
+        # One sort of every whole row needed more pinned memory than PLAN_MEMORY (wide rows:
+        # a million of them failed at 256 MB where the paths alone sort in 40 MB). The same
+        # shards, each sorted alone, overwrite what was written.
+        log.warning("plan: sorting the plan one shard at a time")
+        return _write_sorted_by_range(con, store, op_dir, shard_rows)
+
+
+def _write_sorted(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
+    reader = con.sql("SELECT * FROM plan_out ORDER BY src").to_arrow_reader(shard_rows)
     pending: list[pa.RecordBatch] = []
     held = shards = 0
     for batch in reader:
@@ -113,6 +125,30 @@ def _write_shards(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> i
     return shards
 
 
+def _write_sorted_by_range(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
+    """The paths alone sorted to find each shard's first one, then each shard's rows read by
+    that range and sorted: the shards _write_sorted writes (paths are unique)."""
+    starts = [
+        first
+        for (first,) in con.execute(
+            "SELECT src FROM (SELECT src, row_number() OVER (ORDER BY src) - 1 AS n"
+            " FROM plan_out) WHERE n % $rows = 0 ORDER BY src",
+            {"rows": shard_rows},
+        ).fetchall()
+    ]
+    if not starts:
+        _write(store, op_dir, 0, manifests.PLAN.empty_table())
+        return 1
+    for index, first in enumerate(starts):
+        bounds = {"a": first, "b": starts[index + 1] if index + 1 < len(starts) else None}
+        table = con.sql(
+            "SELECT * FROM plan_out WHERE src >= $a AND ($b IS NULL OR src < $b) ORDER BY src",
+            params=bounds,
+        ).to_arrow_table()
+        _write(store, op_dir, index, table.cast(manifests.PLAN))
+    return len(starts)
+
+
 def _write(store: DataStore, op_dir: str, index: int, table: pa.Table) -> None:
     manifests.write_table(store, manifests.shard_path(op_dir, STAGE, index), table.combine_chunks())
 
@@ -121,12 +157,12 @@ def _counts(con: Any) -> dict[str, Any]:
     """What plan_operation returns: entries, each action, conflicts, each reason code."""
     counts: dict[str, Any] = {"entries": 0}
     for action, n in con.execute(
-        "SELECT action, count(*) FROM plan_rows GROUP BY 1 ORDER BY 1"
+        "SELECT action, count(*) FROM plan_out GROUP BY 1 ORDER BY 1"
     ).fetchall():
         counts[action] = n
         counts["entries"] += n
     by_reason = dict(
-        con.execute("SELECT reason_code, count(*) FROM plan_rows GROUP BY 1 ORDER BY 1").fetchall()
+        con.execute("SELECT reason_code, count(*) FROM plan_out GROUP BY 1 ORDER BY 1").fetchall()
     )
     conflicts = by_reason.get("renamed", 0) + by_reason.get("conflict", 0)
     if conflicts:
