@@ -2,8 +2,9 @@
 (tasks.plan.planner._Planner._organize):
 
 - a duplicate group is the candidates of one size and digest (empty ones only with
-  --include-empty) on two or more inodes; its kept copy is the first by --keep (oldest: mtime,
-  then path; newest: mtime descending, then path; shortest-path: length, then path), and every
+  --include-empty) on two or more inodes; its kept copy is the first by --keep (oldest: mtime;
+  newest: mtime descending; shortest-path: length; each then a name that does not look like a
+  copy before one that does, planner.copy_rank, then path), and every
   member on another inode than the kept one is a copy;
 - the kept copy and the files on its inode are organized like any other file, the kept one
   saying so ("kept copy (oldest) of 3"); under --duplicates report the copies are organized too,
@@ -22,12 +23,18 @@ import os
 
 import duckdb
 
-from tasks.plan.planner import QUARANTINE_DIR, PlanPolicy
+from tasks.plan.planner import COPY_NAME_STRONG, COPY_NAME_WEAK, QUARANTINE_DIR, PlanPolicy
 
+# tasks.plan.planner.copy_rank, the same patterns on the last component.
+_NAME = r"regexp_extract(path::VARCHAR, '[^/]*$')"
+_COPY_RANK = (
+    f"CASE WHEN regexp_matches({_NAME}, '{COPY_NAME_STRONG}') THEN 2"
+    f" WHEN regexp_matches({_NAME}, '{COPY_NAME_WEAK}') THEN 1 ELSE 0 END"
+)
 _KEEP_ORDER = {
-    "oldest": "mtime_ns, path",
-    "newest": "mtime_ns DESC, path",
-    "shortest-path": "octet_length(path), path",
+    "oldest": f"mtime_ns, {_COPY_RANK}, path",
+    "newest": f"mtime_ns DESC, {_COPY_RANK}, path",
+    "shortest-path": f"octet_length(path), {_COPY_RANK}, path",
 }
 
 

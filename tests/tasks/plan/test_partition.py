@@ -61,12 +61,14 @@ def tagged(draw: st.DrawFn, files: list[FileFacts]) -> list[FileFacts]:
 
 
 # Duplicate trees: plain names that clash across folders (and with a conflict suffix), a
-# sidecar pair, a non-ASCII name and audio (residual neighbours), a quarantine folder already
-# there; few contents over few inodes on two devices, so that groups hold copies, hard links
-# of one inode, empty files (hashed or not) and ties of mtime for every --keep.
+# sidecar pair, names that look like copies (tasks.plan.planner.copy_rank), a non-ASCII name
+# and audio (residual neighbours), a quarantine folder already there; few contents over few
+# inodes on two devices, so that groups hold copies, hard links of one inode, empty files
+# (hashed or not) and ties of mtime for every --keep.
 DUP_DIRS = (b"", b"a", b"A", b"b", b"a/c", b"Images/2019", b"Other/Unknown", b".duplicates/a")
 DUP_NAMES = (
     *[b"x.jpg", b"X.jpg", b"x (1).jpg", b"x", b"y.png", b"IMG_1.jpg"] * 3,
+    *[b"x - Copy.jpg", b"x copy.jpg", b"x-1.jpg", b"x(2).jpg", b"x (1)"],  # copies' names
     *[b"IMG_1.xmp", b"caf\xc3\xa9.jpg", b"song.mp3"],
 )  # fmt: skip
 DUP_CONTENT = {0: (0, manifests.EMPTY_DIGEST), 1: (7, b"one"), 2: (7, b"two"), 3: (100, b"3")}
@@ -340,3 +342,35 @@ def test_real_trees_are_planned_as_the_pure_planner_does(
     in_parts, expected = _planned(store, op_dir, options)
 
     assert in_parts == expected
+
+
+DOWNLOADS = [b"name (1).pdf", b"name (2).pdf", b"name - Copy.pdf", b"name(3).pdf", b"name-1.pdf"]
+
+
+@pytest.mark.parametrize("keep", ["oldest", "newest", "shortest-path"])
+@pytest.mark.parametrize("plain_first", [False, True])
+def test_among_copies_of_equal_mtime_the_original_name_is_kept(
+    keep: str, plain_first: bool
+) -> None:
+    """The tryout's downloads: equal mtimes, and "name (1).pdf" was kept (the first by path)
+    while "name.pdf" was quarantined. Both planners keep the plain name, then a weak copy name
+    ("-1") before a strong one, then by path."""
+    names = [b"name.pdf", *DOWNLOADS] if plain_first else [*DOWNLOADS, b"name.pdf"]
+    files = [
+        FileFacts(b"Downloads/" + n, "file", 7, 5, 1, i + 1, "documents", "pdf", SHOT, b"one")
+        for i, n in enumerate(names)
+    ]
+    pol = policy(duplicates="quarantine", keep=keep)
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0  # decided on the fast path, in DuckDB
+    assert rows == reference(files, pol, None)
+    kept = [r["src"] for r in rows if r["action"] != "quarantine"]
+    assert kept == [b"Downloads/name.pdf"]
+    assert {r["twin"] for r in rows if r["action"] == "quarantine"} == {b"Downloads/name.pdf"}
+    without_plain = [f for f in files if f.path != b"Downloads/name.pdf"]
+    rows, _ = _in_sql(without_plain, pol)
+    assert rows == reference(without_plain, pol, None)
+    [kept_copy] = [r["src"] for r in rows if r["action"] != "quarantine"]
+    assert kept_copy == b"Downloads/name-1.pdf"  # (also the shortest)

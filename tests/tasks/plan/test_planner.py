@@ -960,3 +960,18 @@ def test_a_copy_already_in_place_is_not_quarantined_for_one_that_stays_unsorted(
     assert moves[b"Images/2019/x.jpg"].action == "quarantine"
     assert moves[b"in/x.jpg"].action == "move", plan
     assert final_path(moves[b"in/x.jpg"]).startswith(b"Images/2019/"), plan
+
+
+@pytest.mark.parametrize("keep", ["oldest", "newest", "shortest-path"])
+def test_a_name_that_looks_like_a_copy_loses_a_tie(keep: str) -> None:
+    """Equal mtimes and equal lengths: the path order alone kept "a/x(1).pdf"."""
+    files = [
+        facts(b"a/x(1).pdf", b"same", ino=1, category="documents"),
+        facts(b"bbbb/x.pdf", b"same", ino=2, category="documents"),
+    ]
+
+    plan = by_src(plan_moves(files, policy(duplicates="quarantine", keep=keep)))
+
+    assert plan[b"a/x(1).pdf"].action == "quarantine"
+    assert plan[b"a/x(1).pdf"].twin == b"bbbb/x.pdf"
+    assert plan[b"bbbb/x.pdf"].action == "move"
