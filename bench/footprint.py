@@ -4,8 +4,10 @@ the CLI's process tree AND the background Prefect server's, summed at each sampl
     .venv/bin/python bench/footprint.py /work/bench-data/million
     .venv/bin/python bench/footprint.py /work/bench-data/big --runs 2   # the second reuses
 
-The background server outlives the CLI and is not its child after the first run, so the
-CLI's tree alone (bench/measure.py) would leave it out; the issue's memory budget includes it.
+The background server outlives the CLI and is not its child after the first run, and a warm
+run runs in the warm runner's child, not in the CLI's tree: the CLI's tree alone
+(bench/measure.py) would leave them out, and the issue's memory budget includes them. Every
+process of the data folder is counted (_ours), by its role: run, pool, runner, server.
 A fresh data folder under --work is used unless --keep-data; the server is stopped at the end
 (`fileorg stop`), so the first run pays its start.
 """
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,59 +28,80 @@ import common
 import measure
 
 
-def _server_pid(env: dict[str, str]) -> int | None:
-    out = subprocess.run(
-        [common.FILEORG, "status", "--json"], env=env, capture_output=True, text=True
-    )
-    pid = json.loads(out.stdout).get("pid") if out.returncode == 0 else None
-    return int(pid) if pid else None
-
-
-def _tree_pss_kb(pid: int) -> int:
-    total = 0
-    for p in measure._descendants(pid):
+def _ours(work: Path) -> dict[int, tuple[str, int]]:
+    """Every process of this data folder, with its role and PSS in KiB: those with
+    FILEORG_DATA_URL=work in their environment (the CLI, its pool, the warm runner and the
+    child it forks for a run) and those whose command line names a path under it (the
+    background server, started with a sanitized environment). The runner is neither the CLI's
+    child nor the server's, so a walk of either tree missed it, and the run itself in it."""
+    marker = f"FILEORG_DATA_URL={work}".encode()
+    found: dict[int, tuple[str, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
         try:
-            total += measure._pss_kb(p)
+            environ = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ")
+            if marker not in environ and str(work).encode() not in cmdline:
+                continue
+            found[int(entry.name)] = (
+                _role(cmdline.decode(errors="replace")),
+                measure._pss_kb(int(entry.name)),
+            )
         except OSError:
             continue
-    return total
+    return found
 
 
-def run_once(root: Path, env: dict[str, str]) -> dict[str, float]:
+def _role(cmdline: str) -> str:
+    if "multiprocessing" in cmdline:
+        return "pool"
+    if "prefect_server" in cmdline or "uvicorn" in cmdline or "prefect server" in cmdline:
+        return "server"
+    if "flows.cli.runner" in cmdline:
+        return "runner"
+    return "run"  # the CLI, or the runner's child that runs the command
+
+
+def run_once(root: Path, env: dict[str, str], work: Path) -> dict[str, float]:
     started = time.perf_counter()
-    cli = subprocess.Popen(
-        [common.FILEORG, "organize", str(root), "--dry-run", "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    peaks = {"tree": 0, "cli": 0, "server": 0}
-    server: list[int | None] = [_server_pid(env)]
-    done = threading.Event()
+    # stdout to a file, not a pipe: a process left behind holding a pipe would hang the bench
+    with tempfile.TemporaryFile() as out_file:
+        cli = subprocess.Popen(
+            [common.FILEORG, "organize", str(root), "--dry-run", "--json"],
+            env=env,
+            stdout=out_file,
+            stderr=subprocess.DEVNULL,
+        )
+        peaks: dict[str, int] = {"tree": 0}
+        at_peak: dict[str, int] = {}
+        done = threading.Event()
 
-    def sample() -> None:
-        while not done.wait(0.2):
-            cli_kb = _tree_pss_kb(cli.pid)
-            if server[0] is None:
-                server[0] = _server_pid(env)
-            # A server the CLI started is its child at first: count it once, as the server.
-            server_kb = _tree_pss_kb(server[0]) if server[0] else 0
-            in_cli = server[0] in measure._descendants(cli.pid) if server[0] else False
-            peaks["cli"] = max(peaks["cli"], cli_kb - (server_kb if in_cli else 0))
-            peaks["server"] = max(peaks["server"], server_kb)
-            peaks["tree"] = max(peaks["tree"], cli_kb + (0 if in_cli else server_kb))
+        def sample() -> None:
+            while not done.wait(0.2):
+                by_role: dict[str, int] = {}
+                for role, kb in _ours(work).values():
+                    by_role[role] = by_role.get(role, 0) + kb
+                total = sum(by_role.values())
+                if total > peaks["tree"]:
+                    peaks["tree"] = total
+                    at_peak.clear()
+                    at_peak.update(by_role)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, _ = cli.communicate()
-    wall = time.perf_counter() - started
-    done.set()
-    thread.join()
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        cli.wait()
+        wall = time.perf_counter() - started
+        done.set()
+        thread.join()
+        out_file.seek(0)
+        out = out_file.read()
     if cli.returncode != 0:
         raise SystemExit(f"fileorg organize failed with status {cli.returncode}")
     op = json.loads(out)["operation_id"]
     stages = common.fileorg_report(op, env).get("stages", {})
-    row = {"wall_s": round(wall, 2), **{f"{k}_pss_mib": v // 1024 for k, v in peaks.items()}}
+    row: dict[str, float] = {"wall_s": round(wall, 2), "tree_pss_mib": peaks["tree"] // 1024}
+    row.update({f"{role}_at_peak_mib": kb // 1024 for role, kb in sorted(at_peak.items())})
     row.update({k: v.get("seconds") for k, v in stages.items()})
     return row
 
@@ -94,7 +118,7 @@ def main() -> None:
         for run in range(args.runs):
             for stale in (args.work / "operations",):  # each run plans afresh, reusing nothing
                 shutil.rmtree(stale, ignore_errors=True)
-            print(json.dumps({"run": run + 1, **run_once(args.root, env)}), flush=True)
+            print(json.dumps({"run": run + 1, **run_once(args.root, env, args.work)}), flush=True)
     finally:
         subprocess.run([common.FILEORG, "stop"], env=env, capture_output=True)
         if not os.environ.get("KEEP"):
