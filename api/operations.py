@@ -54,7 +54,6 @@ from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import (
     ACTIVE,
-    APPLICABLE,
     OperationRecord,
     PlanOptions,
     check_options_for_root,
@@ -218,7 +217,7 @@ class OperationService:
         stopped = records.stopped_rolling_back(record) if record else None
         if stopped:
             raise Conflict(stopped)
-        if record is None or record.status not in APPLICABLE:
+        if record is None or not records.applicable(record):
             shown = record.status if record else op.status
             raise Conflict(
                 f"operation {op.id} is not a finished dry run (status: {shown}); "

@@ -46,7 +46,7 @@ def apply_plan_flow(operation_id: str, ticket: str | None = None) -> dict[str, A
     authorize(store, ticket, {"kind": "apply", "op": operation_id})
     record = operations.load(store, operation_id)
     operations.check_can_apply(record)
-    if record.status not in operations.APPLICABLE:
+    if not operations.applicable(record):
         with covered():  # this run's ticket covers the organize it finishes
             organize_flow(
                 operation_id=record.id,

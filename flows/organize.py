@@ -45,7 +45,9 @@ from tasks.stages import (
     scan_task,
 )
 
-STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")
+STAGES = operations.PLAN_STAGES
+# An interrupted plan's hint when nothing better is known (the CLI records the command it ran).
+RESUME = "the same organize again with --id {id}"
 
 
 def organize_run_name() -> str:
@@ -72,7 +74,7 @@ def open_operation(
         record = OperationRecord(
             id=operation_id, root=root, root_identity=identity, options=options, dry_run=dry_run
         )
-    if record.status not in operations.APPLYING:  # an interrupted apply resumes as an apply
+    if not operations.applying(record):  # an interrupted apply resumes as an apply
         record.status = "running"
     record.error = None
     record.stages = {k: v for k, v in record.stages.items() if v.seconds is not None}
@@ -193,6 +195,14 @@ def _organize(
             if not record.dry_run:
                 still_granted()
                 summary["apply"] = run_apply(store, record)
+    except KeyboardInterrupt:
+        # Ctrl-C: interrupted, not failed (the CLI then records the exact command it prints)
+        resume = RESUME.format(id=record.id)
+        line = f"interrupted: nothing in {record.root} was changed; resume it: {resume}"
+        if not operations.interrupt_planning(record, line):
+            record.status, record.error = "failed", "KeyboardInterrupt"
+        operations.save(store, record)
+        raise
     except BaseException as exc:
         record.status = "failed"
         record.error = str(exc) or type(exc).__name__
@@ -284,7 +294,7 @@ def _hash_pass(
 
 def _planned(store: DataStore, record: OperationRecord, built: dict[str, Any]) -> None:
     """The record of a finished plan: its status and the report's headline figures."""
-    if record.status not in operations.APPLYING:
+    if not operations.applying(record):
         record.status = "planned"
     record.stage = None
     record.summary = {

@@ -33,7 +33,10 @@ Status = Literal[
     "rolling_back",
     "rolled_back",
     "rollback_incomplete",  # some items were refused (their original path is taken...)
-    "interrupted",  # applying or rolling back when its process ended: `stage` says which
+    # Its run ended before finishing, `stage` says where: `apply` or `rollback` (its process
+    # ended: interrupt()), or a stage of the plan (Ctrl-C: nothing changed, it resumes as an
+    # organize with the command in `error`: interrupt_planning()).
+    "interrupted",
 ]
 
 
@@ -229,6 +232,37 @@ def interrupt(record: OperationRecord) -> None:
     )
 
 
+PLAN_STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")  # the organize flow's
+
+
+def planning_interrupted(record: OperationRecord) -> bool:
+    """An organize interrupted before its plan was made: nothing changed, nothing to apply or
+    roll back yet; it resumes as an organize (not as the apply an interrupted apply is)."""
+    return record.status == "interrupted" and record.stage in PLAN_STAGES
+
+
+def interrupt_planning(record: OperationRecord, resume: str) -> bool:
+    """Mark an organize stopped (Ctrl-C) in a stage of its plan as interrupted, `resume` the
+    line saying how to go on; False (unchanged) when it had got further (an apply)."""
+    if record.status not in (*ACTIVE, "failed") and not planning_interrupted(record):
+        return False
+    if record.stage not in (None, *PLAN_STAGES):
+        return False
+    record.stage = record.stage or PLAN_STAGES[0]  # stopped before its first stage began
+    record.status, record.error = "interrupted", resume
+    return True
+
+
+def applying(record: OperationRecord) -> bool:
+    """An apply was under way: a run of the operation resumes it as one."""
+    return record.status in APPLYING and not planning_interrupted(record)
+
+
+def applicable(record: OperationRecord) -> bool:
+    """An apply runs from here: a reviewed plan, or an apply to finish."""
+    return record.status in APPLICABLE and not planning_interrupted(record)
+
+
 def stopped_rolling_back(record: OperationRecord) -> str | None:
     """The line refusing an apply of an operation whose rollback was interrupted."""
     if record.status == "interrupted" and record.stage == "rollback":
@@ -242,7 +276,7 @@ def stopped_rolling_back(record: OperationRecord) -> str | None:
 def changed_files(record: OperationRecord) -> bool:
     """The operation moved files under its root (or may have: it was stopped while applying)."""
     if record.status in CHANGING:
-        return True
+        return not planning_interrupted(record)
     return record.status == "failed" and record.stage in ("apply", "rollback")
 
 
@@ -301,9 +335,11 @@ def check_can_apply(record: OperationRecord) -> None:
         raise OperationStateError(f"operation {record.id} is already applied")
     if record.status in ("rolling_back", "rolled_back", "rollback_incomplete"):
         raise OperationStateError(f"operation {record.id} was rolled back; plan it again")
-    if record.status in APPLICABLE:
+    if applicable(record):
         return  # an interrupted apply resumes: the journal says what is done
-    if not record.dry_run and record.status in ("running", "failed", "pending"):
+    if not record.dry_run and (
+        record.status in ("running", "failed", "pending") or planning_interrupted(record)
+    ):
         return  # an interrupted organize: finish planning, then apply
     raise OperationStateError(
         f"operation {record.id} is not a finished dry run (status: {record.status})"
@@ -314,7 +350,7 @@ def check_can_roll_back(store: DataStore, record: OperationRecord) -> bool:
     """True when there is something to undo; False when it was all undone already."""
     if record.status == "rolled_back":
         return False
-    if record.status in CHANGING:
+    if record.status in CHANGING and not planning_interrupted(record):
         return True  # interrupted too: the journal knows what was done
     if has_applied_anything(store, store.operation_dir(record.id)):
         return True  # an organize interrupted in its apply stage

@@ -118,6 +118,7 @@ def _exit_interrupted() -> None:
         line = interrupt.message()
     except Exception:  # the line must be printed whatever state the data folder is in
         line = "interrupted"
+    interrupt.record(line)
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
     with suppress(Exception):

@@ -1,7 +1,8 @@
 """Ctrl-C during a run: one line saying what state the tree is in and what to run next.
 
 The run being done is noted when it starts (run_with_progress), so that the line can name the
-operation and, from its record, say whether files may have moved.
+operation and, from its record, say whether files may have moved; an organize stopped while
+planning is then recorded as `interrupted` with that line (what `fileorg operations` shows).
 """
 
 from __future__ import annotations
@@ -72,3 +73,20 @@ def message() -> str:
     if run.flow == "apply-plan":
         return f"interrupted: nothing in {root} was changed; apply it: fileorg apply {op}"
     return f"interrupted: nothing in {root} was changed; resume it: {_resume_command(run)}"
+
+
+def record(line: str) -> None:
+    """An organize stopped in a stage of its plan: its record says `interrupted`, with the
+    line just printed (the command that resumes it), for `fileorg operations` and the API to
+    show; not `failed` with KeyboardInterrupt. Anything further along keeps its own status."""
+    if not _current or _current[-1].flow != "organize" or not _current[-1].operation_id:
+        return
+    from storage import operations
+    from storage.locations import DataStore
+    from storage.settings import get_settings
+
+    with suppress(Exception):  # no record yet (a Ctrl-C before the flow), or no data folder
+        store = DataStore(get_settings().data_url)
+        found = operations.load(store, str(_current[-1].operation_id))
+        if operations.interrupt_planning(found, line):
+            operations.save(store, found)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from api.keeper import keeper
-from api.orchestrator import APPLY_PLAN, ROLLBACK
+from api.orchestrator import APPLY_PLAN, ROLLBACK, RunState
 from storage import locks, operations
 from tests.api.conftest import Api, User
 
@@ -103,3 +103,36 @@ def test_an_interrupted_rollback_is_finished_not_applied(api: Api, tree: Path, a
         f"(fileorg rollback {op_id})"
     )
     assert _post(api, alice, f"/api/v1/operations/{op_id}/rollback").status_code == 202
+
+
+def test_an_organize_interrupted_while_planning_reads_as_the_cli_lists_it(
+    api: Api, tree: Path, alice: User
+) -> None:
+    """Ctrl-C in a stage of the plan: the record says `interrupted` with the line the CLI
+    printed (storage.operations.interrupt_planning), and the API shows that status and line,
+    as `fileorg operations` does; there is nothing to apply or roll back yet."""
+    api.fake.complete = False
+    op_id = api.started(alice, tree / "alice")
+    run_id = list(api.fake.runs)[-1]
+    api.fake.run(*api.fake.started[-1])  # the run's record, as far as it got
+    record = operations.load(api.store, op_id)
+    record.status, record.stage, record.flow_run_id = "running", "prefix", run_id
+    line = f"interrupted: nothing in {record.root} was changed; resume it: fileorg organize ..."
+    assert operations.interrupt_planning(record, line)
+    operations.save(api.store, record)
+    api.fake.runs[run_id] = RunState("failed", "Crashed")  # what Prefect says of that run
+    api.settle()
+
+    shown = api.shown(alice, op_id)
+    applied = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
+    undone = _post(api, alice, f"/api/v1/operations/{op_id}/rollback")
+
+    assert (shown["status"], shown["state"], shown["stage"]) == (
+        "interrupted",
+        "interrupted",
+        "prefix",
+    )
+    assert shown["error"] == line
+    assert applied.status_code == 409
+    assert "is not a finished dry run (status: interrupted)" in applied.json()["detail"]
+    assert undone.status_code == 409

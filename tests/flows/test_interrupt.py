@@ -103,13 +103,26 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
     (record_file,) = data.glob("operations/*/operation.json")
     record = json.loads(record_file.read_text())
     op = record["id"]
+    listed = subprocess.run(
+        [str(FILEORG), "operations", "--json"], env=env, capture_output=True, timeout=120
+    )
+    (shown,) = json.loads(listed.stdout)["operations"]
 
     # a line at once: before the program had used a second of processor time (its wall time
     # is the machine's load: measured 0.2 s on a quiet one)
     assert first_line == b"connecting to the local Prefect server...", screen[:300]
     assert b"starting a local Prefect server" in screen  # none ran yet in this data folder
     assert cpu_at_first_output[0] < 1.0
-    assert record["status"] != "planned"  # interrupted mid-run, not after it
+    assert record["stage"] in ("scan", "classify", "prefix", "hash", "plan", "report")
+    # interrupted mid-run, not failed, and the listing says how to resume it
+    assert (
+        (shown["status"], shown["error"])
+        == ("interrupted", last)
+        == (
+            record["status"],
+            record["error"],
+        )
+    )
     assert elapsed < 5, (elapsed, text[-2000:])
     assert os.waitstatus_to_exitcode(status) == 130
     assert last == (

@@ -174,8 +174,10 @@ def test_a_run_stopped_in_a_pool_stage_leaves_no_process_and_its_pipes_close(
 
     assert record["stage"] in POOL_STAGES and record["status"] != "planned"  # it landed there
     if signum == signal.SIGINT:
+        last = run.text.strip().splitlines()[-1]
         assert code == 130, run.text
-        assert run.text.strip().splitlines()[-1].startswith("interrupted: nothing in ")
+        assert last.startswith("interrupted: nothing in ")
+        assert (record["status"], record["error"]) == ("interrupted", last)
     else:
         assert code == -signum, run.text
     assert "Traceback" not in run.text

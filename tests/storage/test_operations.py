@@ -209,3 +209,55 @@ def test_a_rollback_needs_something_applied(store: DataStore) -> None:
     assert operations.check_can_roll_back(store, saved(store, B, status="partial"))
     with pytest.raises(OperationStateError, match="never applied"):
         operations.check_can_roll_back(store, saved(store, C, status="planned"))
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_an_organize_interrupted_while_planning_resumes_as_an_organize(
+    store: DataStore, dry_run: bool
+) -> None:
+    """Ctrl-C in a stage of the plan: `interrupted`, with the line saying how to resume, but
+    none of an interrupted apply's rules: nothing changed, nothing to apply or roll back."""
+    record = saved(store, A, status="running")
+    record.stage, record.dry_run = "prefix", dry_run
+    line = f"interrupted: nothing in /t/root was changed; resume it: fileorg organize --id {A}"
+
+    assert operations.interrupt_planning(record, line)
+    operations.save(store, record)
+
+    assert (record.status, record.stage, record.error) == ("interrupted", "prefix", line)
+    assert operations.planning_interrupted(record)
+    assert not operations.applying(record) and not operations.applicable(record)
+    assert not operations.changed_files(record)
+    assert operations.newer_change(store, saved(store, B, minutes=-5)) is None
+    operations.check_can_organize(record)
+    with pytest.raises(OperationStateError, match="never applied"):
+        operations.check_can_roll_back(store, record)
+    if dry_run:
+        with pytest.raises(OperationStateError, match=r"not a finished dry run \(status: inte"):
+            operations.check_can_apply(record)
+    else:
+        operations.check_can_apply(record)  # organize --apply: it plans what is left, then applies
+
+
+@pytest.mark.parametrize(
+    ("status", "stage", "expected_interrupted"),
+    [
+        ("running", None, True),  # before its first stage: recorded as the scan's
+        ("running", "classify", True),
+        ("failed", "hash", True),  # an error the Ctrl-C's unwinding raised
+        ("applying", "apply", False),  # further along: an interrupted apply's rules
+        ("planned", None, False),
+        ("interrupted", "apply", False),
+    ],
+)
+def test_only_a_plan_under_way_is_interrupted_while_planning(
+    status: str, stage: str | None, expected_interrupted: bool
+) -> None:
+    record = OperationRecord.model_validate(
+        {"id": A, "root": "/t", "status": status, "stage": stage}
+    )
+
+    assert operations.interrupt_planning(record, "interrupted: ...") is expected_interrupted
+    assert operations.planning_interrupted(record) is expected_interrupted
+    if not expected_interrupted:
+        assert (record.status, record.stage) == (status, stage)
