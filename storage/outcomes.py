@@ -8,9 +8,11 @@ its outcome:
     apply:     applied | skipped (changed, vanished, unsafe) | conflict | failed | unfinished
     rollback:  restored | refused | unfinished
 
-`unfinished` is an item announced and never confirmed (the run was interrupted; running the
-same command again decides it from the files). An object store's error is noted beside its
-item (`error:{seq}`) while the item itself stays unfinished: it counts as failed.
+A row the plan skips is no item; once apply has run it reads as `skipped` with the plan's
+reason (plan_outcomes). `unfinished` is an item announced and never confirmed (the run was
+interrupted; running the same command again decides it from the files). An object store's
+error is noted beside its item (`error:{seq}`) while the item itself stays unfinished: it
+counts as failed.
 
 Journals of a million items are read in about a second: a line's key and phase are matched
 at its start (the journal writes them first), and only the few lines with a reason are
@@ -136,6 +138,29 @@ def outcome_columns(store: DataStore, op_dir: str) -> dict[str, list[Any]]:
             columns["rollback_outcome"].append(back_outcome)
             columns["rollback_reason"].append(back_reason or None)
     return columns
+
+
+def was_applied(store: DataStore, op_dir: str, table: pa.Table) -> bool:
+    """Whether apply has run (`table`: outcome_table's), even one with nothing to carry out."""
+    if table.num_rows > 0:
+        return True
+    journaled = store.is_local or is_object_url(store.url)  # as outcome_columns
+    return journaled and bool(applied_journals(store, op_dir))
+
+
+def plan_outcomes(row: str, applied: bool) -> tuple[str, str]:
+    """SQL for a plan row's apply outcome and its reason, from its plan row (alias `row`) and
+    its outcomes (alias `o`). Apply never takes up a row the plan skips (left alone, a
+    duplicate in place, a conflict): once applied, that row is `skipped` for the plan's reason,
+    so `--outcome skipped` lists every file the summary's "skipped" counts."""
+    if not applied:
+        return "o.apply_outcome", "coalesce(o.rollback_reason, o.apply_reason)"
+    skipped = f"{row}.action = 'skip' AND o.apply_outcome IS NULL"
+    return (
+        f"(CASE WHEN {skipped} THEN 'skipped' ELSE o.apply_outcome END)",
+        f"(CASE WHEN {skipped} THEN {row}.reason"
+        " ELSE coalesce(o.rollback_reason, o.apply_reason) END)",
+    )
 
 
 def outcome_table(store: DataStore, op_dir: str) -> pa.Table:

@@ -159,7 +159,10 @@ class PlanItemPublic(BaseModel):
     )
     apply_outcome: str | None = Field(
         default=None,
-        description="applied, skipped, conflict, failed, unfinished; null before apply",
+        description=(
+            "applied, skipped, conflict, failed, unfinished; null before apply (after it, a row"
+            " the plan skips is skipped, for the plan's reason)"
+        ),
     )
     rollback_outcome: str | None = Field(
         default=None, description="restored, refused, unfinished; null before rollback"

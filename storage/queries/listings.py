@@ -66,13 +66,15 @@ def plan_query(
     """Plan rows with what apply and rollback made of each (storage.outcomes), filtered by
     action, by outcome (an apply outcome, or a rollback one: `restored`, `refused`) and by
     reason code(s) (storage.manifests.REASON_CODES), each when given."""
+    table = outcomes.outcome_table(store, op_dir)
+    applied, why = outcomes.plan_outcomes("p", outcomes.was_applied(store, op_dir, table))
     filters: list[str] = []
     params: dict[str, Any] = {}
     if action:
         filters.append("p.action = $action")
         params["action"] = action
     if outcome:
-        filters.append("(o.apply_outcome = $outcome OR o.rollback_outcome = $outcome)")
+        filters.append(f"({applied} = $outcome OR o.rollback_outcome = $outcome)")
         params["outcome"] = outcome
     if codes := codes_of(reason_code):
         filters.append("list_contains($codes, p.reason_code)")
@@ -81,13 +83,12 @@ def plan_query(
     sql = f"""
         SELECT p.src, p.dst, p.action, p.reason, p.reason_code, p.size, p.category, p.year,
                p.link_to, p.kind, p.unit, p.twin, p.date_source,
-               o.apply_outcome, o.rollback_outcome,
-               coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason
+               {applied} AS apply_outcome, o.rollback_outcome, {why} AS outcome_reason
         FROM {plan_items(store, op_dir)} p
         LEFT JOIN outcomes o ON o.seq = p.seq
         {where}
     """
-    return Query(sql, "p.src", params, {"outcomes": outcomes.outcome_table(store, op_dir)})
+    return Query(sql, "p.src", params, {"outcomes": table})
 
 
 def plan_rows(

@@ -31,9 +31,8 @@ POSITIONS_BYTES = 64 * 2**20  # the positions kept for filtered listings, at mos
 FILE_COLUMNS = "path, path_text, size, mtime_ns, category, ext, date, date_source, year"
 PLAN_COLUMNS = (
     "m.src, m.dst, m.action, m.reason, m.reason_code, m.size, m.category, m.year, m.link_to,"
-    " m.kind, m.unit, m.twin, m.date_source, o.apply_outcome, o.rollback_outcome,"
-    " coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason"
-)
+    " m.kind, m.unit, m.twin, m.date_source"
+)  # then the outcomes (storage.outcomes.plan_outcomes)
 
 
 @dataclass(frozen=True)

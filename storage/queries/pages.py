@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from storage.locations import DataStore
+from storage.outcomes import plan_outcomes, was_applied
 from storage.queries.duplicates import duplicate_query
 from storage.queries.listing_manifest import (
     DONE,
@@ -131,13 +132,14 @@ def plan_listing(
         live = plan_query(store, op_dir, action, outcome, codes)
         return Listing(store, listed, PLAN_ORDER, filters, live, tables=live.tables)
     outcomes, version = outcome_table(store, op_dir)
+    applied, why = plan_outcomes("m", was_applied(store, op_dir, outcomes))
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if action:
         conditions.append("m.action = $action")
         params["action"] = action
     if outcome:
-        conditions.append("(o.apply_outcome = $outcome OR o.rollback_outcome = $outcome)")
+        conditions.append(f"({applied} = $outcome OR o.rollback_outcome = $outcome)")
         params["outcome"] = outcome
     if codes:
         conditions.append("list_contains($codes, m.reason_code)")
@@ -148,7 +150,8 @@ def plan_listing(
         PLAN_ORDER,
         filters,
         file=manifest_path(store, op_dir, "plan.parquet"),
-        columns=PLAN_COLUMNS,
+        columns=f"{PLAN_COLUMNS}, {applied} AS apply_outcome, o.rollback_outcome,"
+        f" {why} AS outcome_reason",
         joins="LEFT JOIN outcomes o ON o.seq = m.seq",
         filters_join=bool(outcome),
         conditions=conditions,

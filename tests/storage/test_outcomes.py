@@ -131,3 +131,36 @@ def test_the_resulting_tree_counts_where_files_end(op: Operation) -> None:
     assert [f.path for f in folders] == sorted(
         (f.path for f in folders), key=lambda p: p.split(b"/") if p else []
     )
+
+
+@pytest.mark.parametrize("on_manifest", [False, True], ids=["shards", "manifest"])
+def test_every_file_the_plan_skipped_is_listed_as_skipped_after_apply(
+    tmp_path: Path, on_manifest: bool
+) -> None:
+    """The tryout: apply's summary said "skipped 10" (the plan's skip rows: left alone,
+    duplicates in place) and `fileorg plan ID --outcome skipped` listed none of them."""
+    op = Operation(tmp_path, PlanOptions(mode="category"))
+    tree = {**FILES, b".hidden.txt": b"hidden", b".DS_Store": b"junk", b"Text/a.txt": b"alpha"}
+    for rel, content in tree.items():
+        path = op.root / os.fsdecode(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    op.plan()
+    plan_skips = {src: row["reason"] for src, row in op.rows().items() if row["action"] == "skip"}
+    assert len(plan_skips) >= 3  # hidden, junk, and inbox/a.txt: its twin is at Text/a.txt
+    before, _ = queries.plan_rows(op.store, op.op_dir, outcome="skipped", limit=None)
+    assert before == []  # not applied yet: nothing has an outcome
+    disturb_b = op.root / "inbox/b.txt"
+    disturb_b.unlink()  # skipped by apply itself: vanished
+    op.apply()
+    if on_manifest:
+        queries.build_listing(op.store, op.op_dir, include_empty=False)
+
+    page = queries.plan_page(op.store, op.op_dir, 100, outcome="skipped")
+
+    found = {r["src"]: (r["apply_outcome"], r["outcome_reason"]) for r in page.rows}
+    expected = {src: ("skipped", why) for src, why in plan_skips.items()}
+    assert found == {**expected, b"inbox/b.txt": ("skipped", "vanished since scan")}
+    assert page.count == len(found)
+    every = {r["src"]: r["apply_outcome"] for r in queries.plan_page(op.store, op.op_dir, 100).rows}
+    assert {src for src, outcome in every.items() if outcome == "skipped"} == set(found)
