@@ -18,6 +18,7 @@ from flows.cli.render import (
     emit_json,
     emit_jsonl,
     err,
+    escaped,
     path_text,
     report_details,
     shown,
@@ -318,7 +319,7 @@ def files(
         ["path", "size", "category", "date", "from"],
         [
             [
-                r["path_text"],
+                escaped(r["path_text"]),
                 human_bytes(r["size"]),
                 r["category"] or "",
                 r["date"].date().isoformat() if r["date"] else "",
@@ -390,7 +391,7 @@ def list_operations(
                 ids[r.id],
                 r.created_at.strftime("%Y-%m-%d %H:%M"),
                 r.status,
-                r.root,
+                escaped(r.root),
                 str(r.summary.get("files", "")),
                 str(r.summary.get("moves", "")),
             ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
 from functools import cache
@@ -73,18 +74,41 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(char: str) -> str:
+    if char in _C_ESCAPES:
+        return _C_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: each would
+# end a table's row, move the cursor or recolour the terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escaped(name: str) -> str:
+    """A name as a table shows it, on one line: a control character as its C escape, the way
+    `ls -b` does (a newline is `\\n`, ESC `\\x1b`). JSON output keeps names exact."""
+    return _CONTROL.sub(lambda found: _escape(found.group()), name)
+
+
 def shown(path: bytes | None) -> str:
-    return "" if path is None else path.decode("utf-8", "backslashreplace")
+    """A byte path for a table: undecodable bytes as `\\xNN`, control characters escaped."""
+    return "" if path is None else escaped(path.decode("utf-8", "backslashreplace"))
 
 
 def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, show_lines=False, title_justify="left")
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*map(Text, r))  # Text: a name such as "[/].txt" is not markup
     out.print(t)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 # rich.cells alone (no Console): a few small modules, cheap when the CLI starts.
 from rich.cells import cell_len, get_character_cell_size
 
-from flows.cli.render import err, out, shown
+from flows.cli.render import err, escaped, out, shown
 
 if TYPE_CHECKING:
     from storage.previews import Folder
@@ -102,6 +102,7 @@ def rows_table(columns: list[str], rows: list[list[str]], paths: int, wide: bool
     from rich.text import Text
 
     width = out.width
+    rows = [[escaped(cell) for cell in row] for row in rows]  # a reason can hold a name too
     body = rows if wide else fitted([columns, *rows], paths, width)[1:]
     t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
     for name in columns:
@@ -173,7 +174,7 @@ def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind
             shown(r["src"]),
             shown(r["dst"]) if r["dst"] is not None else "",
             r["rollback_outcome"] or r["apply_outcome"] or "",
-            r["outcome_reason"] or "",
+            escaped(r["outcome_reason"] or ""),
         ]
         for r in rows
     ]

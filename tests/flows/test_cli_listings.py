@@ -197,3 +197,43 @@ def test_jsonl_streams_in_bounded_memory(data_dir: Path) -> None:
     assert (small_lines, large_lines) == (10_000, 100_000)
     assert whole_large - whole_small > bound  # the measurement sees a listing held in memory
     assert jsonl_large - jsonl_small < bound, (jsonl_small, jsonl_large, whole_small, whole_large)
+
+
+# Names that would split a table's row, ring the bell, recolour the terminal or be read as
+# rich markup (the tryout: a newline in a name split the plan's rows).
+ODD = {
+    "inbox/two\nlines.txt": b"one",
+    "inbox/copy of two\nlines.txt": b"one",
+    "inbox/bell\x07.txt": b"bell",
+    "inbox/esc\x1b[31mred.txt": b"esc",
+    "inbox/[/]odd.txt": b"markup",
+    "inbox/sep\u2028line.txt": b"separator",
+}
+
+
+def test_control_characters_in_names_are_escaped_in_tables_not_in_json(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from tests.flows.cli_helpers import planned, write_tree
+
+    write_tree(tmp_path / "root", ODD)
+    op = planned(DataStore(str(data_dir)), tmp_path / "root").id
+    expected_shown = [
+        "two\\nlines.txt", "copy of two\\nlines.txt", "bell\\x07.txt", "esc\\x1b[31mred.txt",
+        "[/]odd.txt", "sep\\u2028line.txt",
+    ]  # fmt: skip
+
+    for command in (["plan", op, "--wide"], ["plan", op], ["files", op], ["duplicates", op]):
+        ran = _fileorg(*command)
+        assert ran.returncode == 0, (command, ran.stderr)
+        text = ran.stdout.decode()
+        assert not any(c in text for c in "\x07\x1b\u2028"), (command, text)
+        rows = [line for line in text.splitlines() if "inbox/" in line]
+        if command[0] in ("plan", "files"):  # every file, each on its one row
+            assert len(rows) == len(ODD), (command, text)
+        if "--wide" in command or command[0] == "files":  # whole paths: each name as escaped
+            for name in expected_shown:
+                assert len([r for r in rows if f"inbox/{name}" in r]) == 1, (command, text)
+    assert "copy of two\\nlines.txt" in _fileorg("duplicates", op).stdout.decode()
+    listed = json.loads(_fileorg("plan", op, "--json").stdout)["items"]
+    assert {i["src"] for i in listed} == set(ODD)  # JSON keeps every name exact
