@@ -152,7 +152,7 @@ async def within_quota(
             held = await count()
             if held >= settings.schedules_per_user:
                 raise Conflict(
-                    f"you have {held} schedules, the most allowed "
+                    f"you have {held} schedule{'' if held == 1 else 's'}, the most allowed "
                     f"({settings.schedules_per_user}): delete one first"
                 )
             yield

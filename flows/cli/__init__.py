@@ -181,7 +181,9 @@ def run_here() -> None:
         signal.signal(signum, _on_stop_signal)
     try:
         _register()
-        code = app(standalone_mode=False)
+        # The name the user types, however this process started: Click would say
+        # `python -m flows.cli.runner` in a warm runner's child (the tryout's usage hint).
+        code = app(standalone_mode=False, prog_name="fileorg")
     except typer.TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `fileorg`: the help, as asked
             _fail(exc.format_message(), 0)

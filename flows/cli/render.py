@@ -48,6 +48,11 @@ out = cast("Console", _Later(stderr=False))
 err = cast("Console", _Later(stderr=True))
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 folder`, `2 folders`, `1,000 files`: a count and its noun, singular for one."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def path_text(path: bytes | None) -> str | None:
     """Paths are bytes; JSON carries them as os.fsdecode strings (lone surrogates escaped as
     \\udcXX), which os.fsencode turns back into the exact bytes."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flows.cli.options import display_id
-from flows.cli.render import emit_json, err, path_text, table
+from flows.cli.render import counted, emit_json, err, path_text, table
 from flows.cli.views import not_done
 from storage.vocabulary import NOT_DONE_APPLY, NOT_DONE_ROLLBACK
 
@@ -56,7 +56,9 @@ def applied(
     else:
         _heading(_apply_heading(counts), APPLY_COLUMNS, counts)
         if emptied:
-            err.print(f"removed {emptied:,} folders apply emptied (rollback makes them again)")
+            err.print(
+                f"removed {counted(emptied, 'folder')} apply emptied (rollback makes them again)"
+            )
         not_done(rows, found, f"fileorg plan {shown}", "applied")
         err.print(f"\noperation [bold]{shown}[/bold]: {status}; undo it: fileorg rollback {shown}")
     return 0 if status == "applied" else INCOMPLETE

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 # rich.cells alone (no Console): a few small modules, cheap when the CLI starts.
 from rich.cells import cell_len, get_character_cell_size
 
-from flows.cli.render import err, escaped, out, shown
+from flows.cli.render import counted, err, escaped, out, shown
 
 if TYPE_CHECKING:
     from storage.previews import Folder
@@ -133,7 +133,7 @@ def preview(folders: list[Folder], limit: int = 30) -> None:
 
     total, rest = folders[0], folders[1:]
     err.print(
-        f"\n[bold]After apply[/bold]: {total.files:,} files, {human_bytes(total.bytes)}"
+        f"\n[bold]After apply[/bold]: {counted(total.files, 'file')}, {human_bytes(total.bytes)}"
         f" ({total.arriving:,} moved into place)"
     )
     top = [f for f in rest if b"/" not in f.path]
@@ -145,7 +145,7 @@ def preview(folders: list[Folder], limit: int = 30) -> None:
         arriving = f"+{folder.arriving:,}" if folder.arriving else ""
         rows.append(["  " * depth + name, f"{folder.files:,}", human_bytes(folder.bytes), arriving])
     if len(rest) > limit:
-        rows.append([f"… {len(rest) - limit:,} more folders", "", "", ""])
+        rows.append([f"… {counted(len(rest) - limit, 'more folder')}", "", "", ""])
     if loose:
         rows.append(["(files directly in the root)", f"{loose:,}", "", ""])
     t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
@@ -166,7 +166,7 @@ def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind
     from rich.text import Text
 
     total = sum(counts.values())
-    files = "1 file" if total == 1 else f"{total:,} files"
+    files = counted(total, "file")
     first = f"; the first {len(rows)}" if total > len(rows) else ""
     err.print(f"\n{files} not {kind}{first}:")
     body = [

@@ -300,3 +300,17 @@ def test_each_user_has_a_quota_of_schedules(make_api: Any, tree: Path) -> None:
     assert statuses == [201, 201, 409]
     assert len(api.fake.schedule_list) == 2
     assert create(bob, tree / "bob") == 201  # the quota is per user
+
+
+@SQLITE
+def test_a_quota_of_one_schedule_says_one_schedule(make_api: Any, tree: Path) -> None:
+    api: Api = make_api(schedules_per_user=1)
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    body = {"root_path": str(tree / "alice"), "interval_seconds": 3600}
+    answers = [
+        api.client.post("/api/v1/schedules", json=body, headers=admin.headers) for _ in range(2)
+    ]
+
+    assert [a.status_code for a in answers] == [201, 409]
+    assert answers[1].json()["detail"].startswith("you have 1 schedule, the most allowed (1)")

@@ -234,3 +234,19 @@ def test_bad_input_is_one_line_and_status_2(
     assert stderr.startswith("error: ")
     assert "Traceback" not in stderr
     assert result.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "expected_phrase"),
+    [
+        (1, "folder", "1 folder"),
+        (0, "folder", "0 folders"),
+        (2, "more folder", "2 more folders"),
+        (1, "file", "1 file"),
+        (1_000, "file", "1,000 files"),
+    ],
+)
+def test_counts_are_singular_for_one(count: int, noun: str, expected_phrase: str) -> None:
+    from flows.cli.render import counted
+
+    assert counted(count, noun) == expected_phrase

@@ -275,6 +275,24 @@ def test_a_partial_apply_exits_3_and_names_each_file(
 
 
 @scenario
+def one_folder_emptied(cli: Cli, root: Path) -> Story:
+    alone = root.parent / "alone"
+    write_tree(alone, {"only/a.txt": b"alpha"})
+    record = planned(cli.store, alone)
+    return {"ran": cli.run("apply", record.id), "after": sorted(os.listdir(alone))}
+
+
+def test_one_emptied_folder_is_one_folder(stories: dict[str, Story | BaseException]) -> None:
+    """The tryout's apply said "removed 1 folders"."""
+    told = story(stories, "one_folder_emptied")
+    ran = told["ran"]
+
+    assert ran.returncode == 0, ran.stderr
+    assert "only" not in told["after"]  # the situation: apply emptied and removed one folder
+    assert "removed 1 folder apply emptied" in ran.stderr, ran.stderr
+
+
+@scenario
 def incomplete_rollback(cli: Cli, root: Path) -> Story:
     record = planned(cli.store, root)
     applied = cli.run("apply", record.id)

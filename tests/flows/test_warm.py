@@ -191,6 +191,22 @@ def test_bad_input_is_the_same_one_line_and_exit_2(home: Home) -> None:
     assert warm.stderr.startswith("error: ")
 
 
+def test_a_bad_option_names_fileorg_in_the_child_as_here(home: Home) -> None:
+    """The tryout: the warm runner's child said `python -m flows.cli...` in its hint."""
+    ready_runner(home)
+    runs = len(home.log("runs organize"))
+
+    warm = _fileorg(home.env, "organize", home.home / "Downloads", "--bogus")
+    here = _fileorg(
+        {**home.env, "FILEORG_WARM": "0"}, "organize", home.home / "Downloads", "--bogus"
+    )
+
+    assert len(home.log("runs organize")) == runs + 1  # the child ran it
+    assert warm.returncode == here.returncode == 2
+    assert warm.stderr == here.stderr, (warm.stderr, here.stderr)
+    assert "(see fileorg organize --help)" in warm.stderr and "python" not in warm.stderr
+
+
 def test_the_apply_question_is_asked_and_answered_on_the_users_terminal(home: Home) -> None:
     ready_runner(home)
     root = home.home / "mess"
