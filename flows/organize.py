@@ -195,20 +195,35 @@ def _organize(
             if not record.dry_run:
                 still_granted()
                 summary["apply"] = run_apply(store, record)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _ctrl_c(exc):
+            record.status = "failed"
+            record.error = str(exc) or type(exc).__name__
+            operations.save(store, record)
+            raise
         # Ctrl-C: interrupted, not failed (the CLI then records the exact command it prints)
         resume = RESUME.format(id=record.id)
         line = f"interrupted: nothing in {record.root} was changed; resume it: {resume}"
         if not operations.interrupt_planning(record, line):
             record.status, record.error = "failed", "KeyboardInterrupt"
         operations.save(store, record)
-        raise
-    except BaseException as exc:
-        record.status = "failed"
-        record.error = str(exc) or type(exc).__name__
-        operations.save(store, record)
-        raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise KeyboardInterrupt from exc  # what it is, whatever Prefect made of it
     return summary
+
+
+def _ctrl_c(exc: BaseException | None) -> bool:
+    """A Ctrl-C, or what Prefect's engine raised while handling one: a KeyboardInterrupt that
+    lands in a task's engine before its task run exists makes the engine's crash handling
+    raise `ValueError: Task run is not set` instead (prefect.task_engine, 3.9.1)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> dict[str, Any]:
