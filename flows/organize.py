@@ -206,7 +206,8 @@ def _organize(
         line = f"interrupted: nothing in {record.root} was changed; resume it: {resume}"
         if not operations.interrupt_planning(record, line):
             record.status, record.error = "failed", "KeyboardInterrupt"
-        operations.save(store, record)
+        if not operations.planning_interrupted(operations.load(store, record.id)):
+            operations.save(store, record)  # unless the CLI said it first, with its command
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise KeyboardInterrupt from exc  # what it is, whatever Prefect made of it
