@@ -1,19 +1,22 @@
 """`fileorg schedule add|list|remove`: recurring organize runs, as Prefect deployment schedules.
 
 The operator's view of what POST/GET/DELETE /api/v1/schedules manage for users: schedules of
-the scheduled-cleanup deployment on the Prefect server at PREFECT_API_URL (served by
-`fileorg serve` or a worker). Schedules added here belong to no API user (owner `cli`).
+the scheduled-cleanup deployment on the Prefect server at PREFECT_API_URL, or without it on
+the local background server `fileorg organize` uses (which `fileorg serve` uses too). The
+deployment is registered, and its runs are started, by a runner: `fileorg serve`'s (or a
+worker's); without one the runs wait. Schedules added here belong to no API user (owner `cli`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import typer
 
 from flows.cli import app
 from flows.cli.guards import refuse_broad_root
-from flows.cli.render import emit_json, table
+from flows.cli.render import emit_json, err, table
 from storage.errors import UserError
 from storage.vocabulary import DuplicatesPolicy, KeepPolicy
 from tasks.plan.layout import parse_layout
@@ -22,25 +25,35 @@ schedules = typer.Typer(help="Recurring operations (Prefect deployment schedules
 app.add_typer(schedules, name="schedule", no_args_is_help=True)
 
 
-def _scheduler() -> Any:
-    from prefect.settings import PREFECT_API_URL
-
-    from api.orchestrator import PrefectOrchestrator, PrefectScheduler
-
-    if not PREFECT_API_URL.value():
-        raise UserError("set PREFECT_API_URL to the Prefect server (fileorg serve prints it)")
-    return PrefectScheduler(PrefectOrchestrator(timeout=20))
+NO_RUNNER = (
+    "note: no runner serves the deployments now: the runs wait (in the Prefect UI: Late) until "
+    "`fileorg serve` runs, whose runner starts them"
+)
 
 
-def _run(coroutine: Any) -> Any:
+def _run(call: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    """`call(scheduler)` against the Prefect server at PREFECT_API_URL, or, as `fileorg
+    organize` does, the local background one (started if none runs: flows/cli/local_prefect)."""
     import asyncio
 
-    from api.orchestrator import OrchestratorError
+    from api.orchestrator import OrchestratorError, PrefectOrchestrator, PrefectScheduler
+    from flows.cli.local_prefect import local_prefect
 
-    try:
-        return asyncio.run(coroutine)
-    except OrchestratorError as exc:
-        raise UserError(str(exc)) from None
+    with local_prefect():
+        try:
+            return asyncio.run(call(PrefectScheduler(PrefectOrchestrator(timeout=20))))
+        except OrchestratorError as exc:
+            raise UserError(str(exc)) from None
+
+
+async def _served() -> bool:
+    """Whether a runner polled for the scheduled-cleanup deployment lately (Prefect marks a
+    deployment READY while one does), so that its scheduled runs start when due."""
+    from api.orchestrator import SCHEDULED_CLEANUP, PrefectOrchestrator
+
+    async with PrefectOrchestrator(timeout=20).client("cannot read the deployment") as client:
+        deployment = await client.read_deployment_by_name(SCHEDULED_CLEANUP)
+    return str(getattr(deployment.status, "value", deployment.status)).upper() == "READY"
 
 
 @schedules.command("add")
@@ -98,11 +111,17 @@ def add(
         interval_seconds=every,
         timezone=timezone,
     )
-    info = _run(_scheduler().add_schedule(spec))
+
+    async def added(scheduler: Any) -> tuple[Any, bool]:
+        return await scheduler.add_schedule(spec), await _served()
+
+    info, served = _run(added)
     if json_output:
         emit_json(_row(info))
     else:
         typer.echo(f"scheduled {info.id}: {_rule(info)} on {root}")
+    if not served:
+        err.print(NO_RUNNER)
 
 
 def _schedule_ticket(parameters: dict[str, Any]) -> str:
@@ -135,7 +154,7 @@ def _row(info: Any) -> dict[str, Any]:
 @schedules.command("list")
 def list_(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every schedule of the scheduled-cleanup deployment (all owners)."""
-    rows = [_row(info) for info in _run(_scheduler().schedules())]
+    rows = [_row(info) for info in _run(lambda scheduler: scheduler.schedules())]
     if json_output:
         emit_json(rows)
         return
@@ -152,5 +171,5 @@ def remove(schedule_id: str = typer.Argument(..., help="The schedule's id.")) ->
         uuid.UUID(schedule_id)
     except ValueError:
         raise UserError(f"not a schedule id: {schedule_id}") from None
-    _run(_scheduler().remove_schedule(schedule_id))
+    _run(lambda scheduler: scheduler.remove_schedule(schedule_id))
     typer.echo(f"removed {schedule_id}")

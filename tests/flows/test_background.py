@@ -332,3 +332,48 @@ def test_stop_is_refused_while_a_run_uses_the_server_unless_forced(
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["pid"] == server.pid
     assert not _alive(server.pid) and background.read_record(state) is None
+
+
+REGISTER = """
+import asyncio
+from prefect.client.orchestration import get_client
+
+async def main():
+    async with get_client() as client:  # no runner: what `fileorg serve`'s would register
+        flow_id = await client.create_flow_from_name("organize")
+        await client.create_deployment(flow_id=flow_id, name="scheduled-cleanup")
+
+asyncio.run(main())
+"""
+
+
+def test_schedules_are_kept_by_the_background_server_on_embedded_defaults(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """The tryout: `schedule add` wanted PREFECT_API_URL. It now uses (or starts) the server
+    `organize` uses; the deployment and its runs are a runner's (`fileorg serve`): without the
+    deployment one line says so, and a schedule added while no runner serves says its runs wait."""
+    home_dir, env = home
+    add = ("schedule", "add", str(home_dir / "Downloads"), "--every", "3600")
+
+    unregistered = _fileorg(env, *add)
+    server = background.read_record(_state(home_dir))
+    assert server is not None and _alive(server.pid)  # started for the schedule
+    assert unregistered.returncode == 2
+    assert unregistered.stderr.splitlines() == [
+        "error: the organize/scheduled-cleanup deployment is not registered: start the runner "
+        "(fileorg serve) or run `prefect deploy --all`"
+    ]
+    registered = subprocess.run(
+        [sys.executable, "-c", REGISTER], env={**env, "PREFECT_API_URL": server.api_url},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    added = _fileorg(env, *add, "--json")
+    listed = _fileorg(env, "schedule", "list", "--json")
+    assert added.returncode == 0, added.stderr
+    assert "no runner serves the deployments now" in added.stderr  # its runs wait for one
+    schedule = json.loads(added.stdout)
+    assert [s["id"] for s in json.loads(listed.stdout)] == [schedule["id"]]
+    assert background.read_record(_state(home_dir)) == server  # the same server each time
+    assert _fileorg(env, "schedule", "remove", schedule["id"]).returncode == 0
