@@ -59,7 +59,10 @@ def applied(
             err.print(
                 f"removed {counted(emptied, 'folder')} apply emptied (rollback makes them again)"
             )
-        not_done(rows, found, f"fileorg plan {shown}", "applied")
+        # `--outcome skipped` lists the plan's skipped rows too (left alone, duplicates in
+        # place: the summary's "skipped"), with the plan's reason: the count says so.
+        plan_skipped = {"skipped": int(record.summary.get("skipped", 0))}
+        not_done(rows, found, f"fileorg plan {shown}", "applied", plan_skipped)
         err.print(f"\noperation [bold]{shown}[/bold]: {status}; undo it: fileorg rollback {shown}")
     return 0 if status == "applied" else INCOMPLETE
 

@@ -157,9 +157,16 @@ def preview(folders: list[Folder], limit: int = 30) -> None:
     err.print(t)
 
 
-def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind: str) -> None:
+def not_done(
+    rows: list[dict[str, Any]],
+    counts: dict[str, int],
+    hint: str,
+    kind: str,
+    listed_too: dict[str, int] | None = None,
+) -> None:
     """The first files that did not end as asked, with why, and the commands that list them
-    all (`hint` is a command that takes --outcome)."""
+    all (`hint` is a command that takes --outcome), counting what those list besides
+    (`listed_too`: the rows the plan skipped, which `--outcome skipped` lists too)."""
     if not counts:
         return
     from rich.table import Table
@@ -184,5 +191,9 @@ def not_done(rows: list[dict[str, Any]], counts: dict[str, int], hint: str, kind
     for row in fitted(body, 2, err.width - 2):
         t.add_row(*map(Text, row))
     err.print(t)
-    for name, count in counts.items():
+    listed = dict(counts)
+    for name, more in (listed_too or {}).items():
+        if more:
+            listed[name] = listed.get(name, 0) + more
+    for name, count in listed.items():
         err.print(f"  all {count:,} {name}: {hint} --outcome {name}")

@@ -143,7 +143,12 @@ def planned(
         status="planned",
         summary={
             k: counts.get(a, 0)
-            for k, a in (("moves", "move"), ("quarantine", "quarantine"), ("hardlink", "hardlink"))
+            for k, a in (
+                ("moves", "move"),
+                ("quarantine", "quarantine"),
+                ("hardlink", "hardlink"),
+                ("skipped", "skip"),
+            )
         },
     )
     operations.save(store, record)

@@ -293,6 +293,35 @@ def test_one_emptied_folder_is_one_folder(stories: dict[str, Story | BaseExcepti
 
 
 @scenario
+def apply_after_plan_skips(cli: Cli, root: Path) -> Story:
+    skips = root.parent / "skips"
+    write_tree(skips, {"inbox/a.txt": b"alpha", "inbox/b.txt": b"bravo", ".hidden": b"h"})
+    write_tree(skips, {".DS_Store": b"junk"})
+    record = planned(cli.store, skips)
+    with open(skips / "inbox/a.txt", "ab") as fh:
+        fh.write(b" changed")
+    ran = cli.run("apply", record.id)
+    return {"ran": ran, "plan_skipped": record.summary["skipped"], "cli": cli}
+
+
+def test_the_skipped_hint_counts_what_its_listing_lists(
+    stories: dict[str, Story | BaseException],
+) -> None:
+    """The plan's skipped rows (left alone: hidden, junk) are listed by --outcome skipped once
+    applied, beside the file apply skipped; the hint's count is the listing's."""
+    told = story(stories, "apply_after_plan_skips")
+    ran = told["ran"]
+
+    assert told["plan_skipped"] == 2  # the situation: the plan skipped .hidden and .DS_Store
+    assert ran.returncode == 3, ran.stderr
+    assert "1 file not applied:" in ran.stderr
+    assert "all 3 skipped:" in ran.stderr, ran.stderr
+    assert sorted(src for src, _ in listed(told["cli"], ran.stderr, "skipped")) == [
+        ".DS_Store", ".hidden", "inbox/a.txt",
+    ]  # fmt: skip
+
+
+@scenario
 def incomplete_rollback(cli: Cli, root: Path) -> Story:
     record = planned(cli.store, root)
     applied = cli.run("apply", record.id)
