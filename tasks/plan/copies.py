@@ -4,7 +4,7 @@
 - a duplicate group is the candidates of one size and digest (empty ones only with
   --include-empty) on two or more inodes; its kept copy is the first by --keep (oldest: mtime;
   newest: mtime descending; shortest-path: length; each then a name that does not look like a
-  copy before one that does, planner.copy_rank, then path), and every
+  copy before one that does, copy_names.copy_rank, then path), and every
   member on another inode than the kept one is a copy;
 - the kept copy and the files on its inode are organized like any other file, the kept one
   saying so ("kept copy (oldest) of 3"); under --duplicates report the copies are organized too,
@@ -23,9 +23,10 @@ import os
 
 import duckdb
 
-from tasks.plan.planner import COPY_NAME_STRONG, COPY_NAME_WEAK, QUARANTINE_DIR, PlanPolicy
+from tasks.plan.copy_names import COPY_NAME_STRONG, COPY_NAME_WEAK
+from tasks.plan.planner import QUARANTINE_DIR, PlanPolicy
 
-# tasks.plan.planner.copy_rank, the same patterns on the last component.
+# tasks.plan.copy_names.copy_rank, the same patterns on the last component.
 _NAME = r"regexp_extract(path::VARCHAR, '[^/]*$')"
 _COPY_RANK = (
     f"CASE WHEN regexp_matches({_NAME}, '{COPY_NAME_STRONG}') THEN 2"

@@ -12,7 +12,6 @@ entry gets one row with a reason in words and a reason code (storage.manifests.R
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from storage.templates import UNKNOWN
 from tasks.leave_alone import LeftAlone
 from tasks.plan import reasons
 from tasks.plan.albums import Album, find_albums
+from tasks.plan.copy_names import copy_rank
 from tasks.plan.layout import UNDATED, Layout, Place
 from tasks.plan.names import NAME_MAX, Names, fit, key
 from tasks.plan.sidecars import SIDECAR_EXTS, sidecar_name, sidecars_of
@@ -89,34 +89,6 @@ class PlanPolicy:
     keep_subfolders: bool = False  # sort only the files at the top of the root
     undated: str = "mtime"  # mtime | folder (files dated by mtime alone go to Undated/)
     folders_move: bool = True  # False on object stores: a folder cannot be renamed at once
-
-
-# Names the way browsers, file managers and sync tools name a second copy, at the end of the
-# name before its extensions: "x (1).pdf", "x(1).pdf" (Firefox), "x - Copy.pdf" and "x - Copy
-# (2).pdf" (Windows), "x copy.pdf" and "x copy 2.pdf" (macOS), "x (copy).pdf", "x (another
-# copy).pdf" and "x (3rd copy).pdf" (GNOME); weaker, since originals end so too ("scan-2"):
-# "x-1.pdf", "x_1.pdf". Among copies of one file that --keep ranks equal (the same mtime),
-# a plain name is kept before a weak one, and a weak one before a strong one, then by path:
-# the tryout's download folder kept "name (1).pdf" and quarantined "name.pdf". The patterns
-# are ASCII and read the same in Python's re (on bytes) and DuckDB's RE2 (tasks.plan.copies).
-_EXTS = r"(\.[a-z0-9]*[a-z][a-z0-9]*){0,2}$"
-COPY_NAME_STRONG = (
-    r"(?i)( ?\([0-9]{1,3}\)| - copy( \([0-9]{1,3}\))?| copy( [0-9]{1,3})?"
-    r"| \((another |[0-9]{1,3}(st|nd|rd|th) )?copy\))" + _EXTS
-)
-COPY_NAME_WEAK = r"(?i)[-_][0-9]{1,2}" + _EXTS
-_STRONG = re.compile(COPY_NAME_STRONG.encode())
-_WEAK = re.compile(COPY_NAME_WEAK.encode())
-
-
-def copy_rank(path: bytes) -> int:
-    """0: a plain name; 1: one that may be a copy ("x-1.pdf"); 2: one that is ("x (1).pdf")."""
-    name = path.rsplit(b"/", 1)[-1]
-    for rank, pattern in ((2, _STRONG), (1, _WEAK)):
-        found = pattern.search(name)
-        if found and found.end() == len(name):  # Python's $ also matches before a last "\n"
-            return rank
-    return 0
 
 
 def _keep_order(policy: str, f: FileFacts) -> tuple[object, ...]:

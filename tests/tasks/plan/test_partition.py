@@ -61,7 +61,7 @@ def tagged(draw: st.DrawFn, files: list[FileFacts]) -> list[FileFacts]:
 
 
 # Duplicate trees: plain names that clash across folders (and with a conflict suffix), a
-# sidecar pair, names that look like copies (tasks.plan.planner.copy_rank), a non-ASCII name
+# sidecar pair, names that look like copies (tasks.plan.copy_names.copy_rank), a non-ASCII name
 # and audio (residual neighbours), a quarantine folder already there; few contents over few
 # inodes on two devices, so that groups hold copies, hard links of one inode, empty files
 # (hashed or not) and ties of mtime for every --keep.

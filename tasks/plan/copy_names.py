@@ -1,0 +1,34 @@
+"""Which of identical files looks like the copy: the name a second download or a pasted copy
+gets. The pure planner (tasks.plan.planner) and the DuckDB fast path (tasks.plan.copies) rank
+copies by these same two patterns."""
+
+from __future__ import annotations
+
+import re
+
+# Names the way browsers, file managers and sync tools name a second copy, at the end of the
+# name before its extensions: "x (1).pdf", "x(1).pdf" (Firefox), "x - Copy.pdf" and "x - Copy
+# (2).pdf" (Windows), "x copy.pdf" and "x copy 2.pdf" (macOS), "x (copy).pdf", "x (another
+# copy).pdf" and "x (3rd copy).pdf" (GNOME); weaker, since originals end so too ("scan-2"):
+# "x-1.pdf", "x_1.pdf". Among copies of one file that --keep ranks equal (the same mtime),
+# a plain name is kept before a weak one, and a weak one before a strong one, then by path:
+# the tryout's download folder kept "name (1).pdf" and quarantined "name.pdf". The patterns
+# are ASCII and read the same in Python's re (on bytes) and DuckDB's RE2 (tasks.plan.copies).
+_EXTS = r"(\.[a-z0-9]*[a-z][a-z0-9]*){0,2}$"
+COPY_NAME_STRONG = (
+    r"(?i)( ?\([0-9]{1,3}\)| - copy( \([0-9]{1,3}\))?| copy( [0-9]{1,3})?"
+    r"| \((another |[0-9]{1,3}(st|nd|rd|th) )?copy\))" + _EXTS
+)
+COPY_NAME_WEAK = r"(?i)[-_][0-9]{1,2}" + _EXTS
+_STRONG = re.compile(COPY_NAME_STRONG.encode())
+_WEAK = re.compile(COPY_NAME_WEAK.encode())
+
+
+def copy_rank(path: bytes) -> int:
+    """0: a plain name; 1: one that may be a copy ("x-1.pdf"); 2: one that is ("x (1).pdf")."""
+    name = path.rsplit(b"/", 1)[-1]
+    for rank, pattern in ((2, _STRONG), (1, _WEAK)):
+        found = pattern.search(name)
+        if found and found.end() == len(name):  # Python's $ also matches before a last "\n"
+            return rank
+    return 0
