@@ -72,21 +72,12 @@ def add(
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Schedule an organize run of PATH (a dry run unless --apply)."""
-    from storage.cron import check_timezone
     from storage.operations import PlanOptions, check_options_for_root
     from storage.paths import to_param
     from storage.root_identity import identify
     from storage.roots import check_root
 
-    if (cron is None) == (every is None):
-        raise UserError("give exactly one of --cron and --every")
-    check_timezone(timezone)
-    if cron is not None:
-        from api.orchestrator import validate_cron  # Prefect's parser: only for a cron
-
-        cron = validate_cron(cron, timezone)  # the API's rule: ours, then Prefect's parser
-    if every is not None and every < 1:
-        raise UserError(f"--every must be 1 second or more (got {every})")
+    cron = _checked_rule(cron, every, timezone)
     parse_layout(mode, None)
     root = check_root(path)
     refuse_broad_root(root, i_mean_it)
@@ -122,6 +113,22 @@ def add(
         typer.echo(f"scheduled {info.id}: {_rule(info)} on {root}")
     if not served:
         err.print(NO_RUNNER)
+
+
+def _checked_rule(cron: str | None, every: int | None, timezone: str) -> str | None:
+    """Exactly one of a cron (checked, as the API checks one) and an interval of 1 s or more."""
+    from storage.cron import check_timezone
+
+    if (cron is None) == (every is None):
+        raise UserError("give exactly one of --cron and --every")
+    check_timezone(timezone)
+    if every is not None and every < 1:
+        raise UserError(f"--every must be 1 second or more (got {every})")
+    if cron is None:
+        return None
+    from api.orchestrator import validate_cron  # Prefect's parser: only for a cron
+
+    return validate_cron(cron, timezone)  # the API's rule: ours, then Prefect's parser
 
 
 def _schedule_ticket(parameters: dict[str, Any]) -> str:
