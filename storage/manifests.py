@@ -145,12 +145,11 @@ REASON_CODES: dict[str, str] = {
     "excluded": "matches --exclude",
     "symlink": "a symlink: never followed",
     "special": "not a regular file (a FIFO, socket or device)",
-    "unreadable": "cannot be read by the user scanning (its permissions, or a failed read)",
-    "link-target": "the target of a symlink in the root: moved, the link would dangle",
+    "unreadable": "could not be read",
 }
 LEFT_ALONE_CODES = (
     "hidden", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
-    "excluded", "symlink", "special", "unreadable", "link-target",
+    "excluded", "symlink", "special", "unreadable",
 )  # fmt: skip
 
 SUCCESS = "_SUCCESS"
