@@ -30,6 +30,8 @@ from contextlib import suppress
 from multiprocessing import forkserver, resource_tracker, util
 from typing import Any, TypeVar
 
+from storage.processes import pid_alive
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -74,21 +76,11 @@ def _exit_after(owner: int) -> None:
     except ProcessLookupError:
         os._exit(1)
     except (AttributeError, OSError):  # no pidfd here: polled
-        while _alive(owner):
+        while pid_alive(owner):
             time.sleep(1.0)
         os._exit(1)
     select.select([watched], [], [])
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def executor(processes: int) -> ProcessPoolExecutor:

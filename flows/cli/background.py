@@ -41,6 +41,7 @@ from pathlib import Path
 from flows.cli import prefect_db, server_use
 from flows.cli.records import load_record, save_record
 from storage.errors import FileorgError
+from storage.processes import pid_alive
 
 START_SECONDS = 180.0  # a deadline, polled: a quiet machine answers in ~3 s (more the first time)
 STOP_SECONDS = 10.0
@@ -158,13 +159,7 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
     return state != "Z"
 
 
