@@ -118,45 +118,46 @@ def _record(home: Home, op: str) -> dict[str, object]:  # noqa: F811
     return {}
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@dataclass
+class Way:
+    """How a run is started: `env` for it, and whether a ready warm runner serves it."""
+
+    env: dict[str, str]
+    warm: bool
+
+
+@pytest.fixture(params=[False, True], ids=["cold", "warm"])
+def way(request: pytest.FixtureRequest, home: Home) -> Way:  # noqa: F811
+    """Cold: the command runs itself (FILEORG_WARM=0); warm: a ready runner forks its child."""
+    if request.param:
+        ready_runner(home)
+        return Way(home.env, warm=True)
+    return Way({**home.env, "FILEORG_WARM": "0"}, warm=False)
+
+
 def test_a_dry_run_leaves_no_process_and_its_pipes_close(
     home: Home,  # noqa: F811
     tree: Path,
-    warm: bool,
+    way: Way,
 ) -> None:
-    env = home.env if warm else {**home.env, "FILEORG_WARM": "0"}
-    if warm:
-        ready_runner(home)
-    run = start(env, "organize", tree, "--dry-run")
+    run = start(way.env, "organize", tree, "--dry-run")
     code, left = ended(run)
 
     assert code == 0, run.text
     assert "(planned); nothing changed" in run.text
-    assert bool(home.log(f"for client pid {run.process.pid}")) == warm  # warm, or not
+    assert bool(home.log(f"for client pid {run.process.pid}")) == way.warm  # warm, or not
     assert left == {}
 
 
-@pytest.mark.parametrize(
-    ("warm", "signum"),
-    [
-        (True, signal.SIGINT),
-        (False, signal.SIGINT),
-        (True, signal.SIGTERM),
-        (False, signal.SIGTERM),
-    ],
-    ids=["warm-ctrl-c", "cold-ctrl-c", "warm-sigterm", "cold-sigterm"],
-)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_run_stopped_in_a_pool_stage_leaves_no_process_and_its_pipes_close(
     home: Home,  # noqa: F811
     tree: Path,
-    warm: bool,
+    way: Way,
     signum: int,
 ) -> None:
-    env = home.env if warm else {**home.env, "FILEORG_WARM": "0"}
-    if warm:
-        ready_runner(home)
     op = str(uuid.uuid4())
-    run = start(env, "organize", tree, "--dry-run", "--id", op)
+    run = start(way.env, "organize", tree, "--dry-run", "--id", op)
 
     def pool_at_work() -> dict[int, str] | None:
         assert run.process.poll() is None, run.text
@@ -181,5 +182,5 @@ def test_a_run_stopped_in_a_pool_stage_leaves_no_process_and_its_pipes_close(
     else:
         assert code == -signum, run.text
     assert "Traceback" not in run.text
-    assert bool(home.log(f"for client pid {run.process.pid}")) == warm
+    assert bool(home.log(f"for client pid {run.process.pid}")) == way.warm
     assert set(pool) - set(left) == set(pool) and left == {}
