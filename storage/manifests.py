@@ -145,11 +145,12 @@ REASON_CODES: dict[str, str] = {
     "excluded": "matches --exclude",
     "symlink": "a symlink: never followed",
     "special": "not a regular file (a FIFO, socket or device)",
-    "unreadable": "could not be read",
+    "unreadable": "cannot be read by the user scanning (its permissions, or a failed read)",
+    "link-target": "the target of a symlink in the root: moved, the link would dangle",
 }
 LEFT_ALONE_CODES = (
     "hidden", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
-    "excluded", "symlink", "special", "unreadable",
+    "excluded", "symlink", "special", "unreadable", "link-target",
 )  # fmt: skip
 
 SUCCESS = "_SUCCESS"

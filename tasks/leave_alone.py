@@ -23,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import stat
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -49,6 +50,8 @@ _WHAT = {
     "data-folder": "application data",
     "project": "project",
     "excluded": "excluded",
+    "unreadable": "unreadable",
+    "link-target": "the target of a symlink",
 }
 
 JUNK_NAMES = frozenset(
@@ -110,6 +113,36 @@ TOOL_MARKERS: dict[str, str] = {
 DATA_MARKERS: dict[str, str] = {"prefect.db": "Prefect home, prefect.db"}
 _PROJECT_FILE_SET = frozenset(PROJECT_FILES)
 _VCS_SET = frozenset(VCS_MARKERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who scans: the effective uid and every group id the process holds, as readable() asks."""
+
+    uid: int
+    gids: frozenset[int]
+
+    @classmethod
+    def current(cls) -> Reader:
+        return cls(os.geteuid(), frozenset((os.getegid(), *os.getgroups())))
+
+
+UNREADABLE = LeftAlone("unreadable", "no read permission")
+
+
+def readable(mode: int, uid: int, gid: int, reader: Reader) -> bool:
+    """Whether `reader` may read a file of this lstat `mode`, owner and group, by its
+    permission bits as the kernel checks them (the owner's bits for the owner, the group's
+    for a member, else the others'); root reads anything on a local disk. From the stat data
+    the walk has, no syscall per file: an ACL that says otherwise shows as a read error of a
+    later stage (tasks.plan.facts leaves such a file alone too)."""
+    if reader.uid == 0:
+        return True
+    if uid == reader.uid:
+        return bool(mode & stat.S_IRUSR)
+    if gid in reader.gids:
+        return bool(mode & stat.S_IRGRP)
+    return bool(mode & stat.S_IROTH)
 
 
 def is_hidden(name: bytes) -> bool:

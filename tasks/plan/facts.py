@@ -1,8 +1,18 @@
 """What the planner reads, as a DuckDB table `facts` (one row per scanned entry, the columns of
-FileFacts), its fingerprint computed by DuckDB, and FileFacts made from it a batch at a time."""
+FileFacts), its fingerprint computed by DuckDB, and FileFacts made from it a batch at a time.
+
+Two rules of what is left alone need more than one entry, so they are facts here, where both
+planners (the reference and the columnar one) read them, rather than rules of either: a file
+a later stage could not read (its prefix, hash or head: `unreadable`, the scan having marked
+those its permission bits deny already), and a file a symlink in the root points
+at (`link-target`: moved, the link would dangle). Only the symlinks are resolved, in Python
+(they are few), through the links among the folders on the way; the files they name are
+found by a join.
+"""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Iterator
 
 import blake3
@@ -11,7 +21,7 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.queries import source
+from storage.queries import has_shards, source
 from tasks.plan.planner import FileFacts
 
 FACTS = pa.schema(
@@ -39,10 +49,16 @@ BATCH_ROWS = 50_000
 
 
 def load_stage_facts(
-    con: duckdb.DuckDBPyConnection, store: DataStore, op_dir: str, include_empty: bool
+    con: duckdb.DuckDBPyConnection,
+    store: DataStore,
+    op_dir: str,
+    include_empty: bool,
+    roots: tuple[bytes, ...] = (),
 ) -> None:
     """The table `facts` from the scan, classify and hash shards, as FileFacts would hold them
-    (the defaults for what classify left empty; the empty digest for empty files, if asked)."""
+    (the defaults for what classify left empty; the empty digest for empty files, if asked),
+    and what is left alone as unread or a link's target (module docstring). `roots` are the
+    absolute paths of a local root (as given, and resolved) an absolute link target can name."""
     empty = "TRUE" if include_empty else "FALSE"
     con.execute(
         f"""
@@ -64,6 +80,127 @@ def load_stage_facts(
         """,
         {"empty_digest": manifests.EMPTY_DIGEST},
     )
+    _leave_unread(con, store, op_dir)
+    _leave_link_targets(con, store, op_dir, roots)
+
+
+# A read error that says the file changed, not that it cannot be read: apply re-checks it.
+_CHANGED = "changed since scan"
+
+
+def _leave_unread(con: duckdb.DuckDBPyConnection, store: DataStore, op_dir: str) -> None:
+    """Files a later stage failed to read are left alone, `unreadable`, with its error."""
+    reads = [
+        f"""SELECT s.path, h.error FROM {source(store, op_dir, stage)} h
+            JOIN {source(store, op_dir, "scan")} s ON s.dev = h.dev AND s.ino = h.ino"""
+        for stage in ("prefix", "hash")
+        if has_shards(store, op_dir, stage)
+    ]
+    if has_shards(store, op_dir, "classify"):
+        reads.append(f"SELECT path, error FROM {source(store, op_dir, 'classify')}")
+    if not reads:
+        return
+    union = " UNION ALL ".join(f"({sql})" for sql in reads)
+    con.execute(
+        f"""
+        UPDATE facts SET left_alone = 'unreadable', rule = e.error, digest = NULL
+        FROM (SELECT path, min(error) AS error FROM ({union})
+              WHERE error IS NOT NULL AND error <> $changed GROUP BY path) e
+        WHERE facts.path = e.path AND facts.kind = 'file' AND facts.left_alone IS NULL
+        """,
+        {"changed": _CHANGED},
+    )
+
+
+def _leave_link_targets(
+    con: duckdb.DuckDBPyConnection, store: DataStore, op_dir: str, roots: tuple[bytes, ...]
+) -> None:
+    """A file a symlink in the root points at is left alone, `link-target`, naming the link,
+    so that apply never leaves a link dangling. A link to a folder keeps working while the
+    folder is there (the files in it may move; paths through the link change as any path)."""
+    links = con.execute(
+        f"""SELECT path, link_target FROM {source(store, op_dir, "scan")}
+            WHERE kind = 'symlink' AND link_target IS NOT NULL ORDER BY path"""
+    ).fetchall()
+    named = {bytes(link): bytes(target) for link, target in links}
+    targets: dict[bytes, bytes] = {}
+    for link in named:
+        found = resolve_link(link, named, roots)
+        if found is not None:
+            targets.setdefault(found, link)
+    if not targets:
+        return
+    shown = [link.decode("utf-8", "backslashreplace") for link in targets.values()]
+    table = pa.table(
+        {"target": list(targets), "link": shown},
+        schema=pa.schema([("target", pa.binary()), ("link", pa.string())]),
+    )
+    con.register("link_targets", table)
+    con.execute(
+        """
+        UPDATE facts SET left_alone = 'link-target', rule = 'by ' || t.link, digest = NULL
+        FROM (SELECT target AS path, min(link) AS link FROM link_targets GROUP BY target) t
+        WHERE facts.path = t.path AND facts.kind = 'file' AND facts.left_alone IS NULL
+        """
+    )
+    con.unregister("link_targets")
+
+
+# As Linux's ELOOP: a chain of links longer than this resolves to nothing.
+_MAX_LINKS = 40
+
+
+def resolve_link(link: bytes, links: dict[bytes, bytes], roots: tuple[bytes, ...]) -> bytes | None:
+    """What the symlink at `link` names in the root, through the other symlinks in the root
+    (`links`: each link's path to its target) that its target's folders are: the path of an
+    entry that is no symlink, or None when the chain leaves the root or loops."""
+    path: bytes | None = link
+    for _ in range(_MAX_LINKS):
+        if path is None or path not in links:
+            return path
+        path = link_target(path, links[path], roots)
+        if path is not None:
+            path = _through_folders(path, links, roots)
+    return None
+
+
+def _through_folders(
+    path: bytes, links: dict[bytes, bytes], roots: tuple[bytes, ...]
+) -> bytes | None:
+    """`path` with its first folder that is a symlink replaced by what it names, again until
+    none is (a path through `photos -> Pictures/2020` names a file in Pictures/2020)."""
+    for _ in range(_MAX_LINKS):
+        parts = path.split(b"/")
+        for i in range(1, len(parts)):
+            folder = b"/".join(parts[:i])
+            if folder in links:
+                named = link_target(folder, links[folder], roots)
+                if named is None:
+                    return None
+                path = named + b"/" + b"/".join(parts[i:])
+                break
+        else:
+            return path
+    return None
+
+
+def link_target(link: bytes, target: bytes, roots: tuple[bytes, ...]) -> bytes | None:
+    """The path relative to the root that the symlink at `link` (relative to the root) names,
+    resolved by its words (a relative target from the link's folder, an absolute one against
+    `roots`, the root's absolute paths); None when it names the root itself or leaves it."""
+    if target.startswith(b"/"):
+        target = posixpath.normpath(target)
+        under = [r.rstrip(b"/") + b"/" for r in roots if r.rstrip(b"/")]
+        root = next((r for r in under if target.startswith(r)), None)
+        if root is None:
+            return None
+        rel = target[len(root) :]
+    else:
+        rel = posixpath.join(posixpath.dirname(link), target)
+    rel = posixpath.normpath(rel) if rel else b"."
+    if rel in (b".", b"..") or rel.startswith((b"../", b"/")):
+        return None
+    return rel
 
 
 def facts_table(files: Iterable[FileFacts]) -> pa.Table:

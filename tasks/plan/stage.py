@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
+from storage.objects.urls import is_object_url
 from storage.operations import PlanOptions
 from storage.queries import workspace
 from tasks.plan.facts import fingerprint, load_stage_facts
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
-PLANNER_VERSION = 2
+PLANNER_VERSION = 3
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"
 
@@ -46,6 +48,15 @@ def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
         undated=options.undated,
         folders_move=folders_move,
     )
+
+
+def link_roots(backend: RootBackend) -> tuple[bytes, ...]:
+    """The absolute paths an absolute symlink target may name the root by: as given, and
+    resolved; none for a bucket, which holds no symlinks."""
+    if is_object_url(backend.url):
+        return ()
+    given = os.fsencode(os.path.abspath(backend.url))
+    return tuple(dict.fromkeys((given, os.fsencode(os.path.realpath(backend.url)))))
 
 
 def fingerprint_header(options: PlanOptions, root_dev: int | None) -> bytes:
@@ -72,7 +83,7 @@ def plan_operation(
         con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         con.execute("SET preserve_insertion_order = false")  # every read that needs one sorts
-        load_stage_facts(con, store, op_dir, options.include_empty)
+        load_stage_facts(con, store, op_dir, options.include_empty, link_roots(backend))
         stamp = fingerprint(con, fingerprint_header(options, root_dev))
         reused = _reuse_previous(store, op_dir, prev_dir, stamp)
         if reused is not None:

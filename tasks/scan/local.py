@@ -3,7 +3,9 @@
 The walk does not enter what is left alone whole (tasks.leave_alone): a folder whose name or
 contents say so (node_modules, a project, a Prefect home...) becomes one `dir` row with its
 reason code, however many files it holds; files left alone by their name (.bashrc, .DS_Store)
-are rows of their own, marked, which later stages neither classify nor hash. When the root
+are rows of their own, marked, which later stages neither classify nor hash; so is a file the
+scanning user may not read by its permission bits (`unreadable`, tasks.leave_alone.readable:
+from the lstat the walk has, no syscall of its own). When the root
 itself is a unit (a project), every entry at its top is such a row and nothing is entered.
 
 The order is one and deterministic: a folder's entries in name order, then each of its
@@ -27,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pyarrow as pa
 
 from tasks import pool
-from tasks.leave_alone import ScanRules, by_contents, by_name
+from tasks.leave_alone import UNREADABLE, Reader, ScanRules, by_contents, by_name, readable
 from tasks.scan.columns import ScanColumns
 
 # Entries a job lists before it hands the rest back: a few ms of work warm, so the pool's
@@ -108,9 +110,10 @@ def walk_job(root: bytes, folders: list[Folder], rules: ScanRules, budget: int) 
     prefix_len = len(root.rstrip(b"/")) + 1
     stack = folders[::-1]
     listed = 0
+    reader = Reader.current()
     while stack and listed < budget:
         directory, parent_says = stack.pop()
-        listed += _folder(directory, parent_says, prefix_len, rules, rows, stack)
+        listed += _folder(directory, parent_says, prefix_len, rules, reader, rows, stack)
     return rows.batch(), stack[::-1]
 
 
@@ -119,6 +122,7 @@ def _folder(
     parent_says: tuple[int, int, int, int, int] | None,
     prefix_len: int,
     rules: ScanRules,
+    reader: Reader,
     rows: ScanColumns,
     stack: list[Folder],
 ) -> int:
@@ -159,6 +163,8 @@ def _folder(
         kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
         target = _readlink(entry.path) if kind == "symlink" else None
         left = unit or by_name(entry.name, False, hidden, exclude)
+        if left is None and kind == "file" and not readable(mode, st.st_uid, st.st_gid, reader):
+            left = UNREADABLE  # it cannot be hashed or classified, so it is not planned
         add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
             link_target=target, left=left)  # fmt: skip
     stack.extend(reversed(subdirs))
