@@ -147,10 +147,11 @@ REASON_CODES: dict[str, str] = {
     "special": "not a regular file (a FIFO, socket or device)",
     "unreadable": "cannot be read by the user scanning (its permissions, or a failed read)",
     "link-target": "the target of a symlink in the root: moved, the link would dangle",
+    "read-only-folder": "in a folder the user scanning cannot change: apply could not move it",
 }
 LEFT_ALONE_CODES = (
     "hidden", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
-    "excluded", "symlink", "special", "unreadable", "link-target",
+    "excluded", "symlink", "special", "unreadable", "link-target", "read-only-folder",
 )  # fmt: skip
 
 SUCCESS = "_SUCCESS"

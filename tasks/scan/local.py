@@ -5,7 +5,8 @@ contents say so (node_modules, a project, a Prefect home...) becomes one `dir` r
 reason code, however many files it holds; files left alone by their name (.bashrc, .DS_Store)
 are rows of their own, marked, which later stages neither classify nor hash; so is a file the
 scanning user may not read by its permission bits (`unreadable`, tasks.leave_alone.readable:
-from the lstat the walk has, no syscall of its own). When the root
+from the lstat the walk has, no syscall of its own), and a file in a folder that user may not
+change (`read-only-folder`: apply could not move it out; one access() a folder). When the root
 itself is a unit (a project), every entry at its top is such a row and nothing is entered.
 
 The order is one and deterministic: a folder's entries in name order, then each of its
@@ -29,7 +30,16 @@ from concurrent.futures.process import BrokenProcessPool
 import pyarrow as pa
 
 from tasks import pool
-from tasks.leave_alone import UNREADABLE, Reader, ScanRules, by_contents, by_name, readable
+from tasks.leave_alone import (
+    READ_ONLY_FOLDER,
+    UNREADABLE,
+    Reader,
+    ScanRules,
+    by_contents,
+    by_name,
+    can_change,
+    readable,
+)
 from tasks.scan.columns import ScanColumns
 
 # Entries a job lists before it hands the rest back: a few ms of work warm, so the pool's
@@ -144,6 +154,7 @@ def _folder(
     base = rel_dir + b"/" if rel_dir else b""
     hidden, exclude, sealed = rules.include_hidden, rules.exclude, rules.sealed_rule
     add, subdirs = rows.add, []
+    fixed = None if can_change(directory) else READ_ONLY_FOLDER  # apply could not move out
     for entry in entries:
         rel = base + entry.name
         try:
@@ -163,8 +174,9 @@ def _folder(
         kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
         target = _readlink(entry.path) if kind == "symlink" else None
         left = unit or by_name(entry.name, False, hidden, exclude)
-        if left is None and kind == "file" and not readable(mode, st.st_uid, st.st_gid, reader):
-            left = UNREADABLE  # it cannot be hashed or classified, so it is not planned
+        if left is None and kind == "file":
+            # Unreadable: it cannot be hashed or classified, so it is not planned.
+            left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
         add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
             link_target=target, left=left)  # fmt: skip
     stack.extend(reversed(subdirs))

@@ -1,7 +1,9 @@
 """A file the scanning user cannot read is left alone (`unreadable`), never moved: by its
 permission bits from the scan's lstat, or by a later stage's failed read (an ACL the bits do
-not show); a folder the walk cannot list is a row of its own. The machine runs as root, who
-reads anything, so the end-to-end test runs the stages as `nobody` in a child process."""
+not show); a folder the walk cannot list is a row of its own; a file in a folder that user
+cannot change is left alone too (`read-only-folder`: apply could not move it out). The
+machine runs as root, who reads anything, so the end-to-end test runs the stages as `nobody`
+in a child process."""
 
 from __future__ import annotations
 
@@ -79,6 +81,8 @@ def can_read(path):
         return False
     return True
 readable = {path: can_read(path) for path in sys.argv[2:]}
+import os
+readable["frozen (writable)"] = os.access(base / "root" / "frozen", os.W_OK)
 op = Operation(base)
 op.plan()
 rows = {src.decode(): {k: r[k] for k in ("action", "reason_code", "reason", "kind")}
@@ -98,10 +102,14 @@ def _run_as_nobody(base: Path, *paths: str) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
-def test_what_the_scanning_user_cannot_read_is_left_alone_with_its_reason(base: Path) -> None:
+def test_what_the_scanning_user_cannot_read_or_move_is_left_alone_with_reasons(
+    base: Path,
+) -> None:
     root = base / "root"
     (root / "docs").mkdir(parents=True)
     (root / "locked").mkdir()
+    (root / "frozen").mkdir()
+    (root / "frozen" / "kept.pdf").write_text("%PDF-1.4 in a folder nobody may change")
     for name in ("denied.pdf", "acl.pdf", "open.pdf", "twin.pdf"):
         (root / "docs" / name).write_text("%PDF-1.4 same size")  # shared: the prefix reads
     (root / "locked" / "inside.pdf").write_text("%PDF-1.4 in a folder nobody can list")
@@ -111,11 +119,17 @@ def test_what_the_scanning_user_cannot_read_is_left_alone_with_its_reason(base: 
     _deny_by_acl(root / "docs" / "acl.pdf", NOBODY)
     (root / "docs" / "denied.pdf").chmod(0)
     (root / "locked").chmod(0)
+    (root / "frozen").chmod(0o555)
 
     found = _run_as_nobody(base, "docs/denied.pdf", "docs/acl.pdf", "docs/open.pdf")
 
     assert found["uid"] == NOBODY
-    expected_readable = {"docs/denied.pdf": False, "docs/acl.pdf": False, "docs/open.pdf": True}
+    expected_readable = {
+        "docs/denied.pdf": False,
+        "docs/acl.pdf": False,
+        "docs/open.pdf": True,
+        "frozen (writable)": False,
+    }
     assert found["readable"] == expected_readable  # as the scanning user found them
     rows = found["rows"]
     expected_skips = {
@@ -126,8 +140,15 @@ def test_what_the_scanning_user_cannot_read_is_left_alone_with_its_reason(base: 
     for path, expected_reason in expected_skips.items():
         assert (rows[path]["action"], rows[path]["reason_code"]) == ("skip", "unreadable")
         assert rows[path]["reason"] == expected_reason
+    frozen = rows["frozen/kept.pdf"]
+    assert (frozen["action"], frozen["reason_code"]) == ("skip", "read-only-folder")
+    assert frozen["reason"] == (
+        "left alone: in a folder the scanning user cannot change (no write permission)"
+    )
     assert rows["docs/open.pdf"]["action"] == "move"
     assert found["done"].get("done", 0) >= 1
     assert (root / "docs" / "denied.pdf").exists()
     assert (root / "docs" / "acl.pdf").exists()
+    assert (root / "frozen" / "kept.pdf").exists()
+    assert set(found["done"]) == {"done"}  # no failure: nothing it could not move was tried
     assert not (root / "docs" / "open.pdf").exists()
