@@ -112,7 +112,10 @@ def make_nasty_tree(root: Path, seed: int = 0) -> None:
     outside = outside_dir(root)
     outside.mkdir(exist_ok=True)
     (outside / "target.txt").write_bytes(b"outside the root\n")
-    b.symlink(b"../caf\xe9.txt", b"symlinks/to-file")
+    # A link inside the root freezes its target (left alone, 'link-target'): this one names a
+    # file of its own, so the tree's other files (the non-UTF-8 name above) still move.
+    b.file(b"symlinks/linked.txt", b"a symlink in the root names this file\n")
+    b.symlink(b"linked.txt", b"symlinks/to-file")
     b.symlink(os.fsencode(outside / "target.txt"), b"symlinks/outside")
     b.symlink(b"../does-not-exist", b"symlinks/dangling")
     b.symlink(b"../photos", b"symlinks/to-dir")

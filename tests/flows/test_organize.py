@@ -431,7 +431,7 @@ def test_report_counts_agree_with_the_tree_and_the_queries(organized: Organized)
 
 @pytest.mark.parametrize(
     ("category", "expected_files"),
-    [("videos", 3), ("images", 6), ("documents", 14)],
+    [("videos", 3), ("images", 6), ("documents", 15)],
 )
 def test_report_counts_per_category(
     organized: Organized, category: str, expected_files: int
