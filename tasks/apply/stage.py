@@ -32,6 +32,8 @@ from storage.journal import (
 )
 from storage.locations import DataStore
 from storage.objects import ObjectStore, parse_object_url
+from storage.queries import connect
+from tasks import links
 from tasks.apply import dirs, engine, rollback
 from tasks.apply.engine import Mover
 from tasks.apply.fsops import Identity
@@ -180,6 +182,13 @@ class LocalApply:
         candidates = dirs.ancestors(sources)
         if not candidates:
             return 0
+        # A folder a symlink in the root names stays, emptied or not: removed, the link would
+        # dangle (its files could move: a link to a folder does not freeze what it holds).
+        with connect(store) as con:
+            named = links.named_entries(
+                links.scanned_links(con, store, op_dir), links.root_paths(self.url)
+            )
+        candidates = {c for c in candidates if c not in named}
         return dirs.remove_emptied(self.root, candidates, rmdir_journal(store, op_dir), known)
 
     def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]:

@@ -5,14 +5,12 @@ Two rules of what is left alone need more than one entry, so they are facts here
 planners (the reference and the columnar one) read them, rather than rules of either: a file
 a later stage could not read (its prefix, hash or head: `unreadable`, the scan having marked
 those its permission bits deny already), and a file a symlink in the root points
-at (`link-target`: moved, the link would dangle). Only the symlinks are resolved, in Python
-(they are few), through the links among the folders on the way; the files they name are
-found by a join.
+at (`link-target`: moved, the link would dangle). tasks.links resolves the symlinks; the
+files they name are found by a join.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Iterator
 
 import blake3
@@ -22,6 +20,7 @@ import pyarrow as pa
 from storage import manifests
 from storage.locations import DataStore
 from storage.queries import has_shards, source
+from tasks.links import named_entries, scanned_links
 from tasks.plan.planner import FileFacts
 
 FACTS = pa.schema(
@@ -118,16 +117,7 @@ def _leave_link_targets(
     """A file a symlink in the root points at is left alone, `link-target`, naming the link,
     so that apply never leaves a link dangling. A link to a folder keeps working while the
     folder is there (the files in it may move; paths through the link change as any path)."""
-    links = con.execute(
-        f"""SELECT path, link_target FROM {source(store, op_dir, "scan")}
-            WHERE kind = 'symlink' AND link_target IS NOT NULL ORDER BY path"""
-    ).fetchall()
-    named = {bytes(link): bytes(target) for link, target in links}
-    targets: dict[bytes, bytes] = {}
-    for link in named:
-        found = resolve_link(link, named, roots)
-        if found is not None:
-            targets.setdefault(found, link)
+    targets = named_entries(scanned_links(con, store, op_dir), roots)
     if not targets:
         return
     shown = [link.decode("utf-8", "backslashreplace") for link in targets.values()]
@@ -144,63 +134,6 @@ def _leave_link_targets(
         """
     )
     con.unregister("link_targets")
-
-
-# As Linux's ELOOP: a chain of links longer than this resolves to nothing.
-_MAX_LINKS = 40
-
-
-def resolve_link(link: bytes, links: dict[bytes, bytes], roots: tuple[bytes, ...]) -> bytes | None:
-    """What the symlink at `link` names in the root, through the other symlinks in the root
-    (`links`: each link's path to its target) that its target's folders are: the path of an
-    entry that is no symlink, or None when the chain leaves the root or loops."""
-    path: bytes | None = link
-    for _ in range(_MAX_LINKS):
-        if path is None or path not in links:
-            return path
-        path = link_target(path, links[path], roots)
-        if path is not None:
-            path = _through_folders(path, links, roots)
-    return None
-
-
-def _through_folders(
-    path: bytes, links: dict[bytes, bytes], roots: tuple[bytes, ...]
-) -> bytes | None:
-    """`path` with its first folder that is a symlink replaced by what it names, again until
-    none is (a path through `photos -> Pictures/2020` names a file in Pictures/2020)."""
-    for _ in range(_MAX_LINKS):
-        parts = path.split(b"/")
-        for i in range(1, len(parts)):
-            folder = b"/".join(parts[:i])
-            if folder in links:
-                named = link_target(folder, links[folder], roots)
-                if named is None:
-                    return None
-                path = named + b"/" + b"/".join(parts[i:])
-                break
-        else:
-            return path
-    return None
-
-
-def link_target(link: bytes, target: bytes, roots: tuple[bytes, ...]) -> bytes | None:
-    """The path relative to the root that the symlink at `link` (relative to the root) names,
-    resolved by its words (a relative target from the link's folder, an absolute one against
-    `roots`, the root's absolute paths); None when it names the root itself or leaves it."""
-    if target.startswith(b"/"):
-        target = posixpath.normpath(target)
-        under = [r.rstrip(b"/") + b"/" for r in roots if r.rstrip(b"/")]
-        root = next((r for r in under if target.startswith(r)), None)
-        if root is None:
-            return None
-        rel = target[len(root) :]
-    else:
-        rel = posixpath.join(posixpath.dirname(link), target)
-    rel = posixpath.normpath(rel) if rel else b"."
-    if rel in (b".", b"..") or rel.startswith((b"../", b"/")):
-        return None
-    return rel
 
 
 def facts_table(files: Iterable[FileFacts]) -> pa.Table:

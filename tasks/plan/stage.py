@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +11,9 @@ import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.objects.urls import is_object_url
 from storage.operations import PlanOptions
 from storage.queries import workspace
+from tasks.links import root_paths
 from tasks.plan.facts import fingerprint, load_stage_facts
 from tasks.plan.layout import parse_layout
 from tasks.plan.partition import plan_parts
@@ -50,15 +49,6 @@ def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
     )
 
 
-def link_roots(backend: RootBackend) -> tuple[bytes, ...]:
-    """The absolute paths an absolute symlink target may name the root by: as given, and
-    resolved; none for a bucket, which holds no symlinks."""
-    if is_object_url(backend.url):
-        return ()
-    given = os.fsencode(os.path.abspath(backend.url))
-    return tuple(dict.fromkeys((given, os.fsencode(os.path.realpath(backend.url)))))
-
-
 def fingerprint_header(options: PlanOptions, root_dev: int | None) -> bytes:
     return options.model_dump_json().encode() + f"\n{PLANNER_VERSION} {root_dev}\n".encode()
 
@@ -83,7 +73,7 @@ def plan_operation(
         con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         con.execute("SET preserve_insertion_order = false")  # every read that needs one sorts
-        load_stage_facts(con, store, op_dir, options.include_empty, link_roots(backend))
+        load_stage_facts(con, store, op_dir, options.include_empty, root_paths(backend.url))
         stamp = fingerprint(con, fingerprint_header(options, root_dev))
         reused = _reuse_previous(store, op_dir, prev_dir, stamp)
         if reused is not None:

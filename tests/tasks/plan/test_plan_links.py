@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage.operations import PlanOptions
-from tasks.plan.facts import link_target, resolve_link
+from tasks.links import link_target, resolve_link
 from tests.apply_helpers import Operation
 
 ROOTS = (b"/data/root", b"/real/root")
@@ -47,12 +47,14 @@ def make_linked_tree(root: Path) -> dict[str, str]:
     (root / "docs").mkdir(parents=True)
     (root / "shots").mkdir()
     (root / "music").mkdir()
+    (root / "inbox" / "scans").mkdir(parents=True)
     files = {
         "docs/report.pdf": "%PDF-1.4 report",
         "docs/plain.pdf": "%PDF-1.4 plain, no link names it",
         "shots/a.png": "png a",
         "shots/b.png": "png b",
         "music/song.mp3": "ID3 song",
+        "inbox/scans/only.pdf": "%PDF-1.4 the one file of a linked folder",
     }
     for path, text in files.items():
         (root / path).write_text(text)
@@ -62,6 +64,7 @@ def make_linked_tree(root: Path) -> dict[str, str]:
     os.symlink("../shots-link/a.png", root / "docs" / "a-shot")  # through the linked folder
     os.symlink("latest-report", root / "chained")  # a link to a link
     os.symlink("/etc/hostname", root / "outside")  # out of the root: nothing to keep
+    os.symlink("inbox/scans", root / "scans")  # a folder its moves empty: it must stay
     return {
         "latest-report": "%PDF-1.4 report",
         "docs/song": "ID3 song",
@@ -95,6 +98,8 @@ def test_files_a_link_names_stay_and_every_link_still_resolves_after_apply(
     assert done["done"] >= 1  # something did move: the links were at risk
     assert not (tmp_path / "root" / "docs" / "plain.pdf").exists()
     assert not (tmp_path / "root" / "shots" / "b.png").exists()
+    assert not (tmp_path / "root" / "inbox" / "scans" / "only.pdf").exists()
+    assert (tmp_path / "root" / "scans").is_dir()  # emptied, and kept for its link
     for link, expected_text in expected_reads.items():
         assert (tmp_path / "root" / link).read_text() == expected_text, link
     for dirpath, dirnames, filenames in os.walk(tmp_path / "root"):
