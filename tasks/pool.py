@@ -41,11 +41,16 @@ _owner = 0  # the pid of the process that made _pool
 _thread_pool: ThreadPoolExecutor | None = None
 _thread_size = 0
 _lock = threading.Lock()
+_ended = False  # end() ran: this process is exiting, and makes no pool again
 
 
 def _get(processes: int) -> ProcessPoolExecutor:
     global _pool, _pool_size, _owner
     with _lock:
+        if _ended:
+            # A stage's thread still running as the process ends (a signal's handler ended the
+            # pool): a new pool now would be torn down half-started (tracebacks of its workers).
+            raise RuntimeError("the process pool has ended: this process is exiting")
         if _pool is None or _pool_size != processes:
             if _pool is not None:
                 _pool.shutdown(wait=False)
@@ -131,11 +136,13 @@ def shutdown(wait: bool = False) -> None:
 def end(timeout: float = 5.0) -> None:
     """Before this process exits, however it exits (os._exit included): terminate the pool's
     workers, then stop the forkserver and the resource tracker it started, each reaped within
-    `timeout` (killed after), so that none of them outlives this process."""
-    global _pool, _thread_pool
+    `timeout` (killed after), so that none of them outlives this process. No pool is made
+    after it (the stages' threads may still be running)."""
+    global _pool, _thread_pool, _ended
     deadline = time.monotonic() + timeout
     locked = _lock.acquire(timeout=timeout)  # a thread that holds it must not hold up the exit
     try:
+        _ended = True
         made, _pool = _pool, None
         threads, _thread_pool = _thread_pool, None
     finally:
@@ -160,9 +167,13 @@ def end(timeout: float = 5.0) -> None:
 
 
 def _terminate(made: ProcessPoolExecutor, deadline: float) -> None:
-    workers = list((made._processes or {}).values())
+    processes = made._processes or {}  # the executor's own dict: shutdown() lets go of it
+    before = dict(processes)  # the manager thread pops a worker it saw exit
     manager: Any = made._executor_manager_thread  # a Thread (typeshed says otherwise)
+    # shutdown() takes the lock submit() spawns workers under (another thread's stage may be
+    # starting one now): past it, no worker is half-started and none will be.
     made.shutdown(wait=False, cancel_futures=True)
+    workers = list({**before, **processes}.values())
     for worker in workers:
         with suppress(OSError, ValueError):
             worker.terminate()

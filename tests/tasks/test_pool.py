@@ -104,3 +104,31 @@ def test_no_process_of_the_pool_outlives_its_owner(tmp_path: Path, how: str) -> 
     assert code == (0 if how == "end" else -signal.SIGKILL)
     if how == "end":
         assert left_at_exit == {}  # none outlived it, even by a moment
+
+
+AFTER_END = """
+import multiprocessing, sys
+from tasks import pool
+if __name__ == "__main__":
+    assert pool.map_each(abs, [-1, -2], 2) == [1, 2]
+    pool.end()
+    try:
+        pool.map_each(abs, [-1, -2], 2)  # a stage's thread, still running as the process ends
+    except RuntimeError as exc:
+        print(exc)
+    print(len(multiprocessing.active_children()))
+"""
+
+
+def test_no_pool_is_made_once_it_has_ended(tmp_path: Path) -> None:
+    """end() runs as the process exits, possibly from a signal's handler while a stage's thread
+    still works: its next job (a retry after the pool it used was ended) starts no processes,
+    which the exit would tear down half-started."""
+    script = tmp_path / "after_end.py"
+    script.write_text(AFTER_END)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["the process pool has ended: this process is exiting", "0"]
