@@ -242,8 +242,9 @@ def planning_interrupted(record: OperationRecord) -> bool:
 
 
 def interrupt_planning(record: OperationRecord, resume: str) -> bool:
-    """Mark an organize stopped (Ctrl-C) in a stage of its plan as interrupted, `resume` the
-    line saying how to go on; False (unchanged) when it had got further (an apply)."""
+    """Mark an organize stopped (Ctrl-C, SIGTERM, SIGHUP) in a stage of its plan as
+    interrupted, `resume` the line saying how to go on; False (unchanged) when it had got
+    further (an apply)."""
     if record.status not in (*ACTIVE, "failed") and not planning_interrupted(record):
         return False
     if record.stage not in (None, *PLAN_STAGES):

@@ -106,11 +106,24 @@ _interrupted = terminal.INTERRUPTED
 _exiting = threading.Lock()
 
 
+# SIGTERM or SIGHUP: the time the interrupted line and record get before the process ends of
+# the signal anyway (a supervisor's SIGKILL follows SIGTERM after 10 s or more).
+STOP_SECONDS = 2.0
+
+
 def _exit_interrupted() -> None:
     """Print the one line, end the process now (once). The local Prefect server runs on in
     the background (flows/cli/background.py): Prefect's engine may still be reporting the run."""
     if not _exiting.acquire(blocking=False):
         return
+    _say_interrupted()
+    _end_pool()
+    os._exit(130)
+
+
+def _say_interrupted() -> None:
+    """The one line on stderr, and an organize stopped while planning recorded `interrupted`
+    with it (flows/cli/interrupt.py)."""
     from flows.cli import interrupt
 
     terminal.clear()
@@ -119,12 +132,11 @@ def _exit_interrupted() -> None:
     except Exception:  # the line must be printed whatever state the data folder is in
         line = "interrupted"
     interrupt.record(line)
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    with suppress(Exception):  # after a hang-up there may be no terminal to write to
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
     with suppress(Exception):
         sys.stdout.flush()
-    _end_pool()
-    os._exit(130)
 
 
 def _end_pool() -> None:
@@ -138,7 +150,14 @@ def _end_pool() -> None:
 
 
 def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM or SIGHUP: end as before (of the signal, as a killed run), the pool first."""
+    """SIGTERM or SIGHUP: the Ctrl-C's line and record (an organize stopped while planning is
+    `interrupted`, not left `running`), then the pool ended and the process ends of the signal,
+    as a killed run. The line is written by a thread given STOP_SECONDS: this handler may have
+    interrupted the main thread inside a lock that writing it needs."""
+    if _exiting.acquire(blocking=False):  # not already ending after a Ctrl-C
+        worker = threading.Thread(target=_say_interrupted, name="fileorg-stop", daemon=True)
+        worker.start()
+        worker.join(STOP_SECONDS)
     _end_pool()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

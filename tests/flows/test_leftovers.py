@@ -149,13 +149,18 @@ def test_a_dry_run_leaves_no_process_and_its_pipes_close(
     assert left == {}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+STOPS = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
+
+
+@pytest.mark.parametrize("signum", list(STOPS.values()), ids=list(STOPS))
 def test_a_run_stopped_in_a_pool_stage_leaves_no_process_and_its_pipes_close(
     home: Home,  # noqa: F811
     tree: Path,
     way: Way,
     signum: int,
 ) -> None:
+    """However it is stopped (a kill -9 aside), the operation says `interrupted`, with the
+    line the run printed last: the command that resumes it."""
     op = str(uuid.uuid4())
     run = start(way.env, "organize", tree, "--dry-run", "--id", op)
 
@@ -172,15 +177,22 @@ def test_a_run_stopped_in_a_pool_stage_leaves_no_process_and_its_pipes_close(
         os.kill(run.process.pid, signum)  # `kill PID`, a supervisor: the CLI alone
     code, left = ended(run)
     record = _record(home, op)
+    listed = subprocess.run(
+        [str(FILEORG), "operations", "--json"],
+        env=way.env,
+        cwd=way.env["HOME"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
 
-    assert record["stage"] in POOL_STAGES and record["status"] != "planned"  # it landed there
-    if signum == signal.SIGINT:
-        last = run.text.strip().splitlines()[-1]
-        assert code == 130, run.text
-        assert last.startswith("interrupted: nothing in ")
-        assert (record["status"], record["error"]) == ("interrupted", last)
-    else:
-        assert code == -signum, run.text
-    assert "Traceback" not in run.text
+    assert code == (130 if signum == signal.SIGINT else -signum), run.text
+    assert record["stage"] in POOL_STAGES  # it landed there, mid-run
+    last = run.text.strip().splitlines()[-1]
+    assert last.startswith("interrupted: nothing in ") and last.endswith(f"--id {op}"), run.text
+    assert (record["status"], record["error"]) == ("interrupted", last)
+    shown = [o for o in json.loads(listed.stdout)["operations"] if o["id"] == op]
+    assert [(o["status"], o["stage"]) for o in shown] == [("interrupted", record["stage"])]
+    assert "Traceback" not in run.text, run.text
     assert bool(home.log(f"for client pid {run.process.pid}")) == way.warm
     assert set(pool) - set(left) == set(pool) and left == {}
