@@ -193,8 +193,8 @@ def plan(
     else:
         columns = ["source", "destination", "action", "reason"]
         cells = [[r["action"], r["reason"]] for r in rows]
-    body = [
-        [shown(r["src"]), shown(r["dst"]), *(c or "" for c in extra)]
+    body = [  # a reason can hold a name too
+        [shown(r["src"]), shown(r["dst"]), *(escaped(c or "") for c in extra)]
         for r, extra in zip(rows, cells, strict=True)
     ]
     views.rows_table(columns, body, 2, wide)
@@ -319,7 +319,7 @@ def files(
         ["path", "size", "category", "date", "from"],
         [
             [
-                escaped(r["path_text"]),
+                shown(r["path"]),
                 human_bytes(r["size"]),
                 r["category"] or "",
                 r["date"].date().isoformat() if r["date"] else "",

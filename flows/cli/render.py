@@ -79,30 +79,34 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
 
 
 def _escape(char: str) -> str:
     if char in _C_ESCAPES:
         return _C_ESCAPES[char]
     code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode carries it
+        return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: each would
-# end a table's row, move the cursor or recolour the terminal.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# end a table's row, move the cursor or recolour the terminal. A backslash is escaped too, so
+# that no name shows as another's escape (`a\\x07b` is not the name with a bell in it).
+_CONTROL = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
 
 
 def escaped(name: str) -> str:
-    """A name as a table shows it, on one line: a control character as its C escape, the way
-    `ls -b` does (a newline is `\\n`, ESC `\\x1b`). JSON output keeps names exact."""
+    """A name as a table shows it, on one line, the way `ls -b` does: a control character as
+    its C escape (a newline is `\\n`, ESC `\\x1b`), a byte that is not UTF-8 (os.fsdecode's
+    `\\udcXX`) as `\\xNN`, a backslash as `\\\\`. JSON output keeps names exact."""
     return _CONTROL.sub(lambda found: _escape(found.group()), name)
 
 
 def shown(path: bytes | None) -> str:
-    """A byte path for a table: undecodable bytes as `\\xNN`, control characters escaped."""
-    return "" if path is None else escaped(path.decode("utf-8", "backslashreplace"))
+    """A byte path for a table, escaped (above)."""
+    return "" if path is None else escaped(path.decode("utf-8", "surrogateescape"))
 
 
 def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:

@@ -102,7 +102,6 @@ def rows_table(columns: list[str], rows: list[list[str]], paths: int, wide: bool
     from rich.text import Text
 
     width = out.width
-    rows = [[escaped(cell) for cell in row] for row in rows]  # a reason can hold a name too
     body = rows if wide else fitted([columns, *rows], paths, width)[1:]
     t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
     for name in columns:

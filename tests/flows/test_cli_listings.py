@@ -5,6 +5,7 @@ of the manifest schemas), so that a listing can be larger than a real tree would
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -237,3 +238,34 @@ def test_control_characters_in_names_are_escaped_in_tables_not_in_json(
     assert "copy of two\\nlines.txt" in _fileorg("duplicates", op).stdout.decode()
     listed = json.loads(_fileorg("plan", op, "--json").stdout)["items"]
     assert {i["src"] for i in listed} == set(ODD)  # JSON keeps every name exact
+
+
+# Pairs that would look the same if a backslash were not escaped: a bell against the four
+# characters `\x07`, a byte that is not UTF-8 against the four characters `\xe9`.
+LOOKALIKES = {
+    b"inbox/bell\x07.txt": ("bell\\x07.txt", b"1"),
+    b"inbox/bell\\x07.txt": ("bell\\\\x07.txt", b"2"),
+    b"inbox/caf\xe9.txt": ("caf\\xe9.txt", b"3"),
+    b"inbox/caf\\xe9.txt": ("caf\\\\xe9.txt", b"4"),
+}
+
+
+def test_a_backslash_in_a_name_is_escaped_in_tables_as_ls_b_does(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from tests.flows.cli_helpers import planned
+
+    root = tmp_path / "root"
+    (root / "inbox").mkdir(parents=True)
+    for name, (_shown, content) in LOOKALIKES.items():
+        (root / os.fsdecode(name)).write_bytes(content)
+    op = planned(DataStore(str(data_dir)), root).id
+    expected_shown = {f"inbox/{shown}" for shown, _content in LOOKALIKES.values()}
+
+    for command in (["plan", op, "--wide"], ["files", op]):
+        ran = _fileorg(*command)
+        assert ran.returncode == 0, (command, ran.stderr)
+        cells = {cell for line in ran.stdout.decode().splitlines() for cell in line.split()}
+        assert expected_shown <= cells, (command, ran.stdout.decode())
+    listed = json.loads(_fileorg("plan", op, "--json").stdout)["items"]
+    assert {i["src"] for i in listed} == {os.fsdecode(name) for name in LOOKALIKES}
