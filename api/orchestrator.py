@@ -318,8 +318,8 @@ class PrefectScheduler:
             return (await client.read_deployment_by_name(SCHEDULED_CLEANUP)).id
         except ObjectNotFound:
             raise OrchestratorError(
-                f"the {SCHEDULED_CLEANUP} deployment is not registered: start the runner "
-                "(fileorg serve) or run `prefect deploy --all`"
+                f"the {SCHEDULED_CLEANUP} deployment is not registered on this Prefect server: "
+                "run `fileorg serve` (its runner registers it) or deploy prefect.yaml (docs/api.md)"
             ) from None
 
     async def add_schedule(self, spec: ScheduleSpec) -> ScheduleInfo:

@@ -361,8 +361,9 @@ def test_schedules_are_kept_by_the_background_server_on_embedded_defaults(
     assert server is not None and _alive(server.pid)  # started for the schedule
     assert unregistered.returncode == 2
     assert unregistered.stderr.splitlines() == [
-        "error: the organize/scheduled-cleanup deployment is not registered: start the runner "
-        "(fileorg serve) or run `prefect deploy --all`"
+        "error: the organize/scheduled-cleanup deployment is not registered on this Prefect "
+        "server: run `fileorg serve` (its runner registers it) or deploy prefect.yaml "
+        "(docs/api.md)"
     ]
     registered = subprocess.run(
         [sys.executable, "-c", REGISTER], env={**env, "PREFECT_API_URL": server.api_url},
