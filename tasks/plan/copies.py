@@ -93,6 +93,11 @@ def quarantine_folders(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> li
     return [top + ("/" + d if d else "") for (d,) in rows]
 
 
+# What a copy's row in `fast` keeps of `roles` (tasks.plan.fast: the plan row's other columns
+# are joined from facts at the end).
+_ROLE = "path, gid, keeper, part, in_place, want, fits, all_ok"
+
+
 def copy_rows(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """Into `fast`: the copies that are not organized. A quarantined one claims
     .duplicates/<its path> (`key`, checked like any other claim); a linked one claims nothing,
@@ -102,15 +107,14 @@ def copy_rows(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     kept = f"(kept: {policy.keep})"
     con.execute(f"""
         INSERT INTO fast BY NAME
-        SELECT * EXCLUDE (reason, fkey), TRUE AS lock_ok, TRUE AS room,
-               '{top}/' || path::VARCHAR AS final,
+        SELECT {_ROLE}, TRUE AS lock_ok, TRUE AS room, '{top}/' || path::VARCHAR AS final,
                lower('{top}/' || path::VARCHAR) AS key,
                '{top}' || CASE WHEN dir = '' THEN '' ELSE '/' || lower(dir) END AS fkey,
                'quarantine' AS action, 'duplicate-quarantined' AS code, keeper AS twin,
                'duplicate of ' || keeper::VARCHAR || ' {kept}' AS reason
         FROM roles WHERE part = 'quarantine'
         UNION ALL BY NAME
-        SELECT * EXCLUDE (reason, fkey), TRUE AS lock_ok, TRUE AS room, 'hardlink' AS action,
+        SELECT {_ROLE}, TRUE AS lock_ok, TRUE AS room, 'hardlink' AS action,
                'duplicate-linked' AS code, keeper AS twin,
                'duplicate of ' || keeper::VARCHAR || ' {kept}: linked' AS reason
         FROM roles WHERE part = 'link'

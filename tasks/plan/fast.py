@@ -35,7 +35,7 @@ from tasks.plan.sidecars import SIDECAR_EXTS
 PLAIN = r"'[ -\[\]-~]*'"
 _PLACE = ("parent", "relative_dir")
 _TAGS = ("artist", "album")
-_TYPES = {"day": pa.date32(), "ok": pa.bool_()}
+_TYPES = {"day": pa.date32(), "ok": pa.bool_(), "fid": pa.int32()}
 
 
 def folder_fields(layout: Layout) -> frozenset[str]:
@@ -70,8 +70,9 @@ def _folders(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """The table `folders`: for each distinct key, the destination folder and the reason."""
     columns = _key_columns(policy.layout)
     rows = con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM plain").fetchall()
-    out: dict[str, list[object]] = {name: [] for name in [*columns, "folder", "reason", "ok"]}
-    for row in rows:
+    names = [*columns, "folder", "reason", "ok", "fid"]
+    out: dict[str, list[object]] = {name: [] for name in names}
+    for fid, row in enumerate(rows):
         values = dict(zip(columns, row, strict=True))
         folder, reason = _render(policy, values)
         text = os.fsdecode(folder)
@@ -79,6 +80,7 @@ def _folders(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
         for name, value in [*values.items(), ("folder", text), ("reason", reason)]:
             out[name].append(value)
         out["ok"].append(fits and _is_plain(text))
+        out["fid"].append(fid)
     schema = pa.schema([(n, _TYPES.get(n, pa.string())) for n in out])
     con.register("folders_arrow", pa.table(out, schema=schema))
     con.execute("CREATE OR REPLACE TABLE folders AS SELECT * FROM folders_arrow")
@@ -134,14 +136,18 @@ def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """)
 
 
-def _plain(con: duckdb.DuckDBPyConnection) -> None:
-    """`plain`: candidates with a plain path; `eligible` when no other part plans them."""
+def _plain(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
+    """`plain`: candidates with a plain path, with the columns the fast path reads (the rest of
+    facts is joined once, in FAST_ROWS); `eligible` when no other part plans them."""
+    tags = "".join(f", f.{t}" for t in _TAGS if t in folder_fields(policy.layout))
+    fast = "TRUE" if can_be_fast(policy.layout) else "FALSE"
     con.execute(f"""
         CREATE OR REPLACE TABLE plain AS
-        SELECT f.*, regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
+        SELECT f.path, regexp_extract(f.path::VARCHAR, '^(.*)/', 1) AS dir,
                regexp_extract(f.path::VARCHAR, '[^/]*$') AS name, f.date::DATE AS day,
-               regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (SELECT dir FROM busy)
-                   AS eligible
+               f.category, f.ext, f.date_source, f.size, f.digest, f.dev, f.ino {tags},
+               {fast} AND regexp_extract(f.path::VARCHAR, '^(.*)/', 1) NOT IN (
+                   SELECT dir FROM busy) AS eligible
         FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
         WHERE f.kind = 'file' AND regexp_full_match(f.path::VARCHAR, {PLAIN})
     """)
@@ -178,16 +184,15 @@ def _wanted(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE wanted AS
         WITH d AS (
-            SELECT p.*, k.reason, k.folder, lower(k.folder) AS fkey,
+            SELECT p.path, p.dir, p.name, p.size, p.digest, p.dev, p.ino, k.fid,
+                   lower(k.folder) AS fkey,
                    p.eligible AND k.ok AND strlen(p.name) <= {NAME_MAX} AS fits,
                    CASE WHEN k.folder = '' THEN p.name ELSE k.folder || '/' || p.name END AS dst
             FROM plain p JOIN folders k ON {on}
         )
-        SELECT *, lower(dst) AS want, lower(path::VARCHAR) = lower(dst) AS in_place,
-               regexp_extract(name, '^(.+)[.]([^.]*)$', 1) AS stem_,
-               regexp_extract(name, '^(.+)[.]([^.]*)$', 2) AS ext_
-        FROM d
+        SELECT *, lower(dst) AS want, lower(path::VARCHAR) = lower(dst) AS in_place FROM d
     """)
+    con.execute("DROP TABLE plain")
 
 
 def fast_path(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
@@ -195,15 +200,15 @@ def fast_path(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     `action`, `reason`, `code`, `twin` and, when it claims a path, its `final` (key `key`).
     Needs `ek` and `ed`."""
     _busy(con, policy)
-    _plain(con)
-    if not can_be_fast(policy.layout):
-        con.execute("UPDATE plain SET eligible = FALSE")
+    _plain(con, policy)
     _folders(con, policy)
     _ancestors_table(con, policy)
     _wanted(con, policy)
     copies.roles(con, policy)
+    con.execute("CREATE OR REPLACE TABLE wanted AS SELECT path, want, fkey FROM roles")
     _ranked(con, policy)
     copies.copy_rows(con, policy)
+    con.execute("DROP TABLE roles")
     _drop_clashing_groups(con)
 
 
@@ -219,14 +224,23 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     kept = copies.kept_reason(policy)
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
-        WITH s AS (SELECT * FROM roles JOIN ranks USING (path))
-        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept)}
+        WITH s AS (
+            SELECT * FROM roles JOIN ranks USING (path)
+            JOIN (SELECT fid, folder, reason FROM folders) USING (fid)
+        )
+        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept, columns=_KEPT)}
         UNION ALL BY NAME
-        SELECT * EXCLUDE (reason, fkey), NULL::VARCHAR AS fkey, TRUE AS room,
+        SELECT {_KEPT}, NULL::VARCHAR AS fkey, TRUE AS room,
                'keep' AS action, 'already in place' AS reason,
                CASE WHEN kept THEN 'duplicate-kept' ELSE 'already-in-place' END AS code
         FROM s WHERE in_place
     """)
+    con.execute("DROP TABLE ranks")
+
+
+# The columns of `fast` (but fkey, room, final, key, action, reason, code, twin): what the
+# checks after it read. What the plan rows take from facts is joined once, in FAST_ROWS.
+_KEPT = "path, gid, keeper, part, in_place, want, fits, all_ok, lock_ok, nth"
 
 
 # _ranked's first step: where each organized candidate stands in its destination's order.
@@ -278,8 +292,12 @@ _RANKS = """
 # The ranked rows of _ranked (`s`) named: the claimer keeps its name, the n-th renamed one gets
 # "stem (n).ext" (the extension kept unless it is too long), a redundant one claims nothing.
 _NAMED = """
-    , n AS (
-        SELECT *, stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split FROM s WHERE NOT in_place
+    , n0 AS (
+        SELECT *, regexp_extract(name, '^(.+)[.]([^.]*)$', 1) AS stem_,
+                  regexp_extract(name, '^(.+)[.]([^.]*)$', 2) AS ext_
+        FROM s WHERE NOT in_place
+    ), n AS (
+        SELECT *, stem_ <> '' AND strlen(ext_) + 1 <= {half} AS split FROM n0
     ), v AS (
         SELECT *, CASE WHEN split THEN stem_ ELSE name END AS stem,
                   CASE WHEN split AND ext_ <> '' THEN '.' || ext_ ELSE '' END AS tail
@@ -292,7 +310,7 @@ _NAMED = """
                                           + strlen(tail) <= {name_max} AS room
         FROM v
     )
-    SELECT * EXCLUDE (split, reason), lower(final) AS key,
+    SELECT {columns}, fkey, room, final, lower(final) AS key,
            CASE WHEN redundant THEN 'skip' ELSE 'move' END AS action,
            CASE WHEN redundant THEN 'duplicate of ' || o_path::VARCHAR || ', which '
                     || CASE WHEN o_path::VARCHAR = dst THEN 'is already at ' ELSE 'goes to ' END
@@ -346,11 +364,12 @@ FAST_ROWS = """
     SELECT f.path AS src,
            CASE WHEN f.action IN ('move', 'quarantine') THEN encode(f.final)
                 WHEN f.action = 'hardlink' THEN f.path END AS dst,
-           f.action, f.reason, f.size, f.mtime_ns, f.dev, f.ino, f.category,
-           year(f.date)::INTEGER AS year, f.digest,
+           f.action, f.reason, x.size, x.mtime_ns, x.dev, x.ino, x.category,
+           year(x.date)::INTEGER AS year, x.digest,
            CASE WHEN f.action = 'hardlink' THEN
                CASE WHEN k.action = 'move' THEN encode(k.final) ELSE k.path END END AS link_to,
-           f.code AS reason_code, f.kind, NULL::BLOB AS unit, f.twin,
-           nullif(f.date_source, '') AS date_source
-    FROM fast f LEFT JOIN fast k ON f.action = 'hardlink' AND k.path = f.keeper
+           f.code AS reason_code, x.kind, NULL::BLOB AS unit, f.twin,
+           nullif(x.date_source, '') AS date_source
+    FROM fast f JOIN facts x ON x.path = f.path
+    LEFT JOIN fast k ON f.action = 'hardlink' AND k.path = f.keeper
 """

@@ -289,6 +289,8 @@ def plan_parts(con: duckdb.DuckDBPyConnection, policy: PlanPolicy, root_dev: int
     folders = existing_keys(con)
     fast.fast_path(con, policy)
     _insert(con, "decided", plan_table(residual(con, policy, root_dev, units, folders)))
+    for done in ("ek", "cand", "wanted"):  # a million rows each that the plan rows do not read
+        con.execute(f"DROP TABLE {done}")
     con.execute(
         f"CREATE OR REPLACE VIEW plan_rows AS SELECT * FROM decided UNION ALL {fast.FAST_ROWS}"
     )
