@@ -218,24 +218,20 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     a copy too), else the first of them, which takes it; after it, one with the same content
     (unless that one is a copy and copies are not reported) is a duplicate left where it is,
     and the n-th of the others gets "name (n)", as Names.free_variant would. `lock_ok`:
-    nothing else of the scan stands there. Ranked on a few columns (`ranks`), then named."""
+    nothing else of the scan stands there. One pass: what stands at each destination is
+    found per destination (small tables joined to the rows), then one running count."""
     report = "TRUE" if policy.duplicates == "report" else "FALSE"
-    con.execute(_RANKS.format(report=report))
     kept = copies.kept_reason(policy)
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
-        WITH s AS (
-            SELECT * FROM roles JOIN ranks USING (path)
-            JOIN (SELECT fid, folder, reason FROM folders) USING (fid)
-        )
+        {_RANKS.format(report=report)}
         {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept, columns=_KEPT)}
         UNION ALL BY NAME
         SELECT {_KEPT}, NULL::VARCHAR AS fkey, TRUE AS room,
                'keep' AS action, 'already in place' AS reason,
                CASE WHEN kept THEN 'duplicate-kept' ELSE 'already-in-place' END AS code
-        FROM s WHERE in_place
+        FROM (SELECT *, 0 AS nth FROM o JOIN g USING (want) WHERE in_place)
     """)
-    con.execute("DROP TABLE ranks")
 
 
 # The columns of `fast` (but fkey, room, final, key, action, reason, code, twin): what the
@@ -243,12 +239,13 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
 _KEPT = "path, gid, keeper, part, in_place, want, fits, all_ok, lock_ok, nth"
 
 
-# _ranked's first step: where each organized candidate stands in its destination's order.
+# _ranked's first part (`s`): where each organized candidate stands in its destination's
+# order. Per destination (`g`): how many scanned paths are at it, the candidate in place
+# there (`ip`) or else the first of the others (`first`), which claims it (`claimer`); a row
+# with the content of what stands there is `redundant`, the others count up from 1 (`nth`).
 _RANKS = """
-        CREATE OR REPLACE TABLE ranks AS
         WITH o AS (
-            SELECT path, want, pass, in_place, size, digest, copy FROM roles
-            WHERE part = 'organize'
+            SELECT * EXCLUDE (dev, ino) FROM roles WHERE part = 'organize'
         ), ex AS (
             SELECT key AS want, count(*) AS ex FROM ek WHERE key IN (SELECT want FROM o)
             GROUP BY key
@@ -256,36 +253,35 @@ _RANKS = """
             SELECT want, count(*) AS n_ip, any_value(path) AS o_path, any_value(size) AS o_size,
                    any_value(digest) AS o_digest, any_value(copy) AS o_copy
             FROM roles WHERE in_place GROUP BY want
-        ), gl AS (
+        ), first AS (
+            SELECT want, arg_min({{'path': path, 'size': size, 'digest': digest, 'copy': copy}},
+                                 {{'pass': pass, 'path': path}}) AS f
+            FROM o WHERE NOT in_place GROUP BY want
+        ), g AS (
             SELECT want, coalesce(ex.ex, 0) = coalesce(ip.n_ip, 0)
-                         AND coalesce(ip.n_ip, 0) <= 1 AS lock_ok
-            FROM (SELECT DISTINCT want FROM o) LEFT JOIN ex USING (want) LEFT JOIN ip USING (want)
+                         AND coalesce(ip.n_ip, 0) <= 1 AS lock_ok,
+                   ip.n_ip IS NOT NULL AS scanned, first.f.path AS first_path,
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.path ELSE ip.o_path END AS o_path,
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.size ELSE ip.o_size END AS o_size,
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.digest ELSE ip.o_digest END
+                       AS o_digest,
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.copy ELSE ip.o_copy END AS o_copy
+            FROM (SELECT DISTINCT want FROM o) LEFT JOIN ex USING (want)
+            LEFT JOIN ip USING (want) LEFT JOIN first USING (want)
         ), r AS (
-            SELECT *, row_number() OVER (PARTITION BY want ORDER BY pass, path) AS pos
-            FROM o WHERE NOT in_place
-        ), occ AS (
-            SELECT r.want, path AS o_path, size AS o_size, digest AS o_digest, copy AS o_copy,
-                   FALSE AS scanned
-            FROM r ANTI JOIN ip ON ip.want = r.want WHERE pos = 1
-            UNION ALL
-            SELECT want, o_path, o_size, o_digest, o_copy, TRUE FROM ip
+            SELECT o.*, g.lock_ok, g.o_path,
+                   NOT g.scanned AND o.path = g.first_path AS claimer,
+                   (g.scanned OR o.path <> g.first_path)
+                   AND coalesce(o.digest = g.o_digest AND o.size = g.o_size, FALSE)
+                   AND (NOT g.o_copy OR {report}) AS redundant
+            FROM o JOIN g USING (want) WHERE NOT o.in_place
         ), s AS (
-            SELECT r.path, r.want, r.pass, occ.o_path, gl.lock_ok,
-                   NOT occ.scanned AND r.pos = 1 AS claimer,
-                   (occ.scanned OR r.pos > 1)
-                   AND coalesce(r.digest = occ.o_digest AND r.size = occ.o_size, FALSE)
-                   AND (NOT occ.o_copy OR {report}) AS redundant
-            FROM r JOIN occ USING (want) JOIN gl USING (want)
-        )
-        SELECT path, o_path, lock_ok, claimer, redundant,
-               CASE WHEN claimer THEN 0 WHEN redundant THEN NULL
+            SELECT *, CASE WHEN claimer THEN 0 WHEN redundant THEN NULL
                     ELSE sum(CASE WHEN claimer OR redundant THEN 0 ELSE 1 END) OVER (
                         PARTITION BY want ORDER BY pass, path
                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS nth
-        FROM s
-        UNION ALL BY NAME
-        SELECT path, lock_ok, FALSE AS claimer, FALSE AS redundant, 0 AS nth
-        FROM o JOIN gl USING (want) WHERE in_place
+            FROM r JOIN (SELECT fid, folder, reason FROM folders) USING (fid)
+        )
 """
 
 
