@@ -87,6 +87,7 @@ def plan_operation(
             log.warning("plan: DuckDB needed more than %s, planning again without it", PLAN_MEMORY)
             con.execute("RESET memory_limit")
             plan_parts(con, policy, root_dev)
+        _keep_only_the_plan(con)
         shards = _write_shards(con, store, op_dir, shard_rows)
         counts = _counts(con)
     counts.update(shards=shards, fingerprint=stamp)
@@ -94,9 +95,22 @@ def plan_operation(
     return counts
 
 
-def _write_shards(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
-    """The plan in path order, `shard_rows` rows a shard (one empty shard for no entry)."""
+def _keep_only_the_plan(con: Any) -> None:
+    """The table `plan_out`: the rows of `plan_rows`, and every other table dropped, so that
+    the sort of the whole plan has PLAN_MEMORY to itself (what it did not take spilled)."""
     con.execute("CREATE OR REPLACE TABLE plan_out AS SELECT * FROM plan_rows")
+    con.execute("DROP VIEW plan_rows")
+    others = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND table_name <> 'plan_out'"
+    ).fetchall()
+    for (name,) in others:
+        con.execute(f'DROP TABLE "{name}"')
+
+
+def _write_shards(con: Any, store: DataStore, op_dir: str, shard_rows: int) -> int:
+    """The plan (`plan_out`) in path order, `shard_rows` rows a shard (one empty shard for no
+    entry)."""
     try:
         return _write_sorted(con, store, op_dir, shard_rows)
     except duckdb.OutOfMemoryException:

@@ -41,7 +41,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def _plan_rows(con: duckdb.DuckDBPyConnection, n: int) -> None:
     con.execute(_ROWS.format(n=n))
-    con.execute("CREATE VIEW plan_rows AS SELECT * FROM rows")
+    con.execute("CREATE TABLE plan_out AS SELECT * FROM rows")
 
 
 def _shards(store: DataStore, op_dir: str) -> list[pa.Table]:
@@ -65,7 +65,6 @@ def test_both_ways_of_sorting_write_the_same_shards(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
     _plan_rows(con, 2_500)
-    con.execute("CREATE TABLE plan_out AS SELECT * FROM plan_rows")
     store = DataStore(str(tmp_path))
     whole = stage._write_sorted(con, store, f"{tmp_path}/whole", 1_000)
     by_range = stage._write_sorted_by_range(con, store, f"{tmp_path}/ranges", 1_000)
@@ -100,3 +99,14 @@ def test_no_entry_is_one_empty_shard(con: duckdb.DuckDBPyConnection, tmp_path: P
     for op_dir in (f"{tmp_path}/op", f"{tmp_path}/ranges"):
         (table,) = _shards(store, op_dir)
         assert table.num_rows == 0 and table.schema.equals(manifests.PLAN)
+
+
+def test_only_the_plan_is_kept_for_its_sort(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_ROWS.format(n=10))
+    con.execute("CREATE TABLE facts AS SELECT src AS path FROM rows")
+    con.execute("CREATE VIEW plan_rows AS SELECT * FROM rows WHERE size < 4")
+    stage._keep_only_the_plan(con)
+    tables = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    views = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    assert tables == [("plan_out",)] and views == []
+    assert con.execute("SELECT count(*) FROM plan_out").fetchall() == [(4,)]
