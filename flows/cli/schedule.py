@@ -9,7 +9,9 @@ worker's); without one the runs wait. Schedules added here belong to no API user
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from typing import Any
 
 import typer
@@ -44,6 +46,33 @@ def _run(call: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
             return asyncio.run(call(PrefectScheduler(PrefectOrchestrator(timeout=20))))
         except OrchestratorError as exc:
             raise UserError(str(exc)) from None
+
+
+def _none_kept_locally() -> bool:
+    """No PREFECT_API_URL, no local server running, and its database holds no schedule (it
+    has none yet, or a read-only look finds the table empty): nothing to list or remove, so
+    the server is not started for it. Any doubt (a database of another shape, a server of its
+    own database) is False: the server is started and asked, as before."""
+    import sqlite3
+
+    from flows.cli import background
+
+    if os.environ.get("PREFECT_API_URL") or os.environ.get(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+    ):
+        return False
+    folder = background.state_dir()
+    if background.find(folder) is not None:
+        return False
+    database = folder / "home" / "prefect.db"
+    if not database.exists():
+        return True
+    try:
+        with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as con:
+            (count,) = con.execute("SELECT count(*) FROM deployment_schedule").fetchone()
+    except sqlite3.Error:
+        return False
+    return bool(count == 0)
 
 
 async def _served() -> bool:
@@ -161,9 +190,15 @@ def _row(info: Any) -> dict[str, Any]:
 @schedules.command("list")
 def list_(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every schedule of the scheduled-cleanup deployment (all owners)."""
-    rows = [_row(info) for info in _run(lambda scheduler: scheduler.schedules())]
+    if _none_kept_locally():
+        rows: list[dict[str, Any]] = []
+    else:
+        rows = [_row(info) for info in _run(lambda scheduler: scheduler.schedules())]
     if json_output:
         emit_json(rows)
+        return
+    if not rows:
+        err.print("no schedules")
         return
     columns = ["id", "owner", "rule", "root", "dry_run", "active"]
     table("schedules", columns, [[str(r[c]) for c in columns] for r in rows])
@@ -178,5 +213,7 @@ def remove(schedule_id: str = typer.Argument(..., help="The schedule's id.")) ->
         uuid.UUID(schedule_id)
     except ValueError:
         raise UserError(f"not a schedule id: {schedule_id}") from None
+    if _none_kept_locally():
+        raise UserError(f"no schedule {schedule_id}: the local Prefect server keeps none")
     _run(lambda scheduler: scheduler.remove_schedule(schedule_id))
     typer.echo(f"removed {schedule_id}")

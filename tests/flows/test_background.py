@@ -378,3 +378,30 @@ def test_schedules_are_kept_by_the_background_server_on_embedded_defaults(
     assert [s["id"] for s in json.loads(listed.stdout)] == [schedule["id"]]
     assert background.read_record(_state(home_dir)) == server  # the same server each time
     assert _fileorg(env, "schedule", "remove", schedule["id"]).returncode == 0
+
+
+def test_schedule_list_and_remove_start_no_server_when_none_is_kept(
+    home: tuple[Path, dict[str, str]],
+) -> None:
+    """With no local server running and none of its schedules in its database (it never ran,
+    or ran and stopped with none), list says so and remove refuses, neither starting it."""
+    home_dir, env = home
+    missing = "0b0e5d1c-0000-4000-8000-000000000000"
+
+    def answers() -> list[tuple[int, str, str]]:
+        listed = _fileorg(env, "schedule", "list")
+        as_json = _fileorg(env, "schedule", "list", "--json")
+        removed = _fileorg(env, "schedule", "remove", missing)
+        assert background.read_record(_state(home_dir)) is None  # nothing started
+        return [(r.returncode, r.stdout, r.stderr) for r in (listed, as_json, removed)]
+
+    expected = [
+        (0, "", "no schedules\n"),
+        (0, "[]\n", ""),
+        (2, "", f"error: no schedule {missing}: the local Prefect server keeps none\n"),
+    ]
+    assert answers() == expected  # it never ran: no database
+    _finished(_organize(env, home_dir))
+    assert _fileorg(env, "stop").returncode == 0
+    assert (_state(home_dir) / "home" / "prefect.db").exists()
+    assert answers() == expected  # its database, read without it: no schedule
