@@ -42,8 +42,10 @@ from storage.roots import overlaps
 Action = Literal["apply", "rollback"]
 REGISTRY = "registry.lock"
 # Tests only: a run reaching the point named PAUSE_AT_ENV ("locked": it holds its lock;
-# "shard": an apply shard is done) creates {PAUSE_ENV}/{point} and waits for {PAUSE_ENV}/go,
-# so that a test acts while the run is provably there (a file barrier, not a sleep).
+# "shard": an apply shard is done; "announced": a batch of apply's or rollback's items is
+# journaled as intents, none carried out yet) creates {PAUSE_ENV}/{point} and waits for
+# {PAUSE_ENV}/go, so that a test acts while the run is provably there (a file barrier, not a
+# sleep).
 PAUSE_ENV = "FILEORG_TEST_PAUSE_DIR"
 PAUSE_AT_ENV = "FILEORG_TEST_PAUSE_AT"
 

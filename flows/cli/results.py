@@ -75,7 +75,7 @@ def rolled_back(
     from storage import operations
 
     status = operations.load(store, operation_id).status
-    rows, found = _not_done(store, operation_id, NOT_DONE_ROLLBACK)
+    rows, found = _not_done(store, operation_id, NOT_DONE_ROLLBACK, "rollback")
     shown = display_id(store, operation_id)
     if json_output:
         emit_json(
@@ -91,11 +91,11 @@ def rolled_back(
 
 
 def _not_done(
-    store: DataStore, operation_id: str, kinds: tuple[str, ...]
+    store: DataStore, operation_id: str, kinds: tuple[str, ...], of: str = "apply"
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     from storage import queries
 
-    return queries.outcome_sample(store, store.operation_dir(operation_id), kinds, SAMPLE)
+    return queries.outcome_sample(store, store.operation_dir(operation_id), kinds, SAMPLE, of)
 
 
 def _problems(rows: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:

@@ -105,20 +105,25 @@ def plan_rows(
 
 
 def outcome_sample(
-    store: DataStore, op_dir: str, kinds: tuple[str, ...], limit: int = 5
+    store: DataStore,
+    op_dir: str,
+    kinds: tuple[str, ...],
+    limit: int = 5,
+    of: str = "apply",
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The first `limit` plan rows whose apply or rollback outcome is one of `kinds`, and how
-    many rows have each of them: what an apply or rollback shows of what it could not do."""
+    """The first `limit` plan rows whose outcome `of` the apply or the rollback is one of
+    `kinds`, and how many rows have each of them: what an apply or rollback shows of what it
+    could not do. A rollback's are its own outcomes only: an item an interrupted apply
+    announced and never carried out stays `unfinished` for apply, yet the rollback that
+    settled it found it where it was, nothing to restore (the tryout's rollback listed 4,096
+    such files as "not restored" under "Rolled back")."""
     table = outcomes.outcome_table(store, op_dir)
-    picked = (
-        "CASE WHEN list_contains($kinds, o.rollback_outcome) THEN o.rollback_outcome "
-        "ELSE o.apply_outcome END"
-    )
+    column = "o.rollback_outcome" if of == "rollback" else "o.apply_outcome"
     sql = f"""
         SELECT p.src, p.dst, p.action, o.apply_outcome, o.rollback_outcome,
-               coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason, {picked} AS outcome
+               coalesce(o.rollback_reason, o.apply_reason) AS outcome_reason, {column} AS outcome
         FROM {plan_items(store, op_dir)} p JOIN outcomes o ON o.seq = p.seq
-        WHERE list_contains($kinds, o.apply_outcome) OR list_contains($kinds, o.rollback_outcome)
+        WHERE list_contains($kinds, {column})
     """
     params = {"kinds": list(kinds)}
     with connect(store) as con:

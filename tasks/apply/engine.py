@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from storage.journal import Entry, Journal, last_phase, read_journal
+from storage.locks import pause_for_tests
 from tasks.apply.items import UNFINISHED, Item, count_key
 
 Outcome = Entry | BaseException | None  # None: not carried out, to redo
@@ -113,6 +114,7 @@ def carry_out(
             # Rule 2: the intents are durable before anything changes (and with them the
             # outcomes of the batch before).
             journal.sync()
+            pause_for_tests("announced")  # tests: a batch announced, nothing of it done yet
             batch_counts = session.carry_out(batch, journal)
             counts.update(batch_counts)
             on_batch(batch_counts)

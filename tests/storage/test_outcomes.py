@@ -93,7 +93,7 @@ def test_rollback_outcomes_name_the_files_it_could_not_restore(op: Operation) ->
     (op.root / "notes/f.txt").write_bytes(b"a new file where f.txt was")
 
     refused = sum(v for k, v in op.rollback().items() if k != "done")
-    rows, counts = queries.outcome_sample(op.store, op.op_dir, NOT_DONE_ROLLBACK)
+    rows, counts = queries.outcome_sample(op.store, op.op_dir, NOT_DONE_ROLLBACK, of="rollback")
     by_src = {r["src"]: r for r in queries.plan_rows(op.store, op.op_dir, limit=None)[0]}
 
     assert refused == 1
