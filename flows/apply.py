@@ -105,6 +105,7 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     }
     record.status = "rolled_back" if refused == 0 else "rollback_incomplete"
     record.stage = None
+    record.error = None  # an interruption this run finished is over
     record.summary["rollback"] = result
     operations.save(store, record)
     return result

@@ -136,6 +136,7 @@ def _run_apply(store: DataStore, record: OperationRecord) -> dict[str, int]:
     counts = {k: totals.get(k, 0) for k in APPLY_KEYS}
     record.status = "applied" if counts["done"] == sum(counts.values()) else "partial"
     record.stage = None
+    record.error = None  # an interruption this run finished is over
     record.summary["apply"] = counts
     operations.save(store, record)
     return counts

@@ -2,7 +2,8 @@
 carried out: storage.locks' "announced" pause point), then finished by the same command: what
 `fileorg` prints and records afterwards. The tryout's Ctrl-C of an apply, then a rollback,
 printed "Rolled back" and then "4,096 files not restored ... interrupted: run the same command
-again" for files apply never moved."""
+again" for files apply never moved; and an operation finished after an interruption kept the
+interruption's error ("run it again to finish it") in `fileorg operations`."""
 
 from __future__ import annotations
 
@@ -76,3 +77,26 @@ def test_a_rollback_after_a_killed_apply_lists_no_file_apply_never_moved(
     assert "unfinished" not in undone.stderr, undone.stderr
     assert differences(before, snapshot(root)) == []
 
+
+def test_an_apply_and_a_rollback_finished_after_a_kill_keep_no_interruption_error(
+    tmp_path: Path, cli: Cli
+) -> None:
+    root = tmp_path / "mess"
+    record = planned(cli.store, root, PlanOptions(mode="category"))
+    before = snapshot(root)
+
+    killed_at_announce(cli, tmp_path / "apply-barrier", "apply", record.id, "--yes")
+    assert "interrupted" in str(shown(cli, record.id)["error"])
+    finished = cli.run("apply", record.id, "--yes")
+    assert finished.returncode == 0, finished.stderr
+    applied = shown(cli, record.id)
+
+    killed_at_announce(cli, tmp_path / "rollback-barrier", "rollback", record.id)
+    assert "interrupted" in str(shown(cli, record.id)["error"])
+    undone = cli.run("rollback", record.id)
+    assert undone.returncode == 0, undone.stderr
+    rolled_back = shown(cli, record.id)
+
+    assert (applied["status"], applied["error"]) == ("applied", None)
+    assert (rolled_back["status"], rolled_back["error"]) == ("rolled_back", None)
+    assert differences(before, snapshot(root)) == []
