@@ -9,14 +9,17 @@ import re
 # Names the way browsers, file managers and sync tools name a second copy, at the end of the
 # name before its extensions: "x (1).pdf", "x(1).pdf" (Firefox), "x - Copy.pdf" and "x - Copy
 # (2).pdf" (Windows), "x copy.pdf" and "x copy 2.pdf" (macOS), "x (copy).pdf", "x (another
-# copy).pdf" and "x (3rd copy).pdf" (GNOME); weaker, since originals end so too ("scan-2"):
+# copy).pdf" and "x (3rd copy).pdf" (GNOME); or at its start: "Copy of x.pdf" and "Copy (2)
+# of x.pdf" (Windows XP, Google Drive, Office; the tryout kept "Copy of report.pdf" and
+# quarantined "report.pdf"); weaker, since originals end so too ("scan-2"):
 # "x-1.pdf", "x_1.pdf". Among copies of one file that --keep ranks equal (the same mtime),
 # a plain name is kept before a weak one, and a weak one before a strong one, then by path:
 # the tryout's download folder kept "name (1).pdf" and quarantined "name.pdf". The patterns
 # are ASCII and read the same in Python's re (on bytes) and DuckDB's RE2 (tasks.plan.copies).
 _EXTS = r"(\.[a-z0-9]*[a-z][a-z0-9]*){0,2}$"
 COPY_NAME_STRONG = (
-    r"(?i)( ?\([0-9]{1,3}\)| - copy( \([0-9]{1,3}\))?| copy( [0-9]{1,3})?"
+    r"(?i)(^copy( \([0-9]{1,3}\))? of .+"
+    r"| ?\([0-9]{1,3}\)| - copy( \([0-9]{1,3}\))?| copy( [0-9]{1,3})?"
     r"| \((another |[0-9]{1,3}(st|nd|rd|th) )?copy\))" + _EXTS
 )
 COPY_NAME_WEAK = r"(?i)[-_][0-9]{1,2}" + _EXTS
