@@ -36,6 +36,7 @@ def _ours(work: Path) -> dict[int, tuple[str, int]]:
     child nor the server's, so a walk of either tree missed it, and the run itself in it."""
     marker = f"FILEORG_DATA_URL={work}".encode()
     found: dict[int, tuple[str, int]] = {}
+    parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -48,8 +49,15 @@ def _ours(work: Path) -> dict[int, tuple[str, int]]:
                 _role(cmdline.decode(errors="replace")),
                 measure._pss_kb(int(entry.name)),
             )
+            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+            parents[int(entry.name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
         except OSError:
             continue
+    # The warm runner's child (the run itself) keeps the runner's command line: it is the
+    # run, told apart by its parent, a runner.
+    for pid, (role, kb) in found.items():
+        if role == "runner" and found.get(parents.get(pid, 0), ("",))[0] == "runner":
+            found[pid] = ("run", kb)
     return found
 
 
@@ -63,12 +71,12 @@ def _role(cmdline: str) -> str:
     return "run"  # the CLI, or the runner's child that runs the command
 
 
-def run_once(root: Path, env: dict[str, str], work: Path) -> dict[str, float]:
+def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[str, float]:
     started = time.perf_counter()
     # stdout to a file, not a pipe: a process left behind holding a pipe would hang the bench
     with tempfile.TemporaryFile() as out_file:
         cli = subprocess.Popen(
-            [common.FILEORG, "organize", str(root), "--dry-run", "--json"],
+            [fileorg, "organize", str(root), "--dry-run", "--json"],
             env=env,
             stdout=out_file,
             stderr=subprocess.DEVNULL,
@@ -99,7 +107,10 @@ def run_once(root: Path, env: dict[str, str], work: Path) -> dict[str, float]:
     if cli.returncode != 0:
         raise SystemExit(f"fileorg organize failed with status {cli.returncode}")
     op = json.loads(out)["operation_id"]
-    stages = common.fileorg_report(op, env).get("stages", {})
+    report = subprocess.run(
+        [fileorg, "report", op, "--json"], env=env, capture_output=True, check=True
+    )
+    stages = json.loads(report.stdout).get("stages", {})
     row: dict[str, float] = {"wall_s": round(wall, 2), "tree_pss_mib": peaks["tree"] // 1024}
     row.update({f"{role}_at_peak_mib": kb // 1024 for role, kb in sorted(at_peak.items())})
     row.update({k: v.get("seconds") for k, v in stages.items()})
@@ -111,16 +122,23 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--work", type=Path, default=common.DEFAULT_WORK / "footprint")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--repo", type=Path, help="the checkout whose fileorg runs (default: this one)"
+    )
     args = parser.parse_args()
+    fileorg = str(args.repo / ".venv/bin/fileorg") if args.repo else common.FILEORG
     shutil.rmtree(args.work, ignore_errors=True)
     env = common.fileorg_env(args.work, None)  # no PREFECT_API_URL: the embedded defaults
     try:
         for run in range(args.runs):
             for stale in (args.work / "operations",):  # each run plans afresh, reusing nothing
                 shutil.rmtree(stale, ignore_errors=True)
-            print(json.dumps({"run": run + 1, **run_once(args.root, env, args.work)}), flush=True)
+            print(
+                json.dumps({"run": run + 1, **run_once(args.root, env, args.work, fileorg)}),
+                flush=True,
+            )
     finally:
-        subprocess.run([common.FILEORG, "stop"], env=env, capture_output=True)
+        subprocess.run([fileorg, "stop"], env=env, capture_output=True)
         if not os.environ.get("KEEP"):
             shutil.rmtree(args.work, ignore_errors=True)
 
