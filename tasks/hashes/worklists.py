@@ -18,15 +18,19 @@ tasks.hashes.objects).
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage import manifests
 from storage.locations import DataStore
-from storage.queries import connect, has_shards, source
+from storage.queries import has_shards, source, workspace
 from storage.queries.connection import columns
-from tasks import pool
 from tasks.hashes.local import PREFIX_BYTES
 
 if TYPE_CHECKING:
@@ -35,6 +39,13 @@ if TYPE_CHECKING:
 PREFIX = "prefix"
 FULL = "hash"
 INPUTS = "_inputs"
+# DuckDB's memory while it makes a work list: past it, its joins and sort spill to a temporary
+# folder. A million files' prefix list took 370-450 MB unbounded (its result materialized
+# whole), 220 MB at this limit on one thread, streamed into shards as it is sorted.
+WORKLIST_MEMORY = "192MB"
+WORKLIST_BATCH = 10_000
+
+log = logging.getLogger(__name__)
 
 
 def inputs_dir(pass_name: str) -> str:
@@ -116,9 +127,7 @@ def plan_prefix_inputs(
         FROM c {join} {known_join}
         ORDER BY c.dev, c.ino
     """
-    with connect(store) as con:
-        table = con.sql(sql).to_arrow_table()
-    return _write_inputs(store, op_dir, PREFIX, table, _cut(table, shard_files, None))
+    return _write_streamed(store, op_dir, PREFIX, sql, shard_files, None)
 
 
 def plan_full_inputs(
@@ -152,32 +161,93 @@ def plan_full_inputs(
         FROM c {join}
         ORDER BY c.dev, c.ino
     """
-    with connect(store) as con:
-        table = con.sql(sql).to_arrow_table()
-    cuts = _cut(table, shard_files, shard_bytes)
-    return _write_inputs(store, op_dir, FULL, table, cuts)
+    return _write_streamed(store, op_dir, FULL, sql, shard_files, shard_bytes)
 
 
-def _cut(table: pa.Table, shard_files: int, shard_bytes: int | None) -> list[tuple[int, int]]:
-    """Shards of a work list: by files, and by the bytes still to read (a cached digest
-    costs no read)."""
-    if shard_bytes is None:
-        return pool.cut_ranges([0] * table.num_rows, shard_files)
-    sizes = table.column("size").to_pylist()
-    to_read = table.column("cached").is_null().to_pylist()
-    weights = [size if read else 0 for size, read in zip(sizes, to_read, strict=True)]
-    return pool.cut_ranges(weights, shard_files, shard_bytes)
-
-
-def _write_inputs(
-    store: DataStore, op_dir: str, pass_name: str, table: pa.Table, cuts: list[tuple[int, int]]
+def _write_streamed(
+    store: DataStore,
+    op_dir: str,
+    pass_name: str,
+    sql: str,
+    shard_files: int,
+    shard_bytes: int | None,
 ) -> int:
-    table = table.cast(manifests.HASH_INPUT)
-    if not cuts:
-        # One empty shard keeps "the pass has shards" true, so queries need no special case.
-        cuts = [(0, 0)]
-    for index, (a, b) in enumerate(cuts):
-        path = manifests.shard_path(op_dir, inputs_dir(pass_name), index)
-        manifests.write_table(store, path, table.slice(a, b - a))
-    manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": len(cuts)})
-    return len(cuts)
+    """The work list's shards, written as DuckDB hands its sorted rows over (a shard's rows
+    held at a time, never the whole list), under WORKLIST_MEMORY; a step that cannot spill
+    and outgrows it runs again without the limit (rewriting the same shards)."""
+    with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-worklist-") as spill:
+        con.execute(f"SET memory_limit = '{WORKLIST_MEMORY}'")
+        con.execute("SET temp_directory = $dir", {"dir": spill})
+        con.execute("SET threads = 1")  # each thread's sort and hash table is memory too
+        con.execute("SET preserve_insertion_order = false")  # the list's ORDER BY orders it
+        try:
+            reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
+            shards = _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+        except duckdb.OutOfMemoryException:
+            log.warning("%s work list: DuckDB needed more than %s", pass_name, WORKLIST_MEMORY)
+            con.execute("RESET memory_limit")
+            con.execute("RESET threads")
+            reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
+            shards = _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+    manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": shards})
+    return shards
+
+
+def _write_shards(
+    store: DataStore,
+    op_dir: str,
+    pass_name: str,
+    batches: Iterable[pa.RecordBatch],
+    shard_files: int,
+    shard_bytes: int | None,
+) -> int:
+    """Shards of a work list, in its order, cut as tasks.pool.cut_ranges cuts a whole list:
+    a shard ends after `shard_files` rows, or once its bytes still to read reach
+    `shard_bytes`. An empty list is one empty shard, so queries need no special case."""
+    pending: list[pa.Table] = []
+    rows = weight = shards = 0
+    for batch in batches:
+        table = pa.Table.from_batches([batch]).cast(manifests.HASH_INPUT)
+        start = 0
+        for end in _ends(table, shard_files, shard_bytes, rows, weight):
+            pending.append(table.slice(start, end - start))
+            _write_shard(store, op_dir, pass_name, shards, pending)
+            pending, rows, weight, shards, start = [], 0, 0, shards + 1, end
+        if start < table.num_rows:
+            rest = table.slice(start)
+            pending.append(rest)
+            rows += rest.num_rows
+            weight += sum(_to_read(rest)) if shard_bytes is not None else 0
+    if pending or shards == 0:
+        _write_shard(store, op_dir, pass_name, shards, pending)
+        shards += 1
+    return shards
+
+
+def _write_shard(
+    store: DataStore, op_dir: str, pass_name: str, index: int, parts: list[pa.Table]
+) -> None:
+    table = pa.concat_tables(parts) if parts else manifests.HASH_INPUT.empty_table()
+    manifests.write_table(store, manifests.shard_path(op_dir, inputs_dir(pass_name), index), table)
+
+
+def _ends(
+    table: pa.Table, shard_files: int, shard_bytes: int | None, rows: int, weight: int
+) -> list[int]:
+    """The ends (exclusive) of the shards that end within `table`, the shard in progress
+    holding `rows` rows and `weight` bytes to read before it."""
+    if shard_bytes is None:
+        return list(range(shard_files - rows, table.num_rows + 1, shard_files))
+    ends: list[int] = []
+    for i, size in enumerate(_to_read(table)):
+        rows, weight = rows + 1, weight + size
+        if rows >= shard_files or weight >= shard_bytes:
+            ends.append(i + 1)
+            rows = weight = 0
+    return ends
+
+
+def _to_read(table: pa.Table) -> list[int]:
+    """Each row's bytes still to read: its size, or 0 where a digest is cached."""
+    sizes = pc.if_else(pc.is_null(table.column("cached")), table.column("size"), 0)
+    return [int(size) for size in sizes.to_pylist()]
