@@ -150,7 +150,8 @@ def summary(report: dict[str, Any]) -> None:
         [name, f"{slot['files']:,}", human_bytes(slot["bytes"])]
         for name, slot in sorted(report["by_category"].items(), key=lambda kv: -kv[1]["bytes"])
     ]
-    table("By category", ["category", "files", "size"], cats)
+    if cats:  # a tree with no file has no category: an empty table would say nothing
+        table("By category", ["category", "files", "size"], cats)
     stages = [
         [name, f"{t['seconds']:.2f} s" if t.get("seconds") is not None else "-", f"{t['files']:,}"]
         for name, t in report["stages"].items()
@@ -187,7 +188,7 @@ def report_details(report: dict[str, Any]) -> None:
     rows = [
         [
             shown(os.fsencode(u["path"])),
-            u["reason"],
+            escaped(u["reason"]),  # it may name a path: `the target of a symlink (by X)`
             "not entered" if u["files"] is None else f"{u['files']:,}",
         ]
         for u in left["items"]
