@@ -71,16 +71,7 @@ def workspace(store: DataStore) -> Iterator[duckdb.DuckDBPyConnection]:
 def _prepare(con: duckdb.DuckDBPyConnection, store: DataStore) -> None:
     if not store.is_local:
         con.register_filesystem(store.fs)
-    _release_freed(con)
     _quiet(con)
-
-
-def _release_freed(con: duckdb.DuckDBPyConnection) -> None:
-    # DuckDB's jemalloc keeps what a query freed until later allocations purge it, so a
-    # process that ran one big query (a million files' work list: +400 MB) held that memory
-    # through the stages after it, idle. Its background threads (one setting for the whole
-    # process, off by default, and off again in a forked child) return it within a second.
-    con.execute("SET allocator_background_threads = true").fetchall()
 
 
 def _quiet(con: duckdb.DuckDBPyConnection) -> None:
