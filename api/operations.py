@@ -211,7 +211,11 @@ class OperationService:
     async def apply(self, op: Operation) -> OperationStarted:
         await run_in_threadpool(locks.refuse_busy, self.store, str(op.id), op.root_path)
         record = await self._settled(op, "applied")
-        repeated = records.repeat_refusal(record, "apply") if record else None
+        repeated = (
+            records.repeat_refusal(record, "apply", f"POST /api/v1/operations/{record.id}/rollback")
+            if record
+            else None
+        )
         if repeated:
             raise Conflict(repeated)  # the same line as the CLI's (docs/api.md)
         stopped = records.stopped_rolling_back(record) if record else None

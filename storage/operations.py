@@ -298,13 +298,16 @@ def newer_change(store: DataStore, record: OperationRecord) -> OperationRecord |
     return None
 
 
-def repeat_refusal(record: OperationRecord, request: Literal["apply", "rollback"]) -> str | None:
-    """The one line that refuses repeating a finished apply or rollback, the same in the CLI
-    (exit 2) and the API (409); None when the request may go on."""
+def repeat_refusal(
+    record: OperationRecord, request: Literal["apply", "rollback"], undo: str | None = None
+) -> str | None:
+    """The one line that refuses repeating a finished apply or rollback, the same words in the
+    CLI (exit 2) and the API (409), each naming its own way to undo (`undo`: the API's request;
+    the CLI's command by default); None when the request may go on."""
     if request == "apply" and record.status in ("applied", "partial"):
         return (
             f"operation {record.id} is already applied: nothing to do "
-            f"(undo it with fileorg rollback {record.id})"
+            f"(undo it with {undo or f'fileorg rollback {record.id}'})"
         )
     if request == "rollback" and record.status == "rolled_back":
         return f"operation {record.id} is already rolled back: nothing to undo"

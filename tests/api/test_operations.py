@@ -300,7 +300,7 @@ def test_apply_a_reviewed_dry_run_then_roll_it_back(api: Api, tree: Path, alice:
     [
         ({"operation_type": "scan"}, None, "only organize operations change files"),
         ({"operation_type": "dedupe"}, None, "only organize operations change files"),
-        ({"dry_run": False}, None, "is already applied: nothing to do"),
+        ({"dry_run": False}, None, "is already applied: nothing to do (undo it with POST /api/v1/"),
         ({}, "running", "still running"),
         ({}, "failed", "not a finished dry run (status: failed)"),
     ],
@@ -320,6 +320,7 @@ def test_apply_needs_a_finished_dry_run(
     response = _post(api, alice, f"/api/v1/operations/{op_id}/apply")
     assert response.status_code == 409
     assert expected_detail in response.json()["detail"]
+    assert "fileorg" not in response.json()["detail"]  # an API answer names the API's request
 
 
 def test_rollback_of_an_operation_never_applied_is_409(api: Api, tree: Path, alice: User) -> None:
