@@ -87,7 +87,23 @@ BAD: dict[str, tuple[list[str], str]] = {
         "unknown timezone 'Mars/Base'",
     ),
     "zero interval": (["schedule", "add", "{root}", "--every", "0"], "--every must be 1 second"),
-    "unknown option": (["plan", "{op}", "--colour"], "No such option: --colour"),
+    "unknown option": (["plan", "{op}", "--colour"], "no such option: --colour"),
+    # Click's guesses only when close (it offered --i-mean-it for --limit, --version for
+    # --json), and the command's own help where the command line names one.
+    "an option before its command": (
+        ["--json", "plan", "{op}"],
+        "before the command: --json (it goes after it: fileorg plan ... --json) "
+        "(see fileorg plan --help)",
+    ),
+    "no close option": (
+        ["organize", "{root}", "--limit", "0"],
+        "error: no such option: --limit (see fileorg organize --help)",
+    ),
+    "a close option": (["plan", "{op}", "--wdie"], "--wdie; did you mean --wide?"),
+    "an option without its value": (
+        ["organize", "{root}", "--mode"],
+        "see fileorg organize --help",
+    ),
     "missing argument": (["plan"], "Missing argument"),
 }
 GOOD: dict[str, list[str]] = {
