@@ -505,3 +505,14 @@ def test_a_root_whose_name_is_not_utf8_can_be_organized(tmp_path: Path, data_dir
     _, report = organize(root)
 
     assert os.fsencode(report["root"]) == os.fsencode(root)
+
+
+def test_the_resulting_tree_counts_the_files_the_summary_counts(organized: Organized) -> None:
+    from storage.previews import resulting_tree
+
+    plan = organized.plan()
+    assert {row["kind"] for row in plan.values()} - {"file"}  # links, folders, errors too
+
+    total = resulting_tree(organized.store, organized.op_dir)[0]
+
+    assert (total.files, total.bytes) == (organized.report["files"], organized.report["bytes"])
