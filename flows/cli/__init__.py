@@ -14,12 +14,15 @@ import sys
 import threading
 from contextlib import suppress
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from flows.cli import terminal
 from storage.errors import FileorgError, StorageError, UserError
+
+if TYPE_CHECKING:
+    import click
 
 app = typer.Typer(
     name="fileorg",
@@ -94,45 +97,38 @@ def usage_line(exc: typer.TyperException) -> str:
         for pattern, replacement in BOUNDS:
             detail = pattern.sub(replacement, detail)
         message = f"{name}: {detail}"
-    if type(exc).__name__ == "NoSuchOption":
-        message = _no_such_option(exc)
     ctx = getattr(exc, "ctx", None)
+    at_root = ctx is None or ctx.parent is None
+    # The command the line names, found once: Click raised this before its context existed.
+    named = _command_named(sys.argv[1:]) if at_root else None
+    if type(exc).__name__ == "NoSuchOption":
+        message = _no_such_option(exc, named if ctx is not None else None)
     command = ctx.command_path if ctx is not None else "fileorg"
-    if ctx is None or ctx.parent is None:
-        named = _command_named(sys.argv[1:])
-        if named:  # `fileorg --json plan`, `fileorg organize R --mode`: the command's help
-            command = f"fileorg {named}"
+    if named is not None:  # `fileorg --json plan`, `fileorg organize R --mode`: its help
+        command = f"fileorg {named.name}"
     return f"{message} (see {command} --help)"
 
 
-def _no_such_option(exc: typer.TyperException) -> str:
+def _no_such_option(exc: typer.TyperException, named: click.Command | None) -> str:
     """Click's line without its guesses unless one is close: it offered `--i-mean-it` for
-    `--limit` and `--version` for `--json` (the tryout). An option before the command is told
-    where it goes."""
+    `--limit` and `--version` for `--json` (the tryout). An option typed before the command
+    `named` that is one of its own is told where it goes."""
     import difflib
 
     name = str(getattr(exc, "option_name", ""))
     possible = list(getattr(exc, "possibilities", None) or [])
     close = difflib.get_close_matches(name.lstrip("-"), [p.lstrip("-") for p in possible], 1, 0.7)
-    ctx = getattr(exc, "ctx", None)
-    named = _command_named(sys.argv[1:]) if ctx is not None and ctx.parent is None else None
-    if named and name in _options_of(named):
-        where = f"fileorg {named} ... {name}"
+    if named is not None and any(name in param.opts for param in named.params):
+        where = f"fileorg {named.name} ... {name}"
         return f"no such option before the command: {name} (it goes after it: {where})"
     hint = f"; did you mean --{close[0]}?" if close else ""
     return f"no such option: {name}{hint}"
 
 
-def _options_of(command: str) -> set[str]:
-    found = getattr(typer.main.get_command(app), "commands", {}).get(command)
-    return {opt for param in getattr(found, "params", []) for opt in param.opts}
-
-
-def _command_named(args: list[str]) -> str | None:
-    """The first of `args` that names one of fileorg's commands (an error Click raised before
-    the command's own context existed names none)."""
-    commands = getattr(typer.main.get_command(app), "commands", {})
-    return next((arg for arg in args if arg in commands), None)
+def _command_named(args: list[str]) -> click.Command | None:
+    """The first of fileorg's commands that `args` names, if any."""
+    commands: dict[str, click.Command] = getattr(typer.main.get_command(app), "commands", {})
+    return next((commands[arg] for arg in args if arg in commands), None)
 
 
 # Ctrl-C: the first one interrupts the command, which has until this deadline to unwind (a
