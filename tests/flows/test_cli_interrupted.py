@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from storage import locks
-from storage.operations import PlanOptions
+from storage.operations import OperationRecord, PlanOptions
 from tests.apply_helpers import differences
 from tests.flows.cli_helpers import FILEORG, Cli, planned, write_tree
 from tests.polling import until_created
-from tests.trees import snapshot
+from tests.trees import Entry, snapshot
 
 FILES = {f"Camera/IMG_{i:04d}.jpg": b"\xff\xd8\xff\xe0 photo %d" % i for i in range(4)} | {
     f"inbox/note {i}.txt": b"note %d" % i for i in range(4)
@@ -60,12 +60,17 @@ def shown(cli: Cli, operation_id: str) -> dict[str, object]:
     return dict(record)
 
 
+def planned_mess(tmp_path: Path, cli: Cli) -> tuple[Path, OperationRecord, dict[bytes, Entry]]:
+    """The tree's root, its planned operation and its snapshot before anything moved."""
+    root = tmp_path / "mess"
+    record = planned(cli.store, root, PlanOptions(mode="category"))
+    return root, record, snapshot(root)
+
+
 def test_a_rollback_after_a_killed_apply_lists_no_file_apply_never_moved(
     tmp_path: Path, cli: Cli
 ) -> None:
-    root = tmp_path / "mess"
-    record = planned(cli.store, root, PlanOptions(mode="category"))
-    before = snapshot(root)
+    root, record, before = planned_mess(tmp_path, cli)
     killed_at_announce(cli, tmp_path / "barrier", "apply", record.id, "--yes")
     assert shown(cli, record.id)["status"] == "interrupted"
 
@@ -81,9 +86,7 @@ def test_a_rollback_after_a_killed_apply_lists_no_file_apply_never_moved(
 def test_an_apply_and_a_rollback_finished_after_a_kill_keep_no_interruption_error(
     tmp_path: Path, cli: Cli
 ) -> None:
-    root = tmp_path / "mess"
-    record = planned(cli.store, root, PlanOptions(mode="category"))
-    before = snapshot(root)
+    root, record, before = planned_mess(tmp_path, cli)
 
     killed_at_announce(cli, tmp_path / "apply-barrier", "apply", record.id, "--yes")
     assert "interrupted" in str(shown(cli, record.id)["error"])
