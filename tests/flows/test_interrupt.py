@@ -30,6 +30,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stage_recorded(data: Path) -> bool:
+    records = list(data.glob("operations/*/operation.json"))
+    with suppress(OSError, ValueError):  # not written yet, or being replaced
+        return len(records) == 1 and json.loads(records[0].read_text()).get("stage") is not None
+    return False
+
+
 def _read(fd: int, timeout: float) -> bytes | None:
     """What the terminal shows next; b"" if nothing yet, None once the program is gone."""
     ready, _, _ = select.select([fd], [], [], timeout)
@@ -71,7 +78,9 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
         if chunk and not cpu_at_first_output:
             cpu_at_first_output.append(_cpu_seconds(pid))
         screen.extend(chunk)
-        return b"scan" in screen
+        # The terminal can show the stage a moment before the record names it, and the Ctrl-C
+        # is meant to land in a stage: wait for both, reading the terminal meanwhile.
+        return b"scan" in screen and _stage_recorded(data)
 
     def closed() -> bool:
         chunk = _read(fd, 0.1)
@@ -79,7 +88,7 @@ def test_ctrl_c_of_organize_ends_in_5_s_with_the_state_and_the_resume_command(
         return chunk is None
 
     try:  # no pause between polls: _read waits for the terminal
-        until(scan_shown, DEADLINE, "the scan stage on the terminal", every=0)
+        until(scan_shown, DEADLINE, "the scan stage on the terminal and in the record", every=0)
         # the status line is redrawn after a carriage return: each drawing is a line here
         drawn = re.split(rb"[\r\n]+", ESCAPES.sub(b"", screen))
         first_line = next(line.strip() for line in drawn if line.strip())
