@@ -14,6 +14,9 @@ from storage import manifests
 from storage.locations import DataStore
 from tasks import pool
 from tasks.hashes import worklists
+from tests.roots import TreeRoot
+from tests.tasks.hashes.test_contract import write_tree
+from tests.tasks.pipeline import hash_op, scan_op
 
 
 def _work_list(rows: int, seed: int) -> pa.Table:
@@ -63,3 +66,40 @@ def test_streamed_shards_are_cut_as_the_whole_list_is(
         written = manifests.read_table(store, path)
         assert written.schema == manifests.HASH_INPUT
         assert written.to_pylist() == table.slice(a, b - a).cast(manifests.HASH_INPUT).to_pylist()
+
+
+def _inputs(store: DataStore, op_dir: str) -> dict[str, list[list[dict[str, object]]]]:
+    return {
+        name: [
+            manifests.read_table(store, path).to_pylist()
+            for path in manifests.shard_paths(store, op_dir, worklists.inputs_dir(name))
+        ]
+        for name in (worklists.PREFIX, worklists.FULL)
+    }
+
+
+def test_a_small_tree_lists_on_the_shared_database_and_cuts_the_same_shards(
+    root: TreeRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below BOUNDED_FROM entries no database of its own is opened (15-120 ms each, most of a
+    10-file run's hash stages); the shards are those the bounded database writes."""
+    write_tree(root)
+    opened: list[str] = []
+    real_workspace = worklists.workspace
+
+    def counted(store: DataStore) -> object:
+        opened.append("workspace")
+        return real_workspace(store)
+
+    monkeypatch.setattr(worklists, "workspace", counted)
+    written = {}
+    for bounded_from in (worklists.BOUNDED_FROM, 0):
+        monkeypatch.setattr(worklists, "BOUNDED_FROM", bounded_from)
+        store = DataStore(str(tmp_path / f"data-{bounded_from}"))
+        op_dir, counts = scan_op(store, root.url)
+        assert 0 < counts["entries"] < worklists.BOUNDED_FROM or bounded_from == 0
+        hash_op(store, op_dir, root.url, shard_rows=2)
+        written[bounded_from] = _inputs(store, op_dir)
+        assert len(opened) == (0 if bounded_from else 2)  # the situation under test happened
+    assert written[0] == written[worklists.BOUNDED_FROM]
+    assert len(written[0][worklists.PREFIX]) > 1  # more than one shard, cut alike
