@@ -3,6 +3,11 @@
 Shown before an apply, so that a user sees `Images/2019  1,204 files  3.1 GB` rather than a
 list of moves. A file ends at its destination when it moves (or is quarantined), and stays
 where it is otherwise (kept, left alone, replaced by a hard link).
+
+One GROUP BY over the plan's shards in DuckDB: each regular file's final folder cut to `depth`
+levels, counted; Python then adds each of those few groups to its folders above. Paths are
+bytes (BLOBs, not always UTF-8), and DuckDB has no substring on a BLOB: the folder is cut on
+the path's hex digits, a pair at a time, so a "/" (2F) is only ever a whole byte.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from storage import manifests
+from storage import queries
 from storage.locations import DataStore
+from storage.queries.connection import PLAN_ADDED, with_columns
 
 MOVING = ("move", "quarantine")
+# A byte of the path that is not "/", as two hex digits.
+_NOT_SLASH = "(?:[013-9A-F][0-9A-F]|2[0-9A-E])"
 
 
 @dataclass
@@ -24,23 +32,40 @@ class Folder:
     arriving: int = 0  # files the plan moves into it (or below it)
 
 
+def _grouped_sql(table: str, depth: int) -> str:
+    """Per final folder cut to `depth` levels (hex, with its last "/"): files, bytes, arriving.
+    Links, folders left alone whole and errors are not counted: the summary's files are regular
+    files, so are the tree's (the tryout: 28 vs 48)."""
+    moving = ", ".join(f"'{a}'" for a in MOVING)
+    return f"""
+        WITH final AS (
+            SELECT action IN ({moving}) AND dst IS NOT NULL AS moving,
+                   CASE WHEN action IN ({moving}) AND dst IS NOT NULL THEN dst ELSE src END AS path,
+                   coalesce(size, 0) AS size
+            FROM {table} WHERE kind = 'file'
+        )
+        SELECT regexp_extract(hex(path), '^((?:{_NOT_SLASH}*2F){{0,{int(depth)}}})', 1) AS cut,
+               count(*), sum(size)::HUGEINT, count(*) FILTER (moving)
+        FROM final GROUP BY cut
+    """
+
+
 def resulting_tree(store: DataStore, op_dir: str, depth: int = 2) -> list[Folder]:
     """Folders down to `depth` levels, each counting every file at or below it, in path
     order (a parent before its children)."""
+    if not queries.has_shards(store, op_dir, "plan"):
+        return []
+    table = with_columns(store, op_dir, "plan", PLAN_ADDED)
+    with queries.connect(store) as con:
+        groups = con.execute(_grouped_sql(table, depth)).fetchall()
     folders: dict[bytes, Folder] = defaultdict(lambda: Folder(b""))
-    columns = ["src", "dst", "action", "size", "kind"]
-    for path in manifests.shard_paths(store, op_dir, "plan"):
-        table = manifests.read_table(store, path, columns=columns).to_pydict()
-        for src, dst, action, size, kind in zip(*(table[c] for c in columns), strict=True):
-            if kind != "file":  # a link, a folder left alone whole, an error: the summary's
-                continue  # files are regular files, so are the tree's (the tryout: 28 vs 48)
-            moving = action in MOVING and dst is not None
-            parts = (dst if moving else src).split(b"/")[:-1]
-            for level in range(min(depth, len(parts)) + 1):
-                key = b"/".join(parts[:level])
-                folder = folders[key]
-                folder.path = key
-                folder.files += 1
-                folder.bytes += size or 0
-                folder.arriving += int(moving)
+    for cut, files, size, arriving in groups:
+        parts = bytes.fromhex(cut).split(b"/")[:-1]  # the folders, the last "/" dropped
+        for level in range(len(parts) + 1):
+            key = b"/".join(parts[:level])
+            folder = folders[key]
+            folder.path = key
+            folder.files += files
+            folder.bytes += int(size)
+            folder.arriving += arriving
     return [folders[k] for k in sorted(folders, key=lambda p: p.split(b"/") if p else [])]
