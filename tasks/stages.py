@@ -126,8 +126,10 @@ def plan_task(
 
 @task(name="listing", **RETRIES)
 def listing_task(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
-    """The listing manifest the API and the CLI page through (storage.queries.listing_manifest)."""
-    return queries.build_listing(store, op_dir, include_empty)
+    """The listing manifest the API and the CLI page through (storage.queries.listing_manifest):
+    copied from the operation whose plan this one reused, whose inputs it shares."""
+    planned = manifests.done_info(store, op_dir, "plan") or {}
+    return queries.build_listing(store, op_dir, include_empty, planned.get("reused_from"))
 
 
 @task(name="report", **RETRIES)

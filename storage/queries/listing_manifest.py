@@ -76,11 +76,23 @@ def info(store: DataStore, op_dir: str) -> dict[str, Any] | None:
     return found if found.get("version") == VERSION else None
 
 
-def build(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
-    """Build the listing manifest of a planned operation, unless it is built already."""
+def build(
+    store: DataStore, op_dir: str, include_empty: bool, same_as: str | None = None
+) -> dict[str, Any]:
+    """Build the listing manifest of a planned operation, unless it is built already.
+
+    `same_as`: an operation whose every input of the manifest is known equal to this one's
+    (its plan was reused: the plan's fingerprint covers every scanned, classified and hashed
+    field the files and duplicates read, and the plan shards are copies): its finished
+    manifest is copied instead of built (a re-scan of an unchanged tree spent 44 % of its time
+    building it again)."""
     done = info(store, op_dir)
     if done is not None:
         return done
+    if same_as is not None:
+        copied = _copy_from(store, op_dir, same_as, include_empty)
+        if copied is not None:
+            return copied
     built: dict[str, Any] = {"version": VERSION, "build": uuid.uuid4().hex}
     built["include_empty"] = include_empty
     with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-listing-") as work:
@@ -90,6 +102,24 @@ def build(store: DataStore, op_dir: str, include_empty: bool) -> dict[str, Any]:
         built["files"] = _files(writer) if has_shards(store, op_dir, "classify") else None
         built["plan"] = _plan(writer) if has_shards(store, op_dir, "plan") else None
         built["duplicates"] = _duplicates(writer, include_empty)
+    store.write_bytes(f"{op_dir}/{FOLDER}/{DONE}", json.dumps(built).encode())
+    return built
+
+
+def _copy_from(
+    store: DataStore, op_dir: str, operation_id: str, include_empty: bool
+) -> dict[str, Any] | None:
+    """The manifest of `operation_id` (beside `op_dir`) copied, `_SUCCESS` last with a build
+    id of its own (a cursor names the build it was made on); None when that one is not
+    finished or was built for another `include_empty`."""
+    source_dir = f"{op_dir.rsplit('/', 1)[0]}/{operation_id}"
+    found = info(store, source_dir)
+    if found is None or found.get("include_empty") != include_empty:
+        return None
+    for path in store.glob(f"{source_dir}/{FOLDER}/*.parquet"):
+        name = path.rsplit("/", 1)[-1]
+        store.write_bytes(f"{op_dir}/{FOLDER}/{name}", store.read_bytes(path))
+    built = {**found, "build": uuid.uuid4().hex, "copied_from": operation_id}
     store.write_bytes(f"{op_dir}/{FOLDER}/{DONE}", json.dumps(built).encode())
     return built
 
