@@ -57,12 +57,13 @@ def test_streamed_shards_are_cut_as_the_whole_list_is(
     ]
     weights = to_read if shard_bytes is not None else [0] * table.num_rows
     expected = pool.cut_ranges(weights, shard_files, shard_bytes) or [(0, 0)]
+    op_dir = str(tmp_path / "data" / "op")  # absolute: a relative one lands in the cwd
     shards = worklists._write_shards(
-        store, "op", "prefix", _batches(table, seed), shard_files, shard_bytes
+        store, op_dir, "prefix", _batches(table, seed), shard_files, shard_bytes
     )
     assert shards == len(expected)
     for index, (a, b) in enumerate(expected):
-        path = manifests.shard_path("op", worklists.inputs_dir("prefix"), index)
+        path = manifests.shard_path(op_dir, worklists.inputs_dir("prefix"), index)
         written = manifests.read_table(store, path)
         assert written.schema == manifests.HASH_INPUT
         assert written.to_pylist() == table.slice(a, b - a).cast(manifests.HASH_INPUT).to_pylist()
