@@ -81,12 +81,19 @@ def describe(exc: BaseException, what: str) -> str:
     }
     if code in messages:
         return messages[code]
-    from botocore.exceptions import EndpointConnectionError
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
     if isinstance(exc, EndpointConnectionError) or isinstance(
         exc.__cause__, EndpointConnectionError
     ):
         return f"{what}: the store cannot be reached (check the profile's endpoint)"
+    if isinstance(exc, NoCredentialsError) or isinstance(exc.__cause__, NoCredentialsError):
+        # botocore's own words ("Unable to locate credentials") name neither the profile nor
+        # where credentials come from
+        return (
+            f"{what}: no credentials for its storage profile (give the profile a key and"
+            " secret, or set them where AWS tools look: the environment, ~/.aws)"
+        )
     if isinstance(exc, FileNotFoundError):
         return f"{what}: not found"
     if isinstance(exc, PermissionError):

@@ -114,6 +114,34 @@ def test_access_denied_is_one_line_and_exit_2(proxy: S3Proxy) -> None:
     assert proxy.answered[403] >= 2
 
 
+def test_a_profile_without_credentials_is_one_line_and_exit_2(
+    media: S3Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A user whose profile has no key and whose machine has none either read botocore's
+    "Unable to locate credentials", which says neither which profile nor where to put them."""
+    import json
+
+    from storage.settings import get_settings
+
+    profiles = json.loads(os.environ["FILEORG_PROFILES"])
+    profiles["bare"] = {"endpoint_url": media.endpoint, "region": "us-east-1"}
+    monkeypatch.setenv("FILEORG_PROFILES", json.dumps(profiles))
+    get_settings.cache_clear()
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask
+
+    done = fileorg("organize", "bare://media/photos", "--dry-run")
+
+    expected = (
+        "error: root bare://media/photos: no credentials for its storage profile (give the"
+        " profile a key and secret, or set them where AWS tools look: the environment, ~/.aws)\n"
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (2, expected, "")
+
+
 # Each SlowDown costs about 2 s here: botocore's adaptive mode then rate-limits the client
 # (0.5 requests a second at first). So these tests throttle as few requests as prove the point.
 
