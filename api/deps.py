@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from api.schemas import FileSort
 from api.security import Passwords
 from api.service_folders import ServiceFolders, service_folders
 from storage.locations import DataStore
+from storage.vocabulary import CATEGORIES
 
 MAX_PAGE = 500
 MAX_OFFSET = 2**31
@@ -242,7 +244,7 @@ def file_filters(
 ) -> dict[str, Any]:
     """The /files filters and order, as storage.queries.file_rows takes them."""
     return {
-        "category": category,
+        "category": known_category(category),
         "year": year,
         "ext": extension,
         "min_size": min_size,
@@ -254,6 +256,20 @@ def file_filters(
 
 
 FileFilters = Annotated[dict[str, Any], Depends(file_filters)]
+
+
+def known_category(category: str | None) -> str | None:
+    """A category classify gives (any case, as the CLI takes it): a typo is 422, as
+    `fileorg files --category` refuses it, not an empty page that reads as "no such files"."""
+    if category is None or category.lower() in CATEGORIES:
+        return category
+    error = {
+        "type": "enum",
+        "loc": ("query", "category"),
+        "msg": f"unknown category {category!r}: use {', '.join(CATEGORIES)}",
+        "input": category,
+    }
+    raise RequestValidationError([error])
 
 
 def operation_service(

@@ -1,4 +1,5 @@
-"""The words a user types, shared by every layer: the plan's policies, plan actions, outcomes.
+"""The words a user types, shared by every layer: the plan's policies, plan actions, outcomes,
+file categories.
 
 Plain Literal aliases and tuples that import nothing, so that the CLI registers its options
 and checks what was typed (and prints its help) before it imports pydantic, DuckDB or pyarrow.
@@ -26,3 +27,19 @@ OUTCOMES = (*APPLY_OUTCOMES, "restored", "refused")
 # What a user is shown after an apply or a rollback: the files that did not end as asked.
 NOT_DONE_APPLY = ("skipped", "conflict", "failed", "unfinished")
 NOT_DONE_ROLLBACK = ("refused", "unfinished")
+
+# The categories classify gives a file (tasks.classify.categories has a rule for each but
+# "other"), which `fileorg files --category` and `GET /api/v1/files?category=` filter on.
+CATEGORIES = (
+    "images",
+    "videos",
+    "audio",
+    "documents",
+    "spreadsheets",
+    "presentations",
+    "archives",
+    "code",
+    "fonts",
+    "ebooks",
+    "other",
+)

@@ -286,7 +286,7 @@ def files(
     jsonl: bool = JSONL,
 ) -> None:
     """The files of an operation, filtered and sorted."""
-    from tasks.classify.categories import CATEGORIES  # puremagic only: cheap
+    from storage.vocabulary import CATEGORIES  # imports nothing
 
     category = options.choice(category, CATEGORIES, "category")
     from storage import queries

@@ -6,23 +6,10 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
+from storage.vocabulary import CATEGORIES as CATEGORIES  # the vocabulary, re-exported
 from tasks.classify import magic
 
 MAGIC_SCAN_BYTES = 2048
-
-CATEGORIES: tuple[str, ...] = (
-    "images",
-    "videos",
-    "audio",
-    "documents",
-    "spreadsheets",
-    "presentations",
-    "archives",
-    "code",
-    "fonts",
-    "ebooks",
-    "other",
-)
 
 # The single registry of extension rules. An extension may appear under one category only;
 # `_index` refuses duplicates so that a new rule cannot silently shadow an old one.

@@ -234,6 +234,7 @@ def test_duplicates_and_report(api: Api, tree: Path, alice: User) -> None:
     [
         ({}, ["a/photo.jpg", "b/photo copy.jpg", "caf\\xe9.bin", "doc.pdf", "notes.txt"]),
         ({"category": "documents"}, ["doc.pdf", "notes.txt"]),
+        ({"category": "Documents"}, ["doc.pdf", "notes.txt"]),  # as the CLI takes it
         ({"year": 2019}, ["a/photo.jpg", "b/photo copy.jpg"]),
         ({"extension": ".PDF"}, ["doc.pdf"]),
         ({"min_size": 50, "max_size": 300}, ["a/photo.jpg", "b/photo copy.jpg", "caf\\xe9.bin"]),
@@ -251,6 +252,20 @@ def test_files_filters_and_sorts(
     op_id = api.started(alice, tree / "alice")
     listed = _get(api, alice, "/api/v1/files", operation_id=op_id, **params).json()
     assert [f["path"] for f in listed["data"]] == expected_paths
+
+
+def test_files_of_an_unknown_category_are_422_not_an_empty_page(
+    api: Api, tree: Path, alice: User
+) -> None:
+    op_id = api.started(alice, tree / "alice")
+
+    response = _get(api, alice, "/api/v1/files", operation_id=op_id, category="imagse")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["msg"] == (
+        "unknown category 'imagse': use images, videos, audio, documents, spreadsheets,"
+        " presentations, archives, code, fonts, ebooks, other"
+    )
 
 
 def test_reads_before_the_manifests_exist_are_409(api: Api, tree: Path, alice: User) -> None:
