@@ -184,14 +184,19 @@ def resolve_id(store: DataStore, given: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         pass
-    if len(text) < MIN_PREFIX or not set(text) <= HEX:
+    if not text or not set(text) <= HEX:
         raise OperationNotFound(given)
     names = [p.rsplit("/", 2)[-2] for p in store.glob(f"{store.operations_dir()}/*/operation.json")]
     found = sorted(n for n in names if n.startswith(text) or n.replace("-", "").startswith(text))
     if not found:
         raise OperationNotFound(given)
+    shown = ", ".join(n[:13] for n in found[:3]) + (", ..." if len(found) > 3 else "")
+    if len(text) < MIN_PREFIX:  # it names something: say why it is not taken
+        raise UserError(
+            f"id prefix {given!r} is too short: give at least {MIN_PREFIX} characters"
+            f" (it matches {shown})"
+        )
     if len(found) > 1:
-        shown = ", ".join(n[:13] for n in found[:3]) + (", ..." if len(found) > 3 else "")
         raise UserError(
             f"id prefix {given!r} matches {len(found)} operations ({shown}): give more of it"
         )

@@ -66,7 +66,16 @@ def test_an_operation_is_named_by_id_prefix_or_last(
     ("given", "expected_error", "expected_message"),
     [
         ("aaaa", UserError, "id prefix 'aaaa' matches 2 operations"),
-        ("abc", OperationNotFound, "no operation with id abc"),  # too short to be a prefix
+        # Too short to be taken: said so when it starts an id, else not found.
+        (
+            "ccc",
+            UserError,
+            r"id prefix 'ccc' is too short: give at least 4 characters \(it matches"
+            r" cccc3333-0000\)",
+        ),
+        ("a", UserError, r"too short: give at least 4 characters \(it matches aaaa1111-0000, aaaa"),
+        ("abc", OperationNotFound, "no operation with id abc"),
+        ("", OperationNotFound, "no operation with id $"),
         ("dddd", OperationNotFound, "no operation with id dddd"),
         ("../../etc", OperationNotFound, "no operation with id ../../etc"),
         ("*", OperationNotFound, r"no operation with id \*"),
