@@ -228,6 +228,9 @@ class OperationService:
                 "only a reviewed plan can be applied"
             )
         await self._still_granted(op, record)
+        stale = await run_in_threadpool(records.stale_refusal, self.store, record)
+        if stale and record.status == "planned":  # an interrupted apply is finished regardless
+            raise Conflict(stale)  # the CLI's line, which adds its --force
         async with self._exclusive(op.root_path, exclude=op.id):
             op.deployment, op.status, op.flow_run_id, op.error = APPLY_PLAN, "pending", None, None
         ticket = self._ticket("apply", op)

@@ -303,6 +303,19 @@ def newer_change(store: DataStore, record: OperationRecord) -> OperationRecord |
     return None
 
 
+def stale_refusal(store: DataStore, record: OperationRecord) -> str | None:
+    """The line refusing to apply a plan another operation changed its tree under since (the
+    CLI adds its --force, the API has none); None when the plan is still the tree's."""
+    newer = newer_change(store, record)
+    if newer is None:
+        return None
+    when = newer.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"the plan of {record.id} is stale: operation {newer.id} ({newer.status}, {when}) "
+        f"changed {newer.root} after it was made; plan again"
+    )
+
+
 def repeat_refusal(
     record: OperationRecord, request: Literal["apply", "rollback"], undo: str | None = None
 ) -> str | None:

@@ -97,13 +97,9 @@ def refuse_stale(store: DataStore, record: OperationRecord, force: bool) -> None
         return
     from storage import operations
 
-    newer = operations.newer_change(store, record)
-    if newer is not None:
-        when = newer.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        raise OperationStateError(
-            f"the plan of {record.id} is stale: operation {newer.id} ({newer.status}, {when}) "
-            f"changed {newer.root} after it was made; plan again, or add --force"
-        )
+    stale = operations.stale_refusal(store, record)
+    if stale is not None:
+        raise OperationStateError(f"{stale}, or add --force")
 
 
 def interactive() -> bool:

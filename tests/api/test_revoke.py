@@ -33,8 +33,8 @@ def _revoke(api: Api, user: User, root: Path) -> None:
 def test_a_revoke_refuses_apply_and_rollback_of_older_operations(api: Api, tree: Path) -> None:
     admin, alice = api.signup("admin"), api.signup("alice")
     api.grant(admin, alice, tree / "alice")
-    planned = api.started(alice, tree / "alice", dry_run=True)
     applied = api.started(alice, tree / "alice", dry_run=False)
+    planned = api.started(alice, tree / "alice", dry_run=True)  # after it: not a stale plan
     started = len(api.fake.started)
 
     _revoke(api, alice, tree / "alice")
