@@ -230,11 +230,11 @@ def interrupt(record: OperationRecord) -> None:
         return
     record.stage = doing
     record.status = "interrupted"
-    again = "fileorg apply" if doing == "apply" else "fileorg rollback"
+    undo = f", or undo what it did (fileorg rollback {record.id})" if doing == "apply" else ""
     record.error = (
         f"the {doing} was interrupted (its run ended before finishing): run it again to "
-        f"finish it ({again} {record.id}), or roll back what it did"
-    )
+        f"finish it (fileorg {doing} {record.id}){undo}"
+    )  # a rollback is only finished: an apply waits for it (stopped_rolling_back)
 
 
 PLAN_STAGES = ("scan", "classify", "prefix", "hash", "plan", "report")  # the organize flow's

@@ -93,15 +93,32 @@ def _record(store: DataStore, status: str) -> operations.OperationRecord:
     return record
 
 
-@pytest.mark.parametrize(("status", "stage"), [("applying", "apply"), ("rolling_back", "rollback")])
-def test_a_run_nobody_holds_is_interrupted(store: DataStore, status: str, stage: str) -> None:
+INTERRUPTED = "the {} was interrupted (its run ended before finishing): run it again to finish it"
+
+
+@pytest.mark.parametrize(
+    ("status", "stage", "expected_error"),
+    [
+        (
+            "applying",
+            "apply",
+            f"{INTERRUPTED.format('apply')} (fileorg apply ID), or undo what"
+            " it did (fileorg rollback ID)",
+        ),
+        # not "or roll back what it did": a rollback is finished, and an apply waits for it
+        ("rolling_back", "rollback", f"{INTERRUPTED.format('rollback')} (fileorg rollback ID)"),
+    ],
+)
+def test_a_run_nobody_holds_is_interrupted(
+    store: DataStore, status: str, stage: str, expected_error: str
+) -> None:
     record = _record(store, status)
     with locks.held(store, record.id, record.root, "apply"):
         assert locks.reconcile(store, record).status == status  # its lock is held: working
     operations.save(store, record)  # as kill -9 leaves it: the status, and no lock
     found = locks.reconcile(store, operations.load(store, record.id))
     assert (found.status, found.stage) == ("interrupted", stage)
-    assert found.error is not None and f"fileorg {stage} {record.id}" in found.error
+    assert found.error == expected_error.replace("ID", record.id)
     assert operations.load(store, record.id).status == "interrupted"  # saved
 
 
