@@ -1,4 +1,5 @@
-"""Layout templates as users write them, checked before anything runs: pure, no I/O.
+"""Layout templates (and exclude patterns) as users write them, checked before anything runs:
+pure, no I/O.
 
 A template is a `/`-separated path of components made of literal text and the fields
 {category}, {year}, {month}, {day}, {name}, {stem}, {ext}, {parent}, {relative_dir},
@@ -69,6 +70,14 @@ def parse_template(template: str) -> list[Part]:
     if not template.strip() or template.startswith("/"):
         raise InvalidPlanOptions(f"template {template!r} must be a relative path")
     return [_part(raw, template) for raw in template.split("/")]
+
+
+def check_exclude(patterns: list[str]) -> None:
+    """Exclude patterns match names: an empty one matches nothing, so it is a mistake (an
+    unset variable in `--exclude "$PATTERN"`), not a request; the CLI and the API refuse it."""
+    for pattern in patterns:
+        if not pattern or len(pattern) > 255 or "\x00" in pattern:
+            raise InvalidPlanOptions("each exclude pattern must be 1-255 characters, without NUL")
 
 
 def check_template(template: str) -> None:

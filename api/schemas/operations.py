@@ -19,7 +19,7 @@ from api.schemas.strict import MAX_PATH, Strict
 from storage import operations as policies
 from storage.errors import InvalidPlanOptions
 from storage.operations import AlbumsPolicy, LayoutMode, ProjectsPolicy, UndatedPolicy
-from storage.templates import check_template
+from storage.templates import check_exclude, check_template
 
 
 class OperationType(StrEnum):
@@ -75,9 +75,10 @@ class OperationCreate(Strict):
     @field_validator("exclude")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            if not pattern or len(pattern) > 255 or "\x00" in pattern:
-                raise ValueError("each exclude pattern must be 1-255 characters, without NUL")
+        try:
+            check_exclude(value)  # the CLI's rule too
+        except InvalidPlanOptions as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 

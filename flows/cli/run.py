@@ -144,6 +144,9 @@ def organize(
     if dry_run and apply_plan:
         raise UserError("--dry-run and --apply ask for opposite things: give one of them")
     parse_layout(mode, template)
+    from storage.templates import check_exclude
+
+    check_exclude(exclude)  # the API's rule: '' (an unset "$PATTERN") excludes nothing
     from storage.operations import PlanOptions, check_options_for_root
     from storage.roots import check_root
 

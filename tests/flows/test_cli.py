@@ -201,6 +201,7 @@ BAD_INPUT: dict[str, Sequence[str]] = {
     "template spec": ["organize", "{tmp}", "--dry-run", "--template", "{{year:02x}}/{{name}}"],
     "template name length": ["organize", "{tmp}", "--template", "{{ext:_>200}}{{ext:_>200}}"],
     "malformed id to organize": ["organize", "{tmp}", "--dry-run", "--id", "not-a-uuid"],
+    "empty exclude pattern": ["organize", "{tmp}", "--exclude", ""],  # the API's 422 too
     "unknown id to plan": ["plan", UNKNOWN_ID],
     "unknown id to duplicates": ["duplicates", UNKNOWN_ID, "--json"],
     "malformed id to files": ["files", "../../etc"],
