@@ -228,9 +228,13 @@ class OperationService:
                 "only a reviewed plan can be applied"
             )
         await self._still_granted(op, record)
-        stale = await run_in_threadpool(records.stale_refusal, self.store, record)
-        if stale and record.status == "planned":  # an interrupted apply is finished regardless
-            raise Conflict(stale)  # the CLI's line, which adds its --force
+        newer = await run_in_threadpool(records.newer_change, self.store, record)
+        if newer is not None and record.status == "planned":  # an interrupted one is finished
+            # Not the CLI's line: that names the other operation, which may be another user's.
+            raise Conflict(
+                f"the plan of {op.id} is stale: another operation changed files under "
+                f"{op.root_path} after it was made; plan again"
+            )
         async with self._exclusive(op.root_path, exclude=op.id):
             op.deployment, op.status, op.flow_run_id, op.error = APPLY_PLAN, "pending", None, None
         ticket = self._ticket("apply", op)
