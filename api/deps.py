@@ -224,7 +224,8 @@ def listing_page(
         ),
     ] = None,
 ) -> ListingPage:
-    """A page of a listing (files, plan, duplicates): by offset, or after a cursor."""
+    """A page of a listing (files, plan, duplicates, operations): by offset, or after a
+    cursor."""
     return ListingPage(limit, offset, cursor)
 
 

@@ -20,9 +20,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -49,7 +50,7 @@ from api.schemas import (
 from api.service_folders import ServiceFolders, refuse_overlap
 from storage import locks, tickets
 from storage import operations as records
-from storage.errors import RootError
+from storage.errors import BadCursor, RootError
 from storage.locations import DataStore
 from storage.objects import is_object_url
 from storage.operations import (
@@ -59,6 +60,7 @@ from storage.operations import (
     check_options_for_root,
     utcnow,
 )
+from storage.queries import keyset
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import within
 
@@ -123,26 +125,74 @@ def public(op: Operation) -> OperationPublic:
     )
 
 
+# Newest first; the id breaks ties (a unique, non-null column), descending too. A cursor names
+# the last row of a page by both (storage.queries.keyset): the page after it is the rows below
+# that row in this order, so operations started while a user pages (their own, a schedule's,
+# another replica's) never make a page repeat or skip a row, as they shift an offset.
+ORDER = keyset.Order(
+    "created_at", "time", descending=True, tiebreak="id", tiebreak_kind="str",
+    tiebreak_descending=True,
+)  # fmt: skip
+
+
+def _bound(owner_id: uuid.UUID, status: str | None) -> bytes:
+    """What an operations cursor is made for: the owner's list, with this status filter."""
+    return keyset.binding(f"operations:{owner_id}", ORDER, {"status": status})
+
+
+def _after(cursor: str, bound: bytes) -> ColumnElement[bool]:
+    """The rows after the one `cursor` names, in ORDER (BadCursor: a 400)."""
+    created_at, op_id = keyset.decode(cursor, bound, ORDER).values
+    try:
+        after_id = uuid.UUID(op_id)
+    except (TypeError, ValueError):
+        raise BadCursor("the cursor is malformed: start again without it") from None
+    if not isinstance(created_at, datetime) or created_at.tzinfo is None:
+        raise BadCursor("the cursor is malformed: start again without it")
+    return or_(
+        Operation.created_at < created_at,
+        and_(Operation.created_at == created_at, Operation.id < after_id),
+    )
+
+
 async def page(
-    session: AsyncSession, owner_id: uuid.UUID, status: str | None, limit: int, offset: int
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    status: str | None,
+    limit: int,
+    offset: int,
+    cursor: str | None = None,
 ) -> OperationsPublic:
-    """One query: the page and the count of all the owner's rows (a window over them)."""
+    """One query: the page (`offset` rows in, or the rows after `cursor`), a row more to tell
+    whether another page follows, and the count of all the owner's rows with the filter (a
+    window over them; a subquery after a cursor, whose rows are not all of them)."""
+    if cursor is not None and offset:
+        raise BadCursor("give a cursor or an offset, not both")
+    bound = _bound(owner_id, status)
     where = [Operation.owner_id == owner_id]
     if status is not None:
         where.append(Operation.status == status)
+    total = select(func.count()).select_from(Operation).where(*where).scalar_subquery()
     rows = list(
         await session.execute(
-            select(Operation, func.count().over())
-            .where(*where)
+            select(Operation, func.count().over() if cursor is None else total)
+            .where(*where, *([] if cursor is None else [_after(cursor, bound)]))
             .order_by(Operation.created_at.desc(), Operation.id.desc())
-            .limit(limit)
+            .limit(limit + 1)
             .offset(offset)
         )
     )
     count: int | None = int(rows[0][1]) if rows else 0
-    if not rows and offset:  # past the end: the window had no row to ride on
+    if not rows and (offset or cursor):  # past the end: the window had no row to ride on
         count = await session.scalar(select(func.count()).select_from(Operation).where(*where))
-    return OperationsPublic(data=[public(row[0]) for row in rows], count=count or 0)
+    shown = [row[0] for row in rows[:limit]]
+    following = None
+    if len(rows) > limit:
+        last = shown[-1]
+        following = keyset.encode(keyset.Cursor([last.created_at, str(last.id)]), bound)
+    return OperationsPublic(
+        data=[public(op) for op in shown], count=count or 0, next_cursor=following
+    )
 
 
 async def owned(session: AsyncSession, owner_id: uuid.UUID, operation_id: uuid.UUID) -> Operation:

@@ -132,9 +132,12 @@ class Reader:
 
         return Response(await self.memo.get(self.key, rendered), media_type=JSON)
 
-    async def operations(self, status: str | None, limit: int, offset: int) -> Response:
+    async def operations(
+        self, status: str | None, limit: int, offset: int, cursor: str | None
+    ) -> Response:
         async def render(session: AsyncSession) -> bytes:
-            return _json(await operations.page(session, self.user_id, status, limit, offset))
+            found = await operations.page(session, self.user_id, status, limit, offset, cursor)
+            return _json(found)
 
         return await self._answer(render)
 

@@ -13,7 +13,6 @@ from api.deps import (
     ListingPageDep,
     OperationsDep,
     OwnedOperation,
-    PageDep,
     ReaderDep,
     ServiceFoldersDep,
     StoreDep,
@@ -46,10 +45,10 @@ async def start_operation(
 @router.get("", responses=errors(401), response_model=OperationsPublic)
 async def list_operations(
     reader: ReaderDep,
-    page: PageDep,
+    page: ListingPageDep,
     status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
 ) -> Response:
-    return await reader.operations(status, page.limit, page.offset)
+    return await reader.operations(status, page.limit, page.offset, page.cursor)
 
 
 @router.get("/{operation_id}", responses=errors(401, 404), response_model=OperationPublic)

@@ -122,12 +122,13 @@ class OperationPublic(BaseModel):
     )
 
 
+NEXT_CURSOR = "Pass as `cursor` (same filters and order) for the next page; null on the last page"
+
+
 class OperationsPublic(BaseModel):
     data: list[OperationPublic]
     count: int
-
-
-NEXT_CURSOR = "Pass as `cursor` (same filters and order) for the next page; null on the last page"
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)
 
 
 class PlanItemPublic(BaseModel):

@@ -35,19 +35,25 @@ KINDS: dict[str, type] = {"bytes": bytes, "int": int, "str": str, "time": dateti
 
 @dataclass(frozen=True)
 class Order:
-    """ORDER BY `key` (nulls last either way), then `tiebreak` ascending: a unique, non-null
-    column (None when the key itself is unique and never null)."""
+    """ORDER BY `key` (nulls last either way), then `tiebreak` ascending (descending with
+    `tiebreak_descending`): a unique, non-null column (None when the key itself is unique and
+    never null)."""
 
     key: str
     key_kind: str
     descending: bool = False
     tiebreak: str | None = None
     tiebreak_kind: str = "bytes"
+    tiebreak_descending: bool = False
 
     def sql(self) -> str:
         direction = "DESC" if self.descending else "ASC"
-        then = f", {self.tiebreak} ASC" if self.tiebreak else ""
+        then = f", {self.tiebreak} {self._tie_direction}" if self.tiebreak else ""
         return f"{self.key} {direction} NULLS LAST{then}"
+
+    @property
+    def _tie_direction(self) -> str:
+        return "DESC" if self.tiebreak_descending else "ASC"
 
     def values(self, row: dict[str, Any]) -> list[Any]:
         return [row[self.key], row[self.tiebreak]] if self.tiebreak else [row[self.key]]
@@ -61,11 +67,13 @@ class Order:
         if self.tiebreak is None:
             return f"{self.key} {beyond} $after_key", {"after_key": values[0]}
         key, tie = values
+        tie_beyond = "<" if self.tiebreak_descending else ">"
         if key is None:  # in the nulls, which come last in both directions
-            return f"({self.key} IS NULL AND {self.tiebreak} > $after_tie)", {"after_tie": tie}
+            sql = f"({self.key} IS NULL AND {self.tiebreak} {tie_beyond} $after_tie)"
+            return sql, {"after_tie": tie}
         sql = (
             f"({self.key} IS NULL OR {self.key} {beyond} $after_key"
-            f" OR ({self.key} = $after_key AND {self.tiebreak} > $after_tie))"
+            f" OR ({self.key} = $after_key AND {self.tiebreak} {tie_beyond} $after_tie))"
         )
         return sql, {"after_key": key, "after_tie": tie}
 
