@@ -35,6 +35,7 @@ from json.encoder import encode_basestring_ascii as _escape
 from types import TracebackType
 from typing import Any
 
+from storage import collector
 from storage.errors import StorageError
 from storage.locations import DataStore
 from storage.objects import ObjectExists, ObjectStore, describe, is_object_url, parse_object_url
@@ -44,6 +45,7 @@ SEGMENT = re.compile(r"[0-9]{8}\.jsonl")
 SEGMENT_ATTEMPTS = 10  # segment numbers tried when another writer takes them first
 PHASES = ("move", "link")  # hard links point at kept copies' final paths: after every move
 _FS = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsdecode's
+PATH_CODEC = _FS  # decode_path is `text.encode(*PATH_CODEC)`, for loops that inline it
 JOURNAL_NAME = re.compile(r"(?:.*/)?(?P<phase>[a-z]+)-[0-9]{5}\.jsonl")
 
 
@@ -224,7 +226,8 @@ def parse_lines(lines: list[bytes]) -> list[Entry]:
     many objects as lines means that every line parsed whole, on its own."""
     lines = [line for line in lines if line]
     try:
-        entries = json.loads(b"[" + b",".join(lines) + b"]")
+        with collector.paused():  # an entry (a dict) a line, none refers to another
+            entries = json.loads(b"[" + b",".join(lines) + b"]")
     except ValueError:
         entries = None
     if (

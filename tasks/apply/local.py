@@ -18,6 +18,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import NamedTuple
 
 from storage.journal import Entry, Journal, encode_path
@@ -58,7 +59,7 @@ def move(
     dirs: BatchDirs,
     item: Item,
     on_mkdir: Callable[[bytes], None],
-    on_copied: Callable[[os.stat_result], None] = lambda st: None,
+    on_copied: Callable[[str, os.stat_result], None] = lambda seq, st: None,
 ) -> Entry:
     """Move src to dst if src is still the file the plan saw; never replace dst (the rename
     refuses a taken name: no look beforehand could be trusted anyway)."""
@@ -97,7 +98,7 @@ def _copy_across(
     name: bytes,
     st: os.stat_result,
     seq: str,
-    on_copied: Callable[[os.stat_result], None],
+    on_copied: Callable[[str, os.stat_result], None],
 ) -> None:
     """Across devices: check the room, copy beside the destination, fsync, verify, journal the
     copy's inode (on_copied), link into place without overwriting, and only then remove the
@@ -116,7 +117,7 @@ def _copy_across(
         if digest_at(src_fd, src_name) != written or digest_at(dst_fd, tmp) != written:
             raise Skip("changed while copying")
         # Once the source is gone, only this record tells our copy from a stranger's file.
-        on_copied(copied)
+        on_copied(seq, copied)
         try:
             os.link(tmp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
         except FileExistsError:
@@ -336,11 +337,13 @@ class LocalSession:
         touched = BatchDirs(self.root_fd)
         counts: Counter[str] = Counter()
         held: list[Entry] = []  # outcomes whose folders are not fsynced yet
+        # Made once a batch, not once an item: the journal is the batch's.
+        on_mkdir, on_copied = partial(self._made_dir, journal), partial(_copied, journal)
         try:
             for item in batch:
-                outcome = self._one(item, journal, touched)
+                outcome = self._one(item, touched, on_mkdir, on_copied)
                 held.append(outcome)
-                counts[count_key(outcome)] += 1
+                counts["done" if outcome["phase"] == "done" else count_key(outcome)] += 1
                 if touched.full:
                     _release(touched, held, journal)
             _release(touched, held, journal)
@@ -348,34 +351,42 @@ class LocalSession:
             touched.close()
         return counts
 
-    def _one(self, item: Item, journal: Journal, touched: BatchDirs) -> Entry:
-        def on_mkdir(rel_dir: bytes) -> None:
-            key = encode_path(rel_dir)
-            assert key is not None
-            if key not in self.made_dirs:
-                self.made_dirs.add(key)
-                parent = dirs.parent_times(self.root_fd, rel_dir, self.made_dirs, self.seen_dirs)
-                for entry in parent:
-                    journal.add(entry)
-                journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
-                journal.sync()
-
-        def on_copied(st: os.stat_result) -> None:
-            journal.add({"seq": item.seq, "phase": "copied", "dev": st.st_dev, "ino": st.st_ino})
+    def _made_dir(self, journal: Journal, rel_dir: bytes) -> None:
+        key = encode_path(rel_dir)
+        assert key is not None
+        if key not in self.made_dirs:
+            self.made_dirs.add(key)
+            parent = dirs.parent_times(self.root_fd, rel_dir, self.made_dirs, self.seen_dirs)
+            for entry in parent:
+                journal.add(entry)
+            journal.add({"seq": f"mkdir:{key}", "phase": "mkdir", "path": key})
             journal.sync()
 
+    def _one(
+        self,
+        item: Item,
+        touched: BatchDirs,
+        on_mkdir: Callable[[bytes], None],
+        on_copied: Callable[[str, os.stat_result], None],
+    ) -> Entry:
         try:
-            if item.action == "hardlink":
+            action = item.action
+            if action == "hardlink":
                 return hardlink(self.root_fd, item, touched)
-            if item.action == RESTORE:
+            if action == RESTORE:
                 return restore_copy(self.root_fd, item, touched, self.restored)
-            if item.action in (MOVE_DIR, RESTORE_DIR):
+            if action in (MOVE_DIR, RESTORE_DIR):
                 return folders.move_folder(self.root_fd, item, on_mkdir, touched)
             return move(touched, item, on_mkdir, on_copied)
         except Skip as exc:
             return {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
         except OSError as exc:
             return {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}
+
+
+def _copied(journal: Journal, seq: str, st: os.stat_result) -> None:
+    journal.add({"seq": seq, "phase": "copied", "dev": st.st_dev, "ino": st.st_ino})
+    journal.sync()
 
 
 def _release(touched: BatchDirs, held: list[Entry], journal: Journal) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from storage import collector
 from storage.errors import StorageError
-from storage.journal import Entry, Journal, last_phase, read_journal
+from storage.journal import PATH_CODEC, Entry, Journal, last_phase, read_journal
 from tasks.apply import engine
 from tasks.apply.engine import Mover
 from tasks.apply.fsops import Identity
@@ -28,6 +29,9 @@ from tasks.apply.items import (
     decoded,
 )
 
+OUTCOMES = frozenset(("done", "skipped", "failed"))
+_tuple = tuple.__new__  # Item(...) and Identity(...) without their keyword-taking __new__
+
 
 def undo_items(apply_journal: str | list[Entry]) -> list[Item]:
     """Items that undo every done entry of `apply_journal` (its path, or its entries),
@@ -36,16 +40,44 @@ def undo_items(apply_journal: str | list[Entry]) -> list[Item]:
     outcome: dict[str, Entry] = {}
     entries = read_journal(apply_journal) if isinstance(apply_journal, str) else apply_journal
     for entry in entries:
-        if entry["phase"] == "intent":
+        phase = entry["phase"]
+        if phase == "intent":
             intents[entry["seq"]] = entry  # a resumed apply announces an item again
-        elif entry["phase"] in ("done", "skipped", "failed"):
+        elif phase in OUTCOMES:
             outcome[entry["seq"]] = entry
     items = []
-    for seq in reversed(list(intents)):
-        done = outcome.get(seq)
-        if done is not None and done["phase"] == "done":
-            items.append(undo_of(intents[seq], done))
+    with collector.paused():  # an item a move, none refers to another
+        for seq in reversed(intents):
+            done = outcome.get(seq)
+            if done is not None and done["phase"] == "done":
+                items.append(_undo_move(seq, intents[seq], done) or undo_of(intents[seq], done))
     return items
+
+
+def _undo_move(seq: str, intent: Entry, done: Entry) -> Item | None:
+    """undo_of for a plain local move (its outcome names the inode it has now, no ETag), the
+    same item made in half the time: one a move at 200,000 moves. None for any other item."""
+    action = intent["action"]
+    if action == "hardlink" or "etag" in done or "dev" not in done or "ino" not in done:
+        return None
+    encoding, errors = PATH_CODEC
+    identity = (int(done["dev"] or 0), int(done["ino"] or 0), int(intent["size"]))
+    return _tuple(
+        Item,
+        (
+            seq,
+            RESTORE_DIR if action == MOVE_DIR else "move",
+            intent["dst"].encode(encoding, errors),  # decode_path: where apply put it
+            intent["src"].encode(encoding, errors),
+            _tuple(Identity, (*identity, int(intent.get("mtime_ns") or 0))),
+            "",
+            None,
+            None,
+            None,
+            None,
+            True,  # undo
+        ),
+    )
 
 
 def undo_of(intent: Entry, done: Entry) -> Item:
@@ -95,12 +127,11 @@ def settle_interrupted(mover: Mover, apply_journal: str, entries: list[Entry] | 
     apply that was never finished, and must undo those moves too. `entries`, the journal as
     read, gets the outcomes journaled here too. Returns how many were settled."""
     entries = read_journal(apply_journal) if entries is None else entries
+    unfinished = [e for e in last_phase(entries).values() if e["phase"] in UNFINISHED]
+    if not unfinished:
+        return 0  # a finished apply's journal: no intents looked up
     intents = {e["seq"]: e for e in entries if e["phase"] == "intent"}
-    pending = [
-        (announced(intents[e["seq"]]), e)
-        for e in last_phase(entries).values()
-        if e["phase"] in UNFINISHED and e["seq"] in intents
-    ]
+    pending = [(announced(intents[e["seq"]]), e) for e in unfinished if e["seq"] in intents]
     if not pending:
         return 0
     with Journal(apply_journal) as journal, mover.session({}) as session:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from storage import manifests
+from storage import collector, manifests
 from storage.journal import (
     PHASES,
     Entry,
@@ -87,7 +87,9 @@ def apply_shard(
     wanted = MOVING if phase == "move" else ("hardlink",)
     if not any(action in wanted for action in columns["action"]):
         return Counter()  # before reading the kept copies of every shard
-    items = items_from_columns(columns, phase, shard, where.kept(store, op_dir, phase))
+    kept = where.kept(store, op_dir, phase)
+    with collector.paused():  # 20,000 items, no cycle among them
+        items = items_from_columns(columns, phase, shard, kept)
     journal = apply_journal(store, op_dir, phase, shard)
     return engine.carry_out(where.mover(), items, journal, on_batch)
 

@@ -246,6 +246,27 @@ def test_undo_items_are_the_done_moves_newest_first(tmp_path: Path) -> None:
     assert {item.dst for item in items} == {b"inbox/a.txt", b"inbox/c.txt"}
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_undo_items_are_undo_of_each_done_entry(tmp_path: Path, policy: str) -> None:
+    """undo_items' own making of a plain move's undo (tasks.apply.rollback._undo_move) gives
+    the items undo_of gives, on the nasty tree (non-UTF-8 names, folders, hard links)."""
+    planned = nasty(tmp_path, policy)
+    planned.plan()
+    planned.apply()
+    for journal in applied_journals(planned.store, planned.op_dir):
+        entries = read_journal(journal)
+        intents = {e["seq"]: e for e in entries if e["phase"] == "intent"}
+        ended = {e["seq"]: e for e in entries if e["phase"] in ("done", "skipped", "failed")}
+        expected_items = [
+            rollback.undo_of(intents[seq], ended[seq])
+            for seq in reversed(intents)
+            if seq in ended and ended[seq]["phase"] == "done"
+        ]
+        assert expected_items
+
+        assert rollback.undo_items(entries) == expected_items
+
+
 def test_rollback_removes_only_the_empty_folders_apply_made(tmp_path: Path) -> None:
     planned = Operation(tmp_path, PlanOptions(template="new/deeper/{name}"))
     (planned.root / "old" / "empty").mkdir(parents=True)
