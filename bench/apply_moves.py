@@ -141,7 +141,10 @@ def run_contender(checkout: Path, store: DataStore, planned: str, tree: Path) ->
 def side_by_side(args: argparse.Namespace, store: DataStore, op_dir: str, tree: Path) -> None:
     here = Path(__file__).resolve().parent.parent
     contenders = {"this checkout": here, "--against": Path(args.against).resolve()}
-    print(f"{'run':<22} {'apply moves/s':>13} {'cpu s':>6} {'rollback moves/s':>16} {'cpu s':>6}")
+    print(
+        f"{'run':<22} {'apply moves/s':>13} {'cpu s':>6} {'rollback moves/s':>16} {'cpu s':>6}"
+        f" {'load':>5}"
+    )
     for round_ in range(args.rounds):
         for name, checkout in contenders.items():
             apply_s, apply_cpu, applied, undo_s, undo_cpu, undone = run_contender(
@@ -151,7 +154,7 @@ def side_by_side(args: argparse.Namespace, store: DataStore, op_dir: str, tree: 
                 raise SystemExit(f"{name}: {applied} applied, {undone} undone of {args.files}")
             print(
                 f"{name + f' #{round_ + 1}':<22} {applied / apply_s:>13.0f} {apply_cpu:>6.1f} "
-                f"{undone / undo_s:>16.0f} {undo_cpu:>6.1f}",
+                f"{undone / undo_s:>16.0f} {undo_cpu:>6.1f} {os.getloadavg()[0]:>5.1f}",
                 flush=True,
             )
 
@@ -185,6 +188,7 @@ def main() -> None:
 
     make_tree(tree, args.files)
     rename_s, renamed = rename_loop(tree)
+    print(f"os.rename loop: load average {os.getloadavg()[0]:.1f} after it")
     rows = [
         ("fileorg apply", applied["done"], apply_s),
         ("fileorg rollback", undone["done"], rollback_s),
