@@ -61,6 +61,7 @@ from storage.operations import (
     utcnow,
 )
 from storage.queries import keyset
+from storage.rollback_order import rollback_refusal
 from storage.root_identity import RootChanged, check_identity
 from storage.roots import within
 
@@ -302,6 +303,9 @@ class OperationService:
                 f"operation {op.id} was never applied (status: {shown}): nothing to undo"
             )
         await self._still_granted(op, record)
+        on_top = await run_in_threadpool(rollback_refusal, self.store, record, False)
+        if on_top is not None:
+            raise Conflict(on_top)  # the CLI's names the other operation (maybe not theirs)
         undo = Operation(
             id=uuid.uuid4(),
             owner_id=user.id,

@@ -270,7 +270,9 @@ def ensure(
                 note(folder, f"started server pid {server.pid} on port {server.port}")
                 server_use.hold(folder)
                 return server
-            kill(server)
+            # Not left running: a CI run found a server of a failed attempt alive at its end.
+            kill(server, started_here=True)
+            note(folder, f"gave up on server pid {server.pid} on port {server.port}")
             forget(folder)
         raise BackgroundServerError(
             f"the local Prefect server did not start; its log: {folder / 'server.log'}"
@@ -357,9 +359,11 @@ def _start(folder: Path, idle_minutes: float) -> Server:
     return server
 
 
-def kill(server: Server) -> None:
-    """Stop `server`'s process group: TERM, then KILL after STOP_SECONDS (only if ours)."""
-    if not ours(server):
+def kill(server: Server, started_here: bool = False) -> None:
+    """Stop `server`'s process group: TERM, then KILL after STOP_SECONDS (only if ours). One
+    this process `started_here` and has not reaped is ours whatever /proc says of it (its pid
+    cannot be reused before the reaping), so it is stopped without the token check."""
+    if not started_here and not ours(server):
         return
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(server.pid, signal.SIGTERM)

@@ -2,7 +2,8 @@
 
 Each refusal is one line (UserError, exit 2) naming what to do instead: a root too broad to
 organize without --i-mean-it, a resumed operation asked for with another root or other
-options, a plan another operation has made stale since (--force), and on a terminal the
+options, a plan another operation has made stale since (--force), a rollback under a newer
+operation's moves (--force), and on a terminal the
 question before an apply (--yes answers it; a script, whose stdin is not a terminal, asked
 explicitly already).
 """
@@ -100,6 +101,18 @@ def refuse_stale(store: DataStore, record: OperationRecord, force: bool) -> None
     stale = operations.stale_refusal(store, record)
     if stale is not None:
         raise OperationStateError(f"{stale}, or add --force")
+
+
+def refuse_out_of_order(store: DataStore, record: OperationRecord, force: bool) -> None:
+    """A rollback under a newer operation's moves would find its files moved again: most of
+    its items refused, the tree left mixed (storage.rollback_order)."""
+    if force:
+        return
+    from storage.rollback_order import rollback_refusal
+
+    refused = rollback_refusal(store, record)
+    if refused is not None:
+        raise OperationStateError(f"{refused}, or add --force")
 
 
 def interactive() -> bool:

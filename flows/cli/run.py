@@ -23,6 +23,7 @@ from flows.cli.guards import (
     refuse_broad_root,
     refuse_left_alone_root,
     refuse_other_request,
+    refuse_out_of_order,
     refuse_stale,
 )
 from flows.cli.options import data_store, display_id, operation
@@ -331,6 +332,9 @@ def apply(
 @app.command()
 def rollback(
     operation_id: str = typer.Argument(..., help="An id, a unique prefix, or 'last'."),
+    force: bool = typer.Option(
+        False, "--force", help="Roll back even though a newer operation's moves are on top."
+    ),
     json_output: bool = JSON,
 ) -> None:
     """Undo an applied operation, newest move first; run it again to finish an interrupted one."""
@@ -343,6 +347,7 @@ def rollback(
     refused = operations.repeat_refusal(record, "rollback")
     if refused:
         raise OperationStateError(refused)
+    refuse_out_of_order(store, record, force)
     if operations.check_can_roll_back(store, record):
         check_root(record.root)
     from flows.cli.local_prefect import start_early

@@ -335,6 +335,30 @@ def test_apply_of_a_plan_another_operation_changed_the_tree_under_is_409(
     assert operations.load(api.store, reviewed).status == "planned"
 
 
+def test_rollback_under_a_newer_operations_moves_is_409(api: Api, tree: Path) -> None:
+    """Rollbacks newest first (storage.rollback_order): the older of two applies on one root
+    is refused while the newer's moves are in place, without naming the newer (another
+    user's here); once that one is rolled back, the older one may be."""
+    admin, alice = api.signup("admin"), api.signup("alice")
+    api.grant(admin, alice, tree / "alice")
+    api.grant(admin, admin, tree / "alice")
+    older = api.started(alice, tree / "alice", dry_run=False)
+    newer = api.started(admin, tree / "alice", dry_run=False)
+    started_before = len(api.fake.started)
+
+    refused = _post(api, alice, f"/api/v1/operations/{older}/rollback")
+
+    expected_detail = (
+        f"another operation moved files under {tree / 'alice'} after {older} was applied,"
+        " and is not rolled back: roll that one back first"
+    )
+    assert (refused.status_code, refused.json()["detail"]) == (409, expected_detail)
+    assert newer not in refused.text
+    assert len(api.fake.started) == started_before  # no run started
+    assert _post(api, admin, f"/api/v1/operations/{newer}/rollback").status_code == 202
+    assert _post(api, alice, f"/api/v1/operations/{older}/rollback").status_code == 202
+
+
 @pytest.mark.parametrize(
     ("body", "finish", "expected_detail"),
     [

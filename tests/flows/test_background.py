@@ -259,6 +259,21 @@ def test_a_server_of_other_versions_is_replaced_unless_a_run_still_uses_it(
     assert (new.prefect_version, new.fileorg_version) == background.running_versions()
     assert not _alive(old.pid) and not _alive(new.pid)
     assert len(_history_of(state, f"stopped server pid {old.pid}: it runs Prefect 0.0.1")) == 1
+    assert _servers_of(state) == []  # nor a server of a start it gave up on (a CI run's leftover)
+
+
+def _servers_of(state: Path) -> list[int]:
+    """Live processes whose command line names this server folder."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(state).encode() in cmdline and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
 
 
 def test_an_unused_server_stops_itself_and_one_in_use_does_not(tmp_path: Path) -> None:
