@@ -125,12 +125,22 @@ def grow(con: duckdb.DuckDBPyConnection) -> None:
     """Grow the paths in `out` until they hold whole groups of `fast`: the duplicate group of
     each (a copy's part hangs on its kept copy, the kept copy on the whole group) and the
     destination of each organized one (the n-th of a destination depends on those before, and
-    on the copy that may stand there already)."""
-    while con.execute("""
-        INSERT INTO out SELECT path FROM fast WHERE path NOT IN (SELECT path FROM out) AND (
-            gid IN (SELECT gid FROM fast WHERE path IN (SELECT path FROM out))
-            OR ((part = 'organize' OR in_place) AND want IN (
-                SELECT want FROM fast WHERE (part = 'organize' OR in_place)
-                AND path IN (SELECT path FROM out))))
-    """).fetchall()[0][0]:
-        pass
+    on the copy that may stand there already). A round in two statements, each joining `out`
+    once: as one, its three million-row joins held at once outgrew PLAN_MEMORY (a million
+    files all in folders the residual plans, every row of `fast` out)."""
+    while True:
+        con.execute("""
+            CREATE OR REPLACE TABLE out_groups AS
+            SELECT DISTINCT f.gid, CASE WHEN f.part = 'organize' OR f.in_place THEN f.want END
+                AS want
+            FROM fast f SEMI JOIN out o ON o.path = f.path
+        """)
+        added = con.execute("""
+            INSERT INTO out SELECT f.path FROM fast f ANTI JOIN out o ON o.path = f.path
+            WHERE f.gid IN (SELECT gid FROM out_groups WHERE gid IS NOT NULL)
+               OR ((f.part = 'organize' OR f.in_place)
+                   AND f.want IN (SELECT want FROM out_groups WHERE want IS NOT NULL))
+        """).fetchall()[0][0]
+        if not added:
+            break
+    con.execute("DROP TABLE out_groups")
