@@ -11,8 +11,9 @@ import re
 # (2).pdf" (Windows), "x copy.pdf" and "x copy 2.pdf" (macOS), "x (copy).pdf", "x (another
 # copy).pdf" and "x (3rd copy).pdf" (GNOME); or at its start: "Copy of x.pdf" and "Copy (2)
 # of x.pdf" (Windows XP, Google Drive, Office; the tryout kept "Copy of report.pdf" and
-# quarantined "report.pdf"); weaker, since originals end so too ("scan-2"):
-# "x-1.pdf", "x_1.pdf". Among copies of one file that --keep ranks equal (the same mtime),
+# quarantined "report.pdf"); weaker, since originals end so too ("scan-2", "hard_copy"):
+# "x-1.pdf", "x_1.pdf", "x-copy.jpg", "x_copy2.jpg" (the tryout kept "IMG_0001-copy.jpg" and
+# quarantined "IMG_0001.jpg"). Among copies of one file that --keep ranks equal (the same mtime),
 # a plain name is kept before a weak one, and a weak one before a strong one, then by path:
 # the tryout's download folder kept "name (1).pdf" and quarantined "name.pdf". The patterns
 # are ASCII and read the same in Python's re (on bytes) and DuckDB's RE2 (tasks.plan.copies).
@@ -22,7 +23,7 @@ COPY_NAME_STRONG = (
     r"| ?\([0-9]{1,3}\)| - copy( \([0-9]{1,3}\))?| copy( [0-9]{1,3})?"
     r"| \((another |[0-9]{1,3}(st|nd|rd|th) )?copy\))" + _EXTS
 )
-COPY_NAME_WEAK = r"(?i)[-_][0-9]{1,2}" + _EXTS
+COPY_NAME_WEAK = r"(?i)[-_]([0-9]{1,2}|copy([ _-]?[0-9]{1,3})?)" + _EXTS
 _STRONG = re.compile(COPY_NAME_STRONG.encode())
 _WEAK = re.compile(COPY_NAME_WEAK.encode())
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "plan"
 # Bumped when the planner decides differently on the same input: an older plan is not reused.
-PLANNER_VERSION = 4
+PLANNER_VERSION = 5
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"
 

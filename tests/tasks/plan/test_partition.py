@@ -346,6 +346,7 @@ def test_real_trees_are_planned_as_the_pure_planner_does(
 
 DOWNLOADS = [b"name (1).pdf", b"name (2).pdf", b"name - Copy.pdf", b"name(3).pdf", b"name-1.pdf"]
 DOWNLOADS += [b"Copy of name.pdf", b"Copy (2) of name.pdf"]  # Windows XP, Google Drive
+DOWNLOADS += [b"name-copy.pdf", b"name_copy 2.pdf"]  # weak: "hard_copy.pdf" is a name too
 
 
 @pytest.mark.parametrize("keep", ["oldest", "newest", "shortest-path"])
