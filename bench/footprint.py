@@ -61,6 +61,16 @@ def _ours(work: Path) -> dict[int, tuple[str, int]]:
     return found
 
 
+def _stage(work: Path) -> str:
+    """The stage the operation's record names now ("-" before it has one, or after)."""
+    for record in (work / "operations").glob("*/operation.json"):
+        try:
+            return str(json.loads(record.read_text()).get("stage") or "-")
+        except (OSError, ValueError):
+            continue
+    return "-"
+
+
 def _role(cmdline: str) -> str:
     if "multiprocessing" in cmdline:
         return "pool"
@@ -83,6 +93,8 @@ def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[
         )
         peaks: dict[str, int] = {"tree": 0}
         at_peak: dict[str, int] = {}
+        by_stage: dict[str, int] = {}  # the tree's peak in each stage
+        runs: dict[str, int] = {}  # the run's own peak in each stage
         done = threading.Event()
 
         def sample() -> None:
@@ -91,10 +103,13 @@ def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[
                 for role, kb in _ours(work).values():
                     by_role[role] = by_role.get(role, 0) + kb
                 total = sum(by_role.values())
+                now = _stage(work)
+                by_stage[now] = max(by_stage.get(now, 0), total)
+                runs[now] = max(runs.get(now, 0), by_role.get("run", 0))
                 if total > peaks["tree"]:
                     peaks["tree"] = total
                     at_peak.clear()
-                    at_peak.update(by_role)
+                    at_peak.update(by_role, stage=now)  # type: ignore[arg-type]
 
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
@@ -112,7 +127,10 @@ def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[
     )
     stages = json.loads(report.stdout).get("stages", {})
     row: dict[str, float] = {"wall_s": round(wall, 2), "tree_pss_mib": peaks["tree"] // 1024}
+    row["stage_at_peak"] = at_peak.pop("stage", "")  # type: ignore[assignment]
     row.update({f"{role}_at_peak_mib": kb // 1024 for role, kb in sorted(at_peak.items())})
+    row.update({f"peak_in_{name}_mib": kb // 1024 for name, kb in by_stage.items()})
+    row.update({f"run_in_{name}_mib": kb // 1024 for name, kb in runs.items()})
     row.update({k: v.get("seconds") for k, v in stages.items()})
     return row
 
@@ -127,6 +145,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     fileorg = str(args.repo / ".venv/bin/fileorg") if args.repo else common.FILEORG
+    if "server" in {role for role, _kb in _ours(args.work).values()}:
+        parser.exit(2, f"footprint: a fileorg server of {args.work} is running: stop it first\n")
     shutil.rmtree(args.work, ignore_errors=True)
     env = common.fileorg_env(args.work, None)  # no PREFECT_API_URL: the embedded defaults
     try:
