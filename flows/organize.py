@@ -29,7 +29,7 @@ from storage.revocations import check_not_revoked
 from storage.root_identity import Identity, RootChanged, identify
 from storage.roots import check_root
 from storage.settings import get_settings
-from tasks import report
+from tasks import pool, report
 from tasks.backends import RootBackend, backend_for
 from tasks.hashes.worklists import FULL, PREFIX
 from tasks.leave_alone import ScanRules, root_refusal
@@ -250,6 +250,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         timing.files = sum(f.result()["files"] for f in futures)
     for pass_name in (PREFIX, FULL):
         _hash_pass(store, record, backend, pass_name, prev_dir, processes)
+    pool.release()  # nothing reads file content from here on: its workers' memory goes
     with stage(store, record, "plan") as timing:
         progress.start("plan")
         planned = plan_task(store, op_dir, record, shard_rows, backend, prev_dir)

@@ -42,6 +42,9 @@ _thread_pool: ThreadPoolExecutor | None = None
 _thread_size = 0
 _lock = threading.Lock()
 _ended = False  # end() ran: this process is exiting, and makes no pool again
+# What release() let go that may still work: each pool's workers (as they were, and the
+# executor's own dict) and its manager thread, for end() to stop.
+_released: list[tuple[dict[int, Any], Any, Any]] = []
 
 
 def _get(processes: int) -> ProcessPoolExecutor:
@@ -133,6 +136,24 @@ def shutdown(wait: bool = False) -> None:
         _thread_pool = None
 
 
+def release() -> None:
+    """Let the process pool's workers go once the work given to them is done, so that they
+    do not hold their memory through stages that read no file content (plan, report: about
+    15 MiB a worker). Work already submitted still runs to its end (a flow in another thread
+    of this process keeps its results), and the next use makes a new pool."""
+    global _pool
+    with _lock:
+        made, _pool = _pool, None
+        if made is None:
+            return
+        if _owner == os.getpid():
+            _released[:] = [r for r in _released if r[1]]  # those whose workers all exited
+            processes: Any = made._processes or {}  # the executor's own: shutdown() drops it
+            manager: Any = made._executor_manager_thread
+            _released.append((dict(processes), processes, manager))
+        made.shutdown(wait=False)
+
+
 def end(timeout: float = 5.0) -> None:
     """Before this process exits, however it exits (os._exit included): terminate the pool's
     workers, then stop the forkserver and the resource tracker it started, each reaped within
@@ -145,14 +166,19 @@ def end(timeout: float = 5.0) -> None:
         _ended = True
         made, _pool = _pool, None
         threads, _thread_pool = _thread_pool, None
+        released = list(_released)
+        _released.clear()
     finally:
         if locked:
             _lock.release()
     if threads is not None:
         threads.shutdown(wait=False, cancel_futures=True)
-    if made is None or _owner != os.getpid():
+    if (made is None and not released) or _owner != os.getpid():
         return
-    _terminate(made, deadline)
+    for before, processes, manager in released:
+        _stop_workers(list({**before, **processes}.values()), manager, deadline)
+    if made is not None:
+        _terminate(made, deadline)
     util._run_finalizers(0)  # type: ignore[attr-defined] # the queues' semaphores, as exit would
     server: Any = forkserver._forkserver
     pid = server._forkserver_pid
@@ -173,7 +199,10 @@ def _terminate(made: ProcessPoolExecutor, deadline: float) -> None:
     # shutdown() takes the lock submit() spawns workers under (another thread's stage may be
     # starting one now): past it, no worker is half-started and none will be.
     made.shutdown(wait=False, cancel_futures=True)
-    workers = list({**before, **processes}.values())
+    _stop_workers(list({**before, **processes}.values()), manager, deadline)
+
+
+def _stop_workers(workers: list[Any], manager: Any, deadline: float) -> None:
     for worker in workers:
         with suppress(OSError, ValueError):
             worker.terminate()

@@ -132,3 +132,43 @@ def test_no_pool_is_made_once_it_has_ended(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["the process pool has ended: this process is exiting", "0"]
+
+
+RELEASED = """
+import multiprocessing, time
+from tasks import pool
+def workers():
+    return {p.pid for p in multiprocessing.active_children()}
+def gone(pids):
+    deadline = time.monotonic() + 30
+    while pids & workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not pids & workers()
+if __name__ == "__main__":
+    assert pool.map_each(abs, [-1, -2], 2) == [1, 2]
+    idle = workers()
+    pool.release()
+    print(len(idle), gone(idle))
+    assert pool.map_each(abs, [-3, -4], 2) == [3, 4]  # a new pool for the next job
+    busy = workers()
+    held = pool.executor(2).submit(time.sleep, 60)  # still working when it is let go
+    time.sleep(0.5)
+    working = held.running()
+    pool.release()
+    started = time.monotonic()
+    pool.end()
+    print(bool(busy - idle), gone(busy), time.monotonic() - started < 10, working)
+"""
+
+
+def test_released_workers_go_and_end_stops_those_still_working(tmp_path: Path) -> None:
+    """release() before the stages that read no content: the pool's idle workers exit, the
+    next job gets a new pool, and end() still stops a released worker left with a job."""
+    script = tmp_path / "released.py"
+    script.write_text(RELEASED)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2 True", "True True True True"]
