@@ -248,6 +248,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
             store, op_dir, record.id, range(scanned["shards"]), backend, processes, prev_dir
         )
         timing.files = sum(f.result()["files"] for f in futures)
+    pool.release()  # nor through the prefix work list (DuckDB's): the hashing makes a new one
     for pass_name in (PREFIX, FULL):
         _hash_pass(store, record, backend, pass_name, prev_dir, processes)
     pool.release()  # nothing reads file content from here on: its workers' memory goes
