@@ -72,3 +72,23 @@ def test_no_function_is_over_60_lines() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(ROOT).as_posix()}:{node.lineno} {node.name}"] = lines
     assert long == {}
+
+
+def _collected_as(path: Path) -> str:
+    """The module name pytest's default import mode gives a test file: its basename, with the
+    packages (folders with an __init__.py) it sits in before it."""
+    parts, folder = [path.stem], path.parent
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
+def test_no_two_test_files_are_collected_as_one_module() -> None:
+    """Two test files of one name in folders that are not packages (tests/flows, tests/storage)
+    collide when a run collects both: the whole suite's run failed so ("import file mismatch",
+    a CI run of 2164a6e), while each file ran alone."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        names.setdefault(_collected_as(path), []).append(path.relative_to(ROOT).as_posix())
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
