@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -179,40 +179,37 @@ def _write_streamed(
     """The work list's shards, written as DuckDB hands its sorted rows over (a shard's rows
     held at a time, never the whole list): on the shared query database for a small tree
     (BOUNDED_FROM), else on a database of its own under WORKLIST_MEMORY."""
+
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
+        return _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+
     if _scanned(store, op_dir) < BOUNDED_FROM:
         with connect(store) as con:
-            reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
-            shards = _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+            shards = write(con)
     else:
-        shards = _write_bounded(store, op_dir, pass_name, sql, shard_files, shard_bytes)
+        shards = _bounded(store, pass_name, write)
     manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": shards})
     return shards
 
 
-def _write_bounded(
-    store: DataStore,
-    op_dir: str,
-    pass_name: str,
-    sql: str,
-    shard_files: int,
-    shard_bytes: int | None,
+def _bounded(
+    store: DataStore, pass_name: str, write: Callable[[duckdb.DuckDBPyConnection], int]
 ) -> int:
-    """_write_shards under WORKLIST_MEMORY, spilling; a step that cannot spill and outgrows
-    it runs again without the limit (rewriting the same shards)."""
+    """`write` on a database of its own under WORKLIST_MEMORY, spilling; a step that cannot
+    spill and outgrows it runs again without the limit (rewriting the same shards)."""
     with workspace(store) as con, tempfile.TemporaryDirectory(prefix="fileorg-worklist-") as spill:
         con.execute(f"SET memory_limit = '{WORKLIST_MEMORY}'")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         con.execute("SET threads = 1")  # each thread's sort and hash table is memory too
         con.execute("SET preserve_insertion_order = false")  # the list's ORDER BY orders it
         try:
-            reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
-            return _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+            return write(con)
         except duckdb.OutOfMemoryException:
             log.warning("%s work list: DuckDB needed more than %s", pass_name, WORKLIST_MEMORY)
             con.execute("RESET memory_limit")
             con.execute("RESET threads")
-            reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
-            return _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+            return write(con)
 
 
 def _scanned(store: DataStore, op_dir: str) -> int:
