@@ -120,15 +120,19 @@ if __name__ == "__main__":
 """
 
 
+def _run_script(script: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """`source` run as a script of its own in the checkout (a pool's process, not pytest's)."""
+    script.write_text(source)
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_no_pool_is_made_once_it_has_ended(tmp_path: Path) -> None:
     """end() runs as the process exits, possibly from a signal's handler while a stage's thread
     still works: its next job (a retry after the pool it used was ended) starts no processes,
     which the exit would tear down half-started."""
-    script = tmp_path / "after_end.py"
-    script.write_text(AFTER_END)
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = _run_script(tmp_path / "after_end.py", AFTER_END)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["the process pool has ended: this process is exiting", "0"]
@@ -164,11 +168,7 @@ if __name__ == "__main__":
 def test_released_workers_go_and_end_stops_those_still_working(tmp_path: Path) -> None:
     """release() before the stages that read no content: the pool's idle workers exit, the
     next job gets a new pool, and end() still stops a released worker left with a job."""
-    script = tmp_path / "released.py"
-    script.write_text(RELEASED)
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = _run_script(tmp_path / "released.py", RELEASED)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["2 True", "True True True True"]
