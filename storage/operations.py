@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -286,21 +287,27 @@ def changed_files(record: OperationRecord) -> bool:
     return record.status == "failed" and record.stage in ("apply", "rollback")
 
 
-def newer_change(store: DataStore, record: OperationRecord) -> OperationRecord | None:
-    """The newest other operation that changed files under this one's root (or a root that
-    overlaps it) after this one was created, when its scan began: the plan may no longer
-    describe the tree."""
+def changes_since(
+    store: DataStore, record: OperationRecord, since: datetime
+) -> Iterator[OperationRecord]:
+    """Other operations, newest first, that changed files under this one's root (or a root
+    that overlaps it) and whose record changed after `since`."""
     from storage.roots import overlaps
 
     for other in list_all(store):
         if (
             other.id != record.id
-            and other.updated_at > record.created_at
+            and other.updated_at > since
             and changed_files(other)
             and overlaps(other.root, record.root)
         ):
-            return other
-    return None
+            yield other
+
+
+def newer_change(store: DataStore, record: OperationRecord) -> OperationRecord | None:
+    """The newest other operation that changed files under an overlapping root after this one
+    was created, when its scan began: the plan may no longer describe the tree."""
+    return next(changes_since(store, record, record.created_at), None)
 
 
 def stale_refusal(store: DataStore, record: OperationRecord) -> str | None:

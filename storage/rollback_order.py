@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.operations import changed_files, list_all
+from storage.operations import changes_since
 
 if TYPE_CHECKING:
     from storage.locations import DataStore
@@ -23,18 +23,8 @@ if TYPE_CHECKING:
 def newer_in_place(store: DataStore, record: OperationRecord) -> OperationRecord | None:
     """The newest other operation under a root overlapping this one's whose moves are still
     (at least partly) in place and came after this one's; None when nothing is on top."""
-    from storage.roots import overlaps
-
-    for other in list_all(store):  # newest first
-        if (
-            other.id != record.id
-            and other.updated_at > record.updated_at
-            and other.status != "rolled_back"
-            and changed_files(other)
-            and overlaps(other.root, record.root)
-        ):
-            return other
-    return None
+    on_top = changes_since(store, record, record.updated_at)
+    return next((other for other in on_top if other.status != "rolled_back"), None)
 
 
 def rollback_refusal(store: DataStore, record: OperationRecord, name_it: bool = True) -> str | None:
