@@ -59,7 +59,12 @@ def _get(processes: int) -> ProcessPoolExecutor:
                 _pool.shutdown(wait=False)
             # forkserver: forking a process that runs Prefect's threads could copy held locks.
             context = multiprocessing.get_context("forkserver")
-            preload = ["tasks.hashes.local", "tasks.classify.local", "tasks.scan.local"]
+            preload = [
+                "tasks.forkserver_guard",
+                "tasks.hashes.local",
+                "tasks.classify.local",
+                "tasks.scan.local",
+            ]
             context.set_forkserver_preload(preload)
             _pool = ProcessPoolExecutor(
                 max_workers=processes,

@@ -172,3 +172,31 @@ def test_released_workers_go_and_end_stops_those_still_working(tmp_path: Path) -
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["2 True", "True True True True"]
+
+
+HUNG_UP = """
+import os, socket
+from multiprocessing import forkserver
+from tasks import pool
+if __name__ == "__main__":
+    assert pool.map_each(abs, [-1, -2], 2) == [1, 2]
+    server = forkserver._forkserver
+    with socket.socket(socket.AF_UNIX) as client:  # a spawn cut short: connected, nothing sent
+        client.connect(server._forkserver_address)
+    pool.shutdown(wait=True)
+    assert pool.map_each(abs, [-3, -4], 2) == [3, 4]  # new workers, from the same forkserver
+    print(server._forkserver_pid == forkserver._forkserver._forkserver_pid)
+    pool.end()
+"""
+
+
+def test_a_client_that_hangs_up_before_its_fds_leaves_the_forkserver_serving(
+    tmp_path: Path,
+) -> None:
+    """A Ctrl-C can end a run while a stage's thread is connected to the forkserver to start a
+    worker: the forkserver goes on (no traceback on the run's terminal) and forks the next."""
+    done = _run_script(tmp_path / "hung_up.py", HUNG_UP)
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "EOFError" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == ["True"]
