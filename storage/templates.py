@@ -73,11 +73,44 @@ def parse_template(template: str) -> list[Part]:
 
 
 def check_exclude(patterns: list[str]) -> None:
-    """Exclude patterns match names: an empty one matches nothing, so it is a mistake (an
-    unset variable in `--exclude "$PATTERN"`), not a request; the CLI and the API refuse it."""
+    """Exclude patterns match names (fnmatch, case-sensitive). One that cannot match what it
+    says is a mistake, not a request, and the CLI and the API refuse it: an empty one (an
+    unset variable in `--exclude "$PATTERN"`), one with a '/' (a name holds none), and a '['
+    that fnmatch would read as a plain character or as nothing (no closing ']', a backwards
+    range): such a pattern leaves alone none of the files meant, and an apply moves them."""
     for pattern in patterns:
         if not pattern or len(pattern) > 255 or "\x00" in pattern:
             raise InvalidPlanOptions("each exclude pattern must be 1-255 characters, without NUL")
+        problem = _pattern_problem(pattern)
+        if problem is not None:
+            raise InvalidPlanOptions(f"exclude pattern {pattern!r} {problem}")
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """What makes fnmatch read `pattern` otherwise than written, or None. Its sets are read as
+    fnmatch.translate reads them: a '!' first negates, a ']' first (after it) is a member."""
+    if "/" in pattern:
+        return "has a '/': patterns match one file or folder name, never a path"
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] != "[":
+            i += 1
+            continue
+        start = i + 1 + (pattern[i + 1 : i + 2] == "!")
+        end = pattern.find("]", start + (pattern[start : start + 1] == "]"))
+        if end < 0:
+            return "has a '[' with no closing ']' (for a '[' itself, write [[])"
+        members, k = pattern[start:end], 0
+        while k < len(members):
+            if members[k + 1 : k + 2] != "-" or k + 2 >= len(members):
+                k += 1
+                continue
+            low, high = members[k], members[k + 2]
+            if low > high:
+                return f"has a set whose range {low}-{high} is backwards: write {high}-{low}"
+            k += 3
+        i = end + 1
+    return None
 
 
 def check_template(template: str) -> None:

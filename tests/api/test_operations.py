@@ -131,6 +131,8 @@ def test_bad_paging_is_422(api: Api, alice: User, params: dict[str, Any]) -> Non
         {"dry_run": "maybe"},
         {"root_path": 42},
         {"exclude": "not-a-list"},
+        {"exclude": ["["]},  # fnmatch would match a file named '[' only (storage.templates)
+        {"exclude": ["Photos/2019"]},
         {"unknown_field": 1},
     ],
 )
@@ -138,6 +140,14 @@ def test_bad_operation_bodies_are_422(
     api: Api, tree: Path, alice: User, body: dict[str, Any]
 ) -> None:
     assert api.start(alice, tree / "alice", **body).status_code == 422
+    assert api.fake.started == []
+
+
+def test_a_bad_exclude_pattern_is_422_with_the_cli_line(api: Api, tree: Path, alice: User) -> None:
+    response = api.start(alice, tree / "alice", exclude=["*.[jJ"])
+
+    assert response.status_code == 422, response.text
+    assert "exclude pattern '*.[jJ' has a '[' with no closing ']'" in response.text
     assert api.fake.started == []
 
 

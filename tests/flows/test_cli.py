@@ -202,6 +202,8 @@ BAD_INPUT: dict[str, Sequence[str]] = {
     "template name length": ["organize", "{tmp}", "--template", "{{ext:_>200}}{{ext:_>200}}"],
     "malformed id to organize": ["organize", "{tmp}", "--dry-run", "--id", "not-a-uuid"],
     "empty exclude pattern": ["organize", "{tmp}", "--exclude", ""],  # the API's 422 too
+    "exclude pattern with no closing ]": ["organize", "{tmp}", "--exclude", "["],  # and 422
+    "exclude pattern with a /": ["organize", "{tmp}", "--exclude", "a/b"],
     "unknown id to plan": ["plan", UNKNOWN_ID],
     "unknown id to duplicates": ["duplicates", UNKNOWN_ID, "--json"],
     "malformed id to files": ["files", "../../etc"],

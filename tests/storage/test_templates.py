@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage.errors import InvalidPlanOptions, UserError
-from storage.templates import MAX_WIDTH, NAME_MAX, parse_template
+from storage.templates import MAX_WIDTH, NAME_MAX, check_exclude, parse_template
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,35 @@ def test_sensible_specs_and_names_up_to_the_limit_are_accepted(template: str) ->
     parts = parse_template(template)
 
     assert [p.template for p in parts] == template.split("/")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected_message"),
+    [
+        # fnmatch reads these literally or as nothing: `--exclude '[abc'` left alone no file
+        # named a, b or c, and an apply then moved the files the user meant to keep.
+        ("[", "no closing ']'"),
+        ("*.[jJ", "no closing ']'"),
+        ("[!]", "no closing ']'"),  # the ']' right after '!' is in the set
+        ("[z-a]", "range z-a is backwards"),
+        ("IMG_[9-0]*", "range 9-0 is backwards"),
+        ("Photos/2019", "a '/'"),  # names are matched, never paths
+        ("", "1-255 characters"),
+    ],
+)
+def test_exclude_patterns_that_cannot_mean_what_they_say_are_refused(
+    pattern: str, expected_message: str
+) -> None:
+    with pytest.raises(InvalidPlanOptions) as refused:
+        check_exclude(["*.tmp", pattern])
+
+    assert expected_message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*.tmp", "[[]draft]*", "[]]x", "[!a-z]*", "x[a-]", "[a-c-b]", "**", "back\\slash", "a-z"],
+)
+def test_exclude_patterns_fnmatch_reads_as_written_are_accepted(pattern: str) -> None:
+    check_exclude([pattern])
