@@ -38,7 +38,7 @@ from tasks.apply.fsops import (
     temp_name,
 )
 from tasks.apply.items import MOVE_DIR, RESTORE, RESTORE_DIR, Item, Skip, count_key
-from tasks.apply.local_recovery import reconcile
+from tasks.apply.local_recovery import moved_back, reconcile
 
 
 @contextmanager
@@ -68,7 +68,7 @@ def move(
         src_fd, src_name = dirs.parent(src)
         st = lstat_at(src_fd, src_name)
         if st is None:
-            raise Skip("vanished since scan")
+            return moved_back(dirs.root_fd, item)
         if not identity.matches(st):
             raise Skip("changed since scan")
         dst_fd, name = dirs.parent(dst, create=True, before_mkdir=on_mkdir)
@@ -84,7 +84,7 @@ def move(
             _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
         after = lstat_at(dst_fd, name)
     except FileNotFoundError:
-        raise Skip("vanished since scan") from None
+        return moved_back(dirs.root_fd, item)
     except UnsafePath as exc:
         raise Skip(f"unsafe path: {exc.strerror}") from None
     assert after is not None

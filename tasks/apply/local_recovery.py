@@ -24,7 +24,24 @@ from tasks.apply.fsops import (
     stat_rel,
     temp_name,
 )
-from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, decoded
+from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, Skip, decoded
+
+
+def moved_back(root_fd: int, item: Item) -> Entry:
+    """The outcome of a move whose file is gone: for an undo whose very file (inode, size,
+    mtime) is at its original path already, moved back by hand, done, so that a tree put back
+    by hand rolls back complete (not refused for good, and blocking older rollbacks);
+    otherwise skipped as vanished. Nothing is moved."""
+    st = stat_rel(root_fd, item.dst) if item.undo else None
+    if st is None or not item.identity.matches(st):
+        raise Skip("vanished since scan")
+    return {
+        "seq": item.seq,
+        "phase": "done",
+        "method": "rename",
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+    }
 
 
 def _reconcile_restore(root_fd: int, item: Item) -> Entry | None:

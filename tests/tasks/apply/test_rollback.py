@@ -178,6 +178,46 @@ def test_rollback_leaves_a_file_changed_since_apply_where_it_is(tmp_path: Path) 
     assert (planned.root / "Documents").is_dir()  # still holds a.txt: not removed
 
 
+@pytest.mark.parametrize("folder_too", [False, True])
+def test_rollback_counts_a_file_moved_back_by_hand_as_restored(
+    tmp_path: Path, folder_too: bool
+) -> None:
+    # The user put a.txt back where it was before rolling back (and, folder_too, removed the
+    # folder apply had put it in): the tree is as before, so the rollback is complete; one
+    # that said "vanished since apply" stayed rollback_incomplete for good, and blocked
+    # every older operation's rollback (newest first).
+    planned = small(tmp_path)
+    before = snapshot(planned.root)
+    planned.plan()
+    planned.apply()
+    (planned.root / "inbox").mkdir(exist_ok=True)  # apply removed the folder it emptied
+    os.rename(planned.root / "Documents" / "a.txt", planned.root / "inbox" / "a.txt")
+    if folder_too:
+        for name in ("b.txt", "c.txt"):
+            os.rename(planned.root / "Documents" / name, planned.root / "inbox" / name)
+        os.rmdir(planned.root / "Documents")
+
+    undone = planned.rollback()
+
+    assert undone == Counter(done=3)
+    assert differences(before, snapshot(planned.root)) == []
+
+
+def test_rollback_refuses_a_file_moved_back_by_hand_and_edited(tmp_path: Path) -> None:
+    planned = small(tmp_path)
+    planned.plan()
+    planned.apply()
+    (planned.root / "inbox").mkdir(exist_ok=True)
+    back = planned.root / "inbox" / "a.txt"
+    os.rename(planned.root / "Documents" / "a.txt", back)
+    back.write_bytes(b"edited after it came back")
+
+    refused = planned.rollback()
+
+    assert refused == Counter(done=2, vanished=1)
+    assert back.read_bytes() == b"edited after it came back"
+
+
 def test_rollback_restores_an_independent_copy_of_a_linked_duplicate(tmp_path: Path) -> None:
     planned = small(tmp_path, "hardlink")
     before = snapshot(planned.root)
