@@ -56,16 +56,16 @@ def unit_index(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> UnitIndex:
     """The units of the whole scan, from one path per folder, the folder rows and the paths
     whose name may be a marker (is_marker decides, in UnitIndex)."""
     names = [*PROJECT_FILES, *VCS_MARKERS, *TOOL_MARKERS, *DATA_MARKERS]
-    suffixes = " OR ".join(f"suffix(n, '{s}')" for s in PROJECT_SUFFIXES)
+    # A suffix (no '/' in it) ends the name when it ends the path: DuckDB would compute the
+    # name once for each suffix tested.
+    suffixes = " OR ".join(f"suffix(path::VARCHAR, '{s}')" for s in PROJECT_SUFFIXES)
     sql = f"""
-        SELECT min(path), 'file', NULL, NULL FROM facts
-        GROUP BY regexp_extract(path::VARCHAR, '^(.*)/', 1)
+        SELECT min(path), 'file', NULL, NULL FROM facts GROUP BY {fast.parent("path::VARCHAR")}
         UNION ALL
         SELECT path, kind, left_alone, rule FROM facts WHERE kind = 'dir'
         UNION ALL
-        SELECT path, 'file', NULL, NULL FROM (
-            SELECT path, kind, regexp_extract(path::VARCHAR, '[^/]*$') AS n FROM facts)
-        WHERE kind <> 'dir' AND (n IN ({_sql_list(names)}) OR {suffixes})
+        SELECT path, 'file', NULL, NULL FROM facts WHERE kind <> 'dir'
+            AND ({fast.base_name("path::VARCHAR")} IN ({_sql_list(names)}) OR {suffixes})
     """
     entries = [_Entry(*row) for row in con.execute(sql).fetchall()]
     return UnitIndex(entries, policy.include_hidden, policy.exclude)
@@ -104,10 +104,10 @@ def sort_out(
         top = "AND NOT contains(path::VARCHAR, '/')" if policy.keep_subfolders else ""
         con.execute(f"""
             INSERT INTO cand SELECT path, FALSE FROM (
-                SELECT path, regexp_extract(path::VARCHAR, '[^/]*$') AS name FROM facts
+                SELECT path, {fast.base_name("path::VARCHAR")} AS name FROM facts
                 WHERE kind = 'file' AND left_alone IS NULL {top}
-                  AND regexp_extract(path::VARCHAR, '^(.*)/', 1) IN (SELECT dir FROM free)
-            ) WHERE regexp_full_match(name, {fast.PLAIN}) AND NOT starts_with(name, '.')
+                  AND {fast.parent("path::VARCHAR")} IN (SELECT dir FROM free)
+            ) WHERE {fast.plain("name")} AND NOT starts_with(name, '.')
                 AND lower(name) NOT IN ({junk})
         """)
     nobody: Names[FileFacts] = Names(())
@@ -123,9 +123,9 @@ def sort_out(
 
 def _free_dirs(con: duckdb.DuckDBPyConnection, units: UnitIndex) -> None:
     """`free`: the folders (as DuckDB shows their paths) that no unit holds."""
-    rows = con.execute("""
-        SELECT regexp_extract(path::VARCHAR, '^(.*)/', 1) AS dir, min(path) FROM facts GROUP BY dir
-    """).fetchall()
+    rows = con.execute(
+        f"SELECT {fast.parent('path::VARCHAR')} AS dir, min(path) FROM facts GROUP BY dir"
+    ).fetchall()
     free = [d for d, sample in rows if units.folder(sample.rpartition(b"/")[0]) is None]
     con.register("free_arrow", pa.table({"dir": free}, schema=pa.schema([("dir", pa.string())])))
     con.execute("CREATE OR REPLACE TABLE free AS SELECT * FROM free_arrow")
@@ -138,11 +138,11 @@ def existing_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     folders as keys (names.key), for the residual's Names."""
     con.execute(f"""
         CREATE OR REPLACE TABLE ek AS SELECT path, lower(path::VARCHAR) AS key FROM facts
-        WHERE regexp_full_match(path::VARCHAR, {fast.PLAIN})
+        WHERE {fast.plain("path::VARCHAR")}
     """)
-    parents = con.execute("SELECT DISTINCT regexp_extract(key, '^(.*)/', 1) FROM ek").fetchall()
+    parents = con.execute(f"SELECT DISTINCT {fast.parent('key')} FROM ek").fetchall()
     folders = {a for (p,) in parents if p for a in fast.ancestors(p, inclusive=True)}
-    sql = f"SELECT path FROM facts WHERE NOT regexp_full_match(path::VARCHAR, {fast.PLAIN})"
+    sql = f"SELECT path FROM facts WHERE NOT ({fast.plain('path::VARCHAR')})"
     for batch in con.cursor().sql(sql).to_arrow_reader(50_000):
         paths = batch.column(0).to_pylist()
         keys = [key(p) for p in paths]
