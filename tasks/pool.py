@@ -60,7 +60,7 @@ def _get(processes: int) -> ProcessPoolExecutor:
             # forkserver: forking a process that runs Prefect's threads could copy held locks.
             context = multiprocessing.get_context("forkserver")
             preload = [
-                "tasks.forkserver_guard",
+                "tasks.pool_forkserver",
                 "tasks.hashes.local",
                 "tasks.classify.local",
                 "tasks.scan.local",

@@ -200,3 +200,30 @@ def test_a_client_that_hangs_up_before_its_fds_leaves_the_forkserver_serving(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "EOFError" not in done.stderr, done.stderr
     assert done.stdout.splitlines() == ["True"]
+
+
+def _in_worker(_: int) -> tuple[int, bool]:
+    """A pool job: its parent, and whether the parent's main module was run there (as
+    `__mp_main__`, which multiprocessing then makes `__main__` too)."""
+    return os.getppid(), sys.modules["__main__"].__name__ == "__mp_main__"
+
+
+OWN_MAIN = """
+import os, sys
+sys.path.insert(0, os.getcwd())  # the checkout: tests is not installed
+from tasks import pool
+from tests.tasks.test_pool import _in_worker
+if __name__ == "__main__":
+    ran = pool.map_each(_in_worker, [0, 1], 2)
+    print(all(parent != os.getpid() for parent, _ in ran), [main for _, main in ran])
+    pool.end()
+"""
+
+
+def test_a_worker_does_not_import_the_main_module_again(tmp_path: Path) -> None:
+    """The main module of a run's process is the runner or the `fileorg` script, which import
+    the CLI: a worker of the pool (forked by its forkserver, not by the parent) leaves it be."""
+    done = _run_script(tmp_path / "own_main.py", OWN_MAIN)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True [False, False]"]
