@@ -17,7 +17,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import operations, schedules, security
+from api import operation_reads, schedules, security
 from api.accounts import Accounts
 from api.config import Settings, get_settings
 from api.errors import Forbidden, Unauthorized
@@ -175,7 +175,7 @@ AdminUser = Annotated[User, Depends(admin_user)]
 
 async def operation_of(session: AsyncSession, user: User, operation_id: uuid.UUID) -> Operation:
     """The user's operation (also for api.ws, which authenticates outside the dependencies)."""
-    return await operations.owned(session, user.id, operation_id)
+    return await operation_reads.owned(session, user.id, operation_id)
 
 
 async def owned_operation(

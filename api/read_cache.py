@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api import admin, operations
+from api import admin, operation_reads
 from api.changes import Changes
 from api.errors import Unauthorized
 from api.models import User
@@ -136,15 +136,15 @@ class Reader:
         self, status: str | None, limit: int, offset: int, cursor: str | None
     ) -> Response:
         async def render(session: AsyncSession) -> bytes:
-            found = await operations.page(session, self.user_id, status, limit, offset, cursor)
+            found = await operation_reads.page(session, self.user_id, status, limit, offset, cursor)
             return _json(found)
 
         return await self._answer(render)
 
     async def operation(self, operation_id: uuid.UUID) -> Response:
         async def render(session: AsyncSession) -> bytes:
-            found = await operations.owned(session, self.user_id, operation_id)
-            return _json(operations.public(found))
+            found = await operation_reads.owned(session, self.user_id, operation_id)
+            return _json(operation_reads.public(found))
 
         return await self._answer(render)
 
