@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, BadRequest, Forbidden
 from storage.errors import RootError
+from storage.leave_alone import ScanRules, root_refusal
 from storage.objects import ObjectRoot, ObjectStore, is_object_url, parse_object_url
 from storage.root_identity import RootChanged, identify
 from storage.roots import overlaps as overlaps  # the API's callers name it api.roots.overlaps
@@ -113,6 +114,22 @@ async def authorize(grants: Iterable[str], raw: str) -> str:
     if is_object_url(path):
         return await run_in_threadpool(reachable, path)
     return existing_dir(path, raw)
+
+
+def _left_alone(root: str, include_hidden: bool) -> None:
+    refused = root_refusal(root, ScanRules(include_hidden), "include_hidden")
+    if refused is not None:
+        raise BadRequest(refused)
+
+
+async def refuse_left_alone(root: str, include_hidden: bool) -> None:
+    """BadRequest with the CLI's line for a root inside what a walk from higher up leaves
+    alone (storage.leave_alone.root_rule: a project's subfolder, a node_modules, a hidden
+    folder unless `include_hidden`, a system folder such as `System Volume Information`),
+    before any row is made: the run would fail on it, and a schedule every time it fires.
+    The service's own folders are refused before (api.service_folders, 403). It lists the
+    folders above the root: off the event loop."""
+    await run_in_threadpool(_left_alone, root, include_hidden)
 
 
 def _identify(root: str) -> list[int] | None:

@@ -22,6 +22,7 @@ from flows.progress_events import progress_events
 from flows.runs import guard_root, run_apply, run_name, stage
 from storage import locks, manifests, operations
 from storage.errors import OperationStateError, UserError
+from storage.leave_alone import ScanRules, root_refusal
 from storage.locations import DataStore
 from storage.operations import OperationRecord, PlanOptions, check_options_for_root
 from storage.paths import from_param
@@ -32,7 +33,6 @@ from storage.settings import get_settings
 from tasks import pool, report
 from tasks.backends import RootBackend, backend_for
 from tasks.hashes.worklists import FULL, PREFIX
-from tasks.leave_alone import ScanRules, root_refusal
 from tasks.plan.layout import parse_layout
 from tasks.progress import tracker
 from tasks.stages import (

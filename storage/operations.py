@@ -62,9 +62,10 @@ class PlanOptions(BaseModel):
     keep: KeepPolicy = "oldest"
     include_empty: bool = False
     exclude: list[str] = Field(default_factory=list)
-    # What a real home folder needs (tasks.leave_alone, tasks.plan.planner): hidden entries are left
-    # alone unless opted in; projects are left whole, or moved whole to Projects/; album
-    # folders move as one, named by their tags; files dated by mtime alone may go to Undated/.
+    # What a real home folder needs (storage.leave_alone, tasks.plan.planner): hidden entries
+    # are left alone unless opted in; projects are left whole, or moved whole to Projects/;
+    # album folders move as one, named by their tags; files dated by mtime alone may go to
+    # Undated/.
     include_hidden: bool = False
     projects: ProjectsPolicy = "leave"
     albums: AlbumsPolicy = "tags"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from storage.objects import is_object_url
 from tasks.apply.stage import ApplyBackend, BucketApply, LocalApply
@@ -33,7 +34,6 @@ from tasks.classify.content import Classification
 from tasks.hashes import columns as hash_columns
 from tasks.hashes import local as hash_local
 from tasks.hashes import objects as hash_objects
-from tasks.leave_alone import ScanRules
 from tasks.scan import local as scan_local
 from tasks.scan import objects as scan_objects
 

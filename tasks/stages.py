@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage import manifests, operations, queries
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from storage.operations import OperationRecord
 from tasks import report
@@ -20,7 +21,6 @@ from tasks.apply import stage as apply
 from tasks.backends import RootBackend
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
-from tasks.leave_alone import ScanRules
 from tasks.plan import stage as plan
 from tasks.progress import tracker
 from tasks.scan import stage as scan

@@ -23,13 +23,13 @@ from typing import Any, NamedTuple
 
 from storage import manifests
 from storage.journal import PHASES, applied_journals
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks.apply import stage as apply
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
-from tasks.leave_alone import ScanRules
 from tasks.plan import stage as plan
 from tasks.scan import stage as scan
 from tests.trees import Entry

@@ -46,11 +46,11 @@ def refuse_broad_root(root: str, i_mean_it: bool) -> None:
 
 
 def refuse_left_alone_root(root: str, store: DataStore, include_hidden: bool) -> None:
-    """A root the walk would have left alone had it started higher up (tasks.leave_alone
+    """A root the walk would have left alone had it started higher up (storage.leave_alone
     root_rule): fileorg's own data folder, a project's subfolder, `~/.ssh`, a node_modules.
     The organize flow asks the same, with Prefect's home sealed too."""
+    from storage.leave_alone import ScanRules, root_refusal
     from tasks.backends import backend_for
-    from tasks.leave_alone import ScanRules, root_refusal
 
     sealed = tuple(backend_for(root).sealed(store, ()))
     refused = root_refusal(root, ScanRules(include_hidden, (), sealed))

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from storage import manifests
-from tasks.leave_alone import (
+from storage.leave_alone import (
     DATA_MARKERS,
     JUNK_NAMES,
     PROJECT_FILES,

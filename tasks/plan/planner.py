@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from storage.leave_alone import LeftAlone
 from storage.templates import UNKNOWN
-from tasks.leave_alone import LeftAlone
 from tasks.plan import reasons
 from tasks.plan.albums import Album, find_albums
 from tasks.plan.copy_names import copy_rank

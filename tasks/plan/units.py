@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tasks.leave_alone import LeftAlone, by_name, units_by_markers
+from storage.leave_alone import LeftAlone, by_name, units_by_markers
 from tasks.plan.reasons import shown
 
 

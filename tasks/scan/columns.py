@@ -3,7 +3,7 @@
 The conventions every later stage relies on: `path` is relative to the root (bytes, never
 decoded; `path_text` is its display form); a local row carries lstat's fields, an object row
 dev = 0 and an ino made of its key and ETag (tasks.scan.objects); `left_alone` names the rule
-that keeps later stages away (tasks.leave_alone) and `rule` what it saw. Both backends append
+that keeps later stages away (storage.leave_alone) and `rule` what it saw. Both backends append
 here and hand the stage Arrow record batches of the SCAN schema.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from storage import manifests
-from tasks.leave_alone import LeftAlone
+from storage.leave_alone import LeftAlone
 
 
 def display(path: bytes) -> str:

@@ -1,10 +1,10 @@
 """The scan of a local root: an lstat walk, never following symlinks, into Arrow batches.
 
-The walk does not enter what is left alone whole (tasks.leave_alone): a folder whose name or
+The walk does not enter what is left alone whole (storage.leave_alone): a folder whose name or
 contents say so (node_modules, a project, a Prefect home...) becomes one `dir` row with its
 reason code, however many files it holds; files left alone by their name (.bashrc, .DS_Store)
 are rows of their own, marked, which later stages neither classify nor hash; so is a file the
-scanning user may not read by its permission bits (`unreadable`, tasks.leave_alone.readable:
+scanning user may not read by its permission bits (`unreadable`, storage.leave_alone.readable:
 from the lstat the walk has, no syscall of its own), and a file in a folder that user may not
 change (`read-only-folder`: apply could not move it out; one access() a folder). When the root
 itself is a unit (a project), every entry at its top is such a row and nothing is entered.
@@ -29,8 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 
-from tasks import pool
-from tasks.leave_alone import (
+from storage.leave_alone import (
     READ_ONLY_FOLDER,
     UNREADABLE,
     Reader,
@@ -40,6 +39,7 @@ from tasks.leave_alone import (
     can_change,
     readable,
 )
+from tasks import pool
 from tasks.scan.columns import ScanColumns
 
 # Entries a job lists before it hands the rest back: a few ms of work warm, so the pool's

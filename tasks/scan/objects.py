@@ -8,7 +8,7 @@ tasks.scan.columns), gathered as columns and handed on as one record batch per p
   version of one object and an unchanged object keeps its id from one scan to the next;
 * folder markers (keys ending in "/") and keys with empty, "." or ".." components cannot be
   organized as files: they are kind "other" with an error, and nothing ever touches them;
-* keys the name rules leave alone (tasks.leave_alone: hidden, junk, under node_modules/...)
+* keys the name rules leave alone (storage.leave_alone: hidden, junk, under node_modules/...)
   are marked, like the local scan's, and keys under the data folder are one `dir` row. A flat
   listing cannot skip a project before it has seen its marker key: the planner finds those.
 
@@ -23,8 +23,8 @@ from collections.abc import Iterator
 import blake3
 import pyarrow as pa
 
+from storage.leave_alone import LeftAlone, ScanRules, for_path
 from storage.objects import ObjectInfo, ObjectRoot, ObjectStore, parse_object_url
-from tasks.leave_alone import LeftAlone, ScanRules, for_path
 from tasks.scan.columns import ScanColumns
 
 INO_MASK = (1 << 63) - 1

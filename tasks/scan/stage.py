@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage import manifests
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
-from tasks.leave_alone import ScanRules
 
 if TYPE_CHECKING:
     from tasks.backends import RootBackend

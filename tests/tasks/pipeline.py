@@ -10,11 +10,11 @@ from typing import Any
 from PIL import Image
 
 from storage import manifests, queries
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
-from tasks.leave_alone import ScanRules
 from tasks.scan import stage as scan
 
 

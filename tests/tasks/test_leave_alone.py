@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.leave_alone import LeftAlone, by_contents, by_name, for_path, units_by_markers
+from storage.leave_alone import LeftAlone, by_contents, by_name, for_path, units_by_markers
 from tasks.plan.layout import parse_layout
 from tasks.plan.planner import FileFacts, PlanPolicy, plan_moves
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tasks.leave_alone import Reader, readable
+from storage.leave_alone import Reader, readable
 
 NOBODY = 65534
 REPO = Path(__file__).resolve().parents[2]

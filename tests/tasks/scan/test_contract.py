@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from storage import manifests
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from tasks.backends import DATA_FOLDER, backend_for
-from tasks.leave_alone import ScanRules
 from tasks.scan.stage import scan_root
 from tests.roots import TreeRoot
 from tests.tasks.pipeline import new_op, scan_op, stage_rows

@@ -13,10 +13,10 @@ import pytest
 
 from storage import manifests
 from storage.errors import RootError
+from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from storage.roots import check_root
 from tasks.backends import backend_for
-from tasks.leave_alone import ScanRules
 from tasks.scan.columns import display
 from tasks.scan.local import BUDGET, batches
 from tasks.scan.stage import scan_root

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage import manifests
-from tasks.leave_alone import LeftAlone, ScanRules, by_contents, by_name
+from storage.leave_alone import LeftAlone, ScanRules, by_contents, by_name
 from tasks.scan.columns import display, text_of
 from tasks.scan.local import BUDGET, _parts, batches
 from tests.trees import make_nasty_tree, make_unreadable

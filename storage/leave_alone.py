@@ -1,6 +1,7 @@
 """What is left alone, and why (DESIGN rule 7): rules by name and by what a folder holds.
 
-The local scan, the object listing and the planner all ask these functions, so they agree:
+The local scan, the object listing and the planner all ask these functions, so they agree
+(and the CLI, the flow and the API ask root_refusal whether a root lies in what they leave alone):
 
 * by name: OS junk (`.DS_Store`, `Thumbs.db`, `desktop.ini`, `._*`), unfinished downloads
   (`*.part`, `*.crdownload`, Safari's `*.download` folders...), tool and state folders
@@ -322,10 +323,11 @@ def root_rule(root: bytes, rules: ScanRules, home: bytes | None) -> tuple[bytes,
     return None
 
 
-def root_refusal(root: str, rules: ScanRules) -> str | None:
+def root_refusal(root: str, rules: ScanRules, hidden_flag: str = "--include-hidden") -> str | None:
     """Why a run must not organize `root` (root_rule, below the user's home folder), as the
-    one line the CLI prints and a run started otherwise fails with; None for a bucket, whose
-    keys the listing judges, or a root that nothing above leaves alone."""
+    one line the CLI prints, the API answers (400, its `include_hidden` as `hidden_flag`) and
+    a run started otherwise fails with; None for a bucket, whose keys the listing judges, or
+    a root that nothing above leaves alone."""
     from storage.objects.urls import is_object_url
     from storage.roots import home_folder
 
@@ -337,7 +339,7 @@ def root_refusal(root: str, rules: ScanRules) -> str | None:
         return None
     folder, rule = found
     where = "" if folder == os.fsencode(root) else f" is inside {os.fsdecode(folder)}, which"
-    hint = " (--include-hidden organizes hidden folders)" if rule.code == "hidden" else ""
+    hint = f" ({hidden_flag} organizes hidden folders)" if rule.code == "hidden" else ""
     return (
         f"{root}{where} is left alone ({rule.what}: {rule.detail}): organize a folder "
         f"outside it{hint}"

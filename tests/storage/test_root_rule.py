@@ -1,4 +1,4 @@
-"""tasks/leave_alone.py root_rule: a root inside what a walk from higher up would leave alone
+"""storage/leave_alone.py root_rule: a root inside what a walk from higher up would leave alone
 (a project's subfolder, fileorg's data folder, ~/.ssh, node_modules) is found, with the
 folder that decides it; a home kept in git is not a project of all it holds."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tasks.leave_alone import ScanRules, root_rule
+from storage.leave_alone import ScanRules, root_rule
 
 
 def _rule(root: Path, home: Path, rules: ScanRules | None = None) -> tuple[str, str] | None:
