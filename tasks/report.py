@@ -88,6 +88,7 @@ def _left_alone(store: DataStore, op_dir: str) -> dict[str, Any]:
     units, unit_count = queries.left_alone(store, op_dir, limit=TOP_LEFT_ALONE)
     return {
         "count": unit_count,
+        **queries.left_alone_totals(store, op_dir),  # files, bytes, folders: all the units'
         "items": [
             {
                 "path": os.fsdecode(u["path"]),
@@ -95,6 +96,7 @@ def _left_alone(store: DataStore, op_dir: str) -> dict[str, Any]:
                 "reason": u["reason"],
                 "files": u["files"],
                 "bytes": u["bytes"],
+                "folders": u["folders"],
                 "entered": u["entered"],
             }
             for u in units

@@ -130,13 +130,25 @@ def _skip_reasons(by_reason: dict[str, int]) -> str:
     return ", ".join(f"{code} {by_reason[code]:,}" for code in stays if by_reason.get(code))
 
 
+def _left_alone_row(left: dict[str, Any]) -> list[list[str]]:
+    """The files a rule leaves alone where they are (the tree after apply counts them beside
+    the files to organize), and the folders left whole unentered, whose files nobody counted."""
+    from tasks.report import human_bytes
+
+    if "files" not in left:  # a report written before these totals
+        return []
+    folders = f", {counted(left['folders'], 'folder')} not entered" if left["folders"] else ""
+    return [["left alone", f"{left['files']:,}", human_bytes(left["bytes"]) + folders]]
+
+
 def summary(report: dict[str, Any]) -> None:
     from tasks.report import human_bytes
 
     dup = report["duplicates"]
     plan = report["plan"]
     rows = [
-        ["files", f"{report['files']:,}", human_bytes(report["bytes"])],
+        ["files to organize", f"{report['files']:,}", human_bytes(report["bytes"])],
+        *_left_alone_row(report.get("left_alone") or {}),
         ["duplicate groups", f"{dup['groups']:,}", f"{human_bytes(dup['wasted_bytes'])} wasted"],
         ["planned moves", f"{plan['moves']:,}", ""],
         ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", ""],
@@ -187,9 +199,9 @@ def report_details(report: dict[str, Any]) -> None:
     left = report.get("left_alone") or {"count": 0, "items": []}
     rows = [
         [
-            shown(os.fsencode(u["path"])),
+            shown(os.fsencode(u["path"])) or "(the root)",
             escaped(u["reason"]),  # it may name a path: `the target of a symlink (by X)`
-            "not entered" if u["files"] is None else f"{u['files']:,}",
+            _unit_files(u),
         ]
         for u in left["items"]
     ]
@@ -197,3 +209,11 @@ def report_details(report: dict[str, Any]) -> None:
         rows.append(["...", f"{left['count'] - len(left['items']):,} more (--json lists them)", ""])
     if rows:
         table(f"Left alone ({left['count']:,})", ["path", "reason", "files"], rows)
+
+
+def _unit_files(unit: dict[str, Any]) -> str:
+    if unit["files"] is None:
+        return "not entered"
+    folders = unit.get("folders")
+    inside = f" (+{counted(folders, 'folder')} not entered)" if folders else ""
+    return f"{unit['files']:,}{inside}"

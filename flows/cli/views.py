@@ -131,9 +131,10 @@ def preview(folders: list[Folder], limit: int = 30) -> None:
     from tasks.report import human_bytes
 
     total, rest = folders[0], folders[1:]
+    kept = f", {total.left_alone:,} left alone where they are" if total.left_alone else ""
     err.print(
         f"\n[bold]After apply[/bold]: {counted(total.files, 'file')}, {human_bytes(total.bytes)}"
-        f" ({total.arriving:,} moved into place)"
+        f" ({total.arriving:,} moved into place{kept})"
     )
     top = [f for f in rest if b"/" not in f.path]
     loose = total.files - sum(f.files for f in top)

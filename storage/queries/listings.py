@@ -155,21 +155,41 @@ def left_alone_query(
     store: DataStore, op_dir: str, reason_code: str | Sequence[str] | None = None
 ) -> Query:
     """What the plan leaves alone by a rule (manifests.LEFT_ALONE_CODES), one row per unit:
-    a folder left whole, or an entry on its own. `files` and `bytes` count the files the scan
-    listed in it; a folder the scan never entered has them null (not counted, on purpose)."""
+    a folder left whole, or an entry on its own. `files` and `bytes` count the regular files
+    the scan listed in it (as the summary and the tree do: not its links, nor its folders),
+    `folders` the folders in it the scan did not enter (a root that is a project: its `src/`
+    and `.git/`); a folder the scan never entered has all three null (not counted, on purpose)."""
     codes = codes_of(reason_code) or list(manifests.LEFT_ALONE_CODES)
     whole = "bool_or(kind = 'dir' AND src = coalesce(unit, src))"
     sql = f"""
         SELECT coalesce(unit, src) AS path, reason_code,
                arg_min(reason, length(reason)) AS reason,
-               CASE WHEN {whole} THEN NULL ELSE count(*) END AS files,
-               CASE WHEN {whole} THEN NULL ELSE sum(size)::BIGINT END AS bytes,
+               CASE WHEN {whole} THEN NULL ELSE count(*) FILTER (kind = 'file') END AS files,
+               CASE WHEN {whole} THEN NULL
+                    ELSE coalesce(sum(size) FILTER (kind = 'file'), 0)::BIGINT END AS bytes,
+               CASE WHEN {whole} THEN NULL ELSE count(*) FILTER (kind = 'dir') END AS folders,
                NOT {whole} AS entered
         FROM {plan_source(store, op_dir)}
         WHERE list_contains($codes, reason_code)
         GROUP BY ALL
     """
     return Query(sql, "path", {"codes": codes})
+
+
+def left_alone_totals(store: DataStore, op_dir: str) -> dict[str, int]:
+    """All that the plan leaves alone by a rule: the regular files the scan listed and their
+    bytes (the tree after apply holds them where they are, beside the files organized), and
+    the folders it left whole without entering them (their files are not counted)."""
+    sql = f"""
+        SELECT count(*) FILTER (kind = 'file'),
+               coalesce(sum(size) FILTER (kind = 'file'), 0)::BIGINT,
+               count(*) FILTER (kind = 'dir')
+        FROM {plan_source(store, op_dir)} WHERE list_contains($codes, reason_code)
+    """
+    with connect(store) as con:
+        found = con.execute(sql, {"codes": list(manifests.LEFT_ALONE_CODES)}).fetchone()
+    files, size, folders = found or (0, 0, 0)
+    return {"files": int(files), "bytes": int(size), "folders": int(folders)}
 
 
 def left_alone(

@@ -516,3 +516,64 @@ def test_the_resulting_tree_counts_the_files_the_summary_counts(organized: Organ
     total = resulting_tree(organized.store, organized.op_dir)[0]
 
     assert (total.files, total.bytes) == (organized.report["files"], organized.report["bytes"])
+
+
+def _put(root: Path, *paths: str) -> None:
+    for path in paths:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(path.encode())
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected_files", "expected_left_alone", "expected_root_unit"),
+    [
+        # A project beside loose files: the project is not entered, two loose files are left
+        # alone by their names (hidden, junk), two are organized.
+        (
+            ["proj/.git/HEAD", "proj/src/main.py", "photo.jpg", "notes.txt", ".h.txt", ".DS_Store"],
+            2,
+            {"files": 2, "bytes": len(".h.txt.DS_Store"), "folders": 1},
+            None,
+        ),
+        # The root is the project: its entries are listed (two files, two folders not entered)
+        # and nothing is organized; the summary said 0 files, the tree 2, the unit 4 "files".
+        (
+            [".git/HEAD", "src/main.py", "photo.jpg", "notes.txt"],
+            0,
+            {"files": 2, "bytes": len("photo.jpgnotes.txt"), "folders": 2},
+            {"files": 2, "bytes": len("photo.jpgnotes.txt"), "folders": 2},
+        ),
+    ],
+    ids=["project-inside", "project-root"],
+)
+def test_the_summary_the_left_alone_listing_and_the_tree_count_the_same_files(
+    tmp_path: Path,
+    data_dir: Path,
+    paths: list[str],
+    expected_files: int,
+    expected_left_alone: dict[str, int],
+    expected_root_unit: dict[str, int] | None,
+) -> None:
+    from storage.previews import resulting_tree
+
+    root = tmp_path / "tree"
+    _put(root, *paths)
+
+    operation_id, report = organize(root)
+
+    left = report["left_alone"]
+    assert report["files"] == expected_files
+    assert {k: left[k] for k in expected_left_alone} == expected_left_alone
+    units = {item["path"]: item for item in left["items"]}
+    if expected_root_unit is not None:
+        assert {k: units[""][k] for k in expected_root_unit} == expected_root_unit
+    assert sum(u["files"] or 0 for u in units.values()) == left["files"]
+    total = resulting_tree(
+        DataStore(str(data_dir)), DataStore(str(data_dir)).operation_dir(operation_id)
+    )[0]
+    # The tree after apply holds the files organized and those left alone where they are.
+    assert (total.files, total.bytes) == (
+        report["files"] + left["files"],
+        report["bytes"] + left["bytes"],
+    )
+    assert total.left_alone == left["files"]

@@ -53,3 +53,44 @@ def test_a_left_alone_reason_naming_a_path_is_escaped(printed: io.StringIO) -> N
 
     assert "(by bell\\x07\\nlink)" in printed.getvalue()
     assert "\x07" not in printed.getvalue()
+
+
+def test_the_summary_counts_what_is_left_alone_beside_the_files_to_organize(
+    printed: io.StringIO,
+) -> None:
+    """A root that is a project: nothing to organize, its two loose files left alone where
+    they are and two folders left whole; the summary said `files 0` above a tree of 2."""
+    report = _report({}, [])
+    unit = {"path": "", "reason": "left alone: project (.git): the root itself"}
+    report["left_alone"] = {
+        "count": 1,
+        "files": 2,
+        "bytes": 18,
+        "folders": 2,
+        "items": [{**unit, "files": 2, "bytes": 18, "folders": 2}],
+    }
+
+    render.summary(report)
+    render.report_details(report)
+
+    words = " ".join(printed.getvalue().split())
+    assert "files to organize │ 0 │ 0 B" in words
+    assert "left alone │ 2 │ 18 B, 2 folders not entered" in words
+    root = "(the root) │ left alone: project (.git): the root itself │ 2 (+2 folders not entered)"
+    assert root in words
+
+
+def test_the_tree_after_apply_says_how_many_of_its_files_stay_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.cli import views
+    from storage.previews import Folder
+
+    text = io.StringIO()
+    monkeypatch.setattr(views, "err", Console(file=text, width=120, highlight=False))
+
+    views.preview([Folder(b"", files=5, bytes=10, arriving=2, left_alone=3)])
+
+    assert "After apply: 5 files, 10 B (2 moved into place, 3 left alone where they are)" in (
+        text.getvalue()
+    )
