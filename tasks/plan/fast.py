@@ -243,10 +243,14 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     found per destination (small tables joined to the rows), then one running count."""
     report = "TRUE" if policy.duplicates == "report" else "FALSE"
     kept = copies.kept_reason(policy)
+    named = _NAMED.format(
+        half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept, columns=_KEPT,
+        case_only=f"'{reasons.CASE_ONLY}'",
+    )  # fmt: skip
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
         {_RANKS.format(report=report)}
-        {_NAMED.format(half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept, columns=_KEPT)}
+        {named}
         UNION ALL BY NAME
         SELECT {_KEPT}, NULL::VARCHAR AS fkey, TRUE AS room,
                'keep' AS action, 'already in place' AS reason,
@@ -275,8 +279,8 @@ _RANKS = """
                    any_value(digest) AS o_digest, any_value(copy) AS o_copy
             FROM roles WHERE in_place GROUP BY want
         ), first AS (
-            SELECT want, arg_min({{'path': path, 'size': size, 'digest': digest, 'copy': copy}},
-                                 {{'pass': pass, 'path': path}}) AS f
+            SELECT want, arg_min({{'path': path, 'size': size, 'digest': digest, 'copy': copy,
+                                  'dst': dst}}, {{'pass': pass, 'path': path}}) AS f
             FROM o WHERE NOT in_place GROUP BY want
         ), g AS (
             SELECT want, coalesce(ex.ex, 0) = coalesce(ip.n_ip, 0)
@@ -286,11 +290,13 @@ _RANKS = """
                    CASE WHEN ip.n_ip IS NULL THEN first.f.size ELSE ip.o_size END AS o_size,
                    CASE WHEN ip.n_ip IS NULL THEN first.f.digest ELSE ip.o_digest END
                        AS o_digest,
-                   CASE WHEN ip.n_ip IS NULL THEN first.f.copy ELSE ip.o_copy END AS o_copy
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.copy ELSE ip.o_copy END AS o_copy,
+                   CASE WHEN ip.n_ip IS NULL THEN first.f.dst ELSE ip.o_path::VARCHAR END
+                       AS holder
             FROM (SELECT DISTINCT want FROM o) LEFT JOIN ex USING (want)
             LEFT JOIN ip USING (want) LEFT JOIN first USING (want)
         ), r AS (
-            SELECT o.*, g.lock_ok, g.o_path,
+            SELECT o.*, g.lock_ok, g.o_path, g.holder,
                    NOT g.scanned AND o.path = g.first_path AS claimer,
                    (g.scanned OR o.path <> g.first_path)
                    AND coalesce(o.digest = g.o_digest AND o.size = g.o_size, FALSE)
@@ -332,7 +338,10 @@ _NAMED = """
                     || CASE WHEN o_path::VARCHAR = dst THEN 'is already at ' ELSE 'goes to ' END
                     || dst
                 ELSE reason || {kept}
-                     || CASE WHEN nth > 0 THEN '; renamed: ' || dst || ' is taken' ELSE '' END
+                     || CASE WHEN nth = 0 THEN ''
+                             WHEN holder = dst THEN '; renamed: ' || dst || ' is taken'
+                             ELSE '; renamed: ' || dst || ' is taken by ' || holder || ' '
+                                  || {case_only} END
            END AS reason,
            CASE WHEN redundant THEN 'duplicate' WHEN kept THEN 'duplicate-kept'
                 WHEN nth = 0 THEN 'organized' ELSE 'renamed' END AS code,

@@ -33,6 +33,9 @@ class Names(Generic[N]):
     def __init__(self, existing: Iterable[N]) -> None:
         # Sorted, so that of two scanned paths differing only in case the same one is seen.
         self.taken: dict[str, N] = {key(f.path): f for f in sorted(existing, key=lambda f: f.path)}
+        # The path as it is spelled by what holds each key (scanned, or claimed): a name taken
+        # but for case names its holder (tasks.plan.reasons.renamed).
+        self.spelled: dict[str, bytes] = {k: f.path for k, f in self.taken.items()}
         # Folders that exist or will: a file may not take a folder's name, nor the reverse.
         self.dirs: set[str] = set()
         for k in self.taken:
@@ -53,10 +56,15 @@ class Names(Generic[N]):
     def claim(self, dst: bytes, who: N) -> None:
         k = key(dst)
         self.taken[k] = who
+        self.spelled[k] = dst
         self._add_parents(k)
 
     def occupant(self, dst: bytes) -> N | None:
         return self.taken.get(key(dst))
+
+    def holder(self, dst: bytes) -> bytes | None:
+        """The path, as spelled, of the file that has `dst` (None: free, or a folder's)."""
+        return self.spelled.get(key(dst))
 
     def is_free(self, dst: bytes) -> bool:
         k = key(dst)

@@ -355,9 +355,9 @@ class _Planner:
                 self._skip(f, reason, "duplicate", twin=occupant.path)
                 self.final_dst[f.path] = f.path
                 return
-            wanted = dst
+            wanted, holder = dst, self.names.holder(dst)
             dst = self.names.free_variant(*_split(dst), keep_ext=f.kind != "dir")
-            why += reasons.renamed(wanted)
+            why += reasons.renamed(wanted, holder)
             code = "renamed" if code == "organized" else code
         self.names.claim(dst, f)
         self.plan[f.path] = _move(f, dst, "move", why, code)

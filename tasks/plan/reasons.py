@@ -64,8 +64,15 @@ def kept_copy(keep: str, copies: int) -> str:
     return f"; kept copy ({keep}) of {copies}"
 
 
-def renamed(wanted: bytes) -> str:
-    return f"; renamed: {shown(wanted)} is taken"
+CASE_ONLY = "(names that differ only in case are one name on a case-insensitive disk)"
+
+
+def renamed(wanted: bytes, holder: bytes | None = None) -> str:
+    """Why a file got "name (n)": its name is taken; by `holder`, the path that has it, when
+    that is the same name but for case (tasks.plan.names.key: Photo.JPG has photo.jpg)."""
+    if holder is None or holder == wanted:
+        return f"; renamed: {shown(wanted)} is taken"
+    return f"; renamed: {shown(wanted)} is taken by {shown(holder)} {CASE_ONLY}"
 
 
 def duplicate_at(twin: bytes, destination: bytes, existed: bool) -> str:

@@ -376,3 +376,42 @@ def test_among_copies_of_equal_mtime_the_original_name_is_kept(
     assert rows == reference(without_plain, pol, None)
     [kept_copy] = [r["src"] for r in rows if r["action"] != "quarantine"]
     assert kept_copy == b"Downloads/name-1.pdf"  # (also the shortest)
+
+
+CASE_ONLY = "(names that differ only in case are one name on a case-insensitive disk)"
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected_reason"),
+    [
+        # Two files want one name but for case: the first in the plan's order keeps it.
+        (
+            [b"a/Photo.JPG", b"b/photo.jpg"],
+            "; renamed: Images/2019/photo.jpg is taken by Images/2019/Photo.JPG " + CASE_ONLY,
+        ),
+        # The name is held by a file already there (in place, kept).
+        (
+            [b"Images/2019/Photo.JPG", b"b/photo.jpg"],
+            "; renamed: Images/2019/photo.jpg is taken by Images/2019/Photo.JPG " + CASE_ONLY,
+        ),
+        # The same name exactly: nothing about case to explain.
+        ([b"a/photo.jpg", b"b/photo.jpg"], "; renamed: Images/2019/photo.jpg is taken"),
+    ],
+    ids=["claimed", "in-place", "same-case"],
+)
+def test_a_name_taken_but_for_case_is_said_so_by_both_planners(
+    paths: list[bytes], expected_reason: str
+) -> None:
+    files = [
+        FileFacts(path, "file", 7 + i, 3, 1, 10 + i, "images", "jpg", SHOT, bytes([i]))
+        for i, path in enumerate(paths)
+    ]
+    pol = policy()
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0  # the fast path's line, in DuckDB
+    assert rows == reference(files, pol, None)  # and the planner's, the same
+    renamed = {r["src"]: r for r in rows}[b"b/photo.jpg"]
+    assert (renamed["dst"], renamed["reason_code"]) == (b"Images/2019/photo (1).jpg", "renamed")
+    assert renamed["reason"].endswith(expected_reason)
