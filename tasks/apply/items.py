@@ -39,7 +39,8 @@ class Item(NamedTuple):
     etag: str = ""  # objects: the source as scanned (apply), the copy apply made (undo)
     link_to: bytes | None = None
     kept: Identity | None = None  # hardlink: the kept copy, at link_to
-    meta: Entry | None = None  # restore: mode and times of the copy that was replaced
+    meta: Entry | None = None  # restore: mode and times of the copy that was replaced;
+    # quarantine: its kept copy, {"kept": Identity, "paths": (scanned, final)} (not journaled)
     digest: bytes | None = None  # hardlink: the plan's content digest of both copies
     undo: bool = False  # rollback's: a move back to where apply found the file or object
 
@@ -146,10 +147,16 @@ def items_from_plan(
 
 
 def items_from_columns(
-    columns: Mapping[str, Sequence[Any]], phase: str, shard: int, kept: dict[bytes, Identity]
+    columns: Mapping[str, Sequence[Any]],
+    phase: str,
+    shard: int,
+    kept: dict[bytes, Identity],
+    twins: Mapping[bytes, Entry] | None = None,
 ) -> list[Item]:
     """items_from_plan over a plan shard as columns (a list per column, `ITEM_COLUMNS` and
-    maybe `etag`): the same items, without a dict per row on the way."""
+    maybe `etag`): the same items, without a dict per row on the way. `twins`: the kept copy
+    of each quarantined path (its `meta`), where the backend checks it."""
+    twins = twins or {}
     actions = columns["action"]
     absent = [None] * len(actions)
     wanted = MOVING if phase == "move" else ("hardlink",)
@@ -193,7 +200,7 @@ def items_from_columns(
                 str(etag or ""),
                 link_to,
                 None if link_to is None else kept.get(link_to),
-                None,
+                twins.get(src) if action == "quarantine" else None,
                 digest if action == "hardlink" else None,
             )
         )

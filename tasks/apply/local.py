@@ -38,7 +38,7 @@ from tasks.apply.fsops import (
     temp_name,
 )
 from tasks.apply.items import MOVE_DIR, RESTORE, RESTORE_DIR, Item, Skip, count_key
-from tasks.apply.local_recovery import moved_back, reconcile
+from tasks.apply.local_recovery import check_kept, moved_back, reconcile
 
 
 @contextmanager
@@ -71,6 +71,7 @@ def move(
             return moved_back(dirs.root_fd, item)
         if not identity.matches(st):
             raise Skip("changed since scan")
+        check_kept(dirs.root_fd, item)  # a quarantine's kept copy, if the item names one
         dst_fd, name = dirs.parent(dst, create=True, before_mkdir=on_mkdir)
         method = "rename"
         try:

@@ -27,6 +27,24 @@ from tasks.apply.fsops import (
 from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, Skip, decoded
 
 
+def check_kept(root_fd: int, item: Item) -> None:
+    """A duplicate is quarantined only while its kept copy (`item.meta`: its identity as
+    scanned, and its paths before and after this apply) is still that file, where it was or
+    where this apply put it: with it gone or edited, the copy moved to .duplicates/ would be
+    the only one of its bytes left, hidden. Nothing to check for any other item."""
+    if item.meta is None or item.action != "quarantine":
+        return
+    kept: Identity = item.meta["kept"]
+    scanned, final = item.meta["paths"]
+    st = stat_rel(root_fd, scanned)
+    if st is not None and kept.matches(st):
+        return
+    st = stat_rel(root_fd, final)  # moved: to another filesystem, a copy with its mtime
+    if st is not None and kept.matches(st, same_inode=False):
+        return
+    raise Skip("the kept copy changed or vanished since scan: not quarantined")
+
+
 def moved_back(root_fd: int, item: Item) -> Entry:
     """The outcome of a move whose file is gone: for an undo whose very file (inode, size,
     mtime) is at its original path already, moved back by hand, done, so that a tree put back

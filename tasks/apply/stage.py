@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage import collector, manifests
 from storage.journal import (
@@ -57,6 +58,11 @@ class ApplyBackend(Protocol):
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]: ...
 
+    def twins(self, store: DataStore, op_dir: str) -> dict[bytes, Entry]:
+        """The kept copy of each quarantined path, to check before quarantining it ({} where
+        the mover does not check: objects)."""
+        ...
+
     def debris(self, journal: str, entries: list[Entry]) -> int:
         """After a journal's rollback: what apply left that keeps it from being complete
         (`entries`: that journal, as the rollback read it)."""
@@ -88,8 +94,10 @@ def apply_shard(
     if not any(action in wanted for action in columns["action"]):
         return Counter()  # before reading the kept copies of every shard
     kept = where.kept(store, op_dir, phase)
+    quarantines = phase == "move" and "quarantine" in columns["action"]
+    twins = where.twins(store, op_dir) if quarantines else {}
     with collector.paused():  # 20,000 items, no cycle among them
-        items = items_from_columns(columns, phase, shard, kept)
+        items = items_from_columns(columns, phase, shard, kept, twins)
     journal = apply_journal(store, op_dir, phase, shard)
     return engine.carry_out(where.mover(), items, journal, on_batch)
 
@@ -148,6 +156,41 @@ def kept_identities(store: DataStore, op_dir: str) -> dict[bytes, Identity]:
     return kept
 
 
+_KEPT_COPIES: dict[str, dict[bytes, Entry]] = {}  # the last plan's: shards never change
+
+
+def kept_copies(store: DataStore, op_dir: str) -> dict[bytes, Entry]:
+    """Quarantined path -> its kept copy (the plan's `twin`): its identity as scanned and its
+    paths before and after the apply. Plans from before `twin` have none: not checked. Read
+    once per plan (each shard with quarantines asks), keeping only the quarantines' rows."""
+    found = _KEPT_COPIES.get(op_dir)
+    if found is not None:
+        return found
+    paths = manifests.shard_paths(store, op_dir, "plan")
+    twins: dict[bytes, bytes] = {}
+    for path in paths:
+        table = manifests.read_table(store, path)
+        if "twin" not in table.column_names:
+            return {}
+        rows = table.filter(pc.equal(table["action"], "quarantine"))
+        twins.update(zip(rows["src"].to_pylist(), rows["twin"].to_pylist(), strict=True))
+    wanted = pa.array([t for t in set(twins.values()) if t is not None], pa.binary())
+    kept: dict[bytes, tuple[Identity, bytes]] = {}
+    for path in paths:
+        table = manifests.read_table(store, path)
+        for row in table.filter(pc.is_in(table["src"], value_set=wanted)).to_pylist():
+            final = row["dst"] if row["action"] == "move" else row["src"]
+            identity = Identity(row["dev"], row["ino"], row["size"], row["mtime_ns"])
+            kept[row["src"]] = (identity, final)
+    found = {}
+    for src, twin in twins.items():
+        if twin in kept:
+            found[src] = {"kept": kept[twin][0], "paths": (twin, kept[twin][1])}
+    _KEPT_COPIES.clear()
+    _KEPT_COPIES[op_dir] = found
+    return found
+
+
 @dataclass(frozen=True)
 class LocalApply:
     """A folder on this machine (a small frozen value: it crosses task runners whole)."""
@@ -170,6 +213,9 @@ class LocalApply:
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return kept_identities(store, op_dir) if phase == "link" else {}
+
+    def twins(self, store: DataStore, op_dir: str) -> dict[bytes, Entry]:
+        return kept_copies(store, op_dir)
 
     def debris(self, journal: str, entries: list[Entry]) -> int:
         return sweep_copies(self.root, entries)
@@ -222,6 +268,9 @@ class BucketApply:
 
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]:
         return {}
+
+    def twins(self, store: DataStore, op_dir: str) -> dict[bytes, Entry]:
+        return {}  # not checked on a bucket yet
 
     def debris(self, journal: str, entries: list[Entry]) -> int:
         return 0  # a copy is one request: it leaves no partial object behind

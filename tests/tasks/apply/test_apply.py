@@ -158,6 +158,42 @@ def test_hardlink_needs_both_copies_unchanged(
     assert copy.read_bytes() == (b"ALPHA" if how == "duplicate edited" else b"alpha")
 
 
+@pytest.mark.parametrize(
+    ("how", "expected_counts"),
+    [
+        ("kept copy edited", Counter(done=4, changed=2)),
+        ("kept copy deleted", Counter(done=4, vanished=1, changed=1)),
+        ("kept copy untouched", Counter(done=6)),
+    ],
+)
+def test_quarantine_needs_the_kept_copy_unchanged(
+    tmp_path: Path, how: str, expected_counts: Counter[str]
+) -> None:
+    # With the kept copy gone (or another file now) since the plan, quarantining the other
+    # copy left the only copy of the text hidden in .duplicates/: it stays where it is.
+    op = documents(tmp_path, "quarantine")
+    op.plan()
+    kept, copy = op.root / "inbox" / "a.txt", op.root / "inbox" / "sub" / "copy of a.txt"
+    if how == "kept copy edited":
+        kept.write_bytes(b"ALPHA")
+    elif how == "kept copy deleted":
+        kept.unlink()
+
+    counts = op.apply()
+
+    assert counts == expected_counts
+    quarantined = op.root / ".duplicates" / "inbox" / "sub" / "copy of a.txt"
+    if how == "kept copy untouched":
+        assert quarantined.read_bytes() == b"alpha"
+        assert (op.root / "Documents" / "a.txt").read_bytes() == b"alpha"
+    else:
+        assert copy.read_bytes() == b"alpha"
+        assert not quarantined.exists()
+        (journal,) = op.journals()
+        reasons = [e["reason"] for e in read_journal(journal) if e["phase"] == "skipped"]
+        assert "the kept copy changed or vanished since scan: not quarantined" in reasons
+
+
 def test_apply_twice_does_nothing_the_second_time(tmp_path: Path) -> None:
     op = documents(tmp_path, "hardlink")
     op.plan()
