@@ -130,6 +130,17 @@ def _skip_reasons(by_reason: dict[str, int]) -> str:
     return ", ".join(f"{code} {by_reason[code]:,}" for code in stays if by_reason.get(code))
 
 
+def _conflicts(by_reason: dict[str, int]) -> str:
+    """Destinations taken: the files renamed ("name (1).jpg"), and those left where they are
+    (a file stands where a folder of their destination would be made: reason `conflict`)."""
+    parts = [
+        f"{by_reason[code]:,} {what}"
+        for code, what in (("renamed", "renamed"), ("conflict", "left where they are"))
+        if by_reason.get(code)
+    ]
+    return ", ".join(parts)
+
+
 def _left_alone_row(left: dict[str, Any]) -> list[list[str]]:
     """The files a rule leaves alone where they are (the tree after apply counts them beside
     the files to organize), and the folders left whole unentered, whose files nobody counted."""
@@ -153,7 +164,7 @@ def summary(report: dict[str, Any]) -> None:
         ["planned moves", f"{plan['moves']:,}", ""],
         ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", ""],
         ["already in place", f"{plan['unchanged']:,}", ""],
-        ["conflicts (renamed)", f"{plan['conflicts']:,}", ""],
+        ["name conflicts", f"{plan['conflicts']:,}", _conflicts(report.get("by_reason", {}))],
         ["skipped", f"{plan['skipped']:,}", _skip_reasons(report.get("by_reason", {}))],
         ["errors", f"{report['errors']['count']:,}", ""],
     ]

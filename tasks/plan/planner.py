@@ -341,10 +341,7 @@ class _Planner:
             return
         blocker = self.names.blocker(dst)
         if blocker is not None:
-            what = "a folder left alone" if blocker.kind == "dir" else "a file"
-            where = reasons.shown(blocker.path)
-            reason = f"conflict: {what} ({where}) stands where its folder would"
-            self._skip(f, reason, "conflict")
+            self._skip(f, reasons.blocked(dst, blocker.path, blocker.kind == "dir"), "conflict")
             self.final_dst[f.path] = f.path
             return
         occupant = self.names.occupant(dst)

@@ -75,6 +75,18 @@ def renamed(wanted: bytes, holder: bytes | None = None) -> str:
     return f"; renamed: {shown(wanted)} is taken by {shown(holder)} {CASE_ONLY}"
 
 
+def blocked(dst: bytes, blocker: bytes, left_alone_folder: bool) -> str:
+    """Why a file stays: `blocker`, a file (or a folder left alone, which nothing may be put
+    into), stands where a folder of its destination `dst` would have to be made."""
+    folder = b"/".join(dst.split(b"/")[: blocker.count(b"/") + 1])
+    what = "a folder left alone" if left_alone_folder else "a file"
+    case = "" if folder == blocker else " (the same name but for case)"
+    return (
+        f"conflict: {shown(dst)} needs the folder {shown(folder)}/, and {shown(blocker)} is "
+        f"{what}{case}: left where it is"
+    )
+
+
 def duplicate_at(twin: bytes, destination: bytes, existed: bool) -> str:
     where = "is already at" if existed else "goes to"
     return f"duplicate of {shown(twin)}, which {where} {shown(destination)}"

@@ -94,3 +94,19 @@ def test_the_tree_after_apply_says_how_many_of_its_files_stay_left_alone(
     assert "After apply: 5 files, 10 B (2 moved into place, 3 left alone where they are)" in (
         text.getvalue()
     )
+
+
+def test_name_conflicts_say_how_many_were_renamed_and_how_many_stay(
+    printed: io.StringIO,
+) -> None:
+    """A file `Documents` where two files need the folder `Documents/`: they stay (reason
+    `conflict`), and the summary said `conflicts (renamed) 2` of files nothing renamed."""
+    report = _report({"documents": {"files": 3, "bytes": 3}}, [])
+    report["plan"]["conflicts"] = 3
+    report["by_reason"] = {"renamed": 1, "conflict": 2}
+
+    render.summary(report)
+
+    words = " ".join(printed.getvalue().split())
+    assert "name conflicts │ 3 │ 1 renamed, 2 left where they are" in words
+    assert "(renamed)" not in words

@@ -975,3 +975,33 @@ def test_a_name_that_looks_like_a_copy_loses_a_tie(keep: str) -> None:
     assert plan[b"a/x(1).pdf"].action == "quarantine"
     assert plan[b"a/x(1).pdf"].twin == b"bbbb/x.pdf"
     assert plan[b"bbbb/x.pdf"].action == "move"
+
+
+@pytest.mark.parametrize(
+    ("blocker", "expected_reason"),
+    [
+        (
+            b"Images",
+            "conflict: Images/2019/x.jpg needs the folder Images/, and Images is a file:"
+            " left where it is",
+        ),
+        (
+            b"images",  # one name but for case: on a case-insensitive disk, the same entry
+            "conflict: Images/2019/x.jpg needs the folder Images/, and images is a file"
+            " (the same name but for case): left where it is",
+        ),
+    ],
+)
+def test_a_file_where_the_plan_needs_a_folder_leaves_the_move_undone_and_says_why(
+    blocker: bytes, expected_reason: str
+) -> None:
+    """A regular file named `Images` where `Images/2019/` must be made: nothing is put in its
+    place or inside it; the file stays, and so does each file that needed the folder."""
+    files = [facts(blocker, b"d0", category="other", date=None), facts(b"a/x.jpg", b"d1")]
+
+    plan = by_src(plan_moves(files, policy()))
+
+    skipped = plan[b"a/x.jpg"]
+    assert (skipped.action, skipped.dst, skipped.reason_code) == ("skip", None, "conflict")
+    assert skipped.reason == expected_reason
+    assert plan[blocker].dst is None or not plan[blocker].dst.startswith(b"Images/")
