@@ -27,7 +27,7 @@ from flows.cli.guards import (
     refuse_stale,
 )
 from flows.cli.options import data_store, display_id, operation
-from flows.cli.render import emit_json, err, summary
+from flows.cli.render import emit_json, err, escaped, summary
 from flows.cli.results import DECLINED, INCOMPLETE, applied, rolled_back
 from flows.cli.views import preview
 from storage.errors import OperationStateError, UserError
@@ -204,15 +204,13 @@ def _plan(
     store: DataStore, op_id: str, root: str, options: PlanOptions, json_output: bool
 ) -> dict[str, Any]:
     """Run the organize flow here, with progress bars; its report."""
-    from rich.markup import escape
-
     from flows.cli.local_prefect import start_early
 
     start_early()  # the Prefect server, while Prefect is imported
     from flows.organize import organize_flow
     from storage.paths import to_param
 
-    line = None if json_output else f"operation [bold]{op_id}[/bold] on {escape(root)}"
+    line = None if json_output else _announce(op_id, root)
     report: dict[str, Any] = run_with_progress(
         json_output,
         organize_flow,
@@ -222,6 +220,13 @@ def _plan(
         options=options,
     )
     return report
+
+
+def _announce(op_id: str, root: str) -> str:
+    """The run's first line (rich markup): its id, and its root as a table shows a name."""
+    from rich.markup import escape
+
+    return f"operation [bold]{op_id}[/bold] on {escape(escaped(root))}"
 
 
 def _planned(store: DataStore, op_id: str, report: dict[str, Any], json_output: bool) -> None:
@@ -304,7 +309,8 @@ def _question(record: OperationRecord, shown: str) -> str:
         )
         if plan.get(key)
     ]
-    return f"Apply plan {shown} to {record.root} ({', '.join(parts) or 'nothing to move'})?"
+    root = escaped(record.root)
+    return f"Apply plan {shown} to {root} ({', '.join(parts) or 'nothing to move'})?"
 
 
 @app.command()

@@ -110,3 +110,22 @@ def test_name_conflicts_say_how_many_were_renamed_and_how_many_stay(
     words = " ".join(printed.getvalue().split())
     assert "name conflicts │ 3 │ 1 renamed, 2 left where they are" in words
     assert "(renamed)" not in words
+
+
+def test_the_root_is_escaped_in_the_run_line_and_the_apply_question() -> None:
+    # A root whose name is not UTF-8 printed as '/tmp/odd root \udce9\udcff' (the fsdecode
+    # escapes, which no table shows) and one with a newline on two lines: shown as `ls -b`
+    # shows them, as every name in a table is.
+    from flows.cli import run
+    from storage.operations import OperationRecord
+
+    root = "/tmp/odd root \udce9\udcff/new\nline"
+    record = OperationRecord(id="1a2b3c4d", root=root, summary={"moves": 2})
+
+    question = run._question(record, "1a2b3c4d")
+    line = run._announce("1a2b3c4d", root)
+
+    for text in (question, line):
+        assert "/tmp/odd root \\xe9\\xff/new\\nline" in text
+        assert "\udce9" not in text and "\n" not in text
+    assert question == "Apply plan 1a2b3c4d to /tmp/odd root \\xe9\\xff/new\\nline (2 moves)?"
