@@ -17,7 +17,8 @@ from typing import Any
 import typer
 
 from flows.cli import app
-from flows.cli.guards import refuse_broad_root
+from flows.cli.guards import refuse_broad_root, refuse_left_alone_root
+from flows.cli.options import data_store
 from flows.cli.render import emit_json, err, table
 from storage.errors import UserError
 from storage.vocabulary import DuplicatesPolicy, KeepPolicy
@@ -110,6 +111,7 @@ def add(
     parse_layout(mode, None)
     root = check_root(path)
     refuse_broad_root(root, i_mean_it)
+    refuse_left_alone_root(root, data_store(), False)  # its every run would fail on it
     options = PlanOptions.model_validate({"mode": mode, "duplicates": duplicates, "keep": keep})
     check_options_for_root(options, root)
     import secrets

@@ -37,6 +37,10 @@ BAD: dict[str, tuple[list[str], str]] = {
     "the whole home": (["organize", "{home}"], "is your whole home folder"),
     "above the home": (["organize", "{base}"], "holds your whole home folder"),
     "home schedule": (["schedule", "add", "{home}", "--every", "3600"], "--i-mean-it"),
+    "a project's subfolder scheduled": (  # its every run would fail on this line
+        ["schedule", "add", "{home}/Code/myapp/src", "--every", "3600"],
+        "{home}/Code/myapp/src is inside {home}/Code/myapp, which is left alone (project: ",
+    ),
     # What a walk from higher up leaves alone is not organized when it is the root either.
     "a project's subfolder": (
         ["organize", "{home}/Code/myapp/src"],
