@@ -11,8 +11,8 @@ A worker does not run its parent's main module again. multiprocessing imports it
 child it starts (as `__mp_main__`, so that functions defined there unpickle), and the parent
 is the warm runner (`-m flows.cli.runner`) or the `fileorg` script, which import the CLI
 (typer): 30-50 ms of CPU in each worker before its first job, about 11 workers a run of the
-146k-file tree (and 2.3-2.6 s each when the main module imports Prefect). A pool job is a module-level function of tasks.* (tasks.pool.map_each), never of
-`__main__`.
+146k-file tree (and 2.3-2.6 s each when the main module imports Prefect). A pool job is a
+module-level function of tasks.* (tasks.pool.map_each), never of `__main__`.
 """
 
 from __future__ import annotations
