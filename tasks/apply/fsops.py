@@ -301,11 +301,19 @@ def check_room(dir_fd: int, size: int) -> None:
 
 
 def copy_beside(
-    src_fd: int, src: bytes, dst_fd: int, tmp: bytes, mode: int, atime_ns: int, mtime_ns: int
+    src_fd: int,
+    src: bytes,
+    dst_fd: int,
+    tmp: bytes,
+    mode: int,
+    atime_ns: int,
+    mtime_ns: int,
+    owner: tuple[int, int] | None = None,
 ) -> bytes:
-    """Copy `src` to a new file `tmp` (O_EXCL) with the given mode and times, fsynced.
-    Returns the content digest of what was written. On any failure (a full disk, an I/O
-    error, an interrupt) the partial copy is removed before the error goes on."""
+    """Copy `src` to a new file `tmp` (O_EXCL) with the given mode, times and owner (uid,
+    gid: where this user may give it, as root may), fsynced. Returns the content digest of
+    what was written. On any failure (a full disk, an I/O error, an interrupt) the partial
+    copy is removed before the error goes on."""
     in_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
     try:
         out_fd = os.open(
@@ -316,7 +324,10 @@ def copy_beside(
         )
         try:
             digest = _copy_data(in_fd, out_fd)
-            os.fchmod(out_fd, stat.S_IMODE(mode))
+            if owner is not None:
+                with contextlib.suppress(PermissionError):  # not root: the file is ours
+                    os.fchown(out_fd, *owner)
+            os.fchmod(out_fd, stat.S_IMODE(mode))  # after fchown, which clears setuid
             os.utime(out_fd, ns=(atime_ns, mtime_ns))
             os.fsync(out_fd)
         except BaseException:

@@ -111,7 +111,9 @@ def _copy_across(
     if lstat_at(dst_fd, tmp) is not None:
         os.unlink(tmp, dir_fd=dst_fd)  # our own leftover from an interrupted attempt
     check_room(dst_fd, st.st_size)
-    written = copy_beside(src_fd, src_name, dst_fd, tmp, st.st_mode, st.st_atime_ns, st.st_mtime_ns)
+    owner = (st.st_uid, st.st_gid)
+    times = (st.st_atime_ns, st.st_mtime_ns)
+    written = copy_beside(src_fd, src_name, dst_fd, tmp, st.st_mode, *times, owner=owner)
     copied = lstat_at(dst_fd, tmp)
     assert copied is not None
     try:
@@ -229,15 +231,9 @@ def restore_copy(
             meta = item.meta
             if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
                 check_room(fd, kept_st.st_size)
-                copy_beside(
-                    kept_fd,
-                    kept_name,
-                    fd,
-                    tmp,
-                    int(meta["mode"]),
-                    int(meta["atime_ns"]),
-                    int(meta["mtime_ns"]),
-                )
+                times = (int(meta["atime_ns"]), int(meta["mtime_ns"]))
+                owner = (meta["uid"], meta["gid"]) if "uid" in meta else None
+                copy_beside(kept_fd, kept_name, fd, tmp, int(meta["mode"]), *times, owner=owner)
             _swap_in(fd, name, tmp, aside)
             touched.remember(fd)
     restored.setdefault(original, item.src)

@@ -117,6 +117,7 @@ def _restore_item(intent: Entry, done: Entry) -> Item:
             "mode": done.get("mode", 0o100644),
             "atime_ns": done.get("atime_ns", 0),
             "mtime_ns": done.get("mtime_ns", intent["mtime_ns"]),
+            **{key: done[key] for key in ("uid", "gid") if key in done},
         },
     )
 

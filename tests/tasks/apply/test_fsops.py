@@ -296,6 +296,16 @@ def test_identity_of_a_copy_matches_without_the_inode(tmp_path: Path) -> None:
     assert identity.matches(os.lstat(tmp_path / "b"), same_inode=False)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another owner takes root")
+def test_copy_beside_gives_the_copy_its_owner(root: tuple[Path, int]) -> None:
+    # A move to another filesystem is such a copy: run as root, it made every file root's.
+    path, fd = root
+    (path / "src").write_bytes(b"data")
+    copy_beside(fd, b"src", fd, b"copy", 0o104750, 1, 2, owner=(65534, 65533))
+    st = os.lstat(path / "copy")
+    assert (st.st_uid, st.st_gid, st.st_mode) == (65534, 65533, 0o104750)  # setuid kept
+
+
 def test_copy_beside_never_replaces_and_keeps_mode_and_times(root: tuple[Path, int]) -> None:
     directory, fd = root
     write(directory / "src", b"payload" * 1000)
