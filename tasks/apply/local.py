@@ -158,6 +158,13 @@ def hardlink(root_fd: int, item: Item, touched: BatchDirs) -> Entry:
                 raise Skip("changed since scan")
             if st.st_dev != kept_st.st_dev:
                 raise Skip("kept copy is on another device")
+            if (st.st_uid, st.st_gid) != (kept_st.st_uid, kept_st.st_gid):
+                # A link has one owner: the copy's owner would lose their file to the kept
+                # copy's (util-linux hardlink refuses such pairs too, unless told).
+                raise Skip(
+                    f"conflict: owned by {st.st_uid}:{st.st_gid}, the kept copy by"
+                    f" {kept_st.st_uid}:{kept_st.st_gid}: not linked (a link has one owner)"
+                )
             # The copy's bytes are read under the aside name: the very inode the link is
             # about to replace, out of reach of anyone who opens it by its path.
             rename_noreplace(fd, name, fd, aside)

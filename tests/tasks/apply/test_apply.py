@@ -194,6 +194,28 @@ def test_quarantine_needs_the_kept_copy_unchanged(
         assert "the kept copy changed or vanished since scan: not quarantined" in reasons
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_hardlink_leaves_a_copy_of_another_owner(tmp_path: Path) -> None:
+    # One inode has one owner: linking nobody's copy to root's file would give nobody's path
+    # to root (and root's mode), so nobody could no longer write their own file.
+    op = documents(tmp_path, "hardlink")
+    copy = op.root / "inbox" / "sub" / "copy of a.txt"
+    os.chown(copy, 65534, 65534)
+    op.plan()
+
+    counts = op.apply()
+
+    assert counts == Counter(done=5, conflicts=1)
+    st = os.lstat(copy)
+    assert (st.st_nlink, st.st_uid, st.st_gid) == (1, 65534, 65534)
+    assert copy.read_bytes() == b"alpha"
+    entries = [e for journal in op.journals() for e in read_journal(journal)]
+    reasons = [e["reason"] for e in entries if e["phase"] == "skipped"]
+    assert reasons == [
+        "conflict: owned by 65534:65534, the kept copy by 0:0: not linked (a link has one owner)"
+    ]
+
+
 def test_apply_twice_does_nothing_the_second_time(tmp_path: Path) -> None:
     op = documents(tmp_path, "hardlink")
     op.plan()
