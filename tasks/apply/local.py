@@ -5,7 +5,9 @@ ever overwriting (rename without replace; across devices a verified copy linked 
 then the source removed), fsync the directories, journal the outcome. A file that changed or
 vanished is skipped and reported; a destination that appeared meanwhile is a conflict, never
 an overwrite. Hard links replace duplicate copies only when both still hash to the plan's
-digest; rollback's restore gives a linked path its own copy back. The loop, the intents and
+digest; rollback's restore gives a linked path its own copy back (both tasks.apply.local_links).
+A fresh journal whose every item was renamed is sealed with its moves file
+(storage.journal_moves), which rollback reads instead of the journal. The loop, the intents and
 the resume are tasks.apply.engine's; the crash cases are tasks.apply.local_recovery's.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from functools import partial
 from typing import NamedTuple
 
 from storage.journal import Entry, Journal, encode_path
+from storage.journal_moves import Row, write_moves
 from tasks.apply import dirs, folders
 from tasks.apply.batch_dirs import BatchDirs
 from tasks.apply.engine import Outcome
@@ -32,27 +34,13 @@ from tasks.apply.fsops import (
     digest_at,
     lstat_at,
     open_root,
-    parent_of,
     rename_noreplace,
     stat_rel,
     temp_name,
 )
-from tasks.apply.items import MOVE_DIR, RESTORE, RESTORE_DIR, Item, Skip, count_key
+from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, Skip, count_key
+from tasks.apply.local_links import Restored, hardlink, restore_copy
 from tasks.apply.local_recovery import check_kept, moved_back, reconcile
-
-
-@contextmanager
-def _skips(since: str) -> Iterator[None]:
-    """What makes an item impossible (its file gone, its name taken, a symlinked parent),
-    said once as the reason it is skipped."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise Skip(f"vanished since {since}") from None
-    except FileExistsError:
-        raise Skip("conflict: name taken") from None
-    except UnsafePath as exc:
-        raise Skip(f"unsafe path: {exc.strerror}") from None
 
 
 def move(
@@ -142,153 +130,6 @@ def _unlink_if_same(dir_fd: int, name: bytes, st: os.stat_result) -> None:
             os.unlink(name, dir_fd=dir_fd)
 
 
-def hardlink(root_fd: int, item: Item, touched: BatchDirs) -> Entry:
-    """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, check
-    that its bytes and the kept file's are still the plan's, link, then remove the aside name;
-    a failure or a mismatch in between puts the copy back."""
-    assert item.link_to is not None and item.kept is not None
-    aside = temp_name(item.seq, "aside")
-    with _skips("scan"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-        kept_st = _kept_as_recorded(kept_fd, kept_name, item, "kept copy changed or vanished")
-        with parent_of(root_fd, item.src) as (fd, name):
-            st = lstat_at(fd, name)
-            if st is None:
-                raise Skip("vanished since scan")
-            if not item.identity.matches(st):
-                raise Skip("changed since scan")
-            if st.st_dev != kept_st.st_dev:
-                raise Skip("kept copy is on another device")
-            if (st.st_uid, st.st_gid) != (kept_st.st_uid, kept_st.st_gid):
-                # A link has one owner: the copy's owner would lose their file to the kept
-                # copy's (util-linux hardlink refuses such pairs too, unless told).
-                raise Skip(
-                    f"conflict: owned by {st.st_uid}:{st.st_gid}, the kept copy by"
-                    f" {kept_st.st_uid}:{kept_st.st_gid}: not linked (a link has one owner)"
-                )
-            # The copy's bytes are read under the aside name: the very inode the link is
-            # about to replace, out of reach of anyone who opens it by its path.
-            rename_noreplace(fd, name, fd, aside)
-            try:
-                _check_same_bytes(kept_fd, kept_name, fd, aside, item.digest)
-                os.link(kept_name, name, src_dir_fd=kept_fd, dst_dir_fd=fd, follow_symlinks=False)
-            except (OSError, Skip):
-                rename_noreplace(fd, aside, fd, name)
-                raise
-            os.fsync(fd)
-            os.unlink(aside, dir_fd=fd)
-            touched.remember(fd)
-    return {
-        "seq": item.seq,
-        "phase": "done",
-        "mode": st.st_mode,
-        "uid": st.st_uid,
-        "gid": st.st_gid,
-        "atime_ns": st.st_atime_ns,
-        "mtime_ns": st.st_mtime_ns,
-    }
-
-
-def _kept_as_recorded(kept_fd: int, kept_name: bytes, item: Item, why: str) -> os.stat_result:
-    """The kept copy a hard link points to (or will), if it is still the file the item
-    recorded; else the item is skipped: linking to, or restoring from, another file is not safe."""
-    assert item.kept is not None
-    kept_st = lstat_at(kept_fd, kept_name)
-    if kept_st is None or not item.kept.matches(kept_st):
-        raise Skip(why)
-    return kept_st
-
-
-def _check_same_bytes(
-    kept_fd: int, kept_name: bytes, fd: int, name: bytes, planned: bytes | None
-) -> None:
-    """Size, mtime and inode cannot see an edit that keeps the size and puts the mtime back:
-    a link replaces a copy only when both files still hash to the plan's digest (or, with
-    no digest, to each other)."""
-    kept = digest_at(kept_fd, kept_name)
-    if planned is not None and kept != planned:
-        raise Skip("the kept copy's content changed since scan: not linked")
-    if digest_at(fd, name) != kept:
-        raise Skip("content changed since scan: not linked")
-
-
-# Restored copies by the (dev, ino) the copy had before apply: its other names come back as
-# links to the first one restored, as they were, not as copies of their own.
-Restored = dict[tuple[int, int], bytes]
-
-
-def restore_copy(
-    root_fd: int, item: Item, touched: BatchDirs, restored: Restored | None = None
-) -> Entry:
-    """Undo of hardlink: the path becomes an independent copy again, with the mode and times
-    the replaced copy had (its inode number cannot come back)."""
-    restored = {} if restored is None else restored
-    original = (item.identity.dev, item.identity.ino)
-    assert item.link_to is not None and item.kept is not None and item.meta is not None
-    tmp, aside = temp_name(item.seq, "restore"), temp_name(item.seq, "aside")
-    with _skips("apply"), parent_of(root_fd, item.link_to) as (kept_fd, kept_name):
-        kept_st = _kept_as_recorded(
-            kept_fd, kept_name, item, "kept copy changed or vanished since apply"
-        )
-        with parent_of(root_fd, item.src) as (fd, name):
-            st = lstat_at(fd, name)
-            if st is None or (st.st_dev, st.st_ino) != (kept_st.st_dev, kept_st.st_ino):
-                raise Skip("changed since apply")
-            if lstat_at(fd, tmp) is not None:
-                os.unlink(tmp, dir_fd=fd)  # our own leftover from an interrupted attempt
-            meta = item.meta
-            if not _link_to_twin(root_fd, restored.get(original), kept_st, fd, tmp):
-                check_room(fd, kept_st.st_size)
-                times = (int(meta["atime_ns"]), int(meta["mtime_ns"]))
-                owner = (meta["uid"], meta["gid"]) if "uid" in meta else None
-                copy_beside(kept_fd, kept_name, fd, tmp, int(meta["mode"]), *times, owner=owner)
-            _swap_in(fd, name, tmp, aside)
-            touched.remember(fd)
-    restored.setdefault(original, item.src)
-    return {"seq": item.seq, "phase": "done"}
-
-
-def _swap_in(fd: int, name: bytes, tmp: bytes, aside: bytes) -> None:
-    """Put the restored copy `tmp` in place of the link at `name`. A failure puts the link
-    back and removes `tmp`: no temporary name outlives the attempt."""
-    try:
-        rename_noreplace(fd, name, fd, aside)
-        rename_noreplace(fd, tmp, fd, name)
-        os.fsync(fd)
-        os.unlink(aside, dir_fd=fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            aside_st = lstat_at(fd, aside)
-            if lstat_at(fd, name) is None and aside_st is not None:
-                rename_noreplace(fd, aside, fd, name)
-            elif aside_st is not None and aside_st.st_nlink > 1 and lstat_at(fd, tmp) is None:
-                os.unlink(aside, dir_fd=fd)  # the copy is in place: this is a name of the kept file
-            if lstat_at(fd, tmp) is not None:
-                os.unlink(tmp, dir_fd=fd)
-        raise
-
-
-def _link_to_twin(
-    root_fd: int, twin: bytes | None, kept_st: os.stat_result, fd: int, tmp: bytes
-) -> bool:
-    """Make `tmp` a new name of the already restored twin, if it is still that copy."""
-    if twin is None:
-        return False
-    try:
-        with parent_of(root_fd, twin) as (twin_fd, twin_name):
-            st = lstat_at(twin_fd, twin_name)
-            if (
-                st is None
-                or not stat.S_ISREG(st.st_mode)
-                or (st.st_dev, st.st_ino) == (kept_st.st_dev, kept_st.st_ino)
-                or st.st_size != kept_st.st_size
-            ):
-                return False
-            os.link(twin_name, tmp, src_dir_fd=twin_fd, dst_dir_fd=fd, follow_symlinks=False)
-    except (OSError, UnsafePath):
-        return False
-    return True
-
-
 class LocalMover(NamedTuple):
     """Moves under a local root (bytes path), opened once per journal run."""
 
@@ -297,7 +138,9 @@ class LocalMover(NamedTuple):
     @contextmanager
     def session(self, latest: dict[str, Entry]) -> Iterator[LocalSession]:
         with open_root(self.root) as root_fd:
-            yield LocalSession(root_fd, latest)
+            session = LocalSession(root_fd, latest)
+            yield session
+            session.seal()  # only after a run that raised nothing
 
 
 class LocalSession:
@@ -310,6 +153,9 @@ class LocalSession:
         self.restored: Restored = {}
         self.made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
         self.seen_dirs = {e["path"] for e in latest.values() if e["phase"] == "dirmeta"}
+        # A fresh journal's moves, while every one is a plain rename (storage.journal_moves).
+        self.renamed: list[Row] | None = None if latest else []
+        self.journal: Journal | None = None
 
     def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
         return [reconcile(self.root_fd, item, entry) for item, entry in pending]
@@ -343,10 +189,18 @@ class LocalSession:
         held: list[Entry] = []  # outcomes whose folders are not fsynced yet
         # Made once a batch, not once an item: the journal is the batch's.
         on_mkdir, on_copied = partial(self._made_dir, journal), partial(_copied, journal)
+        self.journal, renamed = journal, self.renamed
         try:
             for item in batch:
                 outcome = self._one(item, touched, on_mkdir, on_copied)
                 held.append(outcome)
+                if renamed is None:
+                    pass
+                elif outcome.get("method") == "rename" and item.action in MOVING and not item.undo:
+                    i, dev, ino = item.identity, outcome["dev"], outcome["ino"]
+                    renamed.append((item.seq, item.src, item.dst, dev, ino, i.size, i.mtime_ns))
+                else:  # a skip, a copy, a link, a folder, an undo: no moves file
+                    renamed = self.renamed = None
                 counts["done" if outcome["phase"] == "done" else count_key(outcome)] += 1
                 if touched.full:
                     _release(touched, held, journal)
@@ -354,6 +208,13 @@ class LocalSession:
         finally:
             touched.close()
         return counts
+
+    def seal(self) -> None:
+        """After every item of a fresh journal was renamed: the moves file, then its seal."""
+        journal = self.journal
+        if self.renamed and journal is not None and type(journal) is Journal:
+            journal.sync()  # every outcome written: the length the seal names
+            journal.add(write_moves(journal.path, self.renamed))
 
     def _made_dir(self, journal: Journal, rel_dir: bytes) -> None:
         key = encode_path(rel_dir)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from storage import collector
+from storage import collector, journal_moves
 from storage.errors import StorageError
 from storage.journal import PATH_CODEC, Entry, Journal, last_phase, read_journal
 from tasks.apply import engine
@@ -52,6 +52,26 @@ def undo_items(apply_journal: str | list[Entry]) -> list[Item]:
             if done is not None and done["phase"] == "done":
                 items.append(_undo_move(seq, intents[seq], done) or undo_of(intents[seq], done))
     return items
+
+
+def sealed_undo(apply_journal: str) -> list[Item] | None:
+    """undo_items of a sealed journal (storage.journal_moves), from its moves file: every
+    item of it was done by a rename, so nothing is left to settle or to sweep. None where
+    the journal is not sealed or the file does not match it: read the journal."""
+    rows = journal_moves.sealed_moves(apply_journal)
+    if rows is None:
+        return None
+    try:
+        with collector.paused():  # an item a move, none refers to another
+            return [
+                _tuple(Item, (seq, "move", dst, src, _tuple(Identity, (dev, ino, n, mt)), *_TAIL))
+                for seq, src, dst, dev, ino, n, mt in reversed(rows)
+            ]
+    except (TypeError, ValueError):
+        return None
+
+
+_TAIL = ("", None, None, None, None, True)  # etag, link_to, kept, meta, digest; undo
 
 
 def _undo_move(seq: str, intent: Entry, done: Entry) -> Item | None:
