@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGE = "plan"
-# Bumped when the planner decides differently on the same input: an older plan is not reused.
-PLANNER_VERSION = 5
+# Bumped when the planner's rows differ on the same input (a decision, or a reason's words: a
+# re-scan of an unchanged tree shows what a fresh plan would): an older plan is not reused.
+# 6: a case-only clash names its holder; a file standing where a folder must be says so.
+PLANNER_VERSION = 6
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"
 
