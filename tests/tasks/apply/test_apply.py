@@ -130,6 +130,22 @@ def test_skips_are_journaled_with_their_reason(tmp_path: Path) -> None:
     assert reasons == ["changed since scan", "vanished since scan"]
 
 
+def planned_then_changed(base: Path, policy: str, how: str) -> tuple[Operation, Path]:
+    """documents() with two copies of a.txt, planned under `policy`, then one copy changed
+    `how` (its kept copy edited or deleted, the duplicate edited, or nothing): the operation
+    and the duplicate's path."""
+    op = documents(base, policy)
+    op.plan()
+    kept, copy = op.root / "inbox" / "a.txt", op.root / "inbox" / "sub" / "copy of a.txt"
+    if how == "kept copy edited":
+        kept.write_bytes(b"ALPHA")
+    elif how == "kept copy deleted":
+        kept.unlink()
+    elif how == "duplicate edited":
+        copy.write_bytes(b"ALPHA")
+    return op, copy
+
+
 @pytest.mark.parametrize(
     ("how", "expected_counts"),
     [
@@ -141,15 +157,7 @@ def test_skips_are_journaled_with_their_reason(tmp_path: Path) -> None:
 def test_hardlink_needs_both_copies_unchanged(
     tmp_path: Path, how: str, expected_counts: Counter[str]
 ) -> None:
-    op = documents(tmp_path, "hardlink")
-    op.plan()
-    kept, copy = op.root / "inbox" / "a.txt", op.root / "inbox" / "sub" / "copy of a.txt"
-    if how == "kept copy edited":
-        kept.write_bytes(b"ALPHA")
-    elif how == "kept copy deleted":
-        kept.unlink()
-    else:
-        copy.write_bytes(b"ALPHA")
+    op, copy = planned_then_changed(tmp_path, "hardlink", how)
 
     counts = op.apply()
 
@@ -171,13 +179,7 @@ def test_quarantine_needs_the_kept_copy_unchanged(
 ) -> None:
     # With the kept copy gone (or another file now) since the plan, quarantining the other
     # copy left the only copy of the text hidden in .duplicates/: it stays where it is.
-    op = documents(tmp_path, "quarantine")
-    op.plan()
-    kept, copy = op.root / "inbox" / "a.txt", op.root / "inbox" / "sub" / "copy of a.txt"
-    if how == "kept copy edited":
-        kept.write_bytes(b"ALPHA")
-    elif how == "kept copy deleted":
-        kept.unlink()
+    op, copy = planned_then_changed(tmp_path, "quarantine", how)
 
     counts = op.apply()
 
