@@ -92,7 +92,7 @@ class Keeper:
 
     async def _run(self) -> None:
         with hub(self.app).follow_all() as queue:
-            sweeps = asyncio.create_task(self._sweeps())
+            sweeps = asyncio.create_task(self._sweeps(), name="status-sweeps")
             try:
                 while True:
                     batch = [await queue.get()]

@@ -158,6 +158,10 @@ def _say_interrupted() -> None:
     with it (flows/cli/interrupt.py)."""
     from flows.cli import interrupt
 
+    bars = sys.modules.get("flows.cli.bar")  # imported by a run with bars only
+    if bars is not None:
+        with suppress(Exception):
+            bars.stop_shown()
     terminal.clear()
     try:
         line = interrupt.message()

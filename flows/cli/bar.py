@@ -16,6 +16,16 @@ from rich.progress import (
 from flows.cli.render import console
 from tasks.progress import ProgressEvent
 
+# The bars on the terminal now. A Ctrl-C's line may be written by a timer thread while the main
+# thread still unwinds (flows/cli/__init__.py): a bar still live would redraw itself below it.
+_shown: list[Progress] = []
+
+
+def stop_shown() -> None:
+    """The bars drawn a last time and stopped, so that what is written next stays last."""
+    for progress in list(_shown):
+        progress.stop()
+
 
 class ProgressBars:
     def __init__(self, enabled: bool) -> None:
@@ -32,6 +42,7 @@ class ProgressBars:
 
     def __enter__(self) -> ProgressBars:
         self._progress.__enter__()
+        _shown.append(self._progress)
         return self
 
     def __exit__(
@@ -40,7 +51,11 @@ class ProgressBars:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
+        try:
+            self._progress.__exit__(exc_type, exc, tb)
+        finally:
+            if self._progress in _shown:
+                _shown.remove(self._progress)
 
     def publish(self, event: ProgressEvent) -> None:
         bar = self._bars.get(event.stage)
