@@ -44,6 +44,9 @@ class Names(Generic[N]):
         # names are never released, so the next search starts here rather than at 1 (k
         # conflicts on one name, e.g. thousands of __init__.py, would cost k*k/2 probes).
         self._first_unknown: dict[tuple[bytes, bytes], int] = {}
+        # Destinations files want as they are: never a variant's, so that a file named
+        # "IMG (1).jpg" keeps its name when another "IMG.jpg" is renamed beside it.
+        self.wanted: set[str] = set()
 
     def _add_parents(self, k: str) -> None:
         parts = k.split("/")[:-1]
@@ -84,9 +87,14 @@ class Names(Generic[N]):
         """A folder the plan creates as a whole (an album's): no file may take its name."""
         self._add_parents(key(folder) + "/")
 
+    def reserve(self, dst: bytes) -> None:
+        """A destination a file wants as it is: free_variant never gives it to another."""
+        self.wanted.add(key(dst))
+
     def free_variant(self, directory: bytes, name: bytes, keep_ext: bool = True) -> bytes:
-        """A free "name (n)" in `directory`: before the extension, unless the name is a
-        folder's (`keep_ext` False: "Vol. 2 (1)", not "Vol (1). 2")."""
+        """A free "name (n)" in `directory` that no file wants as its own: before the
+        extension, unless the name is a folder's (`keep_ext` False: "Vol. 2 (1)", not "Vol
+        (1). 2")."""
         stem, dot, ext = name.rpartition(b".")
         if not dot or not stem or not keep_ext:  # no extension, or a dot-file such as .bashrc
             stem, ext = name, b""
@@ -99,7 +107,7 @@ class Names(Generic[N]):
             room = NAME_MAX - len(marker) - len(suffix_ext)
             candidate = truncate(stem, room) + marker + suffix_ext
             dst = directory + b"/" + candidate if directory else candidate
-            if self.is_free(dst):
+            if self.is_free(dst) and key(dst) not in self.wanted:
                 self._first_unknown[(directory, name)] = n
                 return dst
             n += 1

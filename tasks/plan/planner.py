@@ -235,6 +235,10 @@ class _Planner:
             self.copies[kept.path] = len(copies) + 1
         if self.policy.albums != "off":
             self._find_albums(candidates)
+        for f in mains:  # what each file organized wants, before any is renamed
+            keeper = self.kept_of.get(f.path)
+            if keeper is None or self._organized_copy(f, keeper):
+                self.names.reserve(fit(self._wanted(f)))
         # Kept copies and ordinary files first, so duplicates and sidecars know where they went.
         for f in mains:
             keeper = self.kept_of.get(f.path)
@@ -246,7 +250,7 @@ class _Planner:
             keeper = self.kept_of.get(f.path)
             if keeper is None or self.policy.duplicates == "quarantine":
                 continue
-            if self.policy.duplicates == "report" or f.dev != keeper.dev:
+            if self._organized_copy(f, keeper):
                 # Organized like any file (a hard link cannot cross devices); if its kept
                 # twin takes its destination, it stays where it is, a duplicate.
                 self._organize_one(f)
@@ -256,6 +260,10 @@ class _Planner:
             main = sidecars.get(f.path)
             if main is not None:
                 self._follow(f, main)
+
+    def _organized_copy(self, f: FileFacts, keeper: FileFacts) -> bool:
+        dup = self.policy.duplicates
+        return dup == "report" or (dup == "hardlink" and f.dev != keeper.dev)
 
     def _find_albums(self, candidates: list[FileFacts]) -> None:
         """Where each album folder goes, whole: a folder of its own, never merged into
@@ -288,15 +296,18 @@ class _Planner:
             UNDATED if undated else UNKNOWN,
         )
 
-    def _organize_one(self, f: FileFacts) -> None:
+    def _wanted(self, f: FileFacts) -> bytes:
+        """Where a file is organized to, before any clash: its album's folder, or the layout's."""
         directory, _, name = f.path.rpartition(b"/")
+        album = self.albums.get(directory)
+        return album[0] + b"/" + name if album is not None else b"/".join(self._layout(f))
+
+    def _organize_one(self, f: FileFacts) -> None:
         why = reasons.organized(f.category, f.ext, f.date, f.date_source, self._undated(f))
         code = "organized"
-        album = self.albums.get(directory)
+        dst, album = self._wanted(f), self.albums.get(f.path.rpartition(b"/")[0])
         if album is not None:
-            dst, why, code = album[0] + b"/" + name, album[1].reason(), "album"
-        else:
-            dst = b"/".join(self._layout(f))
+            why, code = album[1].reason(), "album"
         if f.path in self.copies:
             why += reasons.kept_copy(self.policy.keep, self.copies[f.path])
             code = "duplicate-kept"

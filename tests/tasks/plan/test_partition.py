@@ -415,3 +415,38 @@ def test_a_name_taken_but_for_case_is_said_so_by_both_planners(
     renamed = {r["src"]: r for r in rows}[b"b/photo.jpg"]
     assert (renamed["dst"], renamed["reason_code"]) == (b"Images/2019/photo (1).jpg", "renamed")
     assert renamed["reason"].endswith(expected_reason)
+
+
+NASTY_NAMES = [b"a/IMG.jpg", b"b/IMG.jpg", b"c/IMG (1).jpg", b"d/IMG (2).jpg"]
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected_renamed"),
+    [
+        (NASTY_NAMES, b"Images/2019/IMG (3).jpg"),
+        # "IMG (1).jpg" already where it goes; a non-ASCII path (the residual's) wants "(2)"
+        (
+            [b"Images/2019/IMG (1).jpg", b"a/IMG.jpg", b"b/IMG.jpg", "é/IMG (2).jpg".encode()],
+            b"Images/2019/IMG (3).jpg",
+        ),
+        # the clash alone is plain; the residual's file wants the name its rename would take
+        ([b"a/IMG.jpg", b"b/IMG.jpg", "é/IMG (1).jpg".encode()], b"Images/2019/IMG (2).jpg"),
+    ],
+    ids=["named-copies", "in-place-and-residual", "residual-wants-the-variant"],
+)
+def test_a_rename_takes_no_name_another_file_wants_in_both_planners(
+    paths: list[bytes], expected_renamed: bytes
+) -> None:
+    files = [
+        FileFacts(path, "file", 7 + i, 3, 1, 10 + i, "images", "jpg", SHOT, bytes([i]))
+        for i, path in enumerate(paths)
+    ]
+    pol = policy()
+
+    rows, _ = _in_sql(files, pol)
+
+    assert rows == reference(files, pol, None)
+    got = {r["src"]: (r["dst"], r["reason_code"]) for r in rows}
+    assert got[b"b/IMG.jpg"] == (expected_renamed, "renamed")
+    kept_names = [p for p in paths if b"(" in p]
+    assert all(got[p][1] in ("organized", "already-in-place") for p in kept_names)

@@ -488,6 +488,31 @@ def test_conflicting_names_get_numbered_suffixes() -> None:
     )
 
 
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_rename_never_takes_a_name_another_file_wants_as_its_own(in_place: bool) -> None:
+    """Two "IMG.jpg" clash beside files named "IMG (1).jpg" and "IMG (2).jpg": the second
+    IMG.jpg took "IMG (1).jpg" (free when it was renamed), and the file of that name became
+    "IMG (1) (1).jpg". The files keep their names; the clash gets the first name nobody wants."""
+    one = b"Images/2019/IMG (1).jpg" if in_place else b"c/IMG (1).jpg"
+    files = [
+        facts(b"a/IMG.jpg", b"d0"),
+        facts(b"b/IMG.jpg", b"d1"),
+        facts(one, b"d2"),
+        facts(b"d/IMG (2).jpg", b"d3"),
+    ]
+
+    plan = by_src(plan_moves(files, policy()))
+
+    assert plan[b"a/IMG.jpg"].dst == b"Images/2019/IMG.jpg"
+    assert plan[b"b/IMG.jpg"].dst == b"Images/2019/IMG (3).jpg"
+    assert plan[b"b/IMG.jpg"].reason_code == "renamed"
+    assert plan[one].dst == (None if in_place else b"Images/2019/IMG (1).jpg")
+    assert (plan[b"d/IMG (2).jpg"].dst, plan[b"d/IMG (2).jpg"].reason_code) == (
+        b"Images/2019/IMG (2).jpg",
+        "organized",
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "expected_variant"),
     [
