@@ -5,6 +5,8 @@ A template is a `/`-separated path of components with fields {category}, {year},
 file's folder relative to the root, a whole component of its own: it may span several),
 {artist} and {album} (from audio tags), and format specs (`{month:02d}`, storage.templates).
 The last component names the file; a template that does not name it gets `/{name}` appended.
+A field that renders empty takes its separator with it (`{stem}.{ext}` of README: `README`),
+and a rendered file name never ends with a dot or a blank.
 A file with no usable date goes to an `Unknown` folder instead of a date folder (never a wrong
 year), or to the folder the caller names (`Undated`).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import string
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -186,7 +189,38 @@ def _render(
         merged.update(year=unknown, month=unknown, day=unknown)
         # Format specs like :02d cannot apply to the word Unknown: drop them.
         template = strip_date_specs(template)
-    return template.format(**merged)
+    return _format(template, merged)
+
+
+# What joins fields in a name ("{stem}.{ext}", "{year}-{stem}"): a field that renders empty
+# takes its separator with it, else "{stem}.{ext}" names a file without extension "README.",
+# a name Windows and SMB shares refuse and that reads as a mistake.
+SEPARATORS = " .-_"
+
+
+_BRACKETS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _format(template: str, values: dict[str, object]) -> str:
+    """str.format, but an empty field drops the brackets around it ("{stem} ({ext})") and
+    the separators just before it (the literal text since the last field), or when there are
+    none, those just after it."""
+    parsed = list(string.Formatter().parse(template))
+    literals = [literal for literal, _, _, _ in parsed] + [""]
+    out = ""
+    for i, (_, field, spec, _) in enumerate(parsed):
+        literal = literals[i]
+        text = "" if field is None else format(values[field], spec or "")
+        if field is not None and not text:
+            closer = _BRACKETS.get(literal[-1:])
+            if closer is not None and literals[i + 1].startswith(closer):
+                literal, literals[i + 1] = literal[:-1], literals[i + 1][1:]
+            kept = literal.rstrip(SEPARATORS)
+            if kept == literal:
+                literals[i + 1] = literals[i + 1].lstrip(SEPARATORS)
+            literal = kept
+        out += literal + text
+    return out
 
 
 def _safe(component: str) -> str:
@@ -198,7 +232,9 @@ def _safe(component: str) -> str:
 
 
 def _safe_name(rendered: str, original: bytes) -> bytes:
-    cleaned = _safe(rendered)
+    """A rendered file name, with no trailing dot or blank (Windows and SMB refuse them),
+    or the original name when nothing is left."""
+    cleaned = _safe(rendered.rstrip(". "))
     encoded = os.fsencode(cleaned)
     return encoded if cleaned != "_" or rendered == "_" else original
 

@@ -28,7 +28,8 @@ STAGE = "plan"
 # Bumped when the planner's rows differ on the same input (a decision, or a reason's words: a
 # re-scan of an unchanged tree shows what a fresh plan would): an older plan is not reused.
 # 6: a case-only clash names its holder; a file standing where a folder must be says so.
-# 7: a clash's "name (n)" is never a name another file wants as its own ("IMG (1).jpg").
+# 7: a clash's "name (n)" is never a name another file wants as its own ("IMG (1).jpg"),
+# and a template's empty field takes its separator with it ("README", not "README.").
 PLANNER_VERSION = 7
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"

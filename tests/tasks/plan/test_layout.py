@@ -75,14 +75,46 @@ def test_templates(template: str, date: datetime | None, expected_dst: bytes) ->
     ("template", "expected_dst"),
     [
         ("extension", b"no-extension/README"),
-        ("{ext}/{stem}.{ext}", b"no-extension/README."),
+        # An empty field takes its separator (or its brackets) with it: no "README.", a
+        # name Windows and SMB shares refuse; a folder's empty {ext} still reads no-extension.
+        ("{ext}/{stem}.{ext}", b"no-extension/README"),
+        ("{category}/{stem}.{ext}", b"Other/README"),
+        ("{category}/{ext}.{stem}", b"Other/README"),
+        ("{category}/{stem}_{ext}.bak", b"Other/README.bak"),
+        ("{category}/{stem} ({ext})", b"Other/README"),
+        ("{category}/{stem} [{ext}].txt", b"Other/README.txt"),
+        ("{category}/{year}-{stem}.{ext}", b"Other/Unknown-README"),
         ("{category}/{stem}", b"Other/README"),
     ],
 )
 def test_files_without_extension(template: str, expected_dst: bytes) -> None:
     mode, tpl = (template, None) if template in MODES else ("category", template)
 
-    assert dst(mode, tpl, category="other", name=b"README", ext="") == expected_dst
+    assert dst(mode, tpl, category="other", name=b"README", ext="", date=None) == expected_dst
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_name"),
+    [
+        (b"notes.", b"notes"),  # the file's own stem ends with a dot
+        (b"draft .", b"draft"),
+        (b". .", b". ."),  # nothing left: the name as it was
+    ],
+)
+def test_a_rendered_name_never_ends_with_a_dot_or_a_blank(
+    name: bytes, expected_name: bytes
+) -> None:
+    layout = parse_layout("category", "{category}/{stem}.{ext}")
+
+    assert layout.destination("other", None, name, "") == [b"Other", expected_name]
+
+
+def test_an_empty_parent_takes_its_separator_in_a_folder() -> None:
+    layout = parse_layout("category", "{category}-{parent}/{name}")
+
+    assert layout.destination("other", None, b"a.txt", "txt") == [b"Other", b"a.txt"]
+    placed = layout.destination("other", None, b"a.txt", "txt", Place(b"in/Taxes"))
+    assert placed == [b"Other-Taxes", b"a.txt"]
 
 
 def test_stem_drops_only_the_extension_it_was_given() -> None:
