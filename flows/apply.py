@@ -7,6 +7,7 @@ rollback needs something applied; rolling back twice does nothing.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -25,10 +26,12 @@ from storage.operations import OperationRecord, check_can_roll_back
 from storage.paths import to_param
 from storage.settings import get_settings
 from tasks.apply import stage as apply
+from tasks.apply.dirs import Kept
 from tasks.backends import backend_for
 from tasks.progress import tracker
 from tasks.stages import rollback_task
 
+FOLDERS_LISTED = 100  # named in the result (kept in the record); all are counted
 ALREADY_ROLLED_BACK = {"undone": 0, "refused": 0, "already_rolled_back": True}
 
 
@@ -74,6 +77,13 @@ def rollback_flow(operation_id: str, ticket: str | None = None) -> dict[str, Any
         return _roll_back(store, record)
 
 
+def folders_not_done(folders: list[Kept]) -> list[dict[str, str]]:
+    """The first FOLDERS_LISTED folders the rollback did not put back as they were, each with
+    why: a folder apply made that is not empty (something new in it) stays, and said nothing
+    before; one apply removed may be taken by a file now."""
+    return [{"path": os.fsdecode(path), "reason": why} for path, why in folders[:FOLDERS_LISTED]]
+
+
 def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     op_dir = store.operation_dir(record.id)
     record.status = "rolling_back"
@@ -85,15 +95,15 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
     backend = backend_for(record.root)  # the one choice of folder or bucket
     # Folders apply removed come back first: the files going back need them, with their mode.
     guarded(store, record)
-    recreated, taken = apply.recreate_folders(store, op_dir, backend.apply())
-    if taken:
-        totals["folders_taken"] = taken
+    recreated, not_made = apply.recreate_folders(store, op_dir, backend.apply())
+    if not_made:
+        totals["folders_taken"] = len(not_made)
     with progress_artifact(record.id, ("rollback",)), progress_events(record.id):
         for journal in reversed(applied_journals(store, op_dir)):
             name = journal.rsplit("/", 1)[-1].removesuffix(".jsonl")
             guarded(store, record)
             totals.update(rollback_task(store, op_dir, record.id, backend, journal, name))
-    removed = apply.tidy_dirs(store, op_dir, backend.apply())
+    removed, kept = apply.tidy_dirs(store, op_dir, backend.apply())
     progress.finish("rollback")
     refused = sum(v for k, v in totals.items() if k != "done")
     result = {
@@ -101,7 +111,9 @@ def _roll_back(store: DataStore, record: OperationRecord) -> dict[str, Any]:
         "refused": refused,
         "folders_removed": removed,
         "folders_recreated": recreated,
+        "folders_kept": len(kept),
         **{f"refused_{k}": v for k, v in totals.items() if k != "done"},
+        "folders_not_done": folders_not_done([*not_made, *kept]),
     }
     record.status = "rolled_back" if refused == 0 else "rollback_incomplete"
     record.stage = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flows.cli.options import display_id
-from flows.cli.render import counted, emit_json, err, path_text, table
+from flows.cli.render import counted, emit_json, err, escaped, path_text, table
 from flows.cli.views import not_done
 from storage.vocabulary import NOT_DONE_APPLY, NOT_DONE_ROLLBACK
 
@@ -30,6 +30,7 @@ ROLLBACK_COLUMNS = (
     ("refused", "refused"),
     ("folders_removed", "folders removed"),
     ("folders_recreated", "folders made again"),
+    ("folders_kept", "folders kept"),
 )
 
 
@@ -85,9 +86,23 @@ def rolled_back(
     else:
         heading = "Rolled back" if result.get("refused", 0) == 0 else "Rollback incomplete"
         _heading(heading, ROLLBACK_COLUMNS, result)
+        _folders_not_done(result)
         not_done(rows, found, f"fileorg plan {shown}", "restored")
         err.print(f"operation [bold]{shown}[/bold]: {status}")
     return status
+
+
+def _folders_not_done(result: dict[str, Any]) -> None:
+    """Each folder the rollback did not put back as it was, with why: one apply made that
+    holds something now (kept), one apply removed that something else has the name of."""
+    listed = result.get("folders_not_done") or []
+    total = int(result.get("folders_kept", 0)) + int(result.get("refused_folders_taken", 0))
+    if not total:
+        return
+    first = f"; the first {len(listed)}" if total > len(listed) else ""
+    err.print(f"\n{counted(total, 'folder')} not as before apply{first}:")
+    for folder in listed:
+        err.print(f"  {escaped(folder['path'])}/  {escaped(folder['reason'])}", markup=False)
 
 
 def _not_done(

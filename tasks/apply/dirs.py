@@ -33,6 +33,7 @@ from tasks.apply.items import Item
 RMDIR = "rmdir"
 # The entries created_dirs and restore_dir_times read.
 FOLDER_PHASES = frozenset({"dirmeta", "mkdir", RMDIR})
+Kept = tuple[bytes, str]  # a folder rollback leaves where it is, and why
 
 
 def _dirmeta(key: str, st: os.stat_result) -> Entry:
@@ -87,22 +88,45 @@ def _deepest_first(paths: Iterable[bytes]) -> list[bytes]:
     return sorted(set(paths), key=lambda p: (-p.count(b"/"), p))
 
 
-def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> int:
-    """Remove directories apply created, deepest first, where they are empty again."""
-    removed = 0
+def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> tuple[int, list[Kept]]:
+    """Remove directories apply created, deepest first, where they are empty again. Returns
+    (how many were removed, the ones that stay, each with why: a rollback says so)."""
+    removed, kept = 0, []
     with open_root(root) as root_fd:
         for rel in _deepest_first(dirs):
-            with (
-                contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError),
-                parent_of(root_fd, rel) as (fd, name),
-            ):
-                try:
-                    os.rmdir(name, dir_fd=fd)
-                    removed += 1
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-                        raise
-    return removed
+            try:
+                with parent_of(root_fd, rel) as (fd, name):
+                    try:
+                        os.rmdir(name, dir_fd=fd)
+                        removed += 1
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                            kept.append((rel, what_it_holds(fd, name)))
+                        elif exc.errno != errno.ENOENT:
+                            kept.append((rel, exc.strerror or str(exc)))
+            except FileNotFoundError:
+                continue  # gone already: nothing stays
+            except (NotADirectoryError, UnsafePath):
+                kept.append((rel, "not a folder any more (or reached through a symlink)"))
+    return removed, kept
+
+
+def what_it_holds(fd: int, name: bytes, shown: int = 3) -> str:
+    """Why a folder is not empty, in its own words: the first few names it holds (whatever
+    was added since apply, or a file the rollback could not take back)."""
+    try:
+        child = os.open(name, _DIR, dir_fd=fd)
+    except OSError as exc:
+        return f"not empty, and cannot be read: {exc.strerror}"
+    try:
+        names = sorted(os.listdir(child))
+    except OSError as exc:
+        return f"not empty, and cannot be read: {exc.strerror}"
+    finally:
+        os.close(child)
+    first = ", ".join(names[:shown])  # str: os.listdir of a descriptor fsdecodes
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return f"not empty: it holds {first}{more}"
 
 
 def restore_dir_times(root: bytes, apply_journals: list[list[Entry]]) -> int:
@@ -245,10 +269,10 @@ def _as_it_was(fd: int, name: bytes, entry: Entry) -> None:
         os.close(child)
 
 
-def recreate(root: bytes, journal_path: str) -> tuple[int, list[bytes]]:
+def recreate(root: bytes, journal_path: str) -> tuple[int, list[Kept]]:
     """Rollback: re-create every folder announced for removal that is missing, shallowest
-    first, with its mode. Returns (how many were made, the paths that are taken by something
-    that is not a folder)."""
+    first, with its mode. Returns (how many were made, the ones that could not be, with why:
+    something that is not a folder has its name, or a folder's above it)."""
     entries = read_journal(journal_path)
     latest = last_phase(entries)
     announced: dict[bytes, Entry] = {}
@@ -264,12 +288,17 @@ def recreate(root: bytes, journal_path: str) -> tuple[int, list[bytes]]:
                     st = lstat_at(fd, name)
                     if st is not None:
                         if not stat.S_ISDIR(st.st_mode):
-                            taken.append(rel)
+                            taken.append((rel, f"not made again: {_a_thing(st)} has its name"))
                         continue
                     os.mkdir(name, 0o700, dir_fd=fd)
                     _as_it_was(fd, name, entry)
                     os.fsync(fd)
                     made += 1
             except (NotADirectoryError, UnsafePath):
-                taken.append(rel)
+                above = "not made again: a folder above it is a file or a symlink now"
+                taken.append((rel, above))
     return made, taken
+
+
+def _a_thing(st: os.stat_result) -> str:
+    return "a symlink" if stat.S_ISLNK(st.st_mode) else "a file"

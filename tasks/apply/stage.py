@@ -70,9 +70,9 @@ class ApplyBackend(Protocol):
 
     def remove_emptied(self, store: DataStore, op_dir: str) -> int: ...
 
-    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]: ...
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]: ...
 
-    def tidy_dirs(self, store: DataStore, op_dir: str) -> int: ...
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]: ...
 
 
 def plan_shards(store: DataStore, op_dir: str) -> int:
@@ -126,16 +126,18 @@ def remove_emptied(store: DataStore, op_dir: str, where: ApplyBackend) -> int:
     return where.remove_emptied(store, op_dir)
 
 
-def recreate_folders(store: DataStore, op_dir: str, where: ApplyBackend) -> tuple[int, int]:
+def recreate_folders(
+    store: DataStore, op_dir: str, where: ApplyBackend
+) -> tuple[int, list[dirs.Kept]]:
     """Rollback, first: the folders apply removed, back with their mode. Returns (how many
-    were made, how many could not be because something else has their name now)."""
+    were made, the ones that could not be, with why: something else has their name now)."""
     return where.recreate_folders(store, op_dir)
 
 
-def tidy_dirs(store: DataStore, op_dir: str, where: ApplyBackend) -> int:
+def tidy_dirs(store: DataStore, op_dir: str, where: ApplyBackend) -> tuple[int, list[dirs.Kept]]:
     """After a rollback: remove the folders apply made, now empty, and give the others (the
-    ones it removed and made again included) back their times. Returns how many folders were
-    removed. Object stores have no folders."""
+    ones it removed and made again included) back their times. Returns (how many folders were
+    removed, the ones apply made that stay, with why). Object stores have no folders."""
     return where.tidy_dirs(store, op_dir)
 
 
@@ -242,11 +244,10 @@ class LocalApply:
         candidates = {c for c in candidates if c not in named}
         return dirs.remove_emptied(self.root, candidates, rmdir_journal(store, op_dir), known)
 
-    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]:
-        made, taken = dirs.recreate(self.root, rmdir_journal(store, op_dir))
-        return made, len(taken)
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]:
+        return dirs.recreate(self.root, rmdir_journal(store, op_dir))
 
-    def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]:
         journals = [*applied_journals(store, op_dir), rmdir_journal(store, op_dir)]
         # Each read once, and only its folders' lines: the moves' are most of it.
         entries = [read_journal(j, dirs.FOLDER_PHASES) for j in journals]
@@ -281,8 +282,8 @@ class BucketApply:
     def remove_emptied(self, store: DataStore, op_dir: str) -> int:
         return 0  # keys have no folders to empty
 
-    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, int]:
-        return 0, 0
+    def recreate_folders(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]:
+        return 0, []
 
-    def tidy_dirs(self, store: DataStore, op_dir: str) -> int:
-        return 0
+    def tidy_dirs(self, store: DataStore, op_dir: str) -> tuple[int, list[dirs.Kept]]:
+        return 0, []

@@ -177,6 +177,36 @@ def test_a_blocked_rollback_is_incomplete_until_run_again(tmp_path: Path, data_d
     assert differences(before, snapshot(root)) == []
 
 
+def test_a_rollback_names_each_folder_it_could_not_put_back_and_why(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Documents/ (apply made it) holds a newcomer: kept; inbox/deeper/ (apply emptied and
+    removed it) is a file now: not made again, and its c.txt stays in Documents/. Silent
+    before: no folder named, and no count of the kept one."""
+    root = tmp_path / "root"
+    small_tree(root)
+    operation_id = str(uuid.uuid4())
+    organize_flow(
+        operation_id=operation_id,
+        root=str(root),
+        options=PlanOptions(mode="category"),
+        dry_run=False,
+    )
+    (root / "Documents" / "new.txt").write_bytes(b"written after apply")
+    (root / "inbox").mkdir()
+    (root / "inbox" / "deeper").write_bytes(b"a file where a folder was")
+
+    result = rollback_flow(operation_id=operation_id)
+
+    assert (result["folders_kept"], result["refused_folders_taken"]) == (1, 1)
+    assert result["folders_not_done"] == [
+        {"path": "inbox/deeper", "reason": "not made again: a file has its name"},
+        {"path": "Documents", "reason": "not empty: it holds c.txt, new.txt"},
+    ]
+    assert record(data_dir, operation_id).summary["rollback"] == result
+    assert (root / "Documents" / "new.txt").read_bytes() == b"written after apply"
+
+
 def interrupted(data_dir: Path, root: Path) -> str:
     """A dry run whose apply died: two moves confirmed, a third announced and carried out
     but not confirmed, the rest not started."""

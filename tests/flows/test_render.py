@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from flows.cli import render
+from flows.cli import render, results
 
 
 @pytest.fixture
@@ -129,3 +129,17 @@ def test_the_root_is_escaped_in_the_run_line_and_the_apply_question() -> None:
         assert "/tmp/odd root \\xe9\\xff/new\\nline" in text
         assert "\udce9" not in text and "\n" not in text
     assert question == "Apply plan 1a2b3c4d to /tmp/odd root \\xe9\\xff/new\\nline (2 moves)?"
+
+
+def test_a_rollback_lists_the_folders_it_did_not_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = io.StringIO()
+    monkeypatch.setattr(results, "err", Console(file=text, width=120, highlight=False))
+    folders = [{"path": "caf\udce9", "reason": "not empty: it holds [b]new\n.txt"}]
+    result = {"folders_kept": 3, "folders_not_done": folders}
+
+    results._folders_not_done(result)
+
+    assert text.getvalue() == (
+        "\n3 folders not as before apply; the first 1:\n"
+        "  caf\\xe9/  not empty: it holds [b]new\\n.txt\n"
+    )
