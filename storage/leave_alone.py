@@ -28,6 +28,8 @@ import stat
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from storage.file_flags import flags_of, refusing
+
 
 @dataclass(frozen=True, slots=True)
 class LeftAlone:
@@ -131,6 +133,13 @@ class Reader:
 
 UNREADABLE = LeftAlone("unreadable", "no read permission")
 READ_ONLY_FOLDER = LeftAlone("read-only-folder", "no write permission")
+
+
+def read_only_folder(directory: bytes) -> LeftAlone:
+    """Why a folder can_change refuses is left alone: its permissions, or an immutable flag,
+    which chmod cannot change (storage.file_flags; read only for such a folder)."""
+    found = refusing(flags_of(None, directory))
+    return READ_ONLY_FOLDER if found is None else LeftAlone(READ_ONLY_FOLDER.code, ", ".join(found))
 
 
 def can_change(directory: bytes) -> bool:

@@ -26,6 +26,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 
+from storage.file_flags import described, flags_of
 from storage.journal import Entry, Journal, decode_path, encode_path, last_phase, read_journal
 from tasks.apply.fsops import UnsafePath, lstat_at, open_root, parent_of, stat_rel
 from tasks.apply.items import Item
@@ -103,12 +104,26 @@ def remove_empty_dirs(root: bytes, dirs: list[bytes]) -> tuple[int, list[Kept]]:
                         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                             kept.append((rel, what_it_holds(fd, name)))
                         elif exc.errno != errno.ENOENT:
-                            kept.append((rel, exc.strerror or str(exc)))
+                            kept.append((rel, not_removed(fd, name, exc)))
             except FileNotFoundError:
                 continue  # gone already: nothing stays
             except (NotADirectoryError, UnsafePath):
                 kept.append((rel, "not a folder any more (or reached through a symlink)"))
     return removed, kept
+
+
+def not_removed(fd: int, name: bytes, exc: OSError) -> str:
+    """Why rmdir refused: its own words, or for EPERM the flag of the folder or of the folder
+    holding it that chmod cannot change (storage.file_flags)."""
+    if exc.errno == errno.EPERM:
+        for flagged, where in (
+            (flags_of(fd, name), "it is"),
+            (flags_of(fd, b"."), "its parent is"),
+        ):
+            what = described(flagged)
+            if what is not None:
+                return f"not permitted: {where} {what}"
+    return exc.strerror or str(exc)
 
 
 def what_it_holds(fd: int, name: bytes, shown: int = 3) -> str:
@@ -230,7 +245,7 @@ def _remove_one(fd: int, name: bytes, rel: bytes, journal: Journal, known: set[s
     except OSError as exc:
         # Filled meanwhile (ENOTEMPTY), a mount point (EBUSY), not ours to remove (EACCES):
         # the folder stays, and the rest of the apply goes on.
-        journal.add({"seq": seq, "phase": "kept", "reason": exc.strerror or str(exc)})
+        journal.add({"seq": seq, "phase": "kept", "reason": not_removed(fd, name, exc)})
         return 0
     os.fsync(fd)
     journal.add({"seq": seq, "phase": "removed"})

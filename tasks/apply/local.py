@@ -41,6 +41,7 @@ from tasks.apply.fsops import (
 from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, Skip, count_key
 from tasks.apply.local_links import Restored, hardlink, restore_copy
 from tasks.apply.local_recovery import check_kept, moved_back, reconcile
+from tasks.apply.not_permitted import not_permitted
 
 
 def move(
@@ -246,7 +247,8 @@ class LocalSession:
         except Skip as exc:
             return {"seq": item.seq, "phase": "skipped", "reason": str(exc)}
         except OSError as exc:
-            return {"seq": item.seq, "phase": "failed", "reason": f"{exc.strerror or exc}"}
+            why = not_permitted(self.root_fd, item) if exc.errno == errno.EPERM else None
+            return {"seq": item.seq, "phase": "failed", "reason": why or f"{exc.strerror or exc}"}
 
 
 def _copied(journal: Journal, seq: str, st: os.stat_result) -> None:

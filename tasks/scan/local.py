@@ -30,13 +30,13 @@ from concurrent.futures.process import BrokenProcessPool
 import pyarrow as pa
 
 from storage.leave_alone import (
-    READ_ONLY_FOLDER,
     UNREADABLE,
     Reader,
     ScanRules,
     by_contents,
     by_name,
     can_change,
+    read_only_folder,
     readable,
 )
 from tasks import pool
@@ -154,7 +154,7 @@ def _folder(
     base = rel_dir + b"/" if rel_dir else b""
     hidden, exclude, sealed = rules.include_hidden, rules.exclude, rules.sealed_rule
     add, subdirs = rows.add, []
-    fixed = None if can_change(directory) else READ_ONLY_FOLDER  # apply could not move out
+    fixed = None if can_change(directory) else read_only_folder(directory)  # nor could apply
     for entry in entries:
         rel = base + entry.name
         try:
