@@ -7,6 +7,12 @@ on the run's terminal. Python 3.14's forkserver skips such a client (`except (EO
 BrokenPipeError, ...): continue`); 3.11's loop skips an OSError with ECONNABORTED, so here a
 client that hung up is that error. Nothing else in these processes receives descriptors.
 
+A worker ignores Ctrl-C from its first instruction. The terminal sends SIGINT to the run's whole
+process group; a worker's initializer (tasks.pool) ignores it, but a worker forked just then,
+before its initializer ran, died of KeyboardInterrupt with a traceback on the run's terminal (a
+CI run's). The forkserver ignores SIGINT in its loop and gives each child the disposition it had
+before the loop: ignored here, at the preload, so the children start with it ignored.
+
 A worker does not run its parent's main module again. multiprocessing imports it in every
 child it starts (as `__mp_main__`, so that functions defined there unpickle), and the parent
 is the warm runner (`-m flows.cli.runner`) or the `fileorg` script, which import the CLI
@@ -18,6 +24,7 @@ module-level function of tasks.* (tasks.pool.map_each), never of `__main__`.
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 from collections.abc import Mapping
 from multiprocessing import reduction, spawn
@@ -39,5 +46,6 @@ def _prepare_without_main(data: Mapping[str, Any]) -> None:
     _prepare({key: value for key, value in data.items() if key not in _MAIN_KEYS})
 
 
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 reduction.recvfds = _recvfds_or_aborted
 spawn.prepare = _prepare_without_main

@@ -227,3 +227,33 @@ def test_a_worker_does_not_import_the_main_module_again(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True [False, False]"]
+
+
+def _sigint_at_start() -> None:
+    """A forkserver child's first act: exit 0 if a Ctrl-C is already ignored, 5 if not."""
+    sys.exit(0 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else 5)
+
+
+FIRST_INSTRUCTION = """
+import multiprocessing, os, sys
+sys.path.insert(0, os.getcwd())  # the checkout: tests is not installed
+from tasks import pool
+from tests.tasks.test_pool import _sigint_at_start
+if __name__ == "__main__":
+    assert pool.map_each(abs, [-1, -2], 2) == [1, 2]  # the pool's forkserver, its preload run
+    child = multiprocessing.get_context("forkserver").Process(target=_sigint_at_start)
+    child.start()  # forked by that forkserver, with no initializer
+    child.join()
+    print(child.exitcode)
+    pool.end()
+"""
+
+
+def test_a_worker_ignores_a_ctrl_c_before_its_initializer_runs(tmp_path: Path) -> None:
+    """A Ctrl-C reaches every process of the run's group: one that reached a worker forked a
+    moment before its initializer (which ignores SIGINT) printed a KeyboardInterrupt traceback.
+    What the forkserver forks starts with SIGINT ignored, no initializer needed."""
+    done = _run_script(tmp_path / "first_instruction.py", FIRST_INSTRUCTION)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0"]
