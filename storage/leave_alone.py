@@ -12,11 +12,16 @@ The local scan, the object listing and the planner all ask these functions, so t
   `Makefile`, `*.sln`...) is a project, one holding `pyvenv.cfg` or `CACHEDIR.TAG` is a tool
   folder, one holding `prefect.db` is a Prefect home.
 
-Opting in to hidden entries (`include_hidden`) organizes hidden files and folders like the
-rest, but never junk, tool and state folders, credentials or projects: a user who asks for
-`.notes.txt` to be sorted does not want `.ssh/id_rsa` or `.config/` moved, ever. A false
-positive leaves a folder where it is (visible in the report); a false negative would tear it
-apart, so the lists err on the side of leaving alone.
+Opting in to hidden entries (`include_hidden`) organizes the hidden files people keep: a
+photo, a video, music, a document, a spreadsheet, a presentation, an archive or an ebook
+by its extension (`.notes.txt`, `.IMG_1.jpg`). Every other hidden entry stays, as `config`:
+a dot-file without such an extension configures something (`.bashrc`, `.profile`,
+`.gitconfig`, `.tmux.conf`, `.face`), and a dot-folder holds settings or state (`.mozilla`,
+`.aws`, `.vscode`), not files to sort; a home's top level is made of them. Junk, tool and
+state folders, credentials and projects stay too: a user who asks for `.notes.txt` to be
+sorted does not want `.bashrc`, `.ssh/id_rsa` or `.config/` moved, ever. A false positive
+leaves a folder where it is (visible in the report); a false negative would tear it apart,
+so the lists err on the side of leaving alone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import stat
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from storage.extensions import RULES
 from storage.file_flags import flags_of, refusing
 
 
@@ -46,6 +52,7 @@ class LeftAlone:
 
 _WHAT = {
     "hidden": "hidden",
+    "config": "configuration",
     "junk": "OS junk",
     "download": "an unfinished download",
     "tool-folder": "tool or state folder",
@@ -92,6 +99,12 @@ TOOL_FOLDERS: dict[str, str] = {
 DOWNLOAD_SUFFIXES = (
     ".part", ".partial", ".crdownload", ".opdownload", ".download", ".!qb", ".!ut", ".aria2",
 )  # fmt: skip
+# The hidden files include_hidden sorts: kinds of files people keep, by extension. Not "key"
+# (Keynote's, and a TLS key's: ".server.key"), nor code and fonts (".eslintrc.js").
+PERSONAL_EXTENSIONS = frozenset().union(
+    *(RULES[kind] for kind in ("images", "videos", "audio", "documents", "spreadsheets")),
+    *(RULES[kind] for kind in ("presentations", "archives", "ebooks")),
+) - {"key"}
 CREDENTIAL_FOLDERS = frozenset({".ssh", ".gnupg", ".password-store", ".pki"})
 OWN_FOLDERS: dict[str, str] = {".duplicates": "fileorg quarantine", ".fileorg": "fileorg"}
 
@@ -190,12 +203,21 @@ def by_name(
         return LeftAlone("junk", text)
     elif text.casefold().endswith(DOWNLOAD_SUFFIXES):
         return LeftAlone("download", text)
-    if is_hidden(name) and not include_hidden:
-        return LeftAlone("hidden", text)
+    if is_hidden(name):
+        if not include_hidden:
+            return LeftAlone("hidden", text)
+        if is_dir or _extension(text) not in PERSONAL_EXTENSIONS:
+            return LeftAlone("config", text)
     for pattern in exclude:
         if fnmatch.fnmatchcase(text, pattern):
             return LeftAlone("excluded", pattern)
     return None
+
+
+def _extension(hidden: str) -> str:
+    """The extension of a hidden name, lowercase ("" for ".bashrc", "txt" for ".notes.txt")."""
+    stem, dot, ext = hidden[1:].rpartition(".")
+    return ext.lower() if dot and stem else ""
 
 
 def by_contents(names: Collection[bytes]) -> LeftAlone | None:
@@ -318,7 +340,7 @@ def root_rule(root: bytes, rules: ScanRules, home: bytes | None) -> tuple[bytes,
     for i, name in enumerate(names):
         path = path + b"/" + name
         rule = by_name(name, True, rules.include_hidden)
-        if rule is not None:
+        if rule is not None and rule.code != "config":  # a hidden folder named, and opted in
             return path, rule
         if i == len(names) - 1 or (not base and i == 0):
             continue

@@ -136,6 +136,7 @@ REASON_CODES: dict[str, str] = {
     "duplicate": "a duplicate whose kept copy takes its destination: left where it is",
     "conflict": "its destination cannot be used: left where it is",
     "hidden": "a hidden entry (--include-hidden opts in)",
+    "config": "a dot-folder or a dot-file that configures something (.bashrc): never sorted",
     "junk": "OS junk (.DS_Store, Thumbs.db, desktop.ini, ._*)",
     "download": "an unfinished download (*.part, *.crdownload, *.download...)",
     "tool-folder": "a tool or state folder (node_modules, virtualenv, cache, trash...)",
@@ -150,7 +151,7 @@ REASON_CODES: dict[str, str] = {
     "read-only-folder": "in a folder the user scanning cannot change: apply could not move it",
 }
 LEFT_ALONE_CODES = (
-    "hidden", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
+    "hidden", "config", "junk", "download", "tool-folder", "credentials", "data-folder", "project",
     "excluded", "symlink", "special", "unreadable", "link-target", "read-only-folder",
 )  # fmt: skip
 

@@ -30,7 +30,8 @@ STAGE = "plan"
 # 6: a case-only clash names its holder; a file standing where a folder must be says so.
 # 7: a clash's "name (n)" is never a name another file wants as its own ("IMG (1).jpg"),
 # and a template's empty field takes its separator with it ("README", not "README.").
-PLANNER_VERSION = 7
+# 8: with include_hidden, dot-folders and dot-files of no personal kind stay ("config").
+PLANNER_VERSION = 8
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"
 

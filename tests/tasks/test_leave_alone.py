@@ -21,7 +21,15 @@ MOVES = ("move", "quarantine", "hardlink")
     ("name", "is_dir", "include_hidden", "expected_code"),
     [
         (b".bashrc", False, False, "hidden"),
-        (b".bashrc", False, True, None),
+        # --include-hidden sorts hidden files people keep; dot-files that configure stay.
+        (b".bashrc", False, True, "config"),
+        (b".gitconfig", False, True, "config"),
+        (b".tmux.conf", False, True, "config"),
+        (b".gtkrc-2.0", False, True, "config"),
+        (b".server.key", False, True, "config"),  # not a Keynote file
+        (b".notes.txt", False, True, None),
+        (b".IMG_1.JPG", False, True, None),
+        (b".backup.tar.gz", False, True, None),
         (b".DS_Store", False, True, "junk"),  # junk stays junk when hidden entries are in
         (b"Thumbs.db", False, False, "junk"),
         (b"thumbs.db", False, False, "junk"),
@@ -43,7 +51,8 @@ MOVES = ("move", "quarantine", "hardlink")
         (b".ssh", True, True, "credentials"),
         (b".duplicates", True, True, "data-folder"),
         (b".hidden-photos", True, False, "hidden"),
-        (b".hidden-photos", True, True, None),
+        (b".hidden-photos", True, True, "config"),  # a dot-folder: settings or state
+        (b".mozilla", True, True, "config"),
         (b"node_modules", False, False, None),  # a file of that name is just a file
         (b"Photos", True, False, None),
     ],

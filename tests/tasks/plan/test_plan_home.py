@@ -55,10 +55,26 @@ def test_everything_a_person_would_not_touch_is_left_alone_with_its_reason(
 def test_hidden_entries_are_organized_only_when_opted_in_and_never_state_or_junk(
     tmp_path: Path,
 ) -> None:
-    _, rows = planned(tmp_path, include_hidden=True)
+    """--include-hidden sorts the hidden files people keep (".notes.txt"); a home's dot-files
+    and dot-folders configure it (the tryout's .bashrc went to Other/2015/): they stay."""
+    make_home_tree(tmp_path / "root")
+    for rel in (".notes.txt", "Photos/.IMG_9.jpg", ".gitconfig", ".tmux.conf", ".server.key"):
+        (tmp_path / "root" / rel).write_bytes(b"kept\n" + rel.encode())
+    firefox = tmp_path / "root/.mozilla/firefox/x"
+    firefox.mkdir(parents=True)
+    (firefox / "places.sqlite").write_bytes(b"SQLite format 3\x00")
+    (firefox / "icon.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    op = Operation(tmp_path, PlanOptions(include_hidden=True))
+    op.plan()
+    rows = op.rows()
 
-    assert rows[b".bashrc"]["action"] == "move"
-    assert rows[b".bashrc"]["dst"] == b"Other/2015/.bashrc"
+    assert rows[b".notes.txt"]["action"] == "move"
+    assert rows[b"Photos/.IMG_9.jpg"]["action"] == "move"
+    for config in (b".bashrc", b".profile", b".gitconfig", b".tmux.conf", b".server.key"):
+        assert (rows[config]["action"], rows[config]["reason_code"]) == ("skip", "config")
+        assert rows[config]["reason"] == f"left alone: configuration ({config.decode()})"
+    assert (rows[b".mozilla"]["kind"], rows[b".mozilla"]["reason_code"]) == ("dir", "config")
+    assert not [p for p in rows if p.startswith(b".mozilla/")]  # not entered
     for still in (b".ssh", b".config", b".venv", b".cache", b".Trash-0", b".DS_Store"):
         assert rows[still]["action"] == "skip", rows[still]
     assert rows[b"Photos/._IMG_0001.jpg"]["reason_code"] == "junk"
