@@ -8,9 +8,11 @@ one starts. Each message (docs/api.md) is serialized once, and the same text goe
 socket's `Outbox`: with 1,000 sockets on one run, a progress event is one `json.dumps`, not 1,000.
 
 An outbox never makes the channel wait. Each socket's writer (api.ws) drains its own, so a slow
-client delays no one else. An outbox keeps every state, log, error and `done` in order; progress
-is coalesced per stage (newer counts replace those not yet sent), so it holds at most one
-progress per stage, and a slow client gets the latest counts and never counts that go backwards.
+client delays no one else. An outbox keeps every state, log, error and `done` in order, and every
+stage's `started` and `finished`; a stage's running counts are coalesced (newer counts replace
+those not yet sent), so it holds at most one running progress per stage, and a slow client gets
+the latest counts, never counts that go backwards, and never a stage that finishes unstarted (a
+stage as short as the report once reached slow clients as its `finished` alone).
 
 A socket that joins a running channel gets its last state at once, and the channel confirms the
 state with a read of its own (coalesced: one read at a time, however many sockets join) that
@@ -115,7 +117,8 @@ class Outbox:
         return len(self._items)
 
     def put(self, item: Item, stage: str | None = None) -> None:
-        """Queue `item`; a progress (`stage` given) replaces that stage's progress not yet sent.
+        """Queue `item`; a running progress (`stage` given) replaces that stage's running
+        progress not yet sent.
 
         The newer one goes last, after any state queued since the one it replaces."""
         if stage is not None:
@@ -277,7 +280,8 @@ class Channel:
         if counts[0] < last[0] or counts[1] < last[1]:
             return  # a late or replayed event: counts never go backwards
         self.counts[stage] = counts
-        self.publish(encode(progress_message(self.operation_id, payload)), stage)
+        coalesced = stage if payload.get("state") == "running" else None
+        self.publish(encode(progress_message(self.operation_id, payload)), coalesced)
 
     async def _finish(self, view: OperationPublic) -> None:
         self._state(view)

@@ -258,6 +258,7 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         timing.files = planned["entries"]
     listing_task(store, op_dir, record.options.include_empty)
     with stage(store, record, "report"):
+        progress.start("report")
         built = report_task(store, op_dir, record)
     built["stages"] = {k: v.model_dump(mode="json") for k, v in record.stages.items()}
     manifests.write_report(store, op_dir, built)

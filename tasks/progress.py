@@ -1,7 +1,10 @@
 """Progress: one small interface, several sinks (terminal bar, Prefect artifact, events, tests).
 
 Tasks report counts per shard, never per file; `Progress` throttles what reaches the sinks to a
-few updates a second, but always passes on the start and the end of a stage.
+few updates a second, but always passes on the start and the end of a stage. Every stage a
+sink hears of starts before it runs or finishes: a stage that finishes (or advances) without
+its flow having said it started says so first (the report stage's `finished` once reached the
+API's WebSockets with no `started` before it).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class _StageCounts:
         self.files_done = 0
         self.bytes_done = 0
         self.last_sent = 0.0
+        self.finished = False
 
 
 class Progress:
@@ -84,23 +88,34 @@ class Progress:
     def advance(self, stage: str, files: int = 0, nbytes: int = 0) -> None:
         now = time.monotonic()
         with self._lock:
-            counts = self._stages.setdefault(stage, _StageCounts(0, 0))
+            counts, events = self._running(stage, finishing=False)
             counts.files_done += files
             counts.bytes_done += nbytes
-            if now - counts.last_sent < THROTTLE_SECONDS:
-                return
-            counts.last_sent = now
-            event = self._event(stage, counts, "running")
-        _publish(event)
+            if events or now - counts.last_sent >= THROTTLE_SECONDS:
+                counts.last_sent = now
+                events.append(self._event(stage, counts, "running"))
+        for event in events:
+            _publish(event)
 
     def finish(self, stage: str) -> None:
         with self._lock:
-            counts = self._stages.setdefault(stage, _StageCounts(0, 0))
+            counts, events = self._running(stage, finishing=True)
             # A stage whose total was unknown up front (the scan) ends with done == total.
             counts.files_total = max(counts.files_total, counts.files_done)
             counts.bytes_total = max(counts.bytes_total, counts.bytes_done)
-            event = self._event(stage, counts, "finished")
-        _publish(event)
+            counts.finished = True
+            events.append(self._event(stage, counts, "finished"))
+        for event in events:
+            _publish(event)
+
+    def _running(self, stage: str, finishing: bool) -> tuple[_StageCounts, list[ProgressEvent]]:
+        """The stage's counts, and its `started` to send first where it was not started: never
+        before, or (finishing again) finished since its last start. Under the lock."""
+        counts = self._stages.get(stage)
+        if counts is not None and not (finishing and counts.finished):
+            return counts, []
+        counts = self._stages[stage] = _StageCounts(0, 0)
+        return counts, [self._event(stage, counts, "started")]
 
     def _event(
         self, stage: str, counts: _StageCounts, state: Literal["started", "running", "finished"]

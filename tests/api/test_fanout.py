@@ -74,8 +74,8 @@ def state(status: str) -> RunEvent:
     return RunEvent(RUN, "state", RunState(status))  # type: ignore[arg-type]
 
 
-def progress(stage: str, files_done: int) -> RunEvent:
-    payload = {"stage": stage, "state": "running", "files_done": files_done, "bytes_done": 0}
+def progress(stage: str, files_done: int, stage_state: str = "running") -> RunEvent:
+    payload = {"stage": stage, "state": stage_state, "files_done": files_done, "bytes_done": 0}
     return RunEvent(RUN, "progress", payload=payload)
 
 
@@ -163,3 +163,40 @@ def test_every_message_is_serialized_once_for_all_its_sockets(
     expected_types = ["state", "state", "progress", "progress", "progress", "state", "done"]
     assert [m["type"] for m in encoded] == expected_types
     assert all(x is y is z for x, y, z in zip(a, b, c, strict=True))  # one text, not copies
+
+
+def test_a_slow_client_gets_every_stage_started_and_finished() -> None:
+    """Only a stage's running counts are coalesced: a short stage's `started` and `finished`,
+    queued together for a client that has not read them yet, both reach it (the report
+    stage's `started` was replaced by its `finished`)."""
+
+    async def scenario() -> list[Item]:
+        events, reads = live_hub(), FakeReads()
+        channels = Channels(events, reads)
+        with channels.joined(OP) as fast, channels.joined(OP) as slow:
+            got = [await next_item(fast)]  # pending: the run is followed
+            for event in (
+                progress("plan", 0, "started"),
+                progress("plan", 4),
+                progress("plan", 8),
+                progress("plan", 9, "finished"),
+                progress("report", 0, "started"),
+                progress("report", 0, "finished"),
+            ):
+                events.dispatch(event, RUN)
+            reads.view = view("completed", "planned")
+            events.dispatch(state("completed"), RUN)
+            while not isinstance(got[-1], Close):
+                got.append(await next_item(fast))  # while slow reads nothing
+            return [await next_item(slow) for _ in range(len(slow))]
+
+    messages = parsed(asyncio.run(scenario()))
+
+    assert [(m["stage"], m["stage_state"]) for m in messages if m["type"] == "progress"] == [
+        ("plan", "started"),
+        ("plan", "running"),
+        ("plan", "finished"),
+        ("report", "started"),
+        ("report", "finished"),
+    ]
+    assert [m["files_done"] for m in messages if m.get("stage") == "plan"] == [0, 8, 9]

@@ -263,6 +263,9 @@ def test_a_client_follows_a_real_run_to_its_end(stack: Stack, tmp_path: Path) ->
     for stage in {m["stage"] for m in progress}:
         counts = [(m["files_done"], m["bytes_done"]) for m in progress if m["stage"] == stage]
         assert counts == sorted(counts), (stage, counts)
+        said = [m["stage_state"] for m in progress if m["stage"] == stage]
+        assert said[0] == "started" and said[-1] == "finished", (stage, said)
+    assert "report" in {m["stage"] for m in progress}
     scanned = [m for m in progress if m["stage"] == "scan" and m["stage_state"] == "finished"]
     assert scanned[-1]["files_done"] == FILES
     assert messages[-1]["type"] == "done"
