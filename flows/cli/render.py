@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -100,8 +101,24 @@ _CONTROL = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
 def escaped(name: str) -> str:
     """A name as a table shows it, on one line, the way `ls -b` does: a control character as
     its C escape (a newline is `\\n`, ESC `\\x1b`), a byte that is not UTF-8 (os.fsdecode's
-    `\\udcXX`) as `\\xNN`, a backslash as `\\\\`. JSON output keeps names exact."""
-    return _CONTROL.sub(lambda found: _escape(found.group()), name)
+    `\\udcXX`) as `\\xNN`, a backslash as `\\\\`. A name that is not in Unicode's composed
+    form (NFC) shows its decomposed characters as `\\uXXXX`: "cafe\\u0301" (NFD, as macOS
+    and some archives write it) beside "café" (NFC), two names that look alike and are two
+    files. JSON output keeps names exact."""
+    text = _CONTROL.sub(lambda found: _escape(found.group()), name)
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return "".join(_escape(c) if _decomposed(c) else c for c in text)
+
+
+def _decomposed(char: str) -> bool:
+    """A character NFC would compose or replace: a combining mark, a singleton such as the
+    Angstrom sign, a conjoining Hangul jamo."""
+    return bool(
+        unicodedata.combining(char)
+        or unicodedata.normalize("NFC", char) != char
+        or "\u1100" <= char <= "\u11ff"
+    )
 
 
 def shown(path: bytes | None) -> str:

@@ -247,6 +247,9 @@ LOOKALIKES = {
     b"inbox/bell\\x07.txt": ("bell\\\\x07.txt", b"2"),
     b"inbox/caf\xe9.txt": ("caf\\xe9.txt", b"3"),
     b"inbox/caf\\xe9.txt": ("caf\\\\xe9.txt", b"4"),
+    # NFC and NFD: one name to the eye, two files; the decomposed one's accent is escaped.
+    "inbox/caf\u00e9.txt".encode(): ("caf\u00e9.txt", b"5"),
+    b"inbox/cafe\xcc\x81.txt": ("cafe\\u0301.txt", b"6"),
 }
 
 

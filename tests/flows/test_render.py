@@ -143,3 +143,21 @@ def test_a_rollback_lists_the_folders_it_did_not_put_back(monkeypatch: pytest.Mo
         "\n3 folders not as before apply; the first 1:\n"
         "  caf\\xe9/  not empty: it holds [b]new\\n.txt\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_shown"),
+    [
+        ("caf\u00e9.txt", "caf\u00e9.txt"),  # NFC: as it is
+        ("cafe\u0301.txt", "cafe\\u0301.txt"),  # NFD: the combining accent escaped
+        ("\u212b.txt", "\\u212b.txt"),  # the Angstrom sign, which NFC replaces
+        ("\u1112\u1161\u11ab.txt", "\\u1112\\u1161\\u11ab.txt"),  # Hangul, decomposed
+        ("na\u00efve\u0301.txt", "na\u00efve\\u0301.txt"),  # only what NFC would change
+    ],
+)
+def test_a_name_not_in_nfc_shows_its_decomposed_characters_escaped(
+    name: str, expected_shown: str
+) -> None:
+    """Two files whose names differ only in normalization looked the same in every table."""
+    assert render.escaped(name) == expected_shown
+    assert render.shown(name.encode()) == expected_shown
