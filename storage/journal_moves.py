@@ -13,10 +13,14 @@ that entry, the journal's length is the one it names, and the file's length and 
 match (`sealed_moves`); in any other case (a crash between the two writes, a line added
 since, a file torn, changed or missing, an unreadable one) it reads the journal as before.
 The file is not fsynced: a crash can lose it or tear it, and then its digest does not match.
+It is written as `{journal}.moves.tmp` and renamed into place; a kill -9 between the two leaves
+that temporary, never read (only a sealed, matching `.moves` is), so the next apply or
+rollback of the journal removes it (`discard_leftover`): nothing else ever would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import marshal
@@ -28,6 +32,7 @@ from storage.journal import Entry
 from storage.objects import is_object_url
 
 SUFFIX = ".moves"
+TMP = ".tmp"
 PHASE = "sealed"
 SEQ = "sealed"
 _FORMAT = "fileorg-moves-1"
@@ -46,7 +51,7 @@ def write_moves(journal_path: str, rows: list[Row]) -> Entry:
     """Write the moves file of `journal_path` and return the entry that seals it (to journal
     as the journal's last line, once the file is written)."""
     data = marshal.dumps((_FORMAT, rows))
-    path, tmp = moves_path(journal_path), moves_path(journal_path) + ".tmp"
+    path, tmp = moves_path(journal_path), moves_path(journal_path) + TMP
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
@@ -63,6 +68,14 @@ def write_moves(journal_path: str, rows: list[Row]) -> Entry:
         "sha256": hashlib.sha256(data).hexdigest(),
         "journal_size": os.stat(journal_path).st_size,
     }
+
+
+def discard_leftover(journal_path: str) -> None:
+    """Remove the moves file's temporary that a kill between its write and its rename left
+    beside `journal_path` (run under the operation's lock, before the journal is used)."""
+    if not is_object_url(journal_path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(moves_path(journal_path) + TMP)
 
 
 def sealed_moves(journal_path: str) -> list[Row] | None:

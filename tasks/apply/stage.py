@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage import collector, manifests
+from storage import collector, journal_moves, manifests
 from storage.journal import (
     PHASES,
     Entry,
@@ -99,6 +99,7 @@ def apply_shard(
     with collector.paused():  # 20,000 items, no cycle among them
         items = items_from_columns(columns, phase, shard, kept, twins)
     journal = apply_journal(store, op_dir, phase, shard)
+    journal_moves.discard_leftover(journal)  # a killed seal's temporary, of no use
     return engine.carry_out(where.mover(), items, journal, on_batch)
 
 
@@ -110,6 +111,7 @@ def rollback_one(
     on_batch: Callable[[Counter[str]], None] = lambda counts: None,
 ) -> Counter[str]:
     target = rollback_journal(store, op_dir, journal)
+    journal_moves.discard_leftover(journal)  # a killed seal's temporary, of no use
     sealed = rollback.sealed_undo(journal)
     if sealed is not None:  # every item renamed: nothing to settle, no copy left to sweep
         return engine.carry_out(where.mover(), sealed, target, on_batch, retry_skipped=True)

@@ -156,3 +156,39 @@ def test_rollback_reads_the_journal_when_the_moves_file_does_not_match(
     after = snapshot(planned.root)
     assert differences(before, after) == []
     assert temp_names(after) == []
+
+
+def killed_before_the_rename(planned: Operation) -> str:
+    """The files as a kill -9 between the moves file's write and its rename leaves them: the
+    temporary written, no `.moves`, no seal. Returns the temporary's path."""
+    journal = move_journal(planned)
+    moves = journal_moves.moves_path(journal)
+    with open(journal, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    assert b'"sealed"' in lines[-1]
+    with open(journal, "wb") as fh:
+        fh.writelines(lines[:-1])
+    tmp = moves + journal_moves.TMP
+    os.rename(moves, tmp)
+    return tmp
+
+
+@pytest.mark.parametrize("then", ["apply", "rollback"])
+def test_a_killed_seals_temporary_is_removed_by_the_next_apply_or_rollback(
+    tmp_path: Path, then: str
+) -> None:
+    planned = distinct(tmp_path)
+    before = snapshot(planned.root)
+    planned.apply()
+    applied = snapshot(planned.root)
+    tmp = killed_before_the_rename(planned)
+
+    if then == "apply":
+        assert planned.apply() == Counter(done=len(NAMES))  # as journaled: nothing redone
+        assert snapshot(planned.root) == applied
+    else:
+        assert planned.rollback() == Counter(done=len(NAMES))
+        assert differences(before, snapshot(planned.root)) == []
+
+    assert not os.path.exists(tmp)
+    assert not os.path.exists(journal_moves.moves_path(move_journal(planned)))
