@@ -122,6 +122,7 @@ class OperationService:
     ) -> OperationStarted:
         root = await roots.authorize(await root_paths(self.session, user.id), body.root_path)
         refuse_overlap(root, folders, Forbidden)  # the service's own folders
+        roots.refuse_broad(root, body.i_mean_it)
         await roots.refuse_left_alone(root, body.include_hidden)
         options, dry_run = plan_parameters(body, root)
         identity = await roots.identity(root)

@@ -197,6 +197,7 @@ class ScheduleService:
         check_interval(body.interval_seconds, self.settings)
         root = await roots.authorize(await admin.root_paths(self.session, user.id), body.root_path)
         refuse_overlap(root, folders, Forbidden)
+        roots.refuse_broad(root, body.i_mean_it)
         await roots.refuse_left_alone(root, body.include_hidden)
         options, dry_run = plan_parameters(body, root)
         identity = await roots.identity(root)

@@ -2,8 +2,10 @@
 
 `check_root` gives the canonical root (a real directory, or a validated object-store URL) or
 one line a user can act on. `broad_root` says why a root is too broad to organize without an
-explicit request (the whole disk, a system folder, the user's whole home): a plan there
-would move files that programs and the system expect where they are.
+explicit request (the whole disk, a system folder, a whole home: the user's, another's in
+/home or /Users, root's /root): a plan there would move files that programs and the system
+expect where they are. `broad_refusal` is the one line the CLI (unless --i-mean-it) and the
+API (a system folder always; a home unless `i_mean_it`) refuse such a root with.
 """
 
 from __future__ import annotations
@@ -49,13 +51,16 @@ SYSTEM_FOLDERS = (
     "/mnt",
     "/opt",
     "/private",
-    "/root",
     "/srv",
     "/tmp",
     "/Users",
     "/Volumes",
     "/var",
 )
+# Folders whose every folder is a person's home (root's is /root).
+HOME_PARENTS = ("/home", "/Users")
+SYSTEM_WHY = "programs and the system expect its files where they are"
+HOME_WHY = "it holds your settings and programs' state: organize a folder in it (~/Downloads)"
 WINDOWS_TREES = ("windows", "program files", "program files (x86)", "programdata")
 
 
@@ -106,7 +111,23 @@ def broad_root(root: str, home: str | None) -> str | None:
             return "your whole home folder"
         if within(home, root):
             return "a folder that holds your whole home folder"
+    if root == "/root" or os.path.dirname(root) in HOME_PARENTS:
+        return "a whole home folder"
     return None
+
+
+def broad_refusal(root: str, home: str | None, flag: str, system_too: bool = True) -> str | None:
+    """The line refusing a broad root (broad_root), naming `flag` as the way to organize it
+    anyway; a system folder without that way unless `system_too` (the API: nobody's files
+    to sort there, whatever a grant covers). None when the root is not broad."""
+    reason = broad_root(root, home)
+    if reason is None:
+        return None
+    if reason == "a system folder":
+        if not system_too:
+            return f"{root} is {reason}: {SYSTEM_WHY}; organize a folder of your files instead"
+        return f"{root} is {reason}: {SYSTEM_WHY}; add {flag} to organize it anyway"
+    return f"{root} is {reason}: {HOME_WHY}; add {flag} to organize it anyway"
 
 
 def _is_windows_system(root: str) -> bool:

@@ -60,6 +60,11 @@ class OperationCreate(Strict):
     keep_subfolders: bool = False
     undated: UndatedPolicy = "mtime"
     keep_empty_folders: bool = False
+    i_mean_it: bool = Field(
+        default=False,
+        description="Organize a whole home folder (/root, /home/NAME), as the CLI's --i-mean-it;"
+        " a system folder is refused whatever this says",
+    )
 
     @field_validator("template")
     @classmethod

@@ -32,17 +32,14 @@ OPTION_FLAGS = {
 }
 
 
-SYSTEM_WHY = "programs and the system expect its files where they are"
-HOME_WHY = "it holds your settings and programs' state: organize a folder in it (~/Downloads)"
-
-
 def refuse_broad_root(root: str, i_mean_it: bool) -> None:
-    from storage.roots import broad_root, home_folder
+    """The whole disk, a system folder or a whole home, unless --i-mean-it (the API refuses
+    them with the same rule: storage.roots.broad_refusal)."""
+    from storage.roots import broad_refusal, home_folder
 
-    reason = broad_root(root, home_folder())
-    if reason is not None and not i_mean_it:
-        why = SYSTEM_WHY if reason == "a system folder" else HOME_WHY
-        raise UserError(f"{root} is {reason}: {why}; add {BROAD_FLAG} to organize it anyway")
+    refused = broad_refusal(root, home_folder(), BROAD_FLAG)
+    if refused is not None and not i_mean_it:
+        raise UserError(refused)
 
 
 def refuse_left_alone_root(root: str, store: DataStore, include_hidden: bool) -> None:

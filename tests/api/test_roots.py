@@ -111,3 +111,53 @@ def test_grants_must_name_existing_folders(
         f"/api/v1/admin/users/{admin.id}/roots", json={"root": target}, headers=admin.headers
     )
     assert response.status_code == expected_status
+
+
+SCHEDULE = {"cron": "0 3 * * 0"}
+
+
+@pytest.mark.parametrize("endpoint", ["/api/v1/operations", "/api/v1/schedules"])
+@pytest.mark.parametrize("system", ["/usr", "/usr/share", "/etc"])
+def test_a_system_folder_is_refused_whatever_the_grant_says(
+    api: Api, endpoint: str, system: str
+) -> None:
+    """The tryout: an admin granted /usr, and POST /operations planned it (the CLI refuses
+    it unless --i-mean-it). The API refuses it with the CLI's reason, even with i_mean_it:
+    nobody's files to sort there."""
+    admin, alice = api.signup("admin"), api.signup("alice")
+    api.grant(admin, alice, system)
+    extra = SCHEDULE if "schedules" in endpoint else {}
+
+    for asked in ({}, {"i_mean_it": True}):
+        body = {"root_path": system, **extra, **asked}
+        response = api.client.post(endpoint, json=body, headers=alice.headers)
+
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"].startswith(f"{system} is a system folder: programs and")
+    assert (api.fake.started, api.fake.schedule_list) == ([], [])
+
+
+@pytest.mark.parametrize("endpoint", ["/api/v1/operations", "/api/v1/schedules"])
+def test_a_whole_home_is_organized_only_when_asked_as_the_cli_does(
+    api: Api, tree: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tree/alice stands for /home/alice (a folder of HOME_PARENTS): refused as the CLI
+    refuses it without --i-mean-it, accepted with i_mean_it; a folder in it needs nothing."""
+    monkeypatch.setattr("storage.roots.HOME_PARENTS", (str(tree),))
+    alice = _alice_with_root(api, tree)
+    extra = SCHEDULE if "schedules" in endpoint else {}
+    home = str(tree / "alice")
+
+    refused = api.client.post(endpoint, json={"root_path": home, **extra}, headers=alice.headers)
+    body = {"root_path": home, "i_mean_it": True, **extra}
+    asked = api.client.post(endpoint, json=body, headers=alice.headers)
+    inside = {"root_path": f"{home}/photos", **extra}
+    folder = api.client.post(endpoint, json=inside, headers=alice.headers)
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"] == (
+        f"{home} is a whole home folder: it holds your settings and programs' state: organize"
+        " a folder in it (~/Downloads); add i_mean_it to organize it anyway"
+    )
+    expected_status = 201 if "schedules" in endpoint else 202
+    assert (asked.status_code, folder.status_code) == (expected_status,) * 2, asked.text

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from storage.errors import RootError
-from storage.roots import broad_root, check_root, overlaps
+from storage.roots import broad_refusal, broad_root, check_root, overlaps
 
 
 @pytest.mark.parametrize("given", ["", " ", "\t\n"])
@@ -62,6 +62,39 @@ HOME = "/home/alice"
 )
 def test_broad_roots(root: str, expected_reason: str | None) -> None:
     assert broad_root(root, HOME) == expected_reason
+
+
+@pytest.mark.parametrize(
+    ("root", "expected_reason"),
+    [
+        ("/home/alice", "your whole home folder"),
+        ("/home/bob", "a whole home folder"),  # another's: as broad (the API's users)
+        ("/root", "a whole home folder"),  # root's home, no longer "a system folder"
+        ("/Users/carol", "a whole home folder"),
+        ("/home/bob/Downloads", None),
+        ("/root/photos", None),
+    ],
+)
+def test_a_whole_home_is_broad_whoever_it_belongs_to(
+    root: str, expected_reason: str | None
+) -> None:
+    assert broad_root(root, HOME) == expected_reason
+
+
+def test_the_cli_and_the_api_refuse_a_broad_root_with_one_line() -> None:
+    assert broad_refusal("/usr", HOME, "--i-mean-it") == (
+        "/usr is a system folder: programs and the system expect its files where they are;"
+        " add --i-mean-it to organize it anyway"
+    )
+    assert broad_refusal("/usr", HOME, "i_mean_it", system_too=False) == (
+        "/usr is a system folder: programs and the system expect its files where they are;"
+        " organize a folder of your files instead"
+    )
+    assert broad_refusal("/root", HOME, "i_mean_it", system_too=False) == (
+        "/root is a whole home folder: it holds your settings and programs' state: organize"
+        " a folder in it (~/Downloads); add i_mean_it to organize it anyway"
+    )
+    assert broad_refusal("/srv/photos", HOME, "--i-mean-it") is None
 
 
 def test_a_folder_that_holds_the_home_folder_is_broad() -> None:
