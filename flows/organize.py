@@ -28,7 +28,7 @@ from storage.operations import OperationRecord, PlanOptions, check_options_for_r
 from storage.paths import from_param
 from storage.revocations import check_not_revoked
 from storage.root_identity import Identity, RootChanged, identify
-from storage.roots import check_root
+from storage.roots import check_root, home_folder, home_state
 from storage.settings import get_settings
 from tasks import pool, report
 from tasks.backends import RootBackend, backend_for
@@ -276,8 +276,9 @@ def _refuse_left_alone_root(root: str, rules: ScanRules) -> None:
 
 
 def _scan_rules(store: DataStore, record: OperationRecord, backend: RootBackend) -> ScanRules:
-    """What the scan leaves alone: the options' rules, the data folder and Prefect's home."""
-    sealed = backend.sealed(store, prefect_home())
+    """What the scan leaves alone: the options' rules, the data folder and Prefect's home,
+    and in a whole home its program folders (storage.roots.home_state)."""
+    sealed = backend.sealed(store, prefect_home()) + home_state(record.root, home_folder())
     options = record.options
     return ScanRules(options.include_hidden, tuple(options.exclude), tuple(sealed))
 

@@ -61,6 +61,12 @@ SYSTEM_FOLDERS = (
 HOME_PARENTS = ("/home", "/Users")
 SYSTEM_WHY = "programs and the system expect its files where they are"
 HOME_WHY = "it holds your settings and programs' state: organize a folder in it (~/Downloads)"
+# What the top of a home holds besides people's files: programs and their state, in
+# folders whose names are not hidden (macOS's Library and Applications, Windows' AppData,
+# snaps' data, ~/bin on PATH, GOPATH, VM disks). Organizing a home leaves them whole: a
+# photo in ~/Library/Application Support is an app's, not the user's to sort.
+HOME_STATE_FOLDERS = ("Library", "Applications", "AppData", "snap", "bin", "go", "VirtualBox VMs")
+_HOMES = ("your whole home folder", "a whole home folder")
 WINDOWS_TREES = ("windows", "program files", "program files (x86)", "programdata")
 
 
@@ -128,6 +134,16 @@ def broad_refusal(root: str, home: str | None, flag: str, system_too: bool = Tru
             return f"{root} is {reason}: {SYSTEM_WHY}; organize a folder of your files instead"
         return f"{root} is {reason}: {SYSTEM_WHY}; add {flag} to organize it anyway"
     return f"{root} is {reason}: {HOME_WHY}; add {flag} to organize it anyway"
+
+
+def home_state(root: str, home: str | None) -> list[tuple[bytes, str]]:
+    """The program folders at the top of `root` when it is a whole home (HOME_STATE_FOLDERS),
+    as the scan's sealed folders (absolute paths, with what each is); [] for any other root.
+    The organize flow adds them to every run, however it was started (CLI or API)."""
+    if broad_root(root, home) not in _HOMES:
+        return []
+    folders = [os.path.join(root, name) for name in HOME_STATE_FOLDERS]
+    return [(os.fsencode(path), f"a home's {os.path.basename(path)}") for path in folders]
 
 
 def _is_windows_system(root: str) -> bool:

@@ -26,6 +26,7 @@ from storage.journal import PHASES, applied_journals
 from storage.leave_alone import ScanRules
 from storage.locations import DataStore
 from storage.operations import PlanOptions
+from storage.roots import home_folder, home_state
 from tasks.apply import stage as apply
 from tasks.backends import backend_for
 from tasks.classify import stage as classify
@@ -50,7 +51,8 @@ def plan_tree(
     scan, classify, prefix hash, full hash, plan. One process, no Prefect."""
     op_dir = store.operation_dir(op_id)
     backend = backend_for(str(root))  # as the flow: chosen once, from the root's URL
-    rules = ScanRules(options.include_hidden, tuple(options.exclude))
+    home = tuple(home_state(str(root), home_folder()))  # a whole home's program folders
+    rules = ScanRules(options.include_hidden, tuple(options.exclude), home)
     scanned = scan.scan_root(store, op_dir, backend, shard_rows, rules)
     for index in range(scanned["shards"]):
         classify.classify_shard(store, op_dir, index, backend, 1)

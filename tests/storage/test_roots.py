@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from storage.errors import RootError
-from storage.roots import broad_refusal, broad_root, check_root, overlaps
+from storage.roots import broad_refusal, broad_root, check_root, home_state, overlaps
 
 
 @pytest.mark.parametrize("given", ["", " ", "\t\n"])
@@ -119,3 +119,12 @@ def test_a_folder_that_holds_the_home_folder_is_broad() -> None:
 def test_overlaps(a: str, b: str, expected_overlap: bool) -> None:
     assert overlaps(a, b) is expected_overlap
     assert overlaps(b, a) is expected_overlap
+
+
+def test_a_whole_homes_program_folders_are_sealed_and_no_other_roots() -> None:
+    sealed = dict(home_state("/home/bob", HOME))
+    assert sealed[b"/home/bob/Library"] == "a home's Library"
+    assert set(sealed) >= {b"/home/bob/snap", b"/home/bob/AppData", b"/home/bob/bin"}
+    assert home_state("/root", HOME)  # root's home too
+    for other in ("/home/bob/Downloads", "/srv/photos", "/usr", "s3://bucket"):
+        assert home_state(other, HOME) == []

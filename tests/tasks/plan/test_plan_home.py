@@ -80,6 +80,33 @@ def test_hidden_entries_are_organized_only_when_opted_in_and_never_state_or_junk
     assert rows[b"Photos/._IMG_0001.jpg"]["reason_code"] == "junk"
 
 
+def test_a_whole_home_keeps_its_program_folders_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root is a whole home (tmp_path stands for /home): what programs keep at its top
+    under names that are not hidden (macOS's Library, snaps' data, ~/bin) stays whole, where
+    their pictures and archives were sorted into Images/ and Archives/ before; the rest of
+    the home is organized as before."""
+    monkeypatch.setattr("storage.roots.HOME_PARENTS", (str(tmp_path),))
+    root = tmp_path / "root"
+    make_home_tree(root)
+    for rel in ("Library/Application Support/App/cover.jpg", "snap/firefox/common/x.png"):
+        (root / rel).parent.mkdir(parents=True)
+        (root / rel).write_bytes(b"\x89PNG\r\n\x1a\n" + rel.encode())
+    (root / "bin").mkdir()
+    (root / "bin/backup.sh").write_bytes(b"#!/bin/sh\n")
+    op = Operation(tmp_path, PlanOptions())
+    op.plan()
+    rows = op.rows()
+
+    for folder in (b"Library", b"snap", b"bin"):
+        row = rows[folder]
+        assert (row["kind"], row["action"], row["reason_code"]) == ("dir", "skip", "data-folder")
+        assert row["reason"] == f"left alone: application data (a home's {folder.decode()})"
+        assert not [p for p in rows if p.startswith(folder + b"/")]  # not entered
+    assert rows[b"Downloads/manual.pdf"]["action"] == "move"  # the home's own files
+
+
 def test_a_project_moves_whole_when_asked(tmp_path: Path) -> None:
     _, rows = planned(tmp_path, projects="move")
 
