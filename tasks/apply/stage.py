@@ -198,6 +198,9 @@ def kept_copies(store: DataStore, op_dir: str) -> dict[bytes, Entry]:
     return found
 
 
+_KNOWN_FOLDERS = ("dirmeta", "mkdir")  # folders whose times an apply journal recorded
+
+
 @dataclass(frozen=True)
 class LocalApply:
     """A folder on this machine (a small frozen value: it crosses task runners whole)."""
@@ -231,9 +234,16 @@ class LocalApply:
         sources: list[bytes] = []
         known: set[str] = set()
         for journal in applied_journals(store, op_dir):
-            entries = read_journal(journal)
-            sources += dirs.moved_sources(entries)
-            known.update(e["path"] for e in entries if e["phase"] in ("dirmeta", "mkdir"))
+            # A sealed journal's moves are its moves file's (a marshal load), its folders' few
+            # lines found without parsing the rest: parsing 200,000 moves' lines took seconds.
+            rows = journal_moves.sealed_moves(journal)
+            if rows is None:
+                entries = read_journal(journal)
+                sources += dirs.moved_sources(entries)
+            else:
+                entries = read_journal(journal, _KNOWN_FOLDERS)
+                sources += [row[1] for row in rows]
+            known.update(e["path"] for e in entries if e["phase"] in _KNOWN_FOLDERS)
         candidates = dirs.ancestors(sources)
         if not candidates:
             return 0
