@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage.leave_alone import PERSONAL_EXTENSIONS
 from tasks.classify.categories import extension_of
 from tasks.plan.layout import parse_layout
+from tasks.plan.names import Names
 from tasks.plan.planner import (
     NAME_MAX,
     QUARANTINE_DIR,
@@ -253,6 +255,11 @@ def scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
     return [f for p, f in files.items() if not any(q.startswith(p + b"/") for q in files)]
 
 
+def _personal(hidden: bytes) -> bool:
+    stem, dot, ext = hidden[1:].rpartition(b".")
+    return bool(dot and stem) and ext.decode(errors="replace").lower() in PERSONAL_EXTENSIONS
+
+
 def left_alone_oracle(files: Sequence[FileFacts], include_hidden: bool) -> set[bytes]:
     """Paths that must never move, worked out here from the vocabulary the generated scans
     use (not by the planner's own rules): hidden components unless opted in, junk, tool and
@@ -272,6 +279,10 @@ def left_alone_oracle(files: Sequence[FileFacts], include_hidden: bool) -> set[b
         if (
             any(p in projects for p in prefixes)
             or (not include_hidden and any(p.startswith(b".") for p in parts))
+            # Opted in: a hidden file of a kind people keep moves; other dot-files and
+            # every dot-folder configure something (`config`).
+            or any(p.startswith(b".") for p in parts[:-1])
+            or (parts[-1].startswith(b".") and not _personal(parts[-1]))
             or any(p in (b".git", b".duplicates", b"node_modules") for p in parts[:-1])
             or parts[-1].startswith(b"._")
             or f.kind == "dir"
@@ -516,7 +527,7 @@ def test_a_rename_never_takes_a_name_another_file_wants_as_its_own(in_place: boo
 @pytest.mark.parametrize(
     ("name", "expected_variant"),
     [
-        (b".bashrc", b".bashrc (1)"),
+        (b".notes.txt", b".notes (1).txt"),
         (b"README", b"README (1)"),
         (b"archive.tar.gz", b"archive.tar (1).gz"),
     ],
@@ -530,6 +541,14 @@ def test_conflict_suffix_goes_before_the_extension(name: bytes, expected_variant
     plan = by_src(plan_moves(files, policy(include_hidden=True)))
 
     assert plan[b"in/" + name].dst == b"Other/Unknown/" + expected_variant
+
+
+def test_a_dot_files_variant_keeps_the_dot_first() -> None:
+    """A dot-file is not planned any more (--include-hidden leaves .bashrc alone, `config`),
+    but a variant of one (a quarantined copy's) is ".bashrc (1)", not " (1).bashrc"."""
+    names: Names[FileFacts] = Names([facts(b".duplicates/.bashrc")])
+
+    assert names.free_variant(b".duplicates", b".bashrc") == b".duplicates/.bashrc (1)"
 
 
 def test_case_only_collisions_are_conflicts() -> None:
