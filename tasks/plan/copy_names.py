@@ -36,3 +36,12 @@ def copy_rank(path: bytes) -> int:
         if found and found.end() == len(name):  # Python's $ also matches before a last "\n"
             return rank
     return 0
+
+
+def keep_order(policy: str, mtime_ns: int, path: bytes) -> tuple[object, ...]:
+    """The order of --keep among identical files: the first is the kept copy."""
+    if policy == "newest":
+        return (-mtime_ns, copy_rank(path), path)
+    if policy == "shortest-path":
+        return (len(path), copy_rank(path), path)
+    return (mtime_ns, copy_rank(path), path)

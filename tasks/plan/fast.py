@@ -176,8 +176,8 @@ def _plain(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
 
 def _ancestors_table(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """`fanc`: each folder a fast row may claim in (the layout's, and the quarantine's) with
-    itself and its folders; `blocked`: folders one of which is a path of the scan (nothing can
-    be put inside a file or a folder left alone)."""
+    itself and its folders; `blocked`: folders one of which is a path of the scan or a unit
+    (`units`: nothing can be put inside a file or a folder left alone)."""
     keys = [
         r[0]
         for r in con.execute(
@@ -195,7 +195,7 @@ def _ancestors_table(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None
     con.unregister("fanc_arrow")
     con.execute("""
         CREATE OR REPLACE TABLE blocked AS
-        SELECT DISTINCT fkey FROM fanc WHERE anc IN (SELECT key FROM ek)
+        SELECT DISTINCT fkey FROM fanc WHERE anc IN (SELECT key FROM ek UNION SELECT * FROM units)
     """)
 
 

@@ -287,6 +287,8 @@ def plan_parts(con: duckdb.DuckDBPyConnection, policy: PlanPolicy, root_dev: int
     units = unit_index(con, policy)
     sort_out(con, policy, root_dev, units)
     folders = existing_keys(con)
+    # Units a listing showed by their markers (no folder row): no fast row may claim in one.
+    _keys_table(con, "units", (text(key(u)) for u in units.units if u))
     fast.fast_path(con, policy)
     _insert(con, "decided", plan_table(residual(con, policy, root_dev, units, folders)))
     for done in ("ek", "cand", "wanted"):  # a million rows each that the plan rows do not read

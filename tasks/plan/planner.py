@@ -21,7 +21,7 @@ from storage.leave_alone import LeftAlone
 from storage.templates import UNKNOWN
 from tasks.plan import reasons
 from tasks.plan.albums import Album, find_albums
-from tasks.plan.copy_names import copy_rank
+from tasks.plan.copy_names import keep_order
 from tasks.plan.layout import UNDATED, Layout, Place
 from tasks.plan.names import NAME_MAX, Names, fit, key
 from tasks.plan.sidecars import SIDECAR_EXTS, sidecar_name, sidecars_of
@@ -89,14 +89,6 @@ class PlanPolicy:
     keep_subfolders: bool = False  # sort only the files at the top of the root
     undated: str = "mtime"  # mtime | folder (files dated by mtime alone go to Undated/)
     folders_move: bool = True  # False on object stores: a folder cannot be renamed at once
-
-
-def _keep_order(policy: str, f: FileFacts) -> tuple[object, ...]:
-    if policy == "newest":
-        return (-f.mtime_ns, copy_rank(f.path), f.path)
-    if policy == "shortest-path":
-        return (len(f.path), copy_rank(f.path), f.path)
-    return (f.mtime_ns, copy_rank(f.path), f.path)
 
 
 def duplicate_groups(files: Iterable[FileFacts], include_empty: bool) -> list[list[FileFacts]]:
@@ -178,7 +170,9 @@ class _Planner:
     def _sort_out(self) -> tuple[list[FileFacts], list[tuple[FileFacts, Found]]]:
         """Rows for every entry that is not organized as a file; the rest, and the projects
         to move whole."""
-        units = self.units or UnitIndex(self.files, self.policy.include_hidden, self.policy.exclude)
+        if self.units is None:  # kept: a destination must not be inside a unit (_blocker)
+            self.units = UnitIndex(self.files, self.policy.include_hidden, self.policy.exclude)
+        units = self.units
         candidates: list[FileFacts] = []
         projects: list[tuple[FileFacts, Found]] = []
         for f in self.files:
@@ -228,7 +222,7 @@ class _Planner:
         sidecars = sidecars_of(candidates)
         mains = [f for f in candidates if f.path not in sidecars]
         for group in duplicate_groups(mains, self.policy.include_empty):
-            kept = min(group, key=lambda f: _keep_order(self.policy.keep, f))
+            kept = min(group, key=lambda f: keep_order(self.policy.keep, f.mtime_ns, f.path))
             copies = [f for f in group if (f.dev, f.ino) != (kept.dev, kept.ino)]
             for f in copies:
                 self.kept_of[f.path] = kept
@@ -350,9 +344,9 @@ class _Planner:
             self.plan[f.path] = _move(f, None, "keep", "already in place", in_place)
             self.final_dst[f.path] = f.path
             return
-        blocker = self.names.blocker(dst)
+        blocker = self._blocker(dst)
         if blocker is not None:
-            self._skip(f, reasons.blocked(dst, blocker.path, blocker.kind == "dir"), "conflict")
+            self._skip(f, reasons.blocked(dst, *blocker), "conflict")
             self.final_dst[f.path] = f.path
             return
         occupant = self.names.occupant(dst)
@@ -370,6 +364,15 @@ class _Planner:
         self.names.claim(dst, f)
         self.plan[f.path] = _move(f, dst, "move", why, code)
         self.final_dst[f.path] = dst
+
+    def _blocker(self, dst: bytes) -> tuple[bytes, bool] | None:
+        """What stands where a folder of `dst` would be (and whether it is a folder left
+        alone): a scanned file or folder, or a unit that a listing showed by its markers."""
+        found = self.names.blocker(dst)
+        if found is not None:
+            return found.path, found.kind == "dir"
+        unit = self.units.holding(dst) if self.units is not None else None
+        return None if unit is None else (unit, True)
 
     def _redundant_at(self, f: FileFacts, occupant: FileFacts) -> bool:
         """Only a copy that stays at the destination makes this one redundant; one that the

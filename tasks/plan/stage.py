@@ -31,7 +31,8 @@ STAGE = "plan"
 # 7: a clash's "name (n)" is never a name another file wants as its own ("IMG (1).jpg"),
 # and a template's empty field takes its separator with it ("README", not "README.").
 # 8: with include_hidden, dot-folders and dot-files of no personal kind stay ("config").
-PLANNER_VERSION = 8
+# 9: nothing is planned into a unit that a listing shows by its markers (a bucket's project).
+PLANNER_VERSION = 9
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 PLAN_MEMORY = "256MB"
 

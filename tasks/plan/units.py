@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from storage.leave_alone import LeftAlone, by_name, units_by_markers
+from tasks.plan.names import key
 from tasks.plan.reasons import shown
 
 
@@ -51,6 +52,16 @@ class UnitIndex:
             if e.kind == "dir" and e.left_alone is not None:
                 self.units[e.path] = LeftAlone(e.left_alone, e.rule or "")
         self._folders: dict[bytes, Found | None] = {}
+        self._keys: dict[str, bytes] | None = None
+
+    def holding(self, dst: bytes) -> bytes | None:
+        """The unit (a folder left alone, by its markers or as the scan's row) that holds the
+        folder of a destination, the same but for case too; None if none does."""
+        if self._keys is None:
+            self._keys = {key(folder): folder for folder in self.units if folder}
+        parts = key(dst).split("/")[:-1]
+        found = (self._keys.get("/".join(parts[: i + 1])) for i in range(len(parts)))
+        return next((unit for unit in found if unit is not None), None)
 
     def find(self, e: Entry) -> Found | None:
         """Why `e` is left alone, or None when it is organized (or moved whole)."""

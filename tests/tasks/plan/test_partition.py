@@ -450,3 +450,35 @@ def test_a_rename_takes_no_name_another_file_wants_in_both_planners(
     assert got[b"b/IMG.jpg"] == (expected_renamed, "renamed")
     kept_names = [p for p in paths if b"(" in p]
     assert all(got[p][1] in ("organized", "already-in-place") for p in kept_names)
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected_blocker"),
+    [
+        ([b"song.mp3", b"Audio/package.json"], b"Audio"),
+        ([b"a/x.jpg", b"images/2019/Makefile", b"b/y.jpg"], b"images/2019"),  # but for case
+        ([b"a/x.jpg", b"Images/.git/HEAD"], b"Images"),
+    ],
+)
+def test_nothing_is_planned_into_a_unit_a_listing_shows_by_its_markers(
+    paths: list[bytes], expected_blocker: bytes
+) -> None:
+    """An object listing has no folder rows: a project is its keys (Audio/package.json). The
+    planner put song.mp3 at Audio/2019/song.mp3, inside that project; a local scan's folder
+    row for it blocked the same move. Both planners now leave such a file where it is."""
+    files = [
+        FileFacts(p, "file", 10 + i, 0, 1, 1 + i, "audio" if p.endswith(b".mp3") else "images",
+                  p.rpartition(b".")[2].decode() if b"." in p else "", SHOT, bytes([i]))
+        for i, p in enumerate(paths)
+    ]  # fmt: skip
+    pol = policy()
+
+    rows, _ = _in_sql(files, pol)
+
+    assert rows == reference(files, pol, None)
+    moved = [r["src"] for r in rows if r["action"] != "skip"]
+    assert moved == []
+    conflicts = [r for r in rows if r["reason_code"] == "conflict"]
+    assert conflicts and all(
+        f"and {expected_blocker.decode()} is a folder left alone" in r["reason"] for r in conflicts
+    )
