@@ -12,7 +12,7 @@ position in the descending order (nulls stay last and ties stay by path, so it i
 reversed): a page is the rows whose position lies in a range, which the row groups' min/max
 statistics find without reading the others. Every stage the manifest reads is final once
 written (a stage writes its shards once; the plan once it is marked done), so a build is never
-stale; the files are written whole (DataStore.write_bytes) and `_SUCCESS` after them, so a
+stale; the files are written whole (DataStore.write_file) and `_SUCCESS` after them, so a
 build interrupted by a crash is built again, and readers fall back to the shards until then.
 """
 
@@ -137,7 +137,7 @@ class _Writer:
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         quoted = str(local).replace("'", "''")
         self.con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
-        self.store.write_bytes(f"{self.op_dir}/{FOLDER}/{name}", local.read_bytes())
+        self.store.write_file(f"{self.op_dir}/{FOLDER}/{name}", local)
         local.unlink()
 
 
@@ -160,14 +160,14 @@ def _files(writer: _Writer) -> int:
     for sort in FILE_SORTS:
         sql = _positioned("files", file_order(sort, False), file_order(sort, True))
         writer.write(f"files-{sort}.parquet", sql)
-    return _count(writer.con, "files")
+    return _dropped(writer.con, "files")
 
 
 def _plan(writer: _Writer) -> int:
     items = plan_items(writer.store, writer.op_dir)
     writer.con.execute(f"CREATE TEMP TABLE plan AS SELECT {PLAN_COLUMNS} FROM {items}")
     writer.write("plan.parquet", _positioned("plan", PLAN_ORDER))
-    return _count(writer.con, "plan")
+    return _dropped(writer.con, "plan")
 
 
 def _duplicates(writer: _Writer, include_empty: bool) -> int:
@@ -187,6 +187,14 @@ NO_GROUPS = """
            NULL::BIGINT AS wasted_bytes, NULL::BLOB[] AS paths, NULL::VARCHAR[] AS paths_text
     WHERE false
 """
+
+
+def _dropped(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The table's rows counted, then the table dropped: the next table's sorts get the
+    memory it held (BUILD_MEMORY is for the whole build), instead of spilling beside it."""
+    counted = _count(con, table)
+    con.execute(f"DROP TABLE {table}")
+    return counted
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -26,6 +26,19 @@ def test_write_then_read(store: DataStore) -> None:
     assert store.exists(path)
 
 
+def test_a_file_is_written_as_its_bytes_would_be(store: DataStore, tmp_path: Path) -> None:
+    path = f"{store.operation_dir(OP_ID)}/listing/files-path.parquet"
+    local = tmp_path / "built.parquet"
+    local.write_bytes(os.urandom(3 * (1 << 20) + 5))  # several chunks and a partial one
+    store.write_bytes(path, b"an older build")
+
+    store.write_file(path, local)
+
+    assert store.read_bytes(path) == local.read_bytes()
+    if store.is_local:
+        assert sorted(os.listdir(os.path.dirname(path))) == ["files-path.parquet"]
+
+
 def test_reading_a_missing_file_is_file_not_found(store: DataStore) -> None:
     with pytest.raises(FileNotFoundError):
         store.read_bytes(f"{store.base}/nothing")
@@ -119,6 +132,27 @@ def test_a_failed_local_write_leaves_the_target_as_it_was(
     assert os.listdir(tmp_path) == expected_names
     if existing is not None:
         assert target.read_bytes() == existing
+
+
+def test_a_failed_file_write_leaves_the_target_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DataStore(str(tmp_path / "data"))
+    target = tmp_path / "data" / "plan.parquet"
+    store.write_bytes(str(target), b"old content")
+    local = tmp_path / "built.parquet"
+    local.write_bytes(b"new content that never lands")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+
+    with pytest.raises(StorageError, match="Input/output error"):
+        store.write_file(str(target), local)
+
+    assert os.listdir(target.parent) == ["plan.parquet"]
+    assert target.read_bytes() == b"old content"
 
 
 def test_a_write_over_a_directory_fails_and_cleans_up(tmp_path: Path) -> None:
