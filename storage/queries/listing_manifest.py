@@ -36,10 +36,12 @@ VERSION = 1
 FOLDER = "listing"
 DONE = "_SUCCESS"
 ROW_GROUP_ROWS = 10_000  # a page reads one or two row groups of this many rows
-# Past it the sorts spill to a temporary folder: at 256 MB they spilled, several times slower.
-# It is the run's peak at a million files (the build takes about this plus 140 MB): 384 MB
-# took ~125 MiB off it, for a slower build (bench/README.md, the million files' memory).
-BUILD_MEMORY = "384MB"
+# Past it the sorts spill to a temporary folder. It was the run's peak at a million files (the
+# build takes about this plus 140 MB): 512 -> 384 MB took ~125 MiB off it, 384 -> 192 MB
+# another ~190 (the build alone 527 -> 337 MiB) for about +35 % of its CPU at a million files
+# (+0.6 s at the 146k tree), each table dropped once written (bench/README.md, the million
+# files' memory).
+BUILD_MEMORY = "192MB"
 
 FILE_KINDS = {"path": "bytes", "size": "int", "date": "time", "name": "str"}
 PLAN_COLUMNS = (

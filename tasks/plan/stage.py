@@ -34,7 +34,10 @@ STAGE = "plan"
 # 9: nothing is planned into a unit that a listing shows by its markers (a bucket's project).
 PLANNER_VERSION = 9
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
-PLAN_MEMORY = "256MB"
+# At a million files the run's peak was here and in the listing build (issue 14): 128 MB took
+# the plan alone from 506 to 365 MiB peak RSS for about +20 % of its CPU (the 146k tree: +0.6
+# to 1.4 s), the same plan (bench/README.md, the million files' memory, the third part).
+PLAN_MEMORY = "128MB"
 
 
 def policy_for(options: PlanOptions, folders_move: bool = True) -> PlanPolicy:
