@@ -65,6 +65,19 @@ def plan_tree(
     return plan.plan_operation(store, op_dir, options, shard_rows, backend)
 
 
+def linked_across_modes(rows: Iterable[dict[str, Any]], before: dict[bytes, Entry]) -> set[bytes]:
+    """The copies the plan would link to a kept copy of another mode (in `before`): apply
+    leaves each where it is, a conflict (a link has one mode)."""
+    rows = list(rows)
+    scanned = {r["dst"] if r["action"] == "move" else r["src"]: r["src"] for r in rows}
+    return {
+        r["src"]
+        for r in rows
+        if r["action"] == "hardlink"
+        and stat.S_IMODE(before[r["src"]].mode) != stat.S_IMODE(before[scanned[r["link_to"]]].mode)
+    }
+
+
 def plan_rows(store: DataStore, op_dir: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in manifests.shard_paths(store, op_dir, "plan"):

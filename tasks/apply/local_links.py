@@ -40,6 +40,17 @@ def _skips(since: str) -> Iterator[None]:
         raise Skip(f"unsafe path: {exc.strerror}") from None
 
 
+def mode_conflict(copy: os.stat_result, kept: os.stat_result) -> str | None:
+    """Why a copy of another mode is not linked: a link has one mode too, so a private 0600
+    copy linked to a 0644 kept copy would become readable by everyone (util-linux hardlink
+    refuses such pairs too, unless told)."""
+    mode, kept_mode = stat.S_IMODE(copy.st_mode), stat.S_IMODE(kept.st_mode)
+    if mode == kept_mode:
+        return None
+    kept_one = f"the kept copy's {kept_mode:04o}"
+    return f"conflict: mode {mode:04o}, {kept_one}: not linked (a link has one mode)"
+
+
 def hardlink(root_fd: int, item: Item, touched: BatchDirs) -> Entry:
     """Replace a duplicate copy by a hard link to the kept file: rename the copy aside, check
     that its bytes and the kept file's are still the plan's, link, then remove the aside name;
@@ -63,6 +74,9 @@ def hardlink(root_fd: int, item: Item, touched: BatchDirs) -> Entry:
                     f"conflict: owned by {st.st_uid}:{st.st_gid}, the kept copy by"
                     f" {kept_st.st_uid}:{kept_st.st_gid}: not linked (a link has one owner)"
                 )
+            conflict = mode_conflict(st, kept_st)
+            if conflict is not None:
+                raise Skip(conflict)
             # The copy's bytes are read under the aside name: the very inode the link is
             # about to replace, out of reach of anyone who opens it by its path.
             rename_noreplace(fd, name, fd, aside)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,28 @@ def test_hardlink_leaves_a_copy_of_another_owner(tmp_path: Path) -> None:
     reasons = [e["reason"] for e in entries if e["phase"] == "skipped"]
     assert reasons == [
         "conflict: owned by 65534:65534, the kept copy by 0:0: not linked (a link has one owner)"
+    ]
+
+
+def test_hardlink_leaves_a_copy_of_another_mode(tmp_path: Path) -> None:
+    # One inode has one mode: linking a private 0600 copy to the kept 0644 file would make
+    # that copy's path readable by everyone (and the kept one private, were it the other way).
+    op = documents(tmp_path, "hardlink")
+    copy = op.root / "inbox" / "sub" / "copy of a.txt"
+    os.chmod(op.root / "inbox" / "a.txt", 0o644)
+    os.chmod(copy, 0o600)
+    op.plan()
+
+    counts = op.apply()
+
+    assert counts == Counter(done=5, conflicts=1)
+    st = os.lstat(copy)
+    assert (st.st_nlink, stat.S_IMODE(st.st_mode)) == (1, 0o600)
+    assert stat.S_IMODE(os.lstat(op.root / "Documents" / "a.txt").st_mode) == 0o644
+    entries = [e for journal in op.journals() for e in read_journal(journal)]
+    reasons = [e["reason"] for e in entries if e["phase"] == "skipped"]
+    assert reasons == [
+        "conflict: mode 0600, the kept copy's 0644: not linked (a link has one mode)"
     ]
 
 

@@ -57,6 +57,7 @@ from tests.apply_helpers import (
     contents,
     differences,
     digest_at,
+    linked_across_modes,
     moved_paths,
     plan_rows,
     plan_tree,
@@ -182,6 +183,7 @@ class Case:
     rows: list[dict[str, Any]]
     items: int = 0
     exdev: bool = False
+    across: int = 0  # hardlink rows whose copy has another mode: conflicts, never linked
     kills: list[str] = field(default_factory=list)
 
     def job(self, kind: str, fallback: bool = False, kill_at: int | None = None) -> dict[str, Any]:
@@ -238,7 +240,8 @@ class Case:
 
     def check_applied(self, counts: Counter[str]) -> None:
         """A resumed apply finished every item; each original path's bytes are in place."""
-        assert counts == Counter(done=self.items), f"{counts}; {self.context()}"
+        expected = +Counter(done=self.items - self.across, conflicts=self.across)
+        assert counts == expected, f"{counts}; {self.context()}"
         final = moved_paths(self.rows)
         now = snapshot(self.root)
         assert temp_names(now) == [], self.context()
@@ -287,6 +290,7 @@ def new_case(base: Path, rng: random.Random, where: str, policy: str | None = No
         rows,
         items,
         exdev,
+        len(linked_across_modes(rows, before)),
     )
 
 
@@ -414,11 +418,12 @@ PROJECT = [
 
 
 def tiny_case(base: Path, policy: str, exdev: bool, project: bool = False) -> Case:
-    """A kept file and its copy (odd mode), a hard-linked pair, an empty file, a symlink;
-    with `project`, a project planned to move whole (one folder rename)."""
+    """A kept file and its copy (both of an odd mode: a link has one), a hard-linked pair, an
+    empty file, a symlink; with `project`, a project planned to move whole (one folder
+    rename)."""
     root, outside = base / "root", base / "outside"
     for rel, content, mode in [
-        ("inbox/a.txt", b"alpha", 0o644),
+        ("inbox/a.txt", b"alpha", 0o600),
         ("inbox/sub/copy of a.txt", b"alpha", 0o600),
         ("inbox/b.jpg", b"\xff\xd8\xff\xe0 bravo", 0o755),
         ("c.txt", b"charlie", 0o644),

@@ -17,18 +17,20 @@ from hypothesis import strategies as st
 
 from storage.journal import applied_journals, read_journal
 from storage.operations import PlanOptions
-from tasks.apply import rollback
+from tasks.apply import local_links, rollback
 from tests.apply_helpers import (
     Operation,
     contents,
     differences,
+    linked_across_modes,
     temp_names,
 )
 from tests.trees import make_nasty_tree, make_unreadable, outside_dir, snapshot
 
 POLICIES = ["report", "quarantine", "hardlink"]
-# Copies that are not the oldest of their group get odd modes: a hard-linked copy is
-# replaced by the kept file's inode, and rollback must give back the copy's own mode.
+# Copies that are not the oldest of their group get odd modes: a copy moved or quarantined
+# keeps its mode, and a copy of another mode than its kept copy's is never hard-linked (a
+# link has one mode), so the round trip gives every mode back.
 ODD_MODES = {
     b"x/dup copy.txt": 0o600,
     b"x/y/z/dup.txt": 0o755,
@@ -54,15 +56,17 @@ def test_round_trip_gives_the_nasty_tree_back(tmp_path: Path, policy: str) -> No
     before, outside_before = snapshot(planned.root), snapshot(outside_dir(planned.root))
     counts = planned.plan()
     expected_items = sum(counts.get(a, 0) for a in ("move", "quarantine", "hardlink"))
+    across = len(linked_across_modes(planned.rows().values(), before))
 
     applied = planned.apply()
     during = snapshot(planned.root)
     undone = planned.rollback()
     after = snapshot(planned.root)
 
-    assert applied == Counter(done=expected_items)
+    assert applied == Counter(done=expected_items - across, conflicts=across)
+    assert (across > 0) == (policy == "hardlink")
     assert len(differences(before, during)) > expected_items  # it did move things
-    assert undone == Counter(done=expected_items)
+    assert undone == Counter(done=expected_items - across)
     assert differences(before, after) == []
     assert temp_names(after) == []
     assert snapshot(outside_dir(planned.root)) == outside_before
@@ -80,13 +84,16 @@ def test_hardlink_policy_links_copies_to_the_kept_file(tmp_path: Path) -> None:
     planned.apply()
     during = snapshot(planned.root)
 
-    linked = [row for row in rows.values() if row["action"] == "hardlink"]
-    assert len(linked) >= 4
+    across = linked_across_modes(rows.values(), before)
+    linked = [r for r in rows.values() if r["action"] == "hardlink" and r["src"] not in across]
+    assert len(linked) >= 2 and len(across) >= 2
     for row in linked:
         src, link_to = row["src"], row["link_to"]
         assert isinstance(src, bytes) and isinstance(link_to, bytes)
         assert during[src].ino == during[link_to].ino
         assert during[src].digest == before[src].digest
+    for src in across:  # another mode: left as it was, its own file
+        assert (during[src].ino, during[src].mode) == (before[src].ino, before[src].mode)
     # Every content is still there; the copies that were linked are not separate any more.
     assert set(contents(during)) == set(contents(before))
     assert sum(contents(during).values()) == sum(contents(before).values()) - len(
@@ -218,11 +225,17 @@ def test_rollback_refuses_a_file_moved_back_by_hand_and_edited(tmp_path: Path) -
     assert back.read_bytes() == b"edited after it came back"
 
 
-def test_rollback_restores_an_independent_copy_of_a_linked_duplicate(tmp_path: Path) -> None:
+def test_rollback_restores_an_independent_copy_of_a_linked_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c.txt (0600) linked to a.txt (0644), as apply did before it refused links across
+    modes: journals of such applies still roll back to the copy with its own mode."""
     planned = small(tmp_path, "hardlink")
     before = snapshot(planned.root)
     planned.plan()
-    planned.apply()
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(local_links, "mode_conflict", lambda copy, kept: None)
+        planned.apply()
     kept = planned.root / "Documents" / "a.txt"
     assert os.lstat(kept).st_ino == os.lstat(planned.root / "inbox" / "c.txt").st_ino
 
@@ -256,6 +269,7 @@ def test_rollback_keeps_the_names_of_a_linked_copy_together(tmp_path: Path) -> N
 
 def test_rollback_refuses_to_unlink_when_the_kept_copy_changed(tmp_path: Path) -> None:
     planned = small(tmp_path, "hardlink")
+    os.chmod(planned.root / "inbox" / "c.txt", 0o644)  # the kept copy's: they are linked
     planned.plan()
     planned.apply()
     kept = planned.root / "Documents" / "a.txt"
@@ -404,10 +418,11 @@ def test_round_trip_gives_generated_trees_back(
     before = snapshot(planned.root)
 
     counts = planned.plan()
+    across = len(linked_across_modes(planned.rows().values(), before))
     applied = planned.apply()
     undone = planned.rollback()
 
     expected_items = sum(counts.get(a, 0) for a in ("move", "quarantine", "hardlink"))
-    assert applied == Counter(done=expected_items)
-    assert undone == Counter(done=expected_items)
+    assert applied == +Counter(done=expected_items - across, conflicts=across)
+    assert undone == +Counter(done=expected_items - across)
     assert differences(before, snapshot(planned.root)) == []
