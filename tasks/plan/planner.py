@@ -156,6 +156,7 @@ class _Planner:
         self.kept_of: dict[bytes, FileFacts] = {}  # path of a duplicate copy -> the kept copy
         self.copies: dict[bytes, int] = {}  # path of a kept copy -> copies in its group
         self.albums: dict[bytes, tuple[bytes, Album]] = {}  # folder -> destination, album
+        self.wants: dict[bytes, bytes] = {}  # path -> its destination before any clash
 
     def run(self) -> list[PlannedMove]:
         candidates, projects = self._sort_out()
@@ -232,7 +233,8 @@ class _Planner:
         for f in mains:  # what each file organized wants, before any is renamed
             keeper = self.kept_of.get(f.path)
             if keeper is None or self._organized_copy(f, keeper):
-                self.names.reserve(fit(self._wanted(f)))
+                self.wants[f.path] = self._wanted(f)  # computed once: reserved, then placed
+                self.names.reserve(fit(self.wants[f.path]))
         # Kept copies and ordinary files first, so duplicates and sidecars know where they went.
         for f in mains:
             keeper = self.kept_of.get(f.path)
@@ -299,7 +301,8 @@ class _Planner:
     def _organize_one(self, f: FileFacts) -> None:
         why = reasons.organized(f.category, f.ext, f.date, f.date_source, self._undated(f))
         code = "organized"
-        dst, album = self._wanted(f), self.albums.get(f.path.rpartition(b"/")[0])
+        dst = self.wants.pop(f.path, None) or self._wanted(f)
+        album = self.albums.get(f.path.rpartition(b"/")[0])
         if album is not None:
             why, code = album[1].reason(), "album"
         if f.path in self.copies:

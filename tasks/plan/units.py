@@ -59,6 +59,8 @@ class UnitIndex:
         folder of a destination, the same but for case too; None if none does."""
         if self._keys is None:
             self._keys = {key(folder): folder for folder in self.units if folder}
+        if not self._keys:  # the common case: no unit at all, nothing to look up per file
+            return None
         parts = key(dst).split("/")[:-1]
         found = (self._keys.get("/".join(parts[: i + 1])) for i in range(len(parts)))
         return next((unit for unit in found if unit is not None), None)
