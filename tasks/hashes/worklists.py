@@ -129,7 +129,6 @@ def plan_prefix_inputs(
         )
         SELECT c.dev, c.ino, c.size, c.mtime_ns, c.path, COALESCE({known}, {cached}) AS cached
         FROM c {join} {known_join}
-        ORDER BY c.dev, c.ino
     """
     return _write_streamed(store, op_dir, PREFIX, sql, shard_files, None)
 
@@ -163,7 +162,6 @@ def plan_full_inputs(
                CASE WHEN c.size <= {small} THEN c.prefix ELSE {cached} END
                    AS cached
         FROM c {join}
-        ORDER BY c.dev, c.ino
     """
     return _write_streamed(store, op_dir, FULL, sql, shard_files, shard_bytes)
 
@@ -176,19 +174,28 @@ def _write_streamed(
     shard_files: int,
     shard_bytes: int | None,
 ) -> int:
-    """The work list's shards, written as DuckDB hands its sorted rows over (a shard's rows
-    held at a time, never the whole list): on the shared query database for a small tree
-    (BOUNDED_FROM), else on a database of its own under WORKLIST_MEMORY."""
+    """The work list's shards (`sql`'s rows by dev and ino), written as DuckDB hands its sorted
+    rows over (a shard's rows held at a time, never the whole list): on the shared query
+    database for a small tree (BOUNDED_FROM), else on a database of its own under
+    WORKLIST_MEMORY, where the rows are a table first and sorted from it."""
 
     def write(con: duckdb.DuckDBPyConnection) -> int:
-        reader = con.sql(sql).to_arrow_reader(WORKLIST_BATCH)
+        reader = con.sql(f"SELECT * FROM ({sql}) ORDER BY dev, ino").to_arrow_reader(WORKLIST_BATCH)
+        return _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
+
+    def write_from_table(con: duckdb.DuckDBPyConnection) -> int:
+        # One statement held its joins' tables and the CTE read twice pinned while it sorted:
+        # at a million files it failed under WORKLIST_MEMORY now and then (3 runs of 20), and
+        # ran again without a limit, +450 MiB at the prefix stage's peak. A table spills.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE worklist AS {sql}")
+        reader = con.sql("SELECT * FROM worklist ORDER BY dev, ino").to_arrow_reader(WORKLIST_BATCH)
         return _write_shards(store, op_dir, pass_name, reader, shard_files, shard_bytes)
 
     if _scanned(store, op_dir) < BOUNDED_FROM:
         with connect(store) as con:
             shards = write(con)
     else:
-        shards = _bounded(store, pass_name, write)
+        shards = _bounded(store, pass_name, write_from_table)
     manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": shards})
     return shards
 
