@@ -8,6 +8,11 @@ delete leaves both keys; resuming (or a rollback) decides each unfinished item f
 objects (`reconcile`), so nothing is lost and no copy is left beside its source. Rollback
 runs the same steps the other way (its items' ETag is the copy apply made).
 
+A duplicate is quarantined only while its kept copy is still the object the plan kept (as on a
+folder root): the same ETag and size at its scanned key, or, where this apply moved it, at its
+final key the same size and ETag or (a copy may carry another ETag: multipart, SSE-KMS) the
+content digest the plan found; otherwise it stays, so the only copy never ends up hidden.
+
 The items of a batch run concurrently, each one's steps in order: the plan never moves a key
 onto a key that existed at scan time, so no item waits for another.
 """
@@ -37,7 +42,7 @@ from storage.objects import (
     describe,
     error_code,
 )
-from storage.queries import connect, source
+from storage.queries import connect, plan_source, source
 from tasks.apply.engine import Outcome, raise_first
 from tasks.apply.items import BATCH, Item, count_key
 
@@ -66,6 +71,54 @@ def bucket_plan_table(store: DataStore, op_dir: str, shard: int) -> pa.Table:
     """
     with connect(store) as con:
         return con.sql(sql).to_arrow_table()
+
+
+_BUCKET_KEPT: dict[str, dict[bytes, Entry]] = {}  # the last plan's: shards never change
+
+
+def bucket_kept_copies(store: DataStore, op_dir: str) -> dict[bytes, Entry]:
+    """Quarantined key -> its kept copy (the plan's `twin`): the ETag the scan saw, its size
+    and content digest, its keys before and after the apply. Read once per plan; a plan from
+    before `twin` has none: not checked."""
+    found = _BUCKET_KEPT.get(op_dir)
+    if found is not None:
+        return found
+    plan = plan_source(store, op_dir)
+    sql = f"""
+        SELECT q.src, k.src AS scanned, CASE WHEN k.action = 'move' THEN k.dst ELSE k.src END
+               AS final, k.size, k.digest, s.etag
+        FROM {plan} q
+        JOIN {plan} k ON k.src = q.twin AND k.action IN ('move', 'keep')
+        LEFT JOIN {source(store, op_dir, "scan")} s
+          ON s.path = k.src AND s.ino = k.ino AND s.kind = 'file'
+        WHERE q.action = 'quarantine'
+    """
+    with connect(store) as con:
+        rows = con.sql(sql).fetchall()
+    found = {
+        src: {"etag": etag, "size": size, "digest": digest, "paths": (scanned, final)}
+        for src, scanned, final, size, digest, etag in rows
+    }
+    _BUCKET_KEPT.clear()
+    _BUCKET_KEPT[op_dir] = found
+    return found
+
+
+def kept_intact(objects: ObjectStore, kept: Entry) -> bool:
+    """Whether a quarantine's kept copy is still the object the plan kept (module docstring)."""
+    scanned, final = kept["paths"]
+    info = objects.head(_key(objects, scanned))
+    if info is not None and kept["etag"] and (info.etag, info.size) == (kept["etag"], kept["size"]):
+        return True
+    info = objects.head(_key(objects, final)) if final != scanned else None
+    if info is None or info.size != kept["size"]:
+        return False
+    if kept["etag"] and info.etag == kept["etag"]:
+        return True
+    try:
+        return kept["digest"] is not None and objects.content_hash(info.key) == kept["digest"]
+    except ObjectChanged:
+        return False
 
 
 class ObjectMover(NamedTuple):
@@ -177,6 +230,14 @@ def copy_step(objects: ObjectStore, item: Item) -> Entry:
         return _outcome(item, "skipped", "unsafe path: not a valid key")
     if not item.etag:
         return _outcome(item, "skipped", f"changed since {item.since}: no ETag recorded")
+    if (
+        item.action == "quarantine"
+        and item.meta is not None
+        and not kept_intact(objects, item.meta)
+    ):
+        return _outcome(
+            item, "skipped", "the kept copy changed or vanished since scan: not quarantined"
+        )
     size, mtime_ns = item.identity.size, item.identity.mtime_ns
     try:
         copy = objects.copy_if_absent(ObjectInfo(src_key, size, item.etag, mtime_ns), dst_key)

@@ -41,7 +41,7 @@ from tasks.apply.fsops import Identity
 from tasks.apply.items import ITEM_COLUMNS, MOVING, items_from_columns
 from tasks.apply.local import LocalMover
 from tasks.apply.local_recovery import sweep_copies
-from tasks.apply.objects import ObjectMover, bucket_plan_table
+from tasks.apply.objects import ObjectMover, bucket_kept_copies, bucket_plan_table
 
 
 class ApplyBackend(Protocol):
@@ -59,8 +59,8 @@ class ApplyBackend(Protocol):
     def kept(self, store: DataStore, op_dir: str, phase: str) -> dict[bytes, Identity]: ...
 
     def twins(self, store: DataStore, op_dir: str) -> dict[bytes, Entry]:
-        """The kept copy of each quarantined path, to check before quarantining it ({} where
-        the mover does not check: objects)."""
+        """The kept copy of each quarantined path, to check before quarantining it (its
+        identity for files, its ETag, size and digest for objects)."""
         ...
 
     def debris(self, journal: str, entries: list[Entry]) -> int:
@@ -286,7 +286,7 @@ class BucketApply:
         return {}
 
     def twins(self, store: DataStore, op_dir: str) -> dict[bytes, Entry]:
-        return {}  # not checked on a bucket yet
+        return bucket_kept_copies(store, op_dir)
 
     def debris(self, journal: str, entries: list[Entry]) -> int:
         return 0  # a copy is one request: it leaves no partial object behind

@@ -142,3 +142,45 @@ def test_round_trip_on_a_bucket_ends_with_the_keys_it_began_with(
 def segment_keys(s3: S3Env) -> list[str]:
     listed = s3.client().list_objects_v2(Bucket=BUCKET, Prefix="fileorg/")
     return [obj["Key"] for obj in listed.get("Contents", [])]
+
+
+@pytest.mark.parametrize("how", ["edited", "deleted"])
+def test_a_duplicate_is_quarantined_only_while_its_kept_object_is_unchanged(
+    s3: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The photo group's kept object is edited or deleted between plan and apply: its copy
+    stays where it is (moved to .duplicates/, it would be the only one, hidden); the note
+    group's kept object is untouched and its copy is quarantined (it moves in the same
+    apply, in the same batch)."""
+    monkeypatch.setenv("FILEORG_DATA_URL", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    store = DataStore(str(tmp_path / "data"))
+    upload(s3)
+    operation_id = str(uuid.uuid4())
+    organize_flow(
+        operation_id=operation_id, root=ROOT, options=PlanOptions(duplicates="quarantine")
+    )
+    plan, _ = queries.plan_rows(store, store.operation_dir(operation_id), limit=None)
+    twins = {r["src"]: r["twin"] for r in plan if r["action"] == "quarantine"}
+    (photo,) = [src for src in twins if src.endswith(b".jpg")]
+    (note,) = [src for src in twins if src.endswith(b".txt")]
+    kept_key = f"library/{twins[photo].decode()}"
+    client = s3.client()
+    if how == "edited":
+        client.put_object(Bucket=BUCKET, Key=kept_key, Body=b"\xff\xd8\xff\xe0 edited")
+    else:
+        client.delete_object(Bucket=BUCKET, Key=kept_key)
+
+    apply_plan_flow(operation_id=operation_id)
+
+    after = bucket(s3)
+    assert after[f"library/{photo.decode()}"][0] == b"\xff\xd8\xff\xe0" + BODY  # stayed
+    assert f"library/.duplicates/{photo.decode()}" not in after
+    assert f"library/{note.decode()}" not in after
+    assert after[f"library/.duplicates/{note.decode()}"][0] == b"deep"
+    rows, _ = queries.outcome_sample(
+        store, store.operation_dir(operation_id), ("skipped",), 10, "apply"
+    )
+    reasons = {r["src"]: r["outcome_reason"] for r in rows}
+    expected_reason = "the kept copy changed or vanished since scan: not quarantined"
+    assert reasons[photo] == expected_reason

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -39,7 +40,7 @@ from storage.locations import DataStore
 from storage.objects import ObjectStore, parse_object_url
 from storage.operations import PlanOptions
 from tasks.apply.items import Item, items_from_plan
-from tasks.apply.objects import bucket_plan_rows
+from tasks.apply.objects import bucket_plan_rows, kept_intact
 from tests.apply_helpers import apply_all, plan_tree, rollback_all
 from tests.conftest import S3Env
 from tests.trees import snapshot, without_dir_inodes
@@ -532,3 +533,22 @@ def test_a_data_folder_that_cannot_hold_journals_is_refused_in_one_line() -> Non
         journal_dir(store, store.operation_dir(str(uuid.uuid4())))
 
     assert "FILEORG_DATA_URL" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_kept_object_this_apply_moved_is_recognised_at_its_new_key(s3: S3Env) -> None:
+    """Where the kept copy was moved by an earlier batch, its new key holds a copy whose ETag
+    may differ from the scanned one (multipart, SSE-KMS): its size and content decide."""
+    s3.bucket(BUCKET)
+    s3.client().put_object(Bucket=BUCKET, Key="inbox/Photos/a.jpg", Body=b"alpha")
+    objects = ObjectStore(parse_object_url(ROOT))
+    kept = {
+        "etag": "the-scanned-etag-1",
+        "size": 5,
+        "digest": blake3.blake3(b"alpha").digest(),
+        "paths": (b"a.jpg", b"Photos/a.jpg"),
+    }
+
+    assert kept_intact(objects, kept)
+    assert not kept_intact(objects, {**kept, "digest": blake3.blake3(b"other").digest()})
+    assert not kept_intact(objects, {**kept, "size": 6})
+    assert not kept_intact(objects, {**kept, "paths": (b"a.jpg", b"Photos/gone.jpg")})
