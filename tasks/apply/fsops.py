@@ -232,16 +232,25 @@ def _renamed_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> bool
         return False
     if _renameat2(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
         return True
+    _raise_unless_unsupported(dst)
+    return False
+
+
+def _raise_unless_unsupported(dst: bytes) -> None:
+    """renameat2 failed: its error, unless it is that this kernel or filesystem has no such
+    flag."""
     err = ctypes.get_errno()
     if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         raise OSError(err, os.strerror(err), os.fsdecode(dst))
-    return False
 
 
 def rename_noreplace(src_fd: int, src: bytes, dst_fd: int, dst: bytes) -> None:
     """Rename, failing with FileExistsError if `dst` exists; never replaces it."""
-    if _renamed_noreplace(src_fd, src, dst_fd, dst):
-        return
+    rename = _renameat2  # called here, not through _renamed_noreplace: once a move
+    if rename is not None:
+        if rename(src_fd, src, dst_fd, dst, _RENAME_NOREPLACE) == 0:
+            return
+        _raise_unless_unsupported(dst)
     # Filesystems without RENAME_NOREPLACE: link() refuses an existing name just the same.
     # A crash between the two steps leaves both names on one inode, which recovery detects.
     os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)

@@ -23,6 +23,9 @@ RESTORE_DIR = "restore-dir"  # rollback: the same folder back where it was
 RESTORE = "restore"  # rollback of a hard link: the copy it replaced, back
 
 
+_tuple = tuple.__new__
+
+
 class Skip(Exception):
     """The item is not carried out, for a reason the report shows."""
 
@@ -174,34 +177,30 @@ def items_from_columns(
         columns.get("etag", absent),
         strict=True,
     )
+    prefix = item_seq(phase, shard, 0)[:-1]
     items = []
-    for index, (
-        action,
-        src,
-        dst,
-        dev,
-        ino,
-        size,
-        mtime_ns,
-        kind,
-        link_to,
-        digest,
-        etag,
-    ) in enumerate(rows):
+    for index, row in enumerate(rows):
+        action, src, dst, dev, ino, size, mtime_ns, kind, link_to, digest, etag = row
         if action not in wanted:
             continue
+        # Item(...) and Identity(...) as tuples of their fields, in order: their own
+        # __new__ is a Python function, two calls a plan row.
         items.append(
-            Item(
-                item_seq(phase, shard, index),
-                MOVE_DIR if kind == "dir" else action,  # a folder moved whole: one rename
-                src,
-                dst,
-                Identity(dev, ino, size, mtime_ns),
-                str(etag or ""),
-                link_to,
-                None if link_to is None else kept.get(link_to),
-                twins.get(src) if action == "quarantine" else None,
-                digest if action == "hardlink" else None,
+            _tuple(
+                Item,
+                (
+                    f"{prefix}{index}",  # item_seq(phase, shard, index)
+                    MOVE_DIR if kind == "dir" else action,  # a folder moved whole: one rename
+                    src,
+                    dst,
+                    _tuple(Identity, (dev, ino, size, mtime_ns)),
+                    str(etag or ""),
+                    link_to,
+                    None if link_to is None else kept.get(link_to),
+                    twins.get(src) if action == "quarantine" else None,
+                    digest if action == "hardlink" else None,
+                    False,  # undo
+                ),
             )
         )
     return items

@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from functools import partial
 from typing import NamedTuple
 
-from storage.journal import Entry, Journal, encode_path
-from storage.journal_moves import Row, write_moves
+from storage import collector
+from storage.journal import Entry, Journal, done_line, encode_entry, encode_path
+from storage.journal_moves import write_moves
 from tasks.apply import dirs, folders
 from tasks.apply.batch_dirs import BatchDirs
 from tasks.apply.engine import Outcome
@@ -38,7 +39,7 @@ from tasks.apply.fsops import (
     stat_rel,
     temp_name,
 )
-from tasks.apply.items import MOVE_DIR, MOVING, RESTORE, RESTORE_DIR, Item, Skip, count_key
+from tasks.apply.items import MOVE_DIR, RESTORE, RESTORE_DIR, Item, Skip, count_key
 from tasks.apply.local_links import Restored, hardlink, restore_copy
 from tasks.apply.local_recovery import check_kept, moved_back, reconcile
 from tasks.apply.not_permitted import not_permitted
@@ -49,19 +50,22 @@ def move(
     item: Item,
     on_mkdir: Callable[[bytes], None],
     on_copied: Callable[[str, os.stat_result], None] = lambda seq, st: None,
-) -> Entry:
+) -> Entry | None:
     """Move src to dst if src is still the file the plan saw; never replace dst (the rename
-    refuses a taken name: no look beforehand could be trusted anyway)."""
-    src, dst, identity, seq = item.src, item.dst, item.identity, item.seq
+    refuses a taken name: no look beforehand could be trusted anyway). None when renamed and
+    the file at dst still has the item's dev and ino (its outcome `renamed_line(item)`);
+    otherwise the outcome. The lstat after the rename stays: some filesystems give a renamed
+    file another inode number (overlayfs copying a lower file up, FUSE, SMB without server
+    inode numbers), and rollback recognises the file by the one journaled."""
+    identity = item.identity
     try:
-        src_fd, src_name = dirs.parent(src)
-        st = lstat_at(src_fd, src_name)
-        if st is None:
-            return moved_back(dirs.root_fd, item)
+        src_fd, src_name = dirs.parent(item.src)
+        st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)  # missing: moved_back
         if not identity.matches(st):
             raise Skip("changed since scan")
-        check_kept(dirs.root_fd, item)  # a quarantine's kept copy, if the item names one
-        dst_fd, name = dirs.parent(dst, create=True, before_mkdir=on_mkdir)
+        if item.meta is not None:
+            check_kept(dirs.root_fd, item)  # a quarantine's kept copy
+        dst_fd, name = dirs.parent(item.dst, True, on_mkdir)
         method = "rename"
         try:
             rename_noreplace(src_fd, src_name, dst_fd, name)
@@ -71,14 +75,22 @@ def move(
             if exc.errno != errno.EXDEV:
                 raise
             method = "copy"
-            _copy_across(src_fd, src_name, dst_fd, name, st, seq, on_copied)
-        after = lstat_at(dst_fd, name)
+            _copy_across(src_fd, src_name, dst_fd, name, st, item.seq, on_copied)
+        after = os.stat(name, dir_fd=dst_fd, follow_symlinks=False)
     except FileNotFoundError:
         return moved_back(dirs.root_fd, item)
     except UnsafePath as exc:
         raise Skip(f"unsafe path: {exc.strerror}") from None
-    assert after is not None
-    return {"seq": seq, "phase": "done", "method": method, "dev": after.st_dev, "ino": after.st_ino}
+    dev, ino = after.st_dev, after.st_ino
+    if method == "rename" and ino == identity.ino and dev == identity.dev:
+        return None
+    return {"seq": item.seq, "phase": "done", "method": method, "dev": dev, "ino": ino}
+
+
+def renamed_line(item: Item) -> bytes:
+    """The outcome of an item `move` renamed (it returned None), as encode_entry writes it."""
+    identity = item.identity
+    return done_line(item.seq, "rename", identity.dev, identity.ino)
 
 
 def _copy_across(
@@ -154,8 +166,9 @@ class LocalSession:
         self.restored: Restored = {}
         self.made_dirs = {e["path"] for e in latest.values() if e["phase"] == "mkdir"}
         self.seen_dirs = {e["path"] for e in latest.values() if e["phase"] == "dirmeta"}
-        # A fresh journal's moves, while every one is a plain rename (storage.journal_moves).
-        self.renamed: list[Row] | None = None if latest else []
+        # A fresh journal's batches, while every item of them was renamed (`move` gave None):
+        # the rows of its moves file (storage.journal_moves) are their items'.
+        self.moved: list[Sequence[Item]] | None = None if latest else []
         self.journal: Journal | None = None
 
     def settle(self, pending: Sequence[tuple[Item, Entry]]) -> list[Outcome]:
@@ -187,35 +200,50 @@ class LocalSession:
     def carry_out(self, batch: Sequence[Item], journal: Journal) -> Counter[str]:
         touched = BatchDirs(self.root_fd)
         counts: Counter[str] = Counter()
-        held: list[Entry] = []  # outcomes whose folders are not fsynced yet
+        held: list[bytes] = []  # outcome lines whose folders are not fsynced yet
         # Made once a batch, not once an item: the journal is the batch's.
         on_mkdir, on_copied = partial(self._made_dir, journal), partial(_copied, journal)
-        self.journal, renamed = journal, self.renamed
+        self.journal = journal
+        renamed = 0
+        # Each move makes a few small objects (a stat result, the split paths), no cycle: the
+        # collector's passes (over every item of the shard) would be all they cost.
         try:
-            for item in batch:
-                outcome = self._one(item, touched, on_mkdir, on_copied)
-                held.append(outcome)
-                if renamed is None:
-                    pass
-                elif outcome.get("method") == "rename" and item.action in MOVING and not item.undo:
-                    i, dev, ino = item.identity, outcome["dev"], outcome["ino"]
-                    renamed.append((item.seq, item.src, item.dst, dev, ino, i.size, i.mtime_ns))
-                else:  # a skip, a copy, a link, a folder, an undo: no moves file
-                    renamed = self.renamed = None
-                counts["done" if outcome["phase"] == "done" else count_key(outcome)] += 1
-                if touched.full:
-                    _release(touched, held, journal)
-            _release(touched, held, journal)
+            with collector.paused():
+                for item in batch:
+                    outcome = self._one(item, touched, on_mkdir, on_copied)
+                    if outcome is None:
+                        held.append(renamed_line(item))
+                        renamed += 1
+                    else:
+                        held.append(encode_entry(outcome))
+                        counts[count_key(outcome)] += 1
+                    if touched.full:
+                        _release(touched, held, journal)
+                _release(touched, held, journal)
         finally:
             touched.close()
+        if renamed:
+            counts["done"] += renamed
+        if self.moved is not None:
+            if renamed == len(batch):
+                self.moved.append(batch)
+            else:  # a skip, a copy, a link, a folder: no moves file
+                self.moved = None
         return counts
 
     def seal(self) -> None:
-        """After every item of a fresh journal was renamed: the moves file, then its seal."""
-        journal = self.journal
-        if self.renamed and journal is not None and type(journal) is Journal:
-            journal.sync()  # every outcome written: the length the seal names
-            journal.add(write_moves(journal.path, self.renamed))
+        """After every item of a fresh journal was renamed: the moves file, then its seal.
+        Not for a rollback's journal (its moves are undos): nothing reads it so."""
+        journal, moved = self.journal, self.moved
+        if not moved or journal is None or type(journal) is not Journal:
+            return
+        if any(item.undo for batch in moved for item in batch):
+            return
+        # (seq, src, dst, dev, ino, size, mtime_ns): a renamed file keeps the item's identity.
+        with collector.paused():  # a tuple a move, none refers to another
+            rows = [(i.seq, i.src, i.dst, *i.identity) for batch in moved for i in batch]
+        journal.sync()  # every outcome written: the length the seal names
+        journal.add(write_moves(journal.path, rows))
 
     def _made_dir(self, journal: Journal, rel_dir: bytes) -> None:
         key = encode_path(rel_dir)
@@ -234,7 +262,7 @@ class LocalSession:
         touched: BatchDirs,
         on_mkdir: Callable[[bytes], None],
         on_copied: Callable[[str, os.stat_result], None],
-    ) -> Entry:
+    ) -> Entry | None:
         try:
             action = item.action
             if action == "hardlink":
@@ -256,11 +284,11 @@ def _copied(journal: Journal, seq: str, st: os.stat_result) -> None:
     journal.sync()
 
 
-def _release(touched: BatchDirs, held: list[Entry], journal: Journal) -> None:
+def _release(touched: BatchDirs, held: list[bytes], journal: Journal) -> None:
     """The renames are durable (their folders fsynced) before their outcomes are journaled:
     a journal that says done is never ahead of the files, whatever syncs it meanwhile (a
     folder made, a copy recorded). The engine's next sync makes the outcomes durable."""
     touched.sync()
-    for outcome in held:
-        journal.add(outcome)
-    held.clear()
+    if held:
+        journal.add_line(b"".join(held))
+        held.clear()
