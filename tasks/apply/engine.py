@@ -65,7 +65,11 @@ def settle(
     session: Session, pending: Sequence[tuple[Item, Entry]], journal: Journal
 ) -> dict[str, Entry | None]:
     """Settle the interrupted items and journal the outcomes; then raise the first error."""
-    results = session.settle(pending) if pending else []
+    if not pending:
+        # Nothing journaled here: the first batch's sync comes before anything changes (a
+        # sync of nothing is a device flush all the same).
+        return {}
+    results = session.settle(pending)
     for outcome in results:
         if isinstance(outcome, dict):
             journal.add(outcome)
