@@ -28,7 +28,7 @@ from storage.errors import RootError
 from storage.leave_alone import ScanRules, root_refusal
 from storage.objects import ObjectRoot, ObjectStore, is_object_url, parse_object_url
 from storage.root_identity import RootChanged, identify
-from storage.roots import broad_refusal, broad_root, home_folder, within
+from storage.roots import broad_refusal, home_folder, within
 from storage.roots import overlaps as overlaps  # the API's callers name it api.roots.overlaps
 from storage.settings import get_profiles
 
@@ -135,12 +135,10 @@ async def refuse_left_alone(root: str, include_hidden: bool) -> None:
 def refuse_broad(root: str, i_mean_it: bool) -> None:
     """BadRequest for the whole disk or a system folder (/usr, /etc, /var/lib...), whatever a
     grant covers, and for a whole home (/root, /home/alice) unless `i_mean_it`: the CLI's
-    rule (storage.roots.broad_refusal), which asks --i-mean-it for both."""
-    home = home_folder()
-    reason = broad_root(root, home)
-    if reason is None or (i_mean_it and reason != "a system folder"):
-        return
-    raise BadRequest(broad_refusal(root, home, "i_mean_it", system_too=False) or reason)
+    rule (storage.roots.broad_refusal)."""
+    refused = broad_refusal(root, home_folder(), "i_mean_it", i_mean_it)
+    if refused is not None:
+        raise BadRequest(refused)
 
 
 def _identify(root: str) -> list[int] | None:

@@ -4,8 +4,8 @@
 one line a user can act on. `broad_root` says why a root is too broad to organize without an
 explicit request (the whole disk, a system folder, a whole home: the user's, another's in
 /home or /Users, root's /root): a plan there would move files that programs and the system
-expect where they are. `broad_refusal` is the one line the CLI (unless --i-mean-it) and the
-API (a system folder always; a home unless `i_mean_it`) refuse such a root with.
+expect where they are. `broad_refusal` is the one line the CLI and the API refuse such a
+root with: a system folder always, a home unless --i-mean-it (`i_mean_it`).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ HOME_WHY = "it holds your settings and programs' state: organize a folder in it 
 # photo in ~/Library/Application Support is an app's, not the user's to sort.
 HOME_STATE_FOLDERS = ("Library", "Applications", "AppData", "snap", "bin", "go", "VirtualBox VMs")
 _HOMES = ("your whole home folder", "a whole home folder")
+SYSTEM = "a system folder"
 WINDOWS_TREES = ("windows", "program files", "program files (x86)", "programdata")
 
 
@@ -106,12 +107,12 @@ def broad_root(root: str, home: str | None) -> str | None:
     if is_object_url(root):
         return None  # a bucket is the user's own data, never the system's
     if _is_windows_system(root):
-        return "a system folder"
+        return SYSTEM
     if root in SYSTEM_FOLDERS or any(within(root, tree) for tree in SYSTEM_TREES):
-        return "a system folder"
+        return SYSTEM
     top = root.strip("/").split("/", 1)[0]
     if top.startswith("lib"):  # /lib, /lib32, /lib64, /libx32...
-        return "a system folder"
+        return SYSTEM
     if home and home != "/":
         if root == home:
             return "your whole home folder"
@@ -122,17 +123,19 @@ def broad_root(root: str, home: str | None) -> str | None:
     return None
 
 
-def broad_refusal(root: str, home: str | None, flag: str, system_too: bool = True) -> str | None:
-    """The line refusing a broad root (broad_root), naming `flag` as the way to organize it
-    anyway; a system folder without that way unless `system_too` (the API: nobody's files
-    to sort there, whatever a grant covers). None when the root is not broad."""
+def broad_refusal(root: str, home: str | None, flag: str, i_mean_it: bool = False) -> str | None:
+    """The line refusing a broad root (broad_root), or None when it may be organized: it is
+    not broad, or it is a home and `flag` (--i-mean-it, `i_mean_it`) asked for it. A system
+    folder is refused whatever is asked: nobody's files are there to sort, and a tryout's
+    `organize /usr --i-mean-it` planned 92,282 moves of programs (`bin/[ -> Other/2022/[`)
+    that an apply from a script would have made without a question."""
     reason = broad_root(root, home)
     if reason is None:
         return None
-    if reason == "a system folder":
-        if not system_too:
-            return f"{root} is {reason}: {SYSTEM_WHY}; organize a folder of your files instead"
-        return f"{root} is {reason}: {SYSTEM_WHY}; add {flag} to organize it anyway"
+    if reason == SYSTEM:
+        return f"{root} is {reason}: {SYSTEM_WHY}; organize a folder of your files instead"
+    if i_mean_it:
+        return None
     return f"{root} is {reason}: {HOME_WHY}; add {flag} to organize it anyway"
 
 

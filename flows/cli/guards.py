@@ -33,12 +33,12 @@ OPTION_FLAGS = {
 
 
 def refuse_broad_root(root: str, i_mean_it: bool) -> None:
-    """The whole disk, a system folder or a whole home, unless --i-mean-it (the API refuses
-    them with the same rule: storage.roots.broad_refusal)."""
+    """The whole disk or a system folder always, a whole home unless --i-mean-it (the API
+    refuses them with the same rule: storage.roots.broad_refusal)."""
     from storage.roots import broad_refusal, home_folder
 
-    refused = broad_refusal(root, home_folder(), BROAD_FLAG)
-    if refused is not None and not i_mean_it:
+    refused = broad_refusal(root, home_folder(), BROAD_FLAG, i_mean_it)
+    if refused is not None:
         raise UserError(refused)
 
 

@@ -89,7 +89,7 @@ KEEP_EMPTY_FOLDERS = typer.Option(
 APPLY = typer.Option(False, "--apply", help="Apply the plan once made (asks first on a terminal).")
 DRY_RUN = typer.Option(False, "--dry-run", help="Plan only (the default; kept for older scripts).")
 I_MEAN_IT = typer.Option(
-    False, "--i-mean-it", help="Organize / , a system folder or your whole home folder."
+    False, "--i-mean-it", help="Organize your whole home folder (never / or a system folder)."
 )
 RESUME = typer.Option(
     None, "--id", help="Resume this operation (an id, a unique prefix, or 'last')."

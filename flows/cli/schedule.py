@@ -97,7 +97,7 @@ def add(
     keep: KeepPolicy = typer.Option("oldest", help="Which copy of a duplicate group stays."),
     apply: bool = typer.Option(False, "--apply", help="Apply each plan (default: dry runs)."),
     i_mean_it: bool = typer.Option(
-        False, "--i-mean-it", help="Organize / , a system folder or your whole home folder."
+        False, "--i-mean-it", help="Organize your whole home folder (never / or a system folder)."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

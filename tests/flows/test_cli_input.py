@@ -33,7 +33,11 @@ BAD: dict[str, tuple[list[str], str]] = {
     "blank root": (["organize", "   "], "the root is empty"),
     "the whole disk": (["organize", "/"], "/ is a system folder"),
     "a system folder": (["organize", "/usr"], "/usr is a system folder"),
-    "inside a system folder": (["organize", "/etc"], "--i-mean-it"),
+    "inside a system folder": (["organize", "/etc"], "organize a folder of your files instead"),
+    "a system folder asked for": (
+        ["organize", "/usr", "--i-mean-it"],  # the tryout's: 92,282 moves of programs planned
+        "/usr is a system folder",
+    ),
     "the whole home": (["organize", "{home}"], "is your whole home folder"),
     "above the home": (["organize", "{base}"], "holds your whole home folder"),
     "home schedule": (["schedule", "add", "{home}", "--every", "3600"], "--i-mean-it"),

@@ -82,18 +82,20 @@ def test_a_whole_home_is_broad_whoever_it_belongs_to(
 
 
 def test_the_cli_and_the_api_refuse_a_broad_root_with_one_line() -> None:
-    assert broad_refusal("/usr", HOME, "--i-mean-it") == (
-        "/usr is a system folder: programs and the system expect its files where they are;"
-        " add --i-mean-it to organize it anyway"
-    )
-    assert broad_refusal("/usr", HOME, "i_mean_it", system_too=False) == (
+    system = (
         "/usr is a system folder: programs and the system expect its files where they are;"
         " organize a folder of your files instead"
     )
-    assert broad_refusal("/root", HOME, "i_mean_it", system_too=False) == (
+    # a system folder whatever is asked: the tryout's `organize /usr --i-mean-it` planned
+    # 92,282 moves of programs
+    assert broad_refusal("/usr", HOME, "--i-mean-it") == system
+    assert broad_refusal("/usr", HOME, "--i-mean-it", i_mean_it=True) == system
+    assert broad_refusal("/", HOME, "i_mean_it", i_mean_it=True) == system.replace("/usr", "/", 1)
+    assert broad_refusal("/root", HOME, "i_mean_it") == (
         "/root is a whole home folder: it holds your settings and programs' state: organize"
         " a folder in it (~/Downloads); add i_mean_it to organize it anyway"
     )
+    assert broad_refusal("/root", HOME, "i_mean_it", i_mean_it=True) is None  # asked for
     assert broad_refusal("/srv/photos", HOME, "--i-mean-it") is None
 
 
