@@ -61,6 +61,7 @@ def open_operation(
     options: PlanOptions,
     dry_run: bool,
     identity: Identity | None = None,
+    owner: str | None = None,
 ) -> OperationRecord:
     if operations.exists(store, operation_id):
         record = operations.load(store, operation_id)  # a resumed run keeps what it was asked
@@ -72,7 +73,12 @@ def open_operation(
             raise OperationStateError(stopped)
     else:
         record = OperationRecord(
-            id=operation_id, root=root, root_identity=identity, options=options, dry_run=dry_run
+            id=operation_id,
+            root=root,
+            root_identity=identity,
+            options=options,
+            dry_run=dry_run,
+            owner=owner,
         )
     if not operations.applying(record):  # an interrupted apply resumes as an apply
         record.status = "running"
@@ -180,7 +186,7 @@ def _organize(
         root_identity = identify(root)
     else:  # refused below, once there is a record to say so in
         root = from_param(root)
-    record = open_operation(store, operation_id, root, options, dry_run, root_identity)
+    record = open_operation(store, operation_id, root, options, dry_run, root_identity, owner)
     stages = STAGES if record.dry_run else (*STAGES, "apply")
 
     def still_granted() -> None:

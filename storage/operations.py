@@ -98,6 +98,9 @@ class OperationRecord(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     flow_run_id: str | None = None
+    # The API user whose grant authorized it (their id, from the API's signed ticket); None
+    # for a run of this machine's CLI. The CLI's `last` is its own newest, never a user's.
+    owner: str | None = None
 
 
 def record_path(store: DataStore, operation_id: str) -> str:
@@ -178,9 +181,15 @@ def resolve_id(store: DataStore, given: str) -> str:
     prefix is ambiguous). The API takes full UUIDs only; the CLI accepts these shortcuts."""
     text = given.strip().lower()
     if text == "last":
-        newest = list_all(store)
+        # The CLI's own newest: an API user's operation in the same data folder is theirs, and
+        # `fileorg apply last --yes` in a script must not apply it (the tryout's finding).
+        everything = list_all(store)
+        newest = [r for r in everything if r.owner is None]
         if not newest:
-            raise OperationNotFound("last (there are no operations yet)")
+            why = "there are no operations yet"
+            if everything:
+                why = "no operation was started from the CLI here: name an API user's by its id"
+            raise OperationNotFound(f"last ({why})")
         return newest[0].id
     try:
         return str(uuid.UUID(text))

@@ -383,18 +383,14 @@ def list_operations(
         err.print(f"no operations with status {status}" if status else "no operations yet")
         return
     ids = options.short_ids([r.id for r in operations.list_all(store)])
+    whose = any(r.owner for r in records)  # an API user's beside the CLI's: say whose is whose
     table(
         None,
-        ["id", "created", "status", "root", "files", "moves"],
+        ["id", "created", "status", "root", "files", "moves", *["by"] * whose],
         [
-            [
-                ids[r.id],
-                r.created_at.strftime("%Y-%m-%d %H:%M"),
-                r.status,
-                escaped(r.root),
-                str(r.summary.get("files", "")),
-                str(r.summary.get("moves", "")),
-            ]
+            [ids[r.id], r.created_at.strftime("%Y-%m-%d %H:%M"), r.status, escaped(r.root)]
+            + [str(r.summary.get("files", "")), str(r.summary.get("moves", ""))]
+            + ([f"API user {r.owner[:8]}" if r.owner else "CLI"] if whose else [])
             for r in records
         ],
     )

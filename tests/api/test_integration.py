@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from api.deps import settings_of
+from storage import operations
 from tests.api.stack import dry_run_started, finished, make_tree
 from tests.trees import snapshot, without_dir_inodes
 
@@ -28,6 +30,9 @@ def test_dry_run_apply_and_rollback_through_the_api(
     planned = finished(api, admin, op_id)
     assert planned["state"] == "planned"
     assert snapshot(root) == before  # a dry run changes nothing
+    # the record names its owner, from the API's ticket: the CLI's `last` is never this one
+    store = settings_of(api.client.app).store()  # type: ignore[arg-type]
+    assert operations.load(store, op_id).owner == admin.id
 
     plan = api.client.get(f"/api/v1/operations/{op_id}/plan", headers=admin.headers).json()
     moved = {item["src"]: item["dst"] for item in plan["data"] if item["action"] == "move"}

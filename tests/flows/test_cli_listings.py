@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -147,6 +148,36 @@ def test_a_bad_cursor_is_one_line_and_status_2(
     assert done.returncode == 2, done.stderr
     assert done.stderr.decode().startswith(expected_line)
     assert done.stderr.count(b"\n") == 1 and done.stdout == b""
+
+
+def test_operations_say_whose_each_is_once_an_api_user_has_one(data_dir: Path) -> None:
+    """The API's runs share the data folder: the table says which are an API user's, and
+    `last` names the CLI's own newest (storage.operations.resolve_id)."""
+    store = DataStore(str(data_dir))
+    mine = _planned(data_dir, 1)
+    theirs = str(uuid.uuid4())
+    record = operations.OperationRecord(id=theirs, root="/srv/alice", status="planned")
+    record.owner = "7d0c5e1a-0000-4000-8000-00000000000a"
+    operations.save(store, record)  # the newest of all
+
+    wide = {**os.environ, "COLUMNS": "160"}  # a row on one line each
+    table = subprocess.run(
+        [str(FILEORG), "operations"], capture_output=True, timeout=300, env=wide
+    ).stdout.decode()
+    plan = json.loads(_fileorg("plan", "last", "--json").stdout)
+
+    cells = [
+        [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+        for line in table.splitlines()
+        if line.lstrip().startswith(("│", "┃"))
+    ]
+    header, *rows = cells
+    assert header[-1] == "by"
+    assert {row[3]: row[-1] for row in rows} == {
+        "/srv/alice": "API user 7d0c5e1a",
+        "/tree": "CLI",
+    }
+    assert plan["operation_id"] == mine
 
 
 @pytest.mark.parametrize("command", ["plan", "files", "duplicates", "operations"])

@@ -96,6 +96,28 @@ def test_last_without_operations(store: DataStore) -> None:
         operations.resolve_id(store, "last")
 
 
+def test_last_is_the_clis_own_newest_never_an_api_users(store: DataStore) -> None:
+    """An API user's operation in the same data folder is theirs: `fileorg apply last --yes`
+    in a script must not apply it (the tryout's `plan last` showed another user's plan)."""
+    saved(store, A, minutes=0)
+    api_users = saved(store, C, minutes=5)
+    api_users.owner = "7d0c5e1a-0000-4000-8000-00000000000a"
+    store.write_bytes(operations.record_path(store, C), api_users.model_dump_json().encode())
+
+    assert operations.list_all(store)[0].id == C  # the newest of all is the user's
+    assert operations.resolve_id(store, "last") == A
+    assert operations.resolve_id(store, C) == C  # named by its id, it is found
+
+
+def test_last_when_only_api_users_have_operations(store: DataStore) -> None:
+    record = saved(store, C)
+    record.owner = "7d0c5e1a-0000-4000-8000-00000000000a"
+    store.write_bytes(operations.record_path(store, C), record.model_dump_json().encode())
+
+    with pytest.raises(OperationNotFound, match="no operation was started from the CLI here"):
+        operations.resolve_id(store, "last")
+
+
 @pytest.mark.parametrize(
     ("other_root", "other_status", "other_minutes", "expected_stale"),
     [
