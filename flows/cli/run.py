@@ -353,8 +353,11 @@ def rollback(
     refused = operations.repeat_refusal(record, "rollback")
     if refused:
         raise OperationStateError(refused)
+    # Never applied, first: a plan that was not is not "applied" before a newer one (the
+    # tryout's rollback of a dry run read "... after X was applied: roll it back first").
+    undoable = operations.check_can_roll_back(store, record)
     refuse_out_of_order(store, record, force)
-    if operations.check_can_roll_back(store, record):
+    if undoable:
         check_root(record.root)
     from flows.cli.local_prefect import start_early
 

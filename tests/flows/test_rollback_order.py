@@ -63,6 +63,23 @@ def test_the_older_of_two_applies_is_not_rolled_back_first(cli: Cli, tmp_path: P
     assert differences(before, snapshot(root)) == []  # a round trip's folders are new inodes
 
 
+def test_a_plan_never_applied_says_so_with_a_newer_apply_on_top(cli: Cli, tmp_path: Path) -> None:
+    """Not "moved files after X was applied: roll it back first": X never was (the tryout)."""
+    root = tmp_path / "root"
+    write_tree(root, FILES)
+    planned = cli.run("organize", root, "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    never = str(json.loads(planned.stdout)["operation_id"])
+    applied(cli, root, "--mode", "category")
+    after = snapshot(root)
+
+    refused = cli.run("rollback", never)
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == f"error: operation {never} was never applied: nothing to roll back\n"
+    assert snapshot(root) == after
+
+
 def test_force_rolls_back_under_a_newer_apply(cli: Cli, tmp_path: Path) -> None:
     root = tmp_path / "root"
     write_tree(root, FILES)
