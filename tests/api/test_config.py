@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import subprocess
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from api import db
 from api.config import ConfigError, Settings, get_settings
-from api.main import create_app
+from api.main import SERVER_GC, create_app
 from tests.api.conftest import PASSWORD, Api
 from tests.api.fakes import FakeOrchestrator
 
@@ -76,6 +77,27 @@ def test_a_fresh_start_migrates_and_refuses_a_weak_secret(data_dir: Path) -> Non
     app.dependency_overrides[get_settings] = lambda: Settings(secret_key="changeme")  # type: ignore[call-arg]
     with pytest.raises(ConfigError), TestClient(app):
         pass
+
+
+def test_full_collections_are_rare_while_the_app_serves_and_as_before_after(
+    data_dir: Path,
+) -> None:
+    """A full collection stalls every waiting request (the p99's spikes, bench/README): the
+    served app makes them rare; the process's own thresholds come back when it stops."""
+    app = create_app(orchestrator=FakeOrchestrator(Settings().store()))
+    app.dependency_overrides[get_settings] = lambda: Settings(  # type: ignore[call-arg]
+        argon2_time_cost=1, argon2_memory_kib=256
+    )
+    previous = gc.get_threshold()
+    gc.set_threshold(701, 11, 12)  # this process's own, whatever an earlier test's app left
+    try:
+        with TestClient(app):
+            serving = gc.get_threshold()
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*previous)
+
+    assert (serving, after) == (SERVER_GC, (701, 11, 12))
 
 
 @pytest.mark.parametrize(
