@@ -36,12 +36,11 @@ VERSION = 1
 FOLDER = "listing"
 DONE = "_SUCCESS"
 ROW_GROUP_ROWS = 10_000  # a page reads one or two row groups of this many rows
-# Past it the sorts spill to a temporary folder. It was the run's peak at a million files (the
-# build takes about this plus 140 MB): 512 -> 384 MB took ~125 MiB off it, 384 -> 192 MB
-# another ~190 (the build alone 527 -> 337 MiB) for about +35 % of its CPU at a million files
-# (+0.6 s at the 146k tree), each table dropped once written (bench/README.md, the million
-# files' memory).
-BUILD_MEMORY = "192MB"
+# Past it the sorts spill to a temporary folder: at 256 MB they spilled, several times slower.
+# It is the run's peak at a million files (the build takes about this plus 140 MB): 384 MB
+# took ~125 MiB off it, for a slower build; 192 MB another ~190, at +35 % of its CPU, not kept
+# with the plan's 128 MB (bench/README.md, the million files' memory, the third part).
+BUILD_MEMORY = "384MB"
 
 FILE_KINDS = {"path": "bytes", "size": "int", "date": "time", "name": "str"}
 PLAN_COLUMNS = (
