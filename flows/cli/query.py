@@ -138,6 +138,8 @@ def _hint(output: Output, shown_rows: int, total: int, following: str | None) ->
         where = f"{shown_rows} of {total:,} rows"
         return f"{where}; next: --cursor {following}" if following else f"{where}, the last"
     first, last = output.offset + 1, output.offset + shown_rows
+    if shown_rows == 0:  # not "rows 100000-99999 of 6" (the tryout's --offset 99999)
+        return f"--offset {output.offset} is past the last row: there are {total:,}"
     where = f"rows {first}-{last} of {total:,}"
     if following is None:
         return where

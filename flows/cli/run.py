@@ -63,8 +63,8 @@ INCLUDE_EMPTY = typer.Option(False, help="Count empty files as duplicates of eac
 EXCLUDE = typer.Option([], help="Folder or file name patterns to leave alone.")
 INCLUDE_HIDDEN = typer.Option(
     False,
-    help="Organize hidden files and folders too (never OS junk, tool or state folders, "
-    "credentials or projects).",
+    help="Organize the hidden files people keep too (photos, documents, music...); dot-files "
+    "that configure programs, dot-folders, OS junk, credentials and projects stay.",
 )
 PROJECTS = typer.Option(
     "leave",

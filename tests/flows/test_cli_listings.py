@@ -150,6 +150,16 @@ def test_a_bad_cursor_is_one_line_and_status_2(
     assert done.stderr.count(b"\n") == 1 and done.stdout == b""
 
 
+def test_an_offset_past_the_last_row_says_so(data_dir: Path) -> None:
+    op = _planned(data_dir, 6)
+
+    shown = _fileorg("plan", op, "--offset", "99999")
+
+    assert shown.returncode == 0, shown.stderr
+    assert b"--offset 99999 is past the last row: there are 6" in shown.stderr
+    assert b"rows 100000-99999" not in shown.stderr  # what it said before
+
+
 def test_operations_say_whose_each_is_once_an_api_user_has_one(data_dir: Path) -> None:
     """The API's runs share the data folder: the table says which are an API user's, and
     `last` names the CLI's own newest (storage.operations.resolve_id)."""
