@@ -40,18 +40,7 @@ def parsed(journals: list[str]) -> Found:
 
 
 def sealed(journals: list[str]) -> Found:
-    sources: list[bytes] = []
-    known: set[str] = set()
-    for journal in journals:
-        rows = journal_moves.sealed_moves(journal)
-        if rows is None:
-            entries = read_journal(journal)
-            sources += dirs.moved_sources(entries)
-        else:
-            entries = read_journal(journal, FOLDERS)
-            sources += [row[1] for row in rows]
-        known.update(e["path"] for e in entries if e["phase"] in FOLDERS)
-    return dirs.ancestors(sources), known
+    return apply.emptied_candidates(journals)  # what LocalApply.remove_emptied runs
 
 
 def main() -> None:

@@ -231,20 +231,7 @@ class LocalApply:
         return sweep_copies(self.root, entries)
 
     def remove_emptied(self, store: DataStore, op_dir: str) -> int:
-        sources: list[bytes] = []
-        known: set[str] = set()
-        for journal in applied_journals(store, op_dir):
-            # A sealed journal's moves are its moves file's (a marshal load), its folders' few
-            # lines found without parsing the rest: parsing 200,000 moves' lines took seconds.
-            rows = journal_moves.sealed_moves(journal)
-            if rows is None:
-                entries = read_journal(journal)
-                sources += dirs.moved_sources(entries)
-            else:
-                entries = read_journal(journal, _KNOWN_FOLDERS)
-                sources += [row[1] for row in rows]
-            known.update(e["path"] for e in entries if e["phase"] in _KNOWN_FOLDERS)
-        candidates = dirs.ancestors(sources)
+        candidates, known = emptied_candidates(applied_journals(store, op_dir))
         if not candidates:
             return 0
         # A folder a symlink in the root names stays, emptied or not: removed, the link would
@@ -267,6 +254,25 @@ class LocalApply:
         removed = dirs.remove_empty_dirs(self.root, made)
         dirs.restore_dir_times(self.root, entries)
         return removed
+
+
+def emptied_candidates(journals: list[str]) -> tuple[set[bytes], set[str]]:
+    """The folders the applies' moves may have emptied (the moved files' ancestors), and the
+    folders whose times the journals recorded."""
+    sources: list[bytes] = []
+    known: set[str] = set()
+    for journal in journals:
+        # A sealed journal's moves are its moves file's (a marshal load), its folders' few
+        # lines found without parsing the rest: parsing 200,000 moves' lines took seconds.
+        rows = journal_moves.sealed_moves(journal)
+        if rows is None:
+            entries = read_journal(journal)
+            sources += dirs.moved_sources(entries)
+        else:
+            entries = read_journal(journal, _KNOWN_FOLDERS)
+            sources += [row[1] for row in rows]
+        known.update(e["path"] for e in entries if e["phase"] in _KNOWN_FOLDERS)
+    return dirs.ancestors(sources), known
 
 
 @dataclass(frozen=True)
