@@ -1,19 +1,17 @@
 """The plan's fast path, in DuckDB: plain files whose destinations nothing else can touch.
 
-A candidate (a regular file to organize) is decided here when it is not beside a sidecar, not
-in a folder of audio (an album), its path and destination are printable ASCII (DuckDB's lower()
-is then Python's casefold, tasks.plan.names.key), every component fits in NAME_MAX bytes, and
-so does every other file of its destination and of its duplicate group (tasks.plan.copies:
-the kept copy and the --duplicates policy are decided here too). The files of one destination
-are ranked as the planner would take them: the one already there (or the first) has it, a
-later one with its content is a duplicate left in place, the n-th other gets "name (n)". A
-group stays here only when what it claims is taken by nothing: no path of the scan is at it
-(but the file left in place), under it, or at one of its folders, and no other fast row claims
-it, a folder of it, or a path under it. A destination folder depends on a few fields only: it
-is rendered in Python once per distinct value of those (tasks.plan.layout), then joined.
-What the residual planner claims is checked against these rows afterwards
-(tasks.plan.partition): a fast row it touches is planned again with the residual, its whole
-groups with it.
+A candidate (a regular file to organize) is decided here when it is not in a possible sidecar
+pair nor an album folder, its path and destination are printable ASCII (DuckDB's lower() is
+then Python's casefold, tasks.plan.names.key), every component fits in NAME_MAX bytes, and so
+does every other file of its destination and of its duplicate group (tasks.plan.copies). The
+files of one destination are ranked as the planner takes them: the one already there (or the
+first) has it, a later one with its content is a duplicate left in place, the n-th other gets
+"name (n)". A group stays here only when what it claims is taken by nothing: no scanned path
+at it (but the file left in place), under it or at one of its folders, and no other fast row
+claims it, a folder of it or a path under it. A destination folder is rendered in Python once
+per distinct value of the few fields it depends on (tasks.plan.layout), then joined. What the
+residual planner claims is checked against these rows afterwards (tasks.plan.partition): a
+fast row it touches is planned again with the residual, its whole groups with it.
 """
 
 from __future__ import annotations
@@ -59,6 +57,7 @@ _NAME = base_name("f.path::VARCHAR")
 _PLACE = ("parent", "relative_dir")
 _TAGS = ("artist", "album")
 _TYPES = {"day": pa.date32(), "ok": pa.bool_(), "fid": pa.int32()}
+_FANC = pa.schema([("fkey", pa.string()), ("anc", pa.string())])
 
 
 def folder_fields(layout: Layout) -> frozenset[str]:
@@ -123,38 +122,45 @@ def _render(policy: PlanPolicy, values: dict[str, object]) -> tuple[bytes, str]:
     parts = policy.layout.destination(
         category, None if undated else date, b"x", ext, place, UNDATED if undated else UNKNOWN
     )
-    why = reasons.organized(category, ext, date, source, undated)
-    return b"/".join(parts[:-1]), why.encode("utf-8", "surrogateescape").decode(
-        "utf-8", "backslashreplace"
-    )
+    why = reasons.organized(category, ext, date, source, undated).encode("utf-8", "surrogateescape")
+    return b"/".join(parts[:-1]), why.decode("utf-8", "backslashreplace")
 
 
 def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
-    """`busy`: folders whose files the residual plans (sidecars, albums)."""
+    """`busy`: folders the residual plans whole (an album, with a path of it; a sidecar beside
+    a name not plain ASCII, which casefold may pair); `busy_files`: possible sidecar pairs."""
     exts = ", ".join(f"'{e}'" for e in sorted(SIDECAR_EXTS))
-    audio = "OR count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else ""
-    # A folder is busy when a sidecar there may pair with a main file (tasks.plan.sidecars:
-    # its name less its last extension is the main's name, or the main's name less its own
-    # extension), and whenever a name there is not plain ASCII (casefold may pair those).
-    # A superset of the pairs sidecars_of finds: a sidecar alone is planned as a plain file.
+    album = "count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else "FALSE"
+    album += " AND 2 * count(*) FILTER (category = 'audio') >= count(*)"
     con.execute(f"""
         CREATE OR REPLACE TABLE busy AS
         WITH files AS (
-            SELECT {_DIR} AS dir, {_NAME} AS name, f.ext, f.category,
-                   {plain("f.path::VARCHAR")} AS plain
+            SELECT {_DIR} AS dir, f.path, f.ext, f.category, {plain("f.path::VARCHAR")} AS plain
             FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
-        ), side AS (
-            SELECT dir, name, lower(regexp_replace(name, '[.][^.]*$', '')) AS stem
-            FROM files WHERE ext IN ({exts})
         )
-        SELECT dir FROM files GROUP BY dir
-        HAVING count(*) FILTER (ext IN ({exts})) > 0
-               AND count(*) FILTER (NOT plain) > 0 {audio}
-        UNION
-        SELECT DISTINCT s.dir FROM side s JOIN files m ON m.dir = s.dir AND m.name <> s.name
-            -- a pair shares the name up to its first dot: joined on it, not on the folder alone
-            AND split_part(lower(m.name), '.', 1) = split_part(s.stem, '.', 1)
-        WHERE lower(m.name) = s.stem OR starts_with(lower(m.name), s.stem || '.')
+        SELECT dir, any_value(path) AS path, {album} AS album FROM files GROUP BY dir
+        HAVING ({album}) OR (count(*) FILTER (ext IN ({exts})) > 0
+                             AND count(*) FILTER (NOT plain) > 0)
+    """)
+    # A sidecar and every main it may pick (tasks.plan.sidecars: its name less its last
+    # extension is the main's name or stem), not their whole folder: a superset of the pairs.
+    con.execute(f"""
+        CREATE OR REPLACE TABLE busy_files AS
+        WITH files AS (
+            SELECT {_DIR} AS dir, {_NAME} AS name, f.path, f.ext
+            FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
+            WHERE {plain("f.path::VARCHAR")}
+        ), side AS (
+            SELECT dir, name, path, lower(regexp_replace(name, '[.][^.]*$', '')) AS stem
+            FROM files WHERE ext IN ({exts})
+        ), pairs AS (
+            SELECT s.path AS side, m.path AS main
+            FROM side s JOIN files m ON m.dir = s.dir AND m.name <> s.name
+                -- a pair shares the name up to its first dot: joined on it, not on the folder
+                AND split_part(lower(m.name), '.', 1) = split_part(s.stem, '.', 1)
+            WHERE lower(m.name) = s.stem OR starts_with(lower(m.name), s.stem || '.')
+        )
+        SELECT side AS path FROM pairs UNION SELECT main FROM pairs
     """)
 
 
@@ -165,7 +171,8 @@ def _plain(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     fast = "TRUE" if can_be_fast(policy.layout) else "FALSE"
     con.execute(f"""
         CREATE OR REPLACE TABLE plain AS
-        SELECT *, {fast} AND dir NOT IN (SELECT dir FROM busy) AS eligible FROM (
+        SELECT *, {fast} AND dir NOT IN (SELECT dir FROM busy)
+               AND path NOT IN (SELECT path FROM busy_files) AS eligible FROM (
             SELECT f.path, {_DIR} AS dir, {_NAME} AS name, f.date::DATE AS day,
                    f.category, f.ext, f.date_source, f.size, f.digest, f.dev, f.ino {tags}
             FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
@@ -178,19 +185,12 @@ def _ancestors_table(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None
     """`fanc`: each folder a fast row may claim in (the layout's, and the quarantine's) with
     itself and its folders; `blocked`: folders one of which is a path of the scan or a unit
     (`units`: nothing can be put inside a file or a folder left alone)."""
-    keys = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT lower(folder) FROM folders WHERE ok AND folder <> ''"
-        ).fetchall()
-    ]
+    sql = "SELECT DISTINCT lower(folder) FROM folders WHERE ok AND folder <> ''"
+    keys = [r[0] for r in con.execute(sql).fetchall()]
     keys += copies.quarantine_folders(con, policy)
     pairs = [(k, a) for k in keys for a in ancestors(k, inclusive=True)]
-    table = pa.table(
-        {"fkey": [p[0] for p in pairs], "anc": [p[1] for p in pairs]},
-        schema=pa.schema([("fkey", pa.string()), ("anc", pa.string())]),
-    )
-    con.register("fanc_arrow", table)
+    columns = {"fkey": [p[0] for p in pairs], "anc": [p[1] for p in pairs]}
+    con.register("fanc_arrow", pa.table(columns, schema=_FANC))
     con.execute("CREATE OR REPLACE TABLE fanc AS SELECT * FROM fanc_arrow")
     con.unregister("fanc_arrow")
     con.execute("""
@@ -237,10 +237,9 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """`fast`: the organized candidates of each destination (`want`) in the planner's order
     (`pass`, then path). What stands there is a candidate at its own destination (`in_place`,
     a copy too), else the first of them, which takes it; after it, one with the same content
-    (unless that one is a copy and copies are not reported) is a duplicate left where it is,
-    and the n-th of the others gets "name (n)", as Names.free_variant would. `lock_ok`:
-    nothing else of the scan stands there. One pass: what stands at each destination is
-    found per destination (small tables joined to the rows), then one running count."""
+    (unless a copy not reported) is a duplicate left in place, the n-th other gets "name (n)"
+    (Names.free_variant). `lock_ok`: nothing else of the scan stands there. What stands at
+    each destination is found per destination, then one running count."""
     report = "TRUE" if policy.duplicates == "report" else "FALSE"
     kept = copies.kept_reason(policy)
     named = _NAMED.format(

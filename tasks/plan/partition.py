@@ -199,8 +199,34 @@ def _plan_residual(
     files = [f for batch in stream_facts(con, _RESIDUAL) for f in batch]
     shown = [f for batch in stream_facts(con, _SHOWN) for f in batch]
     names = _Recording([*files, *shown], folders)
-    moves = _Planner(files, policy, root_dev, names=names, units=units).run()
+    albums = {
+        path.rpartition(b"/")[0]
+        for (path,) in con.execute("SELECT path FROM busy WHERE album").fetchall()
+    }
+    moves = _Residual(files, policy, root_dev, names, units, albums).run()
     return moves, names
+
+
+class _Residual(_Planner):
+    """The planner on the residual's files: its album folders are those of the whole scan
+    (`albums`, tasks.plan.fast._busy), which it is given whole; a folder it sees part of
+    (two tracks of a folder of mostly other files) is not one."""
+
+    def __init__(
+        self,
+        files: Sequence[FileFacts],
+        policy: PlanPolicy,
+        root_dev: int | None,
+        names: Names[FileFacts],
+        units: UnitIndex,
+        albums: set[bytes],
+    ) -> None:
+        super().__init__(files, policy, root_dev, names=names, units=units)
+        self.album_dirs = albums
+
+    def _find_albums(self, candidates: list[FileFacts]) -> None:
+        held = [f for f in candidates if f.path.rpartition(b"/")[0] in self.album_dirs]
+        super()._find_albums(held)
 
 
 _RESIDUAL = "SELECT * FROM facts WHERE path IN (SELECT path FROM res)"

@@ -417,6 +417,31 @@ def test_a_name_taken_but_for_case_is_said_so_by_both_planners(
     assert renamed["reason"].endswith(expected_reason)
 
 
+def test_only_sidecar_pairs_and_albums_leave_the_fast_path() -> None:
+    """The residual plans a sidecar pair, not the rest of its folder, and two tracks among
+    more other files are no album: Mix/ stays in SQL but for the tracks whose destinations the
+    pairs want, and the residual, shown those two alone, does not take them for an album."""
+    kinds = {"mp3": "audio", "xmp": "other", "pdf": "documents", "png": "images"}
+    paths = [
+        *[b"Mix/song1.mp3", b"Mix/song2.mp3", b"Mix/a.pdf", b"Mix/b.pdf", b"Mix/c.pdf"],
+        *[b"Cam/song1.mp3", b"Cam/song1.xmp", b"Cam/other.png", b"Cam/more.pdf"],
+        *[b"Cam2/song2.mp3", b"Cam2/song2.xmp"],
+    ]
+    files = [
+        FileFacts(p, "file", 10 + i, 3, 1, 10 + i, kinds[p[-3:].decode()], p[-3:].decode(), SHOT)
+        for i, p in enumerate(paths)
+    ]
+    pol = policy()
+
+    rows, residual = _in_sql(files, pol)
+
+    assert rows == reference(files, pol, None)
+    assert residual == 6  # the two pairs, and Mix's tracks that want their mains' names
+    assert {r["reason_code"] for r in rows if r["src"].startswith(b"Mix/")} == {
+        "organized", "renamed",
+    }  # fmt: skip
+
+
 NASTY_NAMES = [b"a/IMG.jpg", b"b/IMG.jpg", b"c/IMG (1).jpg", b"d/IMG (2).jpg"]
 
 
