@@ -29,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import re
 import stat
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -130,6 +131,16 @@ TOOL_MARKERS: dict[str, str] = {
 DATA_MARKERS: dict[str, str] = {"prefect.db": "Prefect home, prefect.db"}
 _PROJECT_FILE_SET = frozenset(PROJECT_FILES)
 _VCS_SET = frozenset(VCS_MARKERS)
+# The same names as bytes, for the walk's fast answers (plain_file_name, by_contents): every
+# one is ASCII, so a name's bytes equal one exactly when its decoded text does.
+_JUNK_BYTES = frozenset(n.encode() for n in JUNK_NAMES)
+_DOWNLOAD_BYTES = tuple(s.encode() for s in DOWNLOAD_SUFFIXES)
+_MARKER_BYTES = frozenset(m.encode() for m in (*DATA_MARKERS, *TOOL_MARKERS, *VCS_MARKERS))
+_MARKER_BYTES |= {m.encode() for m in PROJECT_FILES}
+# A name ending in a project suffix, in a folder's names joined by NUL (never in a name).
+_PROJECT_SUFFIX_END = re.compile(
+    b"(?:" + b"|".join(re.escape(s.encode()) for s in PROJECT_SUFFIXES) + rb")(?:\x00|\Z)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +231,22 @@ def _extension(hidden: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
+def plain_file_name(name: bytes) -> bool:
+    """Whether by_name(name, False, include_hidden, ()) is None, whatever include_hidden says,
+    on the bytes (the walk asks it of every file). An ASCII name's casefold() is its lower();
+    any other name answers False, and by_name is asked."""
+    if not name.isascii() or name.startswith(b"."):
+        return False
+    lower = name.lower()
+    return lower not in _JUNK_BYTES and not lower.endswith(_DOWNLOAD_BYTES)
+
+
 def by_contents(names: Collection[bytes]) -> LeftAlone | None:
     """The rule a folder's own entries decide (its names, files and folders alike), or None."""
     if not names:
         return None
+    if _MARKER_BYTES.isdisjoint(names) and not _PROJECT_SUFFIX_END.search(b"\0".join(names)):
+        return None  # what the loops below find, on the bytes (markers and suffixes: ASCII)
     texts = {n.decode("utf-8", "surrogateescape") for n in names}
     for marker, detail in DATA_MARKERS.items():
         if marker in texts:

@@ -9,6 +9,9 @@ here and hand the stage Arrow record batches of the SCAN schema.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import pyarrow as pa
 
 from storage import manifests
@@ -81,6 +84,36 @@ class ScanColumns:
             self.version_id.append(version_id)
         self.left_alone.append(left.code if left is not None else None)
         self.rule.append(left.detail if left is not None else None)
+
+    def file_appender(self) -> Callable[[bytes, os.stat_result, LeftAlone | None], None]:
+        """`add` of a regular file from its lstat, for the walk's hot loop: the lists' appends
+        bound once (a folder's worth of files, not an attribute lookup per column per file)."""
+        path, kind, size, mtime, dev = (self.path.append, self.kind.append, self.size.append,
+                                        self.mtime_ns.append, self.dev.append)  # fmt: skip
+        ino, nlink, mode, target = (self.ino.append, self.nlink.append, self.mode.append,
+                                    self.link_target.append)  # fmt: skip
+        error, code, rule = self.error.append, self.left_alone.append, self.rule.append
+        assert not self.objects  # an object row has an ETag: add() it
+
+        def append(rel: bytes, st: os.stat_result, left: LeftAlone | None) -> None:
+            path(rel)
+            kind("file")
+            size(st.st_size)
+            mtime(st.st_mtime_ns)
+            dev(st.st_dev)
+            ino(st.st_ino)
+            nlink(st.st_nlink)
+            mode(st.st_mode)
+            target(None)
+            error(None)
+            if left is None:
+                code(None)
+                rule(None)
+            else:
+                code(left.code)
+                rule(left.detail)
+
+        return append
 
     def batch(self) -> pa.RecordBatch:
         """The rows so far as one record batch of the SCAN schema."""

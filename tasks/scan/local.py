@@ -23,19 +23,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from operator import attrgetter
+from stat import S_ISDIR, S_ISREG
 
 import pyarrow as pa
 
 from storage.leave_alone import (
     UNREADABLE,
+    LeftAlone,
     Reader,
     ScanRules,
     by_contents,
     by_name,
     can_change,
+    plain_file_name,
     read_only_folder,
     readable,
 )
@@ -45,6 +49,7 @@ from tasks.scan.columns import ScanColumns
 # Entries a job lists before it hands the rest back: a few ms of work warm, so the pool's
 # cost per job (a few hundred µs) stays small, and enough jobs to share out.
 BUDGET = 4096
+_NAME = attrgetter("name")
 
 # A folder to walk: its absolute path and what its parent's lstat said of it (mtime_ns, dev,
 # ino, nlink, mode: the row it becomes if it is a unit), None for the root.
@@ -140,7 +145,7 @@ def _folder(
     rel_dir = directory[prefix_len:]
     try:
         with os.scandir(directory) as it:
-            entries = sorted(it, key=_name)
+            entries = sorted(it, key=_NAME)
     except OSError as exc:
         if parent_says is None:
             raise
@@ -153,38 +158,54 @@ def _folder(
     # The root itself is a unit (a project): its top entries are all left alone.
     base = rel_dir + b"/" if rel_dir else b""
     hidden, exclude, sealed = rules.include_hidden, rules.exclude, rules.sealed_rule
+    plain = None if (unit or exclude) else plain_file_name  # by name, without by_name
     add, subdirs = rows.add, []
     fixed = None if can_change(directory) else read_only_folder(directory)  # nor could apply
+    file_row = rows.file_appender()
     for entry in entries:
-        rel = base + entry.name
+        name = entry.name
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            add(rel, "error", error=_reason(exc))
+            add(base + name, "error", error=_reason(exc))
             continue
         mode = st.st_mode
-        if stat.S_ISDIR(mode):
+        if S_ISREG(mode) and plain is not None and plain(name):
+            # The common case, in one call: a regular file no rule of its name leaves alone.
+            left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
+            file_row(base + name, st, left)
+        elif S_ISDIR(mode):
             said = (st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode)
-            rule = unit or sealed(entry.path) or by_name(entry.name, True, hidden, exclude)
+            rule = unit or sealed(entry.path) or by_name(name, True, hidden, exclude)
             if rule is None:
                 subdirs.append((entry.path, said))
             else:
-                add(rel, "dir", 0, *said, left=rule)
-            continue
-        kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
-        target = _readlink(entry.path) if kind == "symlink" else None
-        left = unit or by_name(entry.name, False, hidden, exclude)
-        if left is None and kind == "file":
-            # Unreadable: it cannot be hashed or classified, so it is not planned.
-            left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
-        add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
-            link_target=target, left=left)  # fmt: skip
+                add(base + name, "dir", 0, *said, left=rule)
+        else:
+            _other(base + name, entry, st, unit or by_name(name, False, hidden, exclude),
+                   fixed, reader, add)  # fmt: skip
     stack.extend(reversed(subdirs))
     return len(entries)
 
 
-def _name(entry: os.DirEntry[bytes]) -> bytes:
-    return entry.name
+def _other(
+    rel: bytes,
+    entry: os.DirEntry[bytes],
+    st: os.stat_result,
+    left: LeftAlone | None,
+    fixed: LeftAlone | None,
+    reader: Reader,
+    add: Callable[..., None],
+) -> None:
+    """The row of an entry that is not a folder, nor a regular file of a plain name."""
+    mode = st.st_mode
+    kind = "file" if S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "other"
+    target = _readlink(entry.path) if kind == "symlink" else None
+    if left is None and kind == "file":
+        # Unreadable: it cannot be hashed or classified, so it is not planned.
+        left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
+    add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
+        link_target=target, left=left)  # fmt: skip
 
 
 def _readlink(path: bytes) -> bytes | None:

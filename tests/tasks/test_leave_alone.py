@@ -10,7 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.leave_alone import LeftAlone, by_contents, by_name, for_path, units_by_markers
+from storage.leave_alone import (
+    DOWNLOAD_SUFFIXES,
+    JUNK_NAMES,
+    PROJECT_FILES,
+    PROJECT_SUFFIXES,
+    TOOL_MARKERS,
+    VCS_MARKERS,
+    LeftAlone,
+    by_contents,
+    by_name,
+    for_path,
+    plain_file_name,
+    units_by_markers,
+)
 from tasks.plan.layout import parse_layout
 from tasks.plan.planner import FileFacts, PlanPolicy, plan_moves
 
@@ -82,6 +95,49 @@ def test_rules_by_name(
 )
 def test_rules_by_contents(names: set[bytes], expected: LeftAlone | None) -> None:
     assert by_contents(names) == expected
+
+
+# Names near the rules: their words in any case, a suffix, a prefix, bytes that are not UTF-8,
+# letters whose casefold is ASCII (U+017F is "s", the Kelvin sign U+212A "k").
+_WORDS = [*JUNK_NAMES, *DOWNLOAD_SUFFIXES, *PROJECT_FILES, *PROJECT_SUFFIXES, *TOOL_MARKERS]
+_NEAR = st.one_of(
+    st.sampled_from([w.encode() for w in [*_WORDS, *VCS_MARKERS]]),
+    st.builds(
+        lambda w, a, b, up: a + (w.upper() if up else w).encode() + b,
+        st.sampled_from(_WORDS),
+        st.sampled_from([b"", b".", b"._", b"x", b"\xff", "\u017f".encode()]),
+        st.sampled_from([b"", b".jpg", b"\xe9", "\u212a".encode()]),
+        st.booleans(),
+    ),
+    st.binary(min_size=1, max_size=12).filter(lambda n: b"/" not in n and b"\0" not in n),
+    st.text(min_size=1, max_size=10).map(str.encode).filter(lambda n: b"/" not in n),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NEAR, st.booleans())
+def test_the_walks_answer_for_a_file_name_is_by_names(name: bytes, include_hidden: bool) -> None:
+    # The walk skips by_name where plain_file_name says a file's name is plain (no exclude).
+    if plain_file_name(name):
+        assert by_name(name, False, include_hidden) is None
+
+
+def test_plain_file_names_are_the_common_case() -> None:
+    assert plain_file_name(b"IMG_0001.jpg") and plain_file_name(b"report 2019.PDF")
+    assert not plain_file_name(b".bashrc") and not plain_file_name(b"Thumbs.db")
+    assert not plain_file_name(b"movie.mkv.PART") and not plain_file_name("é.jpg".encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_NEAR, max_size=6))
+def test_rules_by_contents_on_the_bytes_agree_with_the_rules_on_the_text(
+    names: list[bytes],
+) -> None:
+    texts = {n.decode("utf-8", "surrogateescape") for n in names}
+    slow = any(t.endswith(PROJECT_SUFFIXES) for t in texts) or any(
+        m in texts for m in (*VCS_MARKERS, *PROJECT_FILES, *TOOL_MARKERS, "prefect.db")
+    )
+    assert (by_contents(names) is not None) == slow
 
 
 def test_units_are_found_from_a_flat_listing() -> None:
