@@ -178,9 +178,16 @@ def read_table(store: DataStore, path: str, columns: list[str] | None = None) ->
     could be released in such a thread just after read_table returned: a CLI exiting at that
     moment aborted ("terminate called without an active exception", the thread unable to take
     the GIL during finalization; about one first run in nine on a loaded machine)."""
+    return table_of(store.read_bytes(path), columns)
+
+
+def table_of(data: bytes, columns: list[str] | None = None) -> pa.Table:
+    """A shard's bytes parsed (read_table's part), from a copy that Arrow owns. On one thread:
+    a shard is a few MB at most, and Arrow's threads cost 2.6x the CPU reading one (a 20,000-row
+    scan shard: 12.8 ms against 4.9 on 2 busy cores) for no wall time saved."""
     owned = pa.BufferOutputStream()
-    owned.write(store.read_bytes(path))
-    return pq.read_table(pa.BufferReader(owned.getvalue()), columns=columns)
+    owned.write(data)
+    return pq.read_table(pa.BufferReader(owned.getvalue()), columns=columns, use_threads=False)
 
 
 def shard_paths(store: DataStore, op_dir: str, stage: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Classify: category and date for every regular file of one scan shard (the stage's entry).
 
-Answers of the last operation on the same root are reused for unchanged files (one DuckDB
-join); the rest are classified from their names and times as Arrow columns
+Answers of the last operation on the same root are reused for unchanged files: its shard
+of the same index copied when it held the same files (an unchanged tree), else one DuckDB
+join; the rest are classified from their names and times as Arrow columns
 (tasks.classify.vector), and only the files whose content has something to say are read by
 the backend: files in the process pool (tasks.classify.local), object heads with ranged GETs
 (tasks.classify.objects).
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 STAGE = "classify"
 _ORDER = "_order"
+# What makes a file the same file as the last operation's (tasks.hashes.worklists agrees).
+_SAME = ["path", "size", "mtime_ns", "ino"]
 
 
 def _cached(
@@ -63,6 +66,31 @@ def _cached(
     """
     with connect(store) as con:
         return con.sql(sql).to_arrow_table().cast(manifests.CLASSIFY)
+
+
+def _same_shard(
+    store: DataStore, prev_dir: str | None, index: int, files: pa.Table
+) -> tuple[pa.Table, bytes] | None:
+    """_cached's answer without a query when the previous operation's scan shard `index`
+    held these very files (path, size, mtime_ns and ino, in order: an unchanged tree): that
+    operation's classify shard of the same index (its table, and its bytes as written),
+    whose rows with an error are read again; None where anything differs, and _cached joins."""
+    if prev_dir is None:
+        return None
+    before_path = manifests.shard_path(prev_dir, "scan", index)
+    answers_path = manifests.shard_path(prev_dir, STAGE, index)
+    if not (store.exists(before_path) and store.exists(answers_path)):
+        return None
+    before = manifests.read_table(store, before_path, ["kind", "left_alone", *_SAME])
+    kept = pc.and_(pc.equal(before["kind"], "file"), pc.is_null(before["left_alone"]))
+    before = before.filter(kept)
+    if not before.select(_SAME).equals(files.select(_SAME)):
+        return None
+    raw = store.read_bytes(answers_path)
+    answers = manifests.table_of(raw)
+    if not answers.schema.equals(manifests.CLASSIFY) or not answers["path"].equals(before["path"]):
+        return None  # written before a column existed, or not this shard's files
+    return answers, raw
 
 
 def _columns(store: DataStore, op_dir: str) -> set[str]:
@@ -136,11 +164,20 @@ def classify_shard(
     if store.exists(out):
         return {"files": 0, "cached": 0, "skipped_shard": 1}
     # etag: an object's head is read If-Match the scanned ETag (a file's is null, unused).
-    columns = ["path", "kind", "size", "mtime_ns", "left_alone", "etag"]
+    columns = ["path", "kind", "size", "mtime_ns", "ino", "left_alone", "etag"]
     scan = manifests.read_table(store, manifests.shard_path(op_dir, "scan", index), columns)
     # What the scan left alone is neither read nor classified: it stays where it is.
     files = scan.filter(pc.and_(pc.equal(scan["kind"], "file"), pc.is_null(scan["left_alone"])))
-    cached = _cached(store, op_dir, prev_dir, index, backend)
+    same = _same_shard(store, prev_dir, index, files)
+    if same is not None and same[0]["error"].null_count == len(files):
+        # The last answers, all of them: its shard's bytes are this one's, as they are.
+        store.write_bytes(out, same[1])
+        on_chunk(len(files), 0)
+        return {"files": len(files), "cached": len(files), "skipped_shard": 0}
+    if same is not None:
+        cached = same[0].filter(pc.is_null(same[0]["error"]))
+    else:
+        cached = _cached(store, op_dir, prev_dir, index, backend)
     known = pc.is_in(files["path"], value_set=cached["path"])
     todo = files.filter(pc.invert(known))
     on_chunk(len(files) - len(todo), 0)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pyarrow as pa
+import pytest
+
+from storage import manifests
 from storage.locations import DataStore
+from tasks.classify import stage as classify
 from tests.roots import TreeRoot
 from tests.tasks.pipeline import classify_op, exif_jpeg, scan_op, stage_rows
 
@@ -76,3 +81,45 @@ def test_unchanged_files_reuse_their_answers_and_a_changed_one_is_read_again(
     assert counts == {"files": 2, "cached": 1, "skipped_shard": 0}
     dates = {r["path"]: r["date"] for r in stage_rows(store, second, "classify")}
     assert dates == {b"a.jpg": SHOT, b"b.jpg": datetime(2001, 2, 3, 4, 5, 6)}
+
+
+def test_a_shard_of_unchanged_files_is_the_last_shard_copied_without_a_query(
+    root: TreeRoot, store: DataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root.write("a.jpg", exif_jpeg("2019:04:12 15:30:00"))
+    root.write("notes.txt", b"notes")
+    root.write("blob", PDF_HEAD)
+    first, _ = scan_op(store, root.url)
+    classify_op(store, first, root.url)
+    second, _ = scan_op(store, root.url)
+
+    def no_join(*args: object) -> object:
+        raise AssertionError("the unchanged shard was joined in DuckDB")
+
+    monkeypatch.setattr(classify, "_cached", no_join)
+    counts = classify_op(store, second, root.url, prev_dir=first)
+
+    assert counts == {"files": 3, "cached": 3, "skipped_shard": 0}
+    shard = manifests.shard_path(first, "classify", 0)
+    assert store.read_bytes(shard.replace(first, second)) == store.read_bytes(shard)
+
+
+def test_an_answer_with_an_error_in_an_unchanged_shard_is_read_again(
+    root: TreeRoot, store: DataStore
+) -> None:
+    root.write("a.jpg", exif_jpeg("2019:04:12 15:30:00"))
+    root.write("b.jpg", exif_jpeg("2019:04:12 15:30:00"))
+    first, _ = scan_op(store, root.url)
+    classify_op(store, first, root.url)
+    shard = manifests.shard_path(first, "classify", 0)
+    table = manifests.read_table(store, shard)
+    errors = pa.array([None, "could not read"], pa.string())
+    manifests.write_table(store, shard, table.set_column(7, "error", errors))  # b.jpg's
+    second, _ = scan_op(store, root.url)
+
+    counts = classify_op(store, second, root.url, prev_dir=first)
+
+    assert counts == {"files": 2, "cached": 1, "skipped_shard": 0}
+    rows = {r["path"]: r for r in stage_rows(store, second, "classify")}
+    assert [rows[p]["error"] for p in (b"a.jpg", b"b.jpg")] == [None, None]
+    assert rows[b"b.jpg"]["date"] == SHOT
