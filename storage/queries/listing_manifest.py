@@ -142,15 +142,41 @@ class _Writer:
         local.unlink()
 
 
-def _positioned(table: str, order: Order, descending: Order | None = None) -> str:
-    """The table's rows in `order`, with `r` (and `r_desc`: the position in `descending`)."""
-    extra = ""
-    if descending is not None:
-        extra = f", (row_number() OVER (ORDER BY {descending.sql()}) - 1)::INTEGER AS r_desc"
-    return (
-        f"SELECT *, (row_number() OVER (ORDER BY {order.sql()}) - 1)::INTEGER AS r{extra}"
-        f" FROM {table} ORDER BY r"
+def _positioned(
+    con: duckdb.DuckDBPyConnection, table: str, order: Order, descending: Order | None = None
+) -> str:
+    """The table's rows in `order`, with `r` (and `r_desc`: the position in `descending`):
+    one sort of the whole rows, `r` counted as they stream out of it. `r_desc` by arithmetic
+    on `r` and the sort key alone: a sort of the paths is its own reverse; for a key with a
+    tiebreak, the descending order puts the key's groups in reverse order, nulls last, each
+    group by path as before, so a row's `r_desc` is `r` less its group's first position `f`
+    plus the rows of the groups after it: `nonnull - c - 2f + r` for a group of `c` rows
+    (the key's positions alone sorted, grouped, and zipped to the rows: POSITIONAL JOIN)."""
+    ranked = (
+        f"SELECT *, (row_number() OVER () - 1)::INTEGER AS r"
+        f" FROM (SELECT * FROM {table} ORDER BY {order.sql()})"
     )
+    if descending is None:
+        return ranked
+    if descending.tiebreak is None:  # a unique key without nulls (the path)
+        last = _count(con, table) - 1
+        return f"SELECT *, ({last} - r)::INTEGER AS r_desc FROM ({ranked})"
+    key = order.key
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE keys AS SELECT k, (row_number() OVER () - 1)::INTEGER AS r
+        FROM (SELECT {key} AS k FROM {table} ORDER BY {order.sql()})
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE key_groups AS
+        SELECT k, min(r) AS f, count(*) AS c FROM keys WHERE k IS NOT NULL GROUP BY k
+    """)
+    counted = con.execute("SELECT count(k) FROM keys").fetchone()
+    nonnull = int(counted[0]) if counted else 0
+    desc = (
+        f"SELECT CASE WHEN k IS NULL THEN r ELSE {nonnull} - c - 2 * f + r END::INTEGER AS r_desc"
+        " FROM keys LEFT JOIN key_groups USING (k) ORDER BY r"
+    )
+    return f"SELECT * FROM ({ranked}) POSITIONAL JOIN ({desc})"
 
 
 def _files(writer: _Writer) -> int:
@@ -159,15 +185,17 @@ def _files(writer: _Writer) -> int:
         f"CREATE TEMP TABLE files AS SELECT *, lower(path_text) AS name_lower FROM ({listed.sql})"
     )
     for sort in FILE_SORTS:
-        sql = _positioned("files", file_order(sort, False), file_order(sort, True))
+        sql = _positioned(writer.con, "files", file_order(sort, False), file_order(sort, True))
         writer.write(f"files-{sort}.parquet", sql)
+    writer.con.execute("DROP TABLE IF EXISTS keys")
+    writer.con.execute("DROP TABLE IF EXISTS key_groups")
     return _dropped(writer.con, "files")
 
 
 def _plan(writer: _Writer) -> int:
     items = plan_items(writer.store, writer.op_dir)
     writer.con.execute(f"CREATE TEMP TABLE plan AS SELECT {PLAN_COLUMNS} FROM {items}")
-    writer.write("plan.parquet", _positioned("plan", PLAN_ORDER))
+    writer.write("plan.parquet", _positioned(writer.con, "plan", PLAN_ORDER))
     return _dropped(writer.con, "plan")
 
 
@@ -179,7 +207,7 @@ def _duplicates(writer: _Writer, include_empty: bool) -> int:
     else:
         groups = NO_GROUPS
     writer.con.execute(f"CREATE TEMP TABLE duplicates AS {groups}")
-    writer.write("duplicates.parquet", _positioned("duplicates", DUPLICATE_ORDER))
+    writer.write("duplicates.parquet", _positioned(writer.con, "duplicates", DUPLICATE_ORDER))
     return _count(writer.con, "duplicates")
 
 

@@ -245,3 +245,33 @@ def test_positions_read_out_of_order_are_sorted_again() -> None:
 
     assert _ascending(pa.array([0, 2, 7], pa.int32())) and _ascending(pa.array([], pa.int32()))
     assert not _ascending(pa.array([0, 7, 2], pa.int32()))
+
+
+@pytest.mark.parametrize("tiebreak", [True, False])
+def test_positions_are_the_windows_positions_with_ties_and_nulls(tiebreak: bool) -> None:
+    """`r` and `r_desc` as row_number() windows over each order would number the rows (nulls
+    last both ways, ties by path both ways), the rows written in `r` order."""
+    import duckdb
+
+    from storage.queries.keyset import Order
+    from storage.queries.listing_manifest import _positioned
+
+    con = duckdb.connect()
+    con.execute("""
+        CREATE TABLE t AS SELECT ('p' || lpad(i::VARCHAR, 4, '0'))::BLOB AS path,
+               CASE WHEN i % 7 = 0 THEN NULL ELSE (i * 37) % 11 END AS k
+        FROM range(500) r(i) ORDER BY hash(i)
+    """)
+    asc, desc = (
+        (Order("k", "int", d, tiebreak="path") for d in (False, True))
+        if tiebreak
+        else (Order("path", "bytes", d) for d in (False, True))
+    )
+    got = con.execute(_positioned(con, "t", asc, desc)).fetchall()
+    expected = con.execute(f"""
+        SELECT *, (row_number() OVER (ORDER BY {asc.sql()}) - 1)::INTEGER AS r,
+               (row_number() OVER (ORDER BY {desc.sql()}) - 1)::INTEGER AS r_desc
+        FROM t ORDER BY r
+    """).fetchall()
+    assert got == expected
+    assert [row[2] for row in got] == list(range(500))
