@@ -10,7 +10,8 @@ Each pass is planned once into `{pass}/_inputs/` so a resumed run hashes the sam
 Digests of files unchanged since the last operation on the same root (same path, size,
 mtime_ns and inode) are reused from that operation's manifests instead of being read, and so
 are the prefix digests the classify stage took of the heads it read anyway (its `prefix`
-column): one read per file.
+column): one read per file. When the scan is the last operation's byte for byte (an unchanged
+tree), that operation's lists are copied with their digests instead of queried again.
 
 Object-store roots go through the same work lists; only the reads differ (tasks.hashes.local,
 tasks.hashes.objects).
@@ -48,6 +49,10 @@ WORKLIST_BATCH = 10_000
 # process's query database, unbounded: a database of its own with its limits costs 15-120 ms
 # to open, which was most of a 10-file run's prefix and hash stages (0.04 -> 0.08-0.10 s each).
 BOUNDED_FROM = 100_000
+
+# The rules this version makes a work list's rows by (the SQL below): a list is copied from
+# an earlier operation's (an unchanged tree) only if that one was made by the same rules.
+ROWS = 1
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,10 @@ def plan_prefix_inputs(
     done = manifests.done_info(store, op_dir, inputs_dir(PREFIX))
     if done is not None:
         return int(done["shards"])
+    if prev_dir is not None and _scan_unchanged(store, op_dir, prev_dir):
+        copied = _copied(store, op_dir, prev_dir, PREFIX, shard_files, None)
+        if copied is not None:
+            return copied
     cached, join = _cache_join(store, prev_dir, PREFIX, backend)
     known, known_join = _known_prefixes(store, op_dir, backend)
     sql = f"""
@@ -144,6 +153,14 @@ def plan_full_inputs(
     done = manifests.done_info(store, op_dir, inputs_dir(FULL))
     if done is not None:
         return int(done["shards"])
+    prefix = manifests.done_info(store, op_dir, inputs_dir(PREFIX)) or {}
+    # Every prefix digest the previous operation's (its list copied, none read again): then
+    # the full list is that operation's too, copied.
+    copied_prefix = prev_dir is not None and prefix.get("copied_from") == prev_dir
+    if copied_prefix and prev_dir and _all_cached(store, op_dir, int(prefix["shards"])):
+        copied = _copied(store, op_dir, prev_dir, FULL, shard_files, shard_bytes)
+        if copied is not None:
+            return copied
     cached, join = _cache_join(store, prev_dir, FULL, backend)
     # Up to this size the prefix pass already hashed the whole content.
     small = backend.whole_in_prefix
@@ -196,7 +213,66 @@ def _write_streamed(
             shards = write(con)
     else:
         shards = _bounded(store, pass_name, write_from_table)
-    manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": shards})
+    manifests.mark_done(store, op_dir, inputs_dir(pass_name), {"shards": shards, "rows": ROWS})
+    return shards
+
+
+def _scan_unchanged(store: DataStore, op_dir: str, prev_dir: str) -> bool:
+    """Whether this operation's scan shards are the previous one's, byte for byte: the same
+    entries with the same lstat fields (path, size, mtime_ns, dev, ino...) in the same order
+    make the same Parquet bytes, so every file is unchanged as _cache_join means it."""
+    mine = manifests.shard_paths(store, op_dir, "scan")
+    theirs = manifests.shard_paths(store, prev_dir, "scan")
+    if len(mine) != len(theirs):
+        return False
+    return all(
+        store.read_bytes(a) == store.read_bytes(b) for a, b in zip(mine, theirs, strict=True)
+    )
+
+
+def _all_cached(store: DataStore, op_dir: str, shards: int) -> bool:
+    """Whether every prefix digest of this operation was reused (none read, none failed)."""
+    for index in range(shards):
+        path = manifests.shard_path(op_dir, PREFIX, index)
+        if not store.exists(path):
+            return False
+        done = manifests.read_table(store, path, ["cached", "error"])
+        if done["error"].null_count != done.num_rows or not pc.all(done["cached"]).as_py():
+            return False
+    return True
+
+
+def _copied(
+    store: DataStore,
+    op_dir: str,
+    prev_dir: str,
+    pass_name: str,
+    shard_files: int,
+    shard_bytes: int | None,
+) -> int | None:
+    """The previous operation's work list of `pass_name`, its digests as `cached` (null where
+    its read failed: read again), when its rows are bound to be this one's (the caller knows
+    why) and that list was made by these rules and hashed whole; its shard count, else None."""
+    done = manifests.done_info(store, prev_dir, inputs_dir(pass_name))
+    if done is None or done.get("rows") != ROWS:
+        return None
+    n = int(done["shards"])
+    results = [manifests.shard_path(prev_dir, pass_name, i) for i in range(n)]
+    if not all(store.exists(path) for path in results):
+        return None
+    lists = [manifests.shard_path(prev_dir, inputs_dir(pass_name), i) for i in range(n)]
+    rows = pa.concat_tables([manifests.read_table(store, path) for path in lists])
+    digests = pa.concat_tables([manifests.read_table(store, path) for path in results])
+    digests = digests.take(pc.sort_indices(digests, [("dev", "ascending"), ("ino", "ascending")]))
+    if not (rows["dev"].equals(digests["dev"]) and rows["ino"].equals(digests["ino"])):
+        return None  # not one digest per row, in the list's order (dev, ino)
+    ok = pc.is_null(digests["error"])  # a failed read is read again, as _cache_join does
+    cached = pc.if_else(ok, digests["digest"], pa.scalar(None, pa.binary()))
+    rows = rows.set_column(rows.schema.get_field_index("cached"), "cached", cached)
+    batches = rows.cast(manifests.HASH_INPUT).to_batches(WORKLIST_BATCH)
+    shards = _write_shards(store, op_dir, pass_name, batches, shard_files, shard_bytes)
+    info = {"shards": shards, "rows": ROWS, "copied_from": prev_dir}
+    manifests.mark_done(store, op_dir, inputs_dir(pass_name), info)
     return shards
 
 

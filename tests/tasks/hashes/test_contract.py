@@ -7,9 +7,14 @@ not a duplicate."""
 from __future__ import annotations
 
 import blake3
+import pyarrow as pa
+import pytest
 
+from storage import manifests
 from storage.locations import DataStore
+from tasks.backends import backend_for
 from tasks.hashes import stage as hashes
+from tasks.hashes import worklists
 from tests.roots import TreeRoot
 from tests.tasks.pipeline import duplicate_groups, hash_op, scan_op, stage_rows
 
@@ -119,3 +124,58 @@ def test_a_hard_link_is_one_file_not_a_duplicate(root: TreeRoot, store: DataStor
 
     assert duplicate_groups(store, op_dir) == set()
     assert stage_rows(store, op_dir, hashes.FULL) == []  # one inode of that size with content
+
+
+def _no_query(*args: object) -> int:
+    raise AssertionError("the work list of an unchanged tree was made by a query")
+
+
+def test_an_unchanged_roots_work_lists_are_the_last_ones_copied(
+    root: TreeRoot, store: DataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(root)
+    first, _ = scan_op(store, root.url)
+    hash_op(store, first, root.url)
+    second, _ = scan_op(store, root.url)
+    hash_op(store, second, root.url, prev_dir=first)  # a query: the first list had no digests
+
+    third, _ = scan_op(store, root.url)
+    monkeypatch.setattr(worklists, "_write_streamed", _no_query)
+    counts = hash_op(store, third, root.url, prev_dir=second)
+
+    assert counts["bytes_read"] == 0
+    assert duplicate_groups(store, third) == duplicate_groups(store, first)
+    for stage in (hashes.PREFIX, hashes.FULL):
+        listed = stage_rows(store, third, worklists.inputs_dir(stage))
+        assert listed == stage_rows(store, second, worklists.inputs_dir(stage))
+        assert listed and all(r["cached"] is not None for r in listed)
+        assert all(r["cached"] for r in stage_rows(store, third, stage))
+
+
+def test_a_digest_whose_read_failed_is_read_again_when_the_list_is_copied(
+    root: TreeRoot, store: DataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(root)
+    first, _ = scan_op(store, root.url)
+    hash_op(store, first, root.url)
+    second, _ = scan_op(store, root.url)
+    hash_op(store, second, root.url, prev_dir=first)
+    path = manifests.shard_path(second, hashes.PREFIX, 0)
+    done = manifests.read_table(store, path)
+    errors = pa.array(["could not read", *[None] * (done.num_rows - 1)], pa.string())
+    failed = (done["dev"][0].as_py(), done["ino"][0].as_py())
+    manifests.write_table(store, path, done.set_column(5, "error", errors))
+
+    third, _ = scan_op(store, root.url)
+    real = worklists._write_streamed
+    monkeypatch.setattr(worklists, "_write_streamed", _no_query)
+    shards = hashes.plan_prefix_inputs(store, third, second, 1000, backend_for(root.url))
+    for index in range(shards):
+        hashes.hash_shard(store, third, hashes.PREFIX, index, backend_for(root.url), 1)
+    monkeypatch.setattr(worklists, "_write_streamed", real)  # a digest was read: a query
+    hashes.plan_full_inputs(store, third, second, 1000, 1 << 40, backend_for(root.url))
+
+    again = {(r["dev"], r["ino"]): r for r in stage_rows(store, third, hashes.PREFIX)}[failed]
+    assert (again["cached"], again["error"]) == (False, None) and again["digest"]
+    full = manifests.done_info(store, third, worklists.inputs_dir(hashes.FULL)) or {}
+    assert "copied_from" not in full
