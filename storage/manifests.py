@@ -134,6 +134,8 @@ REASON_CODES: dict[str, str] = {
     "already-in-place": "already where the layout puts it",
     "subfolder": "inside a subfolder (--keep-subfolders sorts only the top level)",
     "duplicate": "a duplicate whose kept copy takes its destination: left where it is",
+    "not-linked": "a duplicate copy of another mode than the kept copy's: a link has one mode,"
+    " so it is left where it is, not linked",
     "conflict": "its destination cannot be used: left where it is",
     "hidden": "a hidden entry (--include-hidden opts in)",
     "config": "a dot-folder or a dot-file that configures something (.bashrc): never sorted",

@@ -143,7 +143,7 @@ def _skip_reasons(by_reason: dict[str, int]) -> str:
     from storage.manifests import LEFT_ALONE_CODES
 
     # Reason codes of the rows that stay where they are (storage.manifests.REASON_CODES).
-    stays = (*LEFT_ALONE_CODES, "duplicate", "conflict")
+    stays = (*LEFT_ALONE_CODES, "duplicate", "not-linked", "conflict")
     return ", ".join(f"{code} {by_reason[code]:,}" for code in stays if by_reason.get(code))
 
 

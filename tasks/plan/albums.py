@@ -85,3 +85,9 @@ def _named(directory: bytes, tracks: Sequence[Track]) -> Album:
     parent_name = os.fsdecode(parent.rpartition(b"/")[2])
     artist = parent_name if parent and parent_name.casefold() not in CONTAINERS else UNKNOWN_ARTIST
     return Album(directory, first, artist, folder_title, by_tags=False)
+
+
+def folder_name(text: str) -> bytes:
+    """A tag as one folder name of an album's destination (never a path, never empty)."""
+    cleaned = text.replace("/", "_").replace("\x00", "_").strip()
+    return os.fsencode(cleaned if cleaned not in ("", ".", "..") else "_")

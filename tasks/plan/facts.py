@@ -41,6 +41,7 @@ FACTS = pa.schema(
         ("album", pa.string()),
         ("left_alone", pa.string()),
         ("rule", pa.string()),
+        ("mode", pa.int64()),
     ]
 )
 _FIELDS = tuple(FACTS.names)
@@ -69,7 +70,7 @@ def load_stage_facts(
                          AND s.left_alone IS NULL THEN $empty_digest
                     ELSE h.digest END AS digest,
                s.error, coalesce(c.date_source, '') AS date_source, c.artist, c.album,
-               s.left_alone, s.rule
+               s.left_alone, s.rule, coalesce(s.mode, 0) & 4095 AS mode
         FROM {source(store, op_dir, "scan")} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
         LEFT JOIN (

@@ -20,7 +20,7 @@ from datetime import datetime
 from storage.leave_alone import LeftAlone
 from storage.templates import UNKNOWN
 from tasks.plan import reasons
-from tasks.plan.albums import Album, find_albums
+from tasks.plan.albums import Album, find_albums, folder_name
 from tasks.plan.copy_names import keep_order
 from tasks.plan.layout import UNDATED, Layout, Place
 from tasks.plan.names import NAME_MAX, Names, fit, key
@@ -53,6 +53,7 @@ class FileFacts:
     album: str | None = None
     left_alone: str | None = None  # the scan's reason code, for what it left alone
     rule: str | None = None  # what the scan's rule saw ("node_modules", "pyproject.toml")
+    mode: int = 0  # permission bits (stat.S_IMODE): a hard link has one mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +267,10 @@ class _Planner:
         another album's (a taken name gets a suffix)."""
         for album in find_albums(candidates):
             if self.policy.albums == "tags":
-                parts = [b"Audio", _component(album.artist), _component(album.title)]
+                parts = [b"Audio", folder_name(album.artist), folder_name(album.title)]
             else:  # the layout's folder for its first track, and the album folder's own name
                 first = next(f for f in candidates if f.path == album.first_track)
-                name = os.path.basename(album.directory) or _component(album.title)
+                name = os.path.basename(album.directory) or folder_name(album.title)
                 parts = [*self._layout(first)[:-1], name]
             folder = fit(b"/".join(parts) + b"/x").rpartition(b"/")[0]
             if key(folder) != key(album.directory) and not self.names.is_free(folder):
@@ -324,9 +325,12 @@ class _Planner:
         self.plan[f.path] = _move(f, dst, "quarantine", why, code, twin=keeper.path)
 
     def _hardlink(self, f: FileFacts, keeper: FileFacts) -> None:
-        why = f"duplicate of {reasons.shown(keeper.path)} (kept: {self.policy.keep}): linked"
+        why = f"duplicate of {reasons.shown(keeper.path)} (kept: {self.policy.keep})"
+        if f.mode != keeper.mode:  # apply never links these (tasks.apply.local_links)
+            why += reasons.not_linked(f.mode, keeper.mode)
+            return self._skip(f, why, "not-linked", twin=keeper.path)
         self.plan[f.path] = _move(
-            f, f.path, "hardlink", why, "duplicate-linked",
+            f, f.path, "hardlink", why + ": linked", "duplicate-linked",
             link_to=self.final_dst[keeper.path], twin=keeper.path,
         )  # fmt: skip
 
@@ -393,8 +397,3 @@ class _Planner:
 def _split(path: bytes) -> tuple[bytes, bytes]:
     directory, _, name = path.rpartition(b"/")
     return directory, name
-
-
-def _component(text: str) -> bytes:
-    cleaned = text.replace("/", "_").replace("\x00", "_").strip()
-    return os.fsencode(cleaned if cleaned not in ("", ".", "..") else "_")

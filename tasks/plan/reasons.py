@@ -64,6 +64,12 @@ def kept_copy(keep: str, copies: int) -> str:
     return f"; kept copy ({keep}) of {copies}"
 
 
+def not_linked(mode: int, kept_mode: int) -> str:
+    """Why a copy of another mode than its kept copy's stays: one inode has one mode, so a
+    private 0600 copy linked to a 0644 kept copy would become readable by everyone."""
+    return f": not linked: mode {mode:04o}, the kept copy's {kept_mode:04o} (a link has one mode)"
+
+
 CASE_ONLY = "(names that differ only in case are one name on a case-insensitive disk)"
 
 

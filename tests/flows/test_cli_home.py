@@ -99,7 +99,7 @@ def test_the_summary_names_the_exact_reasons_for_what_stays(
     result = cli.run("organize", home, "--dry-run")
 
     assert result.returncode == 0, result.stderr
-    stays = [*LEFT_ALONE_CODES, "duplicate", "conflict"]
+    stays = [*LEFT_ALONE_CODES, "duplicate", "not-linked", "conflict"]
     expected = ", ".join(f"{code} {by_reason[code]}" for code in stays if code in by_reason)
     assert expected.startswith("hidden 2, junk 5, tool-folder 11, credentials 1, ")
     assert expected in result.stdout, result.stdout

@@ -219,14 +219,37 @@ def test_hardlink_leaves_a_copy_of_another_owner(tmp_path: Path) -> None:
     ]
 
 
-def test_hardlink_leaves_a_copy_of_another_mode(tmp_path: Path) -> None:
-    # One inode has one mode: linking a private 0600 copy to the kept 0644 file would make
-    # that copy's path readable by everyone (and the kept one private, were it the other way).
+def test_hardlink_is_not_planned_for_a_copy_of_another_mode(tmp_path: Path) -> None:
+    # The plan says what apply will do: apply would refuse this link (below), so the plan
+    # leaves the copy where it is and says why, and apply has nothing to refuse.
     op = documents(tmp_path, "hardlink")
     copy = op.root / "inbox" / "sub" / "copy of a.txt"
     os.chmod(op.root / "inbox" / "a.txt", 0o644)
     os.chmod(copy, 0o600)
     op.plan()
+    row = op.rows()[b"inbox/sub/copy of a.txt"]
+
+    counts = op.apply()
+
+    assert (row["action"], row["reason_code"], row["link_to"]) == ("skip", "not-linked", None)
+    assert row["reason"].endswith(
+        ": not linked: mode 0600, the kept copy's 0644 (a link has one mode)"
+    )
+    assert counts == Counter(done=5)
+    st = os.lstat(copy)
+    assert (st.st_nlink, stat.S_IMODE(st.st_mode)) == (1, 0o600)
+
+
+def test_hardlink_leaves_a_copy_of_another_mode(tmp_path: Path) -> None:
+    # One inode has one mode: linking a private 0600 copy to the kept 0644 file would make
+    # that copy's path readable by everyone (and the kept one private, were it the other way).
+    # A chmod after the plan changes no mtime, so apply checks the modes itself.
+    op = documents(tmp_path, "hardlink")
+    copy = op.root / "inbox" / "sub" / "copy of a.txt"
+    os.chmod(op.root / "inbox" / "a.txt", 0o644)
+    os.chmod(copy, 0o644)
+    op.plan()
+    os.chmod(copy, 0o600)
 
     counts = op.apply()
 

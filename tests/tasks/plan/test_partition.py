@@ -84,6 +84,7 @@ def duplicate_scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
                 st.sampled_from([0, 1, 1, 1, 2, 3, None]),  # content id; None: unhashed
                 st.integers(0, 2),  # mtime: ties are frequent
                 st.booleans(),  # an empty file's digest known (the stage adds it if asked)
+                st.sampled_from([0o644, 0o644, 0o600]),  # one mode per inode: a link has one
             ),
             min_size=2,
             max_size=6,
@@ -112,13 +113,13 @@ def duplicate_scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
             path = directory + b"/" + name if directory else name
         else:
             path = b"/".join(pol.layout.destination(category, date, name, ext))
-        dev, content, mtime, hashed_empty = inodes[inode]
+        dev, content, mtime, hashed_empty, mode = inodes[inode]
         size, digest = (1_000 + inode, None) if content is None else DUP_CONTENT[content]
         if content == 0 and not hashed_empty:
             digest = None
         if path not in files:
             files[path] = FileFacts(
-                path, "file", size, mtime, dev, inode + 1, category, ext, date, digest
+                path, "file", size, mtime, dev, inode + 1, category, ext, date, digest, mode=mode
             )
     return [f for p, f in files.items() if not any(q.startswith(p + b"/") for q in files)]
 
@@ -261,6 +262,28 @@ def test_duplicate_groups_of_plain_files_are_decided_in_sql(
     assert got[b"d/x.jpg"][:2] == ("move", "duplicate-kept")
     expected_e = "organized" if duplicates == "report" else expected_copy[1]  # nothing at y.jpg
     assert got[b"e/y.jpg"][1] == expected_e
+
+
+def test_a_copy_of_another_mode_is_not_linked_in_sql() -> None:
+    """The fast path leaves it as the pure planner does: a link has one mode."""
+    files = [
+        FileFacts(b"a/x.jpg", "file", 7, 1, 1, 1, "images", "jpg", SHOT, b"one", mode=0o644),
+        FileFacts(b"b/x.jpg", "file", 7, 2, 1, 2, "images", "jpg", SHOT, b"one", mode=0o600),
+        FileFacts(b"c/x.jpg", "file", 7, 3, 1, 3, "images", "jpg", SHOT, b"one", mode=0o644),
+    ]
+    pol = policy(duplicates="hardlink")
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0
+    assert rows == reference(files, pol, None)
+    got = {r["src"]: (r["action"], r["reason_code"], r["dst"]) for r in rows}
+    assert got == {
+        b"a/x.jpg": ("move", "duplicate-kept", b"Images/2019/x.jpg"),
+        b"b/x.jpg": ("skip", "not-linked", None),
+        b"c/x.jpg": ("hardlink", "duplicate-linked", b"c/x.jpg"),
+    }
+    assert "mode 0600, the kept copy's 0644" in rows[1]["reason"]
 
 
 def test_rows_of_every_part_are_planned_once() -> None:

@@ -95,7 +95,7 @@ def _stamp(files: list[FileFacts], header: bytes = b"options") -> str:
 BASE = FileFacts(
     path=b"in/a.jpg", kind="file", size=7, mtime_ns=5, dev=1, ino=2, category="images",
     ext="jpg", date=datetime(2019, 4, 12), digest=b"\x01" * 32, error=None,
-    date_source="exif", artist="A", album="B", left_alone=None, rule=None,
+    date_source="exif", artist="A", album="B", left_alone=None, rule=None, mode=0o644,
 )  # fmt: skip
 OTHER = FileFacts(b"z.txt", "file", size=3, ino=9)
 # Each column changed on its own (None where a column may be missing).
@@ -116,6 +116,7 @@ CHANGED: dict[str, list[object]] = {
     "album": ["b", None],
     "left_alone": ["hidden"],
     "rule": ["x"],
+    "mode": [0o600],
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from collections import defaultdict
@@ -818,6 +819,28 @@ def test_hardlink_never_crosses_devices() -> None:
 
     assert plan[b"b/y.jpg"].action == "move"
     assert plan[b"b/y.jpg"].dst == b"Images/2019/y.jpg"
+
+
+def test_hardlink_leaves_a_copy_of_another_mode_with_why() -> None:
+    # A link has one mode, so apply refuses such a pair (tasks.apply.local_links): the plan
+    # must not promise it, and says why the copy stays.
+    files = [
+        dataclasses.replace(facts(b"a/x.jpg", b"same", mtime_ns=1), mode=0o644),
+        dataclasses.replace(facts(b"b/x.jpg", b"same", mtime_ns=2), mode=0o600),
+        dataclasses.replace(facts(b"c/x.jpg", b"same", mtime_ns=3), mode=0o644),
+    ]
+
+    plan = by_src(plan_moves(files, policy(duplicates="hardlink")))
+
+    left = plan[b"b/x.jpg"]
+    assert (left.action, left.dst, left.link_to) == ("skip", None, None)
+    assert (left.reason_code, left.twin) == ("not-linked", b"a/x.jpg")
+    assert left.reason == (
+        "duplicate of a/x.jpg (kept: oldest): not linked: mode 0600, the kept copy's 0644"
+        " (a link has one mode)"
+    )
+    assert plan[b"c/x.jpg"].action == "hardlink"
+    assert plan[b"a/x.jpg"].dst == b"Images/2019/x.jpg"
 
 
 @pytest.mark.parametrize(
