@@ -114,7 +114,23 @@ def _pattern_problem(pattern: str) -> str | None:
 
 
 def check_template(template: str) -> None:
-    parse_template(template)
+    """What a user may ask for (the CLI and the API): a template the planner can render whose
+    file names keep their extension. A name of {stem} without {ext}, or a {name} cut short by a
+    precision, makes the files it moves unopenable by the programs that read them by it."""
+    last = parse_template(template)[-1].template
+    for _, field, spec, _ in string.Formatter().parse(last):
+        found = _TEXT_SPEC.fullmatch(spec or "")
+        if field == "name" and found is not None and found.group("precision"):
+            raise InvalidPlanOptions(
+                f"template {template!r} can cut the extension off a file name: {{name:{spec}}}"
+                " (write {stem:.N}.{ext} to shorten names)"
+            )
+    fields = {f for _, f, _, _ in string.Formatter().parse(last) if f}
+    if "stem" in fields and not fields & {"ext", "name"}:
+        raise InvalidPlanOptions(
+            f"template {template!r} drops the files' extensions: its file name has {{stem}}"
+            " without {ext} (write {stem}.{ext}, or {name})"
+        )
 
 
 def _part(raw: str, template: str) -> Part:

@@ -144,10 +144,7 @@ def organize(
     nothing unless --apply)."""
     if dry_run and apply_plan:
         raise UserError("--dry-run and --apply ask for opposite things: give one of them")
-    parse_layout(mode, template)
-    from storage.templates import check_exclude
-
-    check_exclude(exclude)  # the API's rule: '' (an unset "$PATTERN") excludes nothing
+    _check_layout(mode, template, exclude)
     from storage.operations import PlanOptions, check_options_for_root
     from storage.roots import check_root
 
@@ -178,6 +175,18 @@ def organize(
     code = _plan_applied(store, op_id, report, yes, force, json_output)
     if code:
         raise typer.Exit(code)
+
+
+def _check_layout(mode: str, template: str | None, exclude: list[str]) -> None:
+    """The API's rules, before any work: a mode or template the planner renders, no file
+    name that loses its extension, no exclude pattern that cannot match ('', an unset
+    "$PATTERN", excludes nothing)."""
+    from storage.templates import check_exclude, check_template
+
+    parse_layout(mode, template)
+    if template is not None:
+        check_template(template)
+    check_exclude(exclude)
 
 
 def _operation_id(

@@ -132,6 +132,7 @@ def test_signup_fields_are_not_coerced(api: Api) -> None:
         ("{year:02x}/{name}", "not a format for a number"),
         ("{category:_>200}{ext:_>200}/{name}", "would be 400 bytes long"),
         ("{colour}/{name}", "unknown template field"),
+        ("{day}{stem}", "drops the files' extensions"),
     ],
 )
 def test_templates_are_checked_when_posted(

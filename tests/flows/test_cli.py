@@ -200,6 +200,7 @@ BAD_INPUT: dict[str, Sequence[str]] = {
     "template width": ["organize", "{tmp}", "--dry-run", "--template", "{{name:>4000000000}}"],
     "template spec": ["organize", "{tmp}", "--dry-run", "--template", "{{year:02x}}/{{name}}"],
     "template name length": ["organize", "{tmp}", "--template", "{{ext:_>200}}{{ext:_>200}}"],
+    "template that drops the extension": ["organize", "{tmp}", "--template", "{{day}}{{stem}}"],
     "malformed id to organize": ["organize", "{tmp}", "--dry-run", "--id", "not-a-uuid"],
     "empty exclude pattern": ["organize", "{tmp}", "--exclude", ""],  # the API's 422 too
     "exclude pattern with no closing ]": ["organize", "{tmp}", "--exclude", "["],  # and 422

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from storage.errors import InvalidPlanOptions, UserError
-from storage.templates import MAX_WIDTH, NAME_MAX, check_exclude, parse_template
+from storage.templates import (
+    MAX_WIDTH,
+    NAME_MAX,
+    check_exclude,
+    check_template,
+    parse_template,
+)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +95,41 @@ def test_exclude_patterns_that_cannot_mean_what_they_say_are_refused(
 )
 def test_exclude_patterns_fnmatch_reads_as_written_are_accepted(pattern: str) -> None:
     check_exclude([pattern])
+
+
+@pytest.mark.parametrize(
+    ("template", "expected_message"),
+    [
+        # The tryout's: every file renamed "12IMG_0001", which no program opens as a photo.
+        ("{day}{stem}", "drops the files' extensions: its file name has {stem} without {ext}"),
+        ("{ext}/{year}-{stem}", "drops the files' extensions"),
+        ("{category}/{stem:.40}", "drops the files' extensions"),
+        ("{year}/{name:.10}", "can cut the extension off a file name: {name:.10}"),
+    ],
+)
+def test_a_template_whose_file_names_lose_their_extension_is_refused(
+    template: str, expected_message: str
+) -> None:
+    parse_template(template)  # the planner could render it
+
+    with pytest.raises(InvalidPlanOptions) as refused:
+        check_template(template)  # a user may not ask for it (the CLI's and the API's rule)
+
+    assert expected_message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{category}/{year}",  # the file keeps its {name}
+        "{day}{stem}.{ext}",
+        "{category}/{stem:.40}.{ext}",
+        "{stem}_{ext}.bak",
+        "{stem}/{name}",
+        "{year}/{name:_>20}",
+        "{stem:.8}/{day}-{name}",
+    ],
+)
+def test_templates_that_keep_the_extension_are_accepted(template: str) -> None:
+    check_template(template)
