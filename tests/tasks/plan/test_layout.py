@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,15 @@ from hypothesis import strategies as st
 
 from storage.errors import InvalidPlanOptions, UserError
 from tasks.classify.categories import extension_of
-from tasks.plan.layout import MODES, NO_EXTENSION, UNKNOWN, Place, parse_layout
+from tasks.plan.layout import (
+    MODES,
+    NO_EXTENSION,
+    UNKNOWN,
+    UNKNOWN_ALBUM,
+    UNKNOWN_ARTIST,
+    Place,
+    parse_layout,
+)
 
 SHOT = datetime(2019, 4, 2, 15, 30)
 
@@ -267,6 +276,19 @@ def test_tag_fields_name_the_artist_and_album_and_say_so_when_missing() -> None:
 
     assert b"/".join(tagged) == b"Audio/AC_DC/Live/01.mp3"  # a tag never makes a folder level
     assert b"/".join(untagged) == b"Audio/Unknown Artist/Unknown Album/01.mp3"
+
+
+def test_a_missing_tag_is_unknown_not_empty_in_a_file_name_too() -> None:
+    # README: an unknown value is no empty field (which would drop its separator): a song
+    # without tags is "Unknown Artist - 01.mp3", as its folder is Unknown Artist/.
+    layout = parse_layout("category_year", "{category}/{artist} - {album} - {name}")
+
+    untagged = layout.destination("audio", None, b"01.mp3", "mp3", Place(b"x", "", None))
+
+    assert b"/".join(untagged) == b"Audio/Unknown Artist - Unknown Album - 01.mp3"
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    for word in (UNKNOWN, UNKNOWN_ARTIST, UNKNOWN_ALBUM):
+        assert f"`{word}`" in readme
 
 
 def test_relative_dir_must_be_a_component_of_its_own() -> None:
