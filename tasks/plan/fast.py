@@ -114,11 +114,8 @@ def _render(policy: PlanPolicy, values: dict[str, object]) -> tuple[bytes, str]:
     date = datetime(day.year, day.month, day.day) if day is not None else None  # type: ignore[attr-defined]
     category, ext, source = str(values["category"]), str(values["ext"]), str(values["date_source"])
     undated = policy.undated == "folder" and source in ("mtime", "none")
-    place = Place(
-        os.fsencode(str(values.get("dir", ""))),
-        values.get("artist"),  # type: ignore[arg-type]
-        values.get("album"),  # type: ignore[arg-type]
-    )
+    tags = values.get("artist"), values.get("album")
+    place = Place(os.fsencode(str(values.get("dir", ""))), *tags)  # type: ignore[arg-type]
     parts = policy.layout.destination(
         category, None if undated else date, b"x", ext, place, UNDATED if undated else UNKNOWN
     )
@@ -131,7 +128,7 @@ def _busy(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     a name not plain ASCII, which casefold may pair); `busy_files`: possible sidecar pairs."""
     exts = ", ".join(f"'{e}'" for e in sorted(SIDECAR_EXTS))
     album = "count(*) FILTER (category = 'audio') >= 2" if policy.albums != "off" else "FALSE"
-    album += " AND 2 * count(*) FILTER (category = 'audio') >= count(*)"
+    album += " AND 2 * count(*) FILTER (category = 'audio') >= count(*)"  # find_albums's rule
     con.execute(f"""
         CREATE OR REPLACE TABLE busy AS
         WITH files AS (
@@ -277,10 +274,12 @@ _RANKS = """
             SELECT want, count(*) AS n_ip, any_value(path) AS o_path, any_value(size) AS o_size,
                    any_value(digest) AS o_digest, any_value(copy) AS o_copy
             FROM roles WHERE in_place GROUP BY want
+        ), firsts AS (  -- the first path by (pass, path), then its row: arg_min costs 2x
+            SELECT want, CASE WHEN min(pass) = 0 THEN min(path) FILTER (pass = 0)
+                              ELSE min(path) END AS path FROM o WHERE NOT in_place GROUP BY want
         ), first AS (
-            SELECT want, arg_min({{'path': path, 'size': size, 'digest': digest, 'copy': copy,
-                                  'dst': dst}}, {{'pass': pass, 'path': path}}) AS f
-            FROM o WHERE NOT in_place GROUP BY want
+            SELECT want, {{'path': path, 'size': size, 'digest': digest, 'copy': copy, 'dst': dst}}
+                AS f FROM o SEMI JOIN firsts USING (want, path)
         ), g AS (
             SELECT want, coalesce(ex.ex, 0) = coalesce(ip.n_ip, 0)
                          AND coalesce(ip.n_ip, 0) <= 1 AS lock_ok,
