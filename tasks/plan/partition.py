@@ -186,7 +186,12 @@ class _Recording(Names[FileFacts]):
         self.created.append(key(folder))
 
 
-_PARENT = "regexp_extract(ek.key, '(?s)^(.*)/', 1)"
+# A key's folder: by string functions for an ASCII key (tasks.plan.fast.parent), by the regexp
+# for the rest (DuckDB's reverse() takes a grapheme for one).
+_PARENT = (
+    f"CASE WHEN strlen(ek.key) = length(ek.key) THEN {fast.parent('ek.key')}"
+    " ELSE regexp_extract(ek.key, '(?s)^(.*)/', 1) END"
+)
 
 
 def _plan_residual(
