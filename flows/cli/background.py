@@ -10,7 +10,8 @@ Its state is one folder, `prefect-server/` in a local data folder (for a data fo
 bucket, the user's state folder: `~/.local/state/fileorg/prefect-server`):
 - `server.json`: pid, port, token, when it started (written at once, before it answers);
 - `home/`: its PREFECT_HOME (its database, prefect.db, and the UI's files);
-- `server.log`: what it prints; `history.log`: one line per start, reuse, wait and stop;
+- `server.log`: what it prints; `history.log`: one line per start, reuse, wait and stop (why,
+  where a start was given up on);
 - `server.lock`: held while a CLI finds, starts or stops it, so two runs at once start one;
 - `in-use.lock`: shared by every run that uses it, from the moment it is found until the run
   has sent Prefect everything; `last-use`: its mtime is when it was last used.
@@ -163,17 +164,26 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def ours(server: Server) -> bool:
-    """The process carries the record's token (where /proc shows it; elsewhere: alive)."""
+def ours(server: Server, started_here: bool = False) -> bool:
+    """The process carries the record's token (where /proc shows it; elsewhere: alive). One
+    this process `started_here` (not reaped, so its pid is not reused) counts too while its
+    environment is still empty: the kernel shows none from the moment its exec closes our
+    descriptors (Popen returns) until the new program's stack is laid out."""
     if not alive(server.pid):
         return False
     try:
-        environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+        environ = _environ(server.pid)
     except FileNotFoundError:
         return not Path("/proc/self").exists()
     except OSError:
         return False  # not ours to read: another user's process
+    if started_here and environ == b"":
+        return True
     return f"{TOKEN_VARIABLE}={server.token}".encode() in environ.split(b"\0")
+
+
+def _environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
 
 
 def listening_inodes(port: int) -> set[str] | None:
@@ -252,12 +262,13 @@ def ensure(
         if server is not None and ours(server):
             if not current(server):
                 _replace_outdated(folder, server)
-            elif _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
+            elif (why := _wait_healthy(server)) is None:
                 note(folder, f"reused server pid {server.pid} on port {server.port}")
                 server_use.hold(folder)
                 return server
             else:
                 kill(server)  # ours, but dead to requests, or another program holds its port
+                note(folder, f"replaced server pid {server.pid} on port {server.port}: {why}")
         forget(folder)
         on_start()
         if idle_minutes is None:
@@ -266,13 +277,13 @@ def ensure(
             idle_minutes = get_settings().server_idle_minutes
         for _attempt in range(3):  # a port picked free can be taken before the server binds
             server = _start(folder, idle_minutes)
-            if _wait_healthy(server, deadline=time.monotonic() + START_SECONDS):
+            if (why := _wait_healthy(server, started_here=True)) is None:
                 note(folder, f"started server pid {server.pid} on port {server.port}")
                 server_use.hold(folder)
                 return server
             # Not left running: a CI run found a server of a failed attempt alive at its end.
             kill(server, started_here=True)
-            note(folder, f"gave up on server pid {server.pid} on port {server.port}")
+            note(folder, f"gave up on server pid {server.pid} on port {server.port}: {why}")
             forget(folder)
         raise BackgroundServerError(
             f"the local Prefect server did not start; its log: {folder / 'server.log'}"
@@ -296,15 +307,23 @@ def _replace_outdated(folder: Path, server: Server) -> None:
         note(folder, f"stopped server pid {server.pid}: it runs {server.versions}")
 
 
-def _wait_healthy(server: Server, deadline: float) -> bool:
-    """Wait while it starts; False once it died, or another program answers on its port."""
-    while ours(server):
+def _wait_healthy(
+    server: Server, seconds: float = START_SECONDS, started_here: bool = False
+) -> str | None:
+    """Wait while it starts: None once it answers on its port itself, else why not (for
+    history.log): it ended, it is not ours, another program answers there, or time ran out."""
+    deadline = time.monotonic() + seconds
+    while ours(server, started_here):
         if healthy(server.api_url):
-            return holds_port({server.pid}, server.port)
+            if holds_port({server.pid}, server.port):
+                return None
+            return f"another program answers on port {server.port}"
         if time.monotonic() > deadline:
-            return False
+            return f"no answer in {seconds:.0f} s"
         time.sleep(0.1)
-    return False
+    if not alive(server.pid):
+        return "its process ended (its output: server.log)"
+    return "its process does not carry the record's token"
 
 
 def _free_port() -> int:
