@@ -88,7 +88,7 @@ class Progress:
     def advance(self, stage: str, files: int = 0, nbytes: int = 0) -> None:
         now = time.monotonic()
         with self._lock:
-            counts, events = self._running(stage, finishing=False)
+            counts, events = self._running(stage)
             counts.files_done += files
             counts.bytes_done += nbytes
             if events or now - counts.last_sent >= THROTTLE_SECONDS:
@@ -99,7 +99,7 @@ class Progress:
 
     def finish(self, stage: str) -> None:
         with self._lock:
-            counts, events = self._running(stage, finishing=True)
+            counts, events = self._running(stage)
             # A stage whose total was unknown up front (the scan) ends with done == total.
             counts.files_total = max(counts.files_total, counts.files_done)
             counts.bytes_total = max(counts.bytes_total, counts.bytes_done)
@@ -108,13 +108,17 @@ class Progress:
         for event in events:
             _publish(event)
 
-    def _running(self, stage: str, finishing: bool) -> tuple[_StageCounts, list[ProgressEvent]]:
+    def _running(self, stage: str) -> tuple[_StageCounts, list[ProgressEvent]]:
         """The stage's counts, and its `started` to send first where it was not started: never
-        before, or (finishing again) finished since its last start. Under the lock."""
+        before, or finished since. A stage that advances or finishes again after finishing
+        starts again with the counts it had: counts never go backwards (a second finish once
+        reset them to 0). Under the lock."""
         counts = self._stages.get(stage)
-        if counts is not None and not (finishing and counts.finished):
+        if counts is None:
+            counts = self._stages[stage] = _StageCounts(0, 0)
+        elif not counts.finished:
             return counts, []
-        counts = self._stages[stage] = _StageCounts(0, 0)
+        counts.finished = False
         return counts, [self._event(stage, counts, "started")]
 
     def _event(
