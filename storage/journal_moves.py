@@ -14,8 +14,10 @@ match (`sealed_moves`); in any other case (a crash between the two writes, a lin
 since, a file torn, changed or missing, an unreadable one) it reads the journal as before.
 The file is not fsynced: a crash can lose it or tear it, and then its digest does not match.
 It is written as `{journal}.moves.tmp` and renamed into place; a kill -9 between the two leaves
-that temporary, never read (only a sealed, matching `.moves` is), so the next apply or
-rollback of the journal removes it (`discard_leftover`): nothing else ever would.
+that temporary, and one between the rename and the seal's write a `.moves` no seal vouches
+for (its journal, resumed, is never sealed again). Neither is ever read (only a sealed,
+matching `.moves` is), so the next apply or rollback of the journal removes both
+(`discard_leftover`): nothing else ever would.
 """
 
 from __future__ import annotations
@@ -71,11 +73,17 @@ def write_moves(journal_path: str, rows: list[Row]) -> Entry:
 
 
 def discard_leftover(journal_path: str) -> None:
-    """Remove the moves file's temporary that a kill between its write and its rename left
-    beside `journal_path` (run under the operation's lock, before the journal is used)."""
-    if not is_object_url(journal_path):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(moves_path(journal_path) + TMP)
+    """Remove what a kill mid-seal left beside `journal_path`: the moves file's temporary, and
+    a moves file the journal's last line does not seal. Run under the operation's lock, before
+    the journal is used (no seal is under way); a journal that cannot be read keeps its file."""
+    if is_object_url(journal_path):
+        return
+    path = moves_path(journal_path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path + TMP)
+    with contextlib.suppress(OSError):
+        if os.path.exists(path) and _journal_seal(journal_path) is None:
+            os.unlink(path)
 
 
 def sealed_moves(journal_path: str) -> list[Row] | None:
@@ -84,11 +92,7 @@ def sealed_moves(journal_path: str) -> list[Row] | None:
     if is_object_url(journal_path):
         return None  # a journal of segments is never sealed
     try:
-        with open(journal_path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            fh.seek(max(0, size - _TAIL))
-            tail = fh.read()
-        seal = _seal(tail, size)
+        seal = _journal_seal(journal_path)
         if seal is None:
             return None
         with open(moves_path(journal_path), "rb") as fh:
@@ -108,6 +112,14 @@ def sealed_moves(journal_path: str) -> list[Row] | None:
     if type(rows) is not list or len(rows) != seal["rows"]:
         return None
     return rows
+
+
+def _journal_seal(journal_path: str) -> dict[str, Any] | None:
+    """The journal's seal, if its last line is one (OSError where it cannot be read)."""
+    with open(journal_path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(max(0, size - _TAIL))
+        return _seal(fh.read(), size)
 
 
 def _seal(tail: bytes, size: int) -> dict[str, Any] | None:

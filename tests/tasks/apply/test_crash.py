@@ -47,11 +47,13 @@ from typing import IO, Any
 
 import pytest
 
+from storage import journal_moves
 from storage.locations import DataStore
 from storage.operations import PlanOptions
 from tasks.apply import local
 from tests import crash_worker
 from tests.apply_helpers import (
+    Operation,
     apply_all,
     build_small_tree,
     contents,
@@ -492,3 +494,70 @@ def test_every_crash_point_of_a_tiny_apply_and_rollback(
                 case.check_applied(case.apply())
             case.rollback()
             case.check_restored()
+
+
+def _unsealed(op_dir: str) -> list[str]:
+    """What a killed seal can leave in the operation's journal folder and nothing reads: a
+    moves file's temporary, or a moves file its journal does not seal."""
+    folder = Path(op_dir) / "journal"
+    if not folder.exists():  # killed before its first journal
+        return []
+    return sorted(
+        path.name
+        for path in folder.rglob("*")
+        if path.name.endswith(journal_moves.SUFFIX + journal_moves.TMP)
+        or (
+            path.name.endswith(journal_moves.SUFFIX)
+            and journal_moves.sealed_moves(str(path)[: -len(journal_moves.SUFFIX)]) is None
+        )
+    )
+
+
+def test_an_apply_killed_at_each_change_of_its_seal_leaves_no_moves_file_behind(
+    worker: Worker, scratch: Path
+) -> None:
+    """Five plain renames: the journal is sealed last (the moves file written, renamed into
+    place, then the seal journaled). Killed before each of the apply's changes in turn, the
+    next apply finishes and leaves no moves file its journal does not seal, nor a temporary;
+    the kills between the rename and the seal's write did leave one (the window is reached)."""
+    base = scratch / "sealed"
+    planned = Operation(base, PlanOptions(mode="category"))
+    for i in range(5):
+        path = planned.root / ("inbox" if i % 2 else "old") / f"note {i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"note %d" % i)
+    planned.plan()
+    backup = base / "backup"  # the same inodes, so that the plan holds for every run
+    shutil.copytree(planned.root, backup, copy_function=os.link)
+    before = snapshot(planned.root)
+
+    def fresh() -> None:
+        shutil.rmtree(planned.root)
+        shutil.copytree(backup, planned.root, copy_function=os.link)
+        shutil.rmtree(Path(planned.op_dir) / "journal", ignore_errors=True)
+
+    def job(kill_at: int) -> dict[str, Any]:
+        root, url = str(planned.root), planned.store.url
+        return {
+            "kind": "apply",
+            "data_url": url,
+            "op_dir": planned.op_dir,
+            "root": root,
+            "kill_at": kill_at,
+        }
+
+    fresh()
+    changes = worker.run(job(10**9)).changes
+    (journal,) = planned.journals()
+    assert journal_moves.sealed_moves(journal) is not None, "the uninterrupted apply seals"
+    left_by_kills = []
+    for kill_at in range(1, changes + 1):
+        fresh()
+        assert worker.run(job(kill_at)).interrupted, kill_at
+        left_by_kills += _unsealed(planned.op_dir)
+        assert planned.apply() == Counter(done=5), kill_at
+        assert _unsealed(planned.op_dir) == [], kill_at
+        planned.rollback()
+        assert _unsealed(planned.op_dir) == [], kill_at
+        assert differences(before, snapshot(planned.root)) == [], kill_at
+    assert any(name.endswith(journal_moves.SUFFIX) for name in left_by_kills)

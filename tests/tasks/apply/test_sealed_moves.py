@@ -174,15 +174,34 @@ def killed_before_the_rename(planned: Operation) -> str:
     return tmp
 
 
+def killed_after_the_rename(planned: Operation) -> str:
+    """As a kill -9 between the moves file's rename and the seal's write leaves them: the
+    `.moves` in place, no seal. Returns its path."""
+    journal = move_journal(planned)
+    with open(journal, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    assert b'"sealed"' in lines[-1]
+    with open(journal, "wb") as fh:
+        fh.writelines(lines[:-1])
+    return journal_moves.moves_path(journal)
+
+
+KILLED = {"before the rename": killed_before_the_rename, "after it": killed_after_the_rename}
+
+
+@pytest.mark.parametrize("killed", list(KILLED))
 @pytest.mark.parametrize("then", ["apply", "rollback"])
-def test_a_killed_seals_temporary_is_removed_by_the_next_apply_or_rollback(
-    tmp_path: Path, then: str
+def test_what_a_killed_seal_left_is_removed_by_the_next_apply_or_rollback(
+    tmp_path: Path, then: str, killed: str
 ) -> None:
+    """The temporary, or a `.moves` no seal vouches for (its journal, resumed, is never
+    sealed again: it stayed for good)."""
     planned = distinct(tmp_path)
     before = snapshot(planned.root)
     planned.apply()
     applied = snapshot(planned.root)
-    tmp = killed_before_the_rename(planned)
+    left = KILLED[killed](planned)
+    assert os.path.exists(left)
 
     if then == "apply":
         assert planned.apply() == Counter(done=len(NAMES))  # as journaled: nothing redone
@@ -191,8 +210,21 @@ def test_a_killed_seals_temporary_is_removed_by_the_next_apply_or_rollback(
         assert planned.rollback() == Counter(done=len(NAMES))
         assert differences(before, snapshot(planned.root)) == []
 
-    assert not os.path.exists(tmp)
+    assert not os.path.exists(left)
     assert not os.path.exists(journal_moves.moves_path(move_journal(planned)))
+
+
+def test_a_sealed_moves_file_stays_through_another_apply_and_a_rollback(tmp_path: Path) -> None:
+    planned = distinct(tmp_path)
+    planned.apply()
+    journal = move_journal(planned)
+    rows = journal_moves.sealed_moves(journal)
+
+    assert planned.apply() == Counter(done=len(NAMES))
+    journal_moves.discard_leftover(journal)
+    assert rows is not None and journal_moves.sealed_moves(journal) == rows
+    assert planned.rollback() == Counter(done=len(NAMES))
+    assert journal_moves.sealed_moves(journal) == rows  # a second rollback reads it again
 
 
 def test_the_folders_a_sealed_apply_emptied_are_found_without_parsing_its_moves(
