@@ -27,6 +27,9 @@ from pathlib import Path
 import common
 import measure
 
+STDERR = "organize.stderr"  # the last run's, in the work folder
+TAIL_BYTES = 4000  # what a failure prints of it: a traceback's end
+
 
 def _ours(work: Path) -> dict[int, tuple[str, int]]:
     """Every process of this data folder, with its role and PSS in KiB: those with
@@ -83,13 +86,16 @@ def _role(cmdline: str) -> str:
 
 def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[str, float]:
     started = time.perf_counter()
-    # stdout to a file, not a pipe: a process left behind holding a pipe would hang the bench
-    with tempfile.TemporaryFile() as out_file:
+    # stdout and stderr to files, not pipes: a process left behind holding a pipe would hang
+    # the bench. Its stderr is kept in the work folder (this run's: why it failed).
+    work.mkdir(parents=True, exist_ok=True)
+    err_path = work / STDERR
+    with tempfile.TemporaryFile() as out_file, err_path.open("wb") as err_file:
         cli = subprocess.Popen(
             [fileorg, "organize", str(root), "--dry-run", "--json"],
             env=env,
             stdout=out_file,
-            stderr=subprocess.DEVNULL,
+            stderr=err_file,
         )
         peaks: dict[str, int] = {"tree": 0}
         at_peak: dict[str, int] = {}
@@ -120,7 +126,10 @@ def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[
         out_file.seek(0)
         out = out_file.read()
     if cli.returncode != 0:
-        raise SystemExit(f"fileorg organize failed with status {cli.returncode}")
+        raise SystemExit(
+            f"fileorg organize failed with status {cli.returncode}; the end of its stderr "
+            f"({err_path}, kept with KEEP=1):\n{_tail(err_path)}"
+        )
     op = json.loads(out)["operation_id"]
     report = subprocess.run(
         [fileorg, "report", op, "--json"], env=env, capture_output=True, check=True
@@ -133,6 +142,12 @@ def run_once(root: Path, env: dict[str, str], work: Path, fileorg: str) -> dict[
     row.update({f"run_in_{name}_mib": kb // 1024 for name, kb in runs.items()})
     row.update({k: v.get("seconds") for k, v in stages.items()})
     return row
+
+
+def _tail(path: Path, size: int = TAIL_BYTES) -> str:
+    with path.open("rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+        return fh.read().decode(errors="replace")
 
 
 def main() -> None:
