@@ -4,6 +4,7 @@ list, whatever the batches DuckDB hands over, and an empty list is one empty sha
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from storage import manifests
 from storage.locations import DataStore
 from tasks import pool
+from tasks.backends import backend_for
 from tasks.hashes import worklists
 from tests.roots import TreeRoot
 from tests.tasks.hashes.test_contract import write_tree
@@ -104,3 +106,58 @@ def test_a_small_tree_lists_on_the_shared_database_and_cuts_the_same_shards(
         assert len(opened) == (0 if bounded_from else 2)  # the situation under test happened
     assert written[0] == written[worklists.BOUNDED_FROM]
     assert len(written[0][worklists.PREFIX]) > 1  # more than one shard, cut alike
+
+
+def _long_named_files(store: DataStore, op_dir: str, files: int) -> None:
+    """Scan and classify shards of `files` files of 300-byte names, every size shared by three
+    (all of them in the list) and each with classify's prefix (the list's join to it)."""
+    shard = 50_000
+    for index, start in enumerate(range(0, files, shard)):
+        rows = range(start, min(files, start + shard))
+        paths = pa.array([b"/r/%s/file-%09d" % (b"x" * 300, i) for i in rows], pa.binary())
+        scan = {field.name: pa.nulls(len(rows), field.type) for field in manifests.SCAN}
+        scan.update(
+            path=paths,
+            kind=pa.array(["file"] * len(rows)),
+            size=pa.array([5000 + i % (files // 3) for i in rows], pa.int64()),
+            mtime_ns=pa.array(rows, pa.int64()),
+            dev=pa.array([1] * len(rows), pa.uint64()),
+            ino=pa.array([i * 7919 % (1 << 40) for i in rows], pa.uint64()),  # not in order
+        )
+        classify = {field.name: pa.nulls(len(rows), field.type) for field in manifests.CLASSIFY}
+        classify.update(path=paths, prefix=pa.array([b"p" * 32] * len(rows), pa.binary()))
+        for stage, columns, schema in [
+            ("scan", scan, manifests.SCAN),
+            ("classify", classify, manifests.CLASSIFY),
+        ]:
+            path = manifests.shard_path(op_dir, stage, index)
+            manifests.write_table(store, path, pa.table(columns, schema=schema))
+    manifests.mark_done(store, op_dir, "scan", {"entries": files, "shards": index + 1})
+    manifests.mark_done(store, op_dir, "classify", {"shards": index + 1})
+
+
+def test_a_bounded_prefix_list_is_made_within_its_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """415d361: on a database of its own the list is a table first, then sorted from it. One
+    statement that joined, grouped and sorted held its joins' tables and the CTE pinned while
+    it sorted: at a million files it outgrew WORKLIST_MEMORY now and then and ran again
+    without the limit. The same here at a small scale: 100,000 files under 64 MB fell back
+    every run as one statement (4 of 4; it fits from about 96 MB), and fit from about 48 MB
+    as a table."""
+    store = DataStore(str(tmp_path / "data"))
+    op_dir = str(tmp_path / "data" / "op")
+    _long_named_files(store, op_dir, 100_000)
+    monkeypatch.setattr(worklists, "WORKLIST_MEMORY", "64MB")
+    monkeypatch.setattr(worklists, "BOUNDED_FROM", 1)  # a database of its own, limited
+    with caplog.at_level(logging.WARNING, logger=worklists.log.name):
+        shards = worklists.plan_prefix_inputs(store, op_dir, None, 10_000, backend_for("/r"))
+
+    assert [r.getMessage() for r in caplog.records] == []  # no run again without the limit
+    written = [
+        manifests.read_table(store, path).select(["dev", "ino"])
+        for path in manifests.shard_paths(store, op_dir, worklists.inputs_dir(worklists.PREFIX))
+    ]
+    assert shards == len(written) == 10
+    keys = [(row["dev"], row["ino"]) for table in written for row in table.to_pylist()]
+    assert len(keys) == 100_000 and keys == sorted(keys)
