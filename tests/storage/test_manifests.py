@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from storage import manifests
 from storage.locations import DataStore
@@ -151,3 +152,13 @@ def test_the_report_reads_back_as_written_and_is_none_before(store: DataStore) -
     manifests.write_report(store, op_dir, built)
     assert manifests.read_report(store, op_dir) == built
     assert store.exists(f"{op_dir}/{manifests.REPORT}")
+
+
+def test_distinct_columns_are_written_without_a_dictionary(store: DataStore) -> None:
+    path = manifests.shard_path(store.operation_dir(OP_ID), "scan", 0)
+    manifests.write_table(store, path, scan_table(ODD_PATHS * 50))
+
+    chunks = pq.ParquetFile(store.fs.open(path)).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(15)}
+    assert all("RLE_DICTIONARY" not in encodings[c] for c in ("path", "path_text", "ino"))
+    assert "RLE_DICTIONARY" in encodings["kind"] and "RLE_DICTIONARY" in encodings["dev"]
