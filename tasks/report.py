@@ -69,6 +69,8 @@ def _duplicates(store: DataStore, op_dir: str, include_empty: bool) -> dict[str,
     groups, _ = queries.duplicate_groups(store, op_dir, include_empty, limit=TOP_GROUPS)
     return {
         **queries.duplicate_summary(store, op_dir, include_empty),
+        # Kept in subfolders (--keep-subfolders): no duplicates policy touches them.
+        "in_subfolders": queries.in_subfolders(store, op_dir, include_empty),
         "top_groups": [
             {
                 "digest": g["digest"],

@@ -169,23 +169,51 @@ def _left_alone_row(left: dict[str, Any]) -> list[list[str]]:
     return [["left alone", f"{left['files']:,}", human_bytes(left["bytes"]) + folders]]
 
 
+def _untouched(files: int, options: dict[str, Any]) -> str:
+    """Why the duplicates policy leaves some copies: they are kept in subfolders."""
+    if not files or options.get("duplicates", "report") == "report":
+        return ""
+    return f"{counted(files, 'file')} of duplicate groups in subfolders stay as they are"
+
+
+def _subfolder_row(files: int) -> list[list[str]]:
+    if not files:
+        return []
+    return [["kept in subfolders", f"{files:,}", "--keep-subfolders sorts the top level only"]]
+
+
+def _legend(op: str) -> str:
+    """What the two counts of what stays mean (the tryout read 'left alone 5', 'skipped 9')."""
+    return (
+        "left alone: the files a rule keeps where they are, with their bytes.\n"
+        "skipped: every entry the plan leaves where it is (those files, each folder kept\n"
+        f"whole, symlinks, duplicates, conflicts): fileorg plan {op} --action skip"
+    )
+
+
 def summary(report: dict[str, Any]) -> None:
     from tasks.report import human_bytes
 
     dup = report["duplicates"]
     plan = report["plan"]
+    by_reason = report.get("by_reason", {})
+    in_subfolders = by_reason.get("subfolder", 0)  # kept, but not in place: --keep-subfolders
+    untouched = _untouched(dup.get("in_subfolders", 0), report.get("options") or {})
     rows = [
         ["files to organize", f"{report['files']:,}", human_bytes(report["bytes"])],
         *_left_alone_row(report.get("left_alone") or {}),
         ["duplicate groups", f"{dup['groups']:,}", f"{human_bytes(dup['wasted_bytes'])} wasted"],
         ["planned moves", f"{plan['moves']:,}", ""],
-        ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", ""],
-        ["already in place", f"{plan['unchanged']:,}", ""],
+        ["quarantine / hard link", f"{plan['quarantine']:,} / {plan['hardlink']:,}", untouched],
+        ["already in place", f"{plan['unchanged'] - in_subfolders:,}", ""],
+        *_subfolder_row(in_subfolders),
         ["name conflicts", f"{plan['conflicts']:,}", _conflicts(report.get("by_reason", {}))],
         ["skipped", f"{plan['skipped']:,}", _skip_reasons(report.get("by_reason", {}))],
         ["errors", f"{report['errors']['count']:,}", ""],
     ]
     table("Summary", ["", "count", ""], rows)
+    if plan["skipped"]:
+        out.print(_legend(str(report.get("operation_id") or "ID")[:8]), style="dim")
     cats = [
         [name, f"{slot['files']:,}", human_bytes(slot["bytes"])]
         for name, slot in sorted(report["by_category"].items(), key=lambda kv: -kv[1]["bytes"])

@@ -25,6 +25,7 @@ from storage.queries.duplicates import (
     duplicate_groups,
     duplicate_query,
     duplicate_summary,
+    in_subfolders,
     problems,
     totals_by_category_year,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "file_rows",
     "files_page",
     "has_shards",
+    "in_subfolders",
     "left_alone",
     "left_alone_query",
     "left_alone_totals",

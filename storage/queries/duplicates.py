@@ -8,9 +8,11 @@ from typing import Any
 from storage import manifests
 from storage.locations import DataStore
 from storage.queries.connection import (
+    PLAN_ADDED,
     SCAN_ADDED,
     Query,
     connect,
+    has_shards,
     source,
     with_columns,
 )
@@ -77,6 +79,23 @@ def duplicate_summary(store: DataStore, op_dir: str, include_empty: bool = False
     with connect(store) as con:
         groups, files, wasted = con.execute(sql).fetchone() or (0, 0, 0)
     return {"groups": int(groups), "files": int(files), "wasted_bytes": int(wasted)}
+
+
+def in_subfolders(store: DataStore, op_dir: str, include_empty: bool = False) -> int:
+    """Files of duplicate groups that the plan keeps inside subfolders (--keep-subfolders):
+    no policy touches them, so a summary says how many there are."""
+    if not has_shards(store, op_dir, "plan"):
+        return 0
+    sql = f"""
+        WITH h AS ({_hash_with_empty(store, op_dir, include_empty)}),
+        g AS (SELECT size, digest FROM h GROUP BY size, digest HAVING count(*) > 1)
+        SELECT count(*) FROM {with_columns(store, op_dir, "plan", PLAN_ADDED)} p
+        SEMI JOIN g ON g.size = p.size AND g.digest = p.digest
+        WHERE p.reason_code = 'subfolder'
+    """
+    with connect(store) as con:
+        (count,) = con.execute(sql).fetchone() or (0,)
+    return int(count)
 
 
 def totals_by_category_year(store: DataStore, op_dir: str) -> list[dict[str, Any]]:

@@ -161,3 +161,34 @@ def test_a_name_not_in_nfc_shows_its_decomposed_characters_escaped(
     """Two files whose names differ only in normalization looked the same in every table."""
     assert render.escaped(name) == expected_shown
     assert render.shown(name.encode()) == expected_shown
+
+
+def test_the_summary_says_why_duplicates_in_subfolders_are_not_linked(
+    printed: io.StringIO,
+) -> None:
+    """--duplicates hardlink --keep-subfolders: the tryout read 'quarantine / hard link 0 / 0'
+    and 'already in place 4' of four copies that were only kept in their subfolders."""
+    report = _report({"documents": {"files": 5, "bytes": 20}}, [])
+    report["plan"].update(moves=1, unchanged=4)
+    report["by_reason"] = {"organized": 1, "subfolder": 4}
+    report["duplicates"].update(groups=2, in_subfolders=4)
+    report["options"] = {"duplicates": "hardlink", "keep_subfolders": True}
+
+    render.summary(report)
+
+    words = " ".join(printed.getvalue().split())
+    assert "hard link │ 0 / 0 │ 4 files of duplicate groups in subfolders stay" in words
+    assert "already in place │ 0 │" in words
+    assert "kept in subfolders │ 4 │ --keep-subfolders sorts the top level only" in words
+
+
+def test_the_summary_says_what_left_alone_and_skipped_count(printed: io.StringIO) -> None:
+    left = [{"path": "node_modules", "reason": "left alone: tool folder", "files": 0}]
+    report = {**_report({}, left), "operation_id": "5977044a-0000"}
+
+    render.summary(report)
+
+    words = " ".join(printed.getvalue().split())
+    assert "left alone: the files a rule keeps where they are, with their bytes." in words
+    assert "skipped: every entry the plan leaves where it is (those files, each folder" in words
+    assert "fileorg plan 5977044a --action skip" in words

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import blake3
@@ -382,3 +383,22 @@ def test_a_stage_whose_shards_differ_in_columns_reads_as_one(store: DataStore) -
     with queries.connect(store) as con:
         rows = sorted(con.sql(sql).fetchall())
     assert rows == [(b"new.jpg", "images", b"p" * 32), (b"old.bin", "other", None)]
+
+
+def test_files_of_duplicate_groups_kept_in_subfolders_are_counted(tmp_path: Path) -> None:
+    """--keep-subfolders keeps them out of every duplicates policy: the summary says how many
+    (the tryout's `--duplicates hardlink --keep-subfolders` linked nothing and said nothing)."""
+    from storage.operations import PlanOptions
+    from tests.apply_helpers import Operation
+
+    op = Operation(tmp_path, PlanOptions(duplicates="hardlink", keep_subfolders=True))
+    for rel, content in [
+        ("top.txt", b"one"), ("a/x.txt", b"one"), ("b/x.txt", b"one"),
+        ("a/y.txt", b"two"), ("b/y.txt", b"two"), ("c/z.txt", b"own"), ("c/w.txt", b"abc"),
+    ]:  # fmt: skip
+        (op.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (op.root / rel).write_bytes(content)
+    op.plan()
+
+    assert queries.in_subfolders(op.store, op.op_dir) == 4
+    assert {r["action"] for r in op.rows().values()} == {"move", "keep"}  # nothing linked
