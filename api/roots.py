@@ -158,13 +158,21 @@ async def identity(root: str) -> list[int] | None:
 
 
 def grantable(raw: str) -> str:
-    """What an admin grants: an existing directory, or an object root of a configured profile
-    (its bucket is checked when an operation starts: it may be created after the grant)."""
+    """What an admin grants: an existing directory that is not / nor a system folder (400), or
+    an object root of a configured profile (its bucket is checked when an operation starts: it
+    may be created after the grant)."""
     if is_object_url(raw):
         return canonical_object(raw, BadRequest)
     if "\x00" in raw or ".." in raw.split("/") or not os.path.isabs(raw):
         raise BadRequest("root must be an absolute path without '..' or NUL bytes")
-    return existing_dir(os.path.realpath(raw), raw)
+    path = existing_dir(os.path.realpath(raw), raw)
+    # The rule every operation's root is held to (refuse_broad): / and a system folder never,
+    # whatever a grant says, so granting one gives nothing but a root no operation may use. A
+    # whole home may be granted: an operation on it still asks for i_mean_it.
+    refused = broad_refusal(path, home_folder(), "i_mean_it", i_mean_it=True)
+    if refused is not None:
+        raise BadRequest(f"not granted: {refused}")
+    return path
 
 
 def revocable(raw: str) -> set[str]:

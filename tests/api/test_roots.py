@@ -125,7 +125,9 @@ def test_a_system_folder_is_refused_whatever_the_grant_says(
     it unless --i-mean-it). The API refuses it with the CLI's reason, even with i_mean_it:
     nobody's files to sort there."""
     admin, alice = api.signup("admin"), api.signup("alice")
-    api.grant(admin, alice, system)
+    with pytest.MonkeyPatch.context() as before:  # a grant stored before grants were checked
+        before.setattr("api.roots.broad_refusal", lambda *args, **kwargs: None)
+        api.grant(admin, alice, system)
     extra = SCHEDULE if "schedules" in endpoint else {}
 
     for asked in ({}, {"i_mean_it": True}):
@@ -135,6 +137,30 @@ def test_a_system_folder_is_refused_whatever_the_grant_says(
         assert response.status_code == 400, response.text
         assert response.json()["detail"].startswith(f"{system} is a system folder: programs and")
     assert (api.fake.started, api.fake.schedule_list) == ([], [])
+
+
+@pytest.mark.parametrize("system", ["/", "/usr", "/usr/share", "/etc", "/bin"])
+def test_a_system_folder_or_the_whole_disk_cannot_be_granted(api: Api, system: str) -> None:
+    """The tryout: an admin could grant a user /usr (and any operation there was then
+    refused). A grant is held to the roots' rule: 400 with its reason, nothing stored."""
+    admin, alice = api.signup("admin"), api.signup("alice")
+
+    response = api.client.post(
+        f"/api/v1/admin/users/{alice.id}/roots", json={"root": system}, headers=admin.headers
+    )
+    listed = api.client.get(f"/api/v1/admin/users/{alice.id}/roots", headers=admin.headers)
+
+    assert response.status_code == 400, response.text
+    canonical = os.path.realpath(system)
+    assert response.json()["detail"].startswith(f"not granted: {canonical} is a system folder")
+    assert listed.json()["data"] == []
+
+
+def test_a_whole_home_can_be_granted(api: Api, tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("storage.roots.HOME_PARENTS", (str(tree),))
+    admin, alice = api.signup("admin"), api.signup("alice")
+
+    api.grant(admin, alice, tree / "alice")  # 201: an operation on it asks for i_mean_it
 
 
 @pytest.mark.parametrize("endpoint", ["/api/v1/operations", "/api/v1/schedules"])
