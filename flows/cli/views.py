@@ -1,6 +1,6 @@
-"""How plans read on a terminal: rows that fit the width (paths shortened in the middle, full
-with --wide), the tree a plan would leave, and what became of the files an apply or a
-rollback could not carry out."""
+"""How plans read on a terminal: rows that fit the width (paths shortened in the middle, whole
+and folded in their columns with --wide), the tree a plan would leave, and what became of the
+files an apply or a rollback could not carry out."""
 
 from __future__ import annotations
 
@@ -95,30 +95,20 @@ def _share(natural: list[int], room: int) -> list[int]:
 
 
 def rows_table(columns: list[str], rows: list[list[str]], paths: int, wide: bool) -> None:
-    """A table of plan-like rows: fitted to the terminal (80 columns when it is not one),
-    or every value whole with --wide."""
-    from rich.console import Console
+    """A table of plan-like rows fitted to the terminal (80 columns when it is not one): each
+    value shortened (paths in the middle), or with --wide every value whole, folded inside its
+    column over as many lines as it needs. One line a row at any width was 650 cells wide in
+    the tryout: the terminal wrapped it, and no column stayed a column."""
     from rich.table import Table
     from rich.text import Text
 
-    width = out.width
-    body = rows if wide else fitted([columns, *rows], paths, width)[1:]
+    body = rows if wide else fitted([columns, *rows], paths, out.width)[1:]
     t = Table(box=None, pad_edge=False, padding=(0, GAP // 2), header_style="bold")
     for name in columns:
-        t.add_column(name, no_wrap=True, overflow="fold" if wide else "ellipsis")
+        t.add_column(name, no_wrap=not wide, overflow="fold" if wide else "ellipsis")
     for row in body:
         t.add_row(*map(Text, row))  # Text: a name such as "[draft].txt" is not markup
-    if wide:
-        needed = (
-            sum(max(cell_len(v) for v in col) for col in zip(columns, *body, strict=True))
-            if body
-            else 0
-        )
-        # Console.print(width=) does not widen a table: a console as wide as the rows does.
-        wide_out = Console(file=out.file, width=max(needed + GAP * len(columns), width))
-        wide_out.print(t, highlight=False)
-    else:
-        out.print(t)
+    out.print(t)
 
 
 def preview(folders: list[Folder], limit: int = 30) -> None:
