@@ -241,7 +241,7 @@ def _ranked(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     kept = copies.kept_reason(policy)
     named = _NAMED.format(
         half=NAME_MAX // 2, name_max=NAME_MAX, kept=kept, columns=_KEPT,
-        case_only=f"'{reasons.CASE_ONLY}'",
+        case_only=f"'{reasons.CASE_ONLY}'", hidden=f"'{reasons.HIDDEN_KEPT}'",
     )  # fmt: skip
     con.execute(f"""
         CREATE OR REPLACE TABLE fast AS
@@ -336,6 +336,7 @@ _NAMED = """
                     || CASE WHEN o_path::VARCHAR = dst THEN 'is already at ' ELSE 'goes to ' END
                     || dst
                 ELSE reason || {kept}
+                     || CASE WHEN starts_with(name, '.') THEN {hidden} ELSE '' END
                      || CASE WHEN nth = 0 THEN ''
                              WHEN holder = dst THEN '; renamed: ' || dst || ' is taken'
                              ELSE '; renamed: ' || dst || ' is taken by ' || holder || ' '

@@ -309,6 +309,7 @@ class _Planner:
         if f.path in self.copies:
             why += reasons.kept_copy(self.policy.keep, self.copies[f.path])
             code = "duplicate-kept"
+        why += reasons.stays_hidden(dst)
         self._place(f, dst, code, why)
 
     def _quarantine(self, f: FileFacts, keeper: FileFacts) -> None:

@@ -70,6 +70,15 @@ def not_linked(mode: int, kept_mode: int) -> str:
     return f": not linked: mode {mode:04o}, the kept copy's {kept_mode:04o} (a link has one mode)"
 
 
+# A hidden file sorted (--include-hidden) keeps its name, as every file does: still hidden.
+HIDDEN_KEPT = "; keeps its name, so it stays hidden (a leading dot)"
+
+
+def stays_hidden(dst: bytes) -> str:
+    """What a reason adds for a file whose destination's name starts with a dot."""
+    return HIDDEN_KEPT if dst.rpartition(b"/")[2].startswith(b".") else ""
+
+
 CASE_ONLY = "(names that differ only in case are one name on a case-insensitive disk)"
 
 

@@ -33,7 +33,8 @@ STAGE = "plan"
 # 8: with include_hidden, dot-folders and dot-files of no personal kind stay ("config").
 # 9: nothing is planned into a unit that a listing shows by its markers (a bucket's project).
 # 10: a hard-link copy of another mode than its kept copy's stays, `not-linked` (apply refuses it).
-PLANNER_VERSION = 10
+# 11: a sorted hidden file's reason says it keeps its name, so it stays hidden.
+PLANNER_VERSION = 11
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 # 128 MB took the plan alone at a million files from 506 to 365 MiB peak RSS, and cost the
 # warm 146k-file run 0.7-1.1 s of its 4 s plan (whole runs 12.0-15.0 s against 10.4-12.6):

@@ -286,6 +286,27 @@ def test_a_copy_of_another_mode_is_not_linked_in_sql() -> None:
     assert "mode 0600, the kept copy's 0644" in rows[1]["reason"]
 
 
+def test_a_hidden_file_sorted_in_sql_says_it_stays_hidden() -> None:
+    files = [
+        FileFacts(b"in/.IMG_1.jpg", "file", 7, 1, 1, 1, "images", "jpg", SHOT, b"one"),
+        FileFacts(b"in/.IMG_2.jpg", "file", 8, 1, 1, 2, "images", "jpg", SHOT, b"two"),
+        FileFacts(b"Images/2019/.IMG_2.jpg", "file", 9, 1, 1, 3, "images", "jpg", SHOT, b"3"),
+    ]
+    pol = policy(include_hidden=True)
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0
+    assert rows == reference(files, pol, None)
+    reasons = {r["src"]: r["reason"] for r in rows}
+    assert reasons[b"in/.IMG_1.jpg"].endswith(
+        "; keeps its name, so it stays hidden (a leading dot)"
+    )
+    assert reasons[b"in/.IMG_2.jpg"].endswith(
+        "stays hidden (a leading dot); renamed: Images/2019/.IMG_2.jpg is taken"
+    )
+
+
 def test_rows_of_every_part_are_planned_once() -> None:
     pol = policy()
     files = [

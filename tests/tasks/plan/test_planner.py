@@ -544,6 +544,22 @@ def test_conflict_suffix_goes_before_the_extension(name: bytes, expected_variant
     assert plan[b"in/" + name].dst == b"Other/Unknown/" + expected_variant
 
 
+def test_a_hidden_photo_keeps_its_name_and_says_it_stays_hidden() -> None:
+    """--include-hidden sorts .IMG_1.jpg to Images/2019/.IMG_1.jpg: as every file, it keeps
+    its name (the dot is its owner's choice, and renaming it would be a change nobody asked
+    for), so it stays hidden there, and its reason says so."""
+    files = [facts(b"in/.IMG_1.jpg", b"d0"), facts(b"in/IMG_2.jpg", b"d1")]
+
+    plan = by_src(plan_moves(files, policy(include_hidden=True)))
+
+    hidden = plan[b"in/.IMG_1.jpg"]
+    assert hidden.dst == b"Images/2019/.IMG_1.jpg"
+    assert hidden.reason == (
+        "images by .jpg, dated 2019-04-12; keeps its name, so it stays hidden (a leading dot)"
+    )
+    assert "hidden" not in plan[b"in/IMG_2.jpg"].reason
+
+
 def test_a_dot_files_variant_keeps_the_dot_first() -> None:
     """A dot-file is not planned any more (--include-hidden leaves .bashrc alone, `config`),
     but a variant of one (a quarantined copy's) is ".bashrc (1)", not " (1).bashrc"."""
