@@ -8,8 +8,9 @@ The background server outlives the CLI and is not its child after the first run,
 run runs in the warm runner's child, not in the CLI's tree: the CLI's tree alone
 (bench/measure.py) would leave them out, and the issue's memory budget includes them. Every
 process of the data folder is counted (_ours), by its role: run, pool, runner, server.
-A fresh data folder under --work is used unless --keep-data; the server is stopped at the end
-(`fileorg stop`), so the first run pays its start.
+A fresh data folder under --work is used (whatever it held is removed first); the server is
+stopped at the end (`fileorg stop`), so the first run pays its start, and the folder is removed
+then, unless KEEP=1 is in the environment (it keeps organize.stderr, the manifests, the logs).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ imports (a helper moved to another module once broke bench/ws_load.py for a week
 
 from __future__ import annotations
 
+import re
 import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,20 @@ def test_footprint_prints_the_end_of_a_failed_runs_stderr(
     assert said.endswith("line 1999\nBoom: the last line\n")
     assert "line 0\n" not in said  # the end, not all of it
     assert (work / "organize.stderr").read_text().startswith("line 0\nline 1\n")
+
+
+def test_footprints_docstring_names_only_what_it_reads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its docstring named a --keep-data option it never had; the code reads KEEP. Every
+    option the docstring names is one of its --help's (or fileorg's --dry-run, which it runs)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    footprint = runpy.run_path(str(BENCH / "footprint.py"), run_name="bench_import_check")
+    monkeypatch.setattr(sys, "argv", ["footprint.py", "--help"])
+    with pytest.raises(SystemExit):
+        footprint["main"]()
+    helped = set(re.findall(r"--[a-z][\w-]*", capsys.readouterr().out))
+    doc = footprint["__doc__"]
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", doc)) - {"--dry-run"}
+    assert named and named <= helped, named - helped
+    assert "KEEP=1" in doc and 'os.environ.get("KEEP")' in (BENCH / "footprint.py").read_text()
