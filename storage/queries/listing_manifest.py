@@ -133,12 +133,14 @@ class _Writer:
     def __init__(self, con: duckdb.DuckDBPyConnection, store: DataStore, op_dir: str, work: Path):
         self.con, self.store, self.op_dir, self.work = con, store, op_dir, work
 
-    def write(self, name: str, sql: str) -> None:
+    def write(self, name: str, sql: str, *same: str) -> None:
+        """The rows as `name`, and as each of `same` (files with the same rows)."""
         local = self.work / name
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         quoted = str(local).replace("'", "''")
         self.con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
-        self.store.write_file(f"{self.op_dir}/{FOLDER}/{name}", local)
+        for each in (name, *same):
+            self.store.write_file(f"{self.op_dir}/{FOLDER}/{each}", local)
         local.unlink()
 
 
@@ -184,12 +186,25 @@ def _files(writer: _Writer) -> int:
     writer.con.execute(
         f"CREATE TEMP TABLE files AS SELECT *, lower(path_text) AS name_lower FROM ({listed.sql})"
     )
+    # The name's order (path_text, then path) is the path's when every path is valid UTF-8, its
+    # text its own bytes (both compared as bytes; no two such texts equal): one file for both.
+    same = ("files-name.parquet",) if _texts_are_paths(writer.con) else ()
     for sort in FILE_SORTS:
-        sql = _positioned(writer.con, "files", file_order(sort, False), file_order(sort, True))
-        writer.write(f"files-{sort}.parquet", sql)
+        if sort != "name" or not same:
+            sql = _positioned(writer.con, "files", file_order(sort, False), file_order(sort, True))
+            writer.write(f"files-{sort}.parquet", sql, *(same if sort == "path" else ()))
     writer.con.execute("DROP TABLE IF EXISTS keys")
     writer.con.execute("DROP TABLE IF EXISTS key_groups")
     return _dropped(writer.con, "files")
+
+
+def _texts_are_paths(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every file's path_text is its path's bytes (encode: no escapes read)."""
+    assert FILE_SORTS["name"] == "path_text"
+    found = con.execute(
+        "SELECT count(*) FROM files WHERE path_text IS NULL OR encode(path_text) <> path"
+    ).fetchone()
+    return found is not None and found[0] == 0
 
 
 def _plan(writer: _Writer) -> int:

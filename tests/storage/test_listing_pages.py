@@ -275,3 +275,34 @@ def test_positions_are_the_windows_positions_with_ties_and_nulls(tiebreak: bool)
     """).fetchall()
     assert got == expected
     assert [row[2] for row in got] == list(range(500))
+
+
+@pytest.mark.parametrize("utf8", [True, False])
+def test_the_name_order_is_the_path_order_when_every_path_is_its_text(
+    local: DataStore, monkeypatch: pytest.MonkeyPatch, utf8: bool
+) -> None:
+    """Valid UTF-8 paths (names with accents among them): their texts sort as their bytes, so
+    files-name.parquet is files-path.parquet, written once; a name that is not UTF-8 (shown
+    with \\xHH) sorts by its text, in a file of its own. Either way the manifest's pages are
+    the shards'."""
+    from tests.storage import test_queries
+
+    rows = [r for r in test_queries.SCAN_ROWS if r[0] != b"caf\xe9.txt"]
+    extra = b"caf\xc3\xa9.txt" if utf8 else b"z\xff.txt"
+    rows.append((extra, "file", 1000, 1, 12, None, None))
+    classify = {**test_queries.CLASSIFY_ROWS, extra: ("documents", "txt", None)}
+    monkeypatch.setattr(test_queries, "SCAN_ROWS", rows)
+    monkeypatch.setattr(test_queries, "CLASSIFY_ROWS", classify)
+    op = write_operation(local)
+    expected = {
+        d: [r["path"] for r in queries.file_rows(local, op, None, sort="name", descending=d)[0]]
+        for d in (False, True)
+    }
+
+    queries.build_listing(local, op, include_empty=False)
+
+    for descending, paths in expected.items():
+        assert walk_files(local, op, "cursor", sort="name", descending=descending) == paths
+    listing = Path(op) / "listing"
+    by_name, by_path = ((listing / f"files-{s}.parquet").read_bytes() for s in ("name", "path"))
+    assert (by_name == by_path) is utf8  # one file written twice, or two files
