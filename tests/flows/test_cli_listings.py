@@ -253,6 +253,20 @@ ODD = {
 }
 
 
+def _wide_sources(text: str) -> list[str]:
+    """The source of each row of `plan --wide`, its column's lines joined without their
+    spaces (a value folds inside its column at a space, or within a word): a row starts on
+    the line that names its action."""
+    header, *lines = text.splitlines()
+    destination, action, reason = (header.index(c) for c in ("destination", "action", "reason"))
+    sources: list[str] = []
+    for line in lines:
+        if line[action:reason].strip():
+            sources.append("")
+        sources[-1] += line[:destination].replace(" ", "")
+    return sources
+
+
 def test_control_characters_in_names_are_escaped_in_tables_not_in_json(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -273,7 +287,11 @@ def test_control_characters_in_names_are_escaped_in_tables_not_in_json(
         rows = [line for line in text.splitlines() if "inbox/" in line]
         if command[0] in ("plan", "files"):  # every file, each on its one row
             assert len(rows) == len(ODD), (command, text)
-        if "--wide" in command or command[0] == "files":  # whole paths: each name as escaped
+        if "--wide" in command:  # whole paths, folded in their column: each name as escaped
+            sources = _wide_sources(text)
+            for name in expected_shown:
+                assert sources.count(f"inbox/{name}".replace(" ", "")) == 1, (command, text)
+        if command[0] == "files":  # whole paths on one line: each name as escaped
             for name in expected_shown:
                 assert len([r for r in rows if f"inbox/{name}" in r]) == 1, (command, text)
     assert "copy of two\\nlines.txt" in _fileorg("duplicates", op).stdout.decode()
