@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.cli.records import load_record, save_record
+from storage.processes import environ
 
 TOKEN_VARIABLE = "FILEORG_RUNNER_TOKEN"
 ENV_DIGEST_VARIABLE = "FILEORG_RUNNER_ENV"
@@ -69,6 +70,8 @@ VOLATILE = frozenset(
         "XDG_VTNR",
     }
 )
+# The runners this process started, until it reaps them: their pids are not reused meanwhile.
+_started: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -188,13 +191,32 @@ def note(folder: Path, line: str) -> None:
 
 
 def ours(runner: Runner) -> bool:
-    """Alive, and carrying the record's token (a reused pid does not)."""
+    """Alive, and carrying the record's token (a reused pid does not). Its environment reads
+    empty until its exec has laid out its stack: one this process started and has not reaped
+    counts then; a record's is read again a few seconds (storage.processes.environ), where it
+    was once taken for another's, and stop() forgot it, leaving it running."""
+    process = _started.get(runner.pid)
+    started_here = process is not None and process.returncode is None
     try:
-        environ = Path(f"/proc/{runner.pid}/environ").read_bytes()
+        found = environ(runner.pid, started_here)
         state = Path(f"/proc/{runner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and f"{TOKEN_VARIABLE}={runner.token}".encode() in environ.split(b"\0")
+    if state == "Z":
+        return False
+    token = f"{TOKEN_VARIABLE}={runner.token}".encode()
+    return (started_here and found == b"") or token in found.split(b"\0")
+
+
+def _reap(pid: int) -> None:
+    """Reap `pid` if it ended and this process is its parent (through its Popen, if any)."""
+    process = _started.get(pid)
+    if process is not None:
+        if process.poll() is not None:
+            del _started[pid]
+        return
+    with suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def socket_path(folder: Path) -> tuple[str, int | None]:
@@ -244,6 +266,7 @@ def start(state: Path, env: Mapping[str, str]) -> Runner | None:
                 cwd=folder,
                 start_new_session=True,  # no terminal's signal reaches it; it outlives us
             )
+        _started[process.pid] = process
         runner = Runner(process.pid, token, expected, time.time(), ready=False)
         write(folder, runner)
         note(folder, f"started runner pid {process.pid}")
@@ -273,9 +296,9 @@ def stop(state: Path) -> Runner | None:
         _terminate(folder, record, "fileorg stop")
     deadline = time.monotonic() + STOP_SECONDS
     while ours(record) and time.monotonic() < deadline:
-        with suppress(ChildProcessError):
-            os.waitpid(record.pid, os.WNOHANG)  # reap it, when we are its parent
+        _reap(record.pid)  # when we are its parent
         time.sleep(0.05)
+    _reap(record.pid)
     return record
 
 
