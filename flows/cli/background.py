@@ -42,7 +42,7 @@ from pathlib import Path
 from flows.cli import prefect_db, server_use
 from flows.cli.records import load_record, save_record
 from storage.errors import FileorgError
-from storage.processes import pid_alive
+from storage.processes import environ, pid_alive
 
 START_SECONDS = 180.0  # a deadline, polled: a quiet machine answers in ~3 s (more the first time)
 STOP_SECONDS = 10.0
@@ -168,22 +168,20 @@ def ours(server: Server, started_here: bool = False) -> bool:
     """The process carries the record's token (where /proc shows it; elsewhere: alive). One
     this process `started_here` (not reaped, so its pid is not reused) counts too while its
     environment is still empty: the kernel shows none from the moment its exec closes our
-    descriptors (Popen returns) until the new program's stack is laid out."""
+    descriptors (Popen returns) until the new program's stack is laid out. A record's process
+    that reads empty is read again a few seconds (storage.processes.environ): its starter may
+    have written the record and ended (a Ctrl-C) moments ago."""
     if not alive(server.pid):
         return False
     try:
-        environ = _environ(server.pid)
+        found = environ(server.pid, started_here)
     except FileNotFoundError:
         return not Path("/proc/self").exists()
     except OSError:
         return False  # not ours to read: another user's process
-    if started_here and environ == b"":
+    if started_here and found == b"":
         return True
-    return f"{TOKEN_VARIABLE}={server.token}".encode() in environ.split(b"\0")
-
-
-def _environ(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/environ").read_bytes()
+    return f"{TOKEN_VARIABLE}={server.token}".encode() in found.split(b"\0")
 
 
 def listening_inodes(port: int) -> set[str] | None:

@@ -3,17 +3,21 @@ what counts as the process just started, and why a start is given up on (history
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
-from flows.cli import background
+from flows.cli import background, server_stop
+from storage import processes
 
 # A stand-in for the server: answers /health on the port it is given.
 ANSWERS = """
@@ -53,29 +57,84 @@ def test_a_process_counts_as_ours_right_after_it_was_started() -> None:
     assert missed == []
 
 
-def test_a_start_waits_through_the_empty_environment_and_a_record_does_not(
+def _reads_empty(monkeypatch: pytest.MonkeyPatch, first: int) -> list[int]:
+    """The first `first` reads of an environment are empty, as in the window after an exec."""
+    real, reads = processes.read_environ, []
+
+    def read(pid: int) -> bytes:
+        reads.append(pid)
+        return b"" if len(reads) <= first else real(pid)
+
+    monkeypatch.setattr(processes, "read_environ", read)
+    return reads
+
+
+def test_a_start_waits_through_the_empty_environment_and_so_does_a_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first reads of the new process's environment are empty (as in that window): the
-    start waits until it answers; a record's process (not started here) whose environment
-    reads empty is not ours (a kernel thread that took a reused pid shows none either)."""
+    start waits until it answers. A record's process (not started here) that reads empty is
+    read again until it shows its token: its starter may have written the record and ended
+    (a Ctrl-C) moments ago."""
     port = background._free_port()
     process = _spawn([sys.executable, "-c", ANSWERS, str(port)], "t")
     server = background.Server(process.pid, port, "t", time.time(), str(tmp_path))
-    real, reads = background._environ, []
-
-    def environ(pid: int) -> bytes:
-        reads.append(pid)
-        return b"" if len(reads) <= 3 else real(pid)
-
-    monkeypatch.setattr(background, "_environ", environ)
+    reads = _reads_empty(monkeypatch, first=3)
     try:
-        record = background.ours(server)
         why = background._wait_healthy(server, seconds=120, started_here=True)
+        del reads[:]
+        record = background.ours(server)
     finally:
         background.kill(server, started_here=True)
-    assert record is False
-    assert why is None and len(reads) >= 3  # the record's read, then two in the wait
+    assert why is None
+    assert record is True and len(reads) == 4  # three empty reads, then its token
+
+
+def _kernel_thread() -> int | None:
+    for entry in Path("/proc").iterdir():
+        with suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[6]) & 0x200000:
+                return int(entry.name)  # PF_KTHREAD
+    return None
+
+
+def test_a_record_naming_a_kernel_thread_is_not_ours_at_once() -> None:
+    """A kernel thread that took a reused pid shows no environment: not waited on."""
+    pid = _kernel_thread()
+    if pid is None:
+        pytest.skip("no kernel thread visible here (a pid namespace)")
+    started = time.monotonic()
+    assert not background.ours(background.Server(pid, 1, "t", 0.0, ""))
+    assert time.monotonic() - started < 5
+
+
+def test_stop_right_after_a_start_whose_starter_ended_stops_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fileorg stop` moments after a run started the server and was interrupted (the record
+    written, the lock let go): the server's environment read empty, stop forgot the record
+    and left the server running, unrecorded, and said none ran. It is stopped (fails
+    without); a recorded process with another token is not signalled."""
+    state = tmp_path / "prefect-server"
+    state.mkdir()
+    process = _spawn(["sleep", "60"], "t")
+    other = _spawn(["sleep", "60"], "another")
+    server = background.Server(process.pid, 1, "t", time.time(), str(state / "home"))
+    try:
+        background._write_record(state, server)
+        reads = _reads_empty(monkeypatch, first=3)
+        stopped = server_stop.stop(state)
+        ended = process.wait(timeout=30)  # stop() reaped it when it ended: 0 then
+        background._write_record(state, dataclasses.replace(server, pid=other.pid))
+        not_ours = server_stop.stop(state)
+    finally:
+        for each in (process, other):
+            each.kill()
+            each.wait()
+    assert stopped.server == server and len(reads) > 3 and ended in (0, -signal.SIGTERM)
+    assert not_ours.server is None and other.returncode == -signal.SIGKILL  # ours to kill
+    assert background.read_record(state) is None
+    assert f"stopped server pid {process.pid}" in "".join(_history(state))
 
 
 def _history(state: Path) -> list[str]:
