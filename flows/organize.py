@@ -262,7 +262,9 @@ def _run_stages(store: DataStore, record: OperationRecord, shard_rows: int) -> d
         progress.start("plan")
         planned = plan_task(store, op_dir, record, shard_rows, backend, prev_dir)
         timing.files = planned["entries"]
-    listing_task(store, op_dir, record.options.include_empty)
+        # the listing manifest is the plan's to page through: its build is counted with the
+        # plan, where it was in no stage's seconds (~2 s of a 146k tree's warm run)
+        listing_task(store, op_dir, record.options.include_empty)
     with stage(store, record, "report"):
         progress.start("report")
         built = report_task(store, op_dir, record)
