@@ -273,6 +273,7 @@ def ensure(
             from storage.settings import get_settings
 
             idle_minutes = get_settings().server_idle_minutes
+        whys: dict[str, None] = {}  # each distinct reason, in order
         for _attempt in range(3):  # a port picked free can be taken before the server binds
             server = _start(folder, idle_minutes)
             if (why := _wait_healthy(server, started_here=True)) is None:
@@ -283,8 +284,10 @@ def ensure(
             kill(server, started_here=True)
             note(folder, f"gave up on server pid {server.pid} on port {server.port}: {why}")
             forget(folder)
+            whys[why] = None
         raise BackgroundServerError(
-            f"the local Prefect server did not start; its log: {folder / 'server.log'}"
+            f"the local Prefect server did not start in 3 tries: {'; '.join(whys)}; its log: "
+            f"{folder / 'server.log'}, each try: {folder / 'history.log'}"
         )
 
 

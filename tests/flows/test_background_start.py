@@ -144,7 +144,9 @@ def _history(state: Path) -> list[str]:
 def test_why_a_start_was_given_up_on_is_in_the_history(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each of the three attempts names its reason: here the process ended at once."""
+    """Each of the three attempts names its reason: here the process ended at once. The
+    error the CLI prints says it too, in its one line, with where both logs are (it named
+    server.log only, empty here)."""
     state = tmp_path / "prefect-server"
     state.mkdir()
     started = []
@@ -155,7 +157,7 @@ def test_why_a_start_was_given_up_on_is_in_the_history(
         return background.Server(process.pid, background._free_port(), "t", 0.0, str(folder))
 
     monkeypatch.setattr(background, "_start", start)
-    with pytest.raises(background.BackgroundServerError):
+    with pytest.raises(background.BackgroundServerError) as failed:
         background.ensure(state, idle_minutes=0)
 
     gave_up = [line.split(": ", 1)[1] for line in _history(state) if "gave up" in line]
@@ -163,6 +165,10 @@ def test_why_a_start_was_given_up_on_is_in_the_history(
     for pid, line in zip(started, gave_up, strict=True):
         assert line.startswith(f"gave up on server pid {pid} on port ")
         assert line.endswith(": its process ended (its output: server.log)")
+    assert str(failed.value) == (
+        "the local Prefect server did not start in 3 tries: its process ended (its output: "
+        f"server.log); its log: {state / 'server.log'}, each try: {state / 'history.log'}"
+    )
 
 
 class _Healthy(BaseHTTPRequestHandler):
