@@ -43,6 +43,11 @@ SCAN = pa.schema(
         ("ino", pa.uint64()),
         ("nlink", pa.int64()),
         ("mode", pa.int64()),
+        # The owner (st_uid, st_gid) of a local entry; null for an object (a bucket's objects
+        # have none), an error, and in shards written before the columns existed
+        # (storage.queries.connection.SCAN_ADDED): a hard link has one owner.
+        ("uid", pa.int64()),
+        ("gid", pa.int64()),
         ("link_target", pa.binary()),
         ("error", pa.string()),
         # Object roots only (null on local disk): the listed ETag (quotes stripped) and the
@@ -134,8 +139,8 @@ REASON_CODES: dict[str, str] = {
     "already-in-place": "already where the layout puts it",
     "subfolder": "inside a subfolder (--keep-subfolders sorts only the top level)",
     "duplicate": "a duplicate whose kept copy takes its destination: left where it is",
-    "not-linked": "a duplicate copy of another mode than the kept copy's: a link has one mode,"
-    " so it is left where it is, not linked",
+    "not-linked": "a duplicate copy of another owner or mode than the kept copy's: a link has"
+    " one owner and one mode, so it is left where it is, not linked",
     "conflict": "its destination cannot be used: left where it is",
     "hidden": "a hidden entry (--include-hidden opts in)",
     "config": "a dot-folder or a dot-file that configures something (.bashrc): never sorted",

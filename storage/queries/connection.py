@@ -174,7 +174,7 @@ PLAN_ADDED = {
     "twin": "BLOB",
     "date_source": "VARCHAR",
 }
-SCAN_ADDED = {"left_alone": "VARCHAR", "rule": "VARCHAR"}
+SCAN_ADDED = {"left_alone": "VARCHAR", "rule": "VARCHAR", "uid": "BIGINT", "gid": "BIGINT"}
 
 
 def columns(store: DataStore, table: str) -> set[str]:

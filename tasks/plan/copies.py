@@ -10,8 +10,9 @@
   saying so ("kept copy (oldest) of 3"); under --duplicates report the copies are organized too,
   after every other file (as under hardlink, a copy on another device than the kept one);
   under quarantine each goes to .duplicates/<its path>; under hardlink each becomes a link to
-  wherever the kept copy ends up, but one of another mode than the kept copy's, which stays
-  (`not-linked`: a link has one mode, and apply refuses to change who may read a file).
+  wherever the kept copy ends up, but one of another owner or mode than the kept copy's, which
+  stays (`not-linked`: a link has one owner and one mode, and apply refuses to change whose
+  a file is or who may read it).
 
 A group is decided here whole or not at all: only when every member is a plain candidate that
 fits (`wanted`.fits). Whatever touches one member sends the group to the residual with it
@@ -24,6 +25,7 @@ import os
 
 import duckdb
 
+from tasks.plan import reasons
 from tasks.plan.copy_names import COPY_NAME_STRONG, COPY_NAME_WEAK
 from tasks.plan.planner import QUARANTINE_DIR, PlanPolicy
 
@@ -49,18 +51,20 @@ def roles(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE dupes AS
         WITH m AS (
-            SELECT f.path, f.size, f.digest, f.dev, f.ino, f.mtime_ns, f.mode,
+            SELECT f.path, f.size, f.digest, f.dev, f.ino, f.mtime_ns, f.mode, f.owner,
                    coalesce(w.fits, FALSE) AS fits
             FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
             LEFT JOIN wanted w ON w.path = f.path
             WHERE f.kind = 'file' AND f.digest IS NOT NULL {sizes}
         ), k AS (
             SELECT *, first_value(path) OVER w AS keeper, first_value(dev) OVER w AS kdev,
-                   first_value(ino) OVER w AS kino, first_value(mode) OVER w AS kmode
+                   first_value(ino) OVER w AS kino, first_value(mode) OVER w AS kmode,
+                   first_value(owner) OVER w AS kowner
             FROM m WINDOW w AS (PARTITION BY size, digest ORDER BY {_KEEP_ORDER[policy.keep]})
         )
         SELECT size, digest, row_number() OVER () AS gid, any_value(keeper) AS keeper,
                any_value(kdev) AS kdev, any_value(kino) AS kino, any_value(kmode) AS kmode,
+               any_value(kowner) AS kowner,
                count(*) FILTER (dev <> kdev OR ino <> kino) + 1 AS copies,
                bool_and(fits) AS all_ok
         FROM k GROUP BY size, digest
@@ -68,11 +72,16 @@ def roles(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """)
     organized = {"report": "TRUE", "hardlink": "w.dev <> d.kdev"}.get(policy.duplicates, "FALSE")
     copy_part = "quarantine" if policy.duplicates == "quarantine" else "link"
-    # A link has one mode: a copy of another mode than its kept one's is not linked.
-    unlinked = "w.mode <> d.kmode" if policy.duplicates == "hardlink" else "FALSE"
+    # A link has one owner and one mode: a copy of another than its kept one's is not linked
+    # (owners null on both sides, as objects', are one owner, as in the pure planner).
+    unlinked = (
+        "w.owner IS DISTINCT FROM d.kowner OR w.mode <> d.kmode"
+        if policy.duplicates == "hardlink"
+        else "FALSE"
+    )
     con.execute(f"""
         CREATE OR REPLACE TABLE roles AS
-        SELECT w.*, d.gid, d.keeper, d.copies, d.all_ok, d.kmode,
+        SELECT w.*, d.gid, d.keeper, d.copies, d.all_ok, d.kmode, d.kowner,
                coalesce(w.path = d.keeper, FALSE) AS kept,
                coalesce(w.dev <> d.kdev OR w.ino <> d.kino, FALSE) AS copy,
                CASE WHEN NOT coalesce(w.dev <> d.kdev OR w.ino <> d.kino, FALSE) OR {organized}
@@ -105,9 +114,10 @@ _ROLE = "path, gid, keeper, part, in_place, want, fits, all_ok"
 def copy_rows(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     """Into `fast`: the copies that are not organized. A quarantined one claims
     .duplicates/<its path> (`key`, checked like any other claim); a linked one claims nothing,
-    its link (FAST_ROWS) is where its kept copy's row ends; an unlinked one (another mode than
-    its kept copy's) stays, claiming nothing. (`in_place` says a copy stands
-    where the layout would put it: the files that want that place are renamed around it.)"""
+    its link (FAST_ROWS) is where its kept copy's row ends; an unlinked one (another owner or
+    mode than its kept copy's: tasks.plan.reasons.not_linked) stays, claiming nothing.
+    (`in_place` says a copy stands where the layout would put it: the files that want that
+    place are renamed around it.)"""
     top = os.fsdecode(QUARANTINE_DIR)
     kept = f"(kept: {policy.keep})"
     con.execute(f"""
@@ -125,9 +135,12 @@ def copy_rows(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
         FROM roles WHERE part = 'link'
         UNION ALL BY NAME
         SELECT {_ROLE}, TRUE AS lock_ok, TRUE AS room, 'skip' AS action, 'not-linked' AS code,
-               keeper AS twin, 'duplicate of ' || keeper::VARCHAR || ' {kept}: not linked: mode '
-               || format('{{:04o}}', mode) || ', the kept copy''s ' || format('{{:04o}}', kmode)
-               || ' (a link has one mode)' AS reason
+               keeper AS twin, 'duplicate of ' || keeper::VARCHAR || ' {kept}: not linked: '
+               || CASE WHEN owner IS DISTINCT FROM kowner
+                       THEN 'owned by ' || owner || ', the kept copy by ' || kowner
+                            || ' {reasons.ONE_OWNER}'
+                       ELSE 'mode ' || format('{{:04o}}', mode) || ', the kept copy''s '
+                            || format('{{:04o}}', kmode) || ' {reasons.ONE_MODE}' END AS reason
         FROM roles WHERE part = 'unlinked'
     """)
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 from storage import manifests
 from storage.locations import DataStore
 from storage.queries import has_shards, source
+from storage.queries.connection import SCAN_ADDED, with_columns
 from tasks.links import named_entries, scanned_links
 from tasks.plan.planner import FileFacts
 
@@ -42,6 +43,7 @@ FACTS = pa.schema(
         ("left_alone", pa.string()),
         ("rule", pa.string()),
         ("mode", pa.int64()),
+        ("owner", pa.string()),
     ]
 )
 _FIELDS = tuple(FACTS.names)
@@ -58,7 +60,8 @@ def load_stage_facts(
     """The table `facts` from the scan, classify and hash shards, as FileFacts would hold them
     (the defaults for what classify left empty; the empty digest for empty files, if asked),
     and what is left alone as unread or a link's target (module docstring). `roots` are the
-    absolute paths of a local root (as given, and resolved) an absolute link target can name."""
+    absolute paths of a local root (as given, and resolved) an absolute link target can name.
+    A file's owner is "uid:gid", null where the scan recorded none (an object, an older scan)."""
     empty = "TRUE" if include_empty else "FALSE"
     con.execute(
         f"""
@@ -70,8 +73,9 @@ def load_stage_facts(
                          AND s.left_alone IS NULL THEN $empty_digest
                     ELSE h.digest END AS digest,
                s.error, coalesce(c.date_source, '') AS date_source, c.artist, c.album,
-               s.left_alone, s.rule, coalesce(s.mode, 0) & 4095 AS mode
-        FROM {source(store, op_dir, "scan")} s
+               s.left_alone, s.rule, coalesce(s.mode, 0) & 4095 AS mode,
+               s.uid::VARCHAR || ':' || s.gid::VARCHAR AS owner
+        FROM {with_columns(store, op_dir, "scan", SCAN_ADDED)} s
         LEFT JOIN {source(store, op_dir, "classify")} c ON c.path = s.path
         LEFT JOIN (
             SELECT dev, ino, any_value(digest) AS digest FROM {source(store, op_dir, "hash")}

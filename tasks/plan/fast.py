@@ -170,8 +170,8 @@ def _plain(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
         CREATE OR REPLACE TABLE plain AS
         SELECT *, {fast} AND dir NOT IN (SELECT dir FROM busy)
                AND path NOT IN (SELECT path FROM busy_files) AS eligible FROM (
-            SELECT f.path, {_DIR} AS dir, {_NAME} AS name, f.date::DATE AS day,
-                   f.category, f.ext, f.date_source, f.size, f.digest, f.dev, f.ino, f.mode {tags}
+            SELECT f.path, {_DIR} AS dir, {_NAME} AS name, f.date::DATE AS day, f.category,
+                   f.ext, f.date_source, f.size, f.digest, f.dev, f.ino, f.mode, f.owner {tags}
             FROM facts f JOIN cand c ON c.path = f.path AND NOT c.project
             WHERE f.kind = 'file' AND {plain("f.path::VARCHAR")}
         )
@@ -202,7 +202,7 @@ def _wanted(con: duckdb.DuckDBPyConnection, policy: PlanPolicy) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE wanted AS
         WITH d AS (
-            SELECT p.path, p.dir, p.name, p.size, p.digest, p.dev, p.ino, p.mode, k.fid,
+            SELECT p.path, p.dir, p.name, p.size, p.digest, p.dev, p.ino, p.mode, p.owner, k.fid,
                    lower(k.folder) AS fkey,
                    p.eligible AND k.ok AND strlen(p.name) <= {NAME_MAX} AS fits,
                    CASE WHEN k.folder = '' THEN p.name ELSE k.folder || '/' || p.name END AS dst

@@ -54,6 +54,7 @@ class FileFacts:
     left_alone: str | None = None  # the scan's reason code, for what it left alone
     rule: str | None = None  # what the scan's rule saw ("node_modules", "pyproject.toml")
     mode: int = 0  # permission bits (stat.S_IMODE): a hard link has one mode
+    owner: str | None = None  # "uid:gid" as scanned (None for an object): and one owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +316,8 @@ class _Planner:
     def _quarantine(self, f: FileFacts, keeper: FileFacts) -> None:
         dst = QUARANTINE_DIR + b"/" + f.path
         if self.names.blocker(dst) is not None:
-            reason = "conflict: a file blocks .duplicates/"
-            self._skip(f, reason, "conflict", twin=keeper.path)
-            return
+            why = "conflict: a file blocks .duplicates/"
+            return self._skip(f, why, "conflict", twin=keeper.path)
         if not self.names.is_free(dst):
             dst = self.names.free_variant(*_split(dst))
         self.names.claim(dst, f)
@@ -327,9 +327,9 @@ class _Planner:
 
     def _hardlink(self, f: FileFacts, keeper: FileFacts) -> None:
         why = f"duplicate of {reasons.shown(keeper.path)} (kept: {self.policy.keep})"
-        if f.mode != keeper.mode:  # apply never links these (tasks.apply.local_links)
-            why += reasons.not_linked(f.mode, keeper.mode)
-            return self._skip(f, why, "not-linked", twin=keeper.path)
+        unlinked = reasons.not_linked(f.owner, f.mode, keeper.owner, keeper.mode)
+        if unlinked is not None:  # apply never links these (tasks.apply.local_links)
+            return self._skip(f, why + unlinked, "not-linked", twin=keeper.path)
         self.plan[f.path] = _move(
             f, f.path, "hardlink", why + ": linked", "duplicate-linked",
             link_to=self.final_dst[keeper.path], twin=keeper.path,

@@ -64,10 +64,21 @@ def kept_copy(keep: str, copies: int) -> str:
     return f"; kept copy ({keep}) of {copies}"
 
 
-def not_linked(mode: int, kept_mode: int) -> str:
-    """Why a copy of another mode than its kept copy's stays: one inode has one mode, so a
-    private 0600 copy linked to a 0644 kept copy would become readable by everyone."""
-    return f": not linked: mode {mode:04o}, the kept copy's {kept_mode:04o} (a link has one mode)"
+def not_linked(owner: str | None, mode: int, kept_owner: str | None, kept_mode: int) -> str | None:
+    """Why a copy of another owner or mode than its kept copy's stays (None: it is linked),
+    the owner first, as apply checks (tasks.apply.local_links): one inode has one owner, so
+    the copy's owner would lose their file to the kept copy's, and one mode, so a private
+    0600 copy linked to a 0644 kept copy would become readable by everyone. Owners are
+    "uid:gid", None where not scanned (objects): None and None are one owner."""
+    if owner != kept_owner:
+        return f": not linked: owned by {owner}, the kept copy by {kept_owner} {ONE_OWNER}"
+    if mode != kept_mode:
+        return f": not linked: mode {mode:04o}, the kept copy's {kept_mode:04o} {ONE_MODE}"
+    return None
+
+
+ONE_OWNER = "(a link has one owner)"
+ONE_MODE = "(a link has one mode)"
 
 
 # A hidden file sorted (--include-hidden) keeps its name, as every file does: still hidden.

@@ -34,7 +34,8 @@ STAGE = "plan"
 # 9: nothing is planned into a unit that a listing shows by its markers (a bucket's project).
 # 10: a hard-link copy of another mode than its kept copy's stays, `not-linked` (apply refuses it).
 # 11: a sorted hidden file's reason says it keeps its name, so it stays hidden.
-PLANNER_VERSION = 11
+# 12: and one of another owner (uid:gid, which the scan now records), as apply refuses that too.
+PLANNER_VERSION = 12
 # DuckDB's memory while it plans: past it, its tables and sorts spill to a temporary folder.
 # 128 MB took the plan alone at a million files from 506 to 365 MiB peak RSS, and cost the
 # warm 146k-file run 0.7-1.1 s of its 4 s plan (whole runs 12.0-15.0 s against 10.4-12.6):

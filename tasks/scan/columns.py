@@ -1,10 +1,11 @@
 """The scan's rows as columns: one list per column of storage.manifests.SCAN, no object per row.
 
 The conventions every later stage relies on: `path` is relative to the root (bytes, never
-decoded; `path_text` is its display form); a local row carries lstat's fields, an object row
-dev = 0 and an ino made of its key and ETag (tasks.scan.objects); `left_alone` names the rule
-that keeps later stages away (storage.leave_alone) and `rule` what it saw. Both backends append
-here and hand the stage Arrow record batches of the SCAN schema.
+decoded; `path_text` is its display form); a local row carries lstat's fields (its owner too,
+uid and gid), an object row dev = 0, an ino made of its key and ETag (tasks.scan.objects) and
+no owner (null uid and gid, as an error row); `left_alone` names the rule that keeps later
+stages away (storage.leave_alone) and `rule` what it saw. Both backends append here and hand
+the stage Arrow record batches of the SCAN schema.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ def display(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace")
 
 
+# Columns only object rows fill (an ETag, a version id) and only local rows fill (an owner).
+_OBJECT = ("etag", "version_id")
+_LOCAL = ("uid", "gid")
+
+
 class ScanColumns:
     """Rows being gathered, column by column. The walk appends to the lists directly in its
     hot loop; `add` is for the rarer rows (errors, folders left alone, objects)."""
 
     __slots__ = (
-        "dev", "error", "etag", "ino", "kind", "left_alone", "link_target", "mode", "mtime_ns",
-        "nlink", "objects", "path", "rule", "size", "version_id",
+        "dev", "error", "etag", "gid", "ino", "kind", "left_alone", "link_target", "mode",
+        "mtime_ns", "nlink", "objects", "path", "rule", "size", "uid", "version_id",
     )  # fmt: skip
 
     def __init__(self, objects: bool = False) -> None:
@@ -42,6 +48,8 @@ class ScanColumns:
         self.ino: list[int] = []
         self.nlink: list[int] = []
         self.mode: list[int] = []
+        self.uid: list[int | None] = []  # local rows only: an object has no owner
+        self.gid: list[int | None] = []
         self.link_target: list[bytes | None] = []
         self.error: list[str | None] = []
         self.etag: list[str | None] = []  # object roots only (tasks.scan.objects)
@@ -62,6 +70,8 @@ class ScanColumns:
         ino: int = 0,
         nlink: int = 0,
         mode: int = 0,
+        uid: int | None = None,
+        gid: int | None = None,
         *,
         link_target: bytes | None = None,
         error: str | None = None,
@@ -77,6 +87,9 @@ class ScanColumns:
         self.ino.append(ino)
         self.nlink.append(nlink)
         self.mode.append(mode)
+        if not self.objects:
+            self.uid.append(uid)
+            self.gid.append(gid)
         self.link_target.append(link_target)
         self.error.append(error)
         if self.objects:
@@ -93,6 +106,7 @@ class ScanColumns:
         ino, nlink, mode, target = (self.ino.append, self.nlink.append, self.mode.append,
                                     self.link_target.append)  # fmt: skip
         error, code, rule = self.error.append, self.left_alone.append, self.rule.append
+        uid, gid = self.uid.append, self.gid.append
         assert not self.objects  # an object row has an ETag: add() it
 
         def append(rel: bytes, st: os.stat_result, left: LeftAlone | None) -> None:
@@ -104,6 +118,8 @@ class ScanColumns:
             ino(st.st_ino)
             nlink(st.st_nlink)
             mode(st.st_mode)
+            uid(st.st_uid)
+            gid(st.st_gid)
             target(None)
             error(None)
             if left is None:
@@ -122,7 +138,7 @@ class ScanColumns:
         for field in manifests.SCAN:
             if field.name == "path_text":
                 columns.append(text_of(columns[0]))
-            elif field.name in ("etag", "version_id") and not self.objects:
+            elif field.name in (_LOCAL if self.objects else _OBJECT):
                 columns.append(pa.nulls(n, field.type))
             else:
                 columns.append(pa.array(getattr(self, field.name), field.type))

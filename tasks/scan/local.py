@@ -52,8 +52,9 @@ BUDGET = 4096
 _NAME = attrgetter("name")
 
 # A folder to walk: its absolute path and what its parent's lstat said of it (mtime_ns, dev,
-# ino, nlink, mode: the row it becomes if it is a unit), None for the root.
-Folder = tuple[bytes, tuple[int, int, int, int, int] | None]
+# ino, nlink, mode, uid, gid: the row it becomes if it is a unit), None for the root.
+Said = tuple[int, int, int, int, int, int, int]
+Folder = tuple[bytes, Said | None]
 Job = tuple[pa.RecordBatch, list[Folder]]
 
 
@@ -134,7 +135,7 @@ def walk_job(root: bytes, folders: list[Folder], rules: ScanRules, budget: int) 
 
 def _folder(
     directory: bytes,
-    parent_says: tuple[int, int, int, int, int] | None,
+    parent_says: Said | None,
     prefix_len: int,
     rules: ScanRules,
     reader: Reader,
@@ -175,7 +176,7 @@ def _folder(
             left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
             file_row(base + name, st, left)
         elif S_ISDIR(mode):
-            said = (st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode)
+            said = (st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode, st.st_uid, st.st_gid)
             rule = unit or sealed(entry.path) or by_name(name, True, hidden, exclude)
             if rule is None:
                 subdirs.append((entry.path, said))
@@ -205,7 +206,7 @@ def _other(
         # Unreadable: it cannot be hashed or classified, so it is not planned.
         left = fixed if readable(mode, st.st_uid, st.st_gid, reader) else UNREADABLE
     add(rel, kind, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, mode,
-        link_target=target, left=left)  # fmt: skip
+        st.st_uid, st.st_gid, link_target=target, left=left)  # fmt: skip
 
 
 def _readlink(path: bytes) -> bytes | None:

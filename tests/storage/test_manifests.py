@@ -35,6 +35,8 @@ def scan_table(paths: list[bytes]) -> pa.Table:
             "ino": list(range(1, n + 1)),
             "nlink": [1] * n,
             "mode": [0o100644] * n,
+            "uid": [1000] * n,
+            "gid": [None] * n,
             "link_target": [None] * n,
             "error": [None] * n,
             "etag": [None] * n,

@@ -200,11 +200,12 @@ def test_quarantine_needs_the_kept_copy_unchanged(
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 def test_hardlink_leaves_a_copy_of_another_owner(tmp_path: Path) -> None:
     # One inode has one owner: linking nobody's copy to root's file would give nobody's path
-    # to root (and root's mode), so nobody could no longer write their own file.
+    # to root (and root's mode), so nobody could no longer write their own file. A chown
+    # after the plan changes no mtime, so apply checks the owners itself.
     op = documents(tmp_path, "hardlink")
     copy = op.root / "inbox" / "sub" / "copy of a.txt"
-    os.chown(copy, 65534, 65534)
     op.plan()
+    os.chown(copy, 65534, 65534)
 
     counts = op.apply()
 
@@ -217,6 +218,29 @@ def test_hardlink_leaves_a_copy_of_another_owner(tmp_path: Path) -> None:
     assert reasons == [
         "conflict: owned by 65534:65534, the kept copy by 0:0: not linked (a link has one owner)"
     ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_hardlink_is_not_planned_for_a_copy_of_another_owner(tmp_path: Path) -> None:
+    # The plan says what apply will do: the scan records each file's owner, so the plan
+    # leaves nobody's copy of root's file where it is and says why; apply refuses nothing.
+    op = documents(tmp_path, "hardlink")
+    copy = op.root / "inbox" / "sub" / "copy of a.txt"
+    os.chown(copy, 65534, 65534)
+    op.plan()
+    row = op.rows()[b"inbox/sub/copy of a.txt"]
+
+    counts = op.apply()
+
+    assert (row["action"], row["reason_code"], row["link_to"]) == ("skip", "not-linked", None)
+    assert row["reason"].endswith(
+        ": not linked: owned by 65534:65534, the kept copy by 0:0 (a link has one owner)"
+    )
+    assert counts == Counter(done=5)
+    assert [e for j in op.journals() for e in read_journal(j) if e["phase"] == "skipped"] == []
+    st = os.lstat(copy)
+    assert (st.st_nlink, st.st_uid, st.st_gid) == (1, 65534, 65534)
+    assert copy.read_bytes() == b"alpha"
 
 
 def test_hardlink_is_not_planned_for_a_copy_of_another_mode(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ def duplicate_scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
                 st.integers(0, 2),  # mtime: ties are frequent
                 st.booleans(),  # an empty file's digest known (the stage adds it if asked)
                 st.sampled_from([0o644, 0o644, 0o600]),  # one mode per inode: a link has one
+                st.sampled_from(["0:0", "0:0", "0:0", "1000:100"]),  # and one owner
             ),
             min_size=2,
             max_size=6,
@@ -113,14 +114,15 @@ def duplicate_scans(draw: st.DrawFn, pol: PlanPolicy) -> list[FileFacts]:
             path = directory + b"/" + name if directory else name
         else:
             path = b"/".join(pol.layout.destination(category, date, name, ext))
-        dev, content, mtime, hashed_empty, mode = inodes[inode]
+        dev, content, mtime, hashed_empty, mode, owner = inodes[inode]
         size, digest = (1_000 + inode, None) if content is None else DUP_CONTENT[content]
         if content == 0 and not hashed_empty:
             digest = None
         if path not in files:
             files[path] = FileFacts(
-                path, "file", size, mtime, dev, inode + 1, category, ext, date, digest, mode=mode
-            )
+                path, "file", size, mtime, dev, inode + 1, category, ext, date, digest,
+                mode=mode, owner=owner,
+            )  # fmt: skip
     return [f for p, f in files.items() if not any(q.startswith(p + b"/") for q in files)]
 
 
@@ -284,6 +286,45 @@ def test_a_copy_of_another_mode_is_not_linked_in_sql() -> None:
         b"c/x.jpg": ("hardlink", "duplicate-linked", b"c/x.jpg"),
     }
     assert "mode 0600, the kept copy's 0644" in rows[1]["reason"]
+
+
+def test_a_copy_of_another_owner_is_not_linked_in_sql() -> None:
+    """The fast path leaves it as the pure planner does: a link has one owner (checked
+    before the mode, as apply does); null owners (objects, older scans) are one owner."""
+
+    def copy(
+        path: bytes, ino: int, digest: bytes, owner: str | None, mode: int = 0o644
+    ) -> FileFacts:
+        size = 7 if digest == b"one" else 8
+        return FileFacts(path, "file", size, ino, 1, ino, "images", "jpg", SHOT, digest,
+                         mode=mode, owner=owner)  # fmt: skip
+
+    files = [
+        copy(b"a/x.jpg", 1, b"one", "0:0"),
+        copy(b"b/x.jpg", 2, b"one", "1000:100", 0o600),
+        copy(b"c/x.jpg", 3, b"one", "0:0"),
+        copy(b"a/y.jpg", 4, b"two", None),
+        copy(b"b/y.jpg", 5, b"two", None),
+    ]
+    pol = policy(duplicates="hardlink")
+
+    rows, residual = _in_sql(files, pol)
+
+    assert residual == 0
+    assert rows == reference(files, pol, None)
+    got = {r["src"]: (r["action"], r["reason_code"]) for r in rows}
+    assert got == {
+        b"a/x.jpg": ("move", "duplicate-kept"),
+        b"b/x.jpg": ("skip", "not-linked"),
+        b"c/x.jpg": ("hardlink", "duplicate-linked"),
+        b"a/y.jpg": ("move", "duplicate-kept"),
+        b"b/y.jpg": ("hardlink", "duplicate-linked"),
+    }
+    reason = next(r["reason"] for r in rows if r["src"] == b"b/x.jpg")
+    assert reason == (
+        "duplicate of a/x.jpg (kept: oldest): not linked: owned by 1000:100, the kept copy by"
+        " 0:0 (a link has one owner)"
+    )
 
 
 def test_a_hidden_file_sorted_in_sql_says_it_stays_hidden() -> None:

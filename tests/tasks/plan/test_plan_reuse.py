@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from storage import manifests
 from storage.locations import DataStore
@@ -18,7 +19,7 @@ from tasks.backends import backend_for
 from tasks.classify import stage as classify
 from tasks.hashes import stage as hashes
 from tasks.plan import stage as plan
-from tasks.plan.facts import facts_table, fingerprint
+from tasks.plan.facts import facts_table, fingerprint, load_stage_facts
 from tasks.plan.planner import FileFacts
 from tasks.scan import stage as scan
 
@@ -82,6 +83,33 @@ def test_a_changed_file_or_other_options_plan_afresh(tmp_path: Path) -> None:
     assert plan_bytes(store, changed_dir) != plan_bytes(store, first_dir)
 
 
+def test_scan_shards_written_before_owners_were_recorded_still_plan(tmp_path: Path) -> None:
+    """Shards without uid and gid read them as NULL (no owner, as an object's), and a re-scan
+    next to such an operation reuses what it can and plans as before."""
+    store = DataStore(str(tmp_path / "data"))
+    root = tmp_path / "root"
+    make_tree(root)
+    first_dir, _ = plan_stages(store, root, PlanOptions(duplicates="hardlink"), None)
+    for shard in manifests.shard_paths(store, first_dir, "scan"):
+        old = manifests.read_table(store, shard)
+        manifests.write_table(store, shard, old.drop_columns(["uid", "gid"]))
+    with duckdb.connect() as con:
+        load_stage_facts(con, store, first_dir, include_empty=False)
+        owners = con.execute("SELECT DISTINCT owner FROM facts").fetchall()
+
+    second_dir, _ = plan_stages(store, root, PlanOptions(duplicates="hardlink"), first_dir)
+
+    assert owners == [(None,)]
+    st = os.lstat(root / "notes.txt")
+    scanned = pa.concat_tables(
+        manifests.read_table(store, shard)
+        for shard in manifests.shard_paths(store, second_dir, "scan")
+    )
+    assert set(scanned["uid"].to_pylist()) == {st.st_uid}
+    assert set(scanned["gid"].to_pylist()) == {st.st_gid}
+    assert plan_bytes(store, second_dir) == plan_bytes(store, first_dir)
+
+
 def _stamp(files: list[FileFacts], header: bytes = b"options") -> str:
     con = duckdb.connect()
     try:
@@ -96,6 +124,7 @@ BASE = FileFacts(
     path=b"in/a.jpg", kind="file", size=7, mtime_ns=5, dev=1, ino=2, category="images",
     ext="jpg", date=datetime(2019, 4, 12), digest=b"\x01" * 32, error=None,
     date_source="exif", artist="A", album="B", left_alone=None, rule=None, mode=0o644,
+    owner="0:0",
 )  # fmt: skip
 OTHER = FileFacts(b"z.txt", "file", size=3, ino=9)
 # Each column changed on its own (None where a column may be missing).
@@ -117,6 +146,7 @@ CHANGED: dict[str, list[object]] = {
     "left_alone": ["hidden"],
     "rule": ["x"],
     "mode": [0o600],
+    "owner": ["1000:0", None],
 }
 
 

@@ -859,6 +859,33 @@ def test_hardlink_leaves_a_copy_of_another_mode_with_why() -> None:
     assert plan[b"a/x.jpg"].dst == b"Images/2019/x.jpg"
 
 
+def test_hardlink_leaves_a_copy_of_another_owner_with_why() -> None:
+    # A link has one owner too (apply refuses such a pair, tasks.apply.local_links): said
+    # before a mode that also differs, as apply says it; no owner (objects) is one owner.
+    owned = [("0:0", 0o644), ("1000:100", 0o600), ("0:0", 0o644), (None, 0o644), (None, 0o644)]
+    names = [b"a/x.jpg", b"b/x.jpg", b"c/x.jpg"]
+    files = [
+        dataclasses.replace(facts(path, b"same", mtime_ns=i), owner=owner, mode=mode)
+        for i, (path, (owner, mode)) in enumerate(zip(names, owned, strict=False), 1)
+    ]
+    files += [
+        dataclasses.replace(facts(b"a/y.jpg", b"other", mtime_ns=1), owner=None, mode=0o644),
+        dataclasses.replace(facts(b"b/y.jpg", b"other", mtime_ns=2), owner=None, mode=0o644),
+    ]
+
+    plan = by_src(plan_moves(files, policy(duplicates="hardlink")))
+
+    left = plan[b"b/x.jpg"]
+    assert (left.action, left.dst, left.link_to) == ("skip", None, None)
+    assert (left.reason_code, left.twin) == ("not-linked", b"a/x.jpg")
+    assert left.reason == (
+        "duplicate of a/x.jpg (kept: oldest): not linked: owned by 1000:100, the kept copy by"
+        " 0:0 (a link has one owner)"
+    )
+    assert plan[b"c/x.jpg"].action == "hardlink"
+    assert plan[b"b/y.jpg"].action == "hardlink"
+
+
 @pytest.mark.parametrize(
     ("keep", "expected_kept", "expected_left"),
     [

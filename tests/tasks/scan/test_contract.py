@@ -6,6 +6,7 @@ followed, the data folder never entered."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,20 @@ def test_every_file_is_listed_with_its_size_and_mtime(root: TreeRoot, store: Dat
         "left_alone": 0,
         "root_dev": root.dev,
     }
+
+
+def test_a_file_has_its_owner_and_an_object_none(root: TreeRoot, store: DataStore) -> None:
+    # A hard link has one owner: the planner reads it (tasks.plan.reasons.not_linked).
+    root.write("a.txt", b"hello")
+
+    op_dir, _ = scan_op(store, root.url)
+
+    (row,) = stage_rows(store, op_dir, "scan")
+    if root.is_object:
+        assert (row["uid"], row["gid"]) == (None, None)
+    else:
+        st = os.lstat(root.full("a.txt"))  # type: ignore[attr-defined]
+        assert (row["uid"], row["gid"]) == (st.st_uid, st.st_gid)
 
 
 def test_a_scan_is_the_same_twice(root: TreeRoot, store: DataStore) -> None:

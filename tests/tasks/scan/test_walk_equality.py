@@ -92,12 +92,14 @@ def _row(
     rule: LeftAlone | None = None,
 ) -> Row:
     facts = (st.st_mtime_ns, st.st_dev, st.st_ino, st.st_nlink, st.st_mode) if st else (0,) * 5
+    owner = (st.st_uid, st.st_gid) if st else (None, None)  # an error row has none
     return {
         "path": rel,
         "path_text": rel.decode("utf-8", "backslashreplace"),
         "kind": kind,
         "size": size,
         **dict(zip(("mtime_ns", "dev", "ino", "nlink", "mode"), facts, strict=True)),
+        **dict(zip(("uid", "gid"), owner, strict=True)),
         "link_target": target,
         "error": error,
         "etag": None,
