@@ -11,8 +11,10 @@ An outbox never makes the channel wait. Each socket's writer (api.ws) drains its
 client delays no one else. An outbox keeps every state, log, error and `done` in order, and every
 stage's `started` and `finished`; a stage's running counts are coalesced (newer counts replace
 those not yet sent), so it holds at most one running progress per stage, and a slow client gets
-the latest counts, never counts that go backwards, and never a stage that finishes unstarted (a
-stage as short as the report once reached slow clients as its `finished` alone).
+the latest counts, never counts that go backwards within one start of the stage, and never a
+stage that finishes unstarted (a stage as short as the report once reached slow clients as its
+`finished` alone). A `started` begins its stage's counts again: a stage started anew (the
+operation's next run, followed by the same channel) begins at 0, and was once dropped whole.
 
 A socket that joins a running channel gets its last state at once, and the channel confirms the
 state with a read of its own (coalesced: one read at a time, however many sockets join) that
@@ -277,8 +279,9 @@ class Channel:
         stage = str(payload.get("stage"))
         counts = (int(payload.get("files_done") or 0), int(payload.get("bytes_done") or 0))
         last = self.counts.get(stage, (0, 0))
-        if counts[0] < last[0] or counts[1] < last[1]:
-            return  # a late or replayed event: counts never go backwards
+        started = payload.get("state") == "started"  # begins the counts again, from its own
+        if not started and (counts[0] < last[0] or counts[1] < last[1]):
+            return  # a late or replayed event: counts never go backwards within one start
         self.counts[stage] = counts
         coalesced = stage if payload.get("state") == "running" else None
         self.publish(encode(progress_message(self.operation_id, payload)), coalesced)

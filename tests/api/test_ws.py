@@ -288,3 +288,56 @@ def test_a_client_follows_a_real_run_to_its_end(stack: Stack, tmp_path: Path) ->
     assert [m["type"] for m in late] == ["state", "done"]
     assert late[0]["status"] == "completed"
     assert (late[1]["report"], late_code) == (report, 1000)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_stage_started_again_at_0_reaches_the_socket(api: Api, tree: Path) -> None:
+    """A channel drops a stage's counts that go backwards (late or replayed events); it also
+    dropped a genuine new start of the same stage, which begins at 0 after its `started` (the
+    operation's next run, in a long-lived API process): the socket got nothing more of that
+    stage. A `started` begins the counts again; within one start they still never go back."""
+    api.fake.complete, api.fake.begin = False, "pending"
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")
+    run_id = api.shown(admin, op_id)["flow_run_id"]
+    app: Any = api.client.app
+
+    def emit(state: str, files: int) -> None:
+        payload = {"stage": "scan", "state": state, "files_done": files, "bytes_done": files}
+        event = RunEvent(run_id, "progress", payload=payload)
+        api.client.portal.call(lambda: hub(app).dispatch(event, run_id))  # type: ignore[union-attr]
+
+    got: list[tuple[str, int]] = []
+    with api.client.websocket_connect(f"/ws/operations/{op_id}", headers=admin.headers) as ws:
+        assert json.loads(ws.receive_text())["type"] == "state"  # pending: the run is followed
+        api.fake.runs[run_id] = RunState("running")
+        api.client.portal.call(  # type: ignore[union-attr]
+            lambda: hub(app).dispatch(RunEvent(run_id, "state", RunState("running")), run_id)
+        )
+        assert json.loads(ws.receive_text())["status"] == "running"
+        for state, files in [("started", 0), ("running", 10), ("running", 5), ("finished", 10)]:
+            emit(state, files)
+            if (state, files) != ("running", 5):  # backwards within one start: dropped
+                shown = json.loads(ws.receive_text())
+                got.append((shown["stage_state"], shown["files_done"]))
+        for state, files in [("started", 0), ("running", 4), ("finished", 4)]:
+            emit(state, files)  # not waited for: without the fix none comes
+        api.fake.finish()
+        api.client.portal.call(  # type: ignore[union-attr]
+            lambda: hub(app).dispatch(RunEvent(run_id, "state", RunState("completed")), run_id)
+        )
+        with pytest.raises(WebSocketDisconnect):
+            while True:
+                shown = json.loads(ws.receive_text())
+                if shown["type"] == "progress":
+                    got.append((shown["stage_state"], shown["files_done"]))
+
+    assert got == [
+        ("started", 0),
+        ("running", 10),
+        ("finished", 10),
+        ("started", 0),
+        ("running", 4),
+        ("finished", 4),
+    ]
