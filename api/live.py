@@ -83,9 +83,9 @@ class Reads:
                 return None
             try:
                 found = await manifests.report(settings_of(self.app).store(), op)
-            except Exception:  # no report (a scan that failed early, a rollback record...)
-                return None
-        return found.model_dump(mode="json")
+                return found.model_dump(mode="json")
+            except Exception:  # no report (a scan that failed early, a rollback record...), or
+                return None  # one that cannot be sent: the sockets get `done` without it
 
     async def _read(self, operation_id: uuid.UUID) -> OperationPublic:
         state = self.app.state

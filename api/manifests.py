@@ -8,6 +8,7 @@ stage has not written its shards yet gets 409 with its status.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +135,23 @@ def _report(store: DataStore, op: Operation) -> ReportPublic:
         raise Conflict(f"operation {op.id} has no report yet (status: {shown})")
     built["apply"] = record.summary.get("apply")
     built["rollback"] = record.summary.get("rollback")
-    return ReportPublic.model_validate(built)
+    return ReportPublic.model_validate(shown_text(built))
+
+
+def shown_text(value: Any) -> Any:
+    """report.json's paths as the listings show them: a name that is not UTF-8 is stored in
+    os.fsdecode's form (lone surrogates, which JSON cannot carry: the response was a 500 and
+    a socket's `done` was never sent), shown with the same \\xNN escapes as `text`."""
+    if isinstance(value, str):
+        try:
+            return os.fsencode(value).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate fsdecode never makes: escaped as it is
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {shown_text(k): shown_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown_text(v) for v in value]
+    return value
 
 
 async def plan(

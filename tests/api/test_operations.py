@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,31 @@ def test_duplicates_and_report(api: Api, tree: Path, alice: User) -> None:
     assert groups["data"][0]["wasted_bytes"] == 300
     report = _get(api, alice, f"/api/v1/operations/{op_id}/report").json()
     assert (report["files"], report["plan"]["moves"], report["apply"]) == (len(FILES), MOVES, None)
+
+
+def test_a_report_with_a_name_that_is_not_utf8_is_served_escaped(
+    api: Api, tree: Path, alice: User
+) -> None:
+    op_id = api.started(alice, tree / "alice")
+    op_dir = api.store.operation_dir(op_id)
+    built = json.loads(api.store.read_bytes(f"{op_dir}/report.json"))
+    bad = os.fsdecode(b"x/caf\xe9.jpg")  # how tasks.report stores such a name (README)
+    built["duplicates"]["top_groups"] = [
+        {
+            "digest": "01" * 32,
+            "size": 300,
+            "copies": 2,
+            "wasted_bytes": 300,
+            "paths": ["a/photo.jpg", bad],
+        },
+    ]
+    api.store.write_bytes(f"{op_dir}/report.json", json.dumps(built).encode())
+
+    answer = _get(api, alice, f"/api/v1/operations/{op_id}/report")
+
+    assert answer.status_code == 200, answer.text  # was a 500: JSON has no lone surrogates
+    paths = answer.json()["duplicates"]["top_groups"][0]["paths"]
+    assert paths == ["a/photo.jpg", "x/caf\\xe9.jpg"]  # the files listing's escape
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,26 @@ def test_a_finished_operation_sends_its_state_and_done_at_once(api: Api, tree: P
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_done_carries_a_report_whose_names_are_not_utf8(api: Api, tree: Path) -> None:
+    admin = api.signup("admin")
+    api.grant(admin, admin, tree / "alice")
+    op_id = api.started(admin, tree / "alice")
+    op_dir = api.store.operation_dir(op_id)
+    built = json.loads(api.store.read_bytes(f"{op_dir}/report.json"))
+    built["errors"] = {"count": 1, "items": [{"path": os.fsdecode(b"caf\xe9.bin"), "error": "x"}]}
+    api.store.write_bytes(f"{op_dir}/report.json", json.dumps(built).encode())
+
+    messages, code = _received(
+        api, f"/ws/operations/{op_id}", subprotocols=["bearer", admin.access]
+    )
+
+    # the socket was dropped before `done` (1006): the report could not be made JSON
+    assert [m["type"] for m in messages] == ["state", "done"]
+    assert messages[1]["report"]["errors"]["items"][0]["path"] == "caf\\xe9.bin"
+    assert code == 1000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_token_in_the_url_is_not_accepted(api: Api, tree: Path) -> None:
     admin = api.signup("admin")
     api.grant(admin, admin, tree / "alice")
