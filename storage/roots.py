@@ -10,6 +10,7 @@ root with: a system folder always, a home unless --i-mean-it (`i_mean_it`).
 
 from __future__ import annotations
 
+import errno
 import ntpath
 import os
 
@@ -88,7 +89,7 @@ def check_root(root: str) -> str:
         return parsed.url
     path = os.path.realpath(os.path.expanduser(root))
     if not os.path.exists(path):
-        raise RootError(f"root {root} does not exist")
+        raise RootError(f"root {root} {_missing(os.path.expanduser(root))}")
     if not os.path.isdir(path):
         raise RootError(f"root {root} is not a directory")
     try:
@@ -181,3 +182,18 @@ def stored(url: str) -> ObjectRoot:
     profile, _, rest = url.partition("://")
     bucket, _, prefix = rest.partition("/")
     return ObjectRoot(profile, bucket, prefix)
+
+
+def _missing(path: str) -> str:
+    """Why a root that does not resolve is not there: a symlink's own words say more than
+    'does not exist' (the tryout's root was a loop)."""
+    if not os.path.lexists(path):
+        return "does not exist"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if os.path.islink(path):
+            return f"is a symlink to {os.readlink(path)!r}, which does not exist"
+    return "does not exist"  # a parent that is a dangling link, or gone meanwhile

@@ -173,7 +173,8 @@ def _untouched(files: int, options: dict[str, Any]) -> str:
     """Why the duplicates policy leaves some copies: they are kept in subfolders."""
     if not files or options.get("duplicates", "report") == "report":
         return ""
-    return f"{counted(files, 'file')} of duplicate groups in subfolders stay as they are"
+    stays = "stays as it is" if files == 1 else "stay as they are"
+    return f"{counted(files, 'file')} of duplicate groups in subfolders {stays}"
 
 
 def _subfolder_row(files: int) -> list[list[str]]:

@@ -351,6 +351,9 @@ def rollback(
         False, "--force", help="Roll back even though a newer operation's moves are on top."
     ),
     json_output: bool = JSON,
+    _yes: bool = typer.Option(
+        False, "--yes", "-y", help="Accepted, as apply's: a rollback never asks."
+    ),
 ) -> None:
     """Undo an applied operation, newest move first; run it again to finish an interrupted one."""
     from storage import locks, operations

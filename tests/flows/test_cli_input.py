@@ -113,6 +113,8 @@ BAD: dict[str, tuple[list[str], str]] = {
         "see fileorg organize --help",
     ),
     "missing argument": (["plan"], "Missing argument"),
+    # --yes as apply takes it (a script's apply ... --yes; rollback ... --yes failed at the undo)
+    "rollback of a plan, --yes": (["rollback", "{op}", "--yes"], "was never applied"),
 }
 GOOD: dict[str, list[str]] = {
     "plan": ["plan", "{op}"],

@@ -182,6 +182,18 @@ def test_the_summary_says_why_duplicates_in_subfolders_are_not_linked(
     assert "kept in subfolders │ 4 │ --keep-subfolders sorts the top level only" in words
 
 
+def test_one_file_in_subfolders_stays_as_it_is(printed: io.StringIO) -> None:
+    report = _report({"documents": {"files": 2, "bytes": 20}}, [])
+    report["duplicates"].update(groups=1, in_subfolders=1)
+    report["options"] = {"duplicates": "quarantine", "keep_subfolders": True}
+
+    render.summary(report)
+
+    assert "1 file of duplicate groups in subfolders stays as it is" in " ".join(
+        printed.getvalue().split()
+    )
+
+
 def test_the_summary_says_what_left_alone_and_skipped_count(printed: io.StringIO) -> None:
     left = [{"path": "node_modules", "reason": "left alone: tool folder", "files": 0}]
     report = {**_report({}, left), "operation_id": "5977044a-0000"}

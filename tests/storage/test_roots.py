@@ -20,6 +20,27 @@ def test_an_empty_or_blank_root_is_refused(
         check_root(given)
 
 
+def test_a_root_that_is_a_broken_symlink_says_which_break(tmp_path: Path) -> None:
+    """The tryout's loop read 'does not exist', which sends a user looking for a folder."""
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "dangling").symlink_to("gone")
+
+    with pytest.raises(RootError) as loop:
+        check_root(str(tmp_path / "loop1"))
+    with pytest.raises(RootError) as dangling:
+        check_root(str(tmp_path / "dangling"))
+    with pytest.raises(RootError) as missing:
+        check_root(str(tmp_path / "nothing"))
+
+    assert str(loop.value) == f"root {tmp_path}/loop1 is a symlink loop"
+    assert (
+        str(dangling.value)
+        == f"root {tmp_path}/dangling is a symlink to 'gone', which does not exist"
+    )
+    assert str(missing.value) == f"root {tmp_path}/nothing does not exist"
+
+
 HOME = "/home/alice"
 
 
