@@ -8,6 +8,10 @@ import signal
 from contextlib import suppress
 from pathlib import Path
 
+import pytest
+
+from storage import processes
+
 # What must not outlive the suite: by a variable of its environment or a word of its command.
 KINDS = (
     ("a background Prefect server", b"FILEORG_PREFECT_TOKEN=", None),
@@ -70,3 +74,16 @@ def kill(pids: dict[int, str]) -> None:
     for pid in pids:
         with suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def environ_reads_empty(monkeypatch: pytest.MonkeyPatch, first: int) -> list[int]:
+    """The first `first` reads of an environment are empty, as in the window after an exec
+    (storage.processes.read_environ); the pids read, in order."""
+    real, reads = processes.read_environ, []
+
+    def read(pid: int) -> bytes:
+        reads.append(pid)
+        return b"" if len(reads) <= first else real(pid)
+
+    monkeypatch.setattr(processes, "read_environ", read)
+    return reads

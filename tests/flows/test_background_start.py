@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import background, server_stop
-from storage import processes
+from tests.processes import environ_reads_empty
 
 # A stand-in for the server: answers /health on the port it is given.
 ANSWERS = """
@@ -57,18 +57,6 @@ def test_a_process_counts_as_ours_right_after_it_was_started() -> None:
     assert missed == []
 
 
-def _reads_empty(monkeypatch: pytest.MonkeyPatch, first: int) -> list[int]:
-    """The first `first` reads of an environment are empty, as in the window after an exec."""
-    real, reads = processes.read_environ, []
-
-    def read(pid: int) -> bytes:
-        reads.append(pid)
-        return b"" if len(reads) <= first else real(pid)
-
-    monkeypatch.setattr(processes, "read_environ", read)
-    return reads
-
-
 def test_a_start_waits_through_the_empty_environment_and_so_does_a_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,7 +67,7 @@ def test_a_start_waits_through_the_empty_environment_and_so_does_a_record(
     port = background._free_port()
     process = _spawn([sys.executable, "-c", ANSWERS, str(port)], "t")
     server = background.Server(process.pid, port, "t", time.time(), str(tmp_path))
-    reads = _reads_empty(monkeypatch, first=3)
+    reads = environ_reads_empty(monkeypatch, first=3)
     try:
         why = background._wait_healthy(server, seconds=120, started_here=True)
         del reads[:]
@@ -122,7 +110,7 @@ def test_stop_right_after_a_start_whose_starter_ended_stops_the_server(
     server = background.Server(process.pid, 1, "t", time.time(), str(state / "home"))
     try:
         background._write_record(state, server)
-        reads = _reads_empty(monkeypatch, first=3)
+        reads = environ_reads_empty(monkeypatch, first=3)
         stopped = server_stop.stop(state)
         ended = process.wait(timeout=30)  # stop() reaped it when it ended: 0 then
         background._write_record(state, dataclasses.replace(server, pid=other.pid))

@@ -15,6 +15,7 @@ import pytest
 from flows.cli import warm_state
 from storage import processes
 from tests.flows.test_serve import _alive
+from tests.processes import environ_reads_empty
 
 TOKEN = "0123456789abcdef" * 2
 
@@ -55,18 +56,6 @@ def _recorded(state: Path, pid: int) -> warm_state.Runner:
     return runner
 
 
-def _reads_empty(monkeypatch: pytest.MonkeyPatch, first: int) -> list[int]:
-    """The first `first` reads of an environment are empty, as in the window after an exec."""
-    real, reads = processes.read_environ, []
-
-    def read(pid: int) -> bytes:
-        reads.append(pid)
-        return b"" if len(reads) <= first else real(pid)
-
-    monkeypatch.setattr(processes, "read_environ", read)
-    return reads
-
-
 def test_a_runner_found_right_after_another_process_started_it(
     state: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -92,7 +81,7 @@ def test_stop_right_after_another_process_started_a_runner_stops_it(
     ran. Its empty environment is read again: it is stopped (fails without)."""
     process = _spawn(spawned, _with_token())
     record = _recorded(state, process.pid)
-    reads = _reads_empty(monkeypatch, first=3)
+    reads = environ_reads_empty(monkeypatch, first=3)
 
     stopped = warm_state.stop(state)
 
@@ -107,7 +96,7 @@ def test_a_runner_this_process_started_counts_until_it_is_reaped(
 ) -> None:
     """A real runner started here is ours however its environment reads (here: always
     empty), until stop() has reaped it; then its pid may be reused and it is not."""
-    _reads_empty(monkeypatch, first=10**9)
+    environ_reads_empty(monkeypatch, first=10**9)
     record = warm_state.start(state, dict(os.environ))
     assert record is not None
     try:
